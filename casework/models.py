@@ -1,0 +1,336 @@
+"""Subjects, sources, signals, cases, campaigns and the case timeline."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Subject(models.Model):
+    """What is reported: an account or a content item."""
+
+    class Kind(models.TextChoices):
+        ACCOUNT = "account"
+        CONTENT = "content"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    external_id = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="content",
+        help_text="For content: the account that posted it.",
+    )
+    reach = models.BigIntegerField(default=0)
+    attributes = models.JSONField(default=dict, blank=True)
+    campaign = models.ForeignKey("Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="subjects")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "external_id"], name="subject_unique_kind_external_id"),
+            models.CheckConstraint(name="subject_reach_non_negative", condition=Q(reach__gte=0)),
+            models.CheckConstraint(
+                name="subject_only_content_has_owner", condition=Q(owner__isnull=True) | Q(kind="content")
+            ),
+        ]
+        indexes = [models.Index(fields=["updated_at"], name="subject_updated_at_idx")]
+
+    def __str__(self):
+        return f"{self.kind}:{self.external_id}"
+
+
+class SubjectAttribute(models.Model):
+    """One (kind, value) a subject carries (device, ip, payment, link_domain…).
+
+    Kept as rows so campaign detection can join on shared values in SQL.
+    """
+
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="attribute_rows")
+    kind = models.CharField(max_length=40)
+    value = models.CharField(max_length=300)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "kind", "value"], name="subjectattribute_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["kind", "value"], name="subjectattr_kind_value_idx"),
+            models.Index(fields=["seen_at"], name="subjectattr_seen_at_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind}={self.value}"
+
+
+class SignalSource(models.Model):
+    class Kind(models.TextChoices):
+        USER_REPORT = "user_report"
+        CLASSIFIER = "classifier"
+        RULE = "rule"
+        HASH_MATCH = "hash_match"
+        TRUSTED_FLAGGER = "trusted_flagger"
+        LEGAL_REQUEST = "legal_request"
+
+    class Status(models.TextChoices):
+        HEALTHY = "healthy"
+        SUSPECT = "suspect"
+        QUARANTINED = "quarantined"
+
+    # Kinds whose signals carry a score (required on intake).
+    SCORED_KINDS = frozenset({"classifier", "rule", "hash_match"})
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=120, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    trust = models.FloatField(default=1.0, help_text="Weight of this source's signals, 0 to 1.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.HEALTHY)
+    baseline_rate = models.FloatField(null=True, blank=True, help_text="Signals per hour, this hour of week.")
+    current_rate = models.FloatField(null=True, blank=True, help_text="Signals per hour, last hour.")
+    score_summary = models.JSONField(default=dict, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(name="signalsource_trust_in_unit", condition=Q(trust__gte=0, trust__lte=1)),
+        ]
+
+    def __str__(self):
+        return self.slug
+
+
+class SourceIncident(models.Model):
+    """A corroborated spike: real abuse, shown on the dashboard, signals not held."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+
+    source = models.ForeignKey(SignalSource, on_delete=models.CASCADE, related_name="incidents")
+    kind = models.CharField(max_length=20, help_text="rate_spike or score_shift")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    detail = models.JSONField(default=dict)
+    opened_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source"], condition=Q(status="open"), name="sourceincident_one_open_per_source"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} on {self.source_id} ({self.status})"
+
+
+class Reporter(models.Model):
+    """Someone who reports, with the track record that weighs their reports."""
+
+    external_id = models.CharField(max_length=200, unique=True)
+    first_seen_at = models.DateTimeField()
+    reports_decided = models.PositiveIntegerField(default=0)
+    reports_upheld = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="reporter_upheld_le_decided", condition=Q(reports_upheld__lte=F("reports_decided"))
+            ),
+        ]
+
+    def __str__(self):
+        return self.external_id
+
+    # Beta(2, 2) prior: a new reporter counts as 50% accurate until they have a record.
+    PRIOR_UPHELD = 2
+    PRIOR_DECIDED = 4
+
+    @property
+    def accuracy(self):
+        return (self.reports_upheld + self.PRIOR_UPHELD) / (self.reports_decided + self.PRIOR_DECIDED)
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        DECIDED = "decided"
+        DISMISSED = "dismissed"
+
+    threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    links = models.JSONField(default=list, help_text='[{"kind", "value"}] shared by the members.')
+    size = models.PositiveIntegerField(default=0)
+    detected_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-size", "-detected_at"]
+
+    def __str__(self):
+        return f"campaign {self.pk} ({self.size})"
+
+
+class Case(models.Model):
+    """The unit of review: one open case per (subject, threat class)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        IN_REVIEW = "in_review"
+        ESCALATED = "escalated"
+        DECIDED = "decided"
+        APPEALED = "appealed"
+        CLOSED = "closed"
+
+    # Statuses in which a case still collects signals and awaits a decision.
+    ACTIVE_STATUSES = ("open", "in_review", "escalated")
+
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="cases")
+    threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="cases")
+    queue = models.ForeignKey("reviews.Queue", on_delete=models.PROTECT, related_name="cases")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    severity = models.PositiveSmallIntegerField()
+    harm_weight = models.FloatField()
+    reach = models.BigIntegerField(default=0)
+    signal_count = models.PositiveIntegerField(default=0)
+    reporter_count = models.PositiveIntegerField(default=0)
+    signal_strength = models.FloatField(default=0.0, help_text="Max of score x source trust.")
+    reporter_weight = models.FloatField(default=0.0, help_text="Distinct reporters weighted by their past accuracy.")
+    velocity = models.FloatField(default=0.0, help_text="Signals on the subject in the last hour.")
+    brigading = models.BooleanField(default=False)
+    holdout = models.BooleanField(default=False, help_text="Automation would have acted; a human reviews.")
+    legal_hold = models.BooleanField(default=False)
+    first_signal_at = models.DateTimeField()
+    last_signal_at = models.DateTimeField()
+    sla_due_at = models.DateTimeField()
+    priority = models.FloatField(default=0.0)
+    priority_breakdown = models.JSONField(default=dict)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases")
+    created_at = models.DateTimeField()
+    first_action_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "threat_class"],
+                condition=Q(status__in=["open", "in_review", "escalated"]),
+                name="case_one_active_per_subject_class",
+            ),
+            models.CheckConstraint(
+                name="case_decided_has_decided_at",
+                condition=~Q(status__in=["decided", "appealed", "closed"]) | Q(decided_at__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="case_closed_has_closed_at", condition=~Q(status="closed") | Q(closed_at__isnull=False)
+            ),
+            models.CheckConstraint(
+                name="case_active_not_closed",
+                condition=~Q(status__in=["open", "in_review", "escalated"]) | Q(closed_at__isnull=True),
+            ),
+            models.CheckConstraint(
+                name="case_signal_times_ordered", condition=Q(first_signal_at__lte=F("last_signal_at"))
+            ),
+            models.CheckConstraint(name="case_counts_consistent", condition=Q(reporter_count__lte=F("signal_count"))),
+            models.CheckConstraint(name="case_severity_1_to_5", condition=Q(severity__gte=1, severity__lte=5)),
+        ]
+        indexes = [
+            # The claim query: highest priority open case of a queue.
+            models.Index(
+                "queue",
+                F("priority").desc(),
+                "id",
+                name="case_open_queue_priority_idx",
+                condition=Q(status="open"),
+            ),
+            models.Index(F("priority").desc(), "id", name="case_priority_idx"),
+            models.Index(fields=["status", "sla_due_at"], name="case_status_sla_idx"),
+            models.Index(fields=["threat_class", "status"], name="case_class_status_idx"),
+            models.Index(fields=["created_at"], name="case_created_at_idx"),
+        ]
+
+    def __str__(self):
+        return f"case {self.pk}"
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE_STATUSES
+
+
+class Signal(models.Model):
+    """One report or detection. Never lost: even held signals are stored."""
+
+    class Disposition(models.TextChoices):
+        QUEUED = "queued"
+        AUTO_ACTIONED = "auto_actioned"
+        HELD = "held"
+        BELOW_THRESHOLD = "below_threshold"
+
+    source = models.ForeignKey(SignalSource, on_delete=models.PROTECT, related_name="signals")
+    external_id = models.CharField(max_length=200)
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="signals")
+    threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="signals")
+    score = models.FloatField(null=True, blank=True)
+    reporter = models.ForeignKey(Reporter, null=True, blank=True, on_delete=models.PROTECT, related_name="signals")
+    reason = models.TextField(blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    disposition = models.CharField(max_length=16, choices=Disposition.choices)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="signals")
+    holdout = models.BooleanField(default=False)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="signal_unique_source_external_id"),
+            models.CheckConstraint(
+                name="signal_score_in_unit", condition=Q(score__isnull=True) | Q(score__gte=0, score__lte=1)
+            ),
+            models.CheckConstraint(
+                name="signal_case_matches_disposition",
+                condition=(Q(disposition__in=["queued", "auto_actioned"]) & Q(case__isnull=False))
+                | (Q(disposition__in=["held", "below_threshold"]) & Q(case__isnull=True)),
+            ),
+            models.CheckConstraint(
+                name="signal_occurred_not_after_received", condition=Q(occurred_at__lte=F("received_at"))
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["source", "occurred_at"], name="signal_source_occurred_idx"),
+            models.Index(fields=["subject", "occurred_at"], name="signal_subject_occurred_idx"),
+            models.Index(fields=["threat_class", "occurred_at"], name="signal_class_occurred_idx"),
+            models.Index(fields=["case"], name="signal_case_idx"),
+            models.Index(fields=["source"], name="signal_held_idx", condition=Q(disposition="held")),
+        ]
+
+    def __str__(self):
+        return f"{self.source_id}:{self.external_id}"
+
+
+class CaseEvent(models.Model):
+    """The case timeline. Append-only: a database trigger refuses UPDATE and DELETE."""
+
+    case = models.ForeignKey(Case, on_delete=models.DO_NOTHING, related_name="events", db_constraint=True)
+    at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, help_text="Username, 'system' or 'automation'.")
+    kind = models.CharField(max_length=40)
+    detail = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["case", "at"], name="caseevent_case_at_idx")]
+
+    def __str__(self):
+        return f"{self.kind} on case {self.case_id}"

@@ -1,0 +1,95 @@
+"""Case state changes and the case timeline.
+
+Every change of a case's status goes through ``case_transition``, which checks
+the move against ``TRANSITIONS`` and writes the ``CaseEvent`` in the same
+transaction. Intake lives in ``casework.intake``, priority in
+``casework.priority``.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from docket.errors import DocketError
+
+from .models import Case, CaseEvent
+
+SYSTEM = "system"
+AUTOMATION = "automation"
+
+# from-status -> statuses it may move to
+TRANSITIONS = {
+    "open": {"in_review", "escalated", "decided", "closed"},
+    "in_review": {"open", "escalated", "decided"},
+    "escalated": {"in_review", "open", "decided", "escalated"},
+    "decided": {"appealed", "closed"},
+    "appealed": {"decided", "closed"},
+    "closed": set(),
+}
+
+
+def actor_fields(actor):
+    """``(actor user or None, label)`` for a user, a reviewer, or a string like ``"system"``."""
+    if actor is None:
+        return None, SYSTEM
+    if isinstance(actor, str):
+        return None, actor
+    user = getattr(actor, "user", actor)  # a Reviewer carries its user
+    return user, user.get_username()
+
+
+def case_event_add(*, case, kind, actor=None, detail=None, at=None):
+    """Append one event to the case's timeline."""
+    user, label = actor_fields(actor)
+    return CaseEvent.objects.create(
+        case=case, kind=kind, actor=user, actor_label=label, detail=detail or {}, at=at or timezone.now()
+    )
+
+
+def case_events_add_bulk(rows):
+    """Append many events at once: ``rows`` are ``(case_id, kind, actor, detail, at)``."""
+    events = []
+    for case_id, kind, actor, detail, at in rows:
+        user, label = actor_fields(actor)
+        events.append(CaseEvent(case_id=case_id, kind=kind, actor=user, actor_label=label, detail=detail or {}, at=at))
+    return CaseEvent.objects.bulk_create(events)
+
+
+def lock_case(case_id):
+    """Lock one case row for the rest of the transaction."""
+    try:
+        return Case.objects.select_for_update(of=("self",)).select_related("threat_class").get(pk=case_id)
+    except Case.DoesNotExist:
+        raise DocketError("not_found", "No such case.", status=404) from None
+
+
+@transaction.atomic
+def case_transition(*, case, to, actor=None, kind=None, detail=None, at=None, extra_fields=()):
+    """Move a locked case to ``to`` if the transition table allows it, with its event.
+
+    Sets the time fields that go with the status (``decided_at``, ``closed_at``,
+    ``first_action_at``) and saves only the changed fields.
+    """
+    at = at or timezone.now()
+    if to not in TRANSITIONS[case.status]:
+        raise DocketError("invalid_transition", f"A case that is {case.status} cannot become {to}.", status=409)
+    previous = case.status
+    case.status = to
+    fields = {"status", "updated_at", *extra_fields}
+    if to == "decided":
+        case.decided_at = at
+        fields.add("decided_at")
+    if to in ("decided", "escalated") and case.first_action_at is None:
+        case.first_action_at = at
+        fields.add("first_action_at")
+    if to == "closed":
+        case.closed_at = at
+        fields.add("closed_at")
+    case.save(update_fields=sorted(fields))
+    case_event_add(
+        case=case,
+        kind=kind or f"status_{to}",
+        actor=actor,
+        at=at,
+        detail={"from": previous, "to": to, **(detail or {})},
+    )
+    return case

@@ -1,0 +1,92 @@
+"""Shared API pieces: the error envelope, pagination and role permissions."""
+
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
+from django.http import Http404
+from rest_framework import exceptions, permissions, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from docket import roles
+from docket.errors import DocketError
+
+_DRF_CODES = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+    exceptions.ParseError: "parse_error",
+}
+
+
+def _flatten(detail):
+    if isinstance(detail, dict):
+        return {str(k): _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(v) for v in detail]
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    """Every 4xx answers ``{"code", "detail"}``; validation adds ``errors``."""
+    if isinstance(exc, DocketError):
+        return Response(exc.as_dict(), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.ValidationError):
+        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return Response(
+            {"code": "invalid", "detail": "The request is invalid.", "errors": _flatten(errors)},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        if isinstance(exc, DatabaseError):
+            # A lost connection or a refused statement: nothing half-written
+            # (the request ran in a transaction), and a clean answer.
+            return Response(
+                {"code": "unavailable", "detail": "The database is unavailable; nothing was changed."},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        return None
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    response.data = {"code": code, "detail": str(detail)}
+    return response
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class HasRole(permissions.BasePermission):
+    """Allow users in any of ``view.roles`` (Django groups)."""
+
+    message = "Your role does not allow this."
+
+    def has_permission(self, request, view):
+        allowed = getattr(view, "roles", None)
+        if not request.user or not request.user.is_authenticated:
+            return False
+        if allowed is None:
+            return True
+        return roles.has_any(request.user, allowed)
+
+
+def role_permission(*names):
+    """A permission class admitting users in any of the named roles."""
+
+    class _RolePermission(HasRole):
+        def has_permission(self, request, view):
+            return request.user and request.user.is_authenticated and roles.has_any(request.user, names)
+
+    _RolePermission.__name__ = "Role_" + "_".join(names)
+    return _RolePermission

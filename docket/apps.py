@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class DocketConfig(AppConfig):
+    name = "docket"
+    verbose_name = "Docket"
+
+    def ready(self):
+        from docket.roles import ensure_groups
+
+        # After each app migrates (permissions of later apps appear as they do),
+        # the role groups exist with their admin permissions. Idempotent.
+        post_migrate.connect(ensure_groups, dispatch_uid="docket_ensure_groups")

@@ -1,0 +1,85 @@
+"""Roles are Django groups; these helpers are the one place that reads them."""
+
+MODERATOR = "moderator"
+SENIOR = "senior"
+APPEALS = "appeals"
+POLICY_ADMIN = "policy_admin"
+PLATFORM = "platform"
+
+ALL = (MODERATOR, SENIOR, APPEALS, POLICY_ADMIN, PLATFORM)
+# Roles that review cases or appeals and so need a Reviewer profile.
+REVIEWING = (MODERATOR, SENIOR, APPEALS)
+STAFF = (MODERATOR, SENIOR, APPEALS, POLICY_ADMIN)
+
+
+def names(user):
+    """The user's role names, cached on the user object for the request."""
+    if not user or not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_docket_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._docket_roles = cached
+    return cached
+
+
+def has(user, role):
+    return role in names(user)
+
+
+def has_any(user, roles):
+    return bool(names(user) & set(roles))
+
+
+# Model permissions each role gets in the Django admin. The API checks roles
+# itself; these only decide what the admin shows and lets change.
+_ADMIN_PERMISSIONS = {
+    POLICY_ADMIN: {
+        "policies": {
+            "threatclass": "avcd",
+            "policy": "avcd",
+            "policyversion": "avc",
+            "threshold": "v",
+            "thresholdchange": "avc",
+            "messagetemplate": "avcd",
+        },
+        "reviews": {
+            "queue": "avcd",
+            "reviewer": "avcd",
+            "decision": "v",
+            "enforcement": "v",
+            "assignment": "v",
+            "qualityreview": "v",
+            "strike": "v",
+        },
+        "casework": {
+            "signalsource": "avc",
+            "case": "v",
+            "signal": "v",
+            "caseevent": "v",
+            "subject": "v",
+            "campaign": "v",
+            "sourceincident": "v",
+            "reporter": "v",
+        },
+        "appeals": {"appeal": "v"},
+    },
+}
+_VERBS = {"a": "add", "v": "view", "c": "change", "d": "delete"}
+
+
+def ensure_groups(**kwargs):
+    """Create the role groups and give each its admin permissions (idempotent)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for name in ALL:
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = []
+        for models in _ADMIN_PERMISSIONS.get(name, {}).values():
+            for model, verbs in models.items():
+                wanted += [f"{_VERBS[v]}_{model}" for v in verbs]
+        if wanted:
+            perms = Permission.objects.filter(
+                content_type__app_label__in=_ADMIN_PERMISSIONS[name].keys(), codename__in=wanted
+            )
+            group.permissions.set(perms)

