@@ -170,7 +170,8 @@ def _read_pid_file(path: Path) -> list[str] | None:
     return lines if lines and lines[0].strip().isdigit() else None
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port`` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # Servers set SO_REUSEADDR too, so a port in TIME_WAIT counts as free.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -182,12 +183,12 @@ def _port_free(port: int) -> bool:
 
 
 def _pick_port(recorded: int | None, what: str) -> int:
-    if recorded and _port_free(recorded):
+    if recorded and port_free(recorded):
         return recorded
     # Below the usual ephemeral range, so outgoing connections rarely take it later.
     for _ in range(100):
         port = random.randint(20000, 32000)
-        if _port_free(port):
+        if port_free(port):
             break
     else:
         with socket.socket() as sock:
