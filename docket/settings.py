@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+MIDDLEWARE.insert(1, "docket.middleware.BodySizeLimitMiddleware")
 
 ROOT_URLCONF = "docket.urls"
 WSGI_APPLICATION = "docket.wsgi.application"
@@ -176,6 +177,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "docket.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Only views that name a throttle_scope are throttled (intake: per service account).
+    "DEFAULT_THROTTLE_CLASSES": ["docket.api.ScopedThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"intake": os.environ.get("DOCKET_INTAKE_RATE", "600/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Docket API",
