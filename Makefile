@@ -1,0 +1,32 @@
+# Docket. `make run` runs it, `make test` passes its tests; both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Reinstalls only when pyproject.toml changes; otherwise the setup step is a no-op.
+STAMP := $(VENV)/.installed-from-pyproject
+
+.PHONY: venv run test lint stop bench
+
+venv: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+run: venv
+	$(PY) -m docket.run
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m docket.embedded stop; else echo "no $(VENV): nothing to stop"; fi
+
+bench: venv
+	$(PY) -m bench
