@@ -206,7 +206,11 @@ class Case(models.Model):
     velocity = models.FloatField(default=0.0, help_text="Signals on the subject in the last hour.")
     brigading = models.BooleanField(default=False)
     holdout = models.BooleanField(default=False, help_text="Automation would have acted; a human reviews.")
-    legal_hold = models.BooleanField(default=False)
+    legal_hold = models.BooleanField(
+        default=False, help_text="Evidence kept past retention until an admin releases the hold."
+    )
+    legal_hold_released_at = models.DateTimeField(null=True, blank=True)
+    personal_data_purged_at = models.DateTimeField(null=True, blank=True)
     first_signal_at = models.DateTimeField()
     last_signal_at = models.DateTimeField()
     sla_due_at = models.DateTimeField()

@@ -1,20 +1,15 @@
 """Shared API pieces: the error envelope, pagination and role permissions."""
 
-import logging
-
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions, permissions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from docket import roles
 from docket.errors import DocketError
-
-logger = logging.getLogger(__name__)
 
 _DRF_CODES = {
     exceptions.NotAuthenticated: "not_authenticated",
@@ -96,16 +91,3 @@ def role_permission(*names):
     _RolePermission.__name__ = "Role_" + "_".join(names)
     return _RolePermission
 
-
-class ScopedThrottle(ScopedRateThrottle):
-    """Per-account rate limits for views naming a ``throttle_scope``.
-
-    Fails open: a cache (Redis) outage must not turn into refused intake.
-    """
-
-    def allow_request(self, request, view):
-        try:
-            return super().allow_request(request, view)
-        except Exception:
-            logger.warning("rate limit not checked: cache unavailable", exc_info=True)
-            return True

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "docket.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -75,7 +76,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
-MIDDLEWARE.insert(1, "docket.middleware.BodySizeLimitMiddleware")
 
 ROOT_URLCONF = "docket.urls"
 WSGI_APPLICATION = "docket.wsgi.application"
@@ -180,7 +180,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     # Only views that name a throttle_scope are throttled (intake: per service account).
-    "DEFAULT_THROTTLE_CLASSES": ["docket.api.ScopedThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["docket.throttling.ScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {"intake": os.environ.get("DOCKET_INTAKE_RATE", "600/min")},
 }
 SPECTACULAR_SETTINGS = {

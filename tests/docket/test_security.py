@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
-from docket.api import ScopedThrottle
 from docket.security import ThrottledAuthenticationForm
+from docket.throttling import ScopedThrottle
 
 ROOT = Path(__file__).resolve().parents[2]
 

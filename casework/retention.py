@@ -1,0 +1,194 @@
+"""Retention of personal data, legal hold, and chain-of-custody export.
+
+Closed cases keep their decisions and counts for metrics, but after
+``DOCKET["RETENTION_DAYS"]`` the personal data in them (reporter ids, reasons,
+notes, rationales, appellant statements) is purged. Cases under legal
+escalation are on legal hold and kept whole until an admin releases the hold.
+"""
+
+import hashlib
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import CharField, Q, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from docket.errors import DocketError
+
+from .models import Case, CaseEvent, Reporter, Signal
+from .services import case_event_add, case_events_add_bulk, lock_case
+
+# Keys of event details that can carry personal data or free text.
+PERSONAL_KEYS = ["text", "reason", "reporter", "reporters", "rationale", "statement", "appellant"]
+
+
+def legal_hold_q():
+    """Cases whose evidence must be kept: an explicit hold, or a legal case not yet released."""
+    legal = Q(threat_class__legal_escalation=True) | Q(queue__slug="legal")
+    return Q(legal_hold=True) | (legal & Q(legal_hold_released_at__isnull=True))
+
+
+def cases_due_for_purge(*, now=None):
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.DOCKET["RETENTION_DAYS"])
+    return (
+        Case.objects.filter(status="closed", closed_at__lt=cutoff, personal_data_purged_at__isnull=True)
+        .exclude(legal_hold_q())
+        .order_by()
+    )
+
+
+@transaction.atomic
+def cases_purge_personal_data(*, now=None, batch=5000):
+    """Purge personal data from closed cases past retention; returns how many cases.
+
+    Set-based: a few UPDATEs per batch. Legal holds are never purged.
+    """
+    from appeals.models import Appeal
+    from reviews.models import Decision
+
+    now = now or timezone.now()
+    ids = list(cases_due_for_purge(now=now).select_for_update(skip_locked=True).values_list("id", flat=True)[:batch])
+    if not ids:
+        return 0
+    Signal.objects.filter(case_id__in=ids).update(reporter=None, reason="")
+    Decision.objects.filter(case_id__in=ids).update(rationale="")
+    Appeal.objects.filter(decision__case_id__in=ids).update(
+        statement="", appellant=Concat(Value("redacted-"), Cast("id", CharField()))
+    )
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL docket.redact = 'on'")
+        cur.execute(
+            """
+            UPDATE casework_caseevent
+               SET detail = (detail - %s::text[]) || '{"redacted": true}'::jsonb
+             WHERE case_id = ANY(%s) AND detail ?| %s::text[]
+            """,
+            [PERSONAL_KEYS, ids, PERSONAL_KEYS],
+        )
+        cur.execute("SET LOCAL docket.redact = 'off'")
+    Reporter.objects.filter(signals__isnull=True).delete()
+    Case.objects.filter(id__in=ids).update(personal_data_purged_at=now)
+    case_events_add_bulk([(case_id, "personal_data_purged", "system", {}, now) for case_id in ids])
+    return len(ids)
+
+
+@transaction.atomic
+def case_legal_hold_set(*, case_id, actor, reason):
+    """Keep a case's evidence whole past retention."""
+    case = lock_case(case_id)
+    case.legal_hold = True
+    case.legal_hold_released_at = None
+    case.save(update_fields=["legal_hold", "legal_hold_released_at", "updated_at"])
+    case_event_add(case=case, kind="legal_hold_set", actor=actor, detail={"reason": reason})
+    return case
+
+
+@transaction.atomic
+def case_legal_hold_release(*, case_id, actor, reason):
+    """Release a legal hold: the case then follows ordinary retention."""
+    case = lock_case(case_id)
+    if case.personal_data_purged_at:
+        raise DocketError("invalid_transition", "This case was already purged.", status=409)
+    case.legal_hold = False
+    case.legal_hold_released_at = timezone.now()
+    case.save(update_fields=["legal_hold", "legal_hold_released_at", "updated_at"])
+    case_event_add(case=case, kind="legal_hold_released", actor=actor, detail={"reason": reason})
+    return case
+
+
+def _digest(item):
+    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def case_export(*, case_id):
+    """The case with every signal, event, decision and enforcement, each with a sha256.
+
+    Each item's hash is over its canonical JSON (sorted keys, no spaces), so a
+    recipient can re-hash what they received; ``manifest_sha256`` covers the
+    ordered list of item hashes.
+    """
+    from reviews.models import Decision, Enforcement
+
+    case = Case.objects.select_related("subject", "threat_class", "queue").get(pk=case_id)
+    items = [
+        {
+            "type": "case",
+            "data": {
+                "id": case.pk,
+                "subject": {"kind": case.subject.kind, "external_id": case.subject.external_id},
+                "threat_class": case.threat_class.slug,
+                "queue": case.queue.slug,
+                "status": case.status,
+                "signal_count": case.signal_count,
+                "first_signal_at": case.first_signal_at,
+                "last_signal_at": case.last_signal_at,
+                "legal_hold": case.legal_hold,
+            },
+        }
+    ]
+    signals = Signal.objects.filter(case_id=case_id).select_related("source", "reporter").order_by("id")
+    items += [
+        {
+            "type": "signal",
+            "data": {
+                "id": s.pk,
+                "source": s.source.slug,
+                "external_id": s.external_id,
+                "score": s.score,
+                "reporter": s.reporter.external_id if s.reporter else None,
+                "reason": s.reason,
+                "occurred_at": s.occurred_at,
+                "received_at": s.received_at,
+            },
+        }
+        for s in signals
+    ]
+    events = CaseEvent.objects.filter(case_id=case_id).order_by("at", "id")
+    items += [
+        {"type": "event", "data": {"id": e.pk, "at": e.at, "actor": e.actor_label, "kind": e.kind, "detail": e.detail}}
+        for e in events
+    ]
+    decisions = Decision.objects.filter(case_id=case_id).select_related("policy_version", "reviewer__user")
+    for d in decisions.order_by("id"):
+        items.append(
+            {
+                "type": "decision",
+                "data": {
+                    "id": d.pk,
+                    "action": d.action,
+                    "rule": d.rule,
+                    "policy_version": d.policy_version_id,
+                    "reviewer": d.reviewer.user.username if d.reviewer else None,
+                    "automated": d.automated,
+                    "rationale": d.rationale,
+                    "created_at": d.created_at,
+                    "overturned": d.overturned,
+                },
+            }
+        )
+    for enf in Enforcement.objects.filter(decision__case_id=case_id).order_by("id"):
+        items.append(
+            {
+                "type": "enforcement",
+                "data": {
+                    "id": str(enf.public_id),
+                    "decision": enf.decision_id,
+                    "kind": enf.kind,
+                    "action": enf.action,
+                    "status": enf.status,
+                    "delivered_at": enf.delivered_at,
+                },
+            }
+        )
+    for item in items:
+        # Hash exactly what the recipient receives: the JSON form of the data.
+        item["data"] = json.loads(json.dumps(item["data"], cls=DjangoJSONEncoder))
+        item["sha256"] = _digest(item["data"])
+    manifest = hashlib.sha256("".join(i["sha256"] for i in items).encode()).hexdigest()
+    return {"case": case.pk, "exported_at": timezone.now(), "items": items, "manifest_sha256": manifest}
