@@ -1,18 +1,45 @@
-"""Policy writes: version activation (threshold governance lives here too)."""
+"""Policy writes: version activation, relabel samples and threshold governance.
 
-from django.db import transaction
+Thresholds move only through a ``ThresholdChange``: proposed with its blast
+radius, applied when a *different* policy admin approves, rolled back by
+proposing the old values again.
+"""
+
+from datetime import timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
+from docket import roles
 from docket.errors import DocketError
 
-from .models import PolicyVersion
+from .models import PolicyVersion, ThreatClass, Threshold, ThresholdChange
+
+BLAST_RADIUS_WINDOW_DAYS = 7
+# What a (source, class) pair without a Threshold row does: review everything, automate nothing.
+DEFAULT_REVIEW_AT = 0.0
+DEFAULT_AUTO_ACTION_AT = None
+
+
+def _setting(name, default):
+    return settings.DOCKET.get(name, default)
+
+
+# --- Policy versions ----------------------------------------------------------
 
 
 @transaction.atomic
 def policy_version_activate(*, version, actor):
     """Make ``version`` the policy's only active version; the previous one is retired.
 
-    Returns the activated version. Decisions made from now on record it.
+    Returns the activated version. Decisions made from now on record it. The
+    activation also starts a relabel sample: recent human decisions of the
+    class, made under earlier versions, are queued for re-review under this
+    one (``relabel_sample_start``), so precision is never mixed across a label
+    shift.
     """
     version = PolicyVersion.objects.select_for_update().get(pk=version.pk)
     if version.status == PolicyVersion.Status.ACTIVE:
@@ -27,4 +54,314 @@ def policy_version_activate(*, version, actor):
     version.effective_at = now
     version.activated_by = actor
     version.save(update_fields=["status", "effective_at", "activated_by"])
+    relabel_sample_start(version=version)
     return version
+
+
+def relabel_sample_start(*, version, size=None):
+    """Queue up to ``size`` recent human decisions of the version's class for relabelling under it.
+
+    Takes the most recent human, non-relabel decisions made under any other
+    version of the same policy (``DOCKET["RELABEL_SAMPLE_SIZE"]``, default 50)
+    and creates one pending ``RelabelItem`` each, in one set-based INSERT.
+    Idempotent: a decision is sampled at most once per version. Returns the
+    number of items created.
+    """
+    size = _setting("RELABEL_SAMPLE_SIZE", 50) if size is None else size
+    if size <= 0:
+        return 0
+    Decision = apps.get_model("reviews", "Decision")
+    RelabelItem = apps.get_model("policies", "RelabelItem")
+    recent = (
+        Decision.objects.filter(policy_version__policy_id=version.policy_id, automated=False, relabel=False)
+        .exclude(policy_version=version)
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)[:size]
+    )
+    now = timezone.now()
+    items = [RelabelItem(policy_version=version, decision_id=d, created_at=now) for d in recent]
+    created = RelabelItem.objects.bulk_create(items, ignore_conflicts=True)
+    return len(created)
+
+
+@transaction.atomic
+def relabel_item_complete(*, item_id, reviewer, action, rule=""):
+    """Record a blind relabel of a sampled decision under the new version.
+
+    ``reviewer`` is a Reviewer; the action must be on the new version's ladder.
+    Records whether the relabel agrees with the original decision on
+    violation versus no violation. Refuses (409) an item already done and
+    (403) the reviewer who made the original decision.
+    """
+    from .models import VIOLATIONS
+
+    RelabelItem = apps.get_model("policies", "RelabelItem")
+    try:
+        item = (
+            RelabelItem.objects.select_for_update(of=("self",))
+            .select_related("decision", "policy_version")
+            .get(pk=item_id)
+        )
+    except RelabelItem.DoesNotExist:
+        raise DocketError("not_found", "No such relabel item.", status=404) from None
+    if item.status != RelabelItem.Status.PENDING:
+        raise DocketError("invalid_transition", "This relabel item is already done.", status=409)
+    if item.decision.reviewer_id == reviewer.pk:
+        raise DocketError("conflict_of_interest", "You made the original decision.", status=403)
+    if action not in item.policy_version.ladder:
+        raise DocketError("action_not_allowed", f"{action!r} is not on this version's ladder.")
+    item.reviewer = reviewer
+    item.action = action
+    item.rule = rule
+    item.agrees = (action in VIOLATIONS) == (item.decision.action in VIOLATIONS)
+    item.status = RelabelItem.Status.DONE
+    item.completed_at = timezone.now()
+    item.save(update_fields=["reviewer", "action", "rule", "agrees", "status", "completed_at"])
+    return item
+
+
+# --- Thresholds ---------------------------------------------------------------
+
+
+def _disposition_for(**kwargs):
+    # The intake rule lives in casework.intake; imported lazily because
+    # policies sits below casework in the dependency order.
+    from casework.intake import disposition_for
+
+    return disposition_for(**kwargs)
+
+
+def _source_by_slug(slug):
+    SignalSource = apps.get_model("casework", "SignalSource")
+    try:
+        return SignalSource.objects.get(slug=slug)
+    except SignalSource.DoesNotExist:
+        raise DocketError("unknown_source", f"No registered source {slug!r}.") from None
+
+
+def _threat_class_by_slug(slug):
+    try:
+        return ThreatClass.objects.get(slug=slug)
+    except ThreatClass.DoesNotExist:
+        raise DocketError("unknown_threat_class", f"No threat class {slug!r}.") from None
+
+
+def _require_policy_admin(actor):
+    if not roles.has(actor, roles.POLICY_ADMIN):
+        raise DocketError("forbidden", "Only policy admins govern thresholds.", status=403)
+
+
+def _validate_values(*, auto_action_at, review_at, reason):
+    errors = {}
+
+    def in_unit(value):
+        return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+
+    if not in_unit(review_at):
+        errors["review_at"] = ["Must be a number from 0 to 1."]
+    if auto_action_at is not None:
+        if not in_unit(auto_action_at):
+            errors["auto_action_at"] = ["Must be a number from 0 to 1, or null (no automation)."]
+        elif "review_at" not in errors and auto_action_at < review_at:
+            errors["auto_action_at"] = ["Must not be below review_at."]
+    if not (reason or "").strip():
+        errors["reason"] = ["Say why the threshold should move."]
+    if errors:
+        raise DocketError("invalid", "The threshold change is invalid.", errors=errors)
+
+
+def _threshold_values(threshold):
+    if threshold is None:
+        return DEFAULT_AUTO_ACTION_AT, DEFAULT_REVIEW_AT
+    return threshold.auto_action_at, threshold.review_at
+
+
+def blast_radius(*, source, threat_class, auto_action_at, review_at, now=None, window_days=BLAST_RADIUS_WINDOW_DAYS):
+    """How the stored signals of the last ``window_days`` would be treated under new values.
+
+    Compares each signal's disposition under the pair's current threshold with
+    its disposition under (``auto_action_at``, ``review_at``), both from
+    ``casework.intake.disposition_for`` with the source taken as healthy and
+    no holdout draw (the holdout samples auto-actions, it does not move them).
+    Dispositions depend on the score only through comparisons with the
+    thresholds, so one aggregate query counts the signals at each threshold
+    value and strictly between consecutive ones (FILTER clauses), and the rule
+    is evaluated once per bucket. Returns ``window_days``, ``signals`` and the
+    ``newly_auto_actioned`` / ``newly_queued`` / ``newly_dropped`` counts, plus
+    ``before`` and ``after`` counts per disposition.
+    """
+    now = now or timezone.now()
+    current = Threshold.objects.filter(source=source, threat_class=threat_class).first()
+    old = _threshold_values(current)
+    new = (auto_action_at, review_at)
+    proposed = Threshold(source=source, threat_class=threat_class, auto_action_at=auto_action_at, review_at=review_at)
+
+    points = sorted({0.0, 1.0, *(v for v in (*old, *new) if v is not None)})
+    # (label, filter, representative score) for every bucket a score can fall in.
+    buckets = [("null", Q(score__isnull=True), None)]
+    for i, p in enumerate(points):
+        buckets.append((f"at{i}", Q(score=p), p))
+        if i + 1 < len(points):
+            nxt = points[i + 1]
+            buckets.append((f"in{i}", Q(score__gt=p, score__lt=nxt), (p + nxt) / 2))
+    counts = _signals_in_window(source, threat_class, now, window_days).aggregate(
+        signals=Count("id"), **{label: Count("id", filter=q) for label, q, _ in buckets}
+    )
+
+    def disposition(score, threshold):
+        return _disposition_for(
+            score=score,
+            source_kind=source.kind,
+            source_status="healthy",
+            threshold=threshold,
+            threat_class=threat_class,
+            holdout_draw=1.0,
+        )
+
+    dispositions = ("queued", "auto_actioned", "held", "below_threshold")
+    result = {
+        "window_days": window_days,
+        "signals": counts["signals"],
+        "newly_auto_actioned": 0,
+        "newly_queued": 0,
+        "newly_dropped": 0,
+        "before": dict.fromkeys(dispositions, 0),
+        "after": dict.fromkeys(dispositions, 0),
+    }
+    for label, _, score in buckets:
+        n = counts[label]
+        if not n:
+            continue
+        before, after = disposition(score, current), disposition(score, proposed)
+        result["before"][before] += n
+        result["after"][after] += n
+        if before != after:
+            key = {"auto_actioned": "newly_auto_actioned", "queued": "newly_queued", "below_threshold": "newly_dropped"}
+            if after in key:
+                result[key[after]] += n
+    return result
+
+
+def _signals_in_window(source, threat_class, now, window_days):
+    """The pair's stored signals whose ``occurred_at`` falls in the window."""
+    Signal = apps.get_model("casework", "Signal")
+    return Signal.objects.filter(
+        source=source, threat_class=threat_class, occurred_at__gt=now - timedelta(days=window_days)
+    )
+
+
+@transaction.atomic
+def threshold_change_propose(
+    *, source_slug, threat_class_slug, auto_action_at, review_at, reason, actor
+) -> ThresholdChange:
+    """Propose new threshold values for a (source, threat class), with their blast radius.
+
+    Nothing moves until a different policy admin approves. The proposal stores
+    the values in force now (for the approver to compare, and for rollback).
+    Raises ``unknown_source`` / ``unknown_threat_class`` (400), ``invalid``
+    (400, with ``errors``) and ``forbidden`` (403) for a non-admin.
+    """
+    _require_policy_admin(actor)
+    source = _source_by_slug(source_slug)
+    threat_class = _threat_class_by_slug(threat_class_slug)
+    if isinstance(auto_action_at, int | float) and not isinstance(auto_action_at, bool):
+        auto_action_at = float(auto_action_at)
+    if isinstance(review_at, int | float) and not isinstance(review_at, bool):
+        review_at = float(review_at)
+    _validate_values(auto_action_at=auto_action_at, review_at=review_at, reason=reason)
+    current = Threshold.objects.filter(source=source, threat_class=threat_class).first()
+    radius = blast_radius(source=source, threat_class=threat_class, auto_action_at=auto_action_at, review_at=review_at)
+    return ThresholdChange.objects.create(
+        source=source,
+        threat_class=threat_class,
+        old_auto_action_at=current.auto_action_at if current else None,
+        old_review_at=current.review_at if current else None,
+        auto_action_at=auto_action_at,
+        review_at=review_at,
+        reason=reason.strip(),
+        blast_radius=radius,
+        proposed_by=actor,
+    )
+
+
+def _lock_change(change_id):
+    try:
+        return ThresholdChange.objects.select_for_update(of=("self",)).select_related("source").get(pk=change_id)
+    except (ThresholdChange.DoesNotExist, ValueError, TypeError):
+        raise DocketError("not_found", "No such threshold change.", status=404) from None
+
+
+def _lock_pair(source_id, threat_class_id):
+    # A transaction-scoped advisory lock serialises every write to one pair's
+    # threshold, including the first one, when there is no row yet to lock.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [int(source_id), int(threat_class_id)])
+
+
+@transaction.atomic
+def threshold_change_approve(*, change_id, actor) -> ThresholdChange:
+    """Apply a proposed change: a second policy admin approves, the threshold moves, atomically.
+
+    Refuses the proposer (403 ``self_approval``), a non-admin (403
+    ``forbidden``), a change no longer proposed (409 ``invalid_transition``)
+    and a change whose threshold moved since it was proposed (409
+    ``stale_proposal``: its blast radius no longer describes the move).
+    """
+    _require_policy_admin(actor)
+    change = _lock_change(change_id)
+    if change.status != ThresholdChange.Status.PROPOSED:
+        raise DocketError("invalid_transition", f"This change is already {change.status}.", status=409)
+    if change.proposed_by_id == actor.pk:
+        raise DocketError("self_approval", "A threshold change must be approved by another policy admin.", status=403)
+    _lock_pair(change.source_id, change.threat_class_id)
+    current = Threshold.objects.filter(source_id=change.source_id, threat_class_id=change.threat_class_id).first()
+    in_force = (current.auto_action_at, current.review_at) if current else (None, None)
+    if in_force != (change.old_auto_action_at, change.old_review_at):
+        raise DocketError(
+            "stale_proposal",
+            "The threshold moved since this change was proposed; propose it again for a fresh blast radius.",
+            status=409,
+        )
+    Threshold.objects.update_or_create(
+        source_id=change.source_id,
+        threat_class_id=change.threat_class_id,
+        defaults={"auto_action_at": change.auto_action_at, "review_at": change.review_at},
+    )
+    change.status = ThresholdChange.Status.APPLIED
+    change.approved_by = actor
+    change.decided_at = timezone.now()
+    change.save(update_fields=["status", "approved_by", "decided_at"])
+    return change
+
+
+@transaction.atomic
+def threshold_change_reject(*, change_id, actor) -> ThresholdChange:
+    """Withdraw (the proposer) or turn down (another admin) a proposed change; nothing moves."""
+    _require_policy_admin(actor)
+    change = _lock_change(change_id)
+    if change.status != ThresholdChange.Status.PROPOSED:
+        raise DocketError("invalid_transition", f"This change is already {change.status}.", status=409)
+    change.status = ThresholdChange.Status.REJECTED
+    change.decided_at = timezone.now()
+    change.save(update_fields=["status", "decided_at"])
+    return change
+
+
+def threshold_change_rollback_proposal(*, change_id, actor) -> ThresholdChange:
+    """Propose putting back the values an applied change replaced (a new proposal, approved as any other)."""
+    _require_policy_admin(actor)
+    try:
+        change = ThresholdChange.objects.select_related("source", "threat_class").get(pk=change_id)
+    except (ThresholdChange.DoesNotExist, ValueError, TypeError):
+        raise DocketError("not_found", "No such threshold change.", status=404) from None
+    if change.status != ThresholdChange.Status.APPLIED:
+        raise DocketError("invalid_transition", "Only an applied change can be rolled back.", status=409)
+    review_at = DEFAULT_REVIEW_AT if change.old_review_at is None else change.old_review_at
+    return threshold_change_propose(
+        source_slug=change.source.slug,
+        threat_class_slug=change.threat_class.slug,
+        auto_action_at=change.old_auto_action_at,
+        review_at=review_at,
+        reason=f"Rollback of threshold change {change.pk}.",
+        actor=actor,
+    )
