@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from docket import roles
 from docket.admin import ReadOnlyAdmin
+from docket.errors import DocketError
 
 from .models import (
     Campaign,
@@ -12,6 +14,7 @@ from .models import (
     SourceIncident,
     Subject,
 )
+from .retention import case_legal_hold_release, case_legal_hold_set
 
 
 @admin.register(SignalSource)
@@ -27,6 +30,23 @@ class SignalSourceAdmin(admin.ModelAdmin):
         "health_checked_at",
         "created_at",
     ]
+
+
+def _legal_hold_action(service, verb):
+    @admin.action(description=f"{verb.capitalize()} legal hold on the selected cases", permissions=["legal_hold"])
+    def action(modeladmin, request, queryset):
+        done = 0
+        for case_id in queryset.values_list("id", flat=True):
+            try:
+                service(case_id=case_id, actor=request.user, reason=f"{verb} in the admin")
+            except DocketError as e:
+                modeladmin.message_user(request, f"Case {case_id}: {e.detail}", messages.ERROR)
+            else:
+                done += 1
+        modeladmin.message_user(request, f"{verb.capitalize()} legal hold on {done} case(s).", messages.SUCCESS)
+
+    action.__name__ = f"legal_hold_{verb}"
+    return action
 
 
 @admin.register(Case)
@@ -46,6 +66,10 @@ class CaseAdmin(ReadOnlyAdmin):
     list_select_related = ["subject", "threat_class", "queue"]
     search_fields = ["subject__external_id"]
     show_full_result_count = False
+    actions = [_legal_hold_action(case_legal_hold_set, "place"), _legal_hold_action(case_legal_hold_release, "release")]
+
+    def has_legal_hold_permission(self, request):
+        return request.user.is_superuser or roles.has(request.user, roles.POLICY_ADMIN)
 
 
 @admin.register(Signal)

@@ -83,3 +83,18 @@ def test_activate_action_refuses_retired_version(admin_client):
     assert "cannot be reactivated" in response.content.decode()
     current.refresh_from_db()
     assert current.status == "active"
+
+
+def test_legal_hold_release_from_the_admin_goes_through_the_service(admin_client, policy_admin):
+    from casework.models import CaseEvent
+
+    case = CaseFactory(kind="csam")
+    response = admin_client.post(
+        reverse("admin:casework_case_changelist"),
+        {"action": "legal_hold_release", "_selected_action": [case.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    case.refresh_from_db()
+    assert case.legal_hold_released_at is not None
+    assert CaseEvent.objects.get(case=case, kind="legal_hold_released").actor == policy_admin
