@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from .selectors import CaseQuerySet
+
 
 class Subject(models.Model):
     """What is reported: an account or a content item."""
@@ -191,6 +193,8 @@ class Case(models.Model):
 
     # Statuses in which a case still collects signals and awaits a decision.
     ACTIVE_STATUSES = ("open", "in_review", "escalated")
+
+    objects = CaseQuerySet.as_manager()
 
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="cases")
     threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="cases")

@@ -1,0 +1,125 @@
+"""Case reads: who may see which case, and what the API and the UI show of it.
+
+``Case.objects.visible_to(user)`` is the one place that hides restricted threat
+classes from users without the matching clearance; every case read (lists,
+detail, timeline, claims, campaigns) starts from it.
+
+Model imports are deferred: ``casework.models`` imports ``CaseQuerySet`` from here.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Prefetch, Q
+from django.utils import timezone
+
+
+def clearances_of(user) -> frozenset[str]:
+    """The threat class slugs the user is cleared for (cached on the user object)."""
+    if not user or not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_docket_clearances", None)
+    if cached is None:
+        from reviews.models import Reviewer
+
+        row = Reviewer.objects.filter(user_id=user.pk).values_list("clearances", flat=True).first()
+        cached = frozenset(row or ())
+        user._docket_clearances = cached
+    return cached
+
+
+class CaseQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Cases the user may know exist: unrestricted classes, plus restricted ones they are cleared for."""
+        return self.filter(Q(threat_class__restricted=False) | Q(threat_class__slug__in=sorted(clearances_of(user))))
+
+    def active(self):
+        return self.filter(status__in=("open", "in_review", "escalated"))
+
+    def for_display(self):
+        """Everything the case representation reads, in a constant number of queries."""
+        from reviews.models import Assignment, Decision
+
+        return self.select_related("subject", "subject__owner", "threat_class", "queue").prefetch_related(
+            Prefetch(
+                "assignments",
+                queryset=Assignment.objects.filter(state="active").select_related("reviewer__user"),
+                to_attr="active_assignments",
+            ),
+            Prefetch("decisions", queryset=Decision.objects.only("id", "case_id").order_by("id"), to_attr="decision_list"),
+        )
+
+
+def case_visible(*, user, case_id: int):
+    """One case for display, or ``DocketError`` 404 when it does not exist or is hidden from the user."""
+    from docket.errors import not_found
+
+    from .models import Case
+
+    case = Case.objects.visible_to(user).for_display().filter(pk=case_id).first()
+    if case is None:
+        raise not_found("No such case.")
+    return case
+
+
+def _strike_account_id(case) -> int | None:
+    subject = case.subject
+    return subject.id if subject.kind == "account" else subject.owner_id
+
+
+def recommended_actions(cases, *, now=None) -> dict[int, str | None]:
+    """Per case id, the ladder step suggested by the account's active strikes.
+
+    The account is the subject, or the owner of a content subject. Active strikes
+    are not removed and not expired. The suggestion is the next step of the
+    class's active ladder above the action of the account's most recent active
+    strike (the top step when it is already there), or the mildest violation when
+    the account has none. ``legal_report`` is never suggested: it is filed
+    alongside a violation where the class demands it. Two queries for any number
+    of cases.
+    """
+    from policies.models import PolicyVersion, ladder_rank
+    from reviews.models import Strike
+
+    cases = list(cases)
+    if not cases:
+        return {}
+    now = now or timezone.now()
+    accounts = {a for a in (_strike_account_id(c) for c in cases) if a is not None}
+    last_action: dict[int, str] = {}
+    if accounts:
+        rows = (
+            Strike.objects.filter(account_id__in=accounts, removed_at__isnull=True, expires_at__gt=now)
+            .order_by("account_id", "-created_at", "-id")
+            .distinct("account_id")
+            .values_list("account_id", "decision__action")
+        )
+        last_action = dict(rows)
+    ladders = dict(
+        PolicyVersion.objects.filter(
+            status="active", policy__threat_class_id__in={c.threat_class_id for c in cases}
+        ).values_list("policy__threat_class_id", "ladder")
+    )
+    out = {}
+    for case in cases:
+        steps = [a for a in ladders.get(case.threat_class_id, []) if a not in ("no_violation", "legal_report")]
+        if not steps:
+            out[case.id] = None
+            continue
+        steps.sort(key=ladder_rank)
+        last = last_action.get(_strike_account_id(case))
+        if last is None:
+            out[case.id] = steps[0]
+            continue
+        above = [a for a in steps if ladder_rank(a) > ladder_rank(last)]
+        out[case.id] = above[0] if above else steps[-1]
+    return out
+
+
+def recommended_action(case, *, now=None) -> str | None:
+    return recommended_actions([case], now=now).get(case.id)
+
+
+def case_events(*, case):
+    """The case's timeline, oldest first."""
+    return case.events.order_by("at", "id")
