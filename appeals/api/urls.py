@@ -1,1 +1,11 @@
-urlpatterns = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("appeals/", views.AppealListCreateView.as_view(), name="api-appeals"),
+    path("appeals/claim/", views.AppealClaimView.as_view(), name="api-appeal-claim"),
+    path("appeals/<int:pk>/", views.AppealDetailView.as_view(), name="api-appeal"),
+    path("appeals/<int:pk>/resolve/", views.AppealResolveView.as_view(), name="api-appeal-resolve"),
+    path("appeals/<int:pk>/release/", views.AppealReleaseView.as_view(), name="api-appeal-release"),
+]

@@ -1,0 +1,298 @@
+"""Appeals: filing within the window, an independent review queue, resolution by a named human.
+
+Independence: a reviewer who made any decision on the appealed case is never
+served its appeal and may not resolve it (``conflict_of_interest``). There is
+no automated path: ``appeal_resolve`` demands a ``Reviewer`` holding the
+appeal, and the database refuses a resolved appeal without ``resolved_by``.
+Reversal and re-enforcement go through ``reviews.services`` (one rule, one
+place); this module only orders the steps and keeps the case timeline.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from casework.services import case_event_add, case_events_add_bulk, case_transition, lock_case
+from docket import roles
+from docket.errors import DocketError, conflict, forbidden, not_found
+from reviews.models import Decision, Reviewer
+
+from .models import Appeal
+
+OPEN_STATUSES = (Appeal.Status.RECEIVED, Appeal.Status.IN_REVIEW)
+_ONCE_PER_APPELLANT = "appeal_once_per_appellant_decision"
+
+
+def _docket(name, default):
+    return settings.DOCKET.get(name, default)
+
+
+def _constraint_name(error):
+    return getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) or str(error)
+
+
+def restricted_q(reviewer, prefix="decision__case__threat_class__"):
+    """Appeals whose class this reviewer may see: unrestricted, or restricted with the clearance."""
+    clearances = list(reviewer.clearances) if reviewer is not None else []
+    return Q(**{f"{prefix}restricted": False}) | Q(**{f"{prefix}slug__in": clearances})
+
+
+def decided_on_case_q(reviewer):
+    """Appeals on a case where this reviewer made any decision: theirs is never the second look."""
+    return Exists(Decision.objects.filter(case_id=OuterRef("decision__case_id"), reviewer=reviewer))
+
+
+def _appeals_reviewer(reviewer):
+    """The reviewer, if a named human with the appeals role; automation and other roles are refused."""
+    if not isinstance(reviewer, Reviewer) or not roles.has(reviewer.user, roles.APPEALS):
+        raise forbidden("Appeals are reviewed by a named member of the appeals staff.")
+    return reviewer
+
+
+def _lock_appeal(appeal_id, reviewer):
+    """Lock one appeal the reviewer may see (404 otherwise: restricted appeals do not exist for them)."""
+    appeal = (
+        Appeal.objects.select_for_update(of=("self",))
+        .select_related("decision__case__threat_class")
+        .filter(restricted_q(reviewer), pk=appeal_id)
+        .first()
+    )
+    if appeal is None:
+        raise not_found("No such appeal.")
+    return appeal
+
+
+@transaction.atomic
+def appeal_file(*, decision_id, appellant, statement, actor, language="en", at=None) -> Appeal:
+    """File an appeal against a decision, for the platform.
+
+    Accepted within ``DOCKET["APPEAL_WINDOW_DAYS"]`` of the decision being
+    communicated (its ``created_at``), else ``400 appeal_window_closed``; once
+    per appellant and decision (``409 already_appealed``, enforced by the
+    unique constraint so concurrent filings cannot both pass); never against
+    an overturned decision (``400 invalid``). The deadline is
+    ``DOCKET["APPEAL_SLA_HOURS"]`` from receipt. The case becomes
+    ``appealed`` (or, already appealed by someone else, gains the event).
+    """
+    at = at or timezone.now()
+    appellant = (appellant or "").strip()
+    if not appellant:
+        raise DocketError("invalid", "An appeal names its appellant.", errors={"appellant": ["Required."]})
+    case_id = Decision.objects.filter(pk=decision_id).values_list("case_id", flat=True).first()
+    if case_id is None:
+        raise DocketError("invalid", "No such decision.", errors={"decision": ["No such decision."]})
+    case = lock_case(case_id)
+    decision = Decision.objects.select_for_update(of=("self",)).get(pk=decision_id)
+    if decision.overturned:
+        raise DocketError("invalid", "This decision has been overturned; there is nothing left to appeal.")
+    window = _docket("APPEAL_WINDOW_DAYS", 180)
+    if at > decision.created_at + timedelta(days=window):
+        raise DocketError(
+            "appeal_window_closed", f"Appeals are accepted for {window} days after the decision was communicated."
+        )
+    try:
+        with transaction.atomic():
+            appeal = Appeal.objects.create(
+                decision=decision,
+                appellant=appellant,
+                statement=statement or "",
+                language=(language or "en").strip().lower()[:8] or "en",
+                received_at=at,
+                deadline=at + timedelta(hours=_docket("APPEAL_SLA_HOURS", 72)),
+            )
+    except IntegrityError as e:
+        if _ONCE_PER_APPELLANT in _constraint_name(e):
+            raise conflict("already_appealed", "This appellant has already appealed this decision.") from None
+        raise
+    detail = {"appeal": appeal.pk, "decision": decision.pk, "appellant": appellant}
+    if case.status == "decided":
+        case_transition(case=case, to="appealed", actor=actor, kind="appeal_filed", at=at, detail=detail)
+    else:
+        # Already appealed by another appellant (or closed): the timeline still records it.
+        case_event_add(case=case, kind="appeal_filed", actor=actor, at=at, detail=detail)
+    return appeal
+
+
+@transaction.atomic
+def appeal_claim(*, reviewer, at=None) -> Appeal | None:
+    """Hand this appeals reviewer the received appeal with the oldest deadline they may take, or None.
+
+    Never an appeal on a case they made a decision on; restricted classes only
+    with the clearance. ``FOR UPDATE SKIP LOCKED``: concurrent claimers never
+    get one appeal twice. Refusals: ``403 forbidden`` (not appeals staff),
+    ``409 off_shift``, ``409 capacity_reached`` (holding ``max_active`` appeals).
+    """
+    at = at or timezone.now()
+    _appeals_reviewer(reviewer)
+    # Serialises this reviewer's own claims so capacity holds under double clicks.
+    me = Reviewer.objects.select_for_update().get(pk=reviewer.pk)
+    if not me.on_shift:
+        raise conflict("off_shift", "You are off shift.")
+    if Appeal.objects.filter(assigned_to=me, status=Appeal.Status.IN_REVIEW).count() >= me.max_active:
+        raise conflict("capacity_reached", f"You already hold {me.max_active} appeals; resolve or release one first.")
+    appeal = (
+        Appeal.objects.filter(restricted_q(me), status=Appeal.Status.RECEIVED)
+        .exclude(decided_on_case_q(me))
+        .order_by("deadline", "id")
+        .select_for_update(of=("self",), skip_locked=True)
+        .first()
+    )
+    if appeal is None:
+        return None
+    appeal.status = Appeal.Status.IN_REVIEW
+    appeal.assigned_to = me
+    appeal.claimed_at = at
+    appeal.save(update_fields=["status", "assigned_to", "claimed_at"])
+    case_id = Decision.objects.filter(pk=appeal.decision_id).values_list("case_id", flat=True).get()
+    case_events_add_bulk([(case_id, "appeal_claimed", me, {"appeal": appeal.pk}, at)])
+    return appeal
+
+
+@transaction.atomic
+def appeal_release(*, appeal_id, reviewer, at=None) -> Appeal:
+    """Give a held appeal back to the queue; only its holder may (``403 not_assignee``)."""
+    at = at or timezone.now()
+    _appeals_reviewer(reviewer)
+    appeal = _lock_appeal(appeal_id, reviewer)
+    if appeal.status != Appeal.Status.IN_REVIEW or appeal.assigned_to_id != reviewer.pk:
+        raise forbidden("Only the reviewer holding this appeal may release it.", code="not_assignee")
+    appeal.status = Appeal.Status.RECEIVED
+    appeal.assigned_to = None
+    appeal.claimed_at = None
+    appeal.save(update_fields=["status", "assigned_to", "claimed_at"])
+    case_events_add_bulk([(appeal.decision.case_id, "appeal_released", reviewer, {"appeal": appeal.pk}, at)])
+    return appeal
+
+
+@transaction.atomic
+def appeals_release_stale(*, now=None) -> int:
+    """Return to the queue appeals held longer than ``DOCKET["APPEAL_CLAIM_HOURS"]`` (default 24); how many.
+
+    Set-based. Releasing is not resolving: the appeals go back to a human.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=_docket("APPEAL_CLAIM_HOURS", 24))
+    stale = list(
+        Appeal.objects.filter(status=Appeal.Status.IN_REVIEW, claimed_at__lt=cutoff)
+        .select_for_update(of=("self",), skip_locked=True)
+        .values_list("id", "decision__case_id", "assigned_to_id")
+    )
+    if not stale:
+        return 0
+    Appeal.objects.filter(pk__in=[s[0] for s in stale]).update(
+        status=Appeal.Status.RECEIVED, assigned_to=None, claimed_at=None
+    )
+    case_events_add_bulk(
+        [
+            (case_id, "appeal_released", "system", {"appeal": appeal_id, "held_by": holder, "why": "expired"}, now)
+            for appeal_id, case_id, holder in stale
+        ]
+    )
+    return len(stale)
+
+
+def _validate_resolution(*, appeal, outcome, action, rule, duration_days, rationale):
+    errors = {}
+    if outcome not in Appeal.Outcome.values:
+        errors["outcome"] = [f"Choose one of {', '.join(Appeal.Outcome.values)}."]
+    if not (rationale or "").strip():
+        errors["rationale"] = ["The appellant is owed the reasons: a rationale is required."]
+    if outcome == Appeal.Outcome.MODIFIED:
+        decision = appeal.decision
+        if not action:
+            errors["action"] = ["A modified decision needs its new action."]
+        elif (action, rule if rule is not None else decision.rule, duration_days) == (
+            decision.action,
+            decision.rule,
+            decision.duration_days,
+        ):
+            errors["action"] = ["This is the decision as it stands: resolve it as upheld."]
+    if errors:
+        raise DocketError("invalid", "The resolution is invalid.", errors=errors)
+
+
+@transaction.atomic
+def appeal_resolve(
+    *, appeal_id, reviewer, outcome, rationale, action=None, rule=None, duration_days=None, at=None
+) -> Appeal:
+    """Resolve a held appeal: ``upheld``, ``overturned`` or ``modified`` (with a new action on the ladder).
+
+    Only a named appeals reviewer holding the appeal (``403 not_assignee``)
+    who made no decision on the case (``403 conflict_of_interest``, checked
+    first). ``overturned`` calls ``decision_overturn`` (decision marked,
+    reversal through the outbox, strike removed, reporters corrected);
+    ``modified`` calls ``decision_replace`` (old enforcement reversed, new one
+    delivered; its ladder check answers ``400 action_not_allowed``). The case
+    timeline gains ``appeal_resolved`` and the case returns to ``decided`` once
+    no other appeal on it is open. Everything or nothing is written.
+    """
+    from reviews.services import decision_overturn, decision_replace
+
+    at = at or timezone.now()
+    _appeals_reviewer(reviewer)
+    appeal = _lock_appeal(appeal_id, reviewer)
+    decision = appeal.decision
+    if Decision.objects.filter(case_id=decision.case_id, reviewer=reviewer).exists():
+        raise forbidden(
+            "You made a decision on this case; an appeal is decided by someone else.", code="conflict_of_interest"
+        )
+    if appeal.assigned_to_id != reviewer.pk:
+        raise forbidden("Only the reviewer holding this appeal may resolve it.", code="not_assignee")
+    if appeal.status != Appeal.Status.IN_REVIEW:
+        raise conflict("invalid_transition", "This appeal is already resolved.")
+    _validate_resolution(
+        appeal=appeal, outcome=outcome, action=action, rule=rule, duration_days=duration_days, rationale=rationale
+    )
+    case = lock_case(decision.case_id)
+    rationale = rationale.strip()
+
+    # The appeal is resolved before the decision is reversed or replaced, so
+    # whatever the outbox builds for the platform already sees the outcome.
+    appeal.status = Appeal.Status.RESOLVED
+    appeal.outcome = outcome
+    appeal.rationale = rationale
+    appeal.resolved_by = reviewer
+    appeal.resolved_at = at
+    appeal.new_action = action if outcome == Appeal.Outcome.MODIFIED else ""
+    appeal.save(update_fields=["status", "outcome", "rationale", "resolved_by", "resolved_at", "new_action"])
+
+    if outcome == Appeal.Outcome.OVERTURNED:
+        decision_overturn(decision=decision, actor=reviewer, reason=rationale)
+    elif outcome == Appeal.Outcome.MODIFIED:
+        new_decision = decision_replace(
+            decision=decision,
+            actor=reviewer,
+            action=action,
+            rule=rule if rule is not None else decision.rule,
+            rationale=rationale,
+            duration_days=duration_days,
+        )
+        appeal.new_decision = new_decision
+        appeal.save(update_fields=["new_decision"])
+
+    case_event_add(
+        case=case,
+        kind="appeal_resolved",
+        actor=reviewer,
+        at=at,
+        detail={
+            "appeal": appeal.pk,
+            "decision": decision.pk,
+            "outcome": outcome,
+            "new_action": appeal.new_action or None,
+            "new_decision": appeal.new_decision_id,
+            "rationale": rationale,
+        },
+    )
+    case.refresh_from_db(fields=["status"])
+    others_open = (
+        Appeal.objects.filter(decision__case_id=case.pk, status__in=OPEN_STATUSES).exclude(pk=appeal.pk).exists()
+    )
+    if case.status == "appealed" and not others_open:
+        case_transition(
+            case=case, to="decided", actor=reviewer, kind="appeal_closed", at=at, detail={"appeal": appeal.pk}
+        )
+    return appeal

@@ -1,0 +1,159 @@
+"""What the user is told: policy admins' message templates, rendered safely.
+
+A ``MessageTemplate`` is Django template syntax written in the admin. It is
+rendered by a bare engine that knows no loaders and no tag libraries, with
+only the plain data the caller passes (dicts, strings, numbers: never model
+instances, whose methods a template could call). A template that fails to
+compile or render is logged and the built-in English text is used instead, so
+a typo in the admin never stops a webhook or answers a 5xx.
+
+Nothing here imports the other apps: callers build the context.
+"""
+
+import logging
+import re
+
+from django.template import Context, Engine
+
+from .models import MessageTemplate
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LANGUAGE = "en"
+
+# The shipped texts: the data migration installs them (English and German),
+# and the English ones are the last fallback when a template is missing or broken.
+DEFAULTS = {
+    ("decision_notice", "en"): {
+        "subject": "Our decision about your {{ decision.subject.kind }} {{ decision.subject.external_id }}",
+        "body": (
+            "We reviewed your {{ decision.subject.kind }} {{ decision.subject.external_id }} under our "
+            '"{{ decision.policy }}" policy (version {{ decision.policy_version }}).\n\n'
+            '{% if decision.action == "no_violation" %}We found no violation and took no action.'
+            "{% else %}Decision: {{ decision.action_label }}"
+            "{% if decision.duration_days %} for {{ decision.duration_days }} days{% endif %}.\n"
+            "Rule: {{ decision.rule }}{% if decision.rule_title %} ({{ decision.rule_title }}){% endif %}."
+            "{% endif %}\n"
+            "{% if decision.automated %}This decision was taken by automated means.\n{% endif %}\n"
+            "You can appeal this decision until {{ statement.appeal_until }}."
+        ),
+    },
+    ("decision_notice", "de"): {
+        "subject": "Unsere Entscheidung zu {{ decision.subject.external_id }}",
+        "body": (
+            "Wir haben {{ decision.subject.external_id }} nach unserer Richtlinie "
+            '"{{ decision.policy }}" (Version {{ decision.policy_version }}) geprüft.\n\n'
+            '{% if decision.action == "no_violation" %}Wir haben keinen Verstoß festgestellt und nichts unternommen.'
+            "{% else %}Entscheidung: {{ decision.action_label }}"
+            "{% if decision.duration_days %} für {{ decision.duration_days }} Tage{% endif %}.\n"
+            "Regel: {{ decision.rule }}{% if decision.rule_title %} ({{ decision.rule_title }}){% endif %}."
+            "{% endif %}\n"
+            "{% if decision.automated %}Diese Entscheidung wurde automatisiert getroffen.\n{% endif %}\n"
+            "Sie können bis {{ statement.appeal_until }} Beschwerde gegen diese Entscheidung einlegen."
+        ),
+    },
+    ("appeal_outcome", "en"): {
+        "subject": "The outcome of your appeal",
+        "body": (
+            "We reviewed your appeal against our decision of {{ decision.created_on }} "
+            "({{ decision.action_label }}).\n\n"
+            '{% if appeal.outcome == "upheld" %}Outcome: the decision stands.'
+            '{% elif appeal.outcome == "overturned" %}Outcome: the decision is overturned and its effects are reversed.'
+            "{% else %}Outcome: the decision is changed to: {{ appeal.new_action_label }}.{% endif %}\n"
+            "Reasons: {{ appeal.rationale }}\n"
+            'Policy: "{{ statement.policy.name }}" (version {{ statement.policy.version }})'
+            "{% if statement.policy.rule %}, rule {{ statement.policy.rule }}{% endif %}.\n\n"
+            "Your appeal was decided by a member of our staff who took no part in the original decision.\n"
+            "If you disagree, you can refer the dispute to {{ redress.out_of_court }}, "
+            "or seek redress before {{ redress.judicial }}."
+        ),
+    },
+    ("appeal_outcome", "de"): {
+        "subject": "Das Ergebnis Ihrer Beschwerde",
+        "body": (
+            "Wir haben Ihre Beschwerde gegen unsere Entscheidung vom {{ decision.created_on }} "
+            "({{ decision.action_label }}) geprüft.\n\n"
+            '{% if appeal.outcome == "upheld" %}Ergebnis: Die Entscheidung bleibt bestehen.'
+            '{% elif appeal.outcome == "overturned" %}Ergebnis: Die Entscheidung wird aufgehoben und ihre Folgen '
+            "rückgängig gemacht."
+            "{% else %}Ergebnis: Die Entscheidung wird geändert in: {{ appeal.new_action_label }}.{% endif %}\n"
+            "Begründung: {{ appeal.rationale }}\n"
+            'Richtlinie: "{{ statement.policy.name }}" (Version {{ statement.policy.version }})'
+            "{% if statement.policy.rule %}, Regel {{ statement.policy.rule }}{% endif %}.\n\n"
+            "Über Ihre Beschwerde hat eine Mitarbeiterin oder ein Mitarbeiter entschieden, "
+            "die oder der an der ursprünglichen Entscheidung nicht beteiligt war.\n"
+            "Wenn Sie nicht einverstanden sind, können Sie sich an {{ redress.out_of_court }} wenden "
+            "oder den Rechtsweg ({{ redress.judicial }}) beschreiten."
+        ),
+    },
+}
+
+# A sandbox: no loaders (so no include/extends of files), no tag libraries to load,
+# plain text out (the platform escapes for its own medium).
+_ENGINE = Engine(loaders=[], libraries={}, autoescape=False, debug=False)
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def language_chain(language):
+    """``"de-AT"`` -> ``["de-at", "de", "en"]``: the languages tried, best first."""
+    chain = []
+    tag = (language or "").strip().lower().replace("_", "-")[:8]
+    if tag:
+        chain.append(tag)
+        primary = tag.split("-", 1)[0]
+        if primary and primary not in chain:
+            chain.append(primary)
+    if DEFAULT_LANGUAGE not in chain:
+        chain.append(DEFAULT_LANGUAGE)
+    return chain
+
+
+def _pick(kind, language, action):
+    """The admin's template: language (full tag, then primary), then English; the action's, then any action's."""
+    chain = language_chain(language)
+    rows = list(MessageTemplate.objects.filter(kind=kind, language__in=chain, action__in={action or "", ""}))
+    best = {(row.language, row.action): row for row in rows}
+    actions = [action, ""] if action else [""]
+    for lang in chain:
+        for act in actions:
+            if (lang, act) in best:
+                return best[(lang, act)]
+    return None
+
+
+def _render(source, context):
+    return _ENGINE.from_string(source).render(Context(context, autoescape=False))
+
+
+def _tidy(body):
+    lines = [line.rstrip() for line in body.strip().splitlines()]
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines))
+
+
+def notice_render(*, kind, language, action="", context):
+    """``{"language", "subject", "body"}`` telling the user about a decision or an appeal outcome.
+
+    Uses the policy admins' template for ``kind`` in the best matching
+    language (falling back to English) and ``action`` (falling back to the
+    any-action template), else the built-in English text. ``context`` must be
+    plain data. A broken template is logged and replaced by the built-in
+    English text; this function does not raise for template faults.
+    """
+    template = _pick(kind, language, action)
+    if template is not None:
+        source = {"language": template.language, "subject": template.subject, "body": template.body}
+    else:
+        source = {"language": DEFAULT_LANGUAGE, **DEFAULTS[(kind, DEFAULT_LANGUAGE)]}
+    try:
+        return _rendered(source, context)
+    except Exception:
+        # Any fault of an admin-written template (syntax, a filter that raises)
+        # must not block what the user is told: fall back to the shipped English.
+        log.exception("message template %s failed to render; using the default English text", template)
+        return _rendered({"language": DEFAULT_LANGUAGE, **DEFAULTS[(kind, DEFAULT_LANGUAGE)]}, context)
+
+
+def _rendered(source, context):
+    subject = " ".join(_render(source["subject"], context).split())[:200]
+    return {"language": source["language"], "subject": subject, "body": _tidy(_render(source["body"], context))}
