@@ -18,6 +18,7 @@ from docket.errors import conflict, forbidden, not_found
 from policies.models import ThreatClass
 
 from .models import Campaign, Case
+from .selectors import clearances_of
 from .services import case_events_add_bulk
 
 MAX_LINKS = 50  # links kept on a campaign, most shared first: enough to explain it, bounded for the API
@@ -272,22 +273,11 @@ def _campaigns_write(found, *, now):
 # --- reads ---------------------------------------------------------------------------------------------------------
 
 
-def clearances_of(user) -> list[str]:
-    reviewer = getattr(user, "reviewer", None) if user and user.is_authenticated else None
-    return list(reviewer.clearances) if reviewer else []
-
-
 def campaigns_visible_to(user):
     """Campaigns whose threat class the user may see (restricted classes need the clearance)."""
-    return Campaign.objects.filter(Q(threat_class__restricted=False) | Q(threat_class__slug__in=clearances_of(user)))
-
-
-def member_cases_visible_to(user):
-    """Cases the user may see, for listing a campaign's members."""
-    visible_to = getattr(Case.objects, "visible_to", None)
-    if visible_to is not None:
-        return visible_to(user)
-    return Case.objects.filter(Q(threat_class__restricted=False) | Q(threat_class__slug__in=clearances_of(user)))
+    return Campaign.objects.filter(
+        Q(threat_class__restricted=False) | Q(threat_class__slug__in=sorted(clearances_of(user)))
+    )
 
 
 # --- decisions -----------------------------------------------------------------------------------------------------
@@ -319,7 +309,7 @@ def campaign_decide(*, campaign_id: int, actor, action: str, rule: str, rational
         if campaign.status != Campaign.Status.OPEN:
             raise conflict("invalid_transition", f"A campaign that is {campaign.status} cannot be decided.")
         case_ids = list(
-            member_cases_visible_to(actor)
+            Case.objects.visible_to(actor)
             .filter(campaign_id=campaign.pk, status__in=Case.ACTIVE_STATUSES)
             .order_by("pk")
             .values_list("pk", flat=True)

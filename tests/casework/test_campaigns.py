@@ -1,0 +1,219 @@
+"""Campaign detection (shared attribute values -> connected components) and campaign decisions."""
+
+from datetime import timedelta
+from itertools import count
+
+import pytest
+from django.utils import timezone
+
+from casework.campaigns import campaigns_detect, components
+from casework.models import Campaign, Case, CaseEvent, Subject, SubjectAttribute
+from tests.factories import CaseFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now().replace(microsecond=0)
+_ids = count()
+
+
+def accounts(n, *, prefix="acct", kind="account", owner=None):
+    return Subject.objects.bulk_create(
+        [Subject(kind=kind, external_id=f"{prefix}-{next(_ids)}", owner=owner, reach=5) for _ in range(n)]
+    )
+
+
+def attach(subjects, kind, value=None, *, seen_at=None):
+    """Give each subject the attribute: one shared ``value``, or a value of its own when ``value`` is None."""
+    SubjectAttribute.objects.bulk_create(
+        [
+            SubjectAttribute(
+                subject=s, kind=kind, value=value or f"{kind}-own-{s.pk}", seen_at=seen_at or NOW - timedelta(hours=1)
+            )
+            for s in subjects
+        ]
+    )
+
+
+def ring(n, *, device="d-ring", domain="spam.example", kind="spam", cases=True):
+    """``n`` accounts sharing a device and a link domain, each with an open case."""
+    members = accounts(n, prefix="ring")
+    attach(members, "device", device)
+    attach(members, "link_domain", domain)
+    if cases:
+        for s in members:
+            CaseFactory(subject=s, kind=kind)
+    return members
+
+
+def bystanders(n):
+    """``n`` unrelated accounts, each with values of its own and an open case."""
+    members = accounts(n, prefix="solo")
+    for kind in ("device", "ip", "link_domain"):
+        attach(members, kind)
+    for s in members:
+        CaseFactory(subject=s, kind="spam")
+    return members
+
+
+def campaign_of(subjects):
+    return set(Subject.objects.filter(pk__in=[s.pk for s in subjects]).values_list("campaign_id", flat=True))
+
+
+def test_union_find_components_keep_only_large_ones():
+    groups = [("ip", "a", [1, 2]), ("ip", "b", [2, 3]), ("device", "c", [3, 4, 5]), ("device", "d", [8, 9])]
+
+    assert components(groups, min_size=5) == [([1, 2, 3, 4, 5], [("ip", "a", 2), ("ip", "b", 2), ("device", "c", 3)])]
+    assert components(groups, min_size=6) == []
+
+
+def test_forty_accounts_sharing_device_and_domain_become_one_campaign():
+    members = ring(40)
+    others = bystanders(40)
+
+    result = campaigns_detect(now=NOW)
+
+    campaign = Campaign.objects.get()
+    assert result == {"components": 1, "created": 1, "merged": 0, "subjects_joined": 40, "cases_joined": 40}
+    assert campaign.size == 40
+    assert campaign.status == "open"
+    assert campaign.threat_class.slug == "spam"
+    assert campaign.detected_at == NOW
+    assert sorted(campaign.links, key=lambda link: link["kind"]) == [
+        {"kind": "device", "value": "d-ring"},
+        {"kind": "link_domain", "value": "spam.example"},
+    ]
+    assert campaign_of(members) == {campaign.pk}
+    assert campaign_of(others) == {None}
+    assert set(Case.objects.filter(subject__in=members).values_list("campaign_id", flat=True)) == {campaign.pk}
+    assert set(Case.objects.filter(subject__in=others).values_list("campaign_id", flat=True)) == {None}
+    events = CaseEvent.objects.filter(kind="campaign_joined")
+    assert events.count() == 40
+    assert {e.detail["campaign"] for e in events} == {campaign.pk}
+    assert {e.actor_label for e in events} == {"system"}
+
+
+def test_a_value_shared_by_too_many_subjects_links_nothing(settings):
+    settings.DOCKET = {**settings.DOCKET, "CAMPAIGN_MAX_VALUE_SHARE": 200}
+    crowd = accounts(500, prefix="cdn")
+    attach(crowd, "ip", "203.0.113.1")  # a CDN address: 500 subjects behind it
+    members = ring(40)
+    attach(members, "ip", "203.0.113.1")
+
+    campaigns_detect(now=NOW)
+
+    campaign = Campaign.objects.get()
+    assert campaign.size == 40
+    assert campaign_of(crowd) == {None}
+    assert {"kind": "ip", "value": "203.0.113.1"} not in campaign.links
+
+
+def test_second_run_with_nothing_new_changes_nothing():
+    ring(10)
+    campaigns_detect(now=NOW)
+    before = list(Campaign.objects.values())
+
+    result = campaigns_detect(now=NOW + timedelta(minutes=10))
+
+    assert result["created"] == result["subjects_joined"] == result["cases_joined"] == 0
+    assert [{**c, "updated_at": None} for c in Campaign.objects.values()] == [
+        {**c, "updated_at": None} for c in before
+    ]
+    assert CaseEvent.objects.filter(kind="campaign_joined").count() == 10
+
+
+def test_campaign_grows_with_new_linked_accounts_and_new_cases():
+    ring(10)
+    campaigns_detect(now=NOW)
+    campaign = Campaign.objects.get()
+    late = ring(3)  # same device and domain
+    member = Subject.objects.filter(campaign=campaign).first()
+    Case.objects.filter(subject=member).update(status="decided", decided_at=NOW)
+    new_case = CaseFactory(subject=member, kind="harassment")
+
+    result = campaigns_detect(now=NOW + timedelta(minutes=10))
+
+    campaign.refresh_from_db()
+    assert result["created"] == 0 and result["subjects_joined"] == 3 and result["cases_joined"] == 4
+    assert campaign.size == 13
+    assert campaign_of(late) == {campaign.pk}
+    assert Case.objects.get(pk=new_case.pk).campaign_id == campaign.pk
+
+
+def test_too_small_component_is_no_campaign(settings):
+    settings.DOCKET = {**settings.DOCKET, "CAMPAIGN_MIN_SIZE": 5}
+    ring(4)
+
+    assert campaigns_detect(now=NOW)["components"] == 0
+    assert Campaign.objects.count() == 0
+
+
+def test_links_seen_before_the_window_do_not_count(settings):
+    settings.DOCKET = {**settings.DOCKET, "CAMPAIGN_WINDOW_DAYS": 14}
+    members = accounts(10, prefix="old")
+    attach(members, "device", "d-old", seen_at=NOW - timedelta(days=15))
+
+    campaigns_detect(now=NOW)
+
+    assert Campaign.objects.count() == 0
+
+
+def test_a_bridge_merges_two_campaigns_into_the_older():
+    first = ring(6, device="d-1", domain="one.example")
+    second = ring(6, device="d-2", domain="two.example")
+    campaigns_detect(now=NOW)
+    older, newer = Campaign.objects.order_by("pk")
+    bridge = accounts(1, prefix="bridge")
+    attach(bridge, "device", "d-1")
+    attach(bridge, "link_domain", "two.example")
+
+    result = campaigns_detect(now=NOW + timedelta(minutes=10))
+
+    assert result["merged"] == 1
+    assert list(Campaign.objects.values_list("pk", flat=True)) == [older.pk]
+    older.refresh_from_db()
+    assert older.size == 13
+    assert campaign_of(first + second + bridge) == {older.pk}
+    assert set(Case.objects.filter(subject__in=second).values_list("campaign_id", flat=True)) == {older.pk}
+    moved = CaseEvent.objects.filter(kind="campaign_joined", detail__merged_from=newer.pk)
+    assert moved.count() == 6
+    assert {"kind": "device", "value": "d-2"} in older.links
+
+
+def test_decided_campaign_keeps_its_members_and_returning_accounts_form_a_new_one():
+    veterans = ring(6)
+    campaigns_detect(now=NOW)
+    decided = Campaign.objects.get()
+    Campaign.objects.filter(pk=decided.pk).update(status="decided")
+    assert campaigns_detect(now=NOW + timedelta(minutes=10))["created"] == 0  # nothing new, nothing re-detected
+    returning = ring(2)  # ban evasion: new accounts on the same device
+
+    campaigns_detect(now=NOW + timedelta(minutes=20))
+
+    fresh = Campaign.objects.exclude(pk=decided.pk).get()
+    assert campaign_of(veterans) == {decided.pk}
+    assert campaign_of(returning) == {fresh.pk}
+    assert fresh.size == 2 and fresh.status == "open"
+
+
+def test_content_owned_by_members_joins_and_class_is_the_most_common():
+    members = ring(5, cases=False)
+    for s in members[:2]:
+        CaseFactory(subject=s, kind="harassment")
+    posts = [accounts(1, prefix="post", kind="content", owner=s)[0] for s in members]
+    for p in posts:
+        CaseFactory(subject=p, kind="spam")
+
+    campaigns_detect(now=NOW)
+
+    campaign = Campaign.objects.get()
+    assert campaign.threat_class.slug == "spam"  # 5 spam cases on posts, 2 harassment on accounts
+    assert campaign.size == 5
+    assert Case.objects.filter(campaign=campaign).count() == 7
+
+
+def test_campaign_without_cases_is_coordinated_inauthentic_behaviour():
+    ring(5, cases=False)
+
+    campaigns_detect(now=NOW)
+
+    assert Campaign.objects.get().threat_class.slug == "cib"
