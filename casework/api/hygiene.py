@@ -1,0 +1,169 @@
+"""Sources and campaigns over the API: thin views that check the role, validate shape and call one service."""
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from casework.campaigns import campaign_decide, campaign_dismiss, campaigns_visible_to
+from casework.hygiene import source_confirm, source_quarantine, source_register
+from casework.models import Campaign, Case, SignalSource
+from docket import roles
+from docket.api import Pagination, role_permission
+from docket.errors import not_found
+from reviews.api.serializers import DecisionInputSerializer
+
+# --- sources -------------------------------------------------------------------------------------------------------
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SignalSource
+        fields = [
+            "slug",
+            "name",
+            "kind",
+            "trust",
+            "status",
+            "baseline_rate",
+            "current_rate",
+            "status_changed_at",
+            "health_checked_at",
+        ]
+        read_only_fields = fields
+
+
+class SourceInputSerializer(serializers.Serializer):
+    """Shape only; what makes a source valid (kind, trust range, free slug) is the service's rule."""
+
+    slug = serializers.CharField(max_length=200)
+    kind = serializers.CharField(max_length=40)
+    trust = serializers.FloatField()
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class SourceListView(APIView):
+    """Any staff reviewer reads the sources and their health; a policy admin registers one."""
+
+    def get_permissions(self):
+        allowed = roles.STAFF if self.request.method == "GET" else (roles.POLICY_ADMIN,)
+        return [role_permission(*allowed)()]
+
+    @extend_schema(responses=SourceSerializer(many=True))
+    def get(self, request):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(SignalSource.objects.order_by("slug"), request, view=self)
+        return paginator.get_paginated_response(SourceSerializer(page, many=True).data)
+
+    @extend_schema(request=SourceInputSerializer, responses={201: SourceSerializer})
+    def post(self, request):
+        data = SourceInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        source = source_register(**data.validated_data, actor=request.user)
+        return Response(SourceSerializer(source).data, status=status.HTTP_201_CREATED)
+
+
+class SourceConfirmView(APIView):
+    """The spike is real: the source is healthy again and its held signals enter the queue."""
+
+    permission_classes = [role_permission(roles.POLICY_ADMIN)]
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "SourceConfirmed", {"source": SourceSerializer(), "released": serializers.IntegerField()}
+        ),
+    )
+    def post(self, request, slug):
+        result = source_confirm(source_slug=slug, actor=request.user)
+        return Response({"source": SourceSerializer(result["source"]).data, "released": result["released"]})
+
+
+class SourceQuarantineView(APIView):
+    """The pipeline is broken: its signals stay held (stored, out of the queue)."""
+
+    permission_classes = [role_permission(roles.POLICY_ADMIN)]
+
+    @extend_schema(request=None, responses=SourceSerializer)
+    def post(self, request, slug):
+        return Response(SourceSerializer(source_quarantine(source_slug=slug, actor=request.user)).data)
+
+
+# --- campaigns -----------------------------------------------------------------------------------------------------
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    threat_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    links = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+    cases = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Campaign
+        fields = ["id", "threat_class", "size", "links", "cases", "status", "detected_at", "updated_at"]
+        read_only_fields = fields
+
+    def get_cases(self, campaign) -> list[int]:
+        return [c.pk for c in campaign.member_cases]
+
+
+def _campaigns_for(user):
+    """Campaigns the user may see, each with the ids of its member cases the user may see (constant queries)."""
+    members = Case.objects.visible_to(user).only("id", "campaign_id").order_by("id")
+    return (
+        campaigns_visible_to(user)
+        .select_related("threat_class")
+        .prefetch_related(Prefetch("cases", queryset=members, to_attr="member_cases"))
+    )
+
+
+class CampaignListView(APIView):
+    permission_classes = [role_permission(*roles.STAFF)]
+
+    @extend_schema(responses=CampaignSerializer(many=True))
+    def get(self, request):
+        campaigns = _campaigns_for(request.user).order_by("-size", "-detected_at", "id")
+        status_filter = request.query_params.get("status")
+        if status_filter:
+            campaigns = campaigns.filter(status=status_filter)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(campaigns, request, view=self)
+        return paginator.get_paginated_response(CampaignSerializer(page, many=True).data)
+
+
+class CampaignDetailView(APIView):
+    permission_classes = [role_permission(*roles.STAFF)]
+
+    @extend_schema(responses=CampaignSerializer)
+    def get(self, request, pk):
+        campaign = _campaigns_for(request.user).filter(pk=pk).first()
+        if campaign is None:
+            raise not_found("No such campaign.")
+        return Response(CampaignSerializer(campaign).data)
+
+
+class CampaignDecisionView(APIView):
+    """A senior's one decision for every active member case; each case gets its own decision."""
+
+    permission_classes = [role_permission(roles.SENIOR)]
+
+    @extend_schema(
+        request=DecisionInputSerializer,
+        responses={201: inline_serializer("CampaignDecided", {"decisions": serializers.IntegerField()})},
+    )
+    def post(self, request, pk):
+        data = DecisionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        made = campaign_decide(campaign_id=pk, actor=request.user, **data.validated_data)
+        return Response({"decisions": made}, status=status.HTTP_201_CREATED)
+
+
+class CampaignDismissView(APIView):
+    """A senior judges the cluster coincidental."""
+
+    permission_classes = [role_permission(roles.SENIOR)]
+
+    @extend_schema(request=None, responses=CampaignSerializer)
+    def post(self, request, pk):
+        campaign_dismiss(campaign_id=pk, actor=request.user)
+        return Response(CampaignSerializer(_campaigns_for(request.user).get(pk=pk)).data)
