@@ -1,0 +1,111 @@
+"""Shapes of the reviews API: inputs validated here, rules left to the services."""
+
+from rest_framework import serializers
+
+from reviews.models import Decision, QualityReview
+
+
+class QueueSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    threat_classes = serializers.ListField(child=serializers.CharField())
+    depth = serializers.IntegerField()
+    in_review = serializers.IntegerField()
+    oldest_wait_seconds = serializers.IntegerField(allow_null=True)
+    breaching = serializers.IntegerField()
+    forecast_drain_hours = serializers.FloatField(allow_null=True)
+    drain_state = serializers.ChoiceField(choices=["idle", "draining", "growing"])
+
+
+class CaseSummarySerializer(serializers.Serializer):
+    """The case in a claim answer, until the casework detail serializer is used."""
+
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    threat_class = serializers.CharField(source="threat_class.slug")
+    queue = serializers.CharField(source="queue.slug")
+    priority = serializers.FloatField()
+    sla_due_at = serializers.DateTimeField()
+
+
+def case_representation(case, request):
+    """The full case detail of ``casework.api`` when available, else a summary."""
+    try:
+        from casework.api.serializers import CaseDetailSerializer
+
+        from casework.selectors import case_visible
+    except ImportError:
+        return CaseSummarySerializer(case).data
+    case = case_visible(user=request.user, case_id=case.pk)
+    return CaseDetailSerializer(case, context={"request": request}).data
+
+
+def assignment_representation(assignment, request):
+    return {
+        "assignment": assignment.pk,
+        "lease_expires_at": serializers.DateTimeField().to_representation(assignment.lease_expires_at),
+        "case": case_representation(assignment.case, request),
+    }
+
+
+class AssignmentStateSerializer(serializers.Serializer):
+    assignment = serializers.IntegerField(source="pk")
+    case = serializers.IntegerField(source="case_id")
+    state = serializers.CharField()
+    lease_expires_at = serializers.DateTimeField()
+
+
+class AssignInputSerializer(serializers.Serializer):
+    reviewer = serializers.CharField(max_length=150)
+
+
+class DecisionInputSerializer(serializers.Serializer):
+    action = serializers.CharField(max_length=40)
+    rule = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+    rationale = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    duration_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
+
+
+class EscalateInputSerializer(serializers.Serializer):
+    queue = serializers.ChoiceField(choices=["escalations", "legal"])
+    reason = serializers.CharField(max_length=2000)
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    case = serializers.IntegerField(source="case_id")
+    policy_version = serializers.IntegerField(source="policy_version_id")
+    reviewer = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Decision
+        fields = [
+            "id",
+            "case",
+            "action",
+            "rule",
+            "policy_version",
+            "reviewer",
+            "automated",
+            "rationale",
+            "duration_days",
+            "created_at",
+            "overturned",
+        ]
+
+    def get_reviewer(self, obj) -> str | None:
+        return obj.reviewer.user.get_username() if obj.reviewer_id else None
+
+
+class QualityReviewSerializer(serializers.ModelSerializer):
+    """Blind: the case under review, never the first decision's action, rule or reviewer."""
+
+    case = serializers.IntegerField(source="decision.case_id")
+
+    class Meta:
+        model = QualityReview
+        fields = ["id", "case", "status", "created_at"]
+
+
+class QualityReviewInputSerializer(serializers.Serializer):
+    action = serializers.CharField(max_length=40)
+    rule = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")

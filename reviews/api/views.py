@@ -1,0 +1,151 @@
+"""Thin views: check the role and visibility, validate input, call one service."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from casework.models import Case
+from docket import roles
+from docket.api import Pagination, role_permission
+from docket.errors import not_found
+from reviews import selectors, services
+from reviews.sor import statement_of_reasons
+
+from .serializers import (
+    AssignInputSerializer,
+    AssignmentStateSerializer,
+    DecisionInputSerializer,
+    DecisionSerializer,
+    EscalateInputSerializer,
+    QualityReviewInputSerializer,
+    QualityReviewSerializer,
+    QueueSerializer,
+    assignment_representation,
+)
+
+CASE_WORKERS = (roles.MODERATOR, roles.SENIOR)
+READERS = (*roles.STAFF, roles.PLATFORM)
+
+
+def _visible_case_or_404(user, case_id):
+    if not Case.objects.visible_to(user).filter(pk=case_id).exists():
+        raise not_found("No such case.")
+
+
+class QueueListView(APIView):
+    permission_classes = [role_permission(*roles.STAFF)]
+
+    @extend_schema(responses=QueueSerializer(many=True))
+    def get(self, request):
+        rows = selectors.queues_overview(request.user)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(QueueSerializer(page, many=True).data)
+
+
+class QueueClaimView(APIView):
+    permission_classes = [role_permission(*CASE_WORKERS)]
+
+    @extend_schema(request=None, responses={201: OpenApiResponse(description="claimed"), 204: None})
+    def post(self, request, slug):
+        assignment = services.queue_claim(reviewer=request.user, queue_slug=slug)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(assignment_representation(assignment, request), status=status.HTTP_201_CREATED)
+
+
+class AssignmentActionView(APIView):
+    permission_classes = [role_permission(*CASE_WORKERS)]
+    action = None
+    actions = {
+        "renew": services.assignment_renew,
+        "release": services.assignment_release,
+        "skip": services.assignment_skip,
+    }
+
+    @extend_schema(request=None, responses=AssignmentStateSerializer)
+    def post(self, request, pk):
+        assignment = self.actions[self.action](assignment_id=pk, reviewer=request.user)
+        return Response(AssignmentStateSerializer(assignment).data)
+
+
+class CaseAssignView(APIView):
+    permission_classes = [role_permission(roles.SENIOR)]
+
+    @extend_schema(request=AssignInputSerializer, responses={201: OpenApiResponse(description="assigned")})
+    def post(self, request, pk):
+        _visible_case_or_404(request.user, pk)
+        data = AssignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = services.case_assign(
+            case_id=pk, reviewer_username=data.validated_data["reviewer"], by=request.user
+        )
+        return Response(assignment_representation(assignment, request), status=status.HTTP_201_CREATED)
+
+
+class CaseDecisionView(APIView):
+    permission_classes = [role_permission(*CASE_WORKERS)]
+
+    @extend_schema(request=DecisionInputSerializer, responses={201: DecisionSerializer})
+    def post(self, request, pk):
+        _visible_case_or_404(request.user, pk)
+        data = DecisionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = services.decision_make(case_id=pk, reviewer=request.user, **data.validated_data)
+        return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
+
+
+class CaseEscalateView(APIView):
+    permission_classes = [role_permission(*CASE_WORKERS)]
+
+    @extend_schema(request=EscalateInputSerializer, responses={200: OpenApiResponse(description="escalated")})
+    def post(self, request, pk):
+        _visible_case_or_404(request.user, pk)
+        data = EscalateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        case = services.case_escalate(case_id=pk, actor=request.user, queue_slug=v["queue"], reason=v["reason"])
+        return Response({"case": case.pk, "status": case.status, "queue": case.queue.slug})
+
+
+class DecisionDetailView(APIView):
+    permission_classes = [role_permission(*READERS)]
+
+    def _decision(self, request, pk):
+        decision = selectors.decisions_visible_to(request.user).filter(pk=pk).first()
+        if decision is None:
+            raise not_found("No such decision.")
+        return decision
+
+    @extend_schema(responses=DecisionSerializer)
+    def get(self, request, pk):
+        return Response(DecisionSerializer(self._decision(request, pk)).data)
+
+
+class StatementOfReasonsView(DecisionDetailView):
+    @extend_schema(responses={200: OpenApiResponse(description="DSA statement of reasons")})
+    def get(self, request, pk):
+        return Response(statement_of_reasons(self._decision(request, pk)))
+
+
+class QualityReviewListView(APIView):
+    permission_classes = [role_permission(*CASE_WORKERS)]
+
+    @extend_schema(responses=QualityReviewSerializer(many=True))
+    def get(self, request):
+        reviewer = services.reviewer_of(request.user)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.quality_reviews_pending(reviewer), request, view=self)
+        return paginator.get_paginated_response(QualityReviewSerializer(page, many=True).data)
+
+
+class QualityReviewCompleteView(APIView):
+    permission_classes = [role_permission(*CASE_WORKERS)]
+
+    @extend_schema(request=QualityReviewInputSerializer, responses={200: OpenApiResponse(description="recorded")})
+    def post(self, request, pk):
+        data = QualityReviewInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        review = services.quality_review_complete(review_id=pk, reviewer=request.user, **data.validated_data)
+        return Response({"id": review.pk, "status": review.status, "agrees": review.agrees})

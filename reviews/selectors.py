@@ -1,0 +1,117 @@
+"""Reads of the reviews app: queue health, decisions a user may see, QA work."""
+
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from casework.models import Case
+from casework.selectors import clearances_of
+from policies.models import ThreatClass
+
+from .models import Decision, QualityReview, Queue
+
+# Arrival and decision rates are measured over this many recent hours.
+FORECAST_WINDOW_HOURS = 6
+
+
+def _visible_queues(user):
+    clearances = clearances_of(user)
+    return [q for q in Queue.objects.prefetch_related("threat_classes") if q.required_clearance in ("", *clearances)]
+
+
+def queues_overview(user, *, now=None) -> list[dict]:
+    """Per queue the user may see: depth, in review, oldest wait, breaching, drain forecast.
+
+    ``depth`` counts waiting cases (open or escalated, so unassigned);
+    ``breaching`` the undecided ones past their SLA; ``forecast_drain_hours``
+    is depth / (decision rate - arrival rate) over the last
+    ``FORECAST_WINDOW_HOURS`` hours, ``None`` when nothing is being decided,
+    and ``None`` with ``drain_state`` ``"growing"`` when arrivals keep up with
+    decisions. Cases of restricted classes the user is not cleared for are not
+    counted. A constant number of queries (aggregate SQL, no per-queue query).
+    """
+    now = now or timezone.now()
+    queues = _visible_queues(user)
+    if not queues:
+        return []
+    since = now - timedelta(hours=FORECAST_WINDOW_HOURS)
+    hidden = list(
+        ThreatClass.objects.filter(restricted=True)
+        .exclude(slug__in=sorted(clearances_of(user)))
+        .values_list("id", flat=True)
+    )
+    queue_ids = [q.pk for q in queues]
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT c.queue_id,
+                   count(*) FILTER (WHERE c.status IN ('open', 'escalated')),
+                   count(*) FILTER (WHERE c.status = 'in_review'),
+                   min(c.created_at) FILTER (WHERE c.status IN ('open', 'escalated')),
+                   count(*) FILTER (WHERE c.sla_due_at < %(now)s AND c.status IN ('open', 'in_review', 'escalated')),
+                   count(*) FILTER (WHERE c.created_at >= %(since)s)
+              FROM casework_case c
+             WHERE c.queue_id = ANY(%(queues)s) AND NOT (c.threat_class_id = ANY(%(hidden)s))
+               AND (c.status IN ('open', 'in_review', 'escalated') OR c.created_at >= %(since)s)
+             GROUP BY c.queue_id
+            """,
+            {"now": now, "since": since, "queues": queue_ids, "hidden": hidden},
+        )
+        stats = {row[0]: row[1:] for row in cur.fetchall()}
+        cur.execute(
+            """
+            SELECT c.queue_id, count(*)
+              FROM reviews_decision d JOIN casework_case c ON c.id = d.case_id
+             WHERE d.created_at >= %(since)s AND c.queue_id = ANY(%(queues)s)
+               AND NOT (c.threat_class_id = ANY(%(hidden)s))
+             GROUP BY c.queue_id
+            """,
+            {"since": since, "queues": queue_ids, "hidden": hidden},
+        )
+        decided = dict(cur.fetchall())
+    out = []
+    for q in queues:
+        depth, in_review, oldest, breaching, arrivals = stats.get(q.pk, (0, 0, None, 0, 0))
+        out.append(
+            {
+                "slug": q.slug,
+                "name": q.name,
+                "threat_classes": sorted(tc.slug for tc in q.threat_classes.all()),
+                "depth": depth,
+                "in_review": in_review,
+                "oldest_wait_seconds": int((now - oldest).total_seconds()) if oldest else None,
+                "breaching": breaching,
+                **_forecast(depth, arrivals, decided.get(q.pk, 0)),
+            }
+        )
+    return out
+
+
+def _forecast(depth, arrivals, decisions):
+    service_rate = decisions / FORECAST_WINDOW_HOURS
+    arrival_rate = arrivals / FORECAST_WINDOW_HOURS
+    if service_rate == 0:
+        return {"forecast_drain_hours": None, "drain_state": "idle"}
+    if depth == 0:
+        return {"forecast_drain_hours": 0.0, "drain_state": "draining"}
+    if service_rate <= arrival_rate:
+        return {"forecast_drain_hours": None, "drain_state": "growing"}
+    return {"forecast_drain_hours": round(depth / (service_rate - arrival_rate), 2), "drain_state": "draining"}
+
+
+def decisions_visible_to(user):
+    """Decisions on cases the user may see."""
+    return Decision.objects.filter(case__in=Case.objects.visible_to(user)).select_related(
+        "reviewer__user", "policy_version__policy", "case__threat_class", "case__subject"
+    )
+
+
+def quality_reviews_pending(reviewer):
+    """Blind QA work this reviewer may do: pending, not their own decision, classes they are cleared for."""
+    return (
+        QualityReview.objects.filter(status="pending", decision__case__in=Case.objects.visible_to(reviewer.user))
+        .exclude(decision__reviewer=reviewer)
+        .select_related("decision__case")
+        .order_by("created_at", "id")
+    )

@@ -1,0 +1,748 @@
+"""Reviews: claims, leases, hand-offs, decisions, strikes, enforcement and QA.
+
+Every write of the reviews app goes through a function here. Lock order is
+always case row first, then assignment/reviewer rows, so claims, decisions
+and the lease sweep never deadlock each other. Side effects (webhook
+delivery) are enqueued with ``transaction.on_commit``: nothing leaves Docket
+before the decision that caused it has committed.
+"""
+
+import logging
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef
+from django.db.models.functions import Greatest, Least
+from django.utils import timezone
+
+from casework.models import Case, Reporter, Signal, Subject
+from casework.services import case_event_add, case_events_add_bulk, case_transition, lock_case
+from docket import roles
+from docket.errors import DocketError, conflict, forbidden, not_found
+from policies.models import LADDER, VIOLATIONS, PolicyVersion
+
+from .models import Assignment, Decision, Enforcement, QualityReview, Queue, Reviewer, Strike
+
+log = logging.getLogger(__name__)
+
+ESCALATION_QUEUES = ("escalations", "legal")
+# Statuses a case can be claimed or assigned from: waiting in a queue.
+CLAIMABLE = ("open", "escalated")
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+def reviewer_of(who) -> Reviewer:
+    """A ``Reviewer`` for a reviewer or a user; users without a profile may not review (403)."""
+    if isinstance(who, Reviewer):
+        return who
+    try:
+        return who.reviewer
+    except (Reviewer.DoesNotExist, AttributeError):
+        raise forbidden("Only reviewers can do this.") from None
+
+
+def _user_of(who):
+    return getattr(who, "user", who)
+
+
+def _day_start(now):
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _lease_seconds():
+    return settings.DOCKET["LEASE_SECONDS"]
+
+
+def _reviewer_state(reviewer_id, queue_id, now):
+    """Lock the reviewer row and read what a claim needs, in one round trip.
+
+    The row lock serialises one reviewer's own concurrent claims (two tabs),
+    so ``max_active`` holds even then; other reviewers are not blocked.
+    """
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT r.on_shift, r.max_active, r.graphic_budget, r.clearances,
+                   (SELECT count(*) FROM reviews_assignment a
+                     WHERE a.reviewer_id = r.id AND a.state = 'active'),
+                   (SELECT count(*) FROM reviews_assignment a
+                     WHERE a.reviewer_id = r.id AND a.graphic AND a.claimed_at >= %s),
+                   EXISTS (SELECT 1 FROM reviews_reviewer_queues rq
+                            WHERE rq.reviewer_id = r.id AND rq.queue_id = %s)
+              FROM reviews_reviewer r WHERE r.id = %s FOR UPDATE
+            """,
+            [_day_start(now), queue_id, reviewer_id],
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise forbidden("Only reviewers can do this.")
+    keys = ("on_shift", "max_active", "graphic_budget", "clearances", "active", "graphic_today", "works_queue")
+    return dict(zip(keys, row, strict=True))
+
+
+def _check_clearance(state, *, queue, username):
+    if queue.required_clearance and queue.required_clearance not in state["clearances"]:
+        raise forbidden(
+            f"{username} lacks the {queue.required_clearance} clearance this queue needs.", code="clearance_required"
+        )
+
+
+def _check_may_take(state, *, username):
+    """Refusals that do not depend on which case comes next."""
+    if not state["on_shift"]:
+        raise conflict("off_shift", f"{username} is off shift.")
+    if state["active"] >= state["max_active"]:
+        raise conflict("capacity_reached", f"{username} already holds {state['active']} case(s), the maximum.")
+
+
+def _check_exposure(state, *, graphic, username):
+    if graphic and state["graphic_today"] >= state["graphic_budget"]:
+        raise conflict(
+            "exposure_budget_reached",
+            f"{username} has reached today's exposure budget of {state['graphic_budget']} graphic case(s).",
+        )
+
+
+def _uncleared_class_ids(clearances):
+    from policies.models import ThreatClass
+
+    return list(ThreatClass.objects.filter(restricted=True).exclude(slug__in=clearances).values_list("id", flat=True))
+
+
+def _assignment_start(*, case, reviewer, now, by=None):
+    """Give a locked, waiting case to a reviewer: the assignment, the move to in_review, the event."""
+    lease = now + timedelta(seconds=_lease_seconds())
+    assignment = Assignment.objects.create(
+        case=case,
+        reviewer=reviewer,
+        graphic=case.threat_class.graphic,
+        assigned_by=by,
+        claimed_at=now,
+        lease_expires_at=lease,
+    )
+    detail = {"assignment": assignment.pk, "reviewer": reviewer.user.get_username()}
+    if by is not None:
+        detail["assigned_by"] = by.get_username()
+    case_transition(
+        case=case, to="in_review", actor=by or reviewer, kind="assigned" if by else "claimed", detail=detail, at=now
+    )
+    return assignment
+
+
+def _active_assignment(case_id):
+    return (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("reviewer__user")
+        .filter(case_id=case_id, state="active")
+        .first()
+    )
+
+
+def _assignment_end(assignment, *, state, now):
+    assignment.state = state
+    assignment.ended_at = now
+    assignment.save(update_fields=["state", "ended_at"])
+
+
+# --- claims and leases ----------------------------------------------------------
+
+
+@transaction.atomic
+def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
+    """Hand this reviewer the highest-priority case of the queue they may take, or ``None``.
+
+    Refuses with ``clearance_required`` (403), ``forbidden`` (403, not their
+    queue), ``off_shift``, ``capacity_reached`` or ``exposure_budget_reached``
+    (409, only when the next case is graphic), changing nothing. Cases of
+    restricted classes they lack clearance for, and cases they skipped within
+    the skip cooldown, are passed over. ``SKIP LOCKED`` means two reviewers
+    claiming at once get different cases and never wait for each other.
+    """
+    reviewer = reviewer_of(reviewer)
+    username = reviewer.user.get_username()
+    queue = Queue.objects.filter(slug=queue_slug).first()
+    if queue is None:
+        raise not_found("No such queue.")
+    now = timezone.now()
+    state = _reviewer_state(reviewer.pk, queue.pk, now)
+    _check_clearance(state, queue=queue, username=username)
+    if not state["works_queue"]:
+        raise forbidden(f"{username} does not work the {queue.slug} queue.")
+    _check_may_take(state, username=username)
+
+    skipped_since = now - timedelta(seconds=settings.DOCKET["SKIP_COOLDOWN_SECONDS"])
+    recently_skipped = Assignment.objects.filter(
+        case_id=OuterRef("pk"), reviewer_id=reviewer.pk, state="skipped", ended_at__gt=skipped_since
+    )
+    base = (
+        Case.objects.filter(queue_id=queue.pk)
+        .exclude(threat_class_id__in=_uncleared_class_ids(state["clearances"]))
+        .exclude(Exists(recently_skipped))
+    )
+    case = None
+    # Escalated cases (rare) go first; open ones use the partial claim index.
+    for status in CLAIMABLE[::-1]:
+        case = (
+            base.filter(status=status)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("threat_class")
+            .order_by("-priority", "id")
+            .first()
+        )
+        if case is not None:
+            break
+    if case is None:
+        return None
+    _check_exposure(state, graphic=case.threat_class.graphic, username=username)
+    return _assignment_start(case=case, reviewer=reviewer, now=now)
+
+
+def _lock_own_assignment(assignment_id, reviewer):
+    """Lock an active assignment (case row first) held by ``reviewer``."""
+    reviewer = reviewer_of(reviewer)
+    case_id = Assignment.objects.filter(pk=assignment_id).values_list("case_id", flat=True).first()
+    if case_id is None:
+        raise not_found("No such assignment.")
+    case = lock_case(case_id)
+    assignment = Assignment.objects.select_for_update(of=("self",)).get(pk=assignment_id)
+    if assignment.reviewer_id != reviewer.pk:
+        raise forbidden("Only the reviewer holding this case may do that.", code="not_assignee")
+    if assignment.state != Assignment.State.ACTIVE:
+        raise conflict("assignment_ended", f"This assignment has ended ({assignment.state}).")
+    return case, assignment, reviewer
+
+
+@transaction.atomic
+def assignment_renew(*, assignment_id, reviewer) -> Assignment:
+    """Extend the holder's lease by the lease length from now."""
+    case, assignment, reviewer = _lock_own_assignment(assignment_id, reviewer)
+    assignment.lease_expires_at = timezone.now() + timedelta(seconds=_lease_seconds())
+    assignment.save(update_fields=["lease_expires_at"])
+    return assignment
+
+
+def _assignment_return(assignment_id, reviewer, *, state):
+    case, assignment, reviewer = _lock_own_assignment(assignment_id, reviewer)
+    now = timezone.now()
+    _assignment_end(assignment, state=state, now=now)
+    if case.status == "in_review":
+        case_transition(
+            case=case,
+            to="open",
+            actor=reviewer,
+            kind=state,
+            detail={"assignment": assignment.pk},
+            at=now,
+        )
+    return assignment
+
+
+@transaction.atomic
+def assignment_release(*, assignment_id, reviewer) -> Assignment:
+    """The holder gives the case back to its queue."""
+    return _assignment_return(assignment_id, reviewer, state=Assignment.State.RELEASED)
+
+
+@transaction.atomic
+def assignment_skip(*, assignment_id, reviewer) -> Assignment:
+    """The holder gives the case back; it is not served to them again for the skip cooldown."""
+    return _assignment_return(assignment_id, reviewer, state=Assignment.State.SKIPPED)
+
+
+@transaction.atomic
+def leases_expire(*, now=None) -> int:
+    """End every active assignment whose lease has run out; its case goes back to open.
+
+    Set-based: one locking SELECT, two UPDATEs and one bulk INSERT of events,
+    whatever the count. Rows locked by a decision in flight are skipped (the
+    next sweep sees them if the decision did not happen). Returns the count.
+    """
+    now = now or timezone.now()
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT a.id, a.case_id, c.status FROM reviews_assignment a
+              JOIN casework_case c ON c.id = a.case_id
+             WHERE a.state = 'active' AND a.lease_expires_at <= %s
+             FOR UPDATE OF c, a SKIP LOCKED
+            """,
+            [now],
+        )
+        rows = cur.fetchall()
+        if not rows:
+            return 0
+        cur.execute(
+            "UPDATE reviews_assignment SET state = 'expired', ended_at = %s WHERE id = ANY(%s)",
+            [now, [r[0] for r in rows]],
+        )
+        reopen = [r[1] for r in rows if r[2] == "in_review"]
+        if reopen:
+            cur.execute(
+                "UPDATE casework_case SET status = 'open', updated_at = %s WHERE id = ANY(%s) AND status = 'in_review'",
+                [now, reopen],
+            )
+    case_events_add_bulk(
+        [
+            (case_id, "lease_expired", None, {"from": "in_review", "to": "open", "assignment": aid}, now)
+            for aid, case_id, status in rows
+            if status == "in_review"
+        ]
+    )
+    return len(rows)
+
+
+@transaction.atomic
+def case_assign(*, case_id, reviewer_username, by) -> Assignment:
+    """A senior hands a waiting (or held) case to a named reviewer.
+
+    Clearance, shift, capacity and exposure budget apply to the named reviewer
+    exactly as for a claim. A current holder's assignment is ended (released).
+    """
+    by = _user_of(by)
+    if not roles.has(by, roles.SENIOR):
+        raise forbidden("Only seniors may assign cases.")
+    target = (
+        Reviewer.objects.select_related("user").filter(user__username=reviewer_username).first()
+        if isinstance(reviewer_username, str)
+        else None
+    )
+    if target is None:
+        raise DocketError("invalid", "No such reviewer.", errors={"reviewer": ["No reviewer with that username."]})
+    case = lock_case(case_id)
+    if case.status not in (*CLAIMABLE, "in_review"):
+        raise conflict("invalid_transition", f"A case that is {case.status} cannot be assigned.")
+    now = timezone.now()
+    state = _reviewer_state(target.pk, case.queue_id, now)
+    username = target.user.get_username()
+    queue = Queue.objects.get(pk=case.queue_id)
+    if case.threat_class.restricted and case.threat_class.slug not in state["clearances"]:
+        raise forbidden(f"{username} lacks the {case.threat_class.slug} clearance.", code="clearance_required")
+    _check_clearance(state, queue=queue, username=username)
+    _check_may_take(state, username=username)
+    _check_exposure(state, graphic=case.threat_class.graphic, username=username)
+    current = _active_assignment(case.pk)
+    if current is not None:
+        if current.reviewer_id == target.pk:
+            return current
+        _assignment_end(current, state=Assignment.State.RELEASED, now=now)
+        case_transition(case=case, to="open", actor=by, kind="unassigned", detail={"assignment": current.pk}, at=now)
+    return _assignment_start(case=case, reviewer=target, now=now, by=_user_of(by))
+
+
+# --- decisions --------------------------------------------------------------------
+
+
+def active_version_for(threat_class) -> PolicyVersion:
+    version = (
+        PolicyVersion.objects.filter(policy__threat_class=threat_class, status="active")
+        .select_related("policy")
+        .order_by("policy_id")
+        .first()
+    )
+    if version is None:
+        raise conflict("no_active_policy", f"The {threat_class.slug} class has no active policy version.")
+    return version
+
+
+def _validate_decision(*, version, action, rule, duration_days, automated=False):
+    """Ladder, rule and duration checks; returns the normalised (rule, duration_days)."""
+    if action not in version.ladder:
+        raise DocketError(
+            "action_not_allowed",
+            f"{action!r} is not on the ladder of {version}: {', '.join(version.ladder)}.",
+        )
+    rule = (rule or "").strip()
+    if rule and rule not in version.rule_codes():
+        raise DocketError(
+            "invalid",
+            f"Unknown rule {rule!r} for {version}.",
+            errors={"rule": [f"Choose from {version.rule_codes()}."]},
+        )
+    if action in VIOLATIONS and not rule and not automated:
+        raise DocketError("invalid", "A violation must cite a rule.", errors={"rule": ["This field is required."]})
+    if duration_days is not None and (
+        isinstance(duration_days, bool) or not isinstance(duration_days, int) or not 1 <= duration_days <= 3650
+    ):
+        raise DocketError("invalid", "Invalid duration.", errors={"duration_days": ["Between 1 and 3650 days."]})
+    if action == "suspend" and duration_days is None:
+        raise DocketError(
+            "invalid", "A suspension needs a duration.", errors={"duration_days": ["Required for suspend."]}
+        )
+    if action == "no_violation":
+        duration_days = None
+    return rule, duration_days
+
+
+def _strike_account(subject):
+    """The account a strike counts against: the subject itself, or its owner for content."""
+    if subject.kind == Subject.Kind.ACCOUNT:
+        return subject.pk
+    return subject.owner_id
+
+
+def _reporters_adjust(case_id, *, decided=0, upheld=0):
+    """Set-based: every distinct reporter of the case gets the same adjustment."""
+    if not decided and not upheld:
+        return 0
+    reporter_ids = Signal.objects.filter(case_id=case_id, reporter_id__isnull=False).values("reporter_id")
+    fields = {}
+    if decided:
+        fields["reports_decided"] = Greatest(F("reports_decided") + decided, 0)
+    if upheld > 0:
+        fields["reports_upheld"] = Least(F("reports_upheld") + upheld, F("reports_decided") + decided)
+    elif upheld < 0:
+        fields["reports_upheld"] = Greatest(F("reports_upheld") + upheld, 0)
+    return Reporter.objects.filter(pk__in=reporter_ids).update(**fields)
+
+
+def _enqueue_deliveries(enforcement_ids):
+    """After commit, ask a worker to deliver; a broker outage only delays (the sweep catches up)."""
+    if not enforcement_ids:
+        return
+
+    def send():
+        from .tasks import deliver_enforcement
+
+        for enforcement_id in enforcement_ids:
+            try:
+                deliver_enforcement.delay(enforcement_id)
+            except Exception:  # broker down: the periodic sweep delivers it
+                log.warning("could not enqueue delivery of enforcement %s", enforcement_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def _decision_effects(*, decision, case, version, now, count_reporters=True):
+    """Strike, reporter accuracy, enforcement rows: shared by human and automated decisions."""
+    violation = decision.action in VIOLATIONS
+    if violation:
+        account_id = _strike_account(case.subject)
+        if account_id is not None:
+            Strike.objects.create(
+                account_id=account_id,
+                decision=decision,
+                weight=version.strike_weight,
+                created_at=now,
+                expires_at=now + timedelta(days=settings.DOCKET["STRIKE_WINDOW_DAYS"]),
+            )
+    if count_reporters:
+        _reporters_adjust(case.pk, decided=1, upheld=1 if violation else 0)
+    enforcements = []
+    if violation:
+        enforcements.append(
+            Enforcement(
+                decision=decision,
+                action=decision.action,
+                duration_days=decision.duration_days,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        if case.threat_class.legal_escalation and decision.action != "legal_report":
+            enforcements.append(
+                Enforcement(decision=decision, action="legal_report", next_attempt_at=now, created_at=now)
+            )
+    enforcements = Enforcement.objects.bulk_create(enforcements)
+    _enqueue_deliveries([e.pk for e in enforcements])
+    return enforcements
+
+
+@transaction.atomic
+def decision_make(
+    *,
+    case_id,
+    reviewer,
+    action,
+    rule,
+    rationale="",
+    duration_days=None,
+    campaign=None,
+    on_behalf_of_senior=False,
+) -> Decision:
+    """Record a human decision on a case and everything that follows from it.
+
+    Only the reviewer holding the case's active assignment may decide
+    (``not_assignee``), unless ``on_behalf_of_senior`` and they are a senior
+    (bulk and campaign decisions). The action must be on the ladder of the
+    class's active policy version (``action_not_allowed``); a violation cites
+    one of its rules and ``suspend`` needs ``duration_days`` (``invalid``).
+    The decision records the version; the assignment completes; the case is
+    decided; a violation adds a strike to the account, counts for the case's
+    reporters and is enforced (plus a legal report on legal-escalation
+    classes), delivered after commit; a sample goes to blind QA.
+    """
+    reviewer = reviewer_of(reviewer)
+    case = lock_case(case_id)
+    tc = case.threat_class
+    if tc.restricted and tc.slug not in reviewer.clearances:
+        raise not_found("No such case.")
+    assignment = _active_assignment(case.pk)
+    holder = assignment is not None and assignment.reviewer_id == reviewer.pk
+    if not holder and not (on_behalf_of_senior and roles.has(reviewer.user, roles.SENIOR)):
+        raise forbidden("Only the reviewer holding this case may decide it.", code="not_assignee")
+    if case.status not in Case.ACTIVE_STATUSES:
+        raise conflict("invalid_transition", f"A case that is {case.status} cannot be decided again.")
+    version = active_version_for(tc)
+    rule, duration_days = _validate_decision(version=version, action=action, rule=rule, duration_days=duration_days)
+    now = timezone.now()
+    qa = random.random() < settings.DOCKET["QA_SAMPLE_RATE"]
+    decision = Decision.objects.create(
+        case=case,
+        reviewer=reviewer,
+        action=action,
+        rule=rule,
+        policy_version=version,
+        rationale=rationale or "",
+        duration_days=duration_days,
+        automated=False,
+        holdout=case.holdout,
+        qa_sampled=qa,
+        campaign=campaign,
+        created_at=now,
+    )
+    if assignment is not None:
+        _assignment_end(assignment, state=Assignment.State.COMPLETED, now=now)
+    case_transition(
+        case=case,
+        to="decided",
+        actor=reviewer,
+        kind="decided",
+        detail={"decision": decision.pk, "action": action, "rule": rule, "policy_version": version.pk},
+        at=now,
+    )
+    _decision_effects(decision=decision, case=case, version=version, now=now)
+    if qa:
+        QualityReview.objects.create(decision=decision, created_at=now)
+    return decision
+
+
+@transaction.atomic
+def decision_automated(*, case, action, at=None) -> Decision:
+    """Automation decides a case (``automated=True``, no reviewer): same enforcement and strike path.
+
+    The action must be on the class's active ladder (``action_not_allowed``).
+    A human holding the case loses the assignment (completed) with the event.
+    """
+    case = lock_case(case.pk)
+    if case.status not in Case.ACTIVE_STATUSES:
+        raise conflict("invalid_transition", f"A case that is {case.status} cannot be decided again.")
+    version = active_version_for(case.threat_class)
+    rule, duration_days = _validate_decision(
+        version=version, action=action, rule="", duration_days=None, automated=True
+    )
+    now = at or timezone.now()
+    decision = Decision.objects.create(
+        case=case,
+        reviewer=None,
+        action=action,
+        rule=rule,
+        policy_version=version,
+        automated=True,
+        created_at=now,
+    )
+    assignment = _active_assignment(case.pk)
+    if assignment is not None:
+        _assignment_end(assignment, state=Assignment.State.COMPLETED, now=now)
+    case_transition(
+        case=case,
+        to="decided",
+        actor="automation",
+        kind="decided",
+        detail={"decision": decision.pk, "action": action, "automated": True, "policy_version": version.pk},
+        at=now,
+    )
+    _decision_effects(decision=decision, case=case, version=version, now=now)
+    return decision
+
+
+@transaction.atomic
+def case_escalate(*, case_id, actor, queue_slug, reason) -> Case:
+    """Move a case to ``escalations`` or ``legal``; the holder's assignment ends (escalated).
+
+    Allowed to the holder or a senior (``not_assignee`` otherwise). The case is
+    ``escalated`` and waits for a claim in its new queue.
+    """
+    if queue_slug not in ESCALATION_QUEUES:
+        raise DocketError("invalid", "Escalate to escalations or legal.", errors={"queue": list(ESCALATION_QUEUES)})
+    reason = (reason or "").strip()
+    if not reason:
+        raise DocketError("invalid", "Say why.", errors={"reason": ["This field is required."]})
+    user = _user_of(actor)
+    case = lock_case(case_id)
+    tc = case.threat_class
+    is_senior = roles.has(user, roles.SENIOR)
+    reviewer = getattr(user, "reviewer", None) if hasattr(user, "reviewer") else None
+    if tc.restricted and (reviewer is None or tc.slug not in reviewer.clearances):
+        raise not_found("No such case.")
+    assignment = _active_assignment(case.pk)
+    holder = assignment is not None and reviewer is not None and assignment.reviewer_id == reviewer.pk
+    if not holder and not is_senior:
+        raise forbidden("Only the holder or a senior may escalate this case.", code="not_assignee")
+    if case.status not in Case.ACTIVE_STATUSES:
+        raise conflict("invalid_transition", f"A case that is {case.status} cannot be escalated.")
+    target = Queue.objects.get(slug=queue_slug)
+    now = timezone.now()
+    if assignment is not None:
+        _assignment_end(assignment, state=Assignment.State.ESCALATED, now=now)
+    previous_queue = case.queue.slug if case.queue_id else None
+    case.queue = target
+    case_transition(
+        case=case,
+        to="escalated",
+        actor=user,
+        kind="escalated",
+        detail={"from_queue": previous_queue, "to_queue": target.slug, "reason": reason[:2000]},
+        at=now,
+        extra_fields=("queue",),
+    )
+    return case
+
+
+# --- overturns and replacements -----------------------------------------------------
+
+
+def _reverse_enforcements(decision, now):
+    """Queue a reversal for each enforcement of the decision that was (or may be) delivered."""
+    to_reverse = decision.enforcements.filter(kind="enforce", status__in=["pending", "delivered"])
+    rows = [
+        Enforcement(
+            decision=decision,
+            kind=Enforcement.Kind.REVERSE,
+            action=e.action,
+            duration_days=e.duration_days,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for e in to_reverse
+    ]
+    return Enforcement.objects.bulk_create(rows)
+
+
+def _decision_unwind(decision, *, actor, reason, now, kind, count_reporters=True):
+    """Mark a decision overturned and undo its effects (lock already held)."""
+    if decision.overturned:
+        raise conflict("already_overturned", "This decision was already overturned.")
+    decision.overturned = True
+    decision.overturned_at = now
+    decision.save(update_fields=["overturned", "overturned_at"])
+    reversals = _reverse_enforcements(decision, now)
+    Strike.objects.filter(decision=decision, removed_at__isnull=True).update(removed_at=now)
+    if count_reporters:
+        # The reports that led here: no longer upheld if it was a violation, upheld if it was not.
+        _reporters_adjust(decision.case_id, upheld=-1 if decision.action in VIOLATIONS else 1)
+    case_event_add(
+        case=decision.case,
+        kind=kind,
+        actor=actor,
+        at=now,
+        detail={"decision": decision.pk, "reason": (reason or "")[:2000], "reversals": len(reversals)},
+    )
+    return reversals
+
+
+def _lock_decision(decision):
+    decision_id = getattr(decision, "pk", decision)
+    case_id = Decision.objects.filter(pk=decision_id).values_list("case_id", flat=True).first()
+    if case_id is None:
+        raise not_found("No such decision.")
+    case = lock_case(case_id)
+    locked = Decision.objects.select_for_update(of=("self",)).get(pk=decision_id)
+    locked.case = case
+    return locked
+
+
+@transaction.atomic
+def decision_overturn(*, decision, actor, reason) -> None:
+    """Overturn a decision: marked ``overturned``, each enforcement reversed through the outbox,
+    its strike removed, its reporters' accuracy corrected. The case status is the caller's.
+    """
+    decision = _lock_decision(decision)
+    reversals = _decision_unwind(decision, actor=actor, reason=reason, now=timezone.now(), kind="decision_overturned")
+    _enqueue_deliveries([r.pk for r in reversals])
+
+
+@transaction.atomic
+def decision_replace(*, decision, actor, action, rule, rationale, duration_days=None) -> Decision:
+    """Replace a decision with another action (an appeal's "modified" outcome).
+
+    The old decision is overturned (enforcement reversed, strike removed); the
+    new one is recorded under the class's active version by ``actor``'s
+    reviewer profile and delivered like any decision. The case status is the
+    caller's.
+    """
+    old = _lock_decision(decision)
+    reviewer = reviewer_of(actor)
+    case = old.case
+    version = active_version_for(case.threat_class)
+    rule, duration_days = _validate_decision(version=version, action=action, rule=rule, duration_days=duration_days)
+    now = timezone.now()
+    reversals = _decision_unwind(
+        old, actor=reviewer, reason=rationale, now=now, kind="decision_replaced", count_reporters=False
+    )
+    new = Decision.objects.create(
+        case=case,
+        reviewer=reviewer,
+        action=action,
+        rule=rule,
+        policy_version=version,
+        rationale=rationale or "",
+        duration_days=duration_days,
+        created_at=now,
+    )
+    _decision_effects(decision=new, case=case, version=version, now=now, count_reporters=False)
+    # The reports were decided once; only whether they were upheld changes.
+    _reporters_adjust(case.pk, upheld=int(action in VIOLATIONS) - int(old.action in VIOLATIONS))
+    _enqueue_deliveries([r.pk for r in reversals])
+    case_event_add(
+        case=case, kind="decision_recorded", actor=reviewer, at=now, detail={"decision": new.pk, "replaces": old.pk}
+    )
+    return new
+
+
+# --- QA -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def quality_review_complete(*, review_id, reviewer, action, rule="") -> QualityReview:
+    """Record a blind second review and whether it agrees with the decision (same action).
+
+    The second reviewer must not be the one who decided (``conflict_of_interest``).
+    """
+    reviewer = reviewer_of(reviewer)
+    review = QualityReview.objects.select_for_update(of=("self",)).select_related("decision__case__threat_class")
+    review = review.filter(pk=review_id).first()
+    if review is None:
+        raise not_found("No such quality review.")
+    decision = review.decision
+    tc = decision.case.threat_class
+    if tc.restricted and tc.slug not in reviewer.clearances:
+        raise not_found("No such quality review.")
+    if decision.reviewer_id == reviewer.pk:
+        raise forbidden("The decider cannot review their own decision.", code="conflict_of_interest")
+    if review.status != QualityReview.Status.PENDING:
+        raise conflict("already_reviewed", "This quality review is already done.")
+    if action not in LADDER or action not in decision.policy_version.ladder:
+        raise DocketError("action_not_allowed", f"{action!r} is not on the ladder of {decision.policy_version}.")
+    rule = (rule or "").strip()
+    if rule and rule not in decision.policy_version.rule_codes():
+        raise DocketError("invalid", f"Unknown rule {rule!r}.", errors={"rule": ["Unknown rule."]})
+    now = timezone.now()
+    review.reviewer = reviewer
+    review.action = action
+    review.rule = rule
+    review.agrees = action == decision.action
+    review.status = QualityReview.Status.DONE
+    review.completed_at = now
+    review.save(update_fields=["reviewer", "action", "rule", "agrees", "status", "completed_at"])
+    case_event_add(
+        case=decision.case,
+        kind="qa_reviewed",
+        actor=reviewer,
+        at=now,
+        detail={"decision": decision.pk, "agrees": review.agrees},
+    )
+    return review

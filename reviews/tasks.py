@@ -1,0 +1,28 @@
+"""Thin Celery wrappers around the reviews services; idempotent, state lives in PostgreSQL."""
+
+from celery import shared_task
+
+from docket.periodic import periodic
+
+from .services import leases_expire
+from .webhooks import enforcement_deliver, enforcements_deliver_due
+
+
+@shared_task(ignore_result=True)
+def deliver_enforcement(enforcement_id):
+    """Deliver one outbox row now (enqueued after the decision commits); retries come from the sweep."""
+    return enforcement_deliver(enforcement_id=enforcement_id)
+
+
+@periodic(seconds=30)
+@shared_task(ignore_result=True)
+def deliver_due_enforcements():
+    """Deliver every pending row whose time has come (first tries missed by the broker, and retries)."""
+    return enforcements_deliver_due()
+
+
+@periodic(seconds=30)
+@shared_task(ignore_result=True)
+def expire_leases():
+    """Return cases whose lease ran out to their queue."""
+    return leases_expire()

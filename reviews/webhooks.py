@@ -1,0 +1,150 @@
+"""Enforcement delivery: the outbox rows POSTed, signed, to the platform's webhook.
+
+A row is sent while it is locked (``FOR UPDATE SKIP LOCKED``), so two workers
+never send one row at the same time; its body is built once and stored, so
+every retry sends the same ``id`` and the same bytes. Failures back off
+exponentially; after ``WEBHOOK_MAX_ATTEMPTS`` the row is ``failed``.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import timedelta
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Enforcement
+from .sor import statement_of_reasons
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Docket-Signature"
+# Longest wait between two attempts, whatever the attempt count.
+MAX_BACKOFF_SECONDS = 6 * 3600
+
+
+def enforcement_payload(enforcement) -> dict:
+    """The webhook body of API.md for one outbox row."""
+    decision = enforcement.decision
+    subject = decision.case.subject
+    return {
+        "id": str(enforcement.public_id),
+        "type": enforcement.kind,
+        "decision": decision.pk,
+        "subject": {"kind": subject.kind, "external_id": subject.external_id},
+        "action": enforcement.action,
+        "duration_days": enforcement.duration_days,
+        "statement_of_reasons": statement_of_reasons(decision),
+    }
+
+
+def body_bytes(payload) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff_seconds(attempts: int) -> int:
+    """Wait after the ``attempts``-th failure: base, 2 x base, 4 x base, ... capped."""
+    base = settings.DOCKET["WEBHOOK_BACKOFF_SECONDS"]
+    return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+def _post(url, body):
+    try:
+        response = requests.post(
+            url,
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(body, settings.PLATFORM_WEBHOOK_SECRET),
+            },
+            timeout=settings.DOCKET["WEBHOOK_TIMEOUT_SECONDS"],
+            allow_redirects=False,
+        )
+    except requests.RequestException as e:
+        return False, f"{type(e).__name__}: {e}"[:1000]
+    if 200 <= response.status_code < 300:
+        return True, ""
+    return False, f"HTTP {response.status_code}: {response.text[:500]}"
+
+
+def _due(queryset, now):
+    return queryset.filter(status=Enforcement.Status.PENDING, next_attempt_at__lte=now)
+
+
+def _deliver_locked(enforcement, now) -> str:
+    """Send one locked, due row and record the outcome. Returns the outcome's name."""
+    url = settings.PLATFORM_WEBHOOK_URL
+    if not url:
+        return "unconfigured"
+    if enforcement.kind == Enforcement.Kind.REVERSE:
+        # A reversal must not overtake the enforcement it undoes.
+        ahead = Enforcement.objects.filter(
+            decision_id=enforcement.decision_id, kind="enforce", action=enforcement.action, status="pending"
+        ).exists()
+        if ahead:
+            enforcement.next_attempt_at = now + timedelta(seconds=backoff_seconds(1))
+            enforcement.save(update_fields=["next_attempt_at"])
+            return "waiting"
+    if not enforcement.payload:
+        enforcement.payload = enforcement_payload(enforcement)
+    ok, error = _post(url, body_bytes(enforcement.payload))
+    enforcement.attempts += 1
+    if ok:
+        enforcement.status = Enforcement.Status.DELIVERED
+        enforcement.delivered_at = timezone.now()
+        enforcement.last_error = ""
+    else:
+        enforcement.last_error = error
+        if enforcement.attempts >= settings.DOCKET["WEBHOOK_MAX_ATTEMPTS"]:
+            enforcement.status = Enforcement.Status.FAILED
+        else:
+            enforcement.next_attempt_at = now + timedelta(seconds=backoff_seconds(enforcement.attempts))
+    enforcement.save(update_fields=["payload", "attempts", "status", "delivered_at", "last_error", "next_attempt_at"])
+    return enforcement.status if ok or enforcement.status == "failed" else "retry"
+
+
+def _locked_due(now, enforcement_id=None):
+    rows = Enforcement.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
+        "decision__case__subject", "decision__case__threat_class", "decision__policy_version__policy"
+    )
+    rows = _due(rows, now)
+    if enforcement_id is not None:
+        return rows.filter(pk=enforcement_id).first()
+    return rows.order_by("next_attempt_at", "id").first()
+
+
+def enforcement_deliver(*, enforcement_id, now=None) -> str:
+    """Deliver one outbox row if it is pending and due and no other worker holds it.
+
+    Idempotent: a delivered, failed, not-yet-due or busy row is left alone.
+    Returns ``delivered``, ``retry``, ``failed``, ``waiting``, ``unconfigured`` or ``skipped``.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        enforcement = _locked_due(now, enforcement_id)
+        if enforcement is None:
+            return "skipped"
+        return _deliver_locked(enforcement, now)
+
+
+def enforcements_deliver_due(*, now=None, limit=500) -> dict:
+    """Deliver due rows one at a time, each in its own short transaction; counts by outcome."""
+    counts = {}
+    if not settings.PLATFORM_WEBHOOK_URL:
+        return counts
+    for _ in range(limit):
+        with transaction.atomic():
+            enforcement = _locked_due(now or timezone.now())
+            if enforcement is None:
+                break
+            outcome = _deliver_locked(enforcement, now or timezone.now())
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
