@@ -59,3 +59,33 @@ def appeals_staff(make_user):
 @pytest.fixture
 def appeals_staff_2(make_user):
     return make_user("appeals-2", "appeals")
+
+
+def decide_for_real(moderator, *, kind="spam", action="remove", rule=None, reporters=2, duration_days=None, **case):
+    """A case decided through the reviews services: claim, then decide (enforcement, strike, reporters)."""
+    from casework.models import Reporter
+    from reviews.services import decision_make, queue_claim
+    from tests.factories import ReporterFactory, SignalFactory, threat_class
+
+    case = CaseFactory(kind=kind, signal_count=max(reporters, 1), reporter_count=reporters, **case)
+    for _ in range(reporters):
+        SignalFactory(
+            case=case,
+            subject=case.subject,
+            threat_class=threat_class(kind),
+            reporter=ReporterFactory(),
+            disposition="queued",
+        )
+    assignment = queue_claim(reviewer=moderator.reviewer, queue_slug=kind)
+    assert assignment.case_id == case.pk
+    version = active_version(kind)
+    decision = decision_make(
+        case_id=case.pk,
+        reviewer=moderator.reviewer,
+        action=action,
+        rule=rule if rule is not None else (version.rule_codes()[0] if action != "no_violation" else ""),
+        rationale="violates the policy",
+        duration_days=duration_days,
+    )
+    assert Reporter.objects.filter(signals__case=case).count() == reporters
+    return decision
