@@ -180,7 +180,7 @@ def test_the_original_decider_has_a_conflict_of_interest_even_holding_it(make_us
 
     for target in (appeal, other):
         error = refused(
-            lambda t=target: appeal_resolve(appeal_id=t.pk, reviewer=both.reviewer, outcome="overturned", rationale="x"),
+            lambda t=target: appeal_resolve(appeal_id=t.pk, reviewer=both.reviewer, outcome="upheld", rationale="x"),
             "conflict_of_interest",
         )
         assert error.status == 403
@@ -227,7 +227,7 @@ def test_a_resolved_appeal_cannot_be_resolved_again(decider, appeals_staff):
     before = state(appeal)
 
     refused(
-        lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, outcome="overturned", rationale="x"),
+        lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, outcome="upheld", rationale="y"),
         "invalid_transition",
     )
     assert state(appeal) == before
