@@ -1,1 +1,21 @@
-urlpatterns = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("thresholds/", views.ThresholdList.as_view(), name="threshold-list"),
+    path("threshold-changes/", views.ThresholdChangeListCreate.as_view(), name="threshold-change-list"),
+    path("threshold-changes/<int:pk>/", views.ThresholdChangeDetail.as_view(), name="threshold-change-detail"),
+    path(
+        "threshold-changes/<int:pk>/approve/", views.ThresholdChangeApprove.as_view(), name="threshold-change-approve"
+    ),
+    path("threshold-changes/<int:pk>/reject/", views.ThresholdChangeReject.as_view(), name="threshold-change-reject"),
+    path(
+        "threshold-changes/<int:pk>/rollback/",
+        views.ThresholdChangeRollback.as_view(),
+        name="threshold-change-rollback",
+    ),
+    path("relabels/", views.RelabelList.as_view(), name="relabel-list"),
+    path("relabels/<int:pk>/complete/", views.RelabelComplete.as_view(), name="relabel-complete"),
+    path("metrics/", views.Metrics.as_view(), name="metrics"),
+]

@@ -1,0 +1,118 @@
+"""Thresholds, threshold changes, relabel items: input shapes and output fields."""
+
+from rest_framework import serializers
+
+from policies.models import LADDER, RelabelItem, Threshold, ThresholdChange
+
+
+class ThresholdSerializer(serializers.ModelSerializer):
+    source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    threat_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    automation = serializers.CharField(source="threat_class.automation", read_only=True)
+    auto_action = serializers.CharField(source="threat_class.auto_action", read_only=True)
+
+    class Meta:
+        model = Threshold
+        fields = [
+            "id",
+            "source",
+            "threat_class",
+            "auto_action_at",
+            "review_at",
+            "automation",
+            "auto_action",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class BlastRadiusSerializer(serializers.Serializer):
+    window_days = serializers.IntegerField()
+    signals = serializers.IntegerField()
+    newly_auto_actioned = serializers.IntegerField()
+    newly_queued = serializers.IntegerField()
+    newly_dropped = serializers.IntegerField()
+    before = serializers.DictField(child=serializers.IntegerField(), required=False)
+    after = serializers.DictField(child=serializers.IntegerField(), required=False)
+
+
+class ThresholdChangeSerializer(serializers.ModelSerializer):
+    source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    threat_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    proposed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    blast_radius = BlastRadiusSerializer(read_only=True)
+
+    class Meta:
+        model = ThresholdChange
+        fields = [
+            "id",
+            "status",
+            "source",
+            "threat_class",
+            "auto_action_at",
+            "review_at",
+            "old_auto_action_at",
+            "old_review_at",
+            "reason",
+            "blast_radius",
+            "proposed_by",
+            "approved_by",
+            "created_at",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+
+class ThresholdChangeProposeSerializer(serializers.Serializer):
+    """Types only; ranges, order and the reason are the service's rule."""
+
+    source = serializers.CharField(max_length=60)
+    threat_class = serializers.CharField(max_length=40)
+    auto_action_at = serializers.FloatField(allow_null=True, required=False, default=None)
+    review_at = serializers.FloatField()
+    reason = serializers.CharField(max_length=2000, allow_blank=True, trim_whitespace=True)
+
+
+class RelabelItemSerializer(serializers.ModelSerializer):
+    """Blind: the original decision's action and rule are not shown."""
+
+    threat_class = serializers.CharField(source="policy_version.policy.threat_class.slug", read_only=True)
+    policy_version = serializers.SerializerMethodField()
+    case = serializers.IntegerField(source="decision.case_id", read_only=True)
+    subject = serializers.SerializerMethodField()
+    reviewer = serializers.SerializerMethodField()
+    ladder = serializers.ListField(source="policy_version.ladder", read_only=True)
+
+    class Meta:
+        model = RelabelItem
+        fields = [
+            "id",
+            "status",
+            "threat_class",
+            "policy_version",
+            "case",
+            "subject",
+            "ladder",
+            "reviewer",
+            "action",
+            "rule",
+            "created_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+    def get_policy_version(self, item) -> str:
+        return str(item.policy_version)
+
+    def get_subject(self, item) -> dict:
+        subject = item.decision.case.subject
+        return {"kind": subject.kind, "external_id": subject.external_id}
+
+    def get_reviewer(self, item) -> str | None:
+        return item.reviewer.user.get_username() if item.reviewer_id else None
+
+
+class RelabelCompleteSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=LADDER)
+    rule = serializers.CharField(max_length=80, allow_blank=True, required=False, default="")

@@ -1,0 +1,165 @@
+"""Thin API views: validate input, call a service or a selector, render."""
+
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from docket import metrics, roles
+from docket.api import role_permission
+from policies import selectors, services
+from policies.models import RelabelItem, ThresholdChange
+
+from .serializers import (
+    RelabelCompleteSerializer,
+    RelabelItemSerializer,
+    ThresholdChangeProposeSerializer,
+    ThresholdChangeSerializer,
+    ThresholdSerializer,
+)
+
+PolicyAdminOnly = role_permission(roles.POLICY_ADMIN)
+Staff = role_permission(*roles.STAFF)
+Reviewers = role_permission(*roles.REVIEWING)
+
+ERROR = OpenApiResponse(description='`{"code", "detail"}` (validation adds `errors`).')
+
+
+class ThresholdFilter(filters.FilterSet):
+    source = filters.CharFilter(field_name="source__slug")
+    threat_class = filters.CharFilter(field_name="threat_class__slug")
+
+
+class ThresholdList(generics.ListAPIView):
+    """Thresholds in force per (source, threat class)."""
+
+    permission_classes = [PolicyAdminOnly]
+    serializer_class = ThresholdSerializer
+    filterset_class = ThresholdFilter
+
+    def get_queryset(self):
+        return selectors.thresholds_list()
+
+
+class ThresholdChangeFilter(ThresholdFilter):
+    status = filters.ChoiceFilter(choices=ThresholdChange.Status.choices)
+
+
+class ThresholdChangeListCreate(generics.ListCreateAPIView):
+    """Proposals with their blast radius; POST proposes one."""
+
+    permission_classes = [PolicyAdminOnly]
+    serializer_class = ThresholdChangeSerializer
+    filterset_class = ThresholdChangeFilter
+
+    def get_queryset(self):
+        return selectors.threshold_changes_list()
+
+    @extend_schema(
+        request=ThresholdChangeProposeSerializer,
+        responses={201: ThresholdChangeSerializer, 400: ERROR, 403: ERROR},
+    )
+    def post(self, request, *args, **kwargs):
+        data = ThresholdChangeProposeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        change = services.threshold_change_propose(
+            source_slug=v["source"],
+            threat_class_slug=v["threat_class"],
+            auto_action_at=v["auto_action_at"],
+            review_at=v["review_at"],
+            reason=v["reason"],
+            actor=request.user,
+        )
+        return Response(ThresholdChangeSerializer(change).data, status=status.HTTP_201_CREATED)
+
+
+class ThresholdChangeDetail(generics.RetrieveAPIView):
+    permission_classes = [PolicyAdminOnly]
+    serializer_class = ThresholdChangeSerializer
+
+    def get_queryset(self):
+        return selectors.threshold_changes_list()
+
+
+class _ThresholdChangeAction(APIView):
+    permission_classes = [PolicyAdminOnly]
+    serializer_class = ThresholdChangeSerializer
+    answer_status = status.HTTP_200_OK
+
+    def act(self, pk, actor):
+        raise NotImplementedError
+
+    @extend_schema(request=None, responses={200: ThresholdChangeSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    def post(self, request, pk):
+        change = self.act(pk, request.user)
+        change = selectors.threshold_changes_list().get(pk=change.pk)
+        return Response(ThresholdChangeSerializer(change).data, status=self.answer_status)
+
+
+class ThresholdChangeApprove(_ThresholdChangeAction):
+    """A second policy admin applies the change; the proposer gets ``403 self_approval``."""
+
+    def act(self, pk, actor):
+        return services.threshold_change_approve(change_id=pk, actor=actor)
+
+
+class ThresholdChangeReject(_ThresholdChangeAction):
+    def act(self, pk, actor):
+        return services.threshold_change_reject(change_id=pk, actor=actor)
+
+
+class ThresholdChangeRollback(_ThresholdChangeAction):
+    """Proposes the values an applied change replaced (201, a new proposal)."""
+
+    answer_status = status.HTTP_201_CREATED
+
+    @extend_schema(request=None, responses={201: ThresholdChangeSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    def post(self, request, pk):
+        return super().post(request, pk)
+
+    def act(self, pk, actor):
+        return services.threshold_change_rollback_proposal(change_id=pk, actor=actor)
+
+
+class RelabelFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=RelabelItem.Status.choices)
+    threat_class = filters.CharFilter(field_name="policy_version__policy__threat_class__slug")
+
+
+class RelabelList(generics.ListAPIView):
+    """The relabel sample of newly activated versions (blind: no original action shown)."""
+
+    permission_classes = [Reviewers]
+    serializer_class = RelabelItemSerializer
+    filterset_class = RelabelFilter
+
+    def get_queryset(self):
+        return selectors.relabel_items_for(self.request.user)
+
+
+class RelabelComplete(APIView):
+    permission_classes = [Reviewers]
+
+    @extend_schema(request=RelabelCompleteSerializer, responses={200: RelabelItemSerializer, 400: ERROR, 403: ERROR})
+    def post(self, request, pk):
+        # Invisible (restricted) items answer 404 like any unknown id.
+        generics.get_object_or_404(selectors.relabel_items_for(request.user), pk=pk)
+        data = RelabelCompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        reviewer = getattr(request.user, "reviewer", None)
+        item = services.relabel_item_complete(item_id=pk, reviewer=reviewer, **data.validated_data)
+        item = selectors.relabel_items_for(request.user).get(pk=item.pk)
+        return Response(RelabelItemSerializer(item).data)
+
+
+class Metrics(APIView):
+    """Guard metrics per threat class (restricted ones only with the clearance), queue and source."""
+
+    permission_classes = [Staff]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 403: ERROR})
+    def get(self, request):
+        return Response(metrics.metrics_snapshot(request.user))
