@@ -64,6 +64,9 @@ def _reviewer_state(reviewer_id, queue_id, now):
     so ``max_active`` holds even then; other reviewers are not blocked.
     """
     with connection.cursor() as cur:
+        # Lock first, read after: a statement's subqueries keep the snapshot taken
+        # before it waited for the lock, so the counts must come from a new statement.
+        cur.execute("SELECT 1 FROM reviews_reviewer WHERE id = %s FOR UPDATE", [reviewer_id])
         cur.execute(
             """
             SELECT r.on_shift, r.max_active, r.graphic_budget, r.clearances,
@@ -73,7 +76,7 @@ def _reviewer_state(reviewer_id, queue_id, now):
                      WHERE a.reviewer_id = r.id AND a.graphic AND a.claimed_at >= %s),
                    EXISTS (SELECT 1 FROM reviews_reviewer_queues rq
                             WHERE rq.reviewer_id = r.id AND rq.queue_id = %s)
-              FROM reviews_reviewer r WHERE r.id = %s FOR UPDATE
+              FROM reviews_reviewer r WHERE r.id = %s
             """,
             [_day_start(now), queue_id, reviewer_id],
         )

@@ -42,3 +42,13 @@ def no_qa(settings):
 @pytest.fixture
 def always_qa(settings):
     settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 1.0}
+
+
+@pytest.fixture(autouse=True)
+def enqueued(monkeypatch):
+    """Delivery tasks are recorded, not published to the shared broker; the list of enforcement ids."""
+    from reviews import tasks
+
+    calls = []
+    monkeypatch.setattr(tasks.deliver_enforcement, "delay", lambda enforcement_id: calls.append(enforcement_id))
+    return calls
