@@ -31,6 +31,10 @@ def enforcement_payload(enforcement) -> dict:
     """The webhook body of API.md for one outbox row."""
     decision = enforcement.decision
     subject = decision.case.subject
+    # What the user is told (``notice``) and, for rows an appeal caused, the outcome statement
+    # (``appeal_outcome``); imported here because appeals builds on reviews, not the reverse.
+    from appeals.selectors import enforcement_notices
+
     return {
         "id": str(enforcement.public_id),
         "type": enforcement.kind,
@@ -39,6 +43,7 @@ def enforcement_payload(enforcement) -> dict:
         "action": enforcement.action,
         "duration_days": enforcement.duration_days,
         "statement_of_reasons": statement_of_reasons(decision),
+        **enforcement_notices(enforcement),
     }
 
 

@@ -163,9 +163,9 @@ def test_overturn_through_the_api_serves_the_outcome_statement(decider, appeals_
         ],
     }
     assert Decision.objects.get(pk=decision.pk).overturned is True
-    assert api_for(platform).get(f"/api/v1/appeals/{appeal_id}/").json()["outcome_statement"] == body[
-        "outcome_statement"
-    ]
+    assert (
+        api_for(platform).get(f"/api/v1/appeals/{appeal_id}/").json()["outcome_statement"] == body["outcome_statement"]
+    )
     decision_api = staff.get(f"/api/v1/decisions/{decision.pk}/")
     if decision_api.status_code == 200:  # the reviews API shows it overturned too
         assert decision_api.json()["overturned"] is True
