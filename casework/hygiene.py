@@ -11,6 +11,7 @@ dashboard and the source stays healthy.
 """
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,6 +23,7 @@ from django.utils.text import slugify
 from docket.errors import DocketError
 
 from .models import Signal, SignalSource, SourceIncident
+from .services import case_events_add_bulk
 
 
 def _setting(name, default):
@@ -338,9 +340,32 @@ def _lock_source(slug):
         raise DocketError("not_found", "No such source.", status=404) from None
 
 
-def _held_release(*, source_id, actor, at):
-    """Fold every held signal of the source into cases, exactly as intake would have; returns how many."""
-    from casework.intake import signals_release
+@dataclass
+class _Held:
+    """A held signal in the shape intake's folding reads (subject, class, time, source, reporter)."""
+
+    signal_id: int
+    subject_id: int
+    threat_class: object
+    occurred_at: datetime
+    source: SignalSource
+    reporter: str | None
+    case_id: int | None = None
+
+
+RELEASE_CHUNK = 5000
+
+
+def _held_release(*, source_id, actor, at) -> int:
+    """Fold every held signal of the source into cases, exactly as intake folds new ones; returns how many.
+
+    Released signals become ``queued`` (``released_at`` set): an admin confirmed
+    the spike is real, so they go to humans rather than to automation. Cases are
+    joined or opened by intake's own folding, their counts and priority refreshed
+    from their signals, and each case gets an ``opened`` and a ``signals_released`` event.
+    """
+    from .intake import _cases_open_or_join, _Reference, _routes
+    from .priority import case_reprioritise
 
     held = list(
         Signal.objects.select_for_update()
@@ -348,9 +373,46 @@ def _held_release(*, source_id, actor, at):
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    if not held:
-        return 0
-    signals_release(signal_ids=held, actor=actor, at=at)
+    source = SignalSource.objects.get(pk=source_id)
+    for start in range(0, len(held), RELEASE_CHUNK):
+        rows = (
+            Signal.objects.filter(pk__in=held[start : start + RELEASE_CHUNK])
+            .select_related("threat_class", "reporter")
+            .order_by("pk")
+        )
+        items = [
+            _Held(
+                signal_id=s.pk,
+                subject_id=s.subject_id,
+                threat_class=s.threat_class,
+                occurred_at=s.occurred_at,
+                source=source,
+                reporter=s.reporter.external_id if s.reporter else None,
+            )
+            for s in rows
+        ]
+        ref = _Reference(sources={source.slug: source}, classes={})
+        _routes(ref, items)
+        cases = _cases_open_or_join(items, ref=ref, now=at)
+        with connection.cursor() as cur:
+            cur.execute(
+                "UPDATE casework_signal s SET disposition = %s, case_id = m.case_id, released_at = %s"
+                " FROM unnest(%s::bigint[], %s::bigint[]) AS m(id, case_id) WHERE s.id = m.id",
+                [Signal.Disposition.QUEUED, at, [i.signal_id for i in items], [i.case_id for i in items]],
+            )
+        touched = sorted({i.case_id for i in items})
+        case_reprioritise(case_ids=touched, now=at)
+        per_case = defaultdict(int)
+        for item in items:
+            per_case[item.case_id] += 1
+        events = []
+        for case_id in touched:
+            if cases[case_id][2]:
+                events.append((case_id, "opened", actor, {}, at))
+            events.append(
+                (case_id, "signals_released", actor, {"signals": per_case[case_id], "source": source.slug}, at)
+            )
+        case_events_add_bulk(events)
     return len(held)
 
 

@@ -115,9 +115,7 @@ def test_second_run_with_nothing_new_changes_nothing():
     result = campaigns_detect(now=NOW + timedelta(minutes=10))
 
     assert result["created"] == result["subjects_joined"] == result["cases_joined"] == 0
-    assert [{**c, "updated_at": None} for c in Campaign.objects.values()] == [
-        {**c, "updated_at": None} for c in before
-    ]
+    assert [{**c, "updated_at": None} for c in Campaign.objects.values()] == [{**c, "updated_at": None} for c in before]
     assert CaseEvent.objects.filter(kind="campaign_joined").count() == 10
 
 

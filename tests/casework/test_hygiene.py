@@ -6,9 +6,16 @@ from itertools import count
 import pytest
 from django.utils import timezone
 
-from casework.hygiene import incidents_open, sources_check_health, sources_health
-from casework.models import SignalSource, SourceIncident, Subject
-from tests.factories import SourceFactory, threat_class
+from casework.hygiene import (
+    incidents_open,
+    source_confirm,
+    source_quarantine,
+    source_register,
+    sources_check_health,
+    sources_health,
+)
+from casework.models import Case, CaseEvent, Signal, SignalSource, SourceIncident, Subject
+from tests.factories import CaseFactory, SourceFactory, threat_class
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +31,6 @@ def subjects(n):
 
 def add_signals(source, times, *, on=None, scores=None, kind="spam"):
     """Store signals of ``source`` at ``times`` (on fresh subjects unless ``on`` names them), as already received."""
-    from casework.models import Signal
-
     on = on if on is not None else subjects(len(times))
     tc = threat_class(kind)
     return Signal.objects.bulk_create(
@@ -205,3 +210,122 @@ def test_suspect_and_quarantined_sources_keep_their_status(classifier):
     assert classifier.status == "quarantined"
     assert classifier.status_changed_at == changed
     assert classifier.current_rate == 100.0
+
+
+# --- holding, confirming, quarantining (through the real intake path) ----------------------------------------------
+
+
+def ingest(source_slug, n, *, subjects_prefix="t", per_subject=1, start=0, at=None):
+    """Push ``n`` signals of the source through intake, ``per_subject`` on each subject; returns the results."""
+    from casework.intake import signals_ingest
+
+    at = at or NOW - timedelta(minutes=5)
+    items = [
+        {
+            "source": source_slug,
+            "external_id": f"{source_slug}-{start + i}",
+            "threat_class": "spam",
+            "subject": {"kind": "account", "external_id": f"{subjects_prefix}-{(start + i) // per_subject}"},
+            "score": 0.9,
+            "occurred_at": at.isoformat(),
+        }
+        for i in range(n)
+    ]
+    return signals_ingest(items=items, actor="platform").results
+
+
+def suspect_source(classifier):
+    normal_weeks(classifier, per_hour=5, weeks=1)
+    add_signals(classifier, last_hour(100), scores=[0.3])
+    assert sources_check_health(now=NOW)["suspect"] == [classifier.slug]
+
+
+def test_a_suspect_sources_new_signals_are_held_stored_without_a_case(classifier):
+    suspect_source(classifier)
+
+    results = ingest("spam-model", 6, per_subject=2)
+
+    assert [(r["disposition"], r["case"]) for r in results] == [("held", None)] * 6
+    assert Signal.objects.filter(source=classifier, disposition="held").count() == 6
+    assert Case.objects.count() == 0
+
+
+def test_confirm_releases_held_signals_into_cases_with_right_counts(classifier, policy_admin):
+    suspect_source(classifier)
+    ingest("spam-model", 6, per_subject=2)  # 3 subjects, 2 signals each
+    existing = CaseFactory(
+        subject=Subject.objects.get(external_id="t-0"), kind="spam", signal_count=0, reporter_count=0
+    )
+
+    result = source_confirm(source_slug="spam-model", actor=policy_admin, now=NOW)
+
+    classifier.refresh_from_db()
+    assert result["released"] == 6
+    assert classifier.status == "healthy" and classifier.status_changed_at == NOW
+    assert Signal.objects.filter(source=classifier, disposition="held").count() == 0
+    released = Signal.objects.filter(source=classifier, released_at=NOW)
+    assert released.count() == 6 and set(released.values_list("disposition", flat=True)) == {"queued"}
+    cases = Case.objects.order_by("subject__external_id")
+    assert [(c.subject.external_id, c.signal_count, c.status) for c in cases] == [
+        ("t-0", 2, "open"),
+        ("t-1", 2, "open"),
+        ("t-2", 2, "open"),
+    ]
+    assert cases[0].pk == existing.pk  # joined the active case rather than opening a second one
+    assert all(c.priority > 0 and c.queue.slug == "spam" for c in cases)
+    released_events = CaseEvent.objects.filter(kind="signals_released")
+    assert sorted(e.detail["signals"] for e in released_events) == [2, 2, 2]
+    assert {e.actor_label for e in released_events} == {"padmin"}
+    assert CaseEvent.objects.filter(kind="opened").count() == 2
+    # new signals queue again, and a second confirm has nothing left to release
+    assert ingest("spam-model", 1, start=100)[0]["disposition"] == "queued"
+    assert source_confirm(source_slug="spam-model", actor=policy_admin)["released"] == 0
+
+
+def test_after_confirm_the_same_spike_opens_an_incident(classifier, policy_admin):
+    suspect_source(classifier)
+    source_confirm(source_slug="spam-model", actor=policy_admin, now=NOW)
+
+    result = sources_check_health(now=NOW + timedelta(minutes=5))
+
+    assert result["suspect"] == [] and result["incidents"] == ["spam-model"]
+    assert SourceIncident.objects.get().detail["corroboration"] == {"confirmed_by_admin": True}
+
+
+def test_quarantine_keeps_signals_held(classifier, policy_admin):
+    suspect_source(classifier)
+    ingest("spam-model", 4)
+
+    source_quarantine(source_slug="spam-model", actor=policy_admin, now=NOW)
+    later = ingest("spam-model", 2, start=10)
+    sources_check_health(now=NOW + timedelta(minutes=5))
+
+    classifier.refresh_from_db()
+    assert classifier.status == "quarantined" and classifier.status_changed_at == NOW
+    assert [r["disposition"] for r in later] == ["held", "held"]
+    assert Signal.objects.filter(source=classifier, disposition="held").count() == 6
+    assert Case.objects.count() == 0
+
+
+def test_a_new_source_is_not_held(policy_admin):
+    source_register(slug="fresh-model", kind="classifier", trust=0.8, actor=policy_admin)
+
+    results = ingest("fresh-model", 300, at=NOW - timedelta(minutes=1))
+    check = sources_check_health(now=NOW)
+
+    assert {r["disposition"] for r in results} == {"queued"}
+    assert check["suspect"] == []
+    assert SignalSource.objects.get(slug="fresh-model").status == "healthy"
+
+
+def test_the_health_check_releases_signals_a_healthy_source_still_holds(classifier):
+    suspect_source(classifier)
+    ingest("spam-model", 3)
+    # a confirm raced an in-flight intake batch: the source is healthy, three signals still held
+    SignalSource.objects.filter(pk=classifier.pk).update(status="healthy", status_changed_at=NOW)
+
+    result = sources_check_health(now=NOW + timedelta(minutes=5))
+
+    assert result["released"] == 3
+    assert Signal.objects.filter(disposition="held").count() == 0
+    assert CaseEvent.objects.filter(kind="signals_released", actor_label="system").count() == 3
