@@ -46,7 +46,9 @@ class CaseQuerySet(models.QuerySet):
                 queryset=Assignment.objects.filter(state="active").select_related("reviewer__user"),
                 to_attr="active_assignments",
             ),
-            Prefetch("decisions", queryset=Decision.objects.only("id", "case_id").order_by("id"), to_attr="decision_list"),
+            Prefetch(
+                "decisions", queryset=Decision.objects.only("id", "case_id").order_by("id"), to_attr="decision_list"
+            ),
         )
 
 

@@ -1,0 +1,414 @@
+"""Intake: signals become stored signals and cases, idempotently and all or nothing."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from casework import intake
+from casework.intake import disposition_for, signals_ingest
+from casework.models import Case, CaseEvent, Reporter, Signal, Subject, SubjectAttribute
+from docket.errors import DocketError
+from policies.models import Threshold
+from reviews.models import Decision
+from tests.factories import SourceFactory, threat_class
+
+pytestmark = pytest.mark.django_db
+
+
+def report(n, *, subject="u-1", reporter=None, threat="spam", source="user-reports", **extra):
+    item = {
+        "source": source,
+        "external_id": f"r-{n}",
+        "threat_class": threat,
+        "subject": {"kind": "account", "external_id": subject, "reach": 100},
+        "reporter": reporter if reporter is not None else f"rep-{n}",
+        "reason": "selling followers",
+    }
+    item.update(extra)
+    return item
+
+
+def detection(n, *, source, score, subject="u-1", threat="spam", **extra):
+    item = report(n, subject=subject, threat=threat, source=source, score=score, **extra)
+    del item["reporter"]
+    return item
+
+
+def state():
+    """Everything intake writes, to prove a refusal changed nothing."""
+    return (
+        Signal.objects.count(),
+        Case.objects.count(),
+        Subject.objects.count(),
+        Reporter.objects.count(),
+        SubjectAttribute.objects.count(),
+        CaseEvent.objects.count(),
+    )
+
+
+def refused(items, actor):
+    before = state()
+    with pytest.raises(DocketError) as exc:
+        signals_ingest(items=items, actor=actor)
+    assert state() == before
+    return exc.value
+
+
+# --- storing and folding ------------------------------------------------------------------
+
+
+def test_one_signal_opens_a_case_in_the_class_queue(platform):
+    result = signals_ingest(items=report(1), actor=platform)
+
+    signal = Signal.objects.get()
+    case = Case.objects.get()
+    assert result.status == 201
+    assert result.body == {"id": signal.id, "external_id": "r-1", "case": case.id, "disposition": "queued"}
+    assert (case.subject.external_id, case.threat_class.slug, case.queue.slug) == ("u-1", "spam", "spam")
+    assert (case.status, case.signal_count, case.reporter_count, case.reach) == ("open", 1, 1, 100)
+    assert (case.severity, case.harm_weight) == (2, 1.0)
+    assert case.first_signal_at == case.last_signal_at == signal.occurred_at
+    assert case.sla_due_at == signal.occurred_at + timedelta(hours=72)
+    assert case.priority > 0 and case.priority_breakdown["severity"] == 2
+    assert (signal.reporter.external_id, signal.reason, signal.disposition) == ("rep-1", "selling followers", "queued")
+    assert list(case.events.values_list("kind", "actor_label", "detail")) == [
+        ("opened", "platform-svc", {}),
+        ("signals_added", "platform-svc", {"signals": 1, "reporters": 1, "sources": ["user-reports"]}),
+    ]
+
+
+def test_signals_on_one_subject_and_class_fold_into_one_case(platform):
+    t0 = timezone.now() - timedelta(hours=3)
+    signals_ingest(items=report(1, occurred_at=t0.isoformat()), actor=platform)
+    result = signals_ingest(
+        items=[
+            report(2, occurred_at=(t0 + timedelta(hours=1)).isoformat()),
+            report(3, threat="harassment"),
+            report(4, subject="u-2"),
+        ],
+        actor=platform,
+    )
+
+    spam = Case.objects.get(subject__external_id="u-1", threat_class__slug="spam")
+    assert [r["case"] for r in result.body] == [
+        spam.id,
+        Case.objects.get(threat_class__slug="harassment").id,
+        Case.objects.get(subject__external_id="u-2").id,
+    ]
+    assert Case.objects.count() == 3
+    assert (spam.signal_count, spam.reporter_count) == (2, 2)
+    assert spam.first_signal_at == t0
+    assert spam.last_signal_at == t0 + timedelta(hours=1)
+    assert spam.sla_due_at == t0 + timedelta(hours=72)
+    assert list(spam.events.values_list("kind", flat=True)) == ["opened", "signals_added", "signals_added"]
+    assert Case.objects.get(threat_class__slug="harassment").queue.slug == "harassment"
+
+
+def test_repeats_by_one_reporter_count_once(platform):
+    signals_ingest(items=[report(1, reporter="alice"), report(2, reporter="alice")], actor=platform)
+    signals_ingest(items=[report(3, reporter="alice"), report(4, reporter="bob")], actor=platform)
+
+    case = Case.objects.get()
+    assert (case.signal_count, case.reporter_count) == (4, 2)
+    assert Reporter.objects.count() == 2
+
+
+def test_a_decided_case_makes_way_for_a_new_one(platform):
+    signals_ingest(items=report(1), actor=platform)
+    first = Case.objects.get()
+    Case.objects.filter(pk=first.pk).update(status="decided", decided_at=timezone.now())
+
+    result = signals_ingest(items=report(2), actor=platform)
+
+    assert result.body["case"] != first.id
+    assert Case.objects.get(pk=result.body["case"]).signal_count == 1
+
+
+def test_subjects_keep_the_largest_reach_and_merge_attributes(platform):
+    subject = {
+        "kind": "account",
+        "external_id": "u-9",
+        "reach": 500,
+        "attributes": {"device": ["d-1"], "ip": "1.2.3.4"},
+    }
+    signals_ingest(items=report(1, subject=None) | {"subject": subject}, actor=platform)
+    later = {"kind": "account", "external_id": "u-9", "reach": 20, "attributes": {"device": ["d-2", "d-1"]}}
+    signals_ingest(items=report(2) | {"subject": later}, actor=platform)
+
+    row = Subject.objects.get(external_id="u-9")
+    assert row.reach == 500
+    assert row.attributes == {"device": ["d-1", "d-2"], "ip": ["1.2.3.4"]}
+    assert sorted(SubjectAttribute.objects.values_list("kind", "value")) == [
+        ("device", "d-1"),
+        ("device", "d-2"),
+        ("ip", "1.2.3.4"),
+    ]
+    assert Case.objects.get().reach == 500
+
+
+def test_content_owner_is_upserted_as_an_account(platform):
+    post = {"kind": "content", "external_id": "p-1", "owner": "u-owner", "reach": 10}
+    signals_ingest(items=report(1) | {"subject": post}, actor=platform)
+
+    content = Subject.objects.get(kind="content")
+    assert (content.owner.kind, content.owner.external_id) == ("account", "u-owner")
+    # a later signal without an owner keeps it
+    signals_ingest(items=report(2) | {"subject": post | {"owner": None}}, actor=platform)
+    content.refresh_from_db()
+    assert content.owner.external_id == "u-owner"
+    assert Subject.objects.count() == 2
+
+
+def test_future_times_are_clamped_to_receipt(platform):
+    future = (timezone.now() + timedelta(minutes=5)).isoformat()
+    signals_ingest(items=report(1, occurred_at=future), actor=platform)
+    signal = Signal.objects.get()
+    assert signal.occurred_at == signal.received_at
+
+
+# --- idempotency --------------------------------------------------------------------------
+
+
+def test_a_repeat_answers_the_stored_result_and_stores_nothing(platform):
+    first = signals_ingest(items=report(1), actor=platform)
+    before = state()
+
+    again = signals_ingest(items=report(1, reason="changed", subject="u-other"), actor=platform)
+
+    assert again.status == 200
+    assert again.body == first.body
+    assert state() == before
+    assert Case.objects.get().signal_count == 1
+
+
+def test_a_list_is_201_when_anything_is_new_and_answers_in_input_order(platform):
+    first = signals_ingest(items=[report(1), report(2)], actor=platform)
+    mixed = signals_ingest(items=[report(3), report(1), report(3)], actor=platform)
+    repeat = signals_ingest(items=[report(2), report(1)], actor=platform)
+
+    assert first.status == 201 and mixed.status == 201 and repeat.status == 200
+    assert [r["external_id"] for r in mixed.body] == ["r-3", "r-1", "r-3"]
+    assert mixed.body[1] == first.body[0]
+    assert mixed.body[0] == mixed.body[2]
+    assert mixed.created == 1
+    assert repeat.body == [first.body[1], first.body[0]]
+    assert Signal.objects.count() == 3
+
+
+def test_the_same_external_id_from_two_sources_is_two_signals(platform):
+    SourceFactory(slug="trusted", kind="trusted_flagger", trust=1.0)
+    signals_ingest(items=[report(1), report(1, source="trusted")], actor=platform)
+    assert Signal.objects.count() == 2
+    assert Case.objects.get().signal_count == 2
+
+
+# --- validation: all or nothing ---------------------------------------------------------------
+
+
+def test_unknown_source(platform):
+    error = refused(report(1, source="nope"), platform)
+    assert (error.code, error.status) == ("unknown_source", 400)
+    assert error.errors == {"source": ["Unknown source 'nope'."]}
+
+
+def test_unknown_threat_class(platform):
+    error = refused(report(1, threat="nope"), platform)
+    assert (error.code, error.status) == ("unknown_threat_class", 400)
+    assert error.errors == {"threat_class": ["Unknown threat class 'nope'."]}
+
+
+def test_one_bad_item_stores_nothing_and_names_its_index(platform):
+    error = refused([report(1), report(2), report(3, score=1.5)], platform)
+    assert error.code == "invalid"
+    assert error.errors == {"2": {"score": ["score must be between 0 and 1."]}}
+
+
+def test_every_bad_item_is_reported(platform):
+    error = refused([report(1, source="nope"), report(2), report(3, threat="nope")], platform)
+    assert error.code == "unknown_source"
+    assert set(error.errors) == {"0", "2"}
+    assert error.errors["2"] == {"threat_class": ["Unknown threat class 'nope'."]}
+
+
+def test_score_is_required_for_scored_sources_and_reporter_for_user_reports(platform):
+    SourceFactory(slug="spam-classifier", kind="classifier")
+    error = refused([detection(1, source="spam-classifier", score=None), report(2, reporter=None)], platform)
+    assert error.errors["0"] == {"score": ["score is required for classifier sources."]}
+    error = refused(report(2) | {"reporter": None}, platform)
+    assert error.errors == {"reporter": ["reporter is required for user reports."]}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"external_id": ""}, "external_id"),
+        ({"external_id": 7}, "external_id"),
+        ({"external_id": "x" * 201}, "external_id"),
+        ({"external_id": "a\x00b"}, "external_id"),
+        ({"score": True}, "score"),
+        ({"score": "0.5"}, "score"),
+        ({"score": float("inf")}, "score"),
+        ({"score": -0.1}, "score"),
+        ({"reason": ["x"]}, "reason"),
+        ({"reason": "nul \x00"}, "reason"),
+        ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"occurred_at": "2026-11-24T10:00:00"}, "occurred_at"),
+        ({"occurred_at": 1700000000}, "occurred_at"),
+        ({"subject": None}, "subject"),
+        ({"subject": "u-1"}, "subject"),
+        ({"subject": {"kind": "group", "external_id": "g"}}, "subject"),
+        ({"subject": {"kind": "account", "external_id": "u", "owner": "x"}}, "subject"),
+        ({"subject": {"kind": "account", "external_id": "u", "reach": -1}}, "subject"),
+        ({"subject": {"kind": "account", "external_id": "u", "reach": 10**30}}, "subject"),
+        ({"subject": {"kind": "account", "external_id": "u", "reach": 1.5}}, "subject"),
+        ({"subject": {"kind": "account", "external_id": "u", "attributes": ["d"]}}, "subject"),
+        ({"subject": {"kind": "account", "external_id": "u", "attributes": {"d": [{"x": 1}]}}}, "subject"),
+        ({"subject": {"kind": "account", "external_id": "u", "attributes": {"d\x00": ["x"]}}}, "subject"),
+    ],
+)
+def test_malformed_fields_are_invalid(platform, change, field):
+    error = refused(report(1) | change, platform)
+    assert error.code == "invalid"
+    assert list(error.errors) == [field]
+
+
+@pytest.mark.parametrize("body", [None, "signal", 42, [1, 2], [[]], {"": None}, {}])
+def test_malformed_bodies_are_invalid(platform, body):
+    error = refused(body, platform)
+    assert (error.code, error.status) == ("invalid", 400)
+
+
+def test_more_than_a_thousand_is_refused(platform):
+    error = refused([report(n) for n in range(1001)], platform)
+    assert error.code == "invalid"
+    assert error.errors == {"non_field_errors": ["At most 1000 signals per request; got 1001."]}
+
+
+def test_an_empty_list_stores_nothing(platform):
+    result = signals_ingest(items=[], actor=platform)
+    assert (result.status, result.body) == (200, [])
+
+
+# --- dispositions -----------------------------------------------------------------------------
+
+
+def test_disposition_for_rules():
+    spam, harassment = threat_class("spam"), threat_class("harassment")
+    t = Threshold(review_at=0.5, auto_action_at=0.9)
+
+    def d(score, *, status="healthy", threshold=t, tc=spam, draw=0.5, kind="classifier"):
+        return disposition_for(
+            score=score, source_kind=kind, source_status=status, threshold=threshold, threat_class=tc, holdout_draw=draw
+        )
+
+    assert d(0.99, status="suspect") == "held"
+    assert d(0.99, status="quarantined") == "held"
+    assert d(0.49) == "below_threshold"
+    assert d(0.5) == "queued"
+    assert d(0.9) == "auto_actioned"
+    assert d(0.9, draw=0.01) == "queued"  # the 2% holdout goes to a human
+    assert d(0.9, draw=None) == "auto_actioned"
+    assert d(0.99, tc=harassment) == "queued"  # the class allows no automation
+    assert d(0.0, threshold=None) == "queued"  # no threshold: review from 0, never automated
+    assert d(1.0, threshold=None) == "queued"
+    assert d(None, kind="user_report") == "queued"
+
+
+def test_suspect_source_signals_are_held_without_a_case(platform):
+    SourceFactory(slug="spam-classifier", kind="classifier", status="suspect")
+    result = signals_ingest(items=detection(1, source="spam-classifier", score=0.99), actor=platform)
+    assert (result.body["case"], result.body["disposition"]) == (None, "held")
+    assert Signal.objects.get().disposition == "held"
+    assert Case.objects.count() == 0
+
+
+def test_below_threshold_is_stored_without_a_case(platform):
+    source = SourceFactory(slug="spam-classifier", kind="classifier")
+    Threshold.objects.create(source=source, threat_class=threat_class("spam"), review_at=0.6)
+    result = signals_ingest(
+        items=[detection(1, source="spam-classifier", score=0.3), detection(2, source="spam-classifier", score=0.6)],
+        actor=platform,
+    )
+    assert [(r["disposition"], r["case"] is None) for r in result.body] == [
+        ("below_threshold", True),
+        ("queued", False),
+    ]
+    assert Case.objects.get().signal_count == 1
+
+
+def test_auto_actioned_case_is_decided_by_automation(platform, settings):
+    settings.DOCKET = {**settings.DOCKET, "HOLDOUT_RATE": 0.0}
+    source = SourceFactory(slug="spam-classifier", kind="classifier")
+    Threshold.objects.create(source=source, threat_class=threat_class("spam"), review_at=0.5, auto_action_at=0.9)
+
+    result = signals_ingest(items=detection(1, source="spam-classifier", score=0.95), actor=platform)
+
+    case = Case.objects.get()
+    decision = Decision.objects.get()
+    assert result.body == {
+        "id": Signal.objects.get().id,
+        "external_id": "r-1",
+        "case": case.id,
+        "disposition": "auto_actioned",
+    }
+    assert (case.status, case.holdout) == ("decided", False)
+    assert (decision.action, decision.automated, decision.reviewer) == ("remove", True, None)
+    assert list(case.events.values_list("kind", flat=True))[:2] == ["opened", "signals_added"]
+
+
+def test_holdout_sends_an_automatable_signal_to_a_human(platform, settings):
+    settings.DOCKET = {**settings.DOCKET, "HOLDOUT_RATE": 1.0}
+    source = SourceFactory(slug="spam-classifier", kind="classifier")
+    Threshold.objects.create(source=source, threat_class=threat_class("spam"), review_at=0.5, auto_action_at=0.9)
+
+    result = signals_ingest(items=detection(1, source="spam-classifier", score=0.95), actor=platform)
+
+    case = Case.objects.get()
+    assert result.body["disposition"] == "queued"
+    assert Signal.objects.get().holdout is True
+    assert (case.status, case.holdout) == ("open", True)
+    assert Decision.objects.count() == 0
+
+
+def test_automation_leaves_a_case_under_human_review_to_the_human(platform, settings):
+    settings.DOCKET = {**settings.DOCKET, "HOLDOUT_RATE": 0.0}
+    source = SourceFactory(slug="spam-classifier", kind="classifier")
+    Threshold.objects.create(source=source, threat_class=threat_class("spam"), review_at=0.5, auto_action_at=0.9)
+    signals_ingest(items=report(1), actor=platform)
+    Case.objects.update(status="in_review")
+
+    result = signals_ingest(items=detection(2, source="spam-classifier", score=0.99), actor=platform)
+
+    assert result.body["disposition"] == "queued"
+    assert Case.objects.get().status == "in_review"
+    assert Decision.objects.count() == 0
+
+
+def test_harassment_is_never_automated(platform, settings):
+    settings.DOCKET = {**settings.DOCKET, "HOLDOUT_RATE": 0.0}
+    source = SourceFactory(slug="tox", kind="classifier")
+    Threshold.objects.create(source=source, threat_class=threat_class("harassment"), review_at=0.1, auto_action_at=0.5)
+    result = signals_ingest(items=detection(1, source="tox", threat="harassment", score=0.99), actor=platform)
+    assert result.body["disposition"] == "queued"
+    assert Case.objects.get().status == "open"
+
+
+# --- after commit -------------------------------------------------------------------------------
+
+
+def test_reprioritisation_is_enqueued_after_commit(platform, django_capture_on_commit_callbacks):
+    with mock.patch("casework.tasks.reprioritise_cases.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True):
+            signals_ingest(items=[report(1), report(2, subject="u-2")], actor=platform)
+    delay.assert_called_once_with(sorted(Case.objects.values_list("id", flat=True)))
+
+
+def test_a_broker_outage_does_not_fail_intake(platform, django_capture_on_commit_callbacks, monkeypatch):
+    monkeypatch.setattr(intake, "_broker_down_until", 0.0)
+    with mock.patch("casework.tasks.reprioritise_cases.delay", side_effect=ConnectionError("redis down")):
+        with django_capture_on_commit_callbacks(execute=True):
+            result = signals_ingest(items=report(1), actor=platform)
+    assert result.status == 201
+    assert Signal.objects.count() == 1

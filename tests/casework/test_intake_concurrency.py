@@ -1,0 +1,86 @@
+"""Intake under concurrent requests, on real concurrent PostgreSQL connections."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from casework import intake
+from casework.intake import signals_ingest
+from casework.models import Case, CaseEvent, Signal, Subject
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr(intake, "_enqueue_reprioritise", lambda ids: None)
+
+
+def run_together(jobs):
+    """Run each job in its own thread (its own connection), started at once; results in order."""
+    barrier = threading.Barrier(len(jobs))
+    results = [None] * len(jobs)
+
+    def worker(i, job):
+        try:
+            barrier.wait()
+            results[i] = job()
+        except Exception as e:  # surfaced by the assertion below
+            results[i] = e
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert errors == []
+    return results
+
+
+def report(n, subject):
+    return {
+        "source": "user-reports",
+        "external_id": f"r-{n}",
+        "threat_class": "harassment",
+        "subject": {"kind": "account", "external_id": subject, "reach": 10},
+        "reporter": f"rep-{n}",
+    }
+
+
+def test_concurrent_duplicate_requests_store_each_signal_once(platform):
+    batch = [report(n, subject=f"u-{n % 4}") for n in range(20)]
+
+    results = run_together([lambda: signals_ingest(items=batch, actor=platform) for _ in range(6)])
+
+    assert Signal.objects.count() == 20
+    assert sum(r.created for r in results) == 20
+    assert all(r.body == results[0].body for r in results)
+    assert Case.objects.count() == 4
+    for case in Case.objects.all():
+        assert (case.signal_count, case.reporter_count) == (5, 5)
+        assert case.events.filter(kind="opened").count() == 1
+    assert sum(e.detail["signals"] for e in CaseEvent.objects.filter(kind="signals_added")) == 20
+
+
+def test_concurrent_single_duplicates_answer_the_same_signal(platform):
+    results = run_together([lambda: signals_ingest(items=report(1, "u-1"), actor=platform) for _ in range(8)])
+
+    signal = Signal.objects.get()
+    assert sorted(r.status for r in results) == [200] * 7 + [201]
+    assert {r.body["id"] for r in results} == {signal.id}
+    assert Case.objects.get().signal_count == 1
+
+
+def test_concurrent_signals_on_one_subject_fold_into_one_case(platform):
+    batches = [[report(t * 10 + n, "victim") for n in range(10)] for t in range(6)]
+
+    run_together([lambda b=b: signals_ingest(items=b, actor=platform) for b in batches])
+
+    case = Case.objects.get()
+    assert (case.signal_count, case.reporter_count) == (60, 60)
+    assert Subject.objects.count() == 1
+    assert case.events.filter(kind="opened").count() == 1
