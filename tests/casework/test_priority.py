@@ -1,0 +1,258 @@
+"""Priority: monotonic in every input, aging, restricted on top, brigades damped, one formula."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from casework.intake import signals_ingest
+from casework.models import Case, Reporter
+from casework.priority import BREACH_OFFSET, RESTRICTED_OFFSET, case_reprioritise, cases_reprioritise_all
+from casework.tasks import reprioritise_cases, reprioritise_open_cases
+from tests.factories import CaseFactory, ReporterFactory, SourceFactory, SubjectFactory, queue
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+
+
+def ranked(*cases, now=NOW):
+    case_reprioritise(case_ids=[c.pk for c in cases], now=now)
+    for c in cases:
+        c.refresh_from_db()
+    return [c.priority for c in cases]
+
+
+def signal(n, *, subject, threat="harassment", source="user-reports", reporter=None, score=None, at=None, reach=100):
+    item = {
+        "source": source,
+        "external_id": f"s-{n}",
+        "threat_class": threat,
+        "subject": {"kind": "account", "external_id": subject, "reach": reach},
+    }
+    if reporter is not None:
+        item["reporter"] = reporter
+    if score is not None:
+        item["score"] = score
+    if at is not None:
+        item["occurred_at"] = at.isoformat()
+    return item
+
+
+def case_of(subject, threat="harassment"):
+    return Case.objects.get(subject__external_id=subject, threat_class__slug=threat)
+
+
+def accurate(name, upheld=9, decided=10):
+    return ReporterFactory(external_id=name, reports_upheld=upheld, reports_decided=decided)
+
+
+# --- monotonic in each input ---------------------------------------------------------------------
+
+
+def test_rises_with_severity():
+    low, high = CaseFactory(kind="harassment", severity=2), CaseFactory(kind="harassment", severity=3)
+    p_low, p_high = ranked(low, high)
+    assert p_low < p_high
+
+
+def test_rises_with_harm_weight():
+    low, high = CaseFactory(kind="harassment", harm_weight=2.0), CaseFactory(kind="harassment", harm_weight=3.0)
+    p_low, p_high = ranked(low, high)
+    assert p_low < p_high
+
+
+@pytest.mark.parametrize(("small", "large"), [(0, 1), (10, 100), (10_000, 1_000_000)])
+def test_rises_with_reach(small, large):
+    a = CaseFactory(kind="harassment", subject=SubjectFactory(reach=small))
+    b = CaseFactory(kind="harassment", subject=SubjectFactory(reach=large))
+    p_a, p_b = ranked(a, b)
+    assert p_a < p_b
+
+
+def test_rises_with_signal_strength(platform):
+    SourceFactory(slug="tox", kind="classifier", trust=0.9)
+    SourceFactory(slug="tox-lite", kind="classifier", trust=0.5)
+    signals_ingest(
+        items=[
+            signal(1, subject="weak", source="tox", score=0.6),
+            signal(2, subject="strong", source="tox", score=0.9),
+            signal(3, subject="less-trusted", source="tox-lite", score=0.9),
+        ],
+        actor=platform,
+    )
+    weak, strong, less = case_of("weak"), case_of("strong"), case_of("less-trusted")
+    assert (weak.signal_strength, strong.signal_strength) == (pytest.approx(0.54), pytest.approx(0.81))
+    assert less.signal_strength == pytest.approx(0.45)
+    assert less.priority < weak.priority < strong.priority
+
+
+def test_rises_with_distinct_reporters_and_their_accuracy(platform):
+    accurate("good-1")
+    accurate("good-2")
+    accurate("poor-1", upheld=0, decided=10)
+    signals_ingest(
+        items=[
+            signal(1, subject="one", reporter="good-1"),
+            signal(2, subject="two", reporter="good-1"),
+            signal(3, subject="two", reporter="good-2"),
+            signal(4, subject="poorly", reporter="poor-1"),
+        ],
+        actor=platform,
+    )
+    one, two, poorly = case_of("one"), case_of("two"), case_of("poorly")
+    assert one.reporter_weight == pytest.approx(11 / 14)
+    assert two.reporter_weight == pytest.approx(2 * 11 / 14)
+    assert poorly.reporter_weight == pytest.approx(2 / 14)
+    assert poorly.priority < one.priority < two.priority
+
+
+def test_repeats_by_one_reporter_add_nothing(platform):
+    accurate("alice")
+    signals_ingest(items=[signal(1, subject="once", reporter="alice")], actor=platform)
+    signals_ingest(items=[signal(n, subject="often", reporter="alice") for n in range(2, 12)], actor=platform)
+    once, often = case_of("once"), case_of("often")
+    assert (often.signal_count, often.reporter_count) == (10, 1)
+    assert often.reporter_weight == once.reporter_weight
+    # velocity counts signals, so compare with velocity equalised: nothing else differs
+    assert often.priority_breakdown["reporter_term"] == once.priority_breakdown["reporter_term"]
+
+
+def test_new_reporters_are_down_weighted(platform):
+    ReporterFactory(external_id="veteran")
+    ReporterFactory(external_id="newcomer", first_seen_at=timezone.now() - timedelta(hours=2))
+    signals_ingest(
+        items=[signal(1, subject="a", reporter="veteran"), signal(2, subject="b", reporter="newcomer")], actor=platform
+    )
+    assert case_of("a").reporter_weight == pytest.approx(0.5)
+    assert case_of("b").reporter_weight == pytest.approx(0.125)
+    assert case_of("b").priority < case_of("a").priority
+
+
+def test_rises_with_velocity(platform):
+    accurate("r")
+    old = NOW - timedelta(hours=5)
+    signals_ingest(items=[signal(1, subject="slow", reporter="r", at=old)], actor=platform)
+    signals_ingest(items=[signal(2, subject="slow", reporter="r", at=old)], actor=platform)
+    signals_ingest(items=[signal(3, subject="fast", reporter="r", at=old)], actor=platform)
+    signals_ingest(items=[signal(4, subject="fast", reporter="r", at=NOW - timedelta(minutes=5))], actor=platform)
+    slow, fast = case_of("slow"), case_of("fast")
+    # same first signal time, same SLA, same reporter: only velocity differs
+    p_slow, p_fast = ranked(slow, fast)
+    assert (slow.velocity, fast.velocity) == (0, 1)
+    assert p_slow < p_fast
+
+
+# --- aging and tiers ------------------------------------------------------------------------------
+
+
+def test_rises_as_the_sla_approaches():
+    case = CaseFactory(kind="harassment", first_signal_at=NOW)
+    (fresh,) = ranked(case, now=NOW)
+    (later,) = ranked(case, now=NOW + timedelta(hours=12))
+    (due,) = ranked(case, now=NOW + timedelta(hours=23))
+    assert fresh < later < due < BREACH_OFFSET
+
+
+def test_a_breached_case_ranks_above_every_unbreached_case_of_its_class():
+    breached = CaseFactory(kind="harassment", first_signal_at=NOW - timedelta(hours=25), severity=1, harm_weight=0.1)
+    loud = CaseFactory(
+        kind="harassment",
+        subject=SubjectFactory(reach=10**12),
+        severity=5,
+        harm_weight=10**6,
+        signal_strength=1.0,
+        reporter_weight=10**6,
+    )
+    p_breached, p_loud = ranked(breached, loud)
+    assert p_loud < BREACH_OFFSET < p_breached
+    assert breached.priority_breakdown["sla_breached"] is True
+
+
+def test_restricted_classes_rank_above_every_unrestricted_case_in_the_queue():
+    escalations = queue("escalations")
+    quiet_csam = CaseFactory(kind="csam", queue=escalations, subject=SubjectFactory(reach=0))
+    loud_ato = CaseFactory(
+        kind="ato",
+        queue=escalations,
+        first_signal_at=NOW - timedelta(days=3),
+        subject=SubjectFactory(reach=10**12),
+        harm_weight=10**6,
+        signal_strength=1.0,
+    )
+    p_csam, p_ato = ranked(quiet_csam, loud_ato)
+    assert BREACH_OFFSET < p_ato < RESTRICTED_OFFSET < p_csam
+    assert quiet_csam.priority_breakdown["restricted_offset"] == RESTRICTED_OFFSET
+
+
+# --- brigading --------------------------------------------------------------------------------------
+
+
+def test_a_brigade_of_new_reporters_ranks_below_five_accurate_reporters(platform):
+    day_old = timezone.now() - timedelta(days=1, minutes=1)
+    for n in range(30):
+        ReporterFactory(external_id=f"brigade-{n}", first_seen_at=day_old)
+    for n in range(5):
+        accurate(f"trusted-{n}", upheld=18, decided=20)
+    signals_ingest(items=[signal(n, subject="victim", reporter=f"brigade-{n}") for n in range(30)], actor=platform)
+    signals_ingest(items=[signal(100 + n, subject="abuser", reporter=f"trusted-{n}") for n in range(5)], actor=platform)
+
+    victim, abuser = case_of("victim"), case_of("abuser")
+    assert (victim.reporter_count, victim.brigading) == (30, True)
+    assert (abuser.reporter_count, abuser.brigading) == (5, False)
+    assert victim.priority < abuser.priority
+    assert victim.priority_breakdown["brigading"] is True
+
+
+def test_many_reports_from_established_reporters_are_not_a_brigade(platform):
+    for n in range(30):
+        accurate(f"r-{n}")
+    signals_ingest(items=[signal(n, subject="x", reporter=f"r-{n}") for n in range(30)], actor=platform)
+    assert case_of("x").brigading is False
+
+
+# --- one formula ----------------------------------------------------------------------------------------
+
+
+def test_bulk_and_per_case_reprioritisation_are_identical(platform):
+    SourceFactory(slug="tox", kind="classifier", trust=0.8)
+    accurate("good")
+    for n in range(12):
+        ReporterFactory(external_id=f"new-{n}", first_seen_at=timezone.now())
+    signals_ingest(
+        items=[signal(1, subject="a", source="tox", score=0.7, reach=5000), signal(2, subject="a", reporter="good")]
+        + [signal(10 + n, subject="b", reporter=f"new-{n}") for n in range(12)]
+        + [signal(30, subject="c", threat="csam", reporter="good", at=NOW - timedelta(hours=3))],
+        actor=platform,
+    )
+    CaseFactory(kind="spam", first_signal_at=NOW - timedelta(days=4))
+    fields = ["id", "priority", "priority_breakdown", "signal_count", "reporter_count", "reporter_weight", "velocity"]
+    fields += ["signal_strength", "brigading", "first_signal_at", "last_signal_at", "reach", "holdout"]
+    later = NOW + timedelta(minutes=30)
+
+    for case_id in Case.objects.values_list("id", flat=True):
+        assert case_reprioritise(case_ids=[case_id], now=later) == 1
+    one_by_one = list(Case.objects.order_by("id").values(*fields))
+    Case.objects.update(priority=0, priority_breakdown={}, velocity=0)
+    updated = cases_reprioritise_all(now=later)
+
+    assert updated == 4
+    assert list(Case.objects.order_by("id").values(*fields)) == one_by_one
+
+
+def test_only_active_cases_are_reprioritised():
+    open_case = CaseFactory(priority=0)
+    decided = CaseFactory(priority=0, status="decided", decided_at=timezone.now())
+    assert cases_reprioritise_all() == 1
+    open_case.refresh_from_db()
+    decided.refresh_from_db()
+    assert open_case.priority > 0 and decided.priority == 0
+
+
+def test_tasks_call_the_same_services():
+    case = CaseFactory(priority=0)
+    assert reprioritise_cases.run([case.pk]) == 1
+    assert reprioritise_open_cases.run() == 1
+    case.refresh_from_db()
+    assert case.priority > 0
+    assert Reporter.objects.count() == 0
