@@ -13,7 +13,7 @@ Nothing here imports the other apps: callers build the context.
 import logging
 import re
 
-from django.template import Context, Engine
+from django.template import Context, Engine, Library, defaultfilters, defaulttags
 
 from .models import MessageTemplate
 
@@ -88,9 +88,15 @@ DEFAULTS = {
     },
 }
 
-# A sandbox: no loaders (so no include/extends of files), no tag libraries to load,
-# plain text out (the platform escapes for its own medium).
+# A sandbox: no loaders and no include/extends (no files), no libraries to load, and
+# none of the tags that reach beyond the context ({% debug %} prints sys.modules,
+# {% url %} the site's routes). Plain text out: the platform escapes for its medium.
+_UNSAFE_TAGS = {"debug", "load", "url", "csrf_token"}
+_SANDBOX = Library()
+_SANDBOX.tags.update({name: tag for name, tag in defaulttags.register.tags.items() if name not in _UNSAFE_TAGS})
+_SANDBOX.filters.update(defaultfilters.register.filters)
 _ENGINE = Engine(loaders=[], libraries={}, autoescape=False, debug=False)
+_ENGINE.template_builtins = [_SANDBOX]
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
