@@ -20,3 +20,6 @@ def check_source_health():
 def detect_campaigns():
     """Cluster subjects sharing attribute values into campaigns."""
     return campaigns_detect()
+
+
+__all__ = ["check_source_health", "detect_campaigns"]

@@ -1,13 +1,16 @@
 """Campaign detection (shared attribute values -> connected components) and campaign decisions."""
 
+import threading
 from datetime import timedelta
 from itertools import count
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
-from casework.campaigns import campaigns_detect, components
+from casework.campaigns import campaign_decide, campaign_dismiss, campaigns_detect, components
 from casework.models import Campaign, Case, CaseEvent, Subject, SubjectAttribute
+from docket.errors import DocketError
 from tests.factories import CaseFactory
 
 pytestmark = pytest.mark.django_db
@@ -215,3 +218,143 @@ def test_campaign_without_cases_is_coordinated_inauthentic_behaviour():
     campaigns_detect(now=NOW)
 
     assert Campaign.objects.get().threat_class.slug == "cib"
+
+
+# --- deciding a campaign -------------------------------------------------------------------------------------------
+
+
+def open_campaign(n=5, kind="spam"):
+    members = ring(n, kind=kind)
+    campaigns_detect(now=NOW)
+    return Campaign.objects.get(), members
+
+
+def test_each_member_case_gets_its_own_decision_statement_and_enforcement(senior):
+    from reviews.models import Decision, Enforcement
+
+    campaign, _ = open_campaign(5)
+
+    made = campaign_decide(campaign_id=campaign.pk, actor=senior, action="remove", rule="SP-2", rationale="network")
+
+    assert made == 5
+    decisions = Decision.objects.filter(campaign=campaign)
+    assert decisions.count() == 5
+    assert len({d.case_id for d in decisions}) == 5
+    assert {(d.action, d.rule, d.reviewer.user.username, d.automated) for d in decisions} == {
+        ("remove", "SP-2", "senior", False)
+    }
+    assert Enforcement.objects.filter(decision__campaign=campaign, action="remove").count() == 5
+    assert set(Case.objects.filter(campaign=campaign).values_list("status", flat=True)) == {"decided"}
+    assert Campaign.objects.get(pk=campaign.pk).status == "decided"
+
+
+def test_a_member_another_reviewer_holds_is_decided_and_the_assignment_ends(senior, moderator):
+    from reviews.models import Assignment
+    from reviews.services import case_assign
+
+    campaign, _ = open_campaign(5)
+    held = Case.objects.filter(campaign=campaign).order_by("pk").first()
+    assignment = case_assign(case_id=held.pk, reviewer_username="mod", by=senior)
+
+    assert campaign_decide(campaign_id=campaign.pk, actor=senior, action="remove", rule="SP-1", rationale="") == 5
+
+    assignment = Assignment.objects.get(pk=assignment.pk)
+    assert assignment.state == "completed" and assignment.ended_at is not None
+    assert Case.objects.get(pk=held.pk).status == "decided"
+
+
+def test_a_member_case_the_action_does_not_fit_refuses_the_whole_decision(senior):
+    from reviews.models import Decision
+
+    campaign, _ = open_campaign(5)
+    CaseFactory(kind="csam", campaign=campaign)  # csam's ladder has no "restrict"
+    before = list(Case.objects.order_by("pk").values_list("pk", "status"))
+
+    with pytest.raises(DocketError) as refused:
+        campaign_decide(campaign_id=campaign.pk, actor=senior, action="restrict", rule="SP-1", rationale="")
+
+    assert refused.value.code == "action_not_allowed"
+    assert Decision.objects.count() == 0
+    assert list(Case.objects.order_by("pk").values_list("pk", "status")) == before
+    assert Campaign.objects.get(pk=campaign.pk).status == "open"
+
+
+def test_member_cases_hidden_from_the_senior_are_left_alone(make_user):
+    campaign, _ = open_campaign(5)
+    hidden = CaseFactory(kind="csam", campaign=campaign)
+    plain = make_user("plain-senior", "senior")  # no csam clearance
+
+    assert campaign_decide(campaign_id=campaign.pk, actor=plain, action="remove", rule="SP-1", rationale="") == 5
+    assert Case.objects.get(pk=hidden.pk).status == "open"
+
+
+def test_moderator_cannot_decide_a_campaign(moderator):
+    campaign, _ = open_campaign(5)
+
+    with pytest.raises(DocketError) as refused:
+        campaign_decide(campaign_id=campaign.pk, actor=moderator, action="remove", rule="SP-1", rationale="")
+
+    assert (refused.value.code, refused.value.status) == ("forbidden", 403)
+    assert set(Case.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_dismissed_campaign_keeps_its_cases_open(senior):
+    campaign, _ = open_campaign(5)
+
+    campaign_dismiss(campaign_id=campaign.pk, actor=senior)
+
+    assert Campaign.objects.get(pk=campaign.pk).status == "dismissed"
+    assert set(Case.objects.values_list("status", flat=True)) == {"open"}
+    with pytest.raises(DocketError) as refused:
+        campaign_decide(campaign_id=campaign.pk, actor=senior, action="remove", rule="SP-1", rationale="")
+    assert refused.value.code == "invalid_transition"
+
+
+def run_concurrently(*fns):
+    """Run each function in its own thread (its own PostgreSQL connection); returns results or exceptions."""
+    barrier = threading.Barrier(len(fns))
+    results = [None] * len(fns)
+
+    def run(i, fn):
+        try:
+            barrier.wait()
+            results[i] = fn()
+        except Exception as e:  # collected for the assertion
+            results[i] = e
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_seniors_deciding_at_once_decide_each_case_once(make_user):
+    from reviews.models import Decision
+
+    first = make_user("senior-a", "senior")
+    second = make_user("senior-b", "senior")
+    campaign, _ = open_campaign(5)
+
+    def decide(user):
+        return lambda: campaign_decide(campaign_id=campaign.pk, actor=user, action="remove", rule="SP-1", rationale="")
+
+    results = run_concurrently(decide(first), decide(second))
+
+    assert sorted(str(r) if isinstance(r, int) else r.code for r in results) == ["5", "invalid_transition"]
+    assert Decision.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_detection_runs_make_one_campaign():
+    ring(20)
+
+    results = run_concurrently(lambda: campaigns_detect(now=NOW), lambda: campaigns_detect(now=NOW))
+
+    assert sorted(r["created"] for r in results) == [0, 1]
+    assert Campaign.objects.count() == 1
+    assert CaseEvent.objects.filter(kind="campaign_joined").count() == 20
