@@ -3,7 +3,7 @@
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
 from django.http import Http404
-from rest_framework import exceptions, permissions, status
+from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -91,3 +91,10 @@ def role_permission(*names):
     _RolePermission.__name__ = "Role_" + "_".join(names)
     return _RolePermission
 
+
+class ErrorSerializer(serializers.Serializer):
+    """The error envelope every 4xx answers (documentation: views name it in their schema responses)."""
+
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False, help_text="Validation errors by field, or by index for lists.")
