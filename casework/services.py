@@ -93,3 +93,28 @@ def case_transition(*, case, to, actor=None, kind=None, detail=None, at=None, ex
         detail={"from": previous, "to": to, **(detail or {})},
     )
     return case
+
+
+NOTE_MAX_CHARS = 4000
+
+
+@transaction.atomic
+def case_note_add(*, case_id, actor, text) -> CaseEvent:
+    """Append an internal note (kind ``note``, staff only) to the timeline of a case the actor may see.
+
+    Refuses ``forbidden`` (403) for non-staff, ``not_found`` (404) for a case
+    hidden from the actor, ``invalid`` for empty or over-long text.
+    """
+    from docket import roles
+
+    if not roles.has_any(actor, roles.STAFF):
+        raise DocketError("forbidden", "Only staff can add notes.", status=403)
+    text = (text or "").strip()
+    if not text or len(text) > NOTE_MAX_CHARS:
+        raise DocketError(
+            "invalid", f"A note needs 1 to {NOTE_MAX_CHARS} characters.", errors={"text": ["Invalid length."]}
+        )
+    case = Case.objects.visible_to(actor).filter(pk=case_id).first()
+    if case is None:
+        raise DocketError("not_found", "No such case.", status=404)
+    return case_event_add(case=case, kind="note", actor=actor, detail={"text": text})

@@ -1,1 +1,25 @@
-urlpatterns = []
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("escalations/", views.escalations, name="escalations"),
+    path("queues/<slug:slug>/", views.queue_detail, name="queue-detail"),
+    path("queues/<slug:slug>/claim/", views.queue_claim_view, name="queue-claim"),
+    path("queues/<slug:slug>/bulk-decision/", views.queue_bulk, name="queue-bulk"),
+    path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign-detail"),
+    path("campaigns/<int:campaign_id>/bulk-decision/", views.campaign_bulk, name="campaign-bulk"),
+    path("cases/<int:case_id>/", views.case_detail, name="case-detail"),
+    path("cases/<int:case_id>/decision/", views.case_decide, name="case-decide"),
+    path("cases/<int:case_id>/escalate/", views.case_escalate_view, name="case-escalate"),
+    path("cases/<int:case_id>/notes/", views.case_note, name="case-note"),
+    path("cases/<int:case_id>/assign/", views.case_assign_view, name="case-assign"),
+    path("assignments/<int:assignment_id>/renew/", views.assignment_renew_view, name="assignment-renew"),
+    path("assignments/<int:assignment_id>/release/", views.assignment_release_view, name="assignment-release"),
+    path("assignments/<int:assignment_id>/skip/", views.assignment_skip_view, name="assignment-skip"),
+]

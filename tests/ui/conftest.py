@@ -1,0 +1,58 @@
+import pytest
+from django.test import Client
+
+from casework.models import Case, CaseEvent
+from reviews.models import Assignment, Decision
+
+
+@pytest.fixture(autouse=True)
+def private_cache(settings):
+    """A per-test in-memory cache: the metrics snapshot and login throttle never leak between tests."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ui"}}
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def no_qa(settings):
+    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
+
+
+@pytest.fixture
+def login():
+    """``login(user)`` -> a test client with that user's session."""
+
+    def make(user, **kwargs):
+        c = Client(**kwargs)
+        c.force_login(user)
+        return c
+
+    return make
+
+
+def db_state():
+    """What a UI action may change, to assert that a refusal changed nothing."""
+    return {
+        "cases": sorted(Case.objects.values_list("id", "status", "queue_id")),
+        "assignments": sorted(Assignment.objects.values_list("id", "state", "reviewer_id", "lease_expires_at")),
+        "events": CaseEvent.objects.count(),
+        "decisions": Decision.objects.count(),
+    }
+
+
+@pytest.fixture
+def unchanged():
+    from contextlib import contextmanager
+
+    @contextmanager
+    def check():
+        before = db_state()
+        yield
+        assert db_state() == before
+
+    return check
+
+
+def messages_of(response):
+    return [str(m) for m in response.context["messages"]] if response.context else []
