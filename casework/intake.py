@@ -141,6 +141,10 @@ def _text(value, what, *, max_len=MAX_TEXT, empty=False):
         raise _Invalid("invalid", f"{what} must be a string.")
     if "\x00" in value:
         raise _Invalid("invalid", f"{what} must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") PostgreSQL cannot store
+        raise _Invalid("invalid", f"{what} must be valid Unicode.") from None
     if not empty and not value.strip():
         raise _Invalid("invalid", f"{what} must not be blank.")
     if len(value) > max_len:

@@ -5,6 +5,7 @@ from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -98,3 +99,13 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     detail = serializers.CharField()
     errors = serializers.DictField(required=False, help_text="Validation errors by field, or by index for lists.")
+
+
+class SafeJSONParser(JSONParser):
+    """JSON parsing where absurd nesting is a 400 ``parse_error``, not a ``RecursionError`` (a 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None

@@ -178,7 +178,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "docket.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["docket.api.SafeJSONParser"],
     # Only views that name a throttle_scope are throttled (intake: per service account).
     "DEFAULT_THROTTLE_CLASSES": ["docket.throttling.ScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {"intake": os.environ.get("DOCKET_INTAKE_RATE", "600/min")},

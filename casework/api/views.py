@@ -1,0 +1,98 @@
+"""Intake and case endpoints: validate, call a service or a selector, answer."""
+
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, extend_schema_view
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from casework.intake import signals_ingest
+from casework.models import Case
+from casework.selectors import case_events
+from docket import roles
+from docket.api import ErrorSerializer, role_permission
+
+from .filters import CaseFilter
+from .serializers import CaseDetailSerializer, CaseEventSerializer, SignalInSerializer, SignalResultSerializer
+
+_ERRORS = {
+    403: OpenApiResponse(ErrorSerializer, description="Not your role (`forbidden`)."),
+    401: OpenApiResponse(ErrorSerializer, description="No valid credentials."),
+}
+
+
+class SignalIntakeView(APIView):
+    permission_classes = [role_permission(roles.PLATFORM)]
+    throttle_scope = "intake"
+
+    @extend_schema(
+        operation_id="signals_ingest",
+        summary="Push one signal or a list of up to 1,000",
+        request=PolymorphicProxySerializer(
+            component_name="SignalIntake",
+            serializers=[SignalInSerializer, SignalInSerializer(many=True)],
+            resource_type_field_name=None,
+        ),
+        responses={
+            201: PolymorphicProxySerializer(
+                component_name="SignalIntakeResult",
+                serializers=[SignalResultSerializer, SignalResultSerializer(many=True)],
+                resource_type_field_name=None,
+            ),
+            200: OpenApiResponse(
+                description="Nothing new: every signal was already stored; the stored result(s), same shape as 201."
+            ),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="`invalid`, `unknown_source` or `unknown_threat_class`; nothing was stored. "
+                "`errors` is keyed by field, or by index for a list.",
+            ),
+            429: OpenApiResponse(ErrorSerializer, description="Rate limited (`throttled`)."),
+            **_ERRORS,
+        },
+    )
+    def post(self, request):
+        result = signals_ingest(items=request.data, actor=request.user)
+        return Response(result.body, status=result.status)
+
+
+class VisibleCasesMixin:
+    """Every case read starts from the cases the user may see: restricted classes need a clearance."""
+
+    def get_queryset(self):
+        return Case.objects.visible_to(self.request.user).for_display()
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Cases, highest priority first",
+        responses={200: CaseDetailSerializer(many=True), 400: ErrorSerializer, **_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="One case",
+        responses={
+            200: CaseDetailSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="No such case, or not visible to you."),
+            **_ERRORS,
+        },
+    ),
+)
+class CaseViewSet(VisibleCasesMixin, viewsets.ReadOnlyModelViewSet):
+    permission_classes = [role_permission(*roles.STAFF)]
+    serializer_class = CaseDetailSerializer
+    filterset_class = CaseFilter
+
+    @extend_schema(
+        summary="The case's timeline, oldest first",
+        filters=False,
+        responses={
+            200: CaseEventSerializer(many=True),
+            404: OpenApiResponse(ErrorSerializer, description="No such case, or not visible to you."),
+            **_ERRORS,
+        },
+    )
+    @action(detail=True, methods=["get"], serializer_class=CaseEventSerializer, filterset_class=None)
+    def events(self, request, pk=None):
+        case = self.get_object()
+        page = self.paginate_queryset(case_events(case=case))
+        return self.get_paginated_response(CaseEventSerializer(page, many=True).data)
