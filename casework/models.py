@@ -194,8 +194,6 @@ class Case(models.Model):
     # Statuses in which a case still collects signals and awaits a decision.
     ACTIVE_STATUSES = ("open", "in_review", "escalated")
 
-    objects = CaseQuerySet.as_manager()
-
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="cases")
     threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="cases")
     queue = models.ForeignKey("reviews.Queue", on_delete=models.PROTECT, related_name="cases")
@@ -226,6 +224,8 @@ class Case(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CaseQuerySet.as_manager()
 
     class Meta:
         constraints = [
