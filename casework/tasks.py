@@ -21,3 +21,4 @@ def reprioritise_open_cases():
 
 
 from casework.tasks_hygiene import *  # noqa: E402,F401,F403
+from casework.tasks_retention import *  # noqa: E402,F401,F403
