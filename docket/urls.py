@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 api_v1 = [
     path("", include("casework.api.urls")),
     path("", include("casework.api.hygiene_urls")),
+    path("", include("casework.api.retention_urls")),
     path("", include("reviews.api.urls")),
     path("", include("appeals.api.urls")),
     path("", include("policies.api.urls")),

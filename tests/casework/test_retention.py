@@ -139,3 +139,14 @@ def test_export_hashes_every_item_for_chain_of_custody(moderator):
     # any change to the evidence changes its hash
     Signal.objects.filter(case=case).update(reason="tampered")
     assert case_export(case_id=case.pk)["items"][1]["sha256"] != export["items"][1]["sha256"]
+
+
+def test_export_api_for_seniors_with_clearance_only(api_for, make_user, moderator):
+    case = closed_case(kind="csam")
+    cleared = make_user("cleared-senior", "senior", clearances=["csam"])
+    uncleared = make_user("plain-senior", "senior")
+    response = api_for(cleared).get(f"/api/v1/cases/{case.pk}/export/")
+    assert response.status_code == 200
+    assert response.json()["items"][0]["data"]["id"] == case.pk
+    assert api_for(uncleared).get(f"/api/v1/cases/{case.pk}/export/").json()["code"] == "not_found"
+    assert api_for(moderator).get(f"/api/v1/cases/{case.pk}/export/").status_code == 403
