@@ -5,6 +5,7 @@ SQL statement, joins them with an in-memory union-find (near-linear, no pairwise
 comparison), and writes the result back in a handful of set-based statements.
 """
 
+import json
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -27,7 +28,7 @@ DEFAULT_CLASS = "cib"  # a campaign none of whose members has a case yet is coor
 # Each shared value once, with its subjects. Values carried by a single subject link nothing; values
 # carried by more than max_share subjects (a CDN address, a big mail domain) would link everything.
 _GROUPS_SQL = """
-    SELECT kind, value, array_agg(subject_id ORDER BY subject_id)
+    SELECT kind, value, array_agg(subject_id)
     FROM casework_subjectattribute
     WHERE seen_at >= %(since)s
     GROUP BY kind, value
@@ -174,6 +175,7 @@ def _campaigns_write(found, *, now):
     current = dict(Subject.objects.filter(pk__in=everyone, campaign__isnull=False).values_list("pk", "campaign_id"))
     campaigns = Campaign.objects.select_for_update().in_bulk(set(current.values()))
     is_open = {pk for pk, c in campaigns.items() if c.status == Campaign.Status.OPEN}
+    before = {pk: (c.links, c.size, c.threat_class_id) for pk, c in campaigns.items()}
     default_class = ThreatClass.objects.get(slug=DEFAULT_CLASS)
 
     # Open campaigns found in one component merge; one campaign may span components (its links thinned out),
@@ -256,11 +258,27 @@ def _campaigns_write(found, *, now):
     ]
     case_events_add_bulk(events)
 
+    changed = []
     for campaign in touched:
         campaign.size = sizes.get(campaign.pk, 0)
         campaign.threat_class_id = classes.get(campaign.pk, campaign.threat_class_id)
-        campaign.updated_at = now
-    Campaign.objects.bulk_update(touched, ["links", "size", "threat_class", "updated_at"], batch_size=500)
+        if (campaign.links, campaign.size, campaign.threat_class_id) != before.get(campaign.pk):
+            changed.append(campaign)
+    if changed:
+        with connection.cursor() as cur:
+            cur.execute(
+                "UPDATE casework_campaign c"
+                " SET links = m.links::jsonb, size = m.size, threat_class_id = m.tc, updated_at = %s"
+                " FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::bigint[]) AS m(id, links, size, tc)"
+                " WHERE c.id = m.id",
+                [
+                    now,
+                    [c.pk for c in changed],
+                    [json.dumps(c.links) for c in changed],
+                    [c.size for c in changed],
+                    [c.threat_class_id for c in changed],
+                ],
+            )
     return {
         "components": len(found),
         "created": len(new),
