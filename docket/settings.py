@@ -189,6 +189,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets named once, so components of different apps don't collide.
+    "ENUM_NAME_OVERRIDES": {
+        "ActionEnum": "policies.models.Action",
+        "CaseStatusEnum": "casework.models.Case.Status",
+        "SubjectKindEnum": "casework.models.Subject.Kind",
+        "AppealStatusEnum": "appeals.models.Appeal.Status",
+        "QualityReviewStatusEnum": "reviews.models.QualityReview.Status",
+    },
 }
 
 # --- Celery ----------------------------------------------------------------

@@ -32,12 +32,14 @@ class SignalIntakeView(APIView):
             component_name="SignalIntake",
             serializers=[SignalInSerializer, SignalInSerializer(many=True)],
             resource_type_field_name=None,
+            many=False,
         ),
         responses={
             201: PolymorphicProxySerializer(
                 component_name="SignalIntakeResult",
                 serializers=[SignalResultSerializer, SignalResultSerializer(many=True)],
                 resource_type_field_name=None,
+                many=False,
             ),
             200: OpenApiResponse(
                 description="Nothing new: every signal was already stored; the stored result(s), same shape as 201."
