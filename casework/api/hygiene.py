@@ -2,7 +2,7 @@
 
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -10,7 +10,7 @@ from casework.campaigns import campaign_decide, campaign_dismiss, campaigns_visi
 from casework.hygiene import source_confirm, source_quarantine, source_register
 from casework.models import Campaign, Case, SignalSource
 from docket import roles
-from docket.api import Pagination, role_permission
+from docket.api import role_permission
 from docket.errors import not_found
 from reviews.api.serializers import DecisionInputSerializer
 
@@ -43,18 +43,16 @@ class SourceInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class SourceListView(APIView):
+class SourceListView(generics.ListAPIView):
     """Any staff reviewer reads the sources and their health; a policy admin registers one."""
+
+    serializer_class = SourceSerializer
+    queryset = SignalSource.objects.order_by("slug")
+    filter_backends = []
 
     def get_permissions(self):
         allowed = roles.STAFF if self.request.method == "GET" else (roles.POLICY_ADMIN,)
         return [role_permission(*allowed)()]
-
-    @extend_schema(responses=SourceSerializer(many=True))
-    def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(SignalSource.objects.order_by("slug"), request, view=self)
-        return paginator.get_paginated_response(SourceSerializer(page, many=True).data)
 
     @extend_schema(request=SourceInputSerializer, responses={201: SourceSerializer})
     def post(self, request):
@@ -93,9 +91,14 @@ class SourceQuarantineView(APIView):
 # --- campaigns -----------------------------------------------------------------------------------------------------
 
 
+class LinkSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    value = serializers.CharField()
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     threat_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    links = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+    links = LinkSerializer(many=True, read_only=True)
     cases = serializers.SerializerMethodField()
 
     class Meta:
@@ -117,18 +120,15 @@ def _campaigns_for(user):
     )
 
 
-class CampaignListView(APIView):
-    permission_classes = [role_permission(*roles.STAFF)]
+class CampaignListView(generics.ListAPIView):
+    """Campaigns the user may see, largest first; filter by ``status``."""
 
-    @extend_schema(responses=CampaignSerializer(many=True))
-    def get(self, request):
-        campaigns = _campaigns_for(request.user).order_by("-size", "-detected_at", "id")
-        status_filter = request.query_params.get("status")
-        if status_filter:
-            campaigns = campaigns.filter(status=status_filter)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(campaigns, request, view=self)
-        return paginator.get_paginated_response(CampaignSerializer(page, many=True).data)
+    permission_classes = [role_permission(*roles.STAFF)]
+    serializer_class = CampaignSerializer
+    filterset_fields = ["status"]
+
+    def get_queryset(self):
+        return _campaigns_for(self.request.user).order_by("-size", "-detected_at", "id")
 
 
 class CampaignDetailView(APIView):

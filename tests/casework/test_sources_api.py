@@ -256,3 +256,21 @@ def test_senior_without_clearance_cannot_decide_a_restricted_campaign(api_for, m
 
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
     assert Decision.objects.count() == 0
+
+
+def test_campaigns_filter_by_status(api_for, moderator):
+    open_one = campaign("spam", cases=1)
+    campaign("spam", cases=1, status="decided")
+    client = api_for(moderator)
+
+    assert [c["id"] for c in client.get("/api/v1/campaigns/?status=open").json()["results"]] == [open_one.pk]
+    bad = client.get("/api/v1/campaigns/?status=whatever")
+    assert (bad.status_code, bad.json()["code"]) == (400, "invalid")
+
+
+def test_campaigns_are_for_staff_only(api_for, platform):
+    c = campaign("spam", cases=1)
+    client = api_for(platform)
+
+    assert client.get("/api/v1/campaigns/").json()["code"] == "forbidden"
+    assert client.get(f"/api/v1/campaigns/{c.pk}/").json()["code"] == "forbidden"
