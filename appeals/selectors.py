@@ -13,7 +13,7 @@ from policies.models import Action
 from policies.notices import notice_render
 
 from .models import Appeal
-from .services import restricted_q
+from .services import visible_q
 
 # Further redress the appellant is told about (DSA Art. 20(5), 21): configurable per deployment.
 REDRESS_DEFAULTS = {
@@ -28,7 +28,7 @@ def _reviewer_of(user):
 
 def appeals_visible_to(user):
     """Appeals the user may see: restricted classes only with the matching clearance."""
-    return Appeal.objects.filter(restricted_q(_reviewer_of(user)))
+    return Appeal.objects.filter(visible_q(user))
 
 
 def appeals_list(user, *, status=None):

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from casework.models import Case
 from casework.services import case_event_add, case_events_add_bulk, case_transition, lock_case
 from docket import roles
 from docket.errors import DocketError, conflict, forbidden, not_found
@@ -34,10 +35,9 @@ def _constraint_name(error):
     return getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) or str(error)
 
 
-def restricted_q(reviewer, prefix="decision__case__threat_class__"):
-    """Appeals whose class this reviewer may see: unrestricted, or restricted with the clearance."""
-    clearances = list(reviewer.clearances) if reviewer is not None else []
-    return Q(**{f"{prefix}restricted": False}) | Q(**{f"{prefix}slug__in": clearances})
+def visible_q(user):
+    """Appeals on cases the user may see: the one visibility rule, ``Case.objects.visible_to``."""
+    return Q(decision__case__in=Case.objects.visible_to(user))
 
 
 def decided_on_case_q(reviewer):
@@ -57,7 +57,7 @@ def _lock_appeal(appeal_id, reviewer):
     appeal = (
         Appeal.objects.select_for_update(of=("self",))
         .select_related("decision__case__threat_class")
-        .filter(restricted_q(reviewer), pk=appeal_id)
+        .filter(visible_q(reviewer.user), pk=appeal_id)
         .first()
     )
     if appeal is None:
@@ -134,7 +134,7 @@ def appeal_claim(*, reviewer, at=None) -> Appeal | None:
     if Appeal.objects.filter(assigned_to=me, status=Appeal.Status.IN_REVIEW).count() >= me.max_active:
         raise conflict("capacity_reached", f"You already hold {me.max_active} appeals; resolve or release one first.")
     appeal = (
-        Appeal.objects.filter(restricted_q(me), status=Appeal.Status.RECEIVED)
+        Appeal.objects.filter(visible_q(me.user), status=Appeal.Status.RECEIVED)
         .exclude(decided_on_case_q(me))
         .order_by("deadline", "id")
         .select_for_update(of=("self",), skip_locked=True)

@@ -151,7 +151,7 @@ def test_only_the_platform_files_appeals(make_user, api_for, appeals_staff, mode
     assert Appeal.objects.count() == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_duplicate_filings_store_one_appeal(platform):
     decision = decided()
     barrier = threading.Barrier(8)

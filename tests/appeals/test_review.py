@@ -95,7 +95,7 @@ def test_claim_refusals_change_nothing(make_user, decider):
     assert not CaseEvent.objects.filter(kind="appeal_claimed").exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_claimers_never_hold_one_appeal_twice(make_user, decider):
     staff = [make_user(f"ap-{i}", "appeals", max_active=3) for i in range(12)]
     appeals = [appeal_on(decided(reviewer=decider.reviewer)) for _ in range(20)]
