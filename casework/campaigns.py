@@ -164,8 +164,23 @@ def campaigns_detect(*, now: datetime | None = None) -> dict:
             cur.execute(_GROUPS_SQL, {"since": since, "max_share": config["CAMPAIGN_MAX_VALUE_SHARE"]})
             found = components(cur, min_size=config["CAMPAIGN_MIN_SIZE"])
         if not found:
-            return {"components": 0, "created": 0, "merged": 0, "subjects_joined": 0, "cases_joined": 0}
+            joined = _cases_join(now=now)
+            return {"components": 0, "created": 0, "merged": 0, "subjects_joined": 0, "cases_joined": len(joined)}
         return _campaigns_write(found, now=now)
+
+
+def _cases_join(*, now):
+    """Active cases of members of open campaigns join them (new cases, and members whose links aged out)."""
+    open_ids = list(Campaign.objects.filter(status=Campaign.Status.OPEN).values_list("pk", flat=True))
+    if not open_ids:
+        return []
+    with connection.cursor() as cur:
+        cur.execute(_CASES_JOIN_SQL, {"campaigns": open_ids, "now": now})
+        joined = cur.fetchall()
+    case_events_add_bulk(
+        [(case_id, "campaign_joined", None, {"campaign": cid, "previous": old}, now) for case_id, cid, old in joined]
+    )
+    return joined
 
 
 def _campaigns_write(found, *, now):
@@ -238,8 +253,7 @@ def _campaigns_write(found, *, now):
             moved = []
         cur.execute(_SUBJECTS_JOIN_SQL, {"subjects": subject_ids, "campaigns": campaign_ids})
         subjects_joined = cur.rowcount
-        cur.execute(_CASES_JOIN_SQL, {"campaigns": touched_ids, "now": now})
-        joined = cur.fetchall()
+        joined = _cases_join(now=now)
         cur.execute(_MOST_COMMON_CLASS_SQL, {"campaigns": touched_ids})
         classes = dict(cur.fetchall())
         cur.execute(
@@ -250,13 +264,9 @@ def _campaigns_write(found, *, now):
     if merges:
         Campaign.objects.filter(pk__in=list(merges)).delete()
 
-    events = [
-        (case_id, "campaign_joined", None, {"campaign": cid, "merged_from": old}, now) for case_id, cid, old in moved
-    ]
-    events += [
-        (case_id, "campaign_joined", None, {"campaign": cid, "previous": old}, now) for case_id, cid, old in joined
-    ]
-    case_events_add_bulk(events)
+    case_events_add_bulk(
+        [(case_id, "campaign_joined", None, {"campaign": cid, "merged_from": old}, now) for case_id, cid, old in moved]
+    )
 
     changed = []
     for campaign in touched:

@@ -140,6 +140,20 @@ def test_campaign_grows_with_new_linked_accounts_and_new_cases():
     assert Case.objects.get(pk=new_case.pk).campaign_id == campaign.pk
 
 
+def test_new_case_of_a_member_whose_links_aged_out_still_joins():
+    members = ring(5)
+    campaigns_detect(now=NOW)
+    campaign = Campaign.objects.get()
+    SubjectAttribute.objects.update(seen_at=NOW - timedelta(days=30))  # no component any more
+    Case.objects.filter(subject=members[0]).update(status="decided", decided_at=NOW)
+    late = CaseFactory(subject=members[0], kind="spam")
+
+    result = campaigns_detect(now=NOW + timedelta(minutes=10))
+
+    assert result["components"] == 0 and result["cases_joined"] == 1
+    assert Case.objects.get(pk=late.pk).campaign_id == campaign.pk
+
+
 def test_too_small_component_is_no_campaign(settings):
     settings.DOCKET = {**settings.DOCKET, "CAMPAIGN_MIN_SIZE": 5}
     ring(4)
