@@ -3,7 +3,7 @@
     python -m bench.campaigns [--subjects 200000]
 
 Seeds (set-based SQL) a dedicated database, ``docket_bench_campaigns`` on the
-configured PostgreSQL server, then runs ``campaigns_detect`` twice: the first
+configured PostgreSQL server (``bench.common.setup``), then runs ``campaigns_detect`` twice: the first
 run finds and writes every campaign, the second finds nothing new (the steady
 state of the 10-minute beat job). The population:
 
@@ -19,35 +19,14 @@ state of the 10-minute beat job). The population:
 """
 
 import argparse
-import os
 import sys
 import threading
 import time
 import tracemalloc
 
+from bench import common
+
 DB_NAME = "docket_bench_campaigns"
-
-
-def _setup():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "docket.settings")
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.db import connection, connections
-
-    with connection.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME])
-        exists = cur.fetchone() is not None
-    if not exists:
-        with connection.cursor() as cur:  # Django's connection is in autocommit mode, as CREATE DATABASE needs
-            cur.execute(f'CREATE DATABASE "{DB_NAME}"')
-    connections.close_all()
-    settings.DATABASES["default"]["NAME"] = DB_NAME
-    connections["default"].settings_dict["NAME"] = DB_NAME
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 SEED_SQL = """
@@ -146,7 +125,7 @@ class _PeakRSS:
 
 def run(subjects=200_000):
     """Seed, detect twice, and return the figures."""
-    _setup()
+    common.setup(database=DB_NAME)
     from django.conf import settings
     from django.db import connection
 
@@ -196,7 +175,7 @@ def run(subjects=200_000):
         "shared_values": len(groups),
         "components": len(found),
         "campaigns": len(sizes),
-        "largest_campaigns": sizes[:5],
+        "largest_campaign": sizes[0] if sizes else 0,
         "planted_rings_found": sum(1 for size in sizes if size >= 40),
         "cases_in_campaigns": Case.objects.filter(campaign__isnull=False).count(),
         "seed_s": round(seed_s, 2),
@@ -207,8 +186,8 @@ def run(subjects=200_000):
         "union_find_peak_mb": round(union_find_peak / 2**20, 1),
         "detect_peak_rss_growth_mb": round(rss.growth_mb, 1),
         "detect_peak_rss_mb": round(rss.peak / 2**20, 1),
-        "first_run": first,
-        "steady_run": second,
+        **{f"first run {k}": v for k, v in first.items()},
+        **{f"steady run {k}": v for k, v in second.items()},
     }
 
 
@@ -217,9 +196,7 @@ def main(argv=None):
     parser.add_argument("--subjects", type=int, default=200_000)
     args = parser.parse_args(argv)
     result = run(subjects=args.subjects)
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
+    common.report("campaigns", result)
     return result
 
 
