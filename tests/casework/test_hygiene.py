@@ -1,9 +1,11 @@
 """Source health: baselines by hour of week, spikes, score shifts, corroboration, confirm and quarantine."""
 
+import threading
 from datetime import timedelta
 from itertools import count
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from casework.hygiene import (
@@ -329,3 +331,30 @@ def test_the_health_check_releases_signals_a_healthy_source_still_holds(classifi
     assert result["released"] == 3
     assert Signal.objects.filter(disposition="held").count() == 0
     assert CaseEvent.objects.filter(kind="signals_released", actor_label="system").count() == 3
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_admins_confirming_at_once_release_each_signal_once(make_user):
+    classifier = SourceFactory(slug="spam-model", kind="classifier", trust=0.9)
+    SignalSource.objects.filter(pk=classifier.pk).update(status="suspect", status_changed_at=NOW)
+    ingest("spam-model", 20, per_subject=4)
+    admins = [make_user("admin-a", "policy_admin"), make_user("admin-b", "policy_admin")]
+    barrier = threading.Barrier(2)
+    released = []
+
+    def confirm(admin):
+        try:
+            barrier.wait()
+            released.append(source_confirm(source_slug="spam-model", actor=admin)["released"])
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=confirm, args=(a,)) for a in admins]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(released) == [0, 20]
+    assert list(Case.objects.order_by("pk").values_list("signal_count", flat=True)) == [4] * 5
+    assert CaseEvent.objects.filter(kind="signals_released").count() == 5
