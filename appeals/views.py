@@ -1,0 +1,212 @@
+"""The appeals UI: the queue, claim next, the appeal page and the resolve form.
+
+Thin views over ``appeals.services`` and ``appeals.selectors``: a refusal is a
+message, never an error page; an appeal the user may not see is a 404.
+"""
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from docket import roles
+from docket.errors import DocketError
+from policies.models import Action
+
+from . import selectors, services
+from .api.filters import AppealFilter
+from .forms import ResolveForm
+from .models import Appeal
+
+SIGNALS_SHOWN = 50
+EVENTS_SHOWN = 40
+ACTION_LABELS = dict(Action.choices)
+# Keys of the outcome radios (the moderator UI's data-action-key convention) and where focus goes next.
+OUTCOME_KEYS = {"upheld": ("u", "id_rationale"), "overturned": ("o", "id_rationale"), "modified": ("m", "id_action")}
+
+
+def appeals_staff_required(view):
+    """Signed-in members of the appeals staff; others get 403."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not roles.has(request.user, roles.APPEALS):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _reviewer(request):
+    return getattr(request.user, "reviewer", None)
+
+
+def _refused(request, error):
+    """A service refusal as a message; a 404 stays a 404 (no hint that it exists)."""
+    if error.status == 404:
+        raise Http404(error.detail)
+    messages.error(request, error.detail)
+
+
+def _form_errors(form):
+    return " ".join(
+        f"{(form.fields[name].label or name.replace('_', ' ').capitalize()) if name in form.fields else ''}: "
+        f"{' '.join(str(e) for e in errors)}".lstrip(": ")
+        for name, errors in form.errors.items()
+    )
+
+
+@require_GET
+@appeals_staff_required
+def appeals_queue(request):
+    reviewer = _reviewer(request)
+    visible = selectors.appeals_list(request.user)
+    params = request.GET.copy()
+    params.setdefault("status", Appeal.Status.RECEIVED)
+    filtered = AppealFilter(params, queryset=visible)
+    rows = filtered.qs if filtered.is_valid() else visible.none()
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    counts = selectors.appeals_visible_to(request.user).aggregate(
+        received=Count("id", filter=Q(status="received")),
+        in_review=Count("id", filter=Q(status="in_review")),
+        resolved=Count("id", filter=Q(status="resolved")),
+        overdue=Count("id", filter=Q(status__in=services.OPEN_STATUSES, deadline__lt=timezone.now())),
+    )
+    mine = list(visible.filter(status="in_review", assigned_to=reviewer)) if reviewer else []
+    return render(
+        request,
+        "appeals/queue.html",
+        {
+            "page": page,
+            "status": params.get("status", ""),
+            "statuses": [("received", "Waiting"), ("in_review", "In review"), ("resolved", "Resolved"), ("", "All")],
+            "counts": counts,
+            "mine": mine,
+            "reviewer": reviewer,
+            "now": timezone.now(),
+        },
+    )
+
+
+@require_POST
+@appeals_staff_required
+def appeal_claim_view(request):
+    try:
+        appeal = services.appeal_claim(reviewer=_reviewer(request))
+    except DocketError as e:
+        _refused(request, e)
+        return redirect("appeals-queue")
+    if appeal is None:
+        messages.info(request, "No appeal is waiting for you right now.")
+        return redirect("appeals-queue")
+    return redirect("appeal-detail", appeal_id=appeal.pk)
+
+
+@require_GET
+@appeals_staff_required
+def appeal_detail(request, appeal_id):
+    from reviews.services import active_version_for
+    from reviews.sor import statement_of_reasons
+
+    appeal = selectors.appeal_for(request.user, appeal_id)
+    if appeal is None:
+        raise Http404("No such appeal.")
+    reviewer = _reviewer(request)
+    decision = appeal.decision
+    case = decision.case
+    signals = list(case.signals.select_related("source", "reporter").order_by("-occurred_at", "-id")[:SIGNALS_SHOWN])
+    events = list(case.events.order_by("-at", "-id")[:EVENTS_SHOWN])
+    for event in events:
+        event.summary = event.kind.replace("_", " ")
+    decisions = list(case.decisions.select_related("reviewer__user", "policy_version__policy").order_by("created_at"))
+    try:
+        version = active_version_for(case.threat_class)
+    except DocketError:
+        version = None
+    mine = appeal.status == "in_review" and reviewer is not None and appeal.assigned_to_id == reviewer.pk
+    outcomes = [
+        {"value": value, "label": label, "key": OUTCOME_KEYS[value][0], "focus": OUTCOME_KEYS[value][1]}
+        for value, label in Appeal.Outcome.choices
+    ]
+    return render(
+        request,
+        "appeals/detail.html",
+        {
+            "appeal": appeal,
+            "decision": decision,
+            "case": case,
+            "sor": _sor_rows(statement_of_reasons(decision)),
+            "decision_rule_title": _rule_title(decision.policy_version, decision.rule),
+            "signals": signals,
+            "signals_more": max(case.signal_count - len(signals), 0),
+            "events": events,
+            "decisions": decisions,
+            "version": version,
+            "ladder": [(a, ACTION_LABELS.get(a, a)) for a in (version.ladder if version else [])],
+            "mine": mine,
+            "conflict": selectors.has_conflict(reviewer, appeal),
+            "outcomes": outcomes,
+            "outcome_statement": selectors.appeal_outcome_statement(appeal),
+            "outcome_notice": selectors.appeal_outcome_notice(appeal),
+            "overdue": appeal.status != "resolved" and appeal.deadline < timezone.now(),
+        },
+    )
+
+
+def _sor_rows(sor):
+    """The statement of reasons as (field, text) rows, empty fields left out."""
+    rows = []
+    for key, value in sor.items():
+        if value in (None, "", [], {}):
+            continue
+        rows.append((key, ", ".join(map(str, value)) if isinstance(value, list) else value))
+    return rows
+
+
+def _rule_title(version, code):
+    return next((r.get("title", "") for r in version.rules if r.get("code") == code), "")
+
+
+@require_POST
+@appeals_staff_required
+def appeal_resolve_view(request, appeal_id):
+    form = ResolveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("appeal-detail", appeal_id=appeal_id)
+    data = form.cleaned_data
+    try:
+        appeal = services.appeal_resolve(
+            appeal_id=appeal_id,
+            reviewer=_reviewer(request),
+            outcome=data["outcome"],
+            action=data["action"] or None,
+            rule=data["rule"] if data["action"] else None,
+            duration_days=data["duration_days"],
+            rationale=data["rationale"],
+        )
+    except DocketError as e:
+        _refused(request, e)
+        return redirect("appeal-detail", appeal_id=appeal_id)
+    messages.success(request, f"Appeal {appeal.pk} resolved: {appeal.get_outcome_display().lower()}.")
+    return redirect("appeals-queue")
+
+
+@require_POST
+@appeals_staff_required
+def appeal_release_view(request, appeal_id):
+    try:
+        services.appeal_release(appeal_id=appeal_id, reviewer=_reviewer(request))
+    except DocketError as e:
+        _refused(request, e)
+        return redirect("appeal-detail", appeal_id=appeal_id)
+    messages.info(request, f"Appeal {appeal_id} went back to the queue.")
+    return redirect("appeals-queue")

@@ -1,0 +1,179 @@
+"""The appeals UI: queue, claim next, the appeal page, the resolve form, refusals as messages."""
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+
+from appeals.models import Appeal
+from casework.models import CaseEvent
+from reviews.models import Decision, Enforcement
+from tests.appeals.conftest import appeal_on, decide_for_real, decided
+
+pytestmark = pytest.mark.django_db
+
+
+def browser(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def texts(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_the_queue_lists_waiting_appeals_with_a_claim_button(decider, appeals_staff):
+    appeal = appeal_on(decided(reviewer=decider.reviewer))
+
+    response = browser(appeals_staff).get("/appeals/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'href="/appeals/{appeal.pk}/"' in html
+    assert 'data-shortcut="c"' in html
+    assert "Claim next appeal" in html
+
+
+def test_the_queue_keeps_a_constant_query_count(decider, appeals_staff, django_assert_max_num_queries):
+    client = browser(appeals_staff)
+    for _ in range(3):
+        appeal_on(decided(reviewer=decider.reviewer))
+    client.get("/appeals/")
+    for _ in range(20):
+        appeal_on(decided(reviewer=decider.reviewer), holder=appeals_staff.reviewer)
+        appeal_on(decided(reviewer=decider.reviewer))
+
+    with django_assert_max_num_queries(12):
+        response = client.get("/appeals/?status=")
+
+    assert response.status_code == 200
+
+
+def test_only_appeals_staff_see_the_appeals_ui(decider, moderator):
+    appeal = appeal_on(decided(reviewer=decider.reviewer))
+
+    assert browser(moderator).get("/appeals/").status_code == 403
+    assert browser(moderator).get(f"/appeals/{appeal.pk}/").status_code == 403
+    assert browser(moderator).post("/appeals/claim/").status_code == 403
+    anonymous = Client().get("/appeals/")
+    assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
+    assert Appeal.objects.get().status == "received"
+
+
+def test_claim_next_goes_to_the_appeal_or_says_there_is_none(decider, appeals_staff):
+    appeal = appeal_on(decided(reviewer=decider.reviewer))
+    client = browser(appeals_staff)
+
+    first = client.post("/appeals/claim/")
+    second = client.post("/appeals/claim/", follow=True)
+
+    assert first.status_code == 302 and first["Location"] == f"/appeals/{appeal.pk}/"
+    assert texts(second) == ["No appeal is waiting for you right now."]
+
+
+def test_the_appeal_page_shows_case_evidence_decision_reasons_and_statement(decider, appeals_staff, platform):
+    decision = decide_for_real(decider)
+    appeal = appeal_on(decision, holder=appeals_staff.reviewer, statement="It was my own shop.")
+
+    response = browser(appeals_staff).get(f"/appeals/{appeal.pk}/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "It was my own shop." in html
+    assert "The decision" in html and "Commercial spam" in html
+    assert "Statement of reasons" in html and "decision_ground" in html
+    assert html.count('class="evidence"') == 2
+    assert 'id="resolve-form"' in html
+    for key in ('data-action-key="u"', 'data-action-key="o"', 'data-action-key="m"', 'data-shortcut="c"'):
+        assert key in html
+    # the new action is limited to the ladder of the class
+    assert '<option value="legal_report"' not in html
+    assert '<option value="label"' in html
+
+
+def test_a_restricted_appeal_is_404_without_clearance(make_user, appeals_staff):
+    senior = make_user("cib-senior", "senior,moderator", clearances=["cib"])
+    appeal = appeal_on(decided(kind="cib", reviewer=senior.reviewer), holder=appeals_staff.reviewer)
+
+    assert browser(appeals_staff).get(f"/appeals/{appeal.pk}/").status_code == 404
+    assert (
+        browser(appeals_staff)
+        .post(f"/appeals/{appeal.pk}/resolve/", {"outcome": "upheld", "rationale": "x"})
+        .status_code
+        == 404
+    )
+    assert Appeal.objects.get(pk=appeal.pk).status == "in_review"
+
+
+def test_overturn_through_the_form(decider, appeals_staff):
+    decision = decide_for_real(decider)
+    appeal = appeal_on(decision, holder=appeals_staff.reviewer)
+
+    response = browser(appeals_staff).post(
+        f"/appeals/{appeal.pk}/resolve/", {"outcome": "overturned", "rationale": "Not spam."}, follow=True
+    )
+
+    assert response.redirect_chain == [("/appeals/", 302)]
+    assert texts(response) == [f"Appeal {appeal.pk} resolved: overturned."]
+    assert Decision.objects.get(pk=decision.pk).overturned is True
+    assert Enforcement.objects.filter(decision=decision, kind="reverse").count() == 1
+
+
+def test_modify_through_the_form(decider, appeals_staff):
+    decision = decide_for_real(decider)
+    appeal = appeal_on(decision, holder=appeals_staff.reviewer)
+
+    browser(appeals_staff).post(
+        f"/appeals/{appeal.pk}/resolve/",
+        {"outcome": "modified", "action": "suspend", "rule": "SP-2", "duration_days": "7", "rationale": "Repeat."},
+    )
+
+    new = Appeal.objects.get(pk=appeal.pk).new_decision
+    assert (new.action, new.rule, new.duration_days) == ("suspend", "SP-2", 7)
+
+
+@pytest.mark.parametrize(
+    "who, data, message",
+    [
+        ("other", {"outcome": "upheld", "rationale": "x"}, "Only the reviewer holding this appeal may resolve it."),
+        ("decider", {"outcome": "upheld", "rationale": "x"}, "You made a decision on this case"),
+        ("holder", {"outcome": "upheld", "rationale": ""}, "Reasons: This field is required."),
+        ("holder", {"outcome": "modified", "action": "lock", "rationale": "x"}, "'lock' is not on the ladder"),
+        ("holder", {"outcome": "modified", "rationale": "x"}, "The resolution is invalid."),
+    ],
+)
+def test_refusals_are_messages_and_change_nothing(make_user, appeals_staff, appeals_staff_2, who, data, message):
+    both = make_user("mod-and-appeals", "moderator,appeals")
+    decision = decide_for_real(both)
+    appeal = appeal_on(decision, holder=appeals_staff.reviewer)
+    user = {"other": appeals_staff_2, "decider": both, "holder": appeals_staff}[who]
+    before = (Decision.objects.count(), Enforcement.objects.count(), CaseEvent.objects.count())
+
+    response = browser(user).post(f"/appeals/{appeal.pk}/resolve/", data, follow=True)
+
+    assert response.status_code == 200
+    assert response.redirect_chain == [(f"/appeals/{appeal.pk}/", 302)]
+    assert len(texts(response)) == 1 and message in texts(response)[0]
+    assert Appeal.objects.get(pk=appeal.pk).status == "in_review"
+    assert (Decision.objects.count(), Enforcement.objects.count(), CaseEvent.objects.count()) == before
+
+
+def test_forms_need_the_csrf_token(decider, appeals_staff):
+    appeal = appeal_on(decided(reviewer=decider.reviewer))
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(appeals_staff)
+
+    assert client.post("/appeals/claim/").status_code == 403
+    assert Appeal.objects.get(pk=appeal.pk).status == "received"
+
+
+def test_a_resolved_appeal_shows_what_the_appellant_is_told(decider, appeals_staff):
+    appeal = appeal_on(decided(reviewer=decider.reviewer), holder=appeals_staff.reviewer)
+    client = browser(appeals_staff)
+    client.post(f"/appeals/{appeal.pk}/resolve/", {"outcome": "upheld", "rationale": "Spam it is."})
+
+    html = client.get(f"/appeals/{appeal.pk}/").content.decode()
+
+    assert "The outcome of your appeal" in html
+    assert "Outcome: the decision stands." in html
+    assert 'id="resolve-form"' not in html
