@@ -9,4 +9,5 @@ def ui(request):
     return {
         "ui_is_senior": lambda: roles.has(user, roles.SENIOR),
         "ui_is_staff": lambda: roles.has_any(user, roles.STAFF),
+        "ui_is_appeals": lambda: roles.has(user, roles.APPEALS),
     }
