@@ -228,7 +228,9 @@ def case_reprioritise(*, case_ids, now=None) -> int:
     case_ids = sorted({int(i) for i in case_ids})
     if not case_ids:
         return 0
-    return _refresh("AND c.id = ANY(%(ids)s)", {**_params(now or timezone.now()), "ids": case_ids})
+    # An array literal binds in one string, not one parameter per id.
+    ids = "{" + ",".join(map(str, case_ids)) + "}"
+    return _refresh("AND c.id = ANY(%(ids)s::bigint[])", {**_params(now or timezone.now()), "ids": ids})
 
 
 def cases_reprioritise_all(*, now=None) -> int:
