@@ -109,3 +109,67 @@ class SafeJSONParser(JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+
+
+# Which refusals an operation can answer, by what it takes: every operation needs a login and a role;
+# input (a body or query parameters) can be invalid; ids in the path or a page number can miss; a POST
+# can conflict with the current state or exceed the body limit (docket.middleware).
+_ENVELOPE_DESCRIPTIONS = {
+    "400": "Invalid input (`invalid`, with `errors`) or a refused request (its code).",
+    "401": "No valid credentials (`not_authenticated`, `authentication_failed`).",
+    "403": "Not your role (`forbidden`), or a refusal such as `not_assignee`.",
+    "404": "No such object, not visible to you, or no such page (`not_found`).",
+    "409": "The object's state does not allow this now (its code).",
+    "413": "The body exceeds the size limit (`payload_too_large`).",
+}
+
+
+def document_error_envelope(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every API operation documents the error envelope it can answer.
+
+    Statuses a view already documents keep their own description; the body is always ``ErrorSerializer``.
+    """
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        "Error",
+        {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "detail": {"type": "string"},
+                "errors": {"type": "object", "additionalProperties": {}},
+            },
+            "required": ["code", "detail"],
+        },
+    )
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            params = operation.get("parameters", [])
+            codes = ["401", "403"]
+            if "requestBody" in operation or any(p.get("in") == "query" for p in params):
+                codes.append("400")
+            if any(p.get("in") == "path" or p.get("name") == "page" for p in params):
+                codes.append("404")
+            if method == "post":
+                codes += ["400", "409", "413"]
+            responses = operation["responses"]
+            for code in codes:
+                documented = responses.setdefault(code, {"description": _ENVELOPE_DESCRIPTIONS[code]})
+                documented["content"] = envelope
+    return result
+
+
+def page_not_found(request, exception):
+    """The URL resolver's 404: the error envelope under ``/api/``, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        from django.http import JsonResponse
+
+        return JsonResponse({"code": "not_found", "detail": "No such endpoint."}, status=404)
+    from django.views.defaults import page_not_found as django_page_not_found
+
+    return django_page_not_found(request, exception)

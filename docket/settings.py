@@ -189,6 +189,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "docket.api.document_error_envelope",
+    ],
     # Choice sets named once, so components of different apps don't collide.
     "ENUM_NAME_OVERRIDES": {
         "ActionEnum": "policies.models.Action",

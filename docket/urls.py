@@ -18,3 +18,5 @@ urlpatterns = [
     path("", include("reviews.urls")),
     path("appeals/", include("appeals.urls")),
 ]
+
+handler404 = "docket.api.page_not_found"

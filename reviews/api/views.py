@@ -35,6 +35,7 @@ def _visible_case_or_404(user, case_id):
 
 class QueueListView(APIView):
     permission_classes = [role_permission(*roles.STAFF)]
+    pagination_class = Pagination  # read by the schema: the answer is a page
 
     @extend_schema(responses=QueueSerializer(many=True))
     def get(self, request):
@@ -131,6 +132,7 @@ class StatementOfReasonsView(DecisionDetailView):
 
 class QualityReviewListView(APIView):
     permission_classes = [role_permission(*CASE_WORKERS)]
+    pagination_class = Pagination  # read by the schema: the answer is a page
 
     @extend_schema(responses=QualityReviewSerializer(many=True))
     def get(self, request):
