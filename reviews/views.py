@@ -716,12 +716,24 @@ def _svg(width, height, body, title):
     )
 
 
-def _hbars(rows, *, title, width=640, label_w=170, value_fmt=str, max_value=None, marker=None):
+def _nice(value):
+    """A round axis maximum at or above ``value`` (4, 8, 10, 20, 50, 100, ...), so ticks are whole."""
+    if value <= 4:
+        return 4
+    magnitude = 10 ** (len(str(int(value))) - 1)
+    for step in (1, 2, 5, 10):
+        if value <= step * magnitude:
+            return step * magnitude
+    return value
+
+
+def _hbars(rows, *, title, width=640, label_w=170, note_w=90, value_fmt=None, max_value=None, marker=None):
     """Horizontal stacked bars: ``rows`` are ``(label, [(value, colour)], note)``."""
     bar_h, gap, top = 18, 10, 8
     height = top + len(rows) * (bar_h + gap) + 22
-    plot_w = width - label_w - 90
-    top_value = max_value or max((sum(v for v, _ in segs) for _, segs, _ in rows), default=0) or 1
+    plot_w = width - label_w - note_w
+    top_value = max_value or _nice(max((sum(v for v, _ in segs) for _, segs, _ in rows), default=0))
+    value_fmt = value_fmt or (lambda v: f"{v:g}")
     parts = []
     for i in range(5):
         x = label_w + plot_w * i / 4
@@ -771,9 +783,9 @@ def _hbars(rows, *, title, width=640, label_w=170, value_fmt=str, max_value=None
 def _queue_chart(queues):
     rows = []
     for q in queues:
-        note = f"{q.get('depth') or 0} waiting · {q.get('in_review') or 0} in review"
+        note = f"{q.get('depth') or 0} waiting, {q.get('in_review') or 0} in review"
         if q.get("breaching"):
-            note += f" · {q['breaching']} past SLA"
+            note += f", {q['breaching']} late"
         breaching = min(q.get("breaching") or 0, q.get("depth") or 0)
         rows.append(
             (
@@ -782,7 +794,7 @@ def _queue_chart(queues):
                 note,
             )
         )
-    return _hbars(rows, title="Queue depth: past SLA, waiting and in review", width=720, label_w=220)
+    return _hbars(rows, title="Queue depth: past SLA, waiting and in review", width=760, label_w=230, note_w=190)
 
 
 def _sla_chart(classes):
@@ -812,14 +824,12 @@ def _source_chart(sources):
             + f" · {s.get('status')}"
         )
         rows.append((s.get("slug"), [(current, colour)], note))
-    return _hbars(
-        rows, title="Signal rate by source, last hour", width=720, label_w=170, value_fmt=lambda v: f"{v:.0f}"
-    )
+    return _hbars(rows, title="Signal rate by source, last hour", width=760, label_w=170, note_w=230)
 
 
 def _series_chart(series):
     """Columns per day: cases created, the part acted on within SLA in green, late in amber."""
-    top = max((d.get("created", 0) for d in series), default=0) or 1
+    top = _nice(max((d.get("created", 0) for d in series), default=0))
     width, height, left, bottom = 720, 190, 40, 24
     plot_h = height - bottom - 10
     col_w = (width - left - 10) / max(len(series), 1)
