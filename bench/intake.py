@@ -188,7 +188,8 @@ def main(argv=None):
     cases = Case.objects.count()
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FROM casework_case WHERE signal_count <> (SELECT count(*) FROM casework_signal s WHERE s.case_id = casework_case.id)"
+            "SELECT count(*) FROM casework_case c"
+            " WHERE c.signal_count <> (SELECT count(*) FROM casework_signal s WHERE s.case_id = c.id)"
         )
         inconsistent = cur.fetchone()[0]
 
