@@ -13,12 +13,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
 from casework.models import Case, Reporter, Signal, Subject
-from casework.services import case_event_add, case_events_add_bulk, case_transition, lock_case
+from casework.services import TRANSITIONS, case_event_add, case_events_add_bulk, case_transition, lock_case
 from docket import roles
 from docket.errors import DocketError, conflict, forbidden, not_found
 from policies.models import LADDER, VIOLATIONS, PolicyVersion
@@ -110,12 +110,6 @@ def _check_exposure(state, *, graphic, username):
         )
 
 
-def _uncleared_class_ids(clearances):
-    from policies.models import ThreatClass
-
-    return list(ThreatClass.objects.filter(restricted=True).exclude(slug__in=clearances).values_list("id", flat=True))
-
-
 def _assignment_start(*, case, reviewer, now, by=None):
     """Give a locked, waiting case to a reviewer: the assignment, the move to in_review, the event."""
     lease = now + timedelta(seconds=_lease_seconds())
@@ -145,6 +139,32 @@ def _active_assignment(case_id):
     )
 
 
+def _lock_case_for_decision(case_id):
+    """Lock one case row, with the class and subject a decision reads."""
+    case = Case.objects.select_for_update(of=("self",)).select_related("threat_class", "subject")
+    case = case.filter(pk=case_id).first()
+    if case is None:
+        raise not_found("No such case.")
+    return case
+
+
+def _assignment_complete(case_id, now):
+    """End the case's active assignment as completed; the holder's reviewer id, or ``None``."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE reviews_assignment SET state = 'completed', ended_at = %s "
+            "WHERE case_id = %s AND state = 'active' RETURNING reviewer_id",
+            [now, case_id],
+        )
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+# Decisions already run in their own transaction: the savepoint case_transition would
+# open inside it costs two round trips and protects nothing the outer block does not.
+_case_transition_here = getattr(case_transition, "__wrapped__", case_transition)
+
+
 def _assignment_end(assignment, *, state, now):
     assignment.state = state
     assignment.ended_at = now
@@ -154,54 +174,152 @@ def _assignment_end(assignment, *, state, now):
 # --- claims and leases ----------------------------------------------------------
 
 
+# Claims may only take cases the transition table lets become in_review.
+assert all("in_review" in TRANSITIONS[status] for status in CLAIMABLE)
+
+# One statement, one snapshot taken after the reviewer row is locked: the counts,
+# the pick (escalated cases first, then open ones by priority, over the partial
+# claim index, SKIP LOCKED), and, when the checks pass, the assignment, the move
+# to in_review and the "claimed" event (the same event case_transition writes).
+# The open pick only runs when the escalated one finds nothing (Append + LIMIT).
+_CLAIM_SQL = """
+WITH counts AS (
+    SELECT (SELECT count(*) FROM reviews_assignment
+             WHERE reviewer_id = %(reviewer)s AND state = 'active') AS active
+),
+hidden AS (
+    SELECT id FROM policies_threatclass WHERE restricted AND NOT (slug = ANY(%(clearances)s))
+),
+pick_escalated AS (
+    SELECT c.id, c.status, c.threat_class_id FROM casework_case c
+     WHERE c.queue_id = %(queue)s AND c.status = 'escalated'
+       AND (SELECT active FROM counts) < %(max_active)s
+       AND c.threat_class_id NOT IN (SELECT id FROM hidden)
+       AND NOT EXISTS (SELECT 1 FROM reviews_assignment s WHERE s.case_id = c.id AND s.reviewer_id = %(reviewer)s
+                        AND s.state = 'skipped' AND s.ended_at > %(skipped_since)s)
+     ORDER BY c.priority DESC, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED
+),
+pick_open AS (
+    SELECT c.id, c.status, c.threat_class_id FROM casework_case c
+     WHERE c.queue_id = %(queue)s AND c.status = 'open'
+       AND (SELECT active FROM counts) < %(max_active)s
+       AND c.threat_class_id NOT IN (SELECT id FROM hidden)
+       AND NOT EXISTS (SELECT 1 FROM reviews_assignment s WHERE s.case_id = c.id AND s.reviewer_id = %(reviewer)s
+                        AND s.state = 'skipped' AND s.ended_at > %(skipped_since)s)
+     ORDER BY c.priority DESC, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED
+),
+pick AS (
+    SELECT p.*, tc.graphic FROM (
+        (SELECT * FROM pick_escalated) UNION ALL (SELECT * FROM pick_open) LIMIT 1
+    ) p JOIN policies_threatclass tc ON tc.id = p.threat_class_id
+),
+ins AS (
+    INSERT INTO reviews_assignment (case_id, reviewer_id, state, graphic, claimed_at, lease_expires_at)
+    SELECT pick.id, %(reviewer)s, 'active', pick.graphic, %(now)s, %(lease)s FROM pick
+     -- today's exposure is only counted when the next case is graphic (CASE fixes the order)
+     WHERE CASE WHEN pick.graphic THEN
+               (SELECT count(*) FROM reviews_assignment
+                 WHERE reviewer_id = %(reviewer)s AND graphic AND claimed_at >= %(day)s) < %(graphic_budget)s
+           ELSE true END
+    RETURNING id, case_id
+),
+moved AS (
+    UPDATE casework_case c SET status = 'in_review', updated_at = %(now)s FROM ins
+     WHERE c.id = ins.case_id RETURNING c.id
+),
+event AS (
+    INSERT INTO casework_caseevent (case_id, at, actor_id, actor_label, kind, detail)
+    SELECT ins.case_id, %(now)s, %(user)s, %(username)s, 'claimed',
+           jsonb_build_object('from', pick.status, 'to', 'in_review', 'assignment', ins.id, 'reviewer', %(username)s)
+      FROM ins JOIN pick ON pick.id = ins.case_id
+    RETURNING id
+)
+SELECT counts.active, pick.id, pick.graphic, ins.id, (SELECT count(*) FROM moved) + (SELECT count(*) FROM event)
+  FROM counts LEFT JOIN pick ON true LEFT JOIN ins ON true
+"""
+
+
 @transaction.atomic
 def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
     """Hand this reviewer the highest-priority case of the queue they may take, or ``None``.
 
     Refuses with ``clearance_required`` (403), ``forbidden`` (403, not their
     queue), ``off_shift``, ``capacity_reached`` or ``exposure_budget_reached``
-    (409, only when the next case is graphic), changing nothing. Cases of
-    restricted classes they lack clearance for, and cases they skipped within
-    the skip cooldown, are passed over. ``SKIP LOCKED`` means two reviewers
-    claiming at once get different cases and never wait for each other.
+    (409, only when the next case is graphic), changing nothing. Escalated
+    cases come before open ones; cases of restricted classes they lack
+    clearance for, and cases they skipped within the skip cooldown, are passed
+    over. ``SKIP LOCKED`` means two reviewers claiming at once get different
+    cases and never wait for each other. Two statements in all: the claim is
+    the hot path of every queue, so its reads and writes are one round trip.
     """
     reviewer = reviewer_of(reviewer)
-    username = reviewer.user.get_username()
-    queue = Queue.objects.filter(slug=queue_slug).first()
-    if queue is None:
-        raise not_found("No such queue.")
+    user = reviewer.user
+    username = user.get_username()
     now = timezone.now()
-    state = _reviewer_state(reviewer.pk, queue.pk, now)
-    _check_clearance(state, queue=queue, username=username)
-    if not state["works_queue"]:
-        raise forbidden(f"{username} does not work the {queue.slug} queue.")
-    _check_may_take(state, username=username)
-
-    skipped_since = now - timedelta(seconds=settings.DOCKET["SKIP_COOLDOWN_SECONDS"])
-    recently_skipped = Assignment.objects.filter(
-        case_id=OuterRef("pk"), reviewer_id=reviewer.pk, state="skipped", ended_at__gt=skipped_since
-    )
-    base = (
-        Case.objects.filter(queue_id=queue.pk)
-        .exclude(threat_class_id__in=_uncleared_class_ids(state["clearances"]))
-        .exclude(Exists(recently_skipped))
-    )
-    case = None
-    # Escalated cases (rare) go first; open ones use the partial claim index.
-    for status in CLAIMABLE[::-1]:
-        case = (
-            base.filter(status=status)
-            .select_for_update(skip_locked=True, of=("self",))
-            .select_related("threat_class")
-            .order_by("-priority", "id")
-            .first()
+    with connection.cursor() as cur:
+        # The reviewer row lock serialises one reviewer's own concurrent claims (two
+        # tabs), so max_active holds even then; other reviewers are not blocked.
+        cur.execute(
+            """
+            SELECT r.on_shift, r.max_active, r.graphic_budget, r.clearances, q.id, q.required_clearance,
+                   EXISTS (SELECT 1 FROM reviews_reviewer_queues rq WHERE rq.reviewer_id = r.id AND rq.queue_id = q.id)
+              FROM reviews_reviewer r LEFT JOIN reviews_queue q ON q.slug = %s
+             WHERE r.id = %s FOR UPDATE OF r
+            """,
+            [queue_slug, reviewer.pk],
         )
-        if case is not None:
-            break
-    if case is None:
+        row = cur.fetchone()
+        if row is None:
+            raise forbidden("Only reviewers can do this.")
+        on_shift, max_active, graphic_budget, clearances, queue_id, required_clearance, works_queue = row
+        if queue_id is None:
+            raise not_found("No such queue.")
+        if required_clearance and required_clearance not in clearances:
+            raise forbidden(
+                f"{username} lacks the {required_clearance} clearance this queue needs.", code="clearance_required"
+            )
+        if not works_queue:
+            raise forbidden(f"{username} does not work the {queue_slug} queue.")
+        if not on_shift:
+            raise conflict("off_shift", f"{username} is off shift.")
+        lease = now + timedelta(seconds=_lease_seconds())
+        cur.execute(
+            _CLAIM_SQL,
+            {
+                "reviewer": reviewer.pk,
+                "user": user.pk,
+                "username": username,
+                "queue": queue_id,
+                "clearances": list(clearances),
+                "max_active": max_active,
+                "graphic_budget": graphic_budget,
+                "day": _day_start(now),
+                "skipped_since": now - timedelta(seconds=settings.DOCKET["SKIP_COOLDOWN_SECONDS"]),
+                "now": now,
+                "lease": lease,
+            },
+        )
+        active, case_id, graphic, assignment_id, _ = cur.fetchone()
+    if active >= max_active:
+        raise conflict("capacity_reached", f"{username} already holds {active} case(s), the maximum.")
+    if case_id is None:
         return None
-    _check_exposure(state, graphic=case.threat_class.graphic, username=username)
-    return _assignment_start(case=case, reviewer=reviewer, now=now)
+    if assignment_id is None:
+        raise conflict(
+            "exposure_budget_reached",
+            f"{username} has reached today's exposure budget of {graphic_budget} graphic case(s).",
+        )
+    assignment = Assignment(
+        id=assignment_id,
+        case_id=case_id,
+        reviewer=reviewer,
+        state=Assignment.State.ACTIVE,
+        graphic=graphic,
+        claimed_at=now,
+        lease_expires_at=lease,
+    )
+    assignment._state.adding = False
+    return assignment
 
 
 def _lock_own_assignment(assignment_id, reviewer):
@@ -432,7 +550,8 @@ def _decision_effects(*, decision, case, version, now, count_reporters=True):
                 created_at=now,
                 expires_at=now + timedelta(days=settings.DOCKET["STRIKE_WINDOW_DAYS"]),
             )
-    if count_reporters:
+    # reporter_count is the case's distinct reporters (kept by intake): none, nothing to count.
+    if count_reporters and case.reporter_count:
         _reporters_adjust(case.pk, decided=1, upheld=1 if violation else 0)
     enforcements = []
     if violation:
@@ -479,19 +598,19 @@ def decision_make(
     classes), delivered after commit; a sample goes to blind QA.
     """
     reviewer = reviewer_of(reviewer)
-    case = lock_case(case_id)
+    case = _lock_case_for_decision(case_id)
     tc = case.threat_class
     if tc.restricted and tc.slug not in reviewer.clearances:
         raise not_found("No such case.")
-    assignment = _active_assignment(case.pk)
-    holder = assignment is not None and assignment.reviewer_id == reviewer.pk
-    if not holder and not (on_behalf_of_senior and roles.has(reviewer.user, roles.SENIOR)):
+    now = timezone.now()
+    # Completing the assignment first saves a locking read; a refusal below rolls it back.
+    holder_id = _assignment_complete(case.pk, now)
+    if holder_id != reviewer.pk and not (on_behalf_of_senior and roles.has(reviewer.user, roles.SENIOR)):
         raise forbidden("Only the reviewer holding this case may decide it.", code="not_assignee")
     if case.status not in Case.ACTIVE_STATUSES:
         raise conflict("invalid_transition", f"A case that is {case.status} cannot be decided again.")
     version = active_version_for(tc)
     rule, duration_days = _validate_decision(version=version, action=action, rule=rule, duration_days=duration_days)
-    now = timezone.now()
     qa = random.random() < settings.DOCKET["QA_SAMPLE_RATE"]
     decision = Decision.objects.create(
         case=case,
@@ -507,9 +626,7 @@ def decision_make(
         campaign=campaign,
         created_at=now,
     )
-    if assignment is not None:
-        _assignment_end(assignment, state=Assignment.State.COMPLETED, now=now)
-    case_transition(
+    _case_transition_here(
         case=case,
         to="decided",
         actor=reviewer,
