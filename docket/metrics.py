@@ -1,28 +1,34 @@
 """Guard metrics: is the queue keeping up, and how good are our decisions and the machine's?
 
 ``metrics_snapshot(user)`` is what ``GET /api/v1/metrics/`` serves and the
-dashboard draws. Every figure is an aggregate query (``FILTER`` clauses,
-``percentile_cont``) grouped by threat class, policy version or reviewer, never
-a Python loop over rows. Restricted threat classes appear only for users
-cleared for them, so a snapshot depends on the user only through their
-clearance set: it is cached per clearance set for
-``DOCKET["METRICS_CACHE_SECONDS"]``, and computed directly when the cache
-(Redis) is down. On an empty system rates and percentiles are ``null`` and
-counts ``0``; nothing divides by zero.
+dashboard draws. Every figure comes from a handful of aggregate queries
+(``FILTER`` clauses, ``percentile_cont``, ``GROUPING SETS`` so one scan of the
+window's decisions serves the threat class, policy version and reviewer
+views), never a Python loop over rows. Restricted threat classes appear only
+for users cleared for them, so a snapshot depends on the user only through
+their clearance set: it is cached per clearance set for
+``DOCKET["METRICS_CACHE_SECONDS"]``, warmed by the ``refresh_metrics`` beat
+task, and computed directly when the cache (Redis) is down. On an empty system
+rates and percentiles are ``null`` and counts ``0``; nothing divides by zero.
 
-Definitions (flow figures cover cases and decisions of the last
-``DOCKET["METRICS_WINDOW_DAYS"]`` days, default 30; backlog figures are now):
+Definitions. Backlog figures are now; flow figures cover the last
+``DOCKET["METRICS_WINDOW_DAYS"]`` days (default 7: a guard shows a regression
+within days, not diluted by a month):
 - ``open``: cases awaiting a decision (open, in review or escalated);
-- ``time_to_action_p50_s`` / ``_p90_s``: seconds from a case's creation to its
-  first action (decision or escalation, by a human or by automation);
-- ``sla_compliance``: cases acted on by their SLA due time, over cases acted on
-  or already past due;
-- ``overturn_rate``: appeals resolved ``overturned`` over appeals resolved;
-  ``appeal_rate``: decisions appealed over violation decisions;
-- ``qa_agreement``: blind second reviews that agree, over those done;
-- ``auto_action_precision``: of holdout cases (automation would have acted, a
-  human decided instead), the share the human found a violation, with its
-  95% Wilson interval.
+  ``breaching``: those past their SLA due time;
+- ``time_to_action_p50_s`` / ``_p90_s``: for cases created in the window and
+  acted on, seconds from creation to the first action (a decision or an
+  escalation, by a human or by automation);
+- ``sla_compliance``: of the window's cases acted on or already past due, the
+  share acted on by their SLA due time;
+- ``appeal_rate``: of the window's violation decisions, the share appealed;
+- ``overturn_rate``: of the appeals resolved in the window, the share
+  ``overturned``;
+- ``qa_agreement``: of the blind second reviews done in the window, the share
+  that agree;
+- ``auto_action_precision``: of the window's holdout decisions (automation
+  would have acted, a human decided instead), the share the human found a
+  violation, with its 95% Wilson interval.
 """
 
 import logging
@@ -32,9 +38,7 @@ from datetime import timedelta
 from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
-from django.db.models import Aggregate, Count, Exists, F, FloatField, Func, OuterRef, Q
-from django.db.models.functions import TruncDate
+from django.db import connection, transaction
 from django.utils import timezone
 
 from casework.selectors import clearances_of
@@ -43,7 +47,6 @@ from policies.selectors import threat_classes_visible
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("open", "in_review", "escalated")
 Z95 = 1.959963984540054
 SERIES_DAYS = 14
 RECENT_FAILURES = 10
@@ -55,21 +58,6 @@ def _setting(name, default):
 
 def _model(label):
     return apps.get_model(*label.split("."))
-
-
-class Percentile(Aggregate):
-    """``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression, fraction, **extra):
-        super().__init__(expression, fraction=float(fraction), **extra)
-
-
-def _seconds_between(start, end):
-    return Func(F(end) - F(start), template="EXTRACT(EPOCH FROM %(expressions)s)", output_field=FloatField())
 
 
 def _ratio(numerator, denominator):
@@ -87,36 +75,31 @@ def wilson_interval(successes, n, z=Z95):
     return {"estimate": p, "low": max(0.0, centre - half), "high": min(1.0, centre + half), "n": n}
 
 
-def _data_version():
-    """A cheap fingerprint of the data the snapshot reads, part of the cache key.
-
-    The newest row of each table that a new case, claim, decision, appeal or
-    delivery adds (index lookups, well under a millisecond), and the current
-    transaction's id when it has written (a test, or a caller that has just
-    changed something): a snapshot is never served after rows it does not
-    count were added. Status changes without a new row may be up to
-    ``METRICS_CACHE_SECONDS`` old.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT (SELECT max(id) FROM casework_case), (SELECT max(id) FROM reviews_assignment),
-                   (SELECT max(id) FROM reviews_decision), (SELECT max(id) FROM appeals_appeal),
-                   (SELECT max(id) FROM reviews_enforcement), (SELECT max(id) FROM reviews_qualityreview),
-                   txid_current_if_assigned()
-            """
-        )
-        return ".".join(str(v or 0) for v in cursor.fetchone())
+# --- the cache --------------------------------------------------------------------------------------------------
 
 
 def _cache_key(clearances):
-    database = connection.settings_dict["NAME"]
-    return f"metrics:v1:{database}:{','.join(sorted(clearances)) or '-'}:{_data_version()}"
+    return f"metrics:v1:{connection.settings_dict['NAME']}:{','.join(sorted(clearances)) or '-'}"
+
+
+def _writing_transaction():
+    """Whether the current transaction has written: then its snapshot is its own, never cached.
+
+    A caller that has just changed something sees the change (read your own
+    writes), and a snapshot holding uncommitted rows is never shown to others.
+    """
+    if not connection.in_atomic_block:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_current_if_assigned() IS NOT NULL")
+        return cursor.fetchone()[0]
 
 
 def metrics_snapshot(user) -> dict:
     """The guard metrics ``user`` may see, cached briefly per clearance set."""
     clearances = clearances_of(user)
+    if _writing_transaction():
+        return compute_snapshot(clearances=clearances)
     key = _cache_key(clearances)
     try:
         cached = cache.get(key)
@@ -148,183 +131,227 @@ def metrics_refresh() -> int:
     return len(sets)
 
 
+# --- the snapshot -----------------------------------------------------------------------------------------------
+
+
 def compute_snapshot(*, clearances, now=None) -> dict:
     """Every guard metric over the threat classes visible with ``clearances`` (uncached)."""
     now = now or timezone.now()
-    since = now - timedelta(days=_setting("METRICS_WINDOW_DAYS", 30))
+    window_days = _setting("METRICS_WINDOW_DAYS", 7)
+    since = now - timedelta(days=window_days)
+    series_start = (now - timedelta(days=SERIES_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     classes = list(threat_classes_visible(clearances).order_by("-severity", "slug"))
-    class_ids = [tc.pk for tc in classes]
+    ids = [tc.pk for tc in classes]
+    window = {"classes": ids, "since": since, "now": now, "violations": sorted(VIOLATIONS)}
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Short analytic queries: JIT compilation would cost more than it saves.
+            cursor.execute("SET LOCAL jit = off")
+        cases, days = _case_figures(window, series_start=series_start)
+        decisions = _decision_figures(window)
+        qa = _qa_figures(window)
+        appeals = _appeal_figures(window)
     return {
         "generated_at": now.isoformat(),
-        "window_days": _setting("METRICS_WINDOW_DAYS", 30),
-        "threat_classes": _threat_classes(classes, since=since, now=now),
+        "window_days": window_days,
+        "threat_classes": [_class_row(tc, cases, decisions, qa, appeals) for tc in classes],
         "queues": _queues(clearances, now=now),
         "sources": _sources(),
-        "policy_versions": _policy_versions(class_ids, since=since),
-        "reviewers": _reviewers(class_ids, since=since),
-        "enforcement": _enforcement(class_ids),
+        "policy_versions": _policy_versions(ids, decisions, qa),
+        "reviewers": _reviewers(decisions, qa),
+        "enforcement": _enforcement(ids),
         "incidents": _incidents(),
-        "series": _series(class_ids, now=now),
+        "series": _series(days, series_start=series_start),
     }
 
 
-# --- per threat class -------------------------------------------------------------------------------------------
+def _rows(sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [c.name for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _threat_classes(classes, *, since, now):
-    Case = _model("casework.Case")
-    Decision = _model("reviews.Decision")
-    Appeal = _model("appeals.Appeal")
-    QualityReview = _model("reviews.QualityReview")
-    ids = [tc.pk for tc in classes]
+# Cases: the backlog (active, any age) per class, and the window's flow per class and per day, in one scan.
+_CASES_SQL = """
+SELECT GROUPING(c.threat_class_id) AS by_day, c.threat_class_id AS class_id,
+       CASE WHEN c.created_at >= %(series_start)s THEN (c.created_at AT TIME ZONE 'UTC')::date END AS day,
+       count(*) AS total,
+       count(*) FILTER (WHERE c.status IN ('open', 'in_review', 'escalated')) AS open,
+       count(*) FILTER (WHERE c.status = 'in_review') AS in_review,
+       count(*) FILTER (WHERE c.status = 'escalated') AS escalated,
+       count(*) FILTER (WHERE c.status IN ('open', 'in_review', 'escalated') AND c.sla_due_at < %(now)s) AS breaching,
+       count(*) FILTER (WHERE c.created_at >= %(since)s) AS created,
+       count(*) FILTER (WHERE c.created_at >= %(since)s AND c.first_action_at IS NOT NULL) AS acted,
+       count(*) FILTER (WHERE c.created_at >= %(since)s AND c.first_action_at <= c.sla_due_at) AS met,
+       count(*) FILTER (WHERE c.created_at >= %(since)s
+                          AND (c.first_action_at IS NOT NULL OR c.sla_due_at < %(now)s)) AS due,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM c.first_action_at - c.created_at))
+           FILTER (WHERE c.created_at >= %(since)s) AS p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM c.first_action_at - c.created_at))
+           FILTER (WHERE c.created_at >= %(since)s) AS p90,
+       count(*) FILTER (WHERE c.first_action_at IS NOT NULL) AS day_acted,
+       count(*) FILTER (WHERE c.first_action_at <= c.sla_due_at) AS day_met
+  FROM casework_case c
+ WHERE c.threat_class_id = ANY(%(classes)s)
+   AND (c.status IN ('open', 'in_review', 'escalated') OR c.created_at >= LEAST(%(since)s, %(series_start)s))
+ GROUP BY GROUPING SETS ((c.threat_class_id),
+                        (CASE WHEN c.created_at >= %(series_start)s THEN (c.created_at AT TIME ZONE 'UTC')::date END))
+"""
 
-    backlog = {
-        row["threat_class_id"]: row
-        for row in Case.objects.filter(threat_class_id__in=ids, status__in=ACTIVE)
-        .values("threat_class_id")
-        .annotate(
-            open=Count("id"),
-            in_review=Count("id", filter=Q(status="in_review")),
-            escalated=Count("id", filter=Q(status="escalated")),
-            breaching=Count("id", filter=Q(sla_due_at__lt=now)),
-        )
-    }
-    acted = Q(first_action_at__isnull=False)
-    flow = {
-        row["threat_class_id"]: row
-        for row in Case.objects.filter(threat_class_id__in=ids, created_at__gte=since)
-        .values("threat_class_id")
-        .annotate(
-            created=Count("id"),
-            acted=Count("id", filter=acted),
-            met=Count("id", filter=acted & Q(first_action_at__lte=F("sla_due_at"))),
-            due=Count("id", filter=acted | Q(sla_due_at__lt=now)),
-            p50=Percentile(_seconds_between("created_at", "first_action_at"), 0.5, filter=acted),
-            p90=Percentile(_seconds_between("created_at", "first_action_at"), 0.9, filter=acted),
-        )
-    }
-    appealed = Exists(_model("appeals.Appeal").objects.filter(decision=OuterRef("pk")))
-    decisions = {
-        row["case__threat_class_id"]: row
-        for row in Decision.objects.filter(case__threat_class_id__in=ids, created_at__gte=since, relabel=False)
-        .annotate(was_appealed=appealed)
-        .values("case__threat_class_id")
-        .annotate(
-            n_decisions=Count("id"),
-            n_automated=Count("id", filter=Q(automated=True)),
-            n_violations=Count("id", filter=Q(action__in=sorted(VIOLATIONS))),
-            n_appealed=Count("id", filter=Q(was_appealed=True, action__in=sorted(VIOLATIONS))),
-            n_holdout=Count("id", filter=Q(holdout=True, automated=False)),
-            n_holdout_violations=Count("id", filter=Q(holdout=True, automated=False, action__in=sorted(VIOLATIONS))),
-        )
-    }
-    appeals = {
-        row["decision__case__threat_class_id"]: row
-        for row in Appeal.objects.filter(decision__case__threat_class_id__in=ids, decision__created_at__gte=since)
-        .values("decision__case__threat_class_id")
-        .annotate(
-            resolved=Count("id", filter=Q(status="resolved")), overturned=Count("id", filter=Q(outcome="overturned"))
-        )
-    }
-    qa = {
-        row["decision__case__threat_class_id"]: row
-        for row in QualityReview.objects.filter(
-            decision__case__threat_class_id__in=ids, decision__created_at__gte=since, status="done"
-        )
-        .values("decision__case__threat_class_id")
-        .annotate(done=Count("id"), agreed=Count("id", filter=Q(agrees=True)))
-    }
 
-    out = []
-    for tc in classes:
-        b = backlog.get(tc.pk, {})
-        f = flow.get(tc.pk, {})
-        d = decisions.get(tc.pk, {})
-        a = appeals.get(tc.pk, {})
-        q = qa.get(tc.pk, {})
-        out.append(
-            {
-                "slug": tc.slug,
-                "name": tc.name,
-                "restricted": tc.restricted,
-                "automation": tc.automation,
-                "sla_seconds": tc.sla_seconds,
-                "open": b.get("open", 0),
-                "in_review": b.get("in_review", 0),
-                "escalated": b.get("escalated", 0),
-                "breaching": b.get("breaching", 0),
-                "created": f.get("created", 0),
-                "acted": f.get("acted", 0),
-                "sla_compliance": _ratio(f.get("met", 0), f.get("due", 0)),
-                "time_to_action_p50_s": f.get("p50"),
-                "time_to_action_p90_s": f.get("p90"),
-                "decisions": d.get("n_decisions", 0),
-                "automated_decisions": d.get("n_automated", 0),
-                "appeal_rate": _ratio(d.get("n_appealed", 0), d.get("n_violations", 0)),
-                "appeals_resolved": a.get("resolved", 0),
-                "overturn_rate": _ratio(a.get("overturned", 0), a.get("resolved", 0)),
-                "qa_reviews": q.get("done", 0),
-                "qa_agreement": _ratio(q.get("agreed", 0), q.get("done", 0)),
-                "auto_action_precision": wilson_interval(d.get("n_holdout_violations", 0), d.get("n_holdout", 0)),
-            }
-        )
+def _case_figures(window, *, series_start):
+    """``({class id: figures}, {date: figures})``."""
+    by_class, by_day = {}, {}
+    for row in _rows(_CASES_SQL, {**window, "series_start": series_start}):
+        if row["by_day"]:
+            if row["day"] is not None:
+                by_day[row["day"]] = row
+        else:
+            by_class[row["class_id"]] = row
+    return by_class, by_day
+
+
+# Decisions of the window (relabels aside), one scan grouped three ways. A decision's class is its policy
+# version's (decisions are made under the active version of the case's class): no join with the cases.
+# Automation's decisions (no reviewer) form a reviewer group of their own, dropped; GROUPING() tells the
+# grouping sets apart.
+_DECISIONS_SQL = """
+SELECT GROUPING(x.class_id) AS no_class, GROUPING(x.policy_version_id) AS no_version,
+       x.class_id, x.policy_version_id, x.reviewer_id,
+       count(*) AS decisions,
+       count(*) FILTER (WHERE x.automated) AS automated,
+       count(*) FILTER (WHERE x.violation) AS violations,
+       count(*) FILTER (WHERE x.violation AND x.appealed) AS appealed,
+       count(*) FILTER (WHERE x.overturned) AS overturned,
+       count(*) FILTER (WHERE x.holdout AND NOT x.automated) AS holdout,
+       count(*) FILTER (WHERE x.holdout AND NOT x.automated AND x.violation) AS holdout_violations
+  FROM (SELECT p.threat_class_id AS class_id, d.policy_version_id, d.reviewer_id, d.automated, d.holdout,
+               d.overturned, d.action = ANY(%(violations)s) AS violation,
+               EXISTS (SELECT 1 FROM appeals_appeal a WHERE a.decision_id = d.id) AS appealed
+          FROM reviews_decision d
+          JOIN policies_policyversion pv ON pv.id = d.policy_version_id
+          JOIN policies_policy p ON p.id = pv.policy_id
+         WHERE d.created_at >= %(since)s AND NOT d.relabel AND p.threat_class_id = ANY(%(classes)s)) x
+ GROUP BY GROUPING SETS ((x.class_id), (x.policy_version_id), (x.reviewer_id))
+"""
+
+# Blind second reviews done in the window, by the decision's class, version and reviewer.
+_QA_SQL = """
+SELECT GROUPING(p.threat_class_id) AS no_class, GROUPING(d.policy_version_id) AS no_version,
+       p.threat_class_id AS class_id, d.policy_version_id, d.reviewer_id,
+       count(*) AS done, count(*) FILTER (WHERE q.agrees) AS agreed
+  FROM reviews_qualityreview q
+  JOIN reviews_decision d ON d.id = q.decision_id
+  JOIN policies_policyversion pv ON pv.id = d.policy_version_id
+  JOIN policies_policy p ON p.id = pv.policy_id
+ WHERE q.status = 'done' AND q.completed_at >= %(since)s AND p.threat_class_id = ANY(%(classes)s)
+ GROUP BY GROUPING SETS ((p.threat_class_id), (d.policy_version_id), (d.reviewer_id))
+"""
+
+
+def _three_ways(rows):
+    """Split grouping-set rows into ``{"class": {...}, "version": {...}, "reviewer": {...}}``."""
+    out = {"class": {}, "version": {}, "reviewer": {}}
+    for row in rows:
+        if not row["no_class"]:
+            out["class"][row["class_id"]] = row
+        elif not row["no_version"]:
+            out["version"][row["policy_version_id"]] = row
+        elif row["reviewer_id"] is not None:
+            out["reviewer"][row["reviewer_id"]] = row
     return out
+
+
+def _decision_figures(window):
+    return _three_ways(_rows(_DECISIONS_SQL, window))
+
+
+def _qa_figures(window):
+    return _three_ways(_rows(_QA_SQL, window))
+
+
+_APPEALS_SQL = """
+SELECT p.threat_class_id AS class_id, count(*) AS resolved,
+       count(*) FILTER (WHERE a.outcome = 'overturned') AS overturned
+  FROM appeals_appeal a
+  JOIN reviews_decision d ON d.id = a.decision_id
+  JOIN policies_policyversion pv ON pv.id = d.policy_version_id
+  JOIN policies_policy p ON p.id = pv.policy_id
+ WHERE a.status = 'resolved' AND a.resolved_at >= %(since)s AND p.threat_class_id = ANY(%(classes)s)
+ GROUP BY p.threat_class_id
+"""
+
+
+def _appeal_figures(window):
+    return {row["class_id"]: row for row in _rows(_APPEALS_SQL, window)}
+
+
+def _class_row(tc, cases, decisions, qa, appeals):
+    c = cases.get(tc.pk, {})
+    d = decisions["class"].get(tc.pk, {})
+    q = qa["class"].get(tc.pk, {})
+    a = appeals.get(tc.pk, {})
+    return {
+        "slug": tc.slug,
+        "name": tc.name,
+        "restricted": tc.restricted,
+        "automation": tc.automation,
+        "sla_seconds": tc.sla_seconds,
+        "open": c.get("open", 0),
+        "in_review": c.get("in_review", 0),
+        "escalated": c.get("escalated", 0),
+        "breaching": c.get("breaching", 0),
+        "created": c.get("created", 0),
+        "acted": c.get("acted", 0),
+        "sla_compliance": _ratio(c.get("met", 0), c.get("due", 0)),
+        "time_to_action_p50_s": c.get("p50"),
+        "time_to_action_p90_s": c.get("p90"),
+        "decisions": d.get("decisions", 0),
+        "automated_decisions": d.get("automated", 0),
+        "appeal_rate": _ratio(d.get("appealed", 0), d.get("violations", 0)),
+        "appeals_resolved": a.get("resolved", 0),
+        "overturn_rate": _ratio(a.get("overturned", 0), a.get("resolved", 0)),
+        "qa_reviews": q.get("done", 0),
+        "qa_agreement": _ratio(q.get("agreed", 0), q.get("done", 0)),
+        "auto_action_precision": wilson_interval(d.get("holdout_violations", 0), d.get("holdout", 0)),
+    }
 
 
 # --- per policy version and reviewer --------------------------------------------------------------------------------
 
 
-def _policy_versions(class_ids, *, since):
-    """Decision quality per policy version: labels are never mixed across a version change."""
+def _policy_versions(class_ids, decisions, qa):
+    """Decision quality per policy version (labels are never mixed across a version change) and relabel progress.
+
+    Lists the versions with decisions in the window, the active ones and those
+    still being relabelled.
+    """
+    from django.db.models import Count, Q
+
     PolicyVersion = _model("policies.PolicyVersion")
-    Decision = _model("reviews.Decision")
-    QualityReview = _model("reviews.QualityReview")
     RelabelItem = _model("policies.RelabelItem")
-    decisions = {
-        row["policy_version_id"]: row
-        for row in Decision.objects.filter(case__threat_class_id__in=class_ids, created_at__gte=since, relabel=False)
-        .values("policy_version_id")
-        .annotate(
-            n_decisions=Count("id"),
-            n_automated=Count("id", filter=Q(automated=True)),
-            n_overturned=Count("id", filter=Q(overturned=True)),
-            n_holdout=Count("id", filter=Q(holdout=True, automated=False)),
-            n_holdout_violations=Count("id", filter=Q(holdout=True, automated=False, action__in=sorted(VIOLATIONS))),
-        )
-    }
-    # Versions with decisions in the window, the active ones, and those still being relabelled.
+    pending = RelabelItem.objects.filter(status="pending").values("policy_version_id")
     versions = list(
         PolicyVersion.objects.filter(policy__threat_class_id__in=class_ids)
-        .filter(
-            Q(pk__in=list(decisions))
-            | Q(status="active")
-            | Q(pk__in=RelabelItem.objects.filter(status="pending").values("policy_version_id"))
-        )
+        .filter(Q(pk__in=list(decisions["version"])) | Q(status="active") | Q(pk__in=pending))
         .select_related("policy__threat_class")
         .order_by("policy__threat_class__slug", "-number")
     )
-    ids = [v.pk for v in versions]
-    qa = {
-        row["decision__policy_version_id"]: row
-        for row in QualityReview.objects.filter(
-            decision__policy_version_id__in=ids, decision__created_at__gte=since, status="done"
-        )
-        .values("decision__policy_version_id")
-        .annotate(done=Count("id"), agreed=Count("id", filter=Q(agrees=True)))
-    }
     relabels = {
         row["policy_version_id"]: row
-        for row in RelabelItem.objects.filter(policy_version_id__in=ids)
+        for row in RelabelItem.objects.filter(policy_version__in=versions)
         .values("policy_version_id")
         .annotate(
-            pending=Count("id", filter=Q(status="pending")),
-            done=Count("id", filter=Q(status="done")),
-            agreed=Count("id", filter=Q(agrees=True)),
+            n_pending=Count("id", filter=Q(status="pending")),
+            n_done=Count("id", filter=Q(status="done")),
+            n_agreed=Count("id", filter=Q(agrees=True)),
         )
     }
     out = []
     for v in versions:
-        d, q, r = decisions.get(v.pk, {}), qa.get(v.pk, {}), relabels.get(v.pk, {})
+        d, q, r = decisions["version"].get(v.pk, {}), qa["version"].get(v.pk, {}), relabels.get(v.pk, {})
         out.append(
             {
                 "id": v.pk,
@@ -333,59 +360,39 @@ def _policy_versions(class_ids, *, since):
                 "number": v.number,
                 "status": v.status,
                 "effective_at": v.effective_at.isoformat() if v.effective_at else None,
-                "decisions": d.get("n_decisions", 0),
-                "automated_decisions": d.get("n_automated", 0),
-                "overturn_share": _ratio(d.get("n_overturned", 0), d.get("n_decisions", 0)),
+                "decisions": d.get("decisions", 0),
+                "automated_decisions": d.get("automated", 0),
+                "overturn_share": _ratio(d.get("overturned", 0), d.get("decisions", 0)),
                 "qa_agreement": _ratio(q.get("agreed", 0), q.get("done", 0)),
-                "auto_action_precision": wilson_interval(d.get("n_holdout_violations", 0), d.get("n_holdout", 0)),
+                "auto_action_precision": wilson_interval(d.get("holdout_violations", 0), d.get("holdout", 0)),
                 "relabel": {
-                    "pending": r.get("pending", 0),
-                    "done": r.get("done", 0),
-                    "agreement": _ratio(r.get("agreed", 0), r.get("done", 0)),
+                    "pending": r.get("n_pending", 0),
+                    "done": r.get("n_done", 0),
+                    "agreement": _ratio(r.get("n_agreed", 0), r.get("n_done", 0)),
                 },
             }
         )
     return out
 
 
-def _reviewers(class_ids, *, since):
-    """Per reviewer: decisions in the window, their overturns and their QA agreement."""
-    Decision = _model("reviews.Decision")
-    QualityReview = _model("reviews.QualityReview")
-    rows = (
-        Decision.objects.filter(
-            case__threat_class_id__in=class_ids, created_at__gte=since, automated=False, relabel=False
-        )
-        .values("reviewer_id", "reviewer__user__username")
-        .annotate(
-            n_decisions=Count("id"),
-            n_violations=Count("id", filter=Q(action__in=sorted(VIOLATIONS))),
-            n_overturned=Count("id", filter=Q(overturned=True)),
-        )
-        .order_by("reviewer__user__username")
-    )
-    qa = {
-        row["decision__reviewer_id"]: row
-        for row in QualityReview.objects.filter(
-            decision__case__threat_class_id__in=class_ids, decision__created_at__gte=since, status="done"
-        )
-        .values("decision__reviewer_id")
-        .annotate(done=Count("id"), agreed=Count("id", filter=Q(agrees=True)))
-    }
+def _reviewers(decisions, qa):
+    """Per reviewer with decisions in the window: how many, how often a violation, overturns, QA agreement."""
+    Reviewer = _model("reviews.Reviewer")
+    names = dict(Reviewer.objects.filter(pk__in=list(decisions["reviewer"])).values_list("pk", "user__username"))
     out = []
-    for row in rows:
-        q = qa.get(row["reviewer_id"], {})
+    for reviewer_id, d in decisions["reviewer"].items():
+        q = qa["reviewer"].get(reviewer_id, {})
         out.append(
             {
-                "reviewer": row["reviewer__user__username"],
-                "decisions": row["n_decisions"],
-                "violation_share": _ratio(row["n_violations"], row["n_decisions"]),
-                "overturned": row["n_overturned"],
+                "reviewer": names.get(reviewer_id, str(reviewer_id)),
+                "decisions": d["decisions"],
+                "violation_share": _ratio(d["violations"], d["decisions"]),
+                "overturned": d["overturned"],
                 "qa_reviews": q.get("done", 0),
                 "qa_agreement": _ratio(q.get("agreed", 0), q.get("done", 0)),
             }
         )
-    return out
+    return sorted(out, key=lambda r: r["reviewer"])
 
 
 # --- queues, sources, delivery, incidents, series ---------------------------------------------------------------
@@ -413,31 +420,25 @@ def _queues(clearances, *, now):
 
 def _sources():
     SignalSource = _model("casework.SignalSource")
-    return [
-        {
-            "slug": s["slug"],
-            "kind": s["kind"],
-            "trust": s["trust"],
-            "status": s["status"],
-            "baseline_rate": s["baseline_rate"],
-            "current_rate": s["current_rate"],
-        }
-        for s in SignalSource.objects.order_by("slug").values(
-            "slug", "kind", "trust", "status", "baseline_rate", "current_rate"
-        )
-    ]
+    fields = ("slug", "kind", "trust", "status", "baseline_rate", "current_rate")
+    return list(SignalSource.objects.order_by("slug").values(*fields))
 
 
 def _enforcement(class_ids):
     """Delivery to the platform: what is waiting, what failed for good (newest failures listed)."""
+    from django.db.models import Count, Q
+
     Enforcement = _model("reviews.Enforcement")
-    visible = Enforcement.objects.filter(decision__case__threat_class_id__in=class_ids)
-    counts = visible.aggregate(
+    # Delivered rows, the vast majority, are never read.
+    undelivered = Enforcement.objects.filter(
+        status__in=("pending", "failed"), decision__policy_version__policy__threat_class_id__in=class_ids
+    )
+    counts = undelivered.aggregate(
         pending=Count("id", filter=Q(status="pending")),
         failed=Count("id", filter=Q(status="failed")),
         retrying=Count("id", filter=Q(status="pending", attempts__gt=0)),
     )
-    failures = visible.filter(status="failed").order_by("-next_attempt_at", "-id")[:RECENT_FAILURES]
+    failures = undelivered.filter(status="failed").order_by("-next_attempt_at", "-id")[:RECENT_FAILURES]
     counts["recent_failures"] = [
         {
             "id": str(e["public_id"]),
@@ -462,32 +463,18 @@ def _incidents():
     ]
 
 
-def _series(class_ids, *, now):
-    """Per day of the last two weeks: cases created, and of those acted on within their SLA or not."""
-    Case = _model("casework.Case")
-    start = (now - timedelta(days=SERIES_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    acted = Q(first_action_at__isnull=False)
-    rows = {
-        row["day"]: row
-        for row in Case.objects.filter(threat_class_id__in=class_ids, created_at__gte=start)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(
-            created=Count("id"),
-            acted=Count("id", filter=acted),
-            met=Count("id", filter=acted & Q(first_action_at__lte=F("sla_due_at"))),
-        )
-    }
+def _series(days, *, series_start):
+    """Per day of the last two weeks: cases created, acted on, and acted on within their SLA."""
     out = []
     for i in range(SERIES_DAYS):
-        day = (start + timedelta(days=i)).date()
-        r = rows.get(day, {})
+        day = (series_start + timedelta(days=i)).date()
+        row = days.get(day, {})
         out.append(
             {
                 "date": day.isoformat(),
-                "created": r.get("created", 0),
-                "acted": r.get("acted", 0),
-                "within_sla": r.get("met", 0),
+                "created": row.get("total", 0),
+                "acted": row.get("day_acted", 0),
+                "within_sla": row.get("day_met", 0),
             }
         )
     return out

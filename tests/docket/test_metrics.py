@@ -249,7 +249,6 @@ def test_metrics_of_an_empty_system_are_zeros_and_nulls(django_assert_max_num_qu
 
 
 def test_metrics_endpoint_hides_restricted_classes_without_clearance(scenario, api_for, moderator, senior):
-    cache.clear()
     seen_by_moderator = api_for(moderator).get("/api/v1/metrics/")
     assert seen_by_moderator.status_code == 200
     body = seen_by_moderator.json()
@@ -273,13 +272,30 @@ def test_metrics_endpoint_is_for_staff_only(api_for, platform):
     assert api_for(None).get("/api/v1/metrics/").status_code in (401, 403)
 
 
-def test_snapshot_is_cached_until_data_is_added(moderator):
-    cache.clear()
-    first = metrics_snapshot(moderator)
-    assert metrics_snapshot(moderator)["generated_at"] == first["generated_at"]
+def test_a_writer_sees_its_own_changes_and_they_are_never_cached(moderator, monkeypatch):
+    stored = []
+    monkeypatch.setattr(metrics.cache, "set", lambda *args, **kwargs: stored.append(args))
+    assert by_slug(metrics_snapshot(moderator)["threat_classes"])["spam"]["open"] == 0
     CaseFactory(kind="spam")
-    fresh = metrics_snapshot(moderator)
-    assert by_slug(fresh["threat_classes"])["spam"]["open"] == 1
+    assert by_slug(metrics_snapshot(moderator)["threat_classes"])["spam"]["open"] == 1
+    assert stored == []  # this transaction has uncommitted rows: nothing of it reaches the cache
+
+
+def test_snapshot_is_cached_per_clearance_set(moderator, senior, monkeypatch):
+    monkeypatch.setattr(metrics, "_writing_transaction", lambda: False)  # as a read-only request would be
+    keys = [metrics._cache_key(frozenset()), metrics._cache_key(frozenset({"csam", "cib"}))]
+    cache.delete_many(keys)
+    try:
+        first = metrics_snapshot(moderator)
+        CaseFactory(kind="spam")
+        again = metrics_snapshot(moderator)
+        assert again["generated_at"] == first["generated_at"]  # served from the cache, briefly stale
+        assert by_slug(again["threat_classes"])["spam"]["open"] == 0
+        cleared = metrics_snapshot(senior)  # another clearance set: its own entry
+        assert "csam" in by_slug(cleared["threat_classes"])
+        assert by_slug(cleared["threat_classes"])["spam"]["open"] == 1
+    finally:
+        cache.delete_many(keys)
 
 
 def test_cache_outage_falls_back_to_computing(moderator, monkeypatch):
