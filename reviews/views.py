@@ -22,11 +22,25 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
 from casework.models import Campaign, Case, CaseEvent, Signal
+from casework.selectors import recommended_action
+from casework.services import case_note_add
 from docket import roles
 from docket.errors import DocketError
+from docket.metrics import metrics_snapshot
 from docket.security import ThrottledAuthenticationForm
 from policies.models import LADDER, Action
 from reviews.models import Assignment, Queue, Reviewer
+from reviews.selectors import decisions_visible_to, queues_overview
+from reviews.services import (
+    active_version_for,
+    assignment_release,
+    assignment_renew,
+    assignment_skip,
+    case_assign,
+    case_escalate,
+    decision_make,
+    queue_claim,
+)
 
 from .forms import AssignForm, BulkDecisionForm, DecisionForm, EscalateForm, NoteForm, form_errors
 
@@ -109,8 +123,6 @@ class LoginView(auth_views.LoginView):
 @require_GET
 @staff_required
 def home(request):
-    from reviews.selectors import queues_overview
-
     reviewer = _reviewer(request.user)
     overview = queues_overview(request.user)
     own_slugs = set()
@@ -171,8 +183,6 @@ def _duration(seconds):
 
 def _claim_next(request, queue_slug):
     """Claim the next case of the queue and go to it; home with a message when none or refused."""
-    from reviews.services import queue_claim
-
     try:
         assignment = queue_claim(reviewer=request.user, queue_slug=queue_slug)
     except DocketError as e:
@@ -196,8 +206,6 @@ def queue_claim_view(request, slug):
 @staff_required
 def assignment_renew_view(request, assignment_id):
     """Called every minute by the open case page; answers the lease fragment, or the lost-lease alert."""
-    from reviews.services import assignment_renew
-
     try:
         assignment = assignment_renew(assignment_id=assignment_id, reviewer=request.user)
     except DocketError as e:
@@ -215,8 +223,6 @@ def _own_assignment(assignment_id):
 @require_POST
 @staff_required
 def assignment_release_view(request, assignment_id):
-    from reviews.services import assignment_release
-
     assignment = _own_assignment(assignment_id)
     try:
         assignment_release(assignment_id=assignment_id, reviewer=request.user)
@@ -230,8 +236,6 @@ def assignment_release_view(request, assignment_id):
 @require_POST
 @staff_required
 def assignment_skip_view(request, assignment_id):
-    from reviews.services import assignment_skip
-
     assignment = _own_assignment(assignment_id)
     try:
         assignment_skip(assignment_id=assignment_id, reviewer=request.user)
@@ -252,9 +256,6 @@ LINKED_SHOWN = 20
 @require_GET
 @staff_required
 def case_detail(request, case_id):
-    from casework.selectors import recommended_action
-    from reviews.services import active_version_for
-
     user = request.user
     case = _visible_case(user, case_id, "subject__owner", "threat_class", "queue", "campaign")
     reviewer = _reviewer(user)
@@ -397,8 +398,6 @@ def _event_summary(event):
 @require_POST
 @staff_required
 def case_decide(request, case_id):
-    from reviews.services import decision_make
-
     case = _visible_case(request.user, case_id, "queue")
     form = DecisionForm(request.POST)
     if not form.is_valid():
@@ -424,8 +423,6 @@ def case_decide(request, case_id):
 @require_POST
 @staff_required
 def case_escalate_view(request, case_id):
-    from reviews.services import case_escalate
-
     case = _visible_case(request.user, case_id, "queue")
     form = EscalateForm(request.POST)
     if not form.is_valid():
@@ -450,8 +447,6 @@ def case_escalate_view(request, case_id):
 @require_POST
 @staff_required
 def case_note(request, case_id):
-    from casework.services import case_note_add
-
     case = _visible_case(request.user, case_id)
     form = NoteForm(request.POST)
     if not form.is_valid():
@@ -469,8 +464,6 @@ def case_note(request, case_id):
 @require_POST
 @staff_required
 def case_assign_view(request, case_id):
-    from reviews.services import case_assign
-
     case = _visible_case(request.user, case_id)
     form = AssignForm(request.POST)
     if not form.is_valid():
@@ -506,8 +499,6 @@ def _visible_queue(user, slug):
 
 def _bulk_context(user, cases, *, action_url):
     """What the bulk-decision form needs: the rules of each class present, grouped."""
-    from reviews.services import active_version_for
-
     classes = {c.threat_class_id: c.threat_class for c in cases}
     rule_groups = []
     for tc in sorted(classes.values(), key=lambda t: t.slug):
@@ -569,8 +560,6 @@ def campaign_detail(request, campaign_id):
 
 def _bulk_decide(request, cases_qs, *, campaign=None):
     """Apply one decision to each selected case through ``decision_make``; summarise what happened."""
-    from reviews.services import decision_make
-
     form = BulkDecisionForm(request.POST, cases=cases_qs)
     if not form.is_valid():
         messages.error(request, "Nothing was decided. " + form_errors(form))
@@ -651,9 +640,6 @@ def escalations(request):
 @require_GET
 @staff_required
 def dashboard(request):
-    from docket.metrics import metrics_snapshot
-    from reviews.selectors import decisions_visible_to
-
     snapshot = metrics_snapshot(request.user)
     queues = snapshot.get("queues", [])
     classes = [dict(c) for c in snapshot.get("threat_classes", [])]
