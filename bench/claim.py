@@ -402,7 +402,7 @@ def main(argv=None):
 
     server = None
     modes = ["sql", "service"] + ([] if args.no_api else ["api"])
-    rows = {}
+    rows, latency, doubles_by = {}, {}, {}
     try:
         if not args.no_api:
             server, base_url = _start_gunicorn(
@@ -425,6 +425,8 @@ def main(argv=None):
                 rate = len(ids) / args.seconds
                 doubles = _double_assignments(mode, ids)
                 rows[(mode, n)] = rate
+                latency[(mode, n)] = (_pct(latencies, 50), _pct(latencies, 99))
+                doubles_by[(mode, n)] = doubles
                 print(
                     f"{mode:<8} {n:>9} {len(ids):>8} {rate:>9.1f} {_pct(latencies, 50):>13.2f} "
                     f"{_pct(latencies, 99):>13.2f} {doubles:>7}",
@@ -436,6 +438,17 @@ def main(argv=None):
                 if ("api", n) in rows:
                     line += f"; api / bare SQL: {rows[('api', n)] / rows[('sql', n)]:.0%}"
                 print(line, flush=True)
+        figures = {}
+        for (mode, n), rate in rows.items():
+            figures[f"{mode} cycles/s @{n}"] = round(rate, 1)
+            figures[f"{mode} claim p50/p99 ms @{n}"] = "{:.1f} / {:.1f}".format(*latency[(mode, n)])
+            figures[f"{mode} double assignments @{n}"] = doubles_by[(mode, n)]
+        for n in counts:
+            if rows.get(("sql", n)):
+                figures[f"service / bare SQL @{n}"] = f"{rows[('service', n)] / rows[('sql', n)]:.0%}"
+        from bench import common
+
+        common.report("claim", figures)
     finally:
         if server is not None:
             server.terminate()
