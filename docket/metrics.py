@@ -413,15 +413,19 @@ class _Cleared:
 
 
 def _queues(clearances, *, now):
+    """Exactly what ``GET /api/v1/queues/`` lists, for users with these clearances."""
+    from reviews.api.serializers import QueueSerializer
     from reviews.selectors import queues_overview
 
-    return queues_overview(_Cleared(clearances), now=now)
+    return [dict(row) for row in QueueSerializer(queues_overview(_Cleared(clearances), now=now), many=True).data]
 
 
 def _sources():
+    """Exactly what ``GET /api/v1/sources/`` lists."""
+    from casework.api.hygiene import SourceSerializer
+
     SignalSource = _model("casework.SignalSource")
-    fields = ("slug", "kind", "trust", "status", "baseline_rate", "current_rate")
-    return list(SignalSource.objects.order_by("slug").values(*fields))
+    return [dict(row) for row in SourceSerializer(SignalSource.objects.order_by("slug"), many=True).data]
 
 
 def _enforcement(class_ids):
