@@ -130,3 +130,12 @@ def test_relabel_api_is_blind_and_hides_restricted_classes(decided, policy_admin
     bad = api_for(moderator).post(f"/api/v1/relabels/{item.pk}/complete/", {"action": "obliterate"}, format="json")
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid")
     assert api_for(policy_admin).get("/api/v1/relabels/").status_code == 403
+
+
+def test_relabel_list_keeps_a_query_bound(decided, policy_admin, api_for, make_user, django_assert_max_num_queries):
+    policy_version_activate(version=new_version("spam"), actor=policy_admin)
+    client = api_for(make_user("second", "moderator"))
+    client.get("/api/v1/relabels/")  # token and role lookups warmed
+    with django_assert_max_num_queries(6):
+        listed = client.get("/api/v1/relabels/").json()
+    assert listed["count"] == 3
