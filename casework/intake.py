@@ -586,7 +586,8 @@ def _subjects_upsert(items, now):
             SELECT (r->>0)::bigint, r->>1, r->>2, (r->>3)::timestamptz FROM json_array_elements(%s::json) r
             ORDER BY 1, 2, 3
             ON CONFLICT (subject_id, kind, value) DO UPDATE SET seen_at = EXCLUDED.seen_at
-                WHERE a.seen_at < EXCLUDED.seen_at
+                -- to the hour is enough for campaign windows, and spares a rewrite per signal
+                WHERE a.seen_at < EXCLUDED.seen_at - interval '1 hour'
             """,
             [_json(attr_rows)],
         )
@@ -634,11 +635,26 @@ def _subject_rows_upsert(kind, rows, owner_ids, now):
             owner_id = COALESCE(EXCLUDED.owner_id, s.owner_id),
             attributes = {_MERGE_ATTRIBUTES},
             updated_at = EXCLUDED.updated_at
+        -- A subject that learns nothing new is not rewritten (its row stays as it is).
+        WHERE EXCLUDED.reach > s.reach
+           OR (EXCLUDED.owner_id IS NOT NULL AND EXCLUDED.owner_id IS DISTINCT FROM s.owner_id)
+           OR NOT (s.attributes @> EXCLUDED.attributes)
         RETURNING s.id, s.external_id
         """,
         params,
     )
-    return {(kind, ext): sid for sid, ext in found}
+    ids = {(kind, ext): sid for sid, ext in found}
+    if len(ids) < len(ordered):
+        unchanged = [row[0] for row in ordered if (kind, row[0]) not in ids]
+        ids.update(
+            ((kind, ext), sid)
+            for sid, ext in _fetch(
+                "SELECT id, external_id FROM casework_subject"
+                " WHERE kind = %s AND external_id IN (SELECT json_array_elements_text(%s::json))",
+                [kind, _json(unchanged)],
+            )
+        )
+    return ids
 
 
 def _reporters_upsert(items):
