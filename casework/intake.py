@@ -649,9 +649,9 @@ def _subject_rows_upsert(kind, rows, owner_ids, now):
         ids.update(
             ((kind, ext), sid)
             for sid, ext in _fetch(
-                "SELECT id, external_id FROM casework_subject"
-                " WHERE kind = %s AND external_id IN (SELECT json_array_elements_text(%s::json))",
-                [kind, _json(unchanged)],
+                "SELECT s.id, s.external_id FROM json_array_elements_text(%s::json) e(ext)"
+                " JOIN casework_subject s ON s.kind = %s AND s.external_id = e.ext",
+                [_json(unchanged), kind],
             )
         )
     return ids
@@ -677,8 +677,8 @@ def _reporters_upsert(items):
     )
     ids = dict(
         _fetch(
-            "SELECT external_id, id FROM casework_reporter"
-            " WHERE external_id IN (SELECT json_array_elements_text(%s::json))",
+            "SELECT r.external_id, r.id FROM json_array_elements_text(%s::json) e(ext)"
+            " JOIN casework_reporter r ON r.external_id = e.ext",
             [_json(names)],
         )
     )
