@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -310,11 +311,10 @@ def sources_check_health(*, now: datetime | None = None, rules: HealthRules | No
         SourceIncident.objects.filter(source_id__in=calm, status=SourceIncident.Status.OPEN).update(
             status=SourceIncident.Status.RESOLVED, resolved_at=now
         )
+        # One probe of the held-signals index per healthy source, not a scan of everything held.
+        holds = Signal.objects.filter(source_id=OuterRef("pk"), disposition=Signal.Disposition.HELD)
         stray = list(
-            SignalSource.objects.filter(
-                status=SignalSource.Status.HEALTHY,
-                pk__in=Signal.objects.filter(disposition=Signal.Disposition.HELD).values("source_id"),
-            ).values_list("pk", flat=True)
+            SignalSource.objects.filter(Exists(holds), status=SignalSource.Status.HEALTHY).values_list("pk", flat=True)
         )
         released = sum(_held_release(source_id=pk, actor=None, at=now) for pk in stray)
     return {
