@@ -318,3 +318,12 @@ def test_wilson_interval():
     assert estimate["estimate"] == 0.98
     assert estimate["low"] == pytest.approx(0.9300, abs=1e-4)
     assert estimate["high"] == pytest.approx(0.9945, abs=1e-4)
+
+
+def test_refresh_runs_every_minute_with_the_other_periodic_jobs(monkeypatch):
+    from docket.periodic import jobs
+
+    job = next(j for j in jobs() if j.name == "policies.tasks.refresh_metrics")
+    assert job.seconds == 60
+    monkeypatch.setattr(metrics.cache, "set", lambda *args, **kwargs: None)
+    assert job.task.run() == 1  # no reviewer has clearances yet: one snapshot, for everyone
