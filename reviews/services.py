@@ -244,7 +244,7 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
     """Hand this reviewer the highest-priority case of the queue they may take, or ``None``.
 
     Refuses with ``clearance_required`` (403), ``forbidden`` (403, not their
-    queue), ``off_shift``, ``capacity_reached`` or ``exposure_budget_reached``
+    queue, or not a moderator or senior), ``off_shift``, ``capacity_reached`` or ``exposure_budget_reached``
     (409, only when the next case is graphic), changing nothing. Escalated
     cases come before open ones; cases of restricted classes they lack
     clearance for, and cases they skipped within the skip cooldown, are passed
@@ -254,6 +254,9 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
     """
     reviewer = reviewer_of(reviewer)
     user = reviewer.user
+    if not roles.has_any(user, (roles.MODERATOR, roles.SENIOR)):
+        # Appeals staff have a reviewer profile too, but first-line review is not theirs (API and UI alike).
+        raise forbidden("Only moderators and seniors claim cases.")
     username = user.get_username()
     now = timezone.now()
     with connection.cursor() as cur:

@@ -601,7 +601,10 @@ def queue_bulk(request, slug):
 @require_POST
 @staff_required
 def campaign_bulk(request, campaign_id):
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    from casework.campaigns import campaigns_visible_to
+
+    # A restricted campaign is as absent here as on its page: 404, not a refusal message that admits it exists.
+    campaign = campaigns_visible_to(request.user).filter(pk=campaign_id).first()
     if campaign is None:
         raise Http404("No such campaign.")
     _bulk_decide(request, _cases(request.user).filter(campaign=campaign), campaign=campaign)
