@@ -89,7 +89,10 @@ class AppealDetailSerializer(AppealSerializer):
         return appeal_outcome_statement(appeal)
 
 
-class AppealClaimSerializer(serializers.Serializer):
-    appeal = AppealDetailSerializer()
-    claimed_at = serializers.DateTimeField()
-    deadline = serializers.DateTimeField()
+class AppealClaimSerializer(AppealDetailSerializer):
+    """The claimed appeal: ``appeal`` is its id, the detail fields beside it."""
+
+    appeal = serializers.IntegerField(source="id")
+
+    class Meta(AppealDetailSerializer.Meta):
+        fields = ["appeal", *[f for f in AppealDetailSerializer.Meta.fields if f != "id"]]

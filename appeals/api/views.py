@@ -80,8 +80,10 @@ class AppealClaimView(APIView):
         appeal = services.appeal_claim(reviewer=_reviewer(request))
         if appeal is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
+        # Like a queue claim's "assignment": "appeal" is the id to resolve; the
+        # appeal's other fields stand beside it.
         detail = _detail(request, appeal.pk)
-        body = {"appeal": detail, "claimed_at": detail["claimed_at"], "deadline": detail["deadline"]}
+        body = {"appeal": detail.pop("id"), **detail}
         return Response(body, status=status.HTTP_201_CREATED)
 
 

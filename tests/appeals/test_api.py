@@ -82,7 +82,7 @@ def test_restricted_appeals_are_invisible_without_clearance(make_user, appeals_s
 
     assert [a["id"] for a in seen["results"]] == [plain.pk]
     assert (detail.status_code, detail.json()["code"]) == (404, "not_found")
-    assert claim.json()["appeal"]["id"] == plain.pk
+    assert claim.json()["appeal"] == plain.pk
     assert again.status_code == 204
     assert Appeal.objects.get(pk=hidden.pk).status == "received"
     assert sorted(a["id"] for a in api_for(cleared).get("/api/v1/appeals/").json()["results"]) == sorted(
@@ -100,12 +100,12 @@ def test_claim_answers_201_with_the_appeal_then_204(decider, appeals_staff, api_
 
     assert first.status_code == 201
     body = first.json()
-    assert body["appeal"]["id"] == appeal.pk
-    assert body["appeal"]["status"] == "in_review"
-    assert body["appeal"]["assigned_to"] == "appeals-1"
-    assert body["appeal"]["outcome_statement"] is None
+    assert body["appeal"] == appeal.pk
+    assert body["status"] == "in_review"
+    assert body["assigned_to"] == "appeals-1"
+    assert body["outcome_statement"] is None
     assert body["deadline"] == iso(appeal.deadline)
-    assert body["claimed_at"] == body["appeal"]["claimed_at"]
+    assert body["claimed_at"] and body["deadline"]
     assert second.status_code == 204
     assert second.content == b""
 
@@ -125,7 +125,7 @@ def test_overturn_through_the_api_serves_the_outcome_statement(decider, appeals_
     )
     appeal_id = filed.json()["id"]
     staff = api_for(appeals_staff)
-    assert staff.post("/api/v1/appeals/claim/").json()["appeal"]["id"] == appeal_id
+    assert staff.post("/api/v1/appeals/claim/").json()["appeal"] == appeal_id
 
     response = staff.post(
         f"/api/v1/appeals/{appeal_id}/resolve/",
