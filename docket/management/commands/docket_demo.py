@@ -81,6 +81,14 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: {tally['new']} new signal(s) in {tally['cases']} case(s)")
         self._escalate()
         cases_reprioritise_all()
+        # What beat would find within minutes, found now: the demo opens on
+        # campaigns and source health, not on an empty campaigns page.
+        from casework.campaigns import campaigns_detect
+        from casework.hygiene import sources_check_health
+
+        found = campaigns_detect()
+        sources_check_health()
+        self.stdout.write(f"campaigns: {found['created']} detected")
 
         per_queue = Case.objects.values_list("queue__slug").order_by("queue__slug")
         counts = {}
