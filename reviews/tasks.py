@@ -5,6 +5,7 @@ from celery import shared_task
 from docket.periodic import periodic
 
 from .services import leases_expire
+from .sla import cases_escalate_sla_breaches
 from .webhooks import enforcement_deliver, enforcements_deliver_due
 
 
@@ -26,3 +27,10 @@ def deliver_due_enforcements():
 def expire_leases():
     """Return cases whose lease ran out to their queue."""
     return leases_expire()
+
+
+@periodic(seconds=60)
+@shared_task(ignore_result=True)
+def escalate_sla_breaches():
+    """Hand high-severity cases nobody took before their SLA to the seniors."""
+    return cases_escalate_sla_breaches()

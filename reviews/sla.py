@@ -1,0 +1,60 @@
+"""SLA escalation: high-severity cases left waiting past their SLA go to the seniors.
+
+Priority already lifts a breached case to the top of its queue; when nobody in
+that queue takes it, a case of severity ``DOCKET["SLA_ESCALATION_MIN_SEVERITY"]``
+or more that is still unclaimed ``DOCKET["SLA_ESCALATION_GRACE_SECONDS"]`` after
+its SLA moves to the ``escalations`` queue. Low-severity backlogs (spam) stay
+in their queues: flooding the seniors with them would bury what matters.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from casework.models import Case
+from casework.services import case_events_add_bulk
+
+from .models import Queue
+
+
+@transaction.atomic
+def cases_escalate_sla_breaches(*, now=None) -> int:
+    """Move every open, unassigned, high-severity case past SLA + grace to ``escalations``.
+
+    Set-based (one UPDATE, one bulk insert of events); rows another transaction
+    holds are skipped and caught on the next run. Not a first action: the SLA
+    clock of the case is unchanged. Returns how many cases moved.
+    """
+    now = now or timezone.now()
+    conf = settings.DOCKET
+    target = Queue.objects.get(slug="escalations")
+    due = (
+        Case.objects.filter(
+            status="open",
+            severity__gte=conf["SLA_ESCALATION_MIN_SEVERITY"],
+            sla_due_at__lt=now - timedelta(seconds=conf["SLA_ESCALATION_GRACE_SECONDS"]),
+        )
+        .exclude(queue__slug__in=("escalations", "legal"))
+        .select_for_update(skip_locked=True, of=("self",))
+    )
+    moved = list(due.values_list("id", "queue__slug"))
+    if not moved:
+        return 0
+    Case.objects.filter(id__in=[case_id for case_id, _ in moved]).update(
+        status="escalated", queue=target, updated_at=now
+    )
+    case_events_add_bulk(
+        [
+            (
+                case_id,
+                "sla_escalated",
+                "system",
+                {"from": "open", "to": "escalated", "from_queue": queue, "to_queue": target.slug},
+                now,
+            )
+            for case_id, queue in moved
+        ]
+    )
+    return len(moved)
