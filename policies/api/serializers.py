@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from policies.models import LADDER, RelabelItem, Threshold, ThresholdChange
+from policies.models import LADDER, Action, RelabelItem, Threshold, ThresholdChange
 
 
 class ThresholdSerializer(serializers.ModelSerializer):
@@ -40,7 +40,7 @@ class ThresholdChangeSerializer(serializers.ModelSerializer):
     source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     threat_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     proposed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     blast_radius = BlastRadiusSerializer(read_only=True)
 
     class Meta:
@@ -83,6 +83,8 @@ class RelabelItemSerializer(serializers.ModelSerializer):
     subject = serializers.SerializerMethodField()
     reviewer = serializers.SerializerMethodField()
     ladder = serializers.ListField(source="policy_version.ladder", read_only=True)
+    # Blank until the item is done; declared so the schema admits the blank.
+    action = serializers.ChoiceField(choices=Action.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = RelabelItem
