@@ -1,11 +1,10 @@
 """Claim-and-decide throughput over a large open queue: service layer, HTTP API and bare SQL.
 
-    python -m bench.claim [--cases 1000000] [--reviewers 1,16,64] [--seconds 10] [--no-api]
+    python -m bench.claim [--cases 1000000] [--reviewers 1,16,64] [--seconds 10] [--no-api] [--scale S]
 
-Seeds (set-based SQL, ``generate_series``) a dedicated database,
-``docket_bench_claim`` on the configured PostgreSQL server, with ``--cases``
-open spam cases of random priority, then for each reviewer count runs, for
-``--seconds`` each:
+On the shared seed (``bench.common.scale_setup``: ``--cases`` open cases over
+the six classes, 60% of them in the ``spam`` queue), for each reviewer count
+runs, for ``--seconds`` each:
 
 - ``sql``: a bare ``SELECT ... FOR UPDATE SKIP LOCKED`` + ``UPDATE`` claim
   transaction and an ``UPDATE`` decide transaction per cycle (psycopg, no
@@ -22,7 +21,6 @@ service to bare SQL at each reviewer count. Delivery tasks go to a separate
 Redis database (``--redis-db``) whose queue is emptied afterwards.
 """
 
-import argparse
 import multiprocessing
 import os
 import socket
@@ -30,133 +28,25 @@ import subprocess
 import sys
 import threading
 import time
-from urllib.parse import quote, urlsplit, urlunsplit
 
-DB_NAME = "docket_bench_claim"
+from bench import common
+
 QUEUE = "spam"
 
 
-def _redis_url(db):
-    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
-
-
-def _setup(redis_db):
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "docket.settings")
-    os.environ["REDIS_URL"] = _redis_url(redis_db)
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.db import connection, connections
-
-    with connection.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME])
-        exists = cur.fetchone() is not None
-    if not exists:
-        with connection.cursor() as cur:  # autocommit, as CREATE DATABASE needs
-            cur.execute(f'CREATE DATABASE "{DB_NAME}"')
-    connections.close_all()
-    settings.DATABASES["default"]["NAME"] = DB_NAME
-    connections["default"].settings_dict["NAME"] = DB_NAME
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def _database_url():
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _insert_sql(model, explicit):
-    """``INSERT ... SELECT`` columns for ``model``: explicit SQL expressions, else field defaults."""
-    from django.db import connection
-
-    columns, values, params = [], [], []
-    for field in model._meta.concrete_fields:
-        if field.primary_key and field.name not in explicit:
-            continue
-        if field.name in explicit:
-            columns.append(field.column)
-            values.append(explicit[field.name])
-        elif not field.null:
-            columns.append(field.column)
-            values.append("%s")
-            params.append(field.get_db_prep_save(field.get_default(), connection))
-    return ", ".join(f'"{c}"' for c in columns), ", ".join(values), params
-
-
 def _seed(n_cases, n_reviewers):
+    common.scale_setup(n_cases)
     from django.db import connection
 
-    from casework.models import Case, Subject
-    from docket.accounts import token_for, user_upsert
-    from policies.models import ThreatClass
+    from docket.accounts import token_for
     from reviews.models import Queue
 
-    started = time.perf_counter()
-    spam = ThreatClass.objects.get(slug="spam")
-    queue = Queue.objects.get(slug=QUEUE)
-    with connection.cursor() as cur:
-        cur.execute(
-            "TRUNCATE casework_caseevent, reviews_qualityreview, reviews_strike, reviews_enforcement, "
-            "reviews_decision, reviews_assignment, casework_signal, casework_case, casework_subjectattribute, "
-            "casework_subject CASCADE"
-        )
-        cols, vals, params = _insert_sql(
-            Subject,
-            {
-                "id": "i",
-                "kind": "'account'",
-                "external_id": "'bench-u-' || i",
-                "reach": "100",
-                "created_at": "now()",
-                "updated_at": "now()",
-            },
-        )
-        cur.execute(
-            f"INSERT INTO casework_subject ({cols}) SELECT {vals} FROM generate_series(1, %s) i", [*params, n_cases]
-        )
-        cur.execute("SELECT setval(pg_get_serial_sequence('casework_subject', 'id'), %s)", [n_cases])
-        cols, vals, params = _insert_sql(
-            Case,
-            {
-                "subject": "i",
-                "threat_class": str(spam.pk),
-                "queue": str(queue.pk),
-                "status": "'open'",
-                "severity": str(spam.severity),
-                "harm_weight": str(spam.harm_weight),
-                "reach": "100",
-                "signal_count": "1",
-                "reporter_count": "0",
-                "first_signal_at": "now() - interval '1 hour'",
-                "last_signal_at": "now() - interval '1 hour'",
-                "sla_due_at": "now() + interval '71 hours'",
-                "priority": "round((random() * 100)::numeric, 3)",
-                "created_at": "now() - interval '1 hour'",
-                "updated_at": "now()",
-            },
-        )
-        cur.execute(
-            f"INSERT INTO casework_case ({cols}) SELECT {vals} FROM generate_series(1, %s) i", [*params, n_cases]
-        )
-        cur.execute("VACUUM ANALYZE casework_case")  # Django's connection autocommits here, as VACUUM needs
-        cur.execute("ANALYZE casework_subject")
-    users = [
-        user_upsert(username=f"bench-r{i}", role_names=["moderator"], queues=[QUEUE], max_active=3)
-        for i in range(n_reviewers)
-    ]
+    users = common.reviewers(n_reviewers, prefix="bench-r", queues=[QUEUE], max_active=3)
     tokens = [token_for(u) for u in users]
-    print(f"seeded {n_cases:,} open cases in {time.perf_counter() - started:.1f} s", flush=True)
-    return [u.username for u in users], tokens, queue.pk
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM casework_case WHERE status = 'open'")
+        (open_cases,) = cur.fetchone()
+    return [u.username for u in users], tokens, Queue.objects.get(slug=QUEUE).pk, open_cases
 
 
 # --- the three cycles: one claim + one decision each ---------------------------------
@@ -332,8 +222,8 @@ def _start_gunicorn(workers, threads, redis_db):
     port = _free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": _redis_url(redis_db),
+        "DATABASE_URL": common.conninfo(),
+        "REDIS_URL": common.redis_url(redis_db) or "",
         "DJANGO_SETTINGS_MODULE": "docket.settings",
     }
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
@@ -365,40 +255,60 @@ def _start_gunicorn(workers, threads, redis_db):
     raise SystemExit("gunicorn did not start")
 
 
+def _explain_claim(queue_id, username):
+    """The plans of the claim: the service's one-statement CTE and the bare pick (both rolled back)."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from reviews import services
+
+    user = get_user_model().objects.get(username=username)
+    now = timezone.now()
+    common.explain(
+        "claim: service CTE (pick, assignment, in_review, event)",
+        services._CLAIM_SQL,
+        {
+            "reviewer": user.reviewer.pk,
+            "user": user.pk,
+            "username": username,
+            "queue": queue_id,
+            "clearances": [],
+            "max_active": 3,
+            "graphic_budget": 40,
+            "day": now,
+            "skipped_since": now,
+            "now": now,
+            "lease": now + timedelta(minutes=15),
+        },
+    )
+    common.explain(
+        "claim: bare SKIP LOCKED pick",
+        "SELECT id FROM casework_case WHERE queue_id = %s AND status = 'open' "
+        "ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        [queue_id],
+    )
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser = common.parser(__doc__, cases=1_000_000)
     parser.add_argument("--reviewers", default="1,16,64", help="comma-separated reviewer counts")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per mode and reviewer count")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="per mode and reviewer count (10; 5 below scale 0.5)"
+    )
     parser.add_argument("--processes", type=int, default=4, help="driver processes (threads inside)")
     parser.add_argument("--gunicorn-workers", type=int, default=4)
-    parser.add_argument("--redis-db", type=int, default=15)
+    parser.add_argument("--redis-db", type=int, default=common.BENCH_REDIS_DB)
     parser.add_argument("--no-api", action="store_true")
-    parser.add_argument("--no-seed", action="store_true", help="reuse the cases left by the last run")
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.reviewers.split(",")]
+    seconds = args.seconds or (10.0 if args.scale >= 0.5 else 5.0)
 
-    _setup(args.redis_db)
-    from django.db import connection
-
-    if args.no_seed:
-        from django.contrib.auth import get_user_model
-
-        from docket.accounts import token_for
-        from reviews.models import Queue
-
-        users = list(get_user_model().objects.filter(username__startswith="bench-r").order_by("id"))
-        usernames, tokens, queue_id = (
-            [u.username for u in users],
-            [token_for(u) for u in users],
-            Queue.objects.get(slug=QUEUE).pk,
-        )
-    else:
-        usernames, tokens, queue_id = _seed(args.cases, max(counts))
-    conninfo = _database_url()
-    with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM casework_case WHERE status = 'open'")
-        print(f"open cases: {cur.fetchone()[0]:,}; {os.cpu_count()} CPU(s) shared by driver, server and PostgreSQL")
+    usernames, tokens, queue_id, open_cases = _seed(common.scaled(args.cases, args.scale, minimum=1000), max(counts))
+    conninfo = common.conninfo()
+    print(f"open cases: {open_cases:,}; {os.cpu_count()} CPU(s) shared by driver, server and PostgreSQL")
+    _explain_claim(queue_id, usernames[0])
 
     server = None
     modes = ["sql", "service"] + ([] if args.no_api else ["api"])
@@ -421,8 +331,8 @@ def main(argv=None):
                     specs = usernames[:n]
                 else:
                     specs = [(base_url, t) for t in tokens[:n]]
-                ids, latencies = _run(mode, specs, args.processes, args.seconds)
-                rate = len(ids) / args.seconds
+                ids, latencies = _run(mode, specs, args.processes, seconds)
+                rate = len(ids) / seconds
                 doubles = _double_assignments(mode, ids)
                 rows[(mode, n)] = rate
                 latency[(mode, n)] = (_pct(latencies, 50), _pct(latencies, 99))
@@ -438,16 +348,35 @@ def main(argv=None):
                 if ("api", n) in rows:
                     line += f"; api / bare SQL: {rows[('api', n)] / rows[('sql', n)]:.0%}"
                 print(line, flush=True)
-        figures = {}
+        figures = {"open cases at start": open_cases}
         for (mode, n), rate in rows.items():
             figures[f"{mode} cycles/s @{n}"] = round(rate, 1)
             figures[f"{mode} claim p50/p99 ms @{n}"] = "{:.1f} / {:.1f}".format(*latency[(mode, n)])
             figures[f"{mode} double assignments @{n}"] = doubles_by[(mode, n)]
         for n in counts:
-            if rows.get(("sql", n)):
-                figures[f"service / bare SQL @{n}"] = f"{rows[('service', n)] / rows[('sql', n)]:.0%}"
-        from bench import common
-
+            sql_rate = rows.get(("sql", n))
+            for mode in modes[1:]:
+                doubles = doubles_by[(mode, n)]
+                common.compare(
+                    f"claim + decide, {mode}, {n} reviewer(s)",
+                    docket=round(rows[(mode, n)], 1),
+                    bare=round(sql_rate, 1) if sql_rate else None,
+                    unit="cycles/s",
+                    target=">= 50%, 0 double" if (mode, n) == ("service", 16) else "0 double",
+                    met=(doubles == 0 and rows[(mode, n)] >= 0.5 * sql_rate)
+                    if (mode, n) == ("service", 16)
+                    else doubles == 0,
+                    note=f"{doubles} double assignment(s)" if doubles else "",
+                )
+            common.compare(
+                f"claim latency p99, {'API' if 'api' in modes else 'service'}, {n} reviewer(s)",
+                docket=round(latency[(modes[-1], n)][1], 1),
+                bare=round(latency[("sql", n)][1], 1),
+                unit="ms",
+                higher_is_better=False,
+                target="< 50 ms" if modes[-1] == "api" else "",
+                met=latency[(modes[-1], n)][1] < 50 if modes[-1] == "api" else None,
+            )
         common.report("claim", figures)
     finally:
         if server is not None:
@@ -456,7 +385,7 @@ def main(argv=None):
         try:
             import redis
 
-            redis.Redis.from_url(_redis_url(args.redis_db)).delete("celery")
+            redis.Redis.from_url(common.redis_url(args.redis_db) or "redis://127.0.0.1:6379/15").delete("celery")
         except Exception as e:  # the bench's own queue only; nothing else to clean
             print(f"could not empty the bench Redis queue: {e!r}")
 

@@ -1,29 +1,65 @@
-"""Shared benchmark plumbing: a dedicated database, an isolated Redis database, reporting figures.
+"""Shared benchmark plumbing: dedicated databases, the 1M-case seed, timing, EXPLAIN, reporting.
 
     from bench import common
-    common.setup(database="docket_bench")   # before importing models
+    args = common.parser(__doc__, cases=1_000_000).parse_args(argv)   # --scale multiplies sizes
+    common.scale_setup(common.scaled(args.cases, args.scale))          # the shared seeded database
     ...
-    common.report("intake", {"api signals/s": 4100.0, ...})
+    common.compare("claim + decide @16", docket=120.0, bare=200.0, unit="cycles/s", target=">= 50%")
+    common.report("claim", {"service cycles/s @16": 120.0, ...})
 
 ``setup`` points Django at a database of its own on the configured PostgreSQL
-server (``DATABASE_URL``, else the embedded one), created and migrated if needed,
-and at Redis database 15 so task messages never reach a development worker.
+server (``DATABASE_URL``, else the embedded one), created and migrated if
+needed, and at Redis database 15 so task messages never reach a development
+worker. Benchmarks never touch the ``docket`` database nor any test database.
+
+``scale_setup`` is ``setup`` for ``docket_bench_scale``, the database the
+claim, reprioritisation, lease and page benchmarks share: ``cases`` open cases
+seeded with set-based SQL (subjects, reporters, signals, cases over the six
+shipped classes), kept between runs and reset cheaply (reviews rows
+truncated, decided cases reopened) when the size matches.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
+import statistics
 import time
 from contextlib import contextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
 BENCH_DATABASE = os.environ.get("DOCKET_BENCH_DATABASE", "docket_bench")
+SCALE_DATABASE = os.environ.get("DOCKET_BENCH_SCALE_DATABASE", "docket_bench_scale")
 BENCH_REDIS_DB = int(os.environ.get("DOCKET_BENCH_REDIS_DB", "15"))
 RESULT_FILE_ENV = "DOCKET_BENCH_RESULT"
+COMPARE_KEY = "__compare__"
+EXPLAIN_KEY = "__explain__"
 
 
-def _redis_url(db):
+# --- arguments ------------------------------------------------------------------------
+
+
+def parser(doc: str, **sizes) -> argparse.ArgumentParser:
+    """An argument parser with ``--scale`` plus one ``--<size>`` option per keyword (its full-scale default)."""
+    p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every size (0.1 for a quick run)")
+    for name, default in sizes.items():
+        p.add_argument(
+            f"--{name.replace('_', '-')}", type=type(default), default=default, help=f"at scale 1: {default}"
+        )
+    return p
+
+
+def scaled(n: int, scale: float, minimum: int = 1) -> int:
+    return max(minimum, int(round(n * scale)))
+
+
+# --- databases ------------------------------------------------------------------------
+
+
+def redis_url(db: int = BENCH_REDIS_DB) -> str | None:
     url = os.environ.get("REDIS_URL")
     if not url:
         return None  # the embedded Redis: settings start it
@@ -33,8 +69,10 @@ def _redis_url(db):
 
 def setup(*, database: str = BENCH_DATABASE, fresh: bool = False, redis_db: int = BENCH_REDIS_DB) -> None:
     """Configure Django for the benchmark database (``fresh`` drops it first), migrate it, isolate Redis."""
+    if not database.startswith("docket_bench"):
+        raise SystemExit(f"refusing to benchmark in {database!r}: bench databases are named docket_bench*")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "docket.settings")
-    redis = _redis_url(redis_db)
+    redis = redis_url(redis_db)
     if redis:
         os.environ["REDIS_URL"] = redis
     import django
@@ -53,6 +91,7 @@ def setup(*, database: str = BENCH_DATABASE, fresh: bool = False, redis_db: int 
     connections.close_all()
     settings.DATABASES["default"]["NAME"] = database
     connections["default"].settings_dict["NAME"] = database
+    os.environ["DATABASE_URL"] = conninfo()  # child processes (gunicorn, forked drivers) follow
     call_command("migrate", verbosity=0)
 
 
@@ -65,6 +104,159 @@ def conninfo() -> str:
     if db.get("PASSWORD"):
         auth += ":" + quote(db["PASSWORD"])
     return f"postgresql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def insert_sql(model, explicit: dict) -> tuple[str, str, list]:
+    """``INSERT ... SELECT`` columns for ``model``: explicit SQL expressions, else the fields' defaults."""
+    from django.db import connection
+
+    columns, values, params = [], [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key and field.name not in explicit:
+            continue
+        if field.name in explicit:
+            columns.append(field.column)
+            values.append(explicit[field.name])
+        elif not field.null:
+            columns.append(field.column)
+            values.append("%s")
+            params.append(field.get_db_prep_save(field.get_default(), connection))
+    return ", ".join(f'"{c}"' for c in columns), ", ".join(values), params
+
+
+# --- the shared 1M-case seed ------------------------------------------------------------
+
+SOURCES = [
+    ("spam-classifier", "classifier", 0.8),
+    ("ato-rules", "rule", 0.9),
+    ("csam-hashes", "hash_match", 1.0),
+]
+# Case i belongs to the class of slot i % 20: spam 60%, harassment 15%, payment fraud 10%, the rest 5% each.
+CLASS_SLOTS = ["spam"] * 12 + ["harassment"] * 3 + ["payment_fraud"] * 2 + ["ato", "cib", "csam"]
+
+_SEED_SQL = """
+TRUNCATE casework_caseevent, reviews_qualityreview, reviews_strike, reviews_enforcement, reviews_decision,
+         reviews_assignment, appeals_appeal, casework_signal, casework_case, casework_subjectattribute,
+         casework_subject, casework_reporter, casework_campaign RESTART IDENTITY CASCADE;
+
+CREATE TEMP TABLE bench_slot AS
+SELECT s.slot1 - 1 AS slot, tc.id AS class_id, tc.slug, q.queue_id, tc.severity, tc.harm_weight, tc.sla_seconds
+  FROM unnest(%(slots)s::text[]) WITH ORDINALITY AS s(slug, slot1)
+  JOIN policies_threatclass tc ON tc.slug = s.slug
+  JOIN LATERAL (SELECT min(queue_id) AS queue_id FROM reviews_queue_threat_classes qt
+                 WHERE qt.threatclass_id = tc.id) q ON true;
+
+INSERT INTO casework_reporter (id, external_id, first_seen_at, reports_decided, reports_upheld)
+SELECT i, 'bench-rep-' || i, now() - (i %% 90) * interval '1 day' - interval '1 hour', i %% 23, (i %% 23) * (i %% 7) / 7
+  FROM generate_series(1, %(reporters)s) i;
+SELECT setval(pg_get_serial_sequence('casework_reporter', 'id'), %(reporters)s);
+
+INSERT INTO casework_subject (id, kind, external_id, reach, attributes, created_at, updated_at)
+SELECT i, 'account', 'bench-u-' || i, floor(exp(random() * 14))::bigint, '{}'::jsonb, now(), now()
+  FROM generate_series(1, %(n)s) i;
+SELECT setval(pg_get_serial_sequence('casework_subject', 'id'), %(n)s);
+
+-- A case's signals: one first signal (a user report for harassment, payment fraud, CIB and half the
+-- spam, else its class's machine source) and, for every fourth case, two more user reports.
+CREATE TEMP TABLE bench_plan AS
+SELECT g.i, b.*, g.t,
+       b.slug IN ('harassment', 'payment_fraud', 'cib') OR (b.slug = 'spam' AND g.i %% 2 = 0) AS first_is_report,
+       CASE WHEN g.i %% 4 = 0 THEN 2 ELSE 0 END AS extra
+  FROM (SELECT i, now() - interval '5 minutes' - random() * interval '48 hours' AS t
+          FROM generate_series(1, %(n)s) i) g
+  JOIN bench_slot b ON b.slot = g.i %% 20;
+
+INSERT INTO casework_case (id, subject_id, threat_class_id, queue_id, status, severity, harm_weight, reach,
+    signal_count, reporter_count, signal_strength, reporter_weight, velocity, brigading, holdout, legal_hold,
+    first_signal_at, last_signal_at, sla_due_at, priority, priority_breakdown, created_at, updated_at)
+SELECT p.i, p.i, p.class_id, p.queue_id, 'open', p.severity, p.harm_weight, s.reach,
+       1 + p.extra, p.first_is_report::int + p.extra, 0, 0, 0, false, false, false,
+       p.t, p.t + p.extra * interval '1 minute', p.t + p.sla_seconds * interval '1 second',
+       round((random() * 100)::numeric, 3), '{}'::jsonb, p.t, now()
+  FROM bench_plan p JOIN casework_subject s ON s.id = p.i
+ ORDER BY p.i;
+SELECT setval(pg_get_serial_sequence('casework_case', 'id'), %(n)s);
+
+INSERT INTO casework_signal (source_id, external_id, subject_id, threat_class_id, score, reporter_id, reason,
+    occurred_at, received_at, disposition, case_id, holdout)
+SELECT src.id, 'bench-s-' || p.i || '-' || j, p.i, p.class_id,
+       CASE WHEN src.kind = 'user_report' THEN NULL ELSE round(random()::numeric, 3)::float8 END,
+       CASE WHEN src.kind = 'user_report' THEN 1 + (p.i * 7 + j * 13) %% %(reporters)s END,
+       '', p.t + j * interval '1 minute', p.t + j * interval '1 minute', 'queued', p.i, false
+  FROM bench_plan p
+ CROSS JOIN LATERAL generate_series(0, p.extra) j
+  JOIN casework_signalsource src ON src.slug = CASE
+       WHEN j > 0 OR p.first_is_report THEN 'user-reports'
+       WHEN p.slug = 'spam' THEN 'spam-classifier'
+       WHEN p.slug = 'ato' THEN 'ato-rules'
+       ELSE 'csam-hashes' END
+ ORDER BY p.i, j;
+
+DROP TABLE bench_plan;
+DROP TABLE bench_slot;
+CREATE TABLE IF NOT EXISTS bench_seed (cases bigint NOT NULL, seeded_at timestamptz NOT NULL);
+TRUNCATE bench_seed;
+INSERT INTO bench_seed VALUES (%(n)s, now());
+"""
+
+# Back to the seeded state after a benchmark ran: no reviews rows, every case open again.
+_RESET_SQL = """
+TRUNCATE casework_caseevent, reviews_qualityreview, reviews_strike, reviews_enforcement, reviews_decision,
+         reviews_assignment, appeals_appeal CASCADE;
+UPDATE casework_case SET status = 'open', decided_at = NULL, first_action_at = NULL, closed_at = NULL
+ WHERE status <> 'open';
+UPDATE casework_reporter SET reports_decided = id %% 23, reports_upheld = (id %% 23) * (id %% 7) / 7
+ WHERE reports_decided <> id %% 23 OR reports_upheld <> (id %% 23) * (id %% 7) / 7;
+"""
+
+
+def _seeded_cases(cur):
+    cur.execute("SELECT to_regclass('bench_seed') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return None
+    cur.execute("SELECT cases FROM bench_seed")
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def scale_setup(cases: int, *, reseed: bool = False, reset: bool = True) -> None:
+    """Django on ``docket_bench_scale`` holding ``cases`` open cases (seeded once, then reset per run)."""
+    setup(database=SCALE_DATABASE)
+    from django.db import connection
+
+    from casework.models import SignalSource
+
+    for slug, kind, trust in SOURCES:
+        SignalSource.objects.update_or_create(slug=slug, defaults={"kind": kind, "trust": trust, "status": "healthy"})
+    SignalSource.objects.filter(slug="user-reports").update(status="healthy")
+    with connection.cursor() as cur:
+        if reseed or _seeded_cases(cur) != cases:
+            started = time.perf_counter()
+            cur.execute(_SEED_SQL, {"n": cases, "reporters": max(1000, cases // 20), "slots": CLASS_SLOTS})
+            cur.execute("VACUUM ANALYZE casework_case")  # Django's connection autocommits here, as VACUUM needs
+            cur.execute("VACUUM ANALYZE casework_signal")
+            cur.execute("ANALYZE casework_subject")
+            cur.execute("ANALYZE casework_reporter")
+            print(
+                f"seed: {cases:,} open cases with their subjects and signals in {time.perf_counter() - started:.1f} s"
+            )
+        elif reset:
+            started = time.perf_counter()
+            cur.execute(_RESET_SQL, {})
+            cur.execute("VACUUM ANALYZE casework_case")
+            print(f"seed: reusing {cases:,} cases (reset in {time.perf_counter() - started:.1f} s)")
+
+
+def reviewers(n: int, *, prefix: str = "bench-r", queues=("spam",), **fields) -> list:
+    """``n`` moderators working ``queues`` (created or updated), as users."""
+    from docket.accounts import user_upsert
+
+    return [
+        user_upsert(username=f"{prefix}{i}", role_names=["moderator"], queues=list(queues), **fields) for i in range(n)
+    ]
+
+
+# --- timing ------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -82,13 +274,112 @@ def stopwatch():
         end = time.perf_counter()
 
 
+def pct(values, p: float) -> float:
+    """The ``p``-th percentile (nearest rank) of ``values``; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def timed(fn, runs: int) -> list[float]:
+    """Milliseconds of ``runs`` calls of ``fn``."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def median(values) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+# --- EXPLAIN -------------------------------------------------------------------------------
+
+_explained: list[dict] = []
+# Tables that grow with the platform: a sequential scan of one on a hot path is a finding.
+BIG_TABLES = re.compile(
+    r"Seq Scan on (casework_case|casework_signal|casework_caseevent|reviews_assignment|reviews_decision)\b"
+)
+
+
+def explain(label: str, sql: str, params=None, *, analyze: bool = True, full_scan: bool = False) -> str:
+    """Print the plan of ``sql`` (``EXPLAIN ANALYZE`` rolled back when it writes) and note seq scans on big tables.
+
+    The plan goes into the report, so the indexes a hot path relies on are shown, not assumed.
+    ``full_scan``: the work reads every row by design (a sweep), so a sequential scan is no finding.
+    """
+    from django.db import connection, transaction
+
+    options = "ANALYZE, BUFFERS, COSTS OFF, TIMING OFF" if analyze else "COSTS OFF"
+
+    class _Rollback(Exception):
+        pass
+
+    lines: list[str] = []
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute(f"EXPLAIN ({options}) {sql}", params)
+                lines = [row[0] for row in cur.fetchall()]
+            raise _Rollback  # an EXPLAIN ANALYZE of a write must not write
+    except _Rollback:
+        pass
+    big_seq = [] if full_scan else [line.strip() for line in lines if BIG_TABLES.search(line)]
+    print(f"-- EXPLAIN {label}")
+    for line in lines:
+        print(f"   {line}")
+    _explained.append({"label": label, "plan": lines, "seq_scans_on_big_tables": big_seq})
+    return "\n".join(lines)
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+_compared: list[dict] = []
+
+
+def compare(path: str, *, docket, bare, unit: str, higher_is_better: bool = True, target: str = "", met=None, note=""):
+    """One row of the suite's table: Docket's figure beside the bare-SQL figure of the same work.
+
+    ``ratio`` is always "Docket as a share of bare SQL" (throughput: docket/bare; times: bare/docket),
+    so 100% means as fast as PostgreSQL alone.
+    """
+    ratio = None
+    if docket and bare:
+        ratio = docket / bare if higher_is_better else bare / docket
+    _compared.append(
+        {
+            "path": path,
+            "docket": docket,
+            "bare": bare,
+            "unit": unit,
+            "ratio": ratio,
+            "target": target,
+            "met": met,
+            "note": note,
+        }
+    )
+
+
+def _shown(value):
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
 def report(name: str, metrics: dict) -> None:
-    """Print the figures and hand them to the runner (when run by ``python -m bench``)."""
+    """Print the figures and hand them (with the compared rows and plans) to the runner."""
     width = max(len(k) for k in metrics) if metrics else 0
     print(f"== {name}")
     for key, value in metrics.items():
-        shown = f"{value:,.1f}" if isinstance(value, float) else (f"{value:,}" if isinstance(value, int) else value)
-        print(f"   {key:<{width}}  {shown}")
+        print(f"   {key:<{width}}  {_shown(value)}")
+    for row in _compared:
+        ratio = f"{row['ratio']:.0%}" if row["ratio"] is not None else "-"
+        print(f"   [{row['path']}] docket {_shown(row['docket'])} vs bare {_shown(row['bare'])} {row['unit']}: {ratio}")
     path = os.environ.get(RESULT_FILE_ENV)
     if path:
         existing = {}
@@ -96,5 +387,9 @@ def report(name: str, metrics: dict) -> None:
             with open(path) as f:
                 existing = json.load(f)
         existing[name] = metrics
+        existing[COMPARE_KEY] = existing.get(COMPARE_KEY, []) + list(_compared)
+        existing[EXPLAIN_KEY] = existing.get(EXPLAIN_KEY, []) + list(_explained)
         with open(path, "w") as f:
             json.dump(existing, f, indent=2, default=str)
+    _compared.clear()
+    _explained.clear()
