@@ -29,4 +29,4 @@ stop:
 	@if [ -x $(PY) ]; then $(PY) -m docket.embedded stop; else echo "no $(VENV): nothing to stop"; fi
 
 bench: venv
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)

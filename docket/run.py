@@ -117,6 +117,7 @@ def prepare_database(data_dir: Path, *, embedded_db: bool) -> list[str]:
             traceback.print_exc()
             say("!! docket_demo failed; starting without demo data (it is retried next start)")
         else:
+            say(out.getvalue().rstrip())
             demo_file.write_text(out.getvalue())
             seeded_marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
 
@@ -130,8 +131,10 @@ def prepare_database(data_dir: Path, *, embedded_db: bool) -> list[str]:
     else:
         logins.append("  admin: its password was changed since; the stored one no longer works")
     if demo_file.exists() and embedded_db:
-        logins.append(f"  demo logins ({demo_file}):")
-        logins += ["    " + line for line in demo_file.read_text().splitlines() if line.strip()]
+        lines = [line for line in demo_file.read_text().splitlines() if line.strip()]
+        # The login block docket_demo ends with, without its seeding tallies.
+        start = next((i for i, line in enumerate(lines) if "login" in line.lower()), 0)
+        logins += ["  " + line for line in lines[start:]]
     connections.close_all()
     return logins
 
