@@ -13,6 +13,7 @@ The URL patterns are read from the resolver: an endpoint added without a matrix 
 ``test_every_url_pattern_has_a_matrix_entry``.
 """
 
+import uuid
 from dataclasses import dataclass, field
 
 import pytest
@@ -434,3 +435,23 @@ def test_the_admin_is_for_policy_admins_only(cast):
             if not ok:
                 wrong.append(f"{url} as {role}: {response.status_code}")
     assert wrong == []
+
+
+def test_the_login_page_throttles_repeated_failures(make_user):
+    """Through the real page: after five failures even the right password is refused for a while."""
+    from django.core.cache import cache
+
+    username, address = f"throttled-{uuid.uuid4().hex[:8]}", "198.51.100.77"
+    make_user(username, "moderator", password="right-password")
+    client = Client(REMOTE_ADDR=address)
+    try:
+        for _ in range(5):
+            wrong = client.post("/login/", {"username": username, "password": "wrong"})
+            assert wrong.status_code == 200 and "_auth_user_id" not in client.session
+        right = client.post("/login/", {"username": username, "password": "right-password"})
+        assert right.status_code == 200
+        assert "Too many failed sign-in attempts" in right.content.decode()
+        assert "_auth_user_id" not in client.session
+    finally:
+        # Only this test's keys: the cache is shared (clear() would flush the broker's Redis database too).
+        cache.delete_many([f"login-fail:user:{username}", f"login-fail:addr:{address}"])
