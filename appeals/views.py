@@ -4,11 +4,8 @@ Thin views over ``appeals.services`` and ``appeals.selectors``: a refusal is a
 message, never an error page; an appeal the user may not see is a 404.
 """
 
-from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404
@@ -32,17 +29,8 @@ ACTION_LABELS = dict(Action.choices)
 OUTCOME_KEYS = {"upheld": ("u", "id_rationale"), "overturned": ("o", "id_rationale"), "modified": ("m", "id_action")}
 
 
-def appeals_staff_required(view):
-    """Signed-in members of the appeals staff; others get 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not roles.has(request.user, roles.APPEALS):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
+# Signed-in members of the appeals staff; others get 403.
+appeals_staff_required = roles.role_required(roles.APPEALS)
 
 
 def _reviewer(request):

@@ -83,3 +83,23 @@ def ensure_groups(**kwargs):
                 content_type__app_label__in=_ADMIN_PERMISSIONS[name].keys(), codename__in=wanted
             )
             group.permissions.set(perms)
+
+
+def role_required(*allowed):
+    """A view decorator: signed in (else the login page) and in one of ``allowed`` (else 403)."""
+    from functools import wraps
+
+    from django.contrib.auth.decorators import login_required
+    from django.core.exceptions import PermissionDenied
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(request, *args, **kwargs):
+            if not has_any(request.user, allowed):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

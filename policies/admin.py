@@ -5,6 +5,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from docket.admin import ReadOnlyAdmin
 from docket.errors import DocketError
 
 from .models import MessageTemplate, Policy, PolicyVersion, ThreatClass, Threshold, ThresholdChange
@@ -63,19 +64,10 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Threshold)
-class ThresholdAdmin(admin.ModelAdmin):
+class ThresholdAdmin(ReadOnlyAdmin):
     """Read-only: thresholds move only through an approved threshold change."""
 
     list_display = ["source", "threat_class", "auto_action_at", "review_at", "updated_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ThresholdChangeProposalForm(forms.Form):

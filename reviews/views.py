@@ -6,12 +6,9 @@ use ``Case.objects.visible_to(user)`` so a restricted case never leaks.
 """
 
 from datetime import datetime, timedelta
-from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import TruncHour
 from django.http import Http404
@@ -50,17 +47,8 @@ ESCALATION_QUEUES = ("escalations", "legal")
 # --- access -------------------------------------------------------------------------
 
 
-def staff_required(view):
-    """Signed-in staff (moderators, seniors, appeals, policy admins); others get 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not roles.has_any(request.user, roles.STAFF):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
+# Signed-in staff (moderators, seniors, appeals, policy admins); others get 403.
+staff_required = roles.role_required(*roles.STAFF)
 
 
 def _reviewer(user):
