@@ -364,7 +364,7 @@ def _held_release(*, source_id, actor, at) -> int:
     joined or opened by intake's own folding, their counts and priority refreshed
     from their signals, and each case gets an ``opened`` and a ``signals_released`` event.
     """
-    from .intake import _cases_open_or_join, _Reference, _routes
+    from .intake import IntakeReference, cases_open_or_join, routes_resolve
     from .priority import case_reprioritise
 
     held = list(
@@ -391,9 +391,9 @@ def _held_release(*, source_id, actor, at) -> int:
             )
             for s in rows
         ]
-        ref = _Reference(sources={source.slug: source}, classes={})
-        _routes(ref, items)
-        cases = _cases_open_or_join(items, ref=ref, now=at)
+        ref = IntakeReference(sources={source.slug: source}, classes={})
+        routes_resolve(ref, items)
+        cases = cases_open_or_join(items, ref=ref, now=at)
         with connection.cursor() as cur:
             cur.execute(
                 "UPDATE casework_signal s SET disposition = %s, case_id = m.case_id, released_at = %s"

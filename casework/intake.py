@@ -319,22 +319,24 @@ def _validate_one(index, raw, ref, now):
 
 
 @dataclass
-class _Reference:
+class IntakeReference:
+    """What a batch resolves once: its sources, classes, thresholds and queues (also used by source confirm)."""
+
     sources: dict[str, SignalSource]
     classes: dict[str, ThreatClass]
     thresholds: dict[tuple[int, int], Threshold] = field(default_factory=dict)
     queues: dict[int, int] = field(default_factory=dict)
 
 
-def _reference(raw_items) -> _Reference:
+def _reference(raw_items) -> IntakeReference:
     slugs = {i.get("source") for i in raw_items if isinstance(i, dict) and isinstance(i.get("source"), str)}
     slugs = {s for s in slugs if "\x00" not in s}
     sources = {s.slug: s for s in SignalSource.objects.filter(slug__in=slugs)} if slugs else {}
     classes = {c.slug: c for c in ThreatClass.objects.all()}
-    return _Reference(sources=sources, classes=classes)
+    return IntakeReference(sources=sources, classes=classes)
 
 
-def _routes(ref, items):
+def routes_resolve(ref, items):
     """Thresholds of the batch's (source, class) pairs and the queue of each class (two queries)."""
     source_ids = {i.source.id for i in items}
     class_ids = {i.threat_class.id for i in items}
@@ -417,7 +419,7 @@ def signals_ingest(*, items, actor) -> IntakeResult:
     if errors:
         detail = "The signal is invalid." if single else f"{len(errors)} of {len(raw)} signals are invalid."
         raise DocketError(first_code, detail, errors=errors["0"] if single else errors)
-    _routes(ref, parsed)
+    routes_resolve(ref, parsed)
 
     attempts = 1 if connection.in_atomic_block else DEADLOCK_ATTEMPTS
     for attempt in range(1, attempts + 1):
@@ -504,7 +506,7 @@ def _store(items, *, ref, actor, now):
         )
 
     folded = [i for i in new if i.disposition in FOLDED]
-    cases = _cases_open_or_join(folded, ref=ref, now=now)
+    cases = cases_open_or_join(folded, ref=ref, now=now)
     _automation_scope(folded, cases)
     inserted = _signals_insert(new, now)
 
@@ -690,7 +692,7 @@ def _reporters_upsert(items):
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
 
 
-def _cases_open_or_join(items, *, ref, now):
+def cases_open_or_join(items, *, ref, now):
     """The active case of each item's (subject, class), opened when there is none; locked.
 
     Sets ``item.case_id``; returns ``{case_id: (status, holdout, opened_here)}``.
