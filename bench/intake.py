@@ -1,6 +1,6 @@
 """Intake throughput: signals through the bulk HTTP API beside a bare bulk INSERT of the same rows.
 
-    python -m bench.intake [--signals 100000] [--batch 1000]
+    python -m bench.intake [--signals 100000] [--batch 1000] [--scale S]
 
 In a dedicated database (``docket_bench``, see ``bench.common``), posts the
 signals in batches to ``POST /api/v1/signals/`` through Django's test client
@@ -19,7 +19,6 @@ collect many signals; half the subjects carry device/IP attributes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -150,11 +149,11 @@ def _bare_insert(rows, batch, *, copy):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--signals", type=int, default=100_000)
+    parser = common.parser(__doc__, signals=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    args.signals = common.scaled(args.signals, args.scale, minimum=args.batch)
 
     os.environ.setdefault("DOCKET_INTAKE_RATE", "1000000/min")  # the benchmark measures intake, not the throttle
     common.setup()
@@ -196,6 +195,15 @@ def main(argv=None):
     rows = _bare_rows(items)
     insert_rate = _bare_insert(rows, args.batch, copy=False)
     copy_rate = _bare_insert(rows, args.batch, copy=True)
+    common.compare(
+        f"bulk intake ({args.signals:,} signals, batches of {args.batch})",
+        docket=round(api_rate, 1),
+        bare=round(insert_rate, 1),
+        unit="signals/s",
+        target=">= 20% of bare INSERT",
+        met=api_rate >= 0.2 * insert_rate and inconsistent == 0,
+        note=f"bare COPY of the same rows: {copy_rate:,.0f} rows/s (API = {api_rate / copy_rate:.1%} of it)",
+    )
     common.report(
         "intake",
         {

@@ -1,9 +1,9 @@
 """Guard metrics at production volume: time to compute the snapshot and to serve ``GET /api/v1/metrics/``.
 
-    python -m bench.metrics [--cases 1000000] [--runs 5]
+    python -m bench.metrics [--cases 1000000] [--runs 5] [--scale S]
 
 Seeds (set-based SQL) a dedicated database, ``docket_bench_metrics`` on the
-configured PostgreSQL server, with ``--cases`` cases spread over the last 90
+configured PostgreSQL server (``bench.common.setup``), with ``--cases`` cases spread over the last 90
 days across the six shipped threat classes, ids in time order as appends
 make them: a fifth of the last two weeks' cases and 0.5% of older ones still
 open, in review or escalated (about 6%), the rest decided, a fifth of those
@@ -19,35 +19,14 @@ times, separately:
   (cache hit), as a moderator.
 """
 
-import argparse
-import os
 import statistics
+import sys
 import time
+
+from bench import common
 
 DB_NAME = "docket_bench_metrics"
 REVIEWERS = 50
-
-
-def _setup():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "docket.settings")
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.db import connection, connections
-
-    with connection.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME])
-        exists = cur.fetchone() is not None
-    if not exists:
-        with connection.cursor() as cur:  # autocommit, as CREATE DATABASE needs
-            cur.execute(f'CREATE DATABASE "{DB_NAME}"')
-    connections.close_all()
-    settings.DATABASES["default"]["NAME"] = DB_NAME
-    connections["default"].settings_dict["NAME"] = DB_NAME
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 SEED_SQL = """
@@ -150,26 +129,31 @@ def _seed(n):
     print(f"seed: {n:,} cases and their decisions, appeals, QA and deliveries in {time.perf_counter() - started:.1f} s")
 
 
-def _timed(fn, runs):
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
 def _report(label, times):
     print(f"{label:<48} median {statistics.median(times):8.1f} ms   min {min(times):8.1f}   max {max(times):8.1f}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    _setup()
-    _seed(args.cases)
+def _replay(queries, runs):
+    """Milliseconds to run the snapshot's own queries on a bare psycopg connection."""
+    import psycopg
+
+    times = []
+    with psycopg.connect(common.conninfo(), autocommit=True) as conn, conn.cursor() as cur:
+        for _ in range(runs):
+            started = time.perf_counter()
+            for sql in queries:
+                cur.execute(sql.encode())
+                if cur.description:
+                    cur.fetchall()
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def main(argv=None):
+    args = common.parser(__doc__, cases=1_000_000, runs=5).parse_args(argv)
+    cases = common.scaled(args.cases, args.scale, minimum=10_000)
+    common.setup(database=DB_NAME)
+    _seed(cases)
 
     from django.core.cache import cache
     from django.db import connection
@@ -184,18 +168,20 @@ def main():
     open_cases = Case.objects.filter(status__in=("open", "in_review", "escalated")).count()
     print(f"data: {Case.objects.count():,} cases ({open_cases:,} awaiting a decision)")
 
-    _report(
-        "compute_snapshot, no clearances (uncached)",
-        _timed(lambda: compute_snapshot(clearances=frozenset()), args.runs),
-    )
+    uncleared = common.timed(lambda: compute_snapshot(clearances=frozenset()), args.runs)
+    _report("compute_snapshot, no clearances (uncached)", uncleared)
     cleared = frozenset({"csam", "cib"})
     _report(
         "compute_snapshot, csam+cib clearances (uncached)",
-        _timed(lambda: compute_snapshot(clearances=cleared), args.runs),
+        common.timed(lambda: compute_snapshot(clearances=cleared), args.runs),
     )
     with CaptureQueriesContext(connection) as queries:
-        compute_snapshot(clearances=cleared)
+        compute_snapshot(clearances=frozenset())
     print(f"queries per snapshot: {len(queries)}")
+    for q in sorted(queries.captured_queries, key=lambda q: -float(q["time"]))[:2]:
+        common.explain(f"metrics aggregate ({float(q['time']) * 1000:.0f} ms)", q["sql"], full_scan=True)
+    bare = _replay([q["sql"] for q in queries.captured_queries], args.runs)
+    _report("the same queries on a bare connection", bare)
 
     user = user_upsert(username="bench-viewer", role_names=["moderator"])
     client = APIClient()
@@ -209,10 +195,34 @@ def main():
     def warm():
         assert client.get("/api/v1/metrics/").status_code == 200
 
-    _report("GET /api/v1/metrics/ cold (cache miss)", _timed(cold, args.runs))
+    cold_times = common.timed(cold, args.runs)
+    _report("GET /api/v1/metrics/ cold (cache miss)", cold_times)
     warm()
-    _report("GET /api/v1/metrics/ warm (cache hit)", _timed(warm, max(args.runs, 20)))
+    warm_times = common.timed(warm, max(args.runs, 20))
+    _report("GET /api/v1/metrics/ warm (cache hit)", warm_times)
+    common.compare(
+        f"metrics endpoint, {cases:,} cases (cache miss)",
+        docket=round(common.median(cold_times), 1),
+        bare=round(common.median(bare), 1),
+        unit="ms",
+        higher_is_better=False,
+        note=f"cache hit: {common.median(warm_times):.1f} ms median; bare = the snapshot's "
+        f"{len(queries)} queries replayed on a plain connection",
+    )
+    common.report(
+        "metrics",
+        {
+            "cases": cases,
+            "awaiting a decision": open_cases,
+            "compute_snapshot ms (median)": round(common.median(uncleared), 1),
+            "queries per snapshot": len(queries),
+            "bare replay of those queries ms (median)": round(common.median(bare), 1),
+            "GET /api/v1/metrics/ cold ms (median)": round(common.median(cold_times), 1),
+            "GET /api/v1/metrics/ warm ms (median)": round(common.median(warm_times), 1),
+        },
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -83,6 +83,8 @@ class Assignment(models.Model):
             models.Index(fields=["reviewer"], name="assignment_active_rev_idx", condition=Q(state="active")),
             models.Index(fields=["lease_expires_at"], name="assignment_lease_idx", condition=Q(state="active")),
             models.Index(fields=["reviewer", "claimed_at"], name="assignment_claimed_idx"),
+            # The claim passes over cases this reviewer skipped lately: a probe, not a scan of their history.
+            models.Index(fields=["reviewer", "ended_at"], name="assignment_skipped_idx", condition=Q(state="skipped")),
         ]
 
     def __str__(self):

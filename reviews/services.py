@@ -7,21 +7,28 @@ delivery) are enqueued with ``transaction.on_commit``: nothing leaves Docket
 before the decision that caused it has committed.
 """
 
+import json
 import logging
 import random
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
-from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
-from casework.models import Case, Reporter, Signal, Subject
-from casework.services import TRANSITIONS, case_event_add, case_events_add_bulk, case_transition, lock_case
+from casework.models import Case, Subject
+from casework.services import (
+    TRANSITIONS,
+    actor_fields,
+    case_event_add,
+    case_events_add_bulk,
+    case_transition,
+    lock_case,
+)
 from docket import roles
 from docket.errors import DocketError, conflict, forbidden, not_found
-from policies.models import LADDER, VIOLATIONS, PolicyVersion
+from policies.models import LADDER, VIOLATIONS, Policy, PolicyVersion
 
 from .models import Assignment, Decision, Enforcement, QualityReview, Queue, Reviewer, Strike
 
@@ -139,30 +146,30 @@ def _active_assignment(case_id):
     )
 
 
-def _lock_case_for_decision(case_id):
-    """Lock one case row, with the class and subject a decision reads."""
-    case = Case.objects.select_for_update(of=("self",)).select_related("threat_class", "subject")
-    case = case.filter(pk=case_id).first()
-    if case is None:
-        raise not_found("No such case.")
-    return case
+@contextmanager
+def _prepared(sql, params):
+    """Run a hot statement as a server-side prepared statement; yields the cursor holding its rows.
 
+    The claim and decision statements are large CTEs that PostgreSQL takes longer
+    to plan than to run. Django's cursors bind parameters client-side and never
+    prepare, so these two go through a server-binding cursor with ``prepare=True``:
+    planned once per connection, with Django's error wrapping and query logging kept.
+    """
+    from django.db.backends.postgresql.base import ServerBindingCursor
 
-def _assignment_complete(case_id, now):
-    """End the case's active assignment as completed; the holder's reviewer id, or ``None``."""
-    with connection.cursor() as cur:
-        cur.execute(
-            "UPDATE reviews_assignment SET state = 'completed', ended_at = %s "
-            "WHERE case_id = %s AND state = 'active' RETURNING reviewer_id",
-            [now, case_id],
-        )
-        row = cur.fetchone()
-    return row[0] if row else None
-
-
-# Decisions already run in their own transaction: the savepoint case_transition would
-# open inside it costs two round trips and protects nothing the outer block does not.
-_case_transition_here = getattr(case_transition, "__wrapped__", case_transition)
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    cursor = ServerBindingCursor(connection.connection)
+    try:
+        with connection.wrap_database_errors:
+            if connection.queries_logged:
+                with connection.make_debug_cursor(cursor).debug_sql(sql, params):
+                    cursor.execute(sql, params, prepare=True)
+            else:
+                cursor.execute(sql, params, prepare=True)
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def _assignment_end(assignment, *, state, now):
@@ -188,7 +195,7 @@ WITH counts AS (
              WHERE reviewer_id = %(reviewer)s AND state = 'active') AS active
 ),
 hidden AS (
-    SELECT id FROM policies_threatclass WHERE restricted AND NOT (slug = ANY(%(clearances)s))
+    SELECT id FROM policies_threatclass WHERE restricted AND NOT (slug = ANY(%(clearances)s::text[]))
 ),
 pick_escalated AS (
     SELECT c.id, c.status, c.threat_class_id FROM casework_case c
@@ -229,8 +236,9 @@ moved AS (
 ),
 event AS (
     INSERT INTO casework_caseevent (case_id, at, actor_id, actor_label, kind, detail)
-    SELECT ins.case_id, %(now)s, %(user)s, %(username)s, 'claimed',
-           jsonb_build_object('from', pick.status, 'to', 'in_review', 'assignment', ins.id, 'reviewer', %(username)s)
+    SELECT ins.case_id, %(now)s, %(user)s, %(username)s::text, 'claimed',
+           jsonb_build_object('from', pick.status, 'to', 'in_review', 'assignment', ins.id,
+                              'reviewer', %(username)s::text)
       FROM ins JOIN pick ON pick.id = ins.case_id
     RETURNING id
 )
@@ -285,23 +293,23 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
             raise forbidden(f"{username} does not work the {queue_slug} queue.")
         if not on_shift:
             raise conflict("off_shift", f"{username} is off shift.")
-        lease = now + timedelta(seconds=_lease_seconds())
-        cur.execute(
-            _CLAIM_SQL,
-            {
-                "reviewer": reviewer.pk,
-                "user": user.pk,
-                "username": username,
-                "queue": queue_id,
-                "clearances": list(clearances),
-                "max_active": max_active,
-                "graphic_budget": graphic_budget,
-                "day": _day_start(now),
-                "skipped_since": now - timedelta(seconds=settings.DOCKET["SKIP_COOLDOWN_SECONDS"]),
-                "now": now,
-                "lease": lease,
-            },
-        )
+    lease = now + timedelta(seconds=_lease_seconds())
+    with _prepared(
+        _CLAIM_SQL,
+        {
+            "reviewer": reviewer.pk,
+            "user": user.pk,
+            "username": username,
+            "queue": queue_id,
+            "clearances": list(clearances),
+            "max_active": max_active,
+            "graphic_budget": graphic_budget,
+            "day": _day_start(now),
+            "skipped_since": now - timedelta(seconds=settings.DOCKET["SKIP_COOLDOWN_SECONDS"]),
+            "now": now,
+            "lease": lease,
+        },
+    ) as cur:
         active, case_id, graphic, assignment_id, _ = cur.fetchone()
     if active >= max_active:
         raise conflict("capacity_reached", f"{username} already holds {active} case(s), the maximum.")
@@ -501,26 +509,33 @@ def _validate_decision(*, version, action, rule, duration_days, automated=False)
     return rule, duration_days
 
 
-def _strike_account(subject):
+def _strike_account(*, kind, subject_id, owner_id):
     """The account a strike counts against: the subject itself, or its owner for content."""
-    if subject.kind == Subject.Kind.ACCOUNT:
-        return subject.pk
-    return subject.owner_id
+    if kind == Subject.Kind.ACCOUNT:
+        return subject_id
+    return owner_id
+
+
+# A decision's reporters: every distinct reporter of the case gets the same adjustment.
+# Right-hand sides read the row before the update (SQL semantics), as one adjustment must.
+_REPORTERS_SQL = """
+UPDATE casework_reporter SET
+    reports_decided = GREATEST(reports_decided + %(decided)s, 0),
+    reports_upheld = CASE WHEN %(upheld)s > 0 THEN LEAST(reports_upheld + %(upheld)s, reports_decided + %(decided)s)
+                          WHEN %(upheld)s < 0 THEN GREATEST(reports_upheld + %(upheld)s, 0)
+                          ELSE reports_upheld END
+ WHERE %(adjust_reporters)s
+   AND id IN (SELECT reporter_id FROM casework_signal WHERE case_id = %(case)s AND reporter_id IS NOT NULL)
+"""
 
 
 def _reporters_adjust(case_id, *, decided=0, upheld=0):
     """Set-based: every distinct reporter of the case gets the same adjustment."""
     if not decided and not upheld:
         return 0
-    reporter_ids = Signal.objects.filter(case_id=case_id, reporter_id__isnull=False).values("reporter_id")
-    fields = {}
-    if decided:
-        fields["reports_decided"] = Greatest(F("reports_decided") + decided, 0)
-    if upheld > 0:
-        fields["reports_upheld"] = Least(F("reports_upheld") + upheld, F("reports_decided") + decided)
-    elif upheld < 0:
-        fields["reports_upheld"] = Greatest(F("reports_upheld") + upheld, 0)
-    return Reporter.objects.filter(pk__in=reporter_ids).update(**fields)
+    with connection.cursor() as cur:
+        cur.execute(_REPORTERS_SQL, {"decided": decided, "upheld": upheld, "adjust_reporters": True, "case": case_id})
+        return cur.rowcount
 
 
 def _enqueue_deliveries(enforcement_ids):
@@ -540,40 +555,133 @@ def _enqueue_deliveries(enforcement_ids):
     transaction.on_commit(send)
 
 
+# What follows from a decision (the row ``d`` of the statement it is part of): the strike
+# on the account, the reporters' record, the enforcement rows. One statement, whatever applies.
+_EFFECTS_SQL = f"""
+strike AS (
+    INSERT INTO reviews_strike (account_id, decision_id, weight, created_at, expires_at)
+    SELECT %(strike_account)s::bigint, d.id, %(strike_weight)s, %(now)s, %(strike_expires)s FROM d
+     WHERE %(strike_account)s::bigint IS NOT NULL
+),
+reporters AS ({_REPORTERS_SQL}),
+enforcements AS (
+    INSERT INTO reviews_enforcement (public_id, decision_id, kind, action, duration_days, payload, status, attempts,
+                                     next_attempt_at, last_error, created_at)
+    SELECT gen_random_uuid(), d.id, 'enforce', e.action, e.duration_days, '{{}}'::jsonb, 'pending', 0,
+           %(now)s, '', %(now)s
+      FROM d CROSS JOIN unnest(%(enforce_actions)s::text[], %(enforce_durations)s::int[]) AS e(action, duration_days)
+    RETURNING id
+)
+"""
+
+
+def _effects(
+    *, action, duration_days, case_id, account_id, legal_escalation, reporter_count, version, now, count_reporters=True
+):
+    """The parameters of ``_EFFECTS_SQL``: what a decision entails, human or automated.
+
+    A violation adds a strike (weighted by the version, expiring after the
+    strike window) to the account and is enforced, plus a ``legal_report`` on
+    legal-escalation classes; the case's reporters count one more decided
+    report, upheld if it was a violation (none: nothing to count).
+    """
+    violation = action in VIOLATIONS
+    enforce = []
+    if violation:
+        enforce.append((action, duration_days))
+        if legal_escalation and action != "legal_report":
+            enforce.append(("legal_report", None))
+    return {
+        "case": case_id,
+        "now": now,
+        "strike_account": account_id if violation else None,
+        "strike_weight": version.strike_weight,
+        "strike_expires": now + timedelta(days=settings.DOCKET["STRIKE_WINDOW_DAYS"]),
+        # reporter_count is the case's distinct reporters (kept by intake): none, nothing to count.
+        "adjust_reporters": bool(count_reporters and reporter_count),
+        "decided": 1,
+        "upheld": 1 if violation else 0,
+        "enforce_actions": [a for a, _ in enforce],
+        "enforce_durations": [d for _, d in enforce],
+    }
+
+
 def _decision_effects(*, decision, case, version, now, count_reporters=True):
-    """Strike, reporter accuracy, enforcement rows: shared by human and automated decisions."""
-    violation = decision.action in VIOLATIONS
-    if violation:
-        account_id = _strike_account(case.subject)
-        if account_id is not None:
-            Strike.objects.create(
-                account_id=account_id,
-                decision=decision,
-                weight=version.strike_weight,
-                created_at=now,
-                expires_at=now + timedelta(days=settings.DOCKET["STRIKE_WINDOW_DAYS"]),
-            )
-    # reporter_count is the case's distinct reporters (kept by intake): none, nothing to count.
-    if count_reporters and case.reporter_count:
-        _reporters_adjust(case.pk, decided=1, upheld=1 if violation else 0)
-    enforcements = []
-    if violation:
-        enforcements.append(
-            Enforcement(
-                decision=decision,
-                action=decision.action,
-                duration_days=decision.duration_days,
-                next_attempt_at=now,
-                created_at=now,
-            )
+    """Strike, reporter accuracy, enforcement rows (delivered after commit) for a recorded decision."""
+    subject = case.subject
+    params = _effects(
+        action=decision.action,
+        duration_days=decision.duration_days,
+        case_id=case.pk,
+        account_id=_strike_account(kind=subject.kind, subject_id=subject.pk, owner_id=subject.owner_id),
+        legal_escalation=case.threat_class.legal_escalation,
+        reporter_count=case.reporter_count,
+        version=version,
+        now=now,
+        count_reporters=count_reporters,
+    )
+    with connection.cursor() as cur:
+        cur.execute(
+            f"WITH d AS (SELECT %(decision)s::bigint AS id), {_EFFECTS_SQL} SELECT array(SELECT id FROM enforcements)",
+            {**params, "decision": decision.pk},
         )
-        if case.threat_class.legal_escalation and decision.action != "legal_report":
-            enforcements.append(
-                Enforcement(decision=decision, action="legal_report", next_attempt_at=now, created_at=now)
-            )
-    enforcements = Enforcement.objects.bulk_create(enforcements)
-    _enqueue_deliveries([e.pk for e in enforcements])
-    return enforcements
+        enforcement_ids = sorted(cur.fetchone()[0])
+    _enqueue_deliveries(enforcement_ids)
+    return enforcement_ids
+
+
+# Every status a decision may be made from may become decided (the transition table's rule).
+assert all("decided" in TRANSITIONS[status] for status in Case.ACTIVE_STATUSES)
+
+# One round trip, three statements: lock the case (and read what the checks need), then,
+# each with a snapshot taken after the lock, complete the active assignment (its holder
+# says who may decide) and read the class's active policy version. A refusal rolls it back.
+_DECISION_LOCK_SQL = """
+SELECT c.status, c.holdout, c.reporter_count, tc.slug, tc.restricted, tc.legal_escalation, s.kind, s.id, s.owner_id
+  FROM casework_case c
+  JOIN policies_threatclass tc ON tc.id = c.threat_class_id
+  JOIN casework_subject s ON s.id = c.subject_id
+ WHERE c.id = %(case)s
+   FOR UPDATE OF c;
+UPDATE reviews_assignment SET state = 'completed', ended_at = %(now)s
+ WHERE case_id = %(case)s AND state = 'active'
+RETURNING reviewer_id;
+SELECT pv.id, pv.number, pv.ladder, pv.rules, pv.strike_weight, p.id, p.slug
+  FROM policies_policyversion pv JOIN policies_policy p ON p.id = pv.policy_id
+ WHERE pv.status = 'active' AND p.threat_class_id = (SELECT threat_class_id FROM casework_case WHERE id = %(case)s)
+ ORDER BY pv.policy_id LIMIT 1
+"""
+
+# The decision, the case's move to decided with its event (as case_transition writes it),
+# the QA sample and the effects: one statement.
+_DECISION_SQL = f"""
+WITH d AS (
+    INSERT INTO reviews_decision (case_id, reviewer_id, action, rule, policy_version_id, rationale, duration_days,
+                                  automated, holdout, qa_sampled, relabel, campaign_id, overturned, created_at)
+    VALUES (%(case)s, %(reviewer)s, %(action)s, %(rule)s, %(version)s, %(rationale)s, %(duration_days)s,
+            false, %(holdout)s, %(qa)s, false, %(campaign)s, false, %(now)s)
+    RETURNING id
+),
+moved AS (
+    UPDATE casework_case
+       SET status = 'decided', decided_at = %(now)s, first_action_at = COALESCE(first_action_at, %(now)s),
+           updated_at = %(now)s
+     WHERE id = %(case)s
+),
+event AS (
+    INSERT INTO casework_caseevent (case_id, at, actor_id, actor_label, kind, detail)
+    SELECT %(case)s, %(now)s, %(user)s, %(username)s::text, 'decided',
+           jsonb_build_object('from', %(from)s::text, 'to', 'decided', 'decision', d.id, 'action', %(action)s::text,
+                              'rule', %(rule)s::text, 'policy_version', %(version)s::bigint)
+      FROM d
+),
+qa AS (
+    INSERT INTO reviews_qualityreview (decision_id, status, action, rule, created_at)
+    SELECT d.id, 'pending', '', '', %(now)s FROM d WHERE %(qa)s
+),
+{_EFFECTS_SQL}
+SELECT d.id, array(SELECT id FROM enforcements) FROM d
+"""
 
 
 @transaction.atomic
@@ -598,48 +706,88 @@ def decision_make(
     The decision records the version; the assignment completes; the case is
     decided; a violation adds a strike to the account, counts for the case's
     reporters and is enforced (plus a legal report on legal-escalation
-    classes), delivered after commit; a sample goes to blind QA.
+    classes), delivered after commit; a sample goes to blind QA. Two
+    statements in all: decisions are the other half of every queue cycle.
     """
     reviewer = reviewer_of(reviewer)
-    case = _lock_case_for_decision(case_id)
-    tc = case.threat_class
-    if tc.restricted and tc.slug not in reviewer.clearances:
-        raise not_found("No such case.")
     now = timezone.now()
-    # Completing the assignment first saves a locking read; a refusal below rolls it back.
-    holder_id = _assignment_complete(case.pk, now)
+    with connection.cursor() as cur:
+        cur.execute(_DECISION_LOCK_SQL, {"case": case_id, "now": now})
+        row = cur.fetchone()
+        cur.nextset()
+        holder = cur.fetchone()
+        cur.nextset()
+        version_row = cur.fetchone()
+    if row is None:
+        raise not_found("No such case.")
+    status, holdout, reporter_count, class_slug, restricted, legal_escalation, kind, subject_id, owner_id = row
+    if restricted and class_slug not in reviewer.clearances:
+        raise not_found("No such case.")
+    holder_id = holder[0] if holder else None
     if holder_id != reviewer.pk and not (on_behalf_of_senior and roles.has(reviewer.user, roles.SENIOR)):
         raise forbidden("Only the reviewer holding this case may decide it.", code="not_assignee")
-    if case.status not in Case.ACTIVE_STATUSES:
-        raise conflict("invalid_transition", f"A case that is {case.status} cannot be decided again.")
-    version = active_version_for(tc)
+    if status not in Case.ACTIVE_STATUSES:
+        raise conflict("invalid_transition", f"A case that is {status} cannot be decided again.")
+    if version_row is None:
+        raise conflict("no_active_policy", f"The {class_slug} class has no active policy version.")
+    version_id, number, ladder, rules, strike_weight, policy_id, policy_slug = version_row
+    if isinstance(rules, str):  # Django leaves jsonb undecoded for JSONField to parse
+        rules = json.loads(rules)
+    version = PolicyVersion(
+        id=version_id, number=number, ladder=ladder, rules=rules, strike_weight=strike_weight, status="active"
+    )
+    version.policy = Policy(id=policy_id, slug=policy_slug)
+    version._state.adding = False
     rule, duration_days = _validate_decision(version=version, action=action, rule=rule, duration_days=duration_days)
     qa = random.random() < settings.DOCKET["QA_SAMPLE_RATE"]
-    decision = Decision.objects.create(
-        case=case,
+    user, username = actor_fields(reviewer)
+    params = _effects(
+        action=action,
+        duration_days=duration_days,
+        case_id=case_id,
+        account_id=_strike_account(kind=kind, subject_id=subject_id, owner_id=owner_id),
+        legal_escalation=legal_escalation,
+        reporter_count=reporter_count,
+        version=version,
+        now=now,
+    )
+    rationale = rationale or ""
+    with _prepared(
+        _DECISION_SQL,
+        {
+            **params,
+            "reviewer": reviewer.pk,
+            "action": action,
+            "rule": rule,
+            "version": version_id,
+            "rationale": rationale,
+            "duration_days": duration_days,
+            "holdout": holdout,
+            "qa": qa,
+            "campaign": campaign.pk if campaign is not None else None,
+            "user": user.pk,
+            "username": username,
+            "from": status,
+        },
+    ) as cur:
+        decision_id, enforcement_ids = cur.fetchone()
+    _enqueue_deliveries(sorted(enforcement_ids))
+    decision = Decision(
+        id=decision_id,
+        case_id=case_id,
         reviewer=reviewer,
         action=action,
         rule=rule,
         policy_version=version,
-        rationale=rationale or "",
+        rationale=rationale,
         duration_days=duration_days,
         automated=False,
-        holdout=case.holdout,
+        holdout=holdout,
         qa_sampled=qa,
         campaign=campaign,
         created_at=now,
     )
-    _case_transition_here(
-        case=case,
-        to="decided",
-        actor=reviewer,
-        kind="decided",
-        detail={"decision": decision.pk, "action": action, "rule": rule, "policy_version": version.pk},
-        at=now,
-    )
-    _decision_effects(decision=decision, case=case, version=version, now=now)
-    if qa:
-        QualityReview.objects.create(decision=decision, created_at=now)
+    decision._state.adding = False
     return decision
 
 
