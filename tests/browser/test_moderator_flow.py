@@ -138,3 +138,22 @@ def test_dashboard_and_escalations_for_a_senior(page, live_server, sign_in, scre
     page.goto(f"{live_server.url}/queues/spam/")
     expect(page.get_by_text("Decide the selected cases (senior)")).to_be_visible()
     screenshot(page, "queue-spam")
+
+
+def test_dashboard_charts_with_the_demo_incident(page, live_server, sign_in, screenshot):
+    """The dashboard as a newcomer sees it after `make run`: the demo incident, some of it decided."""
+    from django.core.management import call_command
+
+    from reviews.models import Reviewer
+    from reviews.services import decision_make
+
+    call_command("docket_demo", password="demo-password-1")
+    moderator = Reviewer.objects.get(user__username="mod")
+    for queue_slug, action, rule in [("spam", "remove", "SP-1"), ("spam", "no_violation", ""), ("ato", "lock", "AS-1")]:
+        assignment = queue_claim(reviewer=moderator, queue_slug=queue_slug)
+        decision_make(case_id=assignment.case_id, reviewer=moderator, action=action, rule=rule)
+    sign_in(page, "senior", "demo-password-1")
+    page.get_by_role("navigation").get_by_role("link", name="Dashboard").click()
+    expect(page.locator("svg.chart")).to_have_count(4)
+    expect(page.get_by_role("cell", name="spam-classifier").first).to_be_visible()
+    screenshot(page, "dashboard-demo")
