@@ -7,7 +7,6 @@ from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from docket import roles
 from docket.errors import DocketError
@@ -47,6 +46,10 @@ def exception_handler(exc, context):
             {"code": "invalid", "detail": "The request is invalid.", "errors": _flatten(errors)},
             status=status.HTTP_400_BAD_REQUEST,
         )
+    # Imported here: DRF's views module reads the classes this module defines
+    # (parser, pagination) from settings when it is first imported.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None:
         if isinstance(exc, DatabaseError):
