@@ -135,19 +135,21 @@ def main(argv=None):
         times = common.timed(get, args.requests)
         with CaptureQueriesContext(connection) as captured:
             get()
+        # Read now: the next request resets the connection's query log.
         queries = [q["sql"] for q in captured.captured_queries]
+        slowest = max(captured.captured_queries, key=lambda q: float(q["time"]))
         sep = "&" if "?" in url else "?"
         with CaptureQueriesContext(connection) as bigger:
             get(url + (f"{sep}page_size=100" if "/api/" in url else ""))
+        n_small, n_big = len(queries), len(bigger)
         bare = _replay(queries, args.requests)
         p50, p99 = common.pct(times, 50), common.pct(times, 99)
         bare50, bare99 = common.pct(bare, 50), common.pct(bare, 99)
-        slowest = max(captured.captured_queries, key=lambda q: float(q["time"]))
         common.explain(label, slowest["sql"])
-        constant = len(captured) == len(bigger) or "/api/" not in url
-        row = f"{label}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {len(captured)} queries"
+        constant = n_small == n_big or "/api/" not in url
+        row = f"{label}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {n_small} queries"
         if "/api/" in url:
-            row += f" ({len(bigger)} at page_size=100)"
+            row += f" ({n_big} at page_size=100)"
         print(row + f"; bare SQL p50 {bare50:.1f} ms, p99 {bare99:.1f} ms", flush=True)
         common.compare(
             f"{label} p99",
@@ -157,10 +159,10 @@ def main(argv=None):
             higher_is_better=False,
             target="p99 < 100 ms, constant queries" if targeted else "",
             met=(p99 < 100 and constant) if targeted else None,
-            note="" if constant else f"query count grows with page size: {len(captured)} -> {len(bigger)}",
+            note="" if constant else f"query count grows with page size: {n_small} -> {n_big}",
         )
         figures[f"{label} p50/p99 ms"] = f"{p50:.1f} / {p99:.1f}"
-        figures[f"{label} queries"] = len(captured) if "/api/" not in url else f"{len(captured)} / {len(bigger)}"
+        figures[f"{label} queries"] = n_small if "/api/" not in url else f"{n_small} / {n_big}"
         figures[f"{label} bare SQL p50/p99 ms"] = f"{bare50:.1f} / {bare99:.1f}"
     common.report("pages", {"cases": total, **figures})
     return 0

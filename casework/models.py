@@ -261,6 +261,15 @@ class Case(models.Model):
                 condition=Q(status="open"),
             ),
             models.Index(F("priority").desc(), "id", name="case_priority_idx"),
+            # A queue's page and the case list by queue: its waiting and held cases by priority, without
+            # walking the higher-priority cases of every other queue (bench/pages.py shows the plan).
+            models.Index(
+                "queue",
+                F("priority").desc(),
+                "id",
+                name="case_active_queue_priority_idx",
+                condition=Q(status__in=["open", "in_review", "escalated"]),
+            ),
             models.Index(fields=["status", "sla_due_at"], name="case_status_sla_idx"),
             models.Index(fields=["threat_class", "status"], name="case_class_status_idx"),
             models.Index(fields=["created_at"], name="case_created_at_idx"),

@@ -6,7 +6,9 @@ from casework.models import Case
 
 
 class CaseFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=Case.Status.choices)
+    # distinct=False: a case has one status, so no duplicates to remove; django-filter's default DISTINCT
+    # made PostgreSQL sort every matching case before the first page (bench/pages.py shows the plan).
+    status = django_filters.MultipleChoiceFilter(choices=Case.Status.choices, distinct=False)
     threat_class = django_filters.CharFilter(field_name="threat_class__slug")
     queue = django_filters.CharFilter(field_name="queue__slug")
     campaign = django_filters.NumberFilter(field_name="campaign_id")

@@ -17,34 +17,16 @@ class QueueSerializer(serializers.Serializer):
     drain_state = serializers.ChoiceField(choices=["idle", "draining", "growing"])
 
 
-class CaseSummarySerializer(serializers.Serializer):
-    """The case in a claim answer, until the casework detail serializer is used."""
-
-    id = serializers.IntegerField()
-    status = serializers.CharField()
-    threat_class = serializers.CharField(source="threat_class.slug")
-    queue = serializers.CharField(source="queue.slug")
-    priority = serializers.FloatField()
-    sla_due_at = serializers.DateTimeField()
-
-
-def case_representation(case, request):
-    """The full case detail of ``casework.api`` when available, else a summary."""
-    try:
-        from casework.api.serializers import CaseDetailSerializer
-
-        from casework.selectors import case_visible
-    except ImportError:
-        return CaseSummarySerializer(case).data
-    case = case_visible(user=request.user, case_id=case.pk)
-    return CaseDetailSerializer(case, context={"request": request}).data
-
-
 def assignment_representation(assignment, request):
+    """A claim's answer: the assignment and the case in the full detail of ``casework.api`` (by id, one read)."""
+    from casework.api.serializers import CaseDetailSerializer
+    from casework.selectors import case_visible
+
+    case = case_visible(user=request.user, case_id=assignment.case_id)
     return {
         "assignment": assignment.pk,
         "lease_expires_at": serializers.DateTimeField().to_representation(assignment.lease_expires_at),
-        "case": case_representation(assignment.case, request),
+        "case": CaseDetailSerializer(case, context={"request": request}).data,
     }
 
 
