@@ -9,6 +9,8 @@ runs, for ``--seconds`` each:
 - ``sql``: a bare ``SELECT ... FOR UPDATE SKIP LOCKED`` + ``UPDATE`` claim
   transaction and an ``UPDATE`` decide transaction per cycle (psycopg, no
   Django): the floor the database itself sets;
+- ``sqlrows``: bare SQL writing the rows Docket writes (assignment, the two case
+  moves and their events, decision, strike, enforcement), a plain statement each;
 - ``service``: ``queue_claim`` then ``decision_make`` (every check, event,
   strike, enforcement row and after-commit enqueue of the real path);
 - ``api``: ``POST /queues/spam/claim/`` then ``POST /cases/{id}/decision/``
@@ -81,6 +83,78 @@ def _sql_worker(conninfo, queue_id):
     return cycle, conn.close
 
 
+def _sqlrows_worker(conninfo, queue_id, reviewer_id, user_id, version_id):
+    """Bare SQL writing the rows Docket writes, one plain statement at a time: the assignment, the case
+    moves and their events, the decision, the strike and the enforcement (no checks, no QA, no task)."""
+    import psycopg
+
+    conn = psycopg.connect(conninfo, autocommit=False)
+    cur = conn.cursor()
+
+    def cycle():
+        t0 = time.perf_counter()
+        cur.execute(
+            "SELECT id FROM casework_case WHERE queue_id = %s AND status = 'open' "
+            "ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            [queue_id],
+        )
+        row = cur.fetchone()
+        if row is None:
+            conn.rollback()
+            return None, None
+        case_id = row[0]
+        cur.execute(
+            "INSERT INTO reviews_assignment (case_id, reviewer_id, state, graphic, claimed_at, lease_expires_at) "
+            "VALUES (%s, %s, 'active', false, now(), now() + interval '15 minutes') RETURNING id",
+            [case_id, reviewer_id],
+        )
+        cur.execute("UPDATE casework_case SET status = 'in_review', updated_at = now() WHERE id = %s", [case_id])
+        cur.execute(
+            "INSERT INTO casework_caseevent (case_id, at, actor_id, actor_label, kind, detail) "
+            "VALUES (%s, now(), %s, 'bench', 'claimed', '{}')",
+            [case_id, user_id],
+        )
+        conn.commit()
+        latency = time.perf_counter() - t0
+        cur.execute(
+            "UPDATE reviews_assignment SET state = 'completed', ended_at = now() "
+            "WHERE case_id = %s AND state = 'active'",
+            [case_id],
+        )
+        cur.execute(
+            "INSERT INTO reviews_decision (case_id, reviewer_id, action, rule, policy_version_id, rationale, automated,"
+            " holdout, qa_sampled, relabel, overturned, created_at)"
+            " VALUES (%s, %s, 'remove', 'SP-1', %s, '', false, false, false, false, false, now()) RETURNING id",
+            [case_id, reviewer_id, version_id],
+        )
+        (decision_id,) = cur.fetchone()
+        cur.execute(
+            "UPDATE casework_case SET status = 'decided', decided_at = now(), first_action_at = now(), "
+            "updated_at = now() WHERE id = %s",
+            [case_id],
+        )
+        cur.execute(
+            "INSERT INTO casework_caseevent (case_id, at, actor_id, actor_label, kind, detail) "
+            "VALUES (%s, now(), %s, 'bench', 'decided', '{}')",
+            [case_id, user_id],
+        )
+        cur.execute(
+            "INSERT INTO reviews_strike (account_id, decision_id, weight, created_at, expires_at) "
+            "SELECT subject_id, %s, 1, now(), now() + interval '90 days' FROM casework_case WHERE id = %s",
+            [decision_id, case_id],
+        )
+        cur.execute(
+            "INSERT INTO reviews_enforcement (public_id, decision_id, kind, action, payload, status, attempts,"
+            " next_attempt_at, last_error, created_at) VALUES (gen_random_uuid(), %s, 'enforce', 'remove', '{}',"
+            " 'pending', 0, now(), '', now())",
+            [decision_id],
+        )
+        conn.commit()
+        return case_id, latency
+
+    return cycle, conn.close
+
+
 def _service_worker(username):
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -135,6 +209,8 @@ def _process_main(mode, specs, start_at, seconds, out):
         try:
             if mode == "sql":
                 cycle, close = _sql_worker(*spec)
+            elif mode == "sqlrows":
+                cycle, close = _sqlrows_worker(*spec)
             elif mode == "service":
                 cycle, close = _service_worker(spec)
             else:
@@ -255,6 +331,17 @@ def _start_gunicorn(workers, threads, redis_db):
     raise SystemExit("gunicorn did not start")
 
 
+def _sqlrows_ids(usernames):
+    """(reviewer id, user id, spam's active version id) per bench reviewer, for the same-rows bare loop."""
+    from django.contrib.auth import get_user_model
+
+    from policies.models import PolicyVersion
+
+    version = PolicyVersion.objects.get(policy__threat_class__slug=QUEUE, status="active").pk
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=usernames).select_related("reviewer")}
+    return [(users[n].reviewer.pk, users[n].pk, version) for n in usernames]
+
+
 def _explain_claim(queue_id, username):
     """The plans of the claim: the service's one-statement CTE and the bare pick (both rolled back)."""
     from datetime import timedelta
@@ -311,7 +398,8 @@ def main(argv=None):
     _explain_claim(queue_id, usernames[0])
 
     server = None
-    modes = ["sql", "service"] + ([] if args.no_api else ["api"])
+    modes = ["sql", "sqlrows", "service"] + ([] if args.no_api else ["api"])
+    rows_ids = _sqlrows_ids(usernames)
     rows, latency, doubles_by = {}, {}, {}
     try:
         if not args.no_api:
@@ -327,6 +415,8 @@ def main(argv=None):
             for mode in modes:
                 if mode == "sql":
                     specs = [(conninfo, queue_id)] * n
+                elif mode == "sqlrows":
+                    specs = [(conninfo, queue_id, *rows_ids[i]) for i in range(n)]
                 elif mode == "service":
                     specs = usernames[:n]
                 else:
@@ -357,16 +447,23 @@ def main(argv=None):
             sql_rate = rows.get(("sql", n))
             for mode in modes[1:]:
                 doubles = doubles_by[(mode, n)]
+                targeted = (mode, n) == ("service", 16)
+                label = {"sqlrows": "bare SQL writing Docket's rows", "service": "service", "api": "HTTP API"}[mode]
                 common.compare(
-                    f"claim + decide, {mode}, {n} reviewer(s)",
+                    f"claim + decide, {label}, {n} reviewer(s)",
                     docket=round(rows[(mode, n)], 1),
                     bare=round(sql_rate, 1) if sql_rate else None,
                     unit="cycles/s",
-                    target=">= 50%, 0 double" if (mode, n) == ("service", 16) else "0 double",
-                    met=(doubles == 0 and rows[(mode, n)] >= 0.5 * sql_rate)
-                    if (mode, n) == ("service", 16)
-                    else doubles == 0,
+                    target=">= 50%, 0 double" if targeted else "0 double",
+                    met=(doubles == 0 and rows[(mode, n)] >= 0.5 * sql_rate) if targeted else doubles == 0,
                     note=f"{doubles} double assignment(s)" if doubles else "",
+                )
+            if ("sqlrows", n) in rows:
+                common.compare(
+                    f"claim + decide, service vs bare SQL of the same rows, {n} reviewer(s)",
+                    docket=round(rows[("service", n)], 1),
+                    bare=round(rows[("sqlrows", n)], 1),
+                    unit="cycles/s",
                 )
             common.compare(
                 f"claim latency p99, {'API' if 'api' in modes else 'service'}, {n} reviewer(s)",

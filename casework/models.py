@@ -38,7 +38,11 @@ class Subject(models.Model):
                 name="subject_only_content_has_owner", condition=Q(owner__isnull=True) | Q(kind="content")
             ),
         ]
-        indexes = [models.Index(fields=["updated_at"], name="subject_updated_at_idx")]
+        indexes = [
+            models.Index(fields=["updated_at"], name="subject_updated_at_idx"),
+            # The case list's ``subject`` filter names the external id alone (the unique index leads with kind).
+            models.Index(fields=["external_id"], name="subject_external_id_idx"),
+        ]
 
     def __str__(self):
         return f"{self.kind}:{self.external_id}"
@@ -271,6 +275,8 @@ class Case(models.Model):
                 condition=Q(status__in=["open", "in_review", "escalated"]),
             ),
             models.Index(fields=["status", "sla_due_at"], name="case_status_sla_idx"),
+            # The case list ordered by SLA (``ordering=sla_due_at``) across statuses: a walk, not a sort of all.
+            models.Index("sla_due_at", "id", name="case_sla_idx"),
             models.Index(fields=["threat_class", "status"], name="case_class_status_idx"),
             models.Index(fields=["created_at"], name="case_created_at_idx"),
         ]
