@@ -78,8 +78,21 @@ def wilson_interval(successes, n, z=Z95):
 # --- the cache --------------------------------------------------------------------------------------------------
 
 
+def _data_version():
+    """A cheap fingerprint of what the metrics read: every state change writes a case event,
+    every intake a signal, so the newest ids of those two tables move whenever most
+    figures can (delivery failures may lag by the cache time). Two index look-ups."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT max(id) FROM casework_caseevent), (SELECT max(id) FROM casework_signal)"
+        )
+        return "-".join(str(v or 0) for v in cursor.fetchone())
+
+
 def _cache_key(clearances):
-    return f"metrics:v1:{connection.settings_dict['NAME']}:{','.join(sorted(clearances)) or '-'}"
+    # The snapshot is reused while nothing it reads has changed, and never for
+    # longer than METRICS_CACHE_SECONDS (time-based figures such as SLA breaches).
+    return f"metrics:v2:{connection.settings_dict['NAME']}:{','.join(sorted(clearances)) or '-'}:{_data_version()}"
 
 
 def _writing_transaction():
