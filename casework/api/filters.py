@@ -1,16 +1,18 @@
 """The one FilterSet for cases, shared by the API and the moderator UI."""
 
 import django_filters
+from django.db.models import Subquery
 
 from casework.models import Case
+from policies.models import ThreatClass
 
 
 class CaseFilter(django_filters.FilterSet):
     # distinct=False: a case has one status, so no duplicates to remove; django-filter's default DISTINCT
     # made PostgreSQL sort every matching case before the first page (bench/pages.py shows the plan).
     status = django_filters.MultipleChoiceFilter(choices=Case.Status.choices, distinct=False)
-    threat_class = django_filters.CharFilter(field_name="threat_class__slug")
-    queue = django_filters.CharFilter(field_name="queue__slug")
+    threat_class = django_filters.CharFilter(method="filter_threat_class", help_text="A threat class slug.")
+    queue = django_filters.CharFilter(method="filter_queue", help_text="A queue slug.")
     campaign = django_filters.NumberFilter(field_name="campaign_id")
     subject = django_filters.CharFilter(field_name="subject__external_id", help_text="The subject's external id.")
     assigned_to = django_filters.CharFilter(method="filter_assigned_to", help_text="Username holding the case.")
@@ -23,6 +25,15 @@ class CaseFilter(django_filters.FilterSet):
     class Meta:
         model = Case
         fields = []
+
+    # By id (a scalar subquery), not through a join on the slug: PostgreSQL then walks the queue's or class's
+    # cases in index order instead of every case by priority until a page matches (bench/pages.py, plans).
+    def filter_threat_class(self, queryset, name, value):
+        return queryset.filter(threat_class_id=Subquery(ThreatClass.objects.filter(slug=value).values("id")[:1]))
+
+    def filter_queue(self, queryset, name, value):
+        queues = Case.queue.field.related_model.objects.filter(slug=value)
+        return queryset.filter(queue_id=Subquery(queues.values("id")[:1]))
 
     def filter_assigned_to(self, queryset, name, value):
         return queryset.filter(assignments__state="active", assignments__reviewer__user__username=value)
