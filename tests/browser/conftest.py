@@ -13,8 +13,12 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
+    # One Playwright per test, not per session: its sync API runs an asyncio loop in
+    # this thread, and while that loop lives Django's connection handler (a
+    # context-local) hands out fresh connection objects that lack the serialized
+    # test data. Every later transactional test would then start with empty tables.
     from playwright.sync_api import expect, sync_playwright
 
     # Two shared cores: give assertions room under load instead of failing on time.
@@ -59,31 +63,3 @@ def sign_in(live_server):
 
     return go
 
-
-DEFAULTS = [
-    ("policies.migrations.0002_default_policies", "forwards"),
-    ("casework.migrations.0003_caseevent_append_only_and_sources", "default_sources"),
-    ("reviews.migrations.0002_default_queues", "forwards"),
-    ("appeals.migrations.0003_default_message_templates", "forwards"),
-]
-
-
-@pytest.fixture(autouse=True)
-def shipped_defaults(transactional_db):
-    """The shipped classes, policies, sources, queues and groups, present for every live-server test.
-
-    A transactional test flushes the tables when it ends; when serialized rollback
-    cannot restore them (a non-transactional test ran first in the session), seed
-    them again from the data migrations themselves.
-    """
-    from importlib import import_module
-
-    from django.apps import apps
-
-    from docket import roles
-    from policies.models import ThreatClass
-
-    if not ThreatClass.objects.exists():
-        for module, function in DEFAULTS:
-            getattr(import_module(module), function)(apps, None)
-    roles.ensure_groups()
