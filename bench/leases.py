@@ -1,15 +1,16 @@
 """Lease expiry sweep: ``reviews.services.leases_expire`` beside one bare statement doing the same writes.
 
-    python -m bench.leases [--cases 1000000] [--expired 20000] [--live 5000] [--runs 5] [--scale S]
+    python -m bench.leases [--cases 1000000] [--expired 20000] [--live 5000] [--history 250000] [--runs 5] [--scale S]
 
 On the shared seed, ``--expired`` cases are in review under assignments whose
-lease ran out and ``--live`` more under leases still running. Each run ends
+lease ran out and ``--live`` more under leases still running, beside
+``--history`` completed assignments. Each run ends
 every expired assignment, reopens its case and writes its ``lease_expired``
 event, inside a transaction that is then rolled back, so every run (Docket's
 and the bare statement's, alternating) sees the same rows:
 
-- ``docket``: ``leases_expire`` (a locking SELECT ... SKIP LOCKED, two UPDATEs,
-  a bulk INSERT of events);
+- ``docket``: ``leases_expire`` (one statement: a locking SELECT ... SKIP LOCKED
+  feeding two UPDATEs and the INSERT of events);
 - ``bare``: one statement (UPDATE ... RETURNING into UPDATE into INSERT), no locks taken
   beyond the updates' own.
 """
@@ -36,6 +37,13 @@ SELECT id, %(now)s, NULL, 'system', 'lease_expired',
 """
 
 SEED_SQL = """
+-- History: the assignments of cases already reviewed, which the sweep must not wade through.
+INSERT INTO reviews_assignment (case_id, reviewer_id, state, graphic, claimed_at, lease_expires_at, ended_at)
+SELECT c.id, r.ids[1 + c.id %% array_length(r.ids, 1)], 'completed', false, now() - interval '2 days',
+       now() - interval '2 days' + interval '15 minutes', now() - interval '2 days' + interval '5 minutes'
+  FROM (SELECT id FROM casework_case WHERE id %% 7 <> 3 ORDER BY id LIMIT %(history)s) c
+ CROSS JOIN (SELECT array_agg(id ORDER BY id) AS ids FROM reviews_reviewer
+              WHERE user_id IN (SELECT id FROM auth_user WHERE username LIKE 'bench-lease-%%')) r;
 INSERT INTO reviews_assignment (case_id, reviewer_id, state, graphic, claimed_at, lease_expires_at)
 SELECT c.id, r.ids[1 + c.id %% array_length(r.ids, 1)], 'active', false,
        now() - interval '1 hour',
@@ -55,33 +63,35 @@ class _Rollback(Exception):
 
 
 def main(argv=None):
-    args = common.parser(__doc__, cases=1_000_000, expired=20_000, live=5_000, runs=5).parse_args(argv)
+    args = common.parser(__doc__, cases=1_000_000, expired=20_000, live=5_000, history=250_000, runs=5).parse_args(argv)
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     expired = common.scaled(args.expired, args.scale, minimum=100)
     live = common.scaled(args.live, args.scale, minimum=10)
+    history = common.scaled(args.history, args.scale, minimum=100)
     common.scale_setup(cases)
     import psycopg
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from reviews import services
     from reviews.services import leases_expire
 
     common.reviewers(50, prefix="bench-lease-", max_active=1000)
     with connection.cursor() as cur:
-        cur.execute(SEED_SQL, {"expired": expired, "total": expired + live})
+        cur.execute(SEED_SQL, {"expired": expired, "total": expired + live, "history": history})
         cur.execute("VACUUM ANALYZE reviews_assignment")
         cur.execute("VACUUM ANALYZE casework_case")
-        cur.execute("SELECT count(*) FILTER (WHERE lease_expires_at <= now()), count(*) FROM reviews_assignment")
+        cur.execute(
+            "SELECT count(*) FILTER (WHERE lease_expires_at <= now()), count(*) FROM reviews_assignment"
+            " WHERE state = 'active'"
+        )
         due, active = cur.fetchone()
-    print(f"{active:,} active assignments, {due:,} past their lease, over {cases:,} cases")
+    print(f"{active:,} active assignments ({history:,} past ones), {due:,} past their lease, over {cases:,} cases")
     now = timezone.now()
     common.explain(
-        "lease sweep: locking select",
-        """SELECT a.id, a.case_id, c.status FROM reviews_assignment a
-             JOIN casework_case c ON c.id = a.case_id
-            WHERE a.state = 'active' AND a.lease_expires_at <= %s
-              FOR UPDATE OF c, a SKIP LOCKED""",
-        [now],
+        "lease sweep (docket)",
+        services._LEASES_EXPIRE_SQL,
+        {"now": now, "system": "system"},
     )
     common.explain("lease sweep: bare statement", BARE_SQL, {"now": now})
 

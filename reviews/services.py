@@ -22,7 +22,6 @@ from casework.services import (
     TRANSITIONS,
     actor_fields,
     case_event_add,
-    case_events_add_bulk,
     case_transition,
     lock_case,
 )
@@ -385,46 +384,46 @@ def assignment_skip(*, assignment_id, reviewer) -> Assignment:
     return _assignment_return(assignment_id, reviewer, state=Assignment.State.SKIPPED)
 
 
+# The lease sweep in one statement: lock what is due (skipping rows a decision in flight
+# holds), expire the assignments, reopen the cases in review, write their events.
+_LEASES_EXPIRE_SQL = """
+WITH due AS (
+    SELECT a.id, a.case_id, c.status FROM reviews_assignment a
+      JOIN casework_case c ON c.id = a.case_id
+     WHERE a.state = 'active' AND a.lease_expires_at <= %(now)s
+       FOR UPDATE OF c, a SKIP LOCKED
+),
+expired AS (
+    UPDATE reviews_assignment a SET state = 'expired', ended_at = %(now)s FROM due WHERE a.id = due.id
+    RETURNING a.id
+),
+reopened AS (
+    UPDATE casework_case c SET status = 'open', updated_at = %(now)s
+      FROM due WHERE c.id = due.case_id AND due.status = 'in_review'
+    RETURNING c.id, due.id AS assignment_id
+),
+events AS (
+    INSERT INTO casework_caseevent (case_id, at, actor_id, actor_label, kind, detail)
+    SELECT id, %(now)s, NULL, %(system)s, 'lease_expired',
+           jsonb_build_object('from', 'in_review', 'to', 'open', 'assignment', assignment_id)
+      FROM reopened
+)
+SELECT count(*) FROM expired
+"""
+
+
 @transaction.atomic
 def leases_expire(*, now=None) -> int:
     """End every active assignment whose lease has run out; its case goes back to open.
 
-    Set-based: one locking SELECT, two UPDATEs and one bulk INSERT of events,
-    whatever the count. Rows locked by a decision in flight are skipped (the
-    next sweep sees them if the decision did not happen). Returns the count.
+    Set-based: one statement whatever the count (the assignments expired, the
+    cases in review reopened, a ``lease_expired`` event each). Rows locked by
+    a decision in flight are skipped (the next sweep sees them if the decision
+    did not happen). Returns the count.
     """
-    now = now or timezone.now()
     with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT a.id, a.case_id, c.status FROM reviews_assignment a
-              JOIN casework_case c ON c.id = a.case_id
-             WHERE a.state = 'active' AND a.lease_expires_at <= %s
-             FOR UPDATE OF c, a SKIP LOCKED
-            """,
-            [now],
-        )
-        rows = cur.fetchall()
-        if not rows:
-            return 0
-        cur.execute(
-            "UPDATE reviews_assignment SET state = 'expired', ended_at = %s WHERE id = ANY(%s)",
-            [now, [r[0] for r in rows]],
-        )
-        reopen = [r[1] for r in rows if r[2] == "in_review"]
-        if reopen:
-            cur.execute(
-                "UPDATE casework_case SET status = 'open', updated_at = %s WHERE id = ANY(%s) AND status = 'in_review'",
-                [now, reopen],
-            )
-    case_events_add_bulk(
-        [
-            (case_id, "lease_expired", None, {"from": "in_review", "to": "open", "assignment": aid}, now)
-            for aid, case_id, status in rows
-            if status == "in_review"
-        ]
-    )
-    return len(rows)
+        cur.execute(_LEASES_EXPIRE_SQL, {"now": now or timezone.now(), "system": actor_fields(None)[1]})
+        return cur.fetchone()[0]
 
 
 @transaction.atomic
