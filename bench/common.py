@@ -305,6 +305,31 @@ BIG_TABLES = re.compile(
 )
 
 
+_ACTUAL = re.compile(r"actual rows=(\d+) loops=(\d+)")
+_REMOVED = re.compile(r"Rows Removed by Filter: (\d+)")
+
+
+def _big_seq_scans(lines, threshold=10_000):
+    """Sequential scans of a growing table that read ``threshold`` rows or more (all of them without ANALYZE)."""
+    found = []
+    for i, line in enumerate(lines):
+        if not BIG_TABLES.search(line):
+            continue
+        actual = _ACTUAL.search(line)
+        if actual is None:
+            found.append(line.strip())
+            continue
+        loops = int(actual.group(2))
+        read = int(actual.group(1)) * loops
+        for following in lines[i + 1 : i + 4]:
+            removed = _REMOVED.search(following)
+            if removed:
+                read += int(removed.group(1)) * loops
+        if read >= threshold:
+            found.append(f"{line.strip()} ({read:,} rows read)")
+    return found
+
+
 def explain(label: str, sql: str, params=None, *, analyze: bool = True, full_scan: bool = False) -> str:
     """Print the plan of ``sql`` (``EXPLAIN ANALYZE`` rolled back when it writes) and note seq scans on big tables.
 
@@ -327,7 +352,7 @@ def explain(label: str, sql: str, params=None, *, analyze: bool = True, full_sca
             raise _Rollback  # an EXPLAIN ANALYZE of a write must not write
     except _Rollback:
         pass
-    big_seq = [] if full_scan else [line.strip() for line in lines if BIG_TABLES.search(line)]
+    big_seq = [] if full_scan else _big_seq_scans(lines)
     print(f"-- EXPLAIN {label}")
     for line in lines:
         print(f"   {line}")

@@ -1,6 +1,6 @@
 """Read paths at production size: the moderator's queue page and home, and the case list API with filters.
 
-    python -m bench.pages [--cases 1000000] [--requests 60] [--scale S]
+    python -m bench.pages [--cases 1000000] [--requests 80] [--scale S]
 
 On the shared seed (``--cases`` open cases; a few hundred in review), each
 page or API call is requested ``--requests`` times through Django's full
@@ -89,7 +89,7 @@ def _replay(queries, runs):
 
 
 def main(argv=None):
-    args = common.parser(__doc__, cases=1_000_000, requests=60).parse_args(argv)
+    args = common.parser(__doc__, cases=1_000_000, requests=80).parse_args(argv)
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     common.scale_setup(cases)
     from django.db import connection
