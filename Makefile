@@ -30,4 +30,4 @@ stop:
 
 # `make bench` is the full suite (1,000,000 cases, ~15 min); `make bench BENCH_ARGS="--scale 0.1"` a quick one.
 bench: venv
-	$(PY) -m bench $(BENCH_ARGS) $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
