@@ -248,6 +248,8 @@ DOCKET = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # The level is the handler's too: records propagated from django.request and
+    # other named loggers skip the root logger's own level check.
+    "handlers": {"console": {"class": "logging.StreamHandler", "level": os.environ.get("DOCKET_LOG_LEVEL", "WARNING")}},
     "root": {"handlers": ["console"], "level": os.environ.get("DOCKET_LOG_LEVEL", "WARNING")},
 }

@@ -26,6 +26,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -84,13 +85,17 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "gunicorn", "docket.wsgi", "-w", "4", "--threads", "8"]
         command += ["-b", f"127.0.0.1:{self.port}", "--timeout", "120", "--log-level", "warning"]
+        # The server's log goes to a file: an unread pipe fills up and blocks every worker thread.
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=_server_env(self.port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command, cwd=ROOT, env=_server_env(self.port), stdout=subprocess.DEVNULL, stderr=self.log
         )
         wait_for(self._answers, 90, "gunicorn to answer")
 
     def _answers(self):
-        assert self.process.poll() is None, self.process.stderr.read().decode()
+        if self.process.poll() is not None:
+            self.log.seek(0)
+            raise AssertionError(self.log.read().decode(errors="replace")[-4000:])
         try:
             return requests.get(f"{self.url}/login/", timeout=2).status_code == 200
         except requests.RequestException:
@@ -103,6 +108,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+        self.log.close()
 
 
 class Tally:
@@ -110,8 +116,21 @@ class Tally:
         self.lock = threading.Lock()
         self.counts = Counter()
         self.server_errors = []
+        self.client_errors = []
         self.sent = set()
         self.intake_statuses = Counter()
+
+    def guarded(self, loop):
+        """Run a client loop; an exception (a timeout, a dropped connection) is recorded, not lost."""
+
+        def run(*args):
+            try:
+                loop(*args)
+            except Exception as e:
+                with self.lock:
+                    self.client_errors.append(f"{loop.__name__}: {e!r}"[:300])
+
+        return run
 
     def add(self, what, response):
         with self.lock:
@@ -263,14 +282,18 @@ def test_soak_64_reviewers_and_intake_against_a_live_server(capsys):
         began = time.monotonic()
         deadline = began + SOAK_SECONDS
         threads = [
-            threading.Thread(target=reviewer_loop, args=(server, tokens[i], i, deadline, tally, decisions))
+            threading.Thread(
+                target=tally.guarded(reviewer_loop), args=(server, tokens[i], i, deadline, tally, decisions)
+            )
             for i in range(REVIEWERS)
         ]
         threads += [
-            threading.Thread(target=intake_loop, args=(server, platform_token, 1000 + i, deadline, tally))
+            threading.Thread(
+                target=tally.guarded(intake_loop), args=(server, platform_token, 1000 + i, deadline, tally)
+            )
             for i in range(2)
         ]
-        threads.append(threading.Thread(target=sweeper_loop, args=(deadline, tally)))
+        threads.append(threading.Thread(target=tally.guarded(sweeper_loop), args=(deadline, tally)))
         for t in threads:
             t.start()
         for t in threads:
@@ -282,6 +305,7 @@ def test_soak_64_reviewers_and_intake_against_a_live_server(capsys):
 
     counts = tally.counts
     assert tally.server_errors == []
+    assert tally.client_errors == []  # no client gave up: no request waited out its timeout
     assert {status for (what, status) in counts if what == "intake"} <= {200, 201}
 
     # No double assignment, capacity never exceeded, the timeline complete.
