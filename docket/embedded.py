@@ -429,7 +429,8 @@ def _pg_start(paths: _Paths, pg: dict, state: dict):
         paths.pg_pid.unlink()
     pg["port"] = _pick_port(pg.get("port"), "PostgreSQL")
     _save_state(paths, state)
-    options = f"-p {pg['port']} -c listen_addresses={HOST} -c unix_socket_directories=''"
+    # Room for a web server's threads, workers, and the concurrency tests and soak.
+    options = f"-p {pg['port']} -c listen_addresses={HOST} -c unix_socket_directories='' -c max_connections=300"
     _say(f"starting PostgreSQL on {HOST}:{pg['port']} ({paths.pg})")
     try:
         _run(
