@@ -311,6 +311,17 @@ def campaigns_visible_to(user):
 # --- decisions -----------------------------------------------------------------------------------------------------
 
 
+def _lock_open_campaign(campaign_id, actor, verb):
+    """Lock a campaign the actor may see (404 otherwise) that is still open (409 otherwise)."""
+    try:
+        campaign = campaigns_visible_to(actor).select_for_update(of=("self",)).get(pk=campaign_id)
+    except Campaign.DoesNotExist:
+        raise not_found("No such campaign.") from None
+    if campaign.status != Campaign.Status.OPEN:
+        raise conflict("invalid_transition", f"A campaign that is {campaign.status} cannot be {verb}.")
+    return campaign
+
+
 def campaign_decide(*, campaign_id: int, actor, action: str, rule: str, rationale: str, duration_days=None) -> int:
     """A senior's one decision, applied to every active member case the senior may see.
 
@@ -330,12 +341,7 @@ def campaign_decide(*, campaign_id: int, actor, action: str, rule: str, rational
     if reviewer is None:
         raise forbidden("A senior needs a reviewer profile to decide.")
     with transaction.atomic():
-        try:
-            campaign = campaigns_visible_to(actor).select_for_update(of=("self",)).get(pk=campaign_id)
-        except Campaign.DoesNotExist:
-            raise not_found("No such campaign.") from None
-        if campaign.status != Campaign.Status.OPEN:
-            raise conflict("invalid_transition", f"A campaign that is {campaign.status} cannot be decided.")
+        campaign = _lock_open_campaign(campaign_id, actor, "decided")
         case_ids = list(
             Case.objects.visible_to(actor)
             .filter(campaign_id=campaign.pk, status__in=Case.ACTIVE_STATUSES)
@@ -363,12 +369,7 @@ def campaign_dismiss(*, campaign_id: int, actor) -> Campaign:
     if not roles.has(actor, roles.SENIOR):
         raise forbidden("Only a senior dismisses a campaign.")
     with transaction.atomic():
-        try:
-            campaign = campaigns_visible_to(actor).select_for_update(of=("self",)).get(pk=campaign_id)
-        except Campaign.DoesNotExist:
-            raise not_found("No such campaign.") from None
-        if campaign.status != Campaign.Status.OPEN:
-            raise conflict("invalid_transition", f"A campaign that is {campaign.status} cannot be dismissed.")
+        campaign = _lock_open_campaign(campaign_id, actor, "dismissed")
         campaign.status = Campaign.Status.DISMISSED
         campaign.save(update_fields=["status", "updated_at"])
     return campaign
