@@ -63,6 +63,7 @@ _ADMIN_PERMISSIONS = {
             "reporter": "v",
         },
         "appeals": {"appeal": "v"},
+        "docket": {"accesslog": "v"},
     },
 }
 _VERBS = {"a": "add", "v": "view", "c": "change", "d": "delete"}

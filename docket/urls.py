@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from docket.audit_api import AccessLogList
+
 api_v1 = [
     path("", include("casework.api.urls")),
     path("", include("casework.api.hygiene_urls")),
@@ -9,6 +11,7 @@ api_v1 = [
     path("", include("reviews.api.urls")),
     path("", include("appeals.api.urls")),
     path("", include("policies.api.urls")),
+    path("access-log/", AccessLogList.as_view(), name="access-log"),
 ]
 
 urlpatterns = [

@@ -184,6 +184,7 @@ MATRIX = [
         body={"action": "remove"},
     ),  # fmt: skip
     api("get", "/api/v1/metrics/", *STAFF_READ),
+    api("get", "/api/v1/access-log/", *ADMIN_ONLY),
     # --- appeals ----------------------------------------------------------------------------------------------
     api("get", "/api/v1/appeals/", *APPEALS_ONLY),
     api(

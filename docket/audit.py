@@ -1,0 +1,71 @@
+"""The access log: who viewed, revealed or exported sensitive material (and other audit events).
+
+Rows are written by services (``access_log_add``), never by signals, and never
+changed: the table refuses UPDATE and DELETE. Other apps name what was seen by
+type and id (``case``/``42``, ``subject``/``account:u-1``, ``appeal``/``7``).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import AccessLog
+
+
+def _username(user) -> str:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return "anonymous"
+    return user.get_username()
+
+
+@transaction.atomic
+def access_log_add(
+    *,
+    user,
+    action: str,
+    object_type: str = "",
+    object_id: str | int = "",
+    threat_class: str = "",
+    kind: str = AccessLog.Kind.ACCESS,
+    detail: dict | None = None,
+    at=None,
+) -> AccessLog:
+    """Append one row to the log: ``user`` did ``action`` on the named object. Never updated afterwards."""
+    return access_log_add_many(
+        user=user,
+        action=action,
+        objects=[(object_type, object_id, threat_class)],
+        kind=kind,
+        detail=detail,
+        at=at,
+    )[0]
+
+
+@transaction.atomic
+def access_log_add_many(
+    *, user, action: str, objects, kind: str = AccessLog.Kind.ACCESS, detail: dict | None = None, at=None
+) -> list[AccessLog]:
+    """One row per ``(object_type, object_id, threat_class)`` of ``objects``, in one INSERT."""
+    at = at or timezone.now()
+    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    rows = [
+        AccessLog(
+            at=at,
+            kind=kind,
+            user_id=user.pk if authenticated else None,
+            username=_username(user),
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            threat_class=threat_class or "",
+            detail=detail or {},
+        )
+        for object_type, object_id, threat_class in objects
+    ]
+    return AccessLog.objects.bulk_create(rows)
+
+
+def access_log_list(*, kind: str = AccessLog.Kind.ACCESS):
+    """Rows of one family, newest first."""
+    return AccessLog.objects.filter(kind=kind).order_by("-at", "-id")
