@@ -1,39 +1,180 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from docket.admin import ReadOnlyAdmin
 from docket.errors import DocketError
 
-from .models import MessageTemplate, Policy, PolicyVersion, ThreatClass, Threshold, ThresholdChange
+from .models import (
+    Action,
+    MessageTemplate,
+    Policy,
+    PolicyVersion,
+    ThreatClass,
+    Threshold,
+    ThresholdChange,
+    ladder_rank,
+)
+from .selectors import policy_version_active, policy_version_diff
+from .services import policy_rules_validate, policy_version_activate, policy_version_draft_from
+
+ACTION_LABELS = dict(Action.choices)
 
 
 @admin.register(ThreatClass)
 class ThreatClassAdmin(admin.ModelAdmin):
+    """Threat classes by their names, with the SLA in hours and the automation tolerance in words."""
+
     list_display = [
-        "slug",
         "name",
+        "slug",
         "severity",
         "harm_weight",
-        "sla_seconds",
+        "sla",
         "automation",
         "auto_action",
         "restricted",
         "legal_escalation",
         "graphic",
     ]
+    list_display_links = ["name"]
     list_filter = ["automation", "restricted", "legal_escalation", "graphic"]
+    search_fields = ["name", "slug"]
+
+    @admin.display(description="SLA to first action", ordering="sla_seconds")
+    def sla(self, obj):
+        hours = obj.sla_seconds / 3600
+        return f"{hours:g} h" if hours < 48 else f"{hours / 24:g} days"
+
+
+class RulesWidget(forms.Widget):
+    """The rules a version lets reviewers cite, as rows of code, title and description (not raw JSON).
+
+    A few blank rows are offered for new rules; a row left entirely blank is dropped.
+    """
+
+    template_name = "admin/policies/widgets/rules.html"
+    blank_rows = 3
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        rules = value if isinstance(value, list) else _rules_from_json(value)
+        rows = [{k: r.get(k, "") for k in ("code", "title", "description")} for r in rules if isinstance(r, dict)]
+        rows += [{"code": "", "title": "", "description": ""}] * self.blank_rows
+        context["widget"]["rows"] = [{"index": i, **row} for i, row in enumerate(rows)]
+        context["widget"]["count"] = len(rows)
+        return context
+
+    def value_from_datadict(self, data, files, name):
+        try:
+            count = min(int(data.get(f"{name}-count", 0)), 500)
+        except (TypeError, ValueError):
+            count = 0
+        rules = []
+        for i in range(count):
+            row = {k: (data.get(f"{name}-{i}-{k}") or "").strip() for k in ("code", "title", "description")}
+            if any(row.values()):
+                rules.append(row)
+        return rules
+
+    def value_omitted_from_data(self, data, files, name):
+        return f"{name}-count" not in data
+
+
+def _rules_from_json(value):
+    import json
+
+    try:
+        rules = json.loads(value) if isinstance(value, str) and value else []
+    except ValueError:
+        return []
+    return rules if isinstance(rules, list) else []
+
+
+class RulesField(forms.Field):
+    widget = RulesWidget
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = _rules_from_json(value)
+        return [
+            {k: str(r.get(k) or "").strip() for k in ("code", "title", "description")}
+            for r in value or []
+            if isinstance(r, dict)
+        ]
+
+    def validate(self, value):
+        super().validate(value)
+        problems = policy_rules_validate(value)
+        if problems:
+            raise forms.ValidationError(problems)
+
+    def has_changed(self, initial, data):
+        return self.to_python(initial) != self.to_python(data)
+
+
+class LadderField(forms.MultipleChoiceField):
+    """The allowed actions, offered in ladder order (mildest first) and stored in that order."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, **kwargs):
+        kwargs.pop("base_field", None)
+        kwargs.pop("max_length", None)
+        super().__init__(choices=Action.choices, **kwargs)
+
+    def clean(self, value):
+        return sorted(super().clean(value), key=ladder_rank)
+
+
+class PolicyVersionForm(forms.ModelForm):
+    rules = RulesField(
+        required=False,
+        help_text="The violations reviewers cite: a short code (what decisions record), a title and a "
+        "description (what the user is told by default). Clear a row to remove that rule.",
+    )
+    ladder = LadderField(help_text="The actions a decision under this version may take, mildest first.")
+
+    class Meta:
+        model = PolicyVersion
+        fields = ["policy", "number", "text", "rules", "ladder", "strike_weight"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is not None:
+            status = PolicyVersion.objects.filter(pk=self.instance.pk).values_list("status", flat=True).first()
+            if status not in (None, PolicyVersion.Status.DRAFT):
+                raise forms.ValidationError(
+                    f"This version became {status} while you edited it; its content is fixed now. "
+                    "Make a new draft from it instead."
+                )
+        return cleaned
 
 
 class PolicyVersionInline(admin.TabularInline):
+    """Versions listed on their policy, read-only: a draft is edited on its own page, a published one never."""
+
     model = PolicyVersion
-    fields = ["number", "status", "effective_at", "ladder"]
-    readonly_fields = ["status", "effective_at"]
+    fields = ["number", "status", "effective_at", "ladder_steps"]
+    readonly_fields = fields
     extra = 0
+    max_num = 0
+    can_delete = False
     show_change_link = True
+
+    @admin.display(description="ladder")
+    def ladder_steps(self, obj):
+        return _ladder_text(obj.ladder)
+
+
+def _ladder_text(ladder):
+    return " → ".join(ACTION_LABELS.get(a, a) for a in ladder or [])
 
 
 @admin.register(Policy)
@@ -42,25 +183,181 @@ class PolicyAdmin(admin.ModelAdmin):
     inlines = [PolicyVersionInline]
 
 
-@admin.action(description="Activate the selected version (retires the current one)")
+@admin.action(description="Activate the selected version (shows what changes first)")
 def activate_versions(modeladmin, request, queryset):
-    from policies.services import policy_version_activate
-
-    for version in queryset:
-        try:
-            policy_version_activate(version=version, actor=request.user)
-        except DocketError as e:
-            modeladmin.message_user(request, f"{version}: {e.detail}", messages.ERROR)
-        else:
-            modeladmin.message_user(request, f"{version} is now active.", messages.SUCCESS)
+    """One version at a time, through the confirmation page that shows its changes."""
+    ids = list(queryset.values_list("pk", flat=True)[:2])
+    if len(ids) != 1:
+        modeladmin.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+        return None
+    return redirect(reverse("admin:policies_policyversion_activate", args=[ids[0]]))
 
 
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(admin.ModelAdmin):
+    """Drafts are edited here; active and retired versions are shown, never changed (the database agrees).
+
+    A change to a published version starts as "new draft from this version";
+    activation goes through a confirmation page listing what changes against
+    the active version.
+    """
+
+    form = PolicyVersionForm
     list_display = ["policy", "number", "status", "effective_at", "retired_at"]
     list_filter = ["status", "policy"]
-    readonly_fields = ["status", "effective_at", "retired_at", "activated_by", "created_at"]
+    readonly_fields = [
+        "status",
+        "effective_at",
+        "retired_at",
+        "activated_by",
+        "created_at",
+        "rules_table",
+        "ladder_steps",
+    ]
     actions = [activate_versions]
+    change_form_template = "admin/policies/policyversion/change_form.html"
+
+    def get_fields(self, request, obj=None):
+        meta = ["status", "effective_at", "retired_at", "activated_by", "created_at"]
+        if obj is not None and obj.status != PolicyVersion.Status.DRAFT:
+            return ["policy", "number", "text", "rules_table", "ladder_steps", "strike_weight", *meta]
+        return ["policy", "number", "text", "rules", "ladder", "strike_weight", *meta]
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.status != PolicyVersion.Status.DRAFT:
+            return False  # published: view only; "new draft from this version" makes an editable copy
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.status != PolicyVersion.Status.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would try published versions too; delete drafts one by one
+        return actions
+
+    @admin.display(description="rules")
+    def rules_table(self, obj):
+        if not obj.rules:
+            return "—"
+        return format_html(
+            '<table class="policy-rules"><thead><tr><th>code</th><th>title</th><th>description</th></tr></thead>'
+            "<tbody>{}</tbody></table>",
+            format_html_join(
+                "",
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                ((r.get("code", ""), r.get("title", ""), r.get("description", "")) for r in obj.rules),
+            ),
+        )
+
+    @admin.display(description="ladder")
+    def ladder_steps(self, obj):
+        return _ladder_text(obj.ladder)
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:version_id>/new-draft/",
+                self.admin_site.admin_view(self.new_draft_view),
+                name="policies_policyversion_new_draft",
+            ),
+            path(
+                "<int:version_id>/diff/",
+                self.admin_site.admin_view(self.diff_view),
+                name="policies_policyversion_diff",
+            ),
+            path(
+                "<int:version_id>/activate/",
+                self.admin_site.admin_view(self.activate_view),
+                name="policies_policyversion_activate",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def _version(self, request, version_id):
+        version = PolicyVersion.objects.select_related("policy__threat_class").filter(pk=version_id).first()
+        if version is None or not self.has_view_permission(request, version):
+            raise Http404("No such policy version.")
+        return version
+
+    def _context(self, request, version, title, **extra):
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "original": version,
+            "version": version,
+            **extra,
+        }
+
+    def new_draft_view(self, request, version_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        version = self._version(request, version_id)
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        try:
+            draft = policy_version_draft_from(version=version, actor=request.user)
+        except DocketError as e:
+            self.message_user(request, e.detail, messages.ERROR)
+            return redirect(reverse("admin:policies_policyversion_change", args=[version.pk]))
+        self.log_addition(request, draft, [{"added": {}}])
+        self.message_user(
+            request,
+            f"Draft {draft} created from {version}. Edit it, compare it with the active version, then activate it.",
+            messages.SUCCESS,
+        )
+        return redirect(reverse("admin:policies_policyversion_change", args=[draft.pk]))
+
+    def diff_view(self, request, version_id):
+        version = self._version(request, version_id)
+        active = policy_version_active(version.policy_id)
+        return TemplateResponse(
+            request,
+            "admin/policies/policyversion/diff.html",
+            self._context(
+                request,
+                version,
+                f"{version} compared with the active version",
+                diff=policy_version_diff(version, active if active and active.pk != version.pk else None),
+                is_active=active is not None and active.pk == version.pk,
+            ),
+        )
+
+    def activate_view(self, request, version_id):
+        """Shows what activating changes; activates only on the confirming POST."""
+        version = self._version(request, version_id)
+        if not self.has_change_permission(request, version):
+            if version.status != PolicyVersion.Status.DRAFT:
+                self.message_user(
+                    request, f"{version} is {version.status}; only a draft can be activated.", messages.ERROR
+                )
+                return redirect(reverse("admin:policies_policyversion_change", args=[version.pk]))
+            raise PermissionDenied
+        active = policy_version_active(version.policy_id)
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            try:
+                policy_version_activate(version=version, actor=request.user)
+            except DocketError as e:
+                self.message_user(request, f"{version}: {e.detail}", messages.ERROR)
+            else:
+                self.log_change(request, version, f"Activated (retired {active})" if active else "Activated")
+                self.message_user(request, f"{version} is now active.", messages.SUCCESS)
+                return redirect(reverse("admin:policies_policyversion_change", args=[version.pk]))
+        return TemplateResponse(
+            request,
+            "admin/policies/policyversion/activate.html",
+            self._context(
+                request,
+                version,
+                f"Activate {version}?",
+                active=active,
+                diff=policy_version_diff(version, active),
+                relabel_size=settings.DOCKET.get("RELABEL_SAMPLE_SIZE", 50),
+            ),
+        )
 
 
 @admin.register(Threshold)

@@ -1,10 +1,14 @@
 """Policy reads: thresholds, threshold changes, relabel work and the classes a clearance set shows."""
 
+import difflib
+
 from django.db.models import Q
 
 from docket import roles
 
-from .models import RelabelItem, ThreatClass, Threshold, ThresholdChange
+from .models import Action, PolicyVersion, RelabelItem, ThreatClass, Threshold, ThresholdChange
+
+ACTION_LABELS = dict(Action.choices)
 
 
 def threat_classes_visible(clearances):
@@ -34,3 +38,67 @@ def relabel_items_for(user):
     if not roles.has_any(user, roles.STAFF):
         return qs.none()
     return qs
+
+
+def policy_version_active(policy_id):
+    return PolicyVersion.objects.filter(policy_id=policy_id, status="active").first()
+
+
+def policy_version_diff(version, against):
+    """What ``version`` changes relative to ``against`` (normally the policy's active version).
+
+    Returns ``{"against", "text": [(kind, line)], "text_changed", "rules": {"added", "removed",
+    "changed": [(old, new)]}, "ladder": {"added", "removed", "order_changed"}, "strike_weight":
+    (old, new) or None, "changed"}`` where text lines are tagged ``"+"``, ``"-"``, ``" "`` (context)
+    or ``"@"`` (a hunk header). With ``against`` None everything counts as added.
+    """
+    old_text = against.text if against else ""
+    old_rules = {r["code"]: r for r in (against.rules if against else [])}
+    new_rules = {r["code"]: r for r in version.rules}
+    old_ladder = list(against.ladder) if against else []
+    new_ladder = list(version.ladder)
+
+    text = []
+    for line in difflib.unified_diff(old_text.splitlines(), version.text.splitlines(), lineterm="", n=2):
+        if line.startswith(("---", "+++")):
+            continue
+        text.append((line[:1] if line[:1] in "+-@" else " ", line[1:] if line[:1] in "+- " else line))
+    rules = {
+        "added": [r for code, r in new_rules.items() if code not in old_rules],
+        "removed": [r for code, r in old_rules.items() if code not in new_rules],
+        "changed": [
+            (old_rules[code], r)
+            for code, r in new_rules.items()
+            if code in old_rules
+            and _rule_text(old_rules[code]) != _rule_text(r)
+        ],
+    }
+    ladder = {
+        "added": [ACTION_LABELS.get(a, a) for a in new_ladder if a not in old_ladder],
+        "removed": [ACTION_LABELS.get(a, a) for a in old_ladder if a not in new_ladder],
+        "order_changed": [a for a in new_ladder if a in old_ladder] != [a for a in old_ladder if a in new_ladder],
+    }
+    old_weight = against.strike_weight if against else None
+    strike_weight = (old_weight, version.strike_weight) if old_weight != version.strike_weight else None
+    text_changed = old_text != version.text
+    changed = bool(
+        text_changed
+        or any(rules.values())
+        or ladder["added"]
+        or ladder["removed"]
+        or ladder["order_changed"]
+        or strike_weight
+    )
+    return {
+        "against": against,
+        "text": text,
+        "text_changed": text_changed,
+        "rules": rules,
+        "ladder": ladder,
+        "strike_weight": strike_weight,
+        "changed": changed,
+    }
+
+
+def _rule_text(rule):
+    return rule.get("title"), rule.get("description")

@@ -5,6 +5,7 @@ radius, applied when a *different* policy admin approves, rolled back by
 proposing the old values again.
 """
 
+import re
 from datetime import timedelta
 
 from django.apps import apps
@@ -22,6 +23,7 @@ BLAST_RADIUS_WINDOW_DAYS = 7
 # What a (source, class) pair without a Threshold row does: review everything, automate nothing.
 DEFAULT_REVIEW_AT = 0.0
 DEFAULT_AUTO_ACTION_AT = None
+RULE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 
 
 def _setting(name, default):
@@ -56,6 +58,53 @@ def policy_version_activate(*, version, actor):
     version.save(update_fields=["status", "effective_at", "activated_by"])
     relabel_sample_start(version=version)
     return version
+
+
+@transaction.atomic
+def policy_version_draft_from(*, version, actor) -> PolicyVersion:
+    """A new draft of the same policy carrying ``version``'s text, rules, ladder and strike weight.
+
+    The way to change a published version: edit the copy, then activate it.
+    Numbered after the policy's highest version (the policy row is locked so
+    two admins copying at once get consecutive numbers).
+    """
+    if not (actor.is_superuser or roles.has(actor, roles.POLICY_ADMIN)):
+        raise DocketError("forbidden", "Only policy admins draft policy versions.", status=403)
+    Policy = apps.get_model("policies", "Policy")
+    policy = Policy.objects.select_for_update().get(pk=version.policy_id)
+    source = PolicyVersion.objects.get(pk=version.pk)
+    last = policy.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    return PolicyVersion.objects.create(
+        policy=policy,
+        number=last + 1,
+        text=source.text,
+        rules=[dict(rule) for rule in source.rules],
+        ladder=list(source.ladder),
+        strike_weight=source.strike_weight,
+    )
+
+
+def policy_rules_validate(rules):
+    """The problems of a rules list (``[{"code", "title", "description"}]``), as messages; empty when fine.
+
+    Codes are what decisions cite: each is required, unique, and short
+    (letters, digits, ``-``, ``_``, ``.``); a title is required.
+    """
+    problems = []
+    seen = set()
+    for i, rule in enumerate(rules, 1):
+        code = (rule.get("code") or "").strip()
+        if not code:
+            problems.append(f"Rule {i}: a code is required.")
+            continue
+        if not RULE_CODE.fullmatch(code):
+            problems.append(f"Rule {i}: the code {code!r} may use only letters, digits, '-', '_' and '.'.")
+        if code in seen:
+            problems.append(f"Rule {i}: the code {code!r} is used twice.")
+        seen.add(code)
+        if not (rule.get("title") or "").strip():
+            problems.append(f"Rule {i} ({code}): a title is required.")
+    return problems
 
 
 def relabel_sample_start(*, version, size=None):
@@ -146,9 +195,9 @@ def _threat_class_by_slug(slug):
         raise DocketError("unknown_threat_class", f"No threat class {slug!r}.") from None
 
 
-def _require_policy_admin(actor):
+def _require_policy_admin(actor, detail="Only policy admins govern thresholds."):
     if not roles.has(actor, roles.POLICY_ADMIN):
-        raise DocketError("forbidden", "Only policy admins govern thresholds.", status=403)
+        raise DocketError("forbidden", detail, status=403)
 
 
 def _validate_values(*, auto_action_at, review_at, reason):

@@ -63,6 +63,9 @@ def test_activate_action_retires_previous_version(admin_client, policy_admin):
         follow=True,
     )
     assert response.status_code == 200
+    assert "Yes, activate" in response.content.decode()  # the confirmation step, nothing activated yet
+    assert PolicyVersion.objects.get(pk=draft.pk).status == "draft"
+    admin_client.post(reverse("admin:policies_policyversion_activate", args=[draft.pk]), {"confirm": "yes"})
     draft.refresh_from_db()
     current.refresh_from_db()
     assert (draft.status, current.status) == ("active", "retired")
@@ -80,7 +83,11 @@ def test_activate_action_refuses_retired_version(admin_client):
         {"action": "activate_versions", "_selected_action": [retired.pk]},
         follow=True,
     )
-    assert "cannot be reactivated" in response.content.decode()
+    assert "only a draft can be activated" in response.content.decode()
+    response = admin_client.post(
+        reverse("admin:policies_policyversion_activate", args=[retired.pk]), {"confirm": "yes"}, follow=True
+    )
+    assert "only a draft can be activated" in response.content.decode()
     current.refresh_from_db()
     assert current.status == "active"
 
