@@ -69,7 +69,7 @@ def _strike_account_id(case) -> int | None:
     return subject.id if subject.kind == "account" else subject.owner_id
 
 
-def recommended_actions(cases, *, now=None) -> dict[int, str | None]:
+def recommended_actions(cases, *, now=None, versions=None) -> dict[int, str | None]:
     """Per case id, the ladder step suggested by the account's active strikes.
 
     The account is the subject, or the owner of a content subject. Active strikes
@@ -78,9 +78,10 @@ def recommended_actions(cases, *, now=None) -> dict[int, str | None]:
     strike (the top step when it is already there), or the mildest violation when
     the account has none. ``legal_report`` is never suggested: it is filed
     alongside a violation where the class demands it. Two queries for any number
-    of cases.
+    of cases (one when ``versions``, the classes' active versions, are given).
     """
-    from policies.models import PolicyVersion, ladder_rank
+    from policies.models import ladder_rank
+    from policies.selectors import active_versions_by_class
     from reviews.models import Strike
 
     cases = list(cases)
@@ -97,11 +98,9 @@ def recommended_actions(cases, *, now=None) -> dict[int, str | None]:
             .values_list("account_id", "decision__action")
         )
         last_action = dict(rows)
-    ladders = dict(
-        PolicyVersion.objects.filter(
-            status="active", policy__threat_class_id__in={c.threat_class_id for c in cases}
-        ).values_list("policy__threat_class_id", "ladder")
-    )
+    if versions is None:
+        versions = active_versions_by_class(c.threat_class_id for c in cases)
+    ladders = {class_id: version.ladder for class_id, version in versions.items() if version is not None}
     out = {}
     for case in cases:
         steps = [a for a in ladders.get(case.threat_class_id, []) if a not in ("no_violation", "legal_report")]

@@ -2,11 +2,11 @@
 
 import difflib
 
-from django.db.models import Q
+from django.db.models import F, Prefetch, Q
 
 from docket import roles
 
-from .models import Action, PolicyVersion, RelabelItem, ThreatClass, Threshold, ThresholdChange
+from .models import Action, Policy, PolicyVersion, RelabelItem, ThreatClass, Threshold, ThresholdChange
 
 ACTION_LABELS = dict(Action.choices)
 
@@ -102,3 +102,26 @@ def policy_version_diff(version, against):
 
 def _rule_text(rule):
     return rule.get("title"), rule.get("description")
+
+
+def policies_visible_to(user):
+    """Policies of the classes ``user`` may see, each with ``active_versions`` (its active version, or none)."""
+    from casework.selectors import clearances_of
+
+    return (
+        Policy.objects.filter(threat_class__in=threat_classes_visible(clearances_of(user)))
+        .select_related("threat_class")
+        .prefetch_related(
+            Prefetch("versions", queryset=PolicyVersion.objects.filter(status="active"), to_attr="active_versions")
+        )
+        .order_by("slug")
+    )
+
+
+def active_versions_by_class(class_ids) -> dict[int, PolicyVersion | None]:
+    """Per threat class id asked, its active policy version (None without one), in one query."""
+    class_ids = set(class_ids)
+    found = PolicyVersion.objects.filter(status="active", policy__threat_class_id__in=class_ids).annotate(
+        threat_class_id=F("policy__threat_class_id")
+    )
+    return {**dict.fromkeys(class_ids), **{v.threat_class_id: v for v in found}}

@@ -73,7 +73,7 @@ def test_case_detail_documents_the_contract_fields(schema):
     assert set(schema["components"]["schemas"][name]["properties"]) == {
         "id", "subject", "threat_class", "status", "queue", "priority", "priority_breakdown", "severity",
         "signal_count", "reporter_count", "first_signal_at", "last_signal_at", "sla_due_at", "campaign",
-        "assignment", "decisions", "recommended_action",
+        "assignment", "decisions", "recommended_action", "policy",
     }  # fmt: skip
 
 

@@ -8,8 +8,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from casework.models import Case, CaseEvent, Signal, Subject
-from casework.selectors import recommended_action, recommended_actions
+from casework.selectors import recommended_actions
 from policies.models import Action
+from policies.selectors import active_versions_by_class
 
 
 class SignalSubjectInSerializer(serializers.Serializer):
@@ -64,11 +65,26 @@ class CaseAssignmentSerializer(serializers.Serializer):
     lease_expires_at = serializers.DateTimeField()
 
 
+class CasePolicyRuleSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    title = serializers.CharField()
+
+
+class CasePolicySerializer(serializers.Serializer):
+    """What a decision on the case may choose (``ladder``) and cite (``rules``): the class's active version."""
+
+    version = serializers.IntegerField(source="id", help_text="The policy version id a decision records.")
+    ladder = serializers.ListField(child=serializers.ChoiceField(choices=Action.choices))
+    rules = CasePolicyRuleSerializer(many=True)
+
+
 class _CaseListSerializer(serializers.ListSerializer):
     def to_representation(self, data):
         cases = list(data.all() if hasattr(data, "all") else data)
         # One pass for the whole page instead of two queries per case.
-        self._context["recommended_actions"] = recommended_actions(cases)
+        versions = active_versions_by_class(c.threat_class_id for c in cases)
+        self._context["active_versions"] = versions
+        self._context["recommended_actions"] = recommended_actions(cases, versions=versions)
         return super().to_representation(cases)
 
 
@@ -82,6 +98,7 @@ class CaseDetailSerializer(serializers.ModelSerializer):
     assignment = serializers.SerializerMethodField()
     decisions = serializers.SerializerMethodField()
     recommended_action = serializers.SerializerMethodField()
+    policy = serializers.SerializerMethodField()
 
     class Meta:
         model = Case
@@ -103,6 +120,7 @@ class CaseDetailSerializer(serializers.ModelSerializer):
             "assignment",
             "decisions",
             "recommended_action",
+            "policy",
         ]
         read_only_fields = fields
         list_serializer_class = _CaseListSerializer
@@ -124,9 +142,22 @@ class CaseDetailSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ChoiceField(choices=Action.choices, allow_null=True))
     def get_recommended_action(self, case):
         known = self.context.get("recommended_actions")
-        if known is not None and case.id in known:
-            return known[case.id]
-        return recommended_action(case)
+        if known is None or case.id not in known:
+            known = recommended_actions([case], versions=self._active_versions(case))
+            self.context["recommended_actions"] = known
+        return known[case.id]
+
+    def _active_versions(self, case):
+        known = self.context.get("active_versions")
+        if known is None or case.threat_class_id not in known:
+            known = active_versions_by_class([case.threat_class_id])
+            self.context["active_versions"] = known
+        return known
+
+    @extend_schema_field(CasePolicySerializer(allow_null=True))
+    def get_policy(self, case):
+        version = self._active_versions(case).get(case.threat_class_id)
+        return CasePolicySerializer(version).data if version is not None else None
 
 
 class CaseEventSerializer(serializers.ModelSerializer):

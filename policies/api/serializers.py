@@ -1,8 +1,9 @@
 """Thresholds, threshold changes, relabel items: input shapes and output fields."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from policies.models import LADDER, Action, RelabelItem, Threshold, ThresholdChange
+from policies.models import LADDER, Action, Policy, PolicyVersion, RelabelItem, Threshold, ThresholdChange
 
 
 class ThresholdSerializer(serializers.ModelSerializer):
@@ -118,3 +119,36 @@ class RelabelItemSerializer(serializers.ModelSerializer):
 class RelabelCompleteSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=LADDER)
     rule = serializers.CharField(max_length=80, allow_blank=True, required=False, default="")
+
+
+class PolicyRuleSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField(default="")
+
+
+class PolicyVersionSerializer(serializers.ModelSerializer):
+    ladder = serializers.ListField(child=serializers.ChoiceField(choices=Action.choices))
+    rules = PolicyRuleSerializer(many=True)
+
+    class Meta:
+        model = PolicyVersion
+        fields = ["id", "number", "effective_at", "ladder", "rules"]
+        read_only_fields = fields
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    """A policy with what a decision under it may choose (``ladder``) and cite (``rules``)."""
+
+    threat_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    active_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Policy
+        fields = ["slug", "name", "threat_class", "active_version"]
+        read_only_fields = fields
+
+    @extend_schema_field(PolicyVersionSerializer(allow_null=True))
+    def get_active_version(self, policy):
+        active = policy.active_versions  # prefetched by selectors.policies_visible
+        return PolicyVersionSerializer(active[0]).data if active else None

@@ -13,6 +13,7 @@ from policies import selectors, services
 from policies.models import RelabelItem, ThresholdChange
 
 from .serializers import (
+    PolicySerializer,
     RelabelCompleteSerializer,
     RelabelItemSerializer,
     ThresholdChangeProposeSerializer,
@@ -153,6 +154,29 @@ class RelabelComplete(APIView):
         item = services.relabel_item_complete(item_id=pk, reviewer=reviewer, **data.validated_data)
         item = selectors.relabel_items_for(request.user).get(pk=item.pk)
         return Response(RelabelItemSerializer(item).data)
+
+
+class _VisiblePolicies:
+    """Policies of restricted classes exist only for users cleared for the class."""
+
+    permission_classes = [role_permission(*roles.STAFF, roles.PLATFORM)]
+    serializer_class = PolicySerializer
+
+    def get_queryset(self):
+        return selectors.policies_visible_to(self.request.user)
+
+
+@extend_schema(summary="Policies with the ladder and rules of their active version")
+class PolicyList(_VisiblePolicies, generics.ListAPIView):
+    pass
+
+
+@extend_schema(
+    summary="One policy",
+    responses={200: PolicySerializer, 404: OpenApiResponse(description="No such policy, or not visible to you.")},
+)
+class PolicyDetail(_VisiblePolicies, generics.RetrieveAPIView):
+    lookup_field = "slug"
 
 
 class Metrics(APIView):

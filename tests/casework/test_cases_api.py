@@ -56,6 +56,11 @@ def test_detail_has_exactly_the_documented_fields(client, moderator):
         },
         "decisions": [],
         "recommended_action": "label",
+        "policy": {
+            "version": active_version("harassment").pk,
+            "ladder": list(active_version("harassment").ladder),
+            "rules": [{"code": r["code"], "title": r["title"]} for r in active_version("harassment").rules],
+        },
     }
 
 

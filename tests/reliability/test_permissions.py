@@ -185,6 +185,9 @@ MATRIX = [
     ),  # fmt: skip
     api("get", "/api/v1/metrics/", *STAFF_READ),
     api("get", "/api/v1/access-log/", *ADMIN_ONLY),
+    api("get", "/api/v1/policies/", 401, 200, 200, 200, 200, 200, 200),
+    api("get", "/api/v1/policies/spam/", 401, 200, 200, 200, 200, 200, 200),
+    api("get", "/api/v1/policies/csam/", 401, 404, 404, 200, 200, 404, 404),
     # --- appeals ----------------------------------------------------------------------------------------------
     api("get", "/api/v1/appeals/", *APPEALS_ONLY),
     api(
