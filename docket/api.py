@@ -165,14 +165,3 @@ def document_error_envelope(result, generator, request, public):
                 documented = responses.setdefault(code, {"description": _ENVELOPE_DESCRIPTIONS[code]})
                 documented["content"] = envelope
     return result
-
-
-def page_not_found(request, exception):
-    """The URL resolver's 404: the error envelope under ``/api/``, Django's page elsewhere."""
-    if request.path.startswith("/api/"):
-        from django.http import JsonResponse
-
-        return JsonResponse({"code": "not_found", "detail": "No such endpoint."}, status=404)
-    from django.views.defaults import page_not_found as django_page_not_found
-
-    return django_page_not_found(request, exception)

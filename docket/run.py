@@ -99,6 +99,10 @@ def prepare_database(data_dir: Path, *, embedded_db: bool) -> list[str]:
         user.set_password(password)
         user.save(update_fields=["password"])
         say("created the superuser admin")
+    # The superuser is also a policy admin, so the dashboard and governance pages open for it too.
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get_or_create(name="policy_admin")[0])
 
     demo_file = data_dir / "demo-logins.txt"
     seeded_marker = data_dir / "demo-seeded"
@@ -127,7 +131,7 @@ def prepare_database(data_dir: Path, *, embedded_db: bool) -> list[str]:
     user.refresh_from_db()
     logins = []
     if user.check_password(password):
-        logins.append(f"  admin (superuser, /admin/):  admin / {password}")
+        logins.append(f"  admin (superuser and policy admin):  admin / {password}")
     else:
         logins.append("  admin: its password was changed since; the stored one no longer works")
     if demo_file.exists() and embedded_db:

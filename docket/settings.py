@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "docket",
     "policies",
@@ -188,6 +189,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Review queue and case management for Trust & Safety teams.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ serves Swagger UI's files from this installation (drf-spectacular-sidecar), no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -250,6 +255,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     # The level is the handler's too: records propagated from django.request and
     # other named loggers skip the root logger's own level check.
-    "handlers": {"console": {"class": "logging.StreamHandler", "level": os.environ.get("DOCKET_LOG_LEVEL", "WARNING")}},
+    "filters": {"expected_refusals": {"()": "docket.logs.ExpectedRefusalFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "level": os.environ.get("DOCKET_LOG_LEVEL", "WARNING"),
+            "filters": ["expected_refusals"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DOCKET_LOG_LEVEL", "WARNING")},
 }

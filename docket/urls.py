@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from docket.audit_api import AccessLogList
 
@@ -18,8 +18,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("reviews.urls")),
     path("appeals/", include("appeals.urls")),
 ]
 
-handler404 = "docket.api.page_not_found"
+handler403 = "docket.views.permission_denied"
+handler404 = "docket.views.page_not_found"

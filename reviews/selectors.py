@@ -100,6 +100,24 @@ def _forecast(depth, arrivals, decisions):
     return {"forecast_drain_hours": round(depth / (service_rate - arrival_rate), 2), "drain_state": "draining"}
 
 
+def claimable_queue_slugs(user) -> frozenset:
+    """Queues whose "Claim next" this user may press: a moderator or senior working the queue, cleared for it.
+
+    The same conditions ``queue_claim`` checks before it looks for a case
+    (shift, capacity and exposure are moment-to-moment and stay its answer).
+    """
+    from docket import roles
+
+    if not roles.has_any(user, (roles.MODERATOR, roles.SENIOR)):
+        return frozenset()
+    clearances = clearances_of(user)
+    return frozenset(
+        Queue.objects.filter(reviewers__user=user)
+        .filter(required_clearance__in=["", *clearances])
+        .values_list("slug", flat=True)
+    )
+
+
 def decisions_visible_to(user):
     """Decisions on cases the user may see."""
     return Decision.objects.filter(case__in=Case.objects.visible_to(user)).select_related(

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import TruncHour
 from django.http import Http404
@@ -25,9 +26,10 @@ from docket import roles
 from docket.errors import DocketError
 from docket.metrics import metrics_snapshot
 from docket.security import ThrottledAuthenticationForm
+from docket.views import landing
 from policies.models import LADDER, Action
 from reviews.models import Assignment, Queue, Reviewer
-from reviews.selectors import decisions_visible_to, queues_overview
+from reviews.selectors import claimable_queue_slugs, decisions_visible_to, queues_overview
 from reviews.services import (
     active_version_for,
     assignment_release,
@@ -109,15 +111,18 @@ class LoginView(auth_views.LoginView):
 
 
 @require_GET
-@staff_required
+@login_required
 def home(request):
+    if not roles.has_any(request.user, (roles.MODERATOR, roles.SENIOR)):
+        # Appeals staff, policy admins, the superuser, platform accounts: their own start page, not a 403.
+        return landing(request)
     reviewer = _reviewer(request.user)
     overview = queues_overview(request.user)
     own_slugs = set()
     load = None
     my_cases = []
     if reviewer is not None:
-        own_slugs = set(reviewer.queues.values_list("slug", flat=True))
+        own_slugs = claimable_queue_slugs(request.user)
         load = _reviewer_load(reviewer)
         my_cases = list(
             Assignment.objects.filter(reviewer=reviewer, state="active")
@@ -514,7 +519,12 @@ def queue_detail(request, slug):
         .annotate(holder=Subquery(_holder_subquery()))
         .order_by("-priority", "id")[:QUEUE_LIST_SHOWN]
     )
-    context = {"queue": queue, "cases": cases, "now": timezone.now()}
+    context = {
+        "queue": queue,
+        "cases": cases,
+        "now": timezone.now(),
+        "can_claim": queue.slug in claimable_queue_slugs(request.user),
+    }
     context.update(_bulk_context(request.user, cases, action_url=reverse("queue-bulk", kwargs={"slug": slug})))
     return render(request, "reviews/queue.html", context)
 
@@ -621,7 +631,11 @@ def escalations(request):
         )
         .order_by("queue__position", "-priority", "id")[:QUEUE_LIST_SHOWN]
     )
-    groups = [{"slug": slug, "cases": [c for c in cases if c.queue.slug == slug]} for slug in ESCALATION_QUEUES]
+    claimable = claimable_queue_slugs(request.user)
+    groups = [
+        {"slug": slug, "cases": [c for c in cases if c.queue.slug == slug], "can_claim": slug in claimable}
+        for slug in ESCALATION_QUEUES
+    ]
     return render(request, "reviews/escalations.html", {"groups": groups, "now": timezone.now()})
 
 

@@ -13,6 +13,7 @@ The URL patterns are read from the resolver: an endpoint added without a matrix 
 ``test_every_url_pattern_has_a_matrix_entry``.
 """
 
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -208,8 +209,9 @@ MATRIX = [
     api("post", "/api/v1/appeals/{ap_held}/resolve/", *APPEALS_ONLY, body=RESOLVE),
     api("post", "/api/v1/appeals/{ap_held}/release/", *APPEALS_ONLY),
     api("get", "/api/schema/", 200, 200, 200, 200, 200, 200, 200, note="public documentation"),
+    api("get", "/api/docs/", 200, 200, 200, 200, 200, 200, 200, note="public documentation"),
     # --- moderator UI -----------------------------------------------------------------------------------------
-    ui("get", "/", *UI_STAFF),
+    ui("get", "/", "login", 200, 200, 200, 200, 302, 200, note="platform: the API-account page; appeals: their queue"),
     ui("get", "/login/", 200, 302, 302, 302, 302, 302, 302),
     ui("post", "/logout/", "login", "login", "login", "login", "login", "login", "login"),
     ui("get", "/dashboard/", *UI_STAFF),
@@ -414,6 +416,34 @@ def test_every_endpoint_and_page_answers_each_role_as_designed(matrix_world):
                 dirty.append(f"{probe.method.upper()} {url} as {role} ({got}) changed {changed_tables(before, after)}")
     assert not mismatches, "\n" + "\n".join(mismatches)
     assert not dirty, "\n" + "\n".join(dirty)
+
+
+# Buttons and shortcuts a role may not use are not shown: per page (after redirects), whether each role
+# sees the control (a regular expression). None: the page itself is refused (covered by MATRIX).
+CLAIM_CASE = r'action="/queues/[^"]+/claim/"'
+#                                                anon  platform  mod   mod+clr  senior  appeals  padmin
+BUTTONS = [
+    ("/", CLAIM_CASE, (None, False, True, True, True, False, False)),
+    ("/queues/spam/", CLAIM_CASE, (None, None, True, True, True, False, False)),
+    ("/queues/csam/", CLAIM_CASE, (None, None, None, True, True, None, None)),
+    ("/escalations/", CLAIM_CASE, (None, None, None, None, True, None, None)),
+    ("/", r'data-shortcut="n"', (None, False, True, True, True, False, False)),
+    ("/", r'href="/admin/"', (None, False, False, False, False, False, True)),
+    ("/", r'href="/escalations/"', (None, False, False, False, True, False, False)),
+]
+
+
+@pytest.mark.parametrize(("url", "marker", "expect"), BUTTONS)
+def test_buttons_appear_only_for_roles_that_may_use_them(world, url, marker, expect):
+    cast = world.cast
+    seen = {}
+    for role, expected in zip(ROLES, expect, strict=True):
+        if expected is None:
+            continue
+        response = ui_client(cast[role]).get(url, follow=True)
+        assert response.status_code == 200, (url, role)
+        seen[role] = re.search(marker, response.content.decode()) is not None
+    assert seen == {r: e for r, e in zip(ROLES, expect, strict=True) if e is not None}
 
 
 ADMIN_ROLES_ALLOWED = {"policy_admin"}

@@ -58,8 +58,9 @@ def test_anonymous_users_are_sent_to_login(url):
     assert response["Location"].startswith("/login/?next=")
 
 
-def test_service_accounts_get_403(login, platform):
-    assert login(platform).get("/").status_code == 403
+def test_service_accounts_get_the_api_account_page_and_403_elsewhere(login, platform):
+    assert "This is an API account" in login(platform).get("/").content.decode()
+    assert login(platform).get("/dashboard/").status_code == 403
 
 
 # --- home --------------------------------------------------------------------------------
@@ -447,7 +448,7 @@ def test_queue_page_lists_waiting_cases_with_bulk_form_for_seniors(
 ):
     cases = [CaseFactory(kind="spam", priority=p) for p in (1, 2, 3)]
     c = login(senior)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         page = c.get("/queues/spam/")
     assert [c.pk for c in page.context["cases"]] == [c.pk for c in reversed(cases)]
     assert b"Decide the selected cases" in page.content
@@ -538,7 +539,7 @@ def test_escalations_view_for_seniors(login, senior, moderator, django_assert_ma
     case, _ = claimed(moderator, kind="harassment")
     case_escalate(case_id=case.pk, actor=moderator, queue_slug="escalations", reason="threat to life")
     c = login(senior)
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         page = c.get("/escalations/")
     [row] = page.context["groups"][0]["cases"]
     assert (row.pk, row.reason, row.escalated_by, row.from_queue) == (case.pk, "threat to life", "mod", "harassment")

@@ -1,0 +1,137 @@
+"""Every account lands somewhere useful; refusals are pages in the site layout and one log line."""
+
+import io
+import logging
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from docket.logs import ExpectedRefusalFilter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def signed_in():
+    def make(user):
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+def has_layout(page):
+    return 'class="site-nav"' in page and "Sign out" in page
+
+
+def test_policy_admin_lands_on_governance_links(signed_in, policy_admin):
+    response = signed_in(policy_admin).get("/")
+    page = response.content.decode()
+    assert response.status_code == 200 and has_layout(page)
+    for href in (
+        "/admin/",
+        "/dashboard/",
+        "/admin/policies/threshold/",
+        "/admin/casework/signalsource/",
+        "/admin/policies/policyversion/",
+    ):
+        assert f'href="{href}"' in page, href
+
+
+def test_superuser_without_a_role_lands_on_the_admin_links(signed_in):
+    root = get_user_model().objects.create_superuser("root", password="pw")
+    response = signed_in(root).get("/")
+    page = response.content.decode()
+    assert response.status_code == 200 and has_layout(page)
+    assert 'href="/admin/"' in page and "without the policy admin role" in page
+
+
+def test_platform_account_is_told_it_is_an_api_account(signed_in, platform):
+    response = signed_in(platform).get("/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "This is an API account" in page and 'href="/api/docs/"' in page
+    assert 'action="/logout/"' in page
+
+
+def test_appeals_staff_land_on_their_queue(signed_in, make_user):
+    appeals = make_user("ap", "appeals")
+    response = signed_in(appeals).get("/")
+    assert (response.status_code, response.url) == (302, "/appeals/")
+
+
+def test_user_without_role_is_told_so_and_can_sign_out(signed_in):
+    nobody = get_user_model().objects.create_user("nobody", password="pw")
+    response = signed_in(nobody).get("/")
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "has no role yet" in page and 'action="/logout/"' in page
+
+
+def test_403_page_has_navigation_and_sign_out(signed_in, platform):
+    response = signed_in(platform).get("/dashboard/")
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert has_layout(page) and "You cannot open this page" in page
+
+
+def test_404_page_has_navigation_and_sign_out(signed_in, moderator):
+    for url in ("/cases/987654/", "/no-such-page/"):
+        response = signed_in(moderator).get(url)
+        page = response.content.decode()
+        assert response.status_code == 404, url
+        assert has_layout(page) and "Nothing here" in page and 'href="/dashboard/"' in page
+
+
+def test_api_404_keeps_the_error_envelope(signed_in, moderator):
+    response = signed_in(moderator).get("/api/v1/no-such-endpoint/")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+def test_an_expected_403_is_one_log_line_without_traceback(signed_in, platform):
+    handler = next(
+        h for h in logging.getLogger().handlers if any(isinstance(f, ExpectedRefusalFilter) for f in h.filters)
+    )
+    stream = io.StringIO()
+    old = handler.setStream(stream)
+    try:
+        signed_in(platform).get("/dashboard/")
+        signed_in(platform).get("/no-such-page/")
+    finally:
+        handler.setStream(old)
+    lines = stream.getvalue().splitlines()
+    assert lines == ["Forbidden (Permission denied): /dashboard/", "Not Found: /no-such-page/"]
+
+
+def test_the_filter_keeps_tracebacks_of_real_faults():
+    record = logging.LogRecord(
+        "django.request", logging.ERROR, __file__, 1, "boom", None, (ValueError, ValueError("x"), None)
+    )
+    record.status_code = 500
+    ExpectedRefusalFilter().filter(record)
+    assert record.exc_info is not None
+
+
+def test_api_docs_serve_swagger_ui_from_local_static_files(client):
+    from django.contrib.staticfiles import finders
+
+    response = client.get("/api/docs/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "/api/schema/" in page
+    assert "cdn" not in page.lower() and "unpkg" not in page
+
+    assets = re.findall(r'(?:src|href)="/static/([^"]+)"', page)
+    assert any("swagger-ui-bundle" in a for a in assets), assets
+    for asset in assets:
+        assert finders.find(asset), asset
+
+
+def test_readme_links_the_api_docs():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "/api/docs/" in readme and "shared/API.md" not in readme
