@@ -24,7 +24,7 @@ from django.utils.text import slugify
 from docket.errors import DocketError
 
 from .models import Signal, SignalSource, SourceIncident
-from .services import case_events_add_bulk
+from .services import actor_fields, case_events_add_bulk
 
 
 def _setting(name, default):
@@ -40,17 +40,51 @@ SCORE_SAMPLE = 5000  # at most this many newest scored signals per distribution:
 
 @dataclass(frozen=True)
 class HealthRules:
-    """When a source's last hour is anomalous, and what counts as corroboration."""
+    """When a source's last hour is anomalous, and what counts as corroboration.
 
-    rate_factor: float = 5.0  # current >= factor x baseline (same hour of week)...
-    min_spike: int = 20  # ...and at least this many signals in the hour
-    score_shift: float = 0.5  # max distance between binned score CDFs (Kolmogorov–Smirnov on bins)
-    min_scored: int = 20  # signals needed on each side before distributions are compared
-    corroboration_hours: int = 6  # other sources' signals on the same subjects this recently corroborate
-    corroboration_share: float = 0.1  # ...if they cover at least this share of the spike's subjects
-    class_rise_factor: float = 2.0  # or other sources' signals of the same classes rose this much...
-    class_rise_min: int = 5  # ...and number at least this many in the hour
-    confirm_grace_hours: int = 6  # after an admin's confirm, a spike opens an incident instead
+    An anomaly is a ``rate_spike`` (at least ``min_spike`` signals and ``rate_factor`` times the
+    same hour of week) or a ``score_shift`` (binned score distributions of the hour and of the past
+    four weeks at least ``score_shift`` apart, each with ``min_scored`` signals). An anomaly nobody
+    else sees is a broken pipeline until an admin says otherwise (the source becomes suspect and its
+    signals are held); a corroborated one is real abuse (an incident; the signals flow).
+
+    Corroboration is evidence from *other* healthy sources, judged by these rules, one method each:
+
+    ``same_subjects``
+        Other sources reported at least ``corroboration_share`` of the spike's own subjects within
+        ``corroboration_hours``. Independent eyes on the same accounts are the strongest evidence
+        there is, and it needs no history, so it is also how a source without a baseline is judged.
+    ``class_rise``
+        Other sources' signals of the spike's classes rose with it. Every condition must hold,
+        because "five reports of spam somewhere" excuses any classifier on a busy platform:
+        - the anomaly is a rate spike from a positive baseline: a class rise explains *more*
+          signals, not differently scored ones, and a source without history has no factor to
+          compare (it is judged by its score distribution and the subject overlap alone);
+        - the other sources have a baseline to rise from: only sources that were already sending
+          in a week count, over those weeks, and the class had signals then;
+        - the rise is comparable to the spike: at least ``class_rise_min`` signals, at least
+          ``class_rise_factor`` times their baseline, and at least ``class_rise_share`` of the
+          spike's own factor (a classifier sees a wave more completely than users do, but a 2x
+          rise of reports does not explain a 20x classifier spike);
+        - the spike's subjects are related to the rising ones: at least ``related_share`` of them
+          are the rising signals' subjects or share an attribute value (device, link domain, ...)
+          with them. A rise in the same class on unrelated accounts is a coincidence, not evidence.
+    ``confirmed_by_admin``
+        An admin confirmed the source (within ``confirm_grace_hours``) or its open incident: their
+        word holds until the anomaly is over.
+    """
+
+    rate_factor: float = 5.0
+    min_spike: int = 20
+    score_shift: float = 0.5
+    min_scored: int = 20
+    corroboration_hours: int = 6
+    corroboration_share: float = 0.1
+    class_rise_factor: float = 2.0
+    class_rise_min: int = 5
+    class_rise_share: float = 0.5
+    related_share: float = 0.1
+    confirm_grace_hours: int = 6
 
     @classmethod
     def from_settings(cls):
@@ -60,12 +94,83 @@ class HealthRules:
             score_shift=_setting("SOURCE_SCORE_SHIFT", cls.score_shift),
         )
 
+    def _share(self, share, subjects):
+        """How many of ``subjects`` make ``share`` of them (at least one)."""
+        return max(1, math.ceil(share * subjects))
+
+    def same_subjects(self, c) -> bool:
+        return bool(c["subjects"]) and c["corroborated_subjects"] >= self._share(
+            self.corroboration_share, c["subjects"]
+        )
+
+    def class_rise(self, c) -> bool:
+        if c["spike_factor"] is None or c["class_factor"] is None or not c["subjects"]:
+            return False
+        return (
+            c["class_current"] >= self.class_rise_min
+            and c["class_factor"] >= max(self.class_rise_factor, self.class_rise_share * c["spike_factor"])
+            and c["related_subjects"] >= self._share(self.related_share, c["subjects"])
+        )
+
+    def corroborated_by(self, c) -> str | None:
+        """The first rule the figures ``c`` satisfy, by name, or None: the spike is not corroborated."""
+        if c.get("confirmed_by_admin"):
+            return "confirmed_by_admin"
+        if self.same_subjects(c):
+            return "same_subjects"
+        if self.class_rise(c):
+            return "class_rise"
+        return None
+
+    def explain(self, c) -> list[dict]:
+        """Each rule's figures in words, and whether it held: what a page shows beside the source's status."""
+        if c.get("confirmed_by_admin"):
+            who = c.get("confirmed_by") or "an admin"
+            return [{"rule": "confirmed_by_admin", "held": True, "text": f"Confirmed real by {who}."}]
+        if "subjects" not in c:
+            return []
+        subjects = c["subjects"]
+        lines = [
+            {
+                "rule": "same_subjects",
+                "held": self.same_subjects(c),
+                "text": f"{c['corroborated_subjects']} of its {subjects} subjects also reported by other sources "
+                f"within {self.corroboration_hours} h (needs {self._share(self.corroboration_share, subjects)}).",
+            }
+        ]
+        if c.get("spike_factor") is None:
+            why = "the anomaly is not a rate spike from a baseline, so it is judged by its scores and subjects alone"
+            lines.append({"rule": "class_rise", "held": False, "text": f"Class-wide rise not considered: {why}."})
+        elif c.get("class_factor") is None:
+            lines.append(
+                {
+                    "rule": "class_rise",
+                    "held": False,
+                    "text": f"Class-wide rise not considered: other sources have no baseline for this hour "
+                    f"({c['class_current']} signals of the class in the hour).",
+                }
+            )
+        else:
+            need = max(self.class_rise_factor, self.class_rise_share * c["spike_factor"])
+            lines.append(
+                {
+                    "rule": "class_rise",
+                    "held": self.class_rise(c),
+                    "text": f"Other sources' signals of the class: {c['class_current']} in the hour against "
+                    f"{c['class_baseline']:g} usual, x{c['class_factor']:g} beside the source's "
+                    f"x{c['spike_factor']:g} (needs x{need:g}); {c['related_subjects']} of its {subjects} subjects "
+                    f"linked to theirs (needs {self._share(self.related_share, subjects)}).",
+                }
+            )
+        return lines
+
 
 @dataclass
 class SourceHealth:
     """One source's figures for the hour ending at ``now``."""
 
     source_id: int
+    first_at: datetime | None  # the source's first signal: weeks before it have no history
     current: int
     baseline: float | None  # None: no history for this hour of week yet
     recent_scores: dict
@@ -157,6 +262,7 @@ def sources_health(*, now: datetime) -> list[SourceHealth]:
         result.append(
             SourceHealth(
                 source_id=source_id,
+                first_at=first_at,
                 current=counts[0],
                 baseline=baseline,
                 recent_scores=_distribution(rn, rmean, rhist),
@@ -194,96 +300,193 @@ _CORROBORATION_SQL = """
     FROM mine
 """
 
-_CLASS_RISE_SQL = """
-    WITH classes AS (
-        SELECT DISTINCT threat_class_id AS id FROM casework_signal
+# The spike's classes, as a subquery of the two statements below.
+_SPIKE_CLASSES = """
+    SELECT DISTINCT threat_class_id FROM casework_signal
+    WHERE source_id = %(source)s AND occurred_at > %(hour_lo)s AND occurred_at <= %(now)s
+"""
+
+# Per other source, its signals of the spike's classes in the hour and in the same hour of each past week.
+_CLASS_SQL = """
+    SELECT o.source_id, {counts}
+    FROM casework_signal o
+    WHERE o.threat_class_id IN ({classes}) AND o.source_id = ANY(%(others)s) AND ({windows})
+    GROUP BY o.source_id
+"""
+
+# How many of the spike's subjects are the rising signals' subjects or share an attribute value with one.
+# A value carried by more subjects than a campaign may share (a CDN address, a big mail domain) links nothing.
+_RELATED_SQL = """
+    WITH mine AS (
+        SELECT DISTINCT subject_id FROM casework_signal
         WHERE source_id = %(source)s AND occurred_at > %(hour_lo)s AND occurred_at <= %(now)s
+    ), rising AS MATERIALIZED (
+        SELECT DISTINCT o.subject_id FROM casework_signal o
+        WHERE o.threat_class_id IN ({classes}) AND o.source_id = ANY(%(rising)s)
+          AND o.occurred_at > %(hour_lo)s AND o.occurred_at <= %(now)s
+    ), shared AS MATERIALIZED (
+        SELECT v.kind, v.value FROM (
+            SELECT DISTINCT a.kind, a.value
+            FROM casework_subjectattribute a JOIN rising r ON r.subject_id = a.subject_id
+        ) v
+        WHERE (SELECT count(*) FROM (
+                  SELECT 1 FROM casework_subjectattribute x WHERE x.kind = v.kind AND x.value = v.value
+                  LIMIT %(max_share)s + 1
+              ) n) <= %(max_share)s
     )
-    SELECT count(*) FILTER (WHERE o.occurred_at > %(hour_lo)s),
-           count(*) FILTER (WHERE o.occurred_at <= %(hour_lo)s)
-    FROM classes c
-    JOIN casework_signal o ON o.threat_class_id = c.id
-    WHERE o.source_id = ANY(%(others)s)
-      AND ((o.occurred_at > %(hour_lo)s AND o.occurred_at <= %(now)s) OR {weeks})
+    SELECT count(*) FROM mine m
+    WHERE EXISTS (SELECT 1 FROM rising r WHERE r.subject_id = m.subject_id)
+       OR EXISTS (
+           SELECT 1 FROM casework_subjectattribute a JOIN shared s ON s.kind = a.kind AND s.value = a.value
+           WHERE a.subject_id = m.subject_id
+       )
 """
 
 
-def _corroboration(h: SourceHealth, *, others: list[int], now, rules: HealthRules):
-    """What independent sources saw in the same window: the same subjects, or the same classes rising."""
-    if not others:
-        return {"subjects": 0, "corroborated_subjects": 0, "class_current": 0, "class_baseline": 0.0}
+def _corroboration(h: SourceHealth, *, others: list[int], first_seen: dict, now, rules: HealthRules) -> dict:
+    """What independent sources saw: the spike's own subjects, and the spike's classes rising elsewhere.
+
+    ``first_seen`` maps each source to its first signal: a week counts towards another source's
+    class baseline only if that source was sending by the start of the week's window.
+    """
     windows = _windows(now)
-    weeks = " OR ".join(
-        f"(o.occurred_at > %(lo{k})s AND o.occurred_at <= %(hi{k})s)" for k in range(1, BASELINE_WEEKS + 1)
-    )
     params = {
         "source": h.source_id,
         "others": others,
         "now": now,
         "hour_lo": now - HOUR,
         "corroboration_lo": now - timedelta(hours=rules.corroboration_hours),
+        "max_share": _setting("CAMPAIGN_MAX_VALUE_SHARE", 200),
     }
     for k, (lo, hi) in enumerate(windows):
         params[f"lo{k}"], params[f"hi{k}"] = lo, hi
+    in_window = [f"(o.occurred_at > %(lo{k})s AND o.occurred_at <= %(hi{k})s)" for k in range(len(windows))]
+    class_current, class_baseline, rising, related = 0, None, [], 0
     with connection.cursor() as cur:
         cur.execute(_CORROBORATION_SQL, params)
         subjects, corroborated = cur.fetchone()
-        cur.execute(_CLASS_RISE_SQL.format(weeks=weeks), params)
-        class_current, class_weeks = cur.fetchone()
-    return {
+        if others:
+            sql = _CLASS_SQL.format(
+                counts=", ".join(f"count(*) FILTER (WHERE {w})" for w in in_window),
+                classes=_SPIKE_CLASSES,
+                windows=" OR ".join(in_window),
+            )
+            cur.execute(sql, params)
+            for source_id, current, *weeks in cur.fetchall():
+                first = first_seen.get(source_id)
+                history = [n for (lo, _), n in zip(windows[1:], weeks, strict=True) if first and first <= lo]
+                if not history:  # nothing to rise from
+                    continue
+                rising.append(source_id)
+                class_current += current
+                class_baseline = (class_baseline or 0.0) + sum(history) / len(history)
+        if rising:
+            cur.execute(_RELATED_SQL.format(classes=_SPIKE_CLASSES), {**params, "rising": rising})
+            (related,) = cur.fetchone()
+    spike_factor = h.current / h.baseline if h.anomaly == "rate_spike" and h.baseline else None
+    c = {
         "subjects": subjects,
         "corroborated_subjects": corroborated,
+        "related_subjects": related,
         "class_current": class_current,
-        "class_baseline": round(class_weeks / BASELINE_WEEKS, 3),
+        "class_baseline": None if class_baseline is None else round(class_baseline, 3),
+        "class_factor": round(class_current / class_baseline, 2) if class_baseline else None,
+        "spike_factor": None if spike_factor is None else round(spike_factor, 2),
     }
-
-
-def _is_corroborated(c, rules: HealthRules):
-    if c.get("confirmed_by_admin"):
-        return True
-    if c["subjects"] and c["corroborated_subjects"] >= max(1, math.ceil(rules.corroboration_share * c["subjects"])):
-        return True
-    return c["class_current"] >= rules.class_rise_min and c["class_current"] >= rules.class_rise_factor * max(
-        c["class_baseline"], 1.0
-    )
+    c["by"] = rules.corroborated_by(c)
+    return c
 
 
 # --- the periodic check ------------------------------------------------------------------------------------------
 
 
+def _admin_confirmation(source, incident, *, grace) -> dict | None:
+    """An admin's word that the source's anomaly is real: a confirm within the grace hours, or on its open incident.
+
+    Only an admin makes a source healthy again, so a recent ``status_changed_at`` on a
+    healthy source is a confirm.
+    """
+    admin = (source.score_summary or {}).get("admin") or {}
+    if source.status_changed_at and source.status_changed_at >= grace:
+        by = admin.get("by") if admin.get("action") == "confirmed" else None
+        return {"confirmed_by": by, "confirmed_at": source.status_changed_at.isoformat()}
+    if incident is not None and incident.detail.get("confirmed_at"):
+        return {"confirmed_by": incident.detail.get("confirmed_by"), "confirmed_at": incident.detail["confirmed_at"]}
+    return None
+
+
+def _summary(h: SourceHealth, source, *, verdict: bool, now) -> dict:
+    """The source's new score summary, keeping the last admin action and, while not healthy, why it was held."""
+    previous = source.score_summary or {}
+    summary = h.summary()
+    if "admin" in previous:
+        summary["admin"] = previous["admin"]
+    if verdict:
+        summary["suspected"] = {
+            "at": now.isoformat(),
+            "anomaly": h.anomaly,
+            "current_rate": h.current,
+            "baseline_rate": h.baseline,
+            "distance": h.distance,
+            "corroboration": h.corroboration,
+        }
+    elif source.status != SignalSource.Status.HEALTHY and "suspected" in previous:
+        summary["suspected"] = previous["suspected"]
+    return summary
+
+
+def _incidents_resolve(*, source_ids, at, resolution):
+    """Resolve the open incidents of these sources, saying why (``calm``, ``suspect``, ``quarantined``)."""
+    if not source_ids:
+        return
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE casework_sourceincident SET status = %s, resolved_at = %s,"
+            " detail = detail || jsonb_build_object('resolution', %s::text)"
+            " WHERE source_id = ANY(%s) AND status = %s",
+            [SourceIncident.Status.RESOLVED, at, resolution, list(source_ids), SourceIncident.Status.OPEN],
+        )
+
+
 def sources_check_health(*, now: datetime | None = None, rules: HealthRules | None = None) -> dict:
     """Refresh every source's rates and score summary, and act on anomalies.
 
-    An uncorroborated anomaly turns a healthy source ``suspect`` (intake then holds
-    its new signals); a corroborated one opens the source's incident (at most one
-    open) and leaves it healthy; a calm hour resolves an open incident. Sources
-    already suspect or quarantined keep their status: only an admin moves them.
-    Held signals of a healthy source (left by a race with a confirm) are released.
-    Returns the slugs acted on.
+    An uncorroborated anomaly (``HealthRules``) turns a healthy source ``suspect``
+    (intake then holds its new signals, and an open incident of it is resolved: the
+    status says what it is now); a corroborated one opens the source's incident (at
+    most one open, its detail naming the rule and the figures) and leaves it healthy;
+    a calm hour resolves an open incident. Sources already suspect or quarantined
+    keep their status: only an admin moves them. Held signals of a healthy source
+    (left by a race with a confirm) are released. Returns the slugs acted on.
     """
     now = now or timezone.now()
     rules = rules or HealthRules.from_settings()
     with transaction.atomic():
         sources = {s.pk: s for s in SignalSource.objects.select_for_update()}
         healthy = [pk for pk, s in sources.items() if s.status == SignalSource.Status.HEALTHY]
+        open_incidents = {i.source_id: i for i in SourceIncident.objects.filter(status=SourceIncident.Status.OPEN)}
         grace = now - timedelta(hours=rules.confirm_grace_hours)
         suspect, incidents, calm = [], [], []
         figures = sources_health(now=now)
+        first_seen = {h.source_id: h.first_at for h in figures}
         for h in figures:
             source = sources[h.source_id]
             h.anomaly = _anomaly(h, rules)
+            held_now = False
             if h.anomaly and source.status == SignalSource.Status.HEALTHY:
-                if source.status_changed_at and source.status_changed_at >= grace:
-                    h.corroboration = {"confirmed_by_admin": True}
+                confirmed = _admin_confirmation(source, open_incidents.get(h.source_id), grace=grace)
+                if confirmed:
+                    h.corroboration = {"confirmed_by_admin": True, **confirmed, "by": "confirmed_by_admin"}
                 else:
                     others = [pk for pk in healthy if pk != h.source_id]
-                    h.corroboration = _corroboration(h, others=others, now=now, rules=rules)
-                (incidents if _is_corroborated(h.corroboration, rules) else suspect).append(h)
+                    h.corroboration = _corroboration(h, others=others, first_seen=first_seen, now=now, rules=rules)
+                held_now = not h.corroboration["by"]
+                (suspect if held_now else incidents).append(h)
             elif not h.anomaly:
                 calm.append(h.source_id)
             source.baseline_rate = None if h.baseline is None else round(h.baseline, 3)
             source.current_rate = float(h.current)
-            source.score_summary = h.summary()
+            source.score_summary = _summary(h, source, verdict=held_now, now=now)
             source.health_checked_at = now
         SignalSource.objects.bulk_update(
             sources.values(), ["baseline_rate", "current_rate", "score_summary", "health_checked_at"]
@@ -291,6 +494,7 @@ def sources_check_health(*, now: datetime | None = None, rules: HealthRules | No
         SignalSource.objects.filter(pk__in=[h.source_id for h in suspect], status="healthy").update(
             status=SignalSource.Status.SUSPECT, status_changed_at=now
         )
+        _incidents_resolve(source_ids=[h.source_id for h in suspect], at=now, resolution="suspect")
         SourceIncident.objects.bulk_create(
             [
                 SourceIncident(
@@ -308,9 +512,7 @@ def sources_check_health(*, now: datetime | None = None, rules: HealthRules | No
             ],
             ignore_conflicts=True,  # one open incident per source (partial unique constraint)
         )
-        SourceIncident.objects.filter(source_id__in=calm, status=SourceIncident.Status.OPEN).update(
-            status=SourceIncident.Status.RESOLVED, resolved_at=now
-        )
+        _incidents_resolve(source_ids=calm, at=now, resolution="calm")
         # One probe of the held-signals index per healthy source, not a scan of everything held.
         holds = Signal.objects.filter(source_id=OuterRef("pk"), disposition=Signal.Disposition.HELD)
         stray = list(
@@ -416,33 +618,58 @@ def _held_release(*, source_id, actor, at) -> int:
     return len(held)
 
 
+def _admin_note(source, *, action, actor, at):
+    """Record the admin's last action on the source (kept across health checks) and return its label."""
+    _, label = actor_fields(actor)
+    source.score_summary = {
+        **(source.score_summary or {}),
+        "admin": {"action": action, "by": label, "at": at.isoformat()},
+    }
+    return label
+
+
 @transaction.atomic
 def source_confirm(*, source_slug: str, actor, now: datetime | None = None) -> dict:
     """The spike is real: the source becomes healthy and every held signal enters the queue.
 
     Held signals fold into cases as intake folds new ones (counts, events,
     priority). For a few hours afterwards the same spike opens an incident
-    rather than making the source suspect again. Idempotent on a healthy source.
-    Returns ``{"source", "released"}``.
+    rather than making the source suspect again; an open incident is marked
+    confirmed (by whom, when) and stays open until the source is calm.
+    Idempotent on a healthy source. Returns ``{"source", "released"}``.
     """
     now = now or timezone.now()
     source = _lock_source(source_slug)
+    label = _admin_note(source, action="confirmed", actor=actor, at=now)
+    fields = ["score_summary"]
     if source.status != SignalSource.Status.HEALTHY:
         source.status = SignalSource.Status.HEALTHY
         source.status_changed_at = now
-        source.save(update_fields=["status", "status_changed_at"])
+        fields += ["status", "status_changed_at"]
+    source.save(update_fields=fields)
+    incident = SourceIncident.objects.select_for_update().filter(source=source, status="open").first()
+    if incident is not None and not incident.detail.get("confirmed_at"):
+        incident.detail = {**incident.detail, "confirmed_by": label, "confirmed_at": now.isoformat()}
+        incident.save(update_fields=["detail"])
     released = _held_release(source_id=source.pk, actor=actor, at=now)
     return {"source": source, "released": released}
 
 
 @transaction.atomic
 def source_quarantine(*, source_slug: str, actor, now: datetime | None = None) -> SignalSource:
-    """The pipeline is broken: the source is quarantined and its signals stay held (stored, no case)."""
+    """The pipeline is broken: the source is quarantined and its signals stay held (stored, no case).
+
+    An open incident of the source is resolved (``quarantined``): the source's status
+    now says what it is.
+    """
+    now = now or timezone.now()
     source = _lock_source(source_slug)
     if source.status != SignalSource.Status.QUARANTINED:
+        _admin_note(source, action="quarantined", actor=actor, at=now)
         source.status = SignalSource.Status.QUARANTINED
-        source.status_changed_at = now or timezone.now()
-        source.save(update_fields=["status", "status_changed_at"])
+        source.status_changed_at = now
+        source.save(update_fields=["status", "status_changed_at", "score_summary"])
+    _incidents_resolve(source_ids=[source.pk], at=now, resolution="quarantined")
     return source
 
 

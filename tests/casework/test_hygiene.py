@@ -16,7 +16,7 @@ from casework.hygiene import (
     sources_check_health,
     sources_health,
 )
-from casework.models import Case, CaseEvent, Signal, SignalSource, SourceIncident, Subject
+from casework.models import Case, CaseEvent, Signal, SignalSource, SourceIncident, Subject, SubjectAttribute
 from tests.factories import CaseFactory, SourceFactory, threat_class
 
 pytestmark = pytest.mark.django_db
@@ -25,10 +25,15 @@ NOW = timezone.now().replace(microsecond=0)
 _ids = count()
 
 
-def subjects(n):
-    return Subject.objects.bulk_create(
+def subjects(n, **attributes):
+    """``n`` fresh accounts, each carrying the given attribute values (``link_domain="x.example"``)."""
+    made = Subject.objects.bulk_create(
         [Subject(kind="account", external_id=f"h-{next(_ids)}", reach=10) for _ in range(n)]
     )
+    SubjectAttribute.objects.bulk_create(
+        [SubjectAttribute(subject=s, kind=k, value=v, seen_at=NOW) for s in made for k, v in attributes.items()]
+    )
+    return made
 
 
 def add_signals(source, times, *, on=None, scores=None, kind="spam"):
@@ -138,17 +143,162 @@ def test_corroborated_spike_opens_one_incident_and_stays_healthy(classifier):
     assert SourceIncident.objects.count() == 1
 
 
-def test_spike_corroborated_by_the_same_class_rising_elsewhere(classifier):
-    other = SourceFactory(slug="spam-rules", kind="rule", trust=0.8)
-    normal_weeks(classifier, per_hour=5)
-    normal_weeks(other, per_hour=1)
-    add_signals(classifier, last_hour(100), scores=[0.3])
-    add_signals(other, last_hour(10), scores=[0.9])  # different subjects, same class, 10x its own hour
+# --- what corroborates a spike (HealthRules) ------------------------------------------------------------------
+
+
+def week_old(source, *, per_hour=1, scores=(0.1, 0.2, 0.3)):
+    """Six days of history: enough for a score distribution, none for a same-hour-of-week rate baseline."""
+    normal_weeks(source, per_hour=per_hour, weeks=6 / 7, scores=scores)
+
+
+def verdict(source):
+    source.refresh_from_db()
+    return source.status, source.score_summary["corroboration"]
+
+
+def test_new_classifiers_spike_with_unrelated_same_class_reports_in_the_hour_is_held(classifier):
+    reports = SignalSource.objects.get(slug="user-reports")
+    week_old(classifier)
+    add_signals(classifier, last_hour(400), scores=[0.99])
+    add_signals(reports, last_hour(304))  # spam reports on other accounts; the reports have no history either
 
     result = sources_check_health(now=NOW)
 
-    assert result["incidents"] == ["spam-model"]
-    assert SignalSource.objects.get(slug="spam-model").status == "healthy"
+    status, c = verdict(classifier)
+    assert result["suspect"] == ["spam-model"] and result["incidents"] == []
+    assert status == "suspect"
+    assert classifier.score_summary["anomaly"] == "score_shift"
+    assert c == {
+        "subjects": 400,
+        "corroborated_subjects": 0,
+        "related_subjects": 0,
+        "class_current": 0,  # a source without a baseline for the hour is no evidence of a rise
+        "class_baseline": None,
+        "class_factor": None,
+        "spike_factor": None,
+        "by": None,
+    }
+    assert classifier.score_summary["suspected"]["corroboration"] == c
+    assert ingest("spam-model", 2)[0]["disposition"] == "held"
+
+
+def test_new_classifiers_spike_with_reports_on_the_same_subjects_opens_an_incident(classifier):
+    reports = SignalSource.objects.get(slug="user-reports")
+    week_old(classifier)
+    spike = add_signals(classifier, last_hour(400), scores=[0.99])
+    add_signals(reports, last_hour(40), on=[s.subject for s in spike[:40]])  # 10% of the spike's subjects
+
+    result = sources_check_health(now=NOW)
+
+    status, c = verdict(classifier)
+    assert result["incidents"] == ["spam-model"] and status == "healthy"
+    assert (c["corroborated_subjects"], c["subjects"], c["by"]) == (40, 400, "same_subjects")
+    incident = SourceIncident.objects.get(status="open")
+    assert incident.kind == "score_shift"
+    assert incident.detail["corroboration"]["by"] == "same_subjects"
+    assert "suspected" not in classifier.score_summary
+
+
+def test_one_subject_short_of_the_share_is_not_corroboration(classifier):
+    reports = SignalSource.objects.get(slug="user-reports")
+    week_old(classifier)
+    spike = add_signals(classifier, last_hour(400), scores=[0.99])
+    add_signals(reports, last_hour(39), on=[s.subject for s in spike[:39]])
+
+    assert sources_check_health(now=NOW)["suspect"] == ["spam-model"]
+
+
+def rising_reports(*, history_per_hour, in_hour, **attributes):
+    """User reports with four weeks of history at ``history_per_hour``, then ``in_hour`` in the last hour."""
+    reports = SignalSource.objects.get(slug="user-reports")
+    normal_weeks(reports, per_hour=history_per_hour)
+    add_signals(reports, last_hour(in_hour), on=subjects(in_hour, **attributes))
+    return reports
+
+
+def mature_spike(classifier, **attributes):
+    """A 20x spike of a classifier with four weeks at 5 an hour, on accounts carrying ``attributes``."""
+    normal_weeks(classifier, per_hour=5)
+    add_signals(classifier, last_hour(100), on=subjects(100, **attributes), scores=[0.3])
+
+
+def test_mature_sources_spike_during_a_proportional_related_class_rise_opens_an_incident(classifier):
+    mature_spike(classifier, link_domain="cheap-followers.example")
+    rising_reports(history_per_hour=2, in_hour=30, link_domain="cheap-followers.example")  # 15x, same wave
+
+    result = sources_check_health(now=NOW)
+
+    status, c = verdict(classifier)
+    # both are real: each source's spike is the other's corroboration
+    assert result["incidents"] == ["spam-model", "user-reports"] and status == "healthy"
+    assert c == {
+        "subjects": 100,
+        "corroborated_subjects": 0,
+        "related_subjects": 100,
+        "class_current": 30,
+        "class_baseline": 2.0,
+        "class_factor": 15.0,
+        "spike_factor": 20.0,
+        "by": "class_rise",
+    }
+
+
+def test_a_2x_rise_of_unrelated_reports_does_not_excuse_a_20x_classifier_spike(classifier):
+    mature_spike(classifier)
+    rising_reports(history_per_hour=5, in_hour=10)
+
+    result = sources_check_health(now=NOW)
+
+    status, c = verdict(classifier)
+    assert result["suspect"] == ["spam-model"] and status == "suspect"
+    assert (c["class_factor"], c["spike_factor"], c["related_subjects"], c["by"]) == (2.0, 20.0, 0, None)
+
+
+def test_a_2x_rise_does_not_excuse_a_20x_spike_even_on_related_accounts(classifier):
+    mature_spike(classifier, device="farm-1")
+    rising_reports(history_per_hour=5, in_hour=10, device="farm-1")
+
+    sources_check_health(now=NOW)
+
+    status, c = verdict(classifier)
+    assert status == "suspect"
+    assert (c["class_factor"], c["related_subjects"]) == (2.0, 100)
+
+
+def test_a_proportional_rise_on_unrelated_accounts_is_a_coincidence(classifier):
+    mature_spike(classifier, device="farm-1")
+    rising_reports(history_per_hour=2, in_hour=30, device="someone-else")
+
+    sources_check_health(now=NOW)
+
+    status, c = verdict(classifier)
+    assert status == "suspect"
+    assert (c["class_factor"], c["related_subjects"]) == (15.0, 0)
+
+
+def test_a_value_shared_by_too_many_accounts_links_nothing(classifier, settings):
+    settings.DOCKET = {**settings.DOCKET, "CAMPAIGN_MAX_VALUE_SHARE": 100}
+    mature_spike(classifier, ip="10.0.0.1")  # a carrier NAT address: 130 accounts share it
+    rising_reports(history_per_hour=2, in_hour=30, ip="10.0.0.1")
+
+    sources_check_health(now=NOW)
+
+    status, c = verdict(classifier)
+    assert status == "suspect" and c["related_subjects"] == 0
+
+
+def test_a_rise_counts_only_over_the_weeks_the_other_source_was_sending(classifier):
+    """Reports that began two weeks ago at 2 an hour have a baseline of 2, not of 1 averaged over four weeks."""
+    mature_spike(classifier, device="farm-1")
+    reports = SignalSource.objects.get(slug="user-reports")
+    normal_weeks(reports, per_hour=2, weeks=2)
+    add_signals(reports, last_hour(14), on=subjects(14, device="farm-1"))  # 7x: short of the 10x the spike needs
+
+    sources_check_health(now=NOW)
+
+    status, c = verdict(classifier)
+    assert (c["class_baseline"], c["class_factor"]) == (2.0, 7.0)
+    assert status == "suspect"
 
 
 def test_calm_hour_resolves_the_open_incident(classifier):
@@ -291,7 +441,12 @@ def test_after_confirm_the_same_spike_opens_an_incident(classifier, policy_admin
     result = sources_check_health(now=NOW + timedelta(minutes=5))
 
     assert result["suspect"] == [] and result["incidents"] == ["spam-model"]
-    assert SourceIncident.objects.get().detail["corroboration"] == {"confirmed_by_admin": True}
+    assert SourceIncident.objects.get().detail["corroboration"] == {
+        "confirmed_by_admin": True,
+        "confirmed_by": "padmin",
+        "confirmed_at": NOW.isoformat(),
+        "by": "confirmed_by_admin",
+    }
 
 
 def test_quarantine_keeps_signals_held(classifier, policy_admin):
