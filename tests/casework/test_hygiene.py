@@ -317,6 +317,86 @@ def test_calm_hour_resolves_the_open_incident(classifier):
     assert list(incidents_open()) == []
 
 
+def corroborated_incident(classifier):
+    reports = SignalSource.objects.get(slug="user-reports")
+    normal_weeks(classifier, per_hour=5)
+    spike = add_signals(classifier, last_hour(100), scores=[0.3])
+    add_signals(reports, last_hour(30), on=[s.subject for s in spike[:30]])
+    assert sources_check_health(now=NOW)["incidents"] == ["spam-model"]
+
+
+def spike_goes_on_unreported(classifier, hours):
+    """The next hour's spike, on accounts nobody else reported."""
+    later = NOW + timedelta(hours=hours)
+    add_signals(classifier, [t + timedelta(hours=hours) for t in last_hour(100)], scores=[0.3])
+    return later
+
+
+def test_an_incident_whose_spike_goes_on_uncorroborated_gives_way_to_suspect(classifier):
+    corroborated_incident(classifier)
+    later = spike_goes_on_unreported(classifier, 2)
+
+    result = sources_check_health(now=later)
+
+    classifier.refresh_from_db()
+    incident = SourceIncident.objects.get()
+    assert result["suspect"] == ["spam-model"] and classifier.status == "suspect"
+    assert (incident.status, incident.resolved_at, incident.detail["resolution"]) == ("resolved", later, "suspect")
+    assert list(incidents_open()) == []
+
+
+def test_a_confirmed_incident_stays_open_while_the_spike_lasts_and_closes_when_calm(classifier, policy_admin):
+    corroborated_incident(classifier)
+    source_confirm(source_slug="spam-model", actor=policy_admin, now=NOW + timedelta(minutes=1))
+    later = spike_goes_on_unreported(classifier, 7)  # past the grace hours of a confirm
+
+    result = sources_check_health(now=later)
+
+    classifier.refresh_from_db()
+    incident = SourceIncident.objects.get()
+    assert result["suspect"] == [] and classifier.status == "healthy"
+    assert incident.status == "open"
+    assert (incident.detail["confirmed_by"], incident.detail["confirmed_at"]) == (
+        "padmin",
+        (NOW + timedelta(minutes=1)).isoformat(),
+    )
+    sources_check_health(now=later + timedelta(hours=3))
+    assert SourceIncident.objects.get().detail["resolution"] == "calm"
+
+
+def test_quarantine_resolves_the_open_incident(classifier, policy_admin):
+    corroborated_incident(classifier)
+
+    source_quarantine(source_slug="spam-model", actor=policy_admin, now=NOW + timedelta(minutes=1))
+
+    classifier.refresh_from_db()
+    incident = SourceIncident.objects.get()
+    assert classifier.status == "quarantined"
+    assert classifier.score_summary["admin"] == {
+        "action": "quarantined",
+        "by": "padmin",
+        "at": (NOW + timedelta(minutes=1)).isoformat(),
+    }
+    assert (incident.status, incident.detail["resolution"]) == ("resolved", "quarantined")
+    assert list(incidents_open()) == []
+
+
+def test_a_suspect_source_keeps_why_it_was_held_until_confirmed(classifier, policy_admin):
+    suspect_source(classifier)
+    sources_check_health(now=NOW + timedelta(hours=3))  # calm now, still suspect: only an admin moves it
+
+    classifier.refresh_from_db()
+    assert classifier.score_summary["anomaly"] is None
+    assert classifier.score_summary["suspected"]["at"] == NOW.isoformat()
+    assert classifier.score_summary["suspected"]["anomaly"] == "rate_spike"
+
+    source_confirm(source_slug="spam-model", actor=policy_admin, now=NOW + timedelta(hours=3, minutes=1))
+    sources_check_health(now=NOW + timedelta(hours=3, minutes=5))
+    classifier.refresh_from_db()
+    assert "suspected" not in classifier.score_summary
+    assert classifier.score_summary["admin"]["action"] == "confirmed"
+
+
 def test_score_shift_without_rate_change_makes_the_source_suspect(classifier):
     normal_weeks(classifier, per_hour=30, weeks=1, scores=(0.1, 0.2, 0.3))
     add_signals(classifier, last_hour(30), scores=[0.95, 0.97, 0.99])
