@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -530,6 +531,65 @@ def sources_check_health(*, now: datetime | None = None, rules: HealthRules | No
 def incidents_open():
     """Open source incidents, newest first, for the dashboard."""
     return SourceIncident.objects.filter(status=SourceIncident.Status.OPEN).select_related("source")
+
+
+# --- what pages show ---------------------------------------------------------------------------------------------
+
+
+def _explained(source, incident, rules):
+    """Why the source is what it is, in ``rules``' words: the open incident's corroboration, or why it was held."""
+    if incident is not None:
+        c = dict(incident.detail.get("corroboration") or {})
+        if incident.detail.get("confirmed_at"):
+            c |= {"confirmed_by_admin": True, "confirmed_by": incident.detail.get("confirmed_by")}
+        return rules.explain(c)
+    suspected = (source.score_summary or {}).get("suspected")
+    if source.status != SignalSource.Status.HEALTHY and suspected:
+        return rules.explain(suspected.get("corroboration") or {})
+    return []
+
+
+def sources_overview(*, slug: str | None = None) -> list[SignalSource]:
+    """Sources (all, or the one with ``slug``) as pages show them, in two queries.
+
+    Each carries ``held`` (how many signals it holds: a count on the held-signals
+    index), ``incident`` (its open incident or None), ``suspected`` (why it was
+    held, while it is) and ``reasons`` (``HealthRules.explain`` lines: what
+    corroborated the incident, or why the source was held).
+    """
+    rules = HealthRules.from_settings()
+    held = (
+        Signal.objects.filter(source_id=OuterRef("pk"), disposition=Signal.Disposition.HELD)
+        .order_by()
+        .values("source_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    sources = SignalSource.objects.annotate(held=Coalesce(Subquery(held), 0)).order_by("slug")
+    incidents = SourceIncident.objects.filter(status=SourceIncident.Status.OPEN)
+    if slug is not None:
+        sources = sources.filter(slug=slug)
+        incidents = incidents.filter(source__slug=slug)
+    result = list(sources)
+    open_by_source = {i.source_id: i for i in incidents} if result else {}
+    for source in result:
+        suspected = (source.score_summary or {}).get("suspected")
+        source.suspected = suspected and {**suspected, "at": datetime.fromisoformat(suspected["at"])}
+        source.incident = open_by_source.get(source.pk)
+        source.reasons = _explained(source, source.incident, rules)
+    return result
+
+
+def source_overview(*, slug: str) -> SignalSource:
+    """One source as its page shows it (see ``sources_overview``), with its ``recent_incidents``."""
+    found = sources_overview(slug=slug)
+    if not found:
+        raise DocketError("not_found", "No such source.", status=404)
+    source = found[0]
+    source.recent_incidents = list(source.incidents.order_by("-opened_at")[:10])
+    admin = (source.score_summary or {}).get("admin")
+    source.admin_action = admin and {**admin, "at": datetime.fromisoformat(admin["at"])}
+    return source
 
 
 # --- admin actions -----------------------------------------------------------------------------------------------

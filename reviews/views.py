@@ -19,7 +19,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
-from casework.models import Campaign, Case, CaseEvent, Signal
+from casework.hygiene import source_confirm, source_overview, source_quarantine, sources_overview
+from casework.models import Campaign, Case, CaseEvent
 from casework.selectors import recommended_action
 from casework.services import case_note_add
 from docket import roles
@@ -648,10 +649,10 @@ def dashboard(request):
     snapshot = metrics_snapshot(request.user)
     queues = snapshot.get("queues", [])
     classes = [dict(c) for c in snapshot.get("threat_classes", [])]
-    sources = snapshot.get("sources", [])
+    # Sources and incidents live, not from the cached snapshot: a status and its incident never disagree.
+    sources = sources_overview()
     enforcement = snapshot.get("enforcement", {})
     recent = list(decisions_visible_to(request.user).order_by("-created_at")[:15])
-    held = Signal.objects.filter(disposition="held").count()
     for c in classes:
         c["sla_pct"] = None if c.get("sla_compliance") is None else round(100 * c["sla_compliance"], 1)
         c["p50"] = _duration(c.get("time_to_action_p50_s"))
@@ -660,10 +661,10 @@ def dashboard(request):
         "depth": sum(q.get("depth") or 0 for q in queues),
         "in_review": sum(q.get("in_review") or 0 for q in queues),
         "breaching": sum(q.get("breaching") or 0 for q in queues),
-        "incidents": len(snapshot.get("incidents", [])),
+        "incidents": sum(1 for s in sources if s.incident),
         "pending": enforcement.get("pending", 0),
         "failed": enforcement.get("failed", 0),
-        "held": held,
+        "held": sum(s.held for s in sources),
     }
     return render(
         request,
@@ -673,7 +674,7 @@ def dashboard(request):
             "queues": queues,
             "classes": classes,
             "sources": sources,
-            "incidents": [{**i, "opened_at": _parse_time(i.get("opened_at"))} for i in snapshot.get("incidents", [])],
+            "incidents": sorted((s for s in sources if s.incident), key=lambda s: s.incident.opened_at, reverse=True),
             "failures": enforcement.get("recent_failures", []),
             "recent": recent,
             "totals": totals,
@@ -683,6 +684,55 @@ def dashboard(request):
             "source_chart": _source_chart(sources),
         },
     )
+
+
+# --- sources: health, the open incident, an admin's confirm / quarantine ----------------------------------
+
+
+@require_GET
+@staff_required
+def source_detail(request, slug):
+    try:
+        source = source_overview(slug=slug)
+    except DocketError as e:
+        raise Http404(e.detail) from None
+    return render(
+        request,
+        "reviews/source.html",
+        {"source": source, "can_decide": roles.has(request.user, roles.POLICY_ADMIN)},
+    )
+
+
+def _source_action(request, slug, act):
+    """Run one admin action on the source; a refusal or a missing role is a message on the source page."""
+    if not roles.has(request.user, roles.POLICY_ADMIN):
+        messages.error(request, "Only a policy admin confirms or quarantines a source.")
+    else:
+        try:
+            messages.success(request, act())
+        except DocketError as e:
+            _refused(request, e)
+    return redirect("source-detail", slug=slug)
+
+
+@require_POST
+@staff_required
+def source_confirm_view(request, slug):
+    def act():
+        released = source_confirm(source_slug=slug, actor=request.user)["released"]
+        return f"Confirmed: {slug} is healthy; {released} held signal{'s' if released != 1 else ''} entered the queue."
+
+    return _source_action(request, slug, act)
+
+
+@require_POST
+@staff_required
+def source_quarantine_view(request, slug):
+    def act():
+        source_quarantine(source_slug=slug, actor=request.user)
+        return f"Quarantined: {slug}'s signals stay held, stored and out of the queue."
+
+    return _source_action(request, slug, act)
 
 
 # --- charts: inline SVG drawn on the server ------------------------------------------------------
@@ -806,15 +856,16 @@ def _sla_chart(classes):
 def _source_chart(sources):
     rows = []
     for s in sources:
-        current = s.get("current_rate") or 0
-        baseline = s.get("baseline_rate")
-        colour = {"healthy": BLUE, "suspect": AMBER, "quarantined": RED}.get(s.get("status"), GREY)
+        current = s.current_rate or 0
+        baseline = s.baseline_rate
+        colour = {"healthy": BLUE, "suspect": AMBER, "quarantined": RED}.get(s.status, GREY)
         note = (
             f"{current:.1f}/h"
             + (f" (baseline {baseline:.1f}/h)" if baseline is not None else "")
-            + f" · {s.get('status')}"
+            + f" · {s.status}"
+            + (f", {s.held} held" if s.held else "")
         )
-        rows.append((s.get("slug"), [(current, colour)], note))
+        rows.append((s.slug, [(current, colour)], note))
     return _hbars(rows, title="Signal rate by source, last hour", width=760, label_w=170, note_w=230)
 
 

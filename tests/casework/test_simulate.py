@@ -93,3 +93,29 @@ def test_docket_demo_seeds_users_sources_and_every_queue(capsys):
     call_command("docket_demo")
     assert (Signal.objects.count(), Case.objects.count()) == before
     assert User.objects.get(username="mod").check_password("demo-pass-123")
+
+
+def test_broken_classifier_is_caught_and_its_burst_held():
+    tally = scenario_run("broken-classifier", count=60, seed=1)
+
+    source = SignalSource.objects.get(slug="spam-classifier")
+    burst = Signal.objects.filter(source=source, external_id__contains="-clf-burst-")
+    assert source.status == "suspect"
+    assert source.score_summary["suspected"]["anomaly"] == "score_shift"
+    # the first minutes reached the queue before the health check ran; the rest waits for an admin
+    assert (tally["held"], burst.filter(disposition="held").count()) == (40, 40)
+    assert burst.filter(disposition="queued").count() == 20
+
+
+def test_docket_demo_leaves_the_broken_classifier_suspect_with_its_signals_held(capsys):
+    call_command("docket_demo", "--password", "demo-pass-123")
+
+    out = capsys.readouterr().out
+    source = SignalSource.objects.get(slug="spam-classifier")
+    held = Signal.objects.filter(source=source, disposition="held").count()
+    assert source.status == "suspect"
+    assert held >= 40
+    assert not source.incidents.filter(status="open").exists()
+    assert f"source spam-classifier: suspect, holding {held} signal(s)" in out
+    # the other sources are healthy: the classifier's spike is not excused by the demo's user reports
+    assert set(SignalSource.objects.exclude(pk=source.pk).values_list("status", flat=True)) == {"healthy"}

@@ -148,6 +148,7 @@ class World:
             ("UI escalations", self.senior, "/escalations/"),
             ("UI queue page", self.senior, "/queues/spam/"),
             ("UI campaign page", self.senior, f"/campaigns/{self.campaign.pk}/"),
+            ("UI source page", self.admin, "/sources/perf-classifier/"),
             ("UI case page", self.moderator, f"/cases/{focus}/"),
             ("UI appeals queue", self.appeals, "/appeals/"),
             ("UI appeal page", self.appeals, f"/appeals/{appeal.pk}/"),
@@ -197,10 +198,11 @@ BOUNDS = {
     "API relabels": 5,
     "API metrics": 24,  # a cache miss: the snapshot's aggregates (one scan per table)
     "UI home": 13,
-    "UI dashboard": 27,
+    "UI dashboard": 28,  # sources and their open incidents read live, not from the cached snapshot
     "UI escalations": 5,
     "UI queue page": 9,
     "UI campaign page": 9,
+    "UI source page": 6,
     "UI case page": 16,
     "UI appeals queue": 9,
     "UI appeal page": 12,

@@ -6,6 +6,9 @@ Scenarios (what T&S sees in a real escalation):
   domain, flagged by the spam classifier and by a few user reports;
 - ``broken-classifier``: the spam classifier, after a quiet week (backfilled
   when it has no history), suddenly emits N junk scores on unrelated accounts;
+  its first minutes reach the queue, then the health check the beat runs every
+  few minutes finds the uncorroborated score shift, marks the classifier
+  suspect, and the rest of the burst is held for an admin;
 - ``brigade``: N reporters first seen a day ago report one victim account for
   harassment within minutes;
 - ``ato-wave``: the ATO rules flag N accounts logging in from a handful of IPs
@@ -25,6 +28,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from casework.hygiene import HealthRules, sources_check_health
 from casework.intake import signals_ingest
 from casework.models import SignalSource
 
@@ -121,10 +125,20 @@ def broken_classifier(run, count, now, rng, *, history=True):
                 # the junk: a model rollout that scores nearly everything as spam
                 "score": round(rng.uniform(0.9, 1.0), 3),
                 "reason": "model v7 rollout",
-                "occurred_at": _at(now - timedelta(seconds=rng.randint(0, 600))),
+                # over the last ten minutes, oldest first
+                "occurred_at": _at(now - timedelta(seconds=600 * (count - i) // count)),
             }
         )
     return items
+
+
+def broken_classifier_caught(run, count, now, rng):
+    """The burst in two phases, as the beat sees it: the first minutes (enough signals for the
+    health check to judge) reach the queue, the health check runs, the rest arrives."""
+    items = broken_classifier(run, count, now, rng)
+    rules = HealthRules.from_settings()
+    rest = max(count - max(rules.min_spike, rules.min_scored), 0)
+    return [items[: len(items) - rest], items[len(items) - rest :]]
 
 
 def brigade(run, count, now, rng):
@@ -225,7 +239,7 @@ def mixed(run, count, now, rng):
 
 SCENARIOS = {
     "spam-campaign": (spam_campaign, 60),
-    "broken-classifier": (broken_classifier, 300),
+    "broken-classifier": (broken_classifier_caught, 300),
     "brigade": (brigade, 30),
     "ato-wave": (ato_wave, 40),
     "mixed": (mixed, 200),
@@ -234,6 +248,8 @@ SCENARIOS = {
 
 def scenario_run(name: str, *, count: int | None = None, run: str | None = None, seed: int | None = None) -> Counter:
     """Push scenario ``name`` through ``signals_ingest``; returns dispositions counted.
+
+    A scenario built in phases has the sources' health checked between them.
 
     ``run`` prefixes every external id: the same run twice stores nothing new
     (intake's idempotency), a new run is a new incident.
@@ -248,14 +264,18 @@ def scenario_run(name: str, *, count: int | None = None, run: str | None = None,
     rng = random.Random(seed if seed is not None else run)
     with transaction.atomic():
         sources_ensure()
-    items = build(run, count, timezone.now(), rng)
+    built = build(run, count, timezone.now(), rng)
+    phases = built if built and isinstance(built[0], list) else [built]
     tally: Counter = Counter()
     cases = set()
-    for start in range(0, len(items), BATCH):
-        result = signals_ingest(items=items[start : start + BATCH], actor=ACTOR)
-        tally.update(r["disposition"] for r in result.results)
-        tally["new"] += result.created
-        cases.update(r["case"] for r in result.results if r["case"])
+    for phase, items in enumerate(phases):
+        if phase:
+            sources_check_health()  # what the beat runs every few minutes, between the phases
+        for start in range(0, len(items), BATCH):
+            result = signals_ingest(items=items[start : start + BATCH], actor=ACTOR)
+            tally.update(r["disposition"] for r in result.results)
+            tally["new"] += result.created
+            cases.update(r["case"] for r in result.results if r["case"])
     tally["cases"] = len(cases)
     return tally
 

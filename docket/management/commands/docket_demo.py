@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from casework.hygiene import sources_check_health, sources_overview
 from casework.management.commands.simulate import scenario_run, sources_ensure
 from casework.models import Case
 from casework.priority import cases_reprioritise_all
@@ -28,7 +29,9 @@ USERS = [
     ("padmin", ["policy_admin"], None),
     ("platform", ["platform"], None),
 ]
-INCIDENT = [("spam-campaign", 40), ("broken-classifier", 60), ("brigade", 30), ("ato-wave", 25), ("mixed", 60)]
+# The broken classifier first: once the health check marks it suspect it holds everything it sends,
+# the spam campaign's detections included, until an admin confirms or quarantines it.
+INCIDENT = [("broken-classifier", 60), ("spam-campaign", 40), ("brigade", 30), ("ato-wave", 25), ("mixed", 60)]
 RUN = "demo"
 
 
@@ -84,11 +87,13 @@ class Command(BaseCommand):
         # What beat would find within minutes, found now: the demo opens on
         # campaigns and source health, not on an empty campaigns page.
         from casework.campaigns import campaigns_detect
-        from casework.hygiene import sources_check_health
 
         found = campaigns_detect()
         sources_check_health()
         self.stdout.write(f"campaigns: {found['created']} detected")
+        for source in sources_overview():
+            if source.status != "healthy":
+                self.stdout.write(f"source {source.slug}: {source.status}, holding {source.held} signal(s)")
 
         per_queue = Case.objects.values_list("queue__slug").order_by("queue__slug")
         counts = {}
