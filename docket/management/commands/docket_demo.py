@@ -27,6 +27,7 @@ USERS = [
     ("senior", ["senior", "moderator"], ["csam", "cib"]),
     ("appeals", ["appeals"], None),
     ("padmin", ["policy_admin"], None),
+    ("padmin2", ["policy_admin"], None),
     ("platform", ["platform"], None),
 ]
 # The broken classifier first: once the health check marks it suspect it holds everything it sends,
@@ -83,6 +84,9 @@ class Command(BaseCommand):
             tally = scenario_run(name, count=count, run=f"{RUN}-{name}", seed=len(name))
             self.stdout.write(f"{name}: {tally['new']} new signal(s) in {tally['cases']} case(s)")
         self._escalate()
+        work = self._workflows()
+        if work:
+            self.stdout.write(work)
         cases_reprioritise_all()
         # What beat would find within minutes, found now: the demo opens on
         # campaigns and source health, not on an empty campaigns page.
@@ -105,6 +109,71 @@ class Command(BaseCommand):
         for username, role_names, clearances in USERS:
             extra = f", clearances {','.join(clearances)}" if clearances else ""
             self.stdout.write(f"  {username:<9} {'+'.join(role_names)}{extra}")
+
+    def _workflows(self):
+        """Work waiting for every role on first sign-in, made once through the services.
+
+        ``mod2`` decides a few cases (each sampled for QA, so the other
+        moderators find second reviews), the platform appeals two of those
+        decisions (appeals staff find them), and ``padmin2`` proposes a
+        threshold change (``padmin`` finds it waiting for a second admin).
+        Returns a one-line tally, or ``""`` when it was done before.
+        """
+        from appeals.services import appeal_file
+        from policies.models import VIOLATIONS, ThresholdChange
+        from policies.services import threshold_change_propose
+        from reviews.models import Decision
+        from reviews.services import active_version_for, decision_make, queue_claim
+
+        User = get_user_model()
+        mod2, platform, padmin2 = (User.objects.get(username=u) for u in ("mod2", "platform", "padmin2"))
+        if Decision.objects.filter(reviewer__user=mod2).exists():
+            return ""
+        decisions = []
+        qa_rate = settings.DOCKET["QA_SAMPLE_RATE"]
+        settings.DOCKET["QA_SAMPLE_RATE"] = 1.0  # these demo decisions are all sampled for QA
+        try:
+            for queue_slug in ("spam", "harassment", "spam", "harassment"):
+                assignment = queue_claim(reviewer=mod2, queue_slug=queue_slug)
+                if assignment is None:
+                    continue
+                version = active_version_for(assignment.case.threat_class)
+                action = next(a for a in version.ladder if a in VIOLATIONS and a not in ("suspend", "legal_report"))
+                decisions.append(
+                    decision_make(
+                        case_id=assignment.case_id,
+                        reviewer=mod2,
+                        action=action,
+                        rule=version.rules[0]["code"],
+                        rationale="Demo: matches the rule on first read.",
+                    )
+                )
+        finally:
+            settings.DOCKET["QA_SAMPLE_RATE"] = qa_rate
+        appeals = 0
+        for decision in decisions[:2]:
+            appeal_file(
+                decision_id=decision.pk,
+                appellant=decision.case.subject.external_id,
+                statement="I did not do this; my account was shared with a friend that week.",
+                actor=platform,
+            )
+            appeals += 1
+        proposed = 0
+        if not ThresholdChange.objects.filter(status="proposed").exists():
+            threshold_change_propose(
+                source_slug="spam-classifier",
+                threat_class_slug="spam",
+                auto_action_at=0.97,
+                review_at=0.6,
+                reason="Demo: classifier v7 is better calibrated; automate only the surest removals.",
+                actor=padmin2,
+            )
+            proposed = 1
+        return (
+            f"workflows: {len(decisions)} decision(s) by mod2 sampled for QA, {appeals} appeal(s) filed, "
+            f"{proposed} threshold change proposed"
+        )
 
     def _escalate(self):
         """A senior sends a few cases to the escalations and legal queues, once."""
