@@ -232,6 +232,9 @@ MATRIX = [
         "refused",
         body=_bulk("spam", "spam_open"),
     ),  # fmt: skip
+    ui("get", "/sources/user-reports/", *UI_STAFF),
+    ui("post", "/sources/user-reports/confirm/", "login", 403, "refused", "refused", "refused", "refused", 302),
+    ui("post", "/sources/user-reports/quarantine/", "login", 403, "refused", "refused", "refused", "refused", 302),
     ui("get", "/campaigns/{camp_spam}/", *UI_STAFF),
     ui("get", "/campaigns/{camp_cib}/", *UI_CLEARED),
     ui(
