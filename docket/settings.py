@@ -32,17 +32,19 @@ def env_float(name, default):
 
 DEBUG = env_bool("DOCKET_DEBUG", False)
 PRODUCTION = env_bool("DOCKET_PRODUCTION", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or (
-    "" if PRODUCTION else "docket-insecure-development-key-change-me-in-production-0123456789"
-)
+DOCKET_DATA_DIR = Path(os.environ.get("DOCKET_DATA_DIR", BASE_DIR / ".docket"))
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if PRODUCTION and not SECRET_KEY:
     raise RuntimeError("DJANGO_SECRET_KEY must be set when DOCKET_PRODUCTION=1")
+if not SECRET_KEY:
+    # Never a key shipped in the code: one generated for this installation, kept in the data folder.
+    from docket.keys import installation_secret_key
+
+    SECRET_KEY = installation_secret_key(DOCKET_DATA_DIR)
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h
 ]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
-
-DOCKET_DATA_DIR = Path(os.environ.get("DOCKET_DATA_DIR", BASE_DIR / ".docket"))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
