@@ -115,6 +115,9 @@ else:
     REDIS_URL = embedded.redis_url(DOCKET_DATA_DIR)
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+# A pooled connection the database dropped (a restart, a failover, an idle timeout) is replaced
+# before the request uses it, instead of failing that request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DOCKET_TEST_DATABASE") or None}
 

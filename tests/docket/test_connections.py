@@ -1,0 +1,78 @@
+"""Pooled database connections survive the database dropping them (a restart, a failover)."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+
+from docket.accounts import token_for
+from tests.reliability.test_faults import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _server(port):
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "docket.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "DB_CONN_MAX_AGE": "600",  # one pooled connection, reused by every request of the worker
+        "DOCKET_CACHE_PREFIX": f"conn-{uuid.uuid4().hex[:8]}",
+        "CELERY_TASK_ALWAYS_EAGER": "1",
+    }
+    command = [sys.executable, "-m", "gunicorn", "docket.wsgi", "-w", "1", "-b", f"127.0.0.1:{port}"]
+    log = tempfile.TemporaryFile()
+    return subprocess.Popen(command + ["--log-level", "warning"], cwd=ROOT, env=env, stderr=log), log
+
+
+def _server_backends():
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return [pid for (pid,) in cur.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_every_request_after_the_database_drops_pooled_connections_is_answered(make_user):
+    token = token_for(make_user("pooled-mod", "moderator"))
+    port = free_port()
+    server, log = _server(port)
+    url = f"http://127.0.0.1:{port}/api/v1/sources/"
+    headers = {"Authorization": f"Token {token}"}
+    try:
+
+        def up():
+            try:
+                return requests.get(url, headers=headers, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, 90, "gunicorn to answer")
+        backends = _server_backends()
+        assert backends, "the worker keeps its connection open between requests"
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [backends])
+        time.sleep(0.2)
+
+        statuses = [requests.get(url, headers=headers, timeout=10).status_code for _ in range(5)]
+
+        assert statuses == [200] * 5
+        assert not set(_server_backends()) & set(backends)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
