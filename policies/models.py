@@ -63,6 +63,7 @@ class ThreatClass(models.Model):
     legal_ground = models.CharField(max_length=500, blank=True)
 
     class Meta:
+        verbose_name_plural = "threat classes"
         ordering = ["-severity", "slug"]
         constraints = [
             models.CheckConstraint(name="threatclass_severity_1_to_5", condition=Q(severity__gte=1, severity__lte=5)),

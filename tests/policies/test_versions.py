@@ -242,4 +242,5 @@ def test_activation_asks_for_confirmation_showing_the_changes(admin_client, poli
 def test_threat_classes_admin_lists_names(admin_client):
     page = admin_client.get("/admin/policies/threatclass/").content.decode()
     assert ThreatClass.objects.get(slug="payment_fraud").name in page
+    assert "Threat classes" in page and "Threat classs" not in page
     assert "72 h" in page or "3 days" in page
