@@ -236,3 +236,95 @@ def case_reprioritise(*, case_ids, now=None) -> int:
 def cases_reprioritise_all(*, now=None) -> int:
     """Refresh every active case in one set-based UPDATE (the beat sweep). Returns the count."""
     return _refresh("", _params(now or timezone.now()))
+
+
+# --- explaining a rank to a reviewer ---------------------------------------------------------------
+
+# Each stored breakdown factor in words: (label, what it measures).
+FACTORS = {
+    "severity": ("Severity", "of the threat class, 1 to 5"),
+    "harm_weight": ("Harm weight", "the class's harm multiplier"),
+    "reach": ("Reach", "the subject's audience, log-scaled from 0 to 1"),
+    "signal_strength": ("Signal strength", "the best score times its source's trust, 0 to 1"),
+    "reporter_weight": ("Reporter weight", "distinct reporters, each weighted by their past accuracy"),
+    "reporter_term": ("Reporter term", "the reporter weight scaled to 0 to 1"),
+    "brigading": ("Brigade suspected", "many new or inaccurate reporters at once: they count for little"),
+    "evidence": ("Evidence", "half the reach, plus signal strength, plus the reporter term"),
+    "velocity": ("Velocity", "signals on the subject in the last hour"),
+    "velocity_growth": ("Velocity growth", "this hour's signals against the hour before"),
+    "velocity_factor": ("Velocity multiplier", "1 to 1.5"),
+    "aging_factor": ("Aging multiplier", "1 to 4, rising as the SLA nears and passes"),
+    "sla_breached": ("Past its SLA", ""),
+    "base": ("Base score", "severity x harm x (1 + evidence) x velocity x aging"),
+    "breach_offset": ("Past-SLA tier", "added once the SLA has passed"),
+    "restricted_offset": ("Restricted tier", "added for restricted and legal-escalation classes"),
+}
+
+
+def _number(value):
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def priority_explain(breakdown) -> dict:
+    """A case's stored priority breakdown in plain language, for the "Why it ranks here" panel.
+
+    Returns ``{"reasons": [...], "details": [{"label", "value", "meaning"}]}``:
+    ``reasons`` are the two or three sentences that decide the rank, the tiers
+    first (restricted, past SLA: they outrank any score), then the largest
+    multipliers of the base score; ``details`` lists every factor with its
+    meaning.
+    """
+    b = breakdown if isinstance(breakdown, dict) else {}
+    if not b:
+        return {"reasons": [], "details": []}
+    reasons = []
+    if _number(b.get("restricted_offset")) > 0:
+        reasons.append("Restricted or legal class: it ranks above every unrestricted case in its queue.")
+    if b.get("sla_breached") or _number(b.get("breach_offset")) > 0:
+        reasons.append("Past its SLA: it ranks above every case of its class that is still within SLA.")
+
+    severity, harm = _number(b.get("severity")), _number(b.get("harm_weight"))
+    evidence = _number(b.get("evidence"))
+    sources = {
+        "its wide reach": 0.5 * _number(b.get("reach")),
+        "a strong signal": _number(b.get("signal_strength")),
+        "several reliable reporters": _number(b.get("reporter_term")),
+    }
+    strongest = max(sources, key=sources.get)
+    velocity_factor = _number(b.get("velocity_factor")) or 1
+    aging_factor = _number(b.get("aging_factor")) or 1
+    # Candidate sentences with the size of their effect on the base score (a multiplier).
+    candidates = [
+        (max(severity * harm, 1), f"Its class is severity {severity:g} of 5 with harm weight {harm:g}."),
+        (1 + evidence, f"Evidence multiplies it by {1 + evidence:.1f}, mostly from {strongest}."),
+        (
+            velocity_factor,
+            f"Activity is rising: {_number(b.get('velocity')):g} signal(s) on the subject in the last hour "
+            f"(x{velocity_factor:.2f}).",
+        ),
+        (aging_factor, f"It has been waiting: aging multiplies it by {aging_factor:.1f} as its SLA nears."),
+    ]
+    candidates = [c for c in candidates if c[0] > 1.05] or candidates[:1]
+    candidates.sort(key=lambda c: -c[0])
+    for _, sentence in candidates:
+        if len(reasons) >= 3:
+            break
+        reasons.append(sentence)
+    if b.get("brigading"):
+        reasons[-1 if len(reasons) >= 3 else len(reasons) :] = [
+            "It looks like a brigade: many new or inaccurate reporters, so their reports count for little."
+        ]
+
+    details = []
+    for key, (label, meaning) in FACTORS.items():
+        if key not in b:
+            continue
+        value = b[key]
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif isinstance(value, int | float):
+            shown = f"{value:,.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value):,}"
+        else:
+            shown = str(value)
+        details.append({"key": key, "label": label, "value": shown, "meaning": meaning})
+    return {"reasons": reasons, "details": details}
