@@ -3,10 +3,10 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from docket import roles
 from docket.errors import DocketError
+from docket.identity.services import account_grants_changed, grants_of, token_issue
 
 
 @transaction.atomic
@@ -19,12 +19,15 @@ def user_upsert(
     clearances=None,
     max_active=None,
     graphic_budget=None,
+    by=None,
+    via="docket_user",
 ):
     """Create or update a user with exactly these roles; reviewers get a profile.
 
     ``queues`` and ``clearances`` replace the reviewer's when given. Returns the
     user; raises ``DocketError`` (code ``invalid``) for unknown roles, queues or
-    clearances, changing nothing.
+    clearances, changing nothing. A change of roles or clearances of an existing user is
+    audited and signs them out everywhere.
     """
     from policies.models import ThreatClass
     from reviews.models import Queue, Reviewer
@@ -54,6 +57,7 @@ def user_upsert(
 
     User = get_user_model()
     user, created = User.objects.get_or_create(username=username)
+    before = grants_of(None if created else user)
     if password:
         user.set_password(password)
     elif created:
@@ -75,6 +79,7 @@ def user_upsert(
         elif created or not reviewer.queues.exists():
             reviewer.queues.set(_default_queues(role_names, reviewer.clearances))
     user._docket_roles = frozenset(role_names)
+    account_grants_changed(user=user, before=before, after=grants_of(user), by=by, via=via)
     return user
 
 
@@ -94,5 +99,5 @@ def _default_queues(role_names, clearances):
 
 
 def token_for(user):
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    """The user's API token key (created if absent)."""
+    return token_issue(user=user).key

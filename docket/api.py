@@ -22,6 +22,8 @@ _DRF_CODES = {
     exceptions.Throttled: "throttled",
     exceptions.ParseError: "parse_error",
 }
+# Refusals whose own code is the contract's (e.g. an expired token: 401 ``token_expired``).
+_OWN_CODES = {"token_expired"}
 
 
 def _flatten(detail):
@@ -61,6 +63,8 @@ def exception_handler(exc, context):
             )
         return None
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    if getattr(getattr(exc, "detail", None), "code", None) in _OWN_CODES:
+        code = exc.detail.code
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
     response.data = {"code": code, "detail": str(detail)}
     return response
@@ -119,7 +123,7 @@ class SafeJSONParser(JSONParser):
 # can conflict with the current state or exceed the body limit (docket.middleware).
 _ENVELOPE_DESCRIPTIONS = {
     "400": "Invalid input (`invalid`, with `errors`) or a refused request (its code).",
-    "401": "No valid credentials (`not_authenticated`, `authentication_failed`).",
+    "401": "No valid credentials (`not_authenticated`, `authentication_failed`, `token_expired`).",
     "403": "Not your role (`forbidden`), or a refusal such as `not_assignee`.",
     "404": "No such object, not visible to you, or no such page (`not_found`).",
     "409": "The object's state does not allow this now (its code).",

@@ -48,3 +48,6 @@ class AccessLog(models.Model):
 
     def __str__(self):
         return f"{self.username} {self.action} {self.object_type} {self.object_id}"
+
+
+from docket.identity.models import ApiToken, StaffAccount, UserSession  # noqa: E402,F401  (identity tables)

@@ -63,7 +63,7 @@ _ADMIN_PERMISSIONS = {
             "reporter": "v",
         },
         "appeals": {"appeal": "v"},
-        "docket": {"accesslog": "v"},
+        "docket": {"accesslog": "v", "staffaccount": "v"},
     },
 }
 _VERBS = {"a": "add", "v": "view", "c": "change", "d": "delete"}

@@ -55,7 +55,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -75,6 +77,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "docket.identity.auth.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -159,6 +162,37 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Identity: passwords with a second factor, single sign-on, sessions ---------
+# Password sign-in (an operator signing everyone in through OpenID Connect can switch it off).
+DOCKET_PASSWORD_LOGIN = env_bool("DOCKET_PASSWORD_LOGIN", True)
+# A second factor at password sign-in for every staff user (always for users holding a clearance).
+DOCKET_REQUIRE_2FA = env_bool("DOCKET_REQUIRE_2FA", PRODUCTION)
+# Staff sessions end after this many minutes without a request (0: never).
+DOCKET_SESSION_IDLE_MINUTES = env_int("DOCKET_SESSION_IDLE_MINUTES", 30)
+OTP_TOTP_ISSUER = os.environ.get("DOCKET_2FA_ISSUER", "Docket")
+
+# OpenID Connect (mozilla-django-oidc), on when OIDC_ISSUER (or OIDC_DISCOVERY_URL) and a client are set.
+# Endpoints and signing keys come from the provider's discovery document.
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").rstrip("/")
+OIDC_DISCOVERY_URL = os.environ.get("OIDC_DISCOVERY_URL") or (
+    f"{OIDC_ISSUER}/.well-known/openid-configuration" if OIDC_ISSUER else ""
+)
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", os.environ.get("OIDC_RP_CLIENT_ID", ""))
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", os.environ.get("OIDC_RP_CLIENT_SECRET", ""))
+OIDC_RP_SCOPES = os.environ.get("OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_SIGN_ALGO", "RS256")
+OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "groups")
+OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env_float("OIDC_TIMEOUT_SECONDS", 10)
+OIDC_ENABLED = bool(OIDC_DISCOVERY_URL and OIDC_RP_CLIENT_ID)
+# Which provider groups grant which Docket roles and clearances:
+# "tns-moderators=moderator,tns-csam=clearance:csam" (a group may appear more than once).
+DOCKET_OIDC_ROLE_MAP = os.environ.get("DOCKET_OIDC_ROLE_MAP", "")
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("docket.identity.oidc.OIDCBackend")
+
 # --- Security (production hardens cookies and transport) --------------------
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
@@ -174,7 +208,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DOCKET_MAX_BODY_BYTES", 5 * 1024 * 1024)
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "docket.identity.auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from docket.admin import ReadOnlyAdmin
+from docket.identity.services import account_grants_changed, grants_of
 
 from .models import Assignment, Decision, Enforcement, QualityReview, Queue, Reviewer, Strike
 
@@ -17,6 +18,13 @@ class ReviewerAdmin(admin.ModelAdmin):
     list_filter = ["on_shift"]
     filter_horizontal = ["queues"]
     search_fields = ["user__username"]
+
+    def save_model(self, request, obj, form, change):
+        # A change of clearances is audited and signs the reviewer out everywhere.
+        before = grants_of(obj.user)
+        super().save_model(request, obj, form, change)
+        account_grants_changed(user=obj.user, before=before, after=grants_of(obj.user), by=request.user,
+                               via="admin", request=request)
 
 
 @admin.register(Assignment)

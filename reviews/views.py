@@ -8,7 +8,6 @@ use ``Case.objects.visible_to(user)`` so a restricted case never leaks.
 from datetime import datetime, timedelta
 
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import TruncHour
@@ -26,7 +25,6 @@ from casework.services import case_note_add
 from docket import roles
 from docket.errors import DocketError
 from docket.metrics import metrics_snapshot
-from docket.security import ThrottledAuthenticationForm
 from docket.views import landing
 from policies.models import LADDER, Action
 from reviews.models import Assignment, Queue, Reviewer
@@ -98,14 +96,6 @@ def _reviewer_load(reviewer, now=None):
 
 def _pct(part, whole):
     return 0 if not whole else max(0, min(100, round(100 * part / whole)))
-
-
-# --- sign in ------------------------------------------------------------------------
-
-
-class LoginView(auth_views.LoginView):
-    authentication_form = ThrottledAuthenticationForm
-    redirect_authenticated_user = True
 
 
 # --- home: my queues, capacity, exposure -----------------------------------------------

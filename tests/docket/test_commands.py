@@ -1,7 +1,8 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
+
+from docket.models import ApiToken as Token
 
 pytestmark = pytest.mark.django_db
 

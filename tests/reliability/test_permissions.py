@@ -213,6 +213,16 @@ MATRIX = [
     # --- moderator UI -----------------------------------------------------------------------------------------
     ui("get", "/", "login", 200, 200, 200, 200, 302, 200, note="platform: the API-account page; appeals: their queue"),
     ui("get", "/login/", 200, 302, 302, 302, 302, 302, 302),
+    # The second-factor steps need a password accepted a moment ago (in this session): nobody here has one.
+    ui("get", "/login/second-factor/", "login", "login", "login", "login", "login", "login", "login"),
+    ui("post", "/login/second-factor/", "login", "login", "login", "login", "login", "login", "login",
+       body={"code": "123456"}),
+    ui("get", "/login/enrol/", "login", "login", "login", "login", "login", "login", "login"),
+    ui("post", "/login/enrol/", "login", "login", "login", "login", "login", "login", "login", body={"code": "123456"}),
+    # Single sign-on is not configured in this matrix (tests/identity drives a real provider).
+    ui("get", "/oidc/authenticate/", 404, 404, 404, 404, 404, 404, 404),
+    ui("get", "/oidc/callback/", 400, 400, 400, 400, 400, 400, 400, note="no code: the provider-error page"),
+    ui("get", "/admin/login/", 200, 200, 200, 200, 200, 200, 200, note="the admin signs in through Docket's page"),
     ui("post", "/logout/", "login", "login", "login", "login", "login", "login", "login"),
     ui("get", "/dashboard/", *UI_STAFF),
     ui("get", "/escalations/", "login", 403, "refused", "refused", 200, "refused", "refused"),

@@ -1,7 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from docket.accounts import token_for, user_upsert
+from docket.accounts import user_upsert
 from docket.errors import DocketError
+from docket.identity.services import token_issue
 
 
 def _csv(value):
@@ -19,19 +21,31 @@ class Command(BaseCommand):
         parser.add_argument("--max-active", type=int)
         parser.add_argument("--graphic-budget", type=int)
         parser.add_argument("--password")
+        parser.add_argument(
+            "--expires-days",
+            "--token-expires-days",
+            dest="expires_days",
+            type=int,
+            metavar="N",
+            help="The API token expires N days from now (e.g. a service account's).",
+        )
 
     def handle(self, *args, **opts):
         try:
-            user = user_upsert(
-                username=opts["username"],
-                role_names=_csv(opts["role"]),
-                password=opts["password"],
-                queues=_csv(opts["queues"]),
-                clearances=_csv(opts["clearances"]),
-                max_active=opts["max_active"],
-                graphic_budget=opts["graphic_budget"],
-            )
+            with transaction.atomic():
+                user = user_upsert(
+                    username=opts["username"],
+                    role_names=_csv(opts["role"]),
+                    password=opts["password"],
+                    queues=_csv(opts["queues"]),
+                    clearances=_csv(opts["clearances"]),
+                    max_active=opts["max_active"],
+                    graphic_budget=opts["graphic_budget"],
+                )
+                token = token_issue(user=user, expires_days=opts["expires_days"])
         except DocketError as e:
             raise CommandError(e.detail) from None
         self.stdout.write(f"{user.username}: {', '.join(sorted(user._docket_roles))}")
-        self.stdout.write(token_for(user))
+        if token.expires_at is not None:
+            self.stdout.write(f"token expires at {token.expires_at.isoformat()}")
+        self.stdout.write(token.key)
