@@ -5,7 +5,11 @@ PY := $(VENV)/bin/python
 # Reinstalls only when pyproject.toml changes; otherwise the setup step is a no-op.
 STAMP := $(VENV)/.installed-from-pyproject
 
-.PHONY: venv run test lint stop bench
+# The test OpenID Connect provider (npm oidc-provider), reinstalled when its lock file changes.
+OIDC_PROVIDER := tests/identity/oidc_provider
+NODE_STAMP := $(OIDC_PROVIDER)/node_modules/.installed-from-lock
+
+.PHONY: venv run test lint stop bench node-deps
 
 venv: $(STAMP)
 
@@ -19,7 +23,13 @@ $(STAMP): pyproject.toml | $(PY)
 run: venv
 	$(PY) -m docket.run
 
-test: venv
+$(NODE_STAMP): $(OIDC_PROVIDER)/package-lock.json
+	npm ci --prefix $(OIDC_PROVIDER) --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+node-deps: $(NODE_STAMP)
+
+test: venv node-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

@@ -171,7 +171,7 @@ DOCKET_REQUIRE_2FA = env_bool("DOCKET_REQUIRE_2FA", PRODUCTION)
 DOCKET_SESSION_IDLE_MINUTES = env_int("DOCKET_SESSION_IDLE_MINUTES", 30)
 OTP_TOTP_ISSUER = os.environ.get("DOCKET_2FA_ISSUER", "Docket")
 
-# OpenID Connect (mozilla-django-oidc), on when OIDC_ISSUER (or OIDC_DISCOVERY_URL) and a client are set.
+# OpenID Connect (mozilla-django-oidc), on when OIDC_ISSUER (or OIDC_DISCOVERY_URL) and OIDC_CLIENT_ID are set.
 # Endpoints and signing keys come from the provider's discovery document.
 OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").rstrip("/")
 OIDC_DISCOVERY_URL = os.environ.get("OIDC_DISCOVERY_URL") or (
@@ -185,13 +185,11 @@ OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "groups")
 OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "preferred_username")
 OIDC_USE_PKCE = True
 OIDC_TIMEOUT = env_float("OIDC_TIMEOUT_SECONDS", 10)
-OIDC_ENABLED = bool(OIDC_DISCOVERY_URL and OIDC_RP_CLIENT_ID)
 # Which provider groups grant which Docket roles and clearances:
 # "tns-moderators=moderator,tns-csam=clearance:csam" (a group may appear more than once).
 DOCKET_OIDC_ROLE_MAP = os.environ.get("DOCKET_OIDC_ROLE_MAP", "")
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
-if OIDC_ENABLED:
-    AUTHENTICATION_BACKENDS.append("docket.identity.oidc.OIDCBackend")
+# The OpenID Connect backend answers only the provider's callback, and only when configured.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "docket.identity.oidc.OIDCBackend"]
 
 # --- Security (production hardens cookies and transport) --------------------
 SESSION_COOKIE_SECURE = PRODUCTION

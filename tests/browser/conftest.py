@@ -1,9 +1,12 @@
 """Playwright against pytest-django's live server, driving Debian's Chromium."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+
+from tests.twofactor import code_for, code_for_secret
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
 # to seed and check data are still synchronous and safe here.
@@ -54,11 +57,21 @@ def screenshot():
 
 @pytest.fixture
 def sign_in(live_server):
+    """Password sign-in through the pages; a user who must use a second factor enrols or enters a code."""
+
     def go(page, username, password):
         page.goto(f"{live_server.url}/login/")
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(re.escape(live_server.url) + r"/(login/enrol/|login/second-factor/)?$"))
+        if page.url.endswith("/login/enrol/"):
+            page.get_by_label("Code").fill(code_for_secret(page.get_by_test_id("totp-secret").inner_text()))
+            page.get_by_role("button", name="Confirm").click()
+            page.get_by_role("link", name="Continue").click()
+        elif page.url.endswith("/login/second-factor/"):
+            page.get_by_label("Code").fill(code_for(username))
+            page.get_by_role("button", name="Verify").click()
         page.wait_for_url(f"{live_server.url}/")
 
     return go
