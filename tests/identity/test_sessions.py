@@ -1,0 +1,126 @@
+"""Sessions: idle staff sessions end; a change of roles or clearances signs the user out everywhere;
+the audit log is append-only; the role map."""
+
+import time
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, transaction
+from django.test import Client
+
+from docket.accounts import user_upsert
+from docket.identity.oidc import grants_for, role_map
+from docket.identity.services import audit_list
+from docket.models import UserSession
+from tests.twofactor import client_sign_in
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_idle_staff_session_ends(make_user, settings):
+    settings.DOCKET_SESSION_IDLE_MINUTES = 15
+    make_user("mo", "moderator", password="mo-password-1")
+    client = Client()
+    client_sign_in(client, "mo", "mo-password-1")
+    assert client.get("/").status_code == 200
+    session = client.session
+    session["docket_seen"] = time.time() - 16 * 60
+    session.save()
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert "signed out after 15 minutes" in client.get(response["Location"]).content.decode()
+
+
+def test_an_active_session_is_not_rewritten_on_every_request(make_user, settings):
+    settings.DOCKET_SESSION_IDLE_MINUTES = 15
+    make_user("mo", "moderator", password="mo-password-1")
+    client = Client()
+    client_sign_in(client, "mo", "mo-password-1")
+    seen = client.session["docket_seen"]
+    client.get("/")
+    assert client.session["docket_seen"] == seen  # within the minute: nothing written
+    session = client.session
+    session["docket_seen"] = time.time() - 5 * 60
+    session.save()
+    client.get("/")
+    assert client.session["docket_seen"] > time.time() - 5  # refreshed, and still signed in
+    assert client.get("/").status_code == 200
+
+
+def test_a_change_of_roles_signs_the_user_out_everywhere(make_user):
+    make_user("mo", "moderator", password="mo-password-1")
+    phone, laptop = Client(), Client()
+    client_sign_in(phone, "mo", "mo-password-1")
+    client_sign_in(laptop, "mo", "mo-password-1")
+    assert UserSession.objects.filter(user__username="mo").count() == 2
+    user_upsert(username="mo", role_names=["moderator", "senior"])
+    assert phone.get("/").status_code == 302 and laptop.get("/").status_code == 302
+    assert not UserSession.objects.filter(user__username="mo").exists()
+    change = audit_list().filter(action="roles_changed", object_id="mo").latest("id")
+    assert change.detail["before"]["roles"] == ["moderator"]
+    assert change.detail["after"]["roles"] == ["moderator", "senior"]
+    assert change.detail["sessions_ended"] == 2
+
+
+def test_a_change_of_clearances_signs_out_and_the_same_grants_do_not(make_user):
+    make_user("mo", "moderator", password="mo-password-1")
+    client = Client()
+    client_sign_in(client, "mo", "mo-password-1")
+    user_upsert(username="mo", role_names=["moderator"])  # nothing changes
+    assert client.get("/").status_code == 200
+    user_upsert(username="mo", role_names=["moderator"], clearances=["cib"])
+    assert client.get("/").status_code == 302
+    change = audit_list().filter(action="roles_changed", object_id="mo").latest("id")
+    assert change.detail["after"]["clearances"] == ["cib"]
+
+
+def test_clearances_edited_in_the_admin_are_audited_and_sign_out(make_user, policy_admin):
+    mo = make_user("mo", "moderator", password="mo-password-1")
+    client = Client()
+    client_sign_in(client, "mo", "mo-password-1")
+    admin = Client()
+    admin.force_login(policy_admin)
+    reviewer = mo.reviewer
+    form = admin.get(f"/admin/reviews/reviewer/{reviewer.pk}/change/").context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None}
+    data.update(
+        user=mo.pk, clearances="csam", queues=[q.pk for q in reviewer.queues.all()], on_shift="on", _save="Save"
+    )
+    response = admin.post(f"/admin/reviews/reviewer/{reviewer.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert client.get("/").status_code == 302
+    change = audit_list().filter(action="roles_changed", object_id="mo").latest("id")
+    assert change.username == "padmin" and change.detail["via"] == "admin"
+
+
+def test_the_audit_log_refuses_update_and_delete(make_user):
+    make_user("mo", "moderator")
+    row = audit_list().filter(object_id="mo").first()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        audit_list().filter(pk=row.pk).update(action="nothing")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        audit_list().filter(pk=row.pk).delete()
+
+
+def test_audit_rows_are_visible_to_policy_admins_only(make_user, policy_admin, moderator):
+    admin = Client()
+    admin.force_login(policy_admin)
+    page = admin.get("/admin/docket/accesslog/?kind__exact=audit")
+    assert page.status_code == 200 and b"roles_changed" in page.content
+    mod = Client()
+    mod.force_login(moderator)
+    assert mod.get("/admin/docket/accesslog/")["Location"].startswith("/admin/login/")
+
+
+def test_the_role_map():
+    mapping = role_map("tns-moderators=moderator, tns-csam=clearance:csam,tns-leads=senior,tns-leads=moderator")
+    assert mapping == {
+        "tns-moderators": {"moderator"},
+        "tns-csam": {"clearance:csam"},
+        "tns-leads": {"senior", "moderator"},
+    }
+    assert grants_for(["tns-csam", "tns-leads", "other"], mapping) == ({"senior", "moderator"}, {"csam"})
+    assert grants_for(["tns-csam"], mapping) == (set(), {"csam"})  # a clearance alone grants no role
+    for bad in ["tns-moderators", "x=wizard", "=moderator"]:
+        with pytest.raises(ImproperlyConfigured, match="DOCKET_OIDC_ROLE_MAP"):
+            role_map(bad)
