@@ -107,7 +107,9 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(f"Demo logins (password: {shown}):")
         for username, role_names, clearances in USERS:
-            extra = f", clearances {','.join(clearances)}" if clearances else ""
+            extra = ""
+            if clearances:
+                extra = f", clearances {','.join(clearances)} (sets up a second factor at first sign-in)"
             self.stdout.write(f"  {username:<9} {'+'.join(role_names)}{extra}")
 
     def _workflows(self):
