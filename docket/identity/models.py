@@ -28,8 +28,8 @@ class ApiToken(models.Model):
         verbose_name = "API token"
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=models.F("created_at")),
-                name="apitoken_expires_after_creation",
+                condition=models.Q(expires_at__isnull=True) | models.Q(expires_at__gte=models.F("created_at")),
+                name="apitoken_expires_not_before_creation",
             ),
         ]
         indexes = [

@@ -288,9 +288,10 @@ def second_factor_reset(*, user, by, request=None):
 @transaction.atomic
 def token_issue(*, user, expires_days=None, rotate=False, by=None) -> ApiToken:
     """The user's API token: created if absent, replaced by a new key with ``rotate`` (the old key stops
-    working at once), and set to expire ``expires_days`` from now when given. Every change is audited."""
-    if expires_days is not None and expires_days < 1:
-        raise DocketError("invalid", "--expires-days must be at least 1.")
+    working at once), and set to expire ``expires_days`` from now when given (0: now, which revokes it).
+    Every change is audited."""
+    if expires_days is not None and expires_days < 0:
+        raise DocketError("invalid", "--expires-days must be 0 (expires now) or more.")
     now = timezone.now()
     expires_at = now + timedelta(days=expires_days) if expires_days is not None else None
     token = ApiToken.objects.select_for_update().filter(user=user).first()

@@ -86,12 +86,20 @@ def test_expiry_is_set_on_the_existing_token(make_user, capsys):
     assert audit_list().filter(action="token_expiry_set", object_id="svc").exists()
 
 
-@pytest.mark.parametrize("args", [["--expires-days", "0"], ["--expires-days", "-3"]])
-def test_bad_expiry_is_a_one_line_error_and_changes_nothing(make_user, args):
+def test_a_negative_expiry_is_a_one_line_error_and_changes_nothing(make_user):
     make_user("svc", "platform")
-    with pytest.raises(CommandError, match="at least 1"):
-        call_command("docket_token", "svc", *args)
+    with pytest.raises(CommandError, match="0 \\(expires now\\) or more"):
+        call_command("docket_token", "svc", "--expires-days", "-3")
     assert not ApiToken.objects.exists()
+
+
+def test_expires_days_0_revokes_the_token_now(make_user, capsys):
+    make_user("svc", "platform")
+    key = token_command("svc", capsys=capsys)
+    assert token_command("svc", "--expires-days", "0", capsys=capsys) == key
+    assert api(key).get("/api/v1/cases/").json()["code"] == "token_expired"
+    new = token_command("svc", "--rotate", "--expires-days", "0", capsys=capsys)
+    assert api(new).get("/api/v1/cases/").json()["code"] == "token_expired"
 
 
 def test_docket_user_creates_a_service_account_whose_token_expires(db, capsys):

@@ -11,7 +11,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument(
-            "--expires-days", type=int, metavar="N", help="The token expires N days from now (N >= 1)."
+            "--expires-days",
+            type=int,
+            metavar="N",
+            help="The token expires N days from now (0: now, which revokes it).",
         )
         parser.add_argument("--rotate", action="store_true", help="Replace the token: the old one stops working now.")
 

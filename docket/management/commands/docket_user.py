@@ -27,7 +27,7 @@ class Command(BaseCommand):
             dest="expires_days",
             type=int,
             metavar="N",
-            help="The API token expires N days from now (e.g. a service account's).",
+            help="The API token expires N days from now (e.g. a service account's; 0: now).",
         )
 
     def handle(self, *args, **opts):
