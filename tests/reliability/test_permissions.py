@@ -242,6 +242,11 @@ MATRIX = [
         "refused",
         body=_bulk("spam", "spam_open"),
     ),  # fmt: skip
+    ui("get", "/sources/", *UI_STAFF),
+    ui("get", "/thresholds/", "login", 403, 403, 403, 403, 403, 200),
+    ui("get", "/threshold-changes/{change}/", "login", 403, 403, 403, 403, 403, 200),
+    ui("post", "/threshold-changes/{change}/approve/", "login", 403, 403, 403, 403, 403, 302),
+    ui("post", "/threshold-changes/{change}/reject/", "login", 403, 403, 403, 403, 403, 302),
     ui("get", "/sources/user-reports/", *UI_STAFF),
     ui("post", "/sources/user-reports/confirm/", "login", 403, "refused", "refused", "refused", "refused", 302),
     ui("post", "/sources/user-reports/quarantine/", "login", 403, "refused", "refused", "refused", "refused", 302),
