@@ -15,16 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 SMALL = {"width": 1280, "height": 720}
 
 
-def sign_in_anywhere(page, base, username, password):
-    page.goto(f"{base}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-    expect(page.get_by_role("button", name="Sign out").first).to_be_visible()
-
-
-def test_every_demo_login_lands_on_a_page_with_navigation(browser, live_server, screenshot, settings):
+def test_every_demo_login_lands_on_a_page_with_navigation(browser, live_server, sign_in, screenshot, settings):
     settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
     call_command("docket_demo", "--password", "demo-pass-123")
     # The superuser ``make run`` creates (a policy admin too).
@@ -35,7 +26,8 @@ def test_every_demo_login_lands_on_a_page_with_navigation(browser, live_server, 
     for username in [u for u, _, _ in USERS] + ["admin"]:
         context = browser.new_context(viewport=SMALL)
         page = context.new_page()
-        sign_in_anywhere(page, live_server.url, username, "demo-pass-123")
+        sign_in(page, username, "demo-pass-123")  # enrols a second factor where one is required
+        expect(page.get_by_role("button", name="Sign out").first).to_be_visible()
         nav = page.get_by_role("navigation", name="Main")
         expect(nav).to_be_visible()
         assert nav.get_by_role("link").count() >= 1, username
@@ -46,9 +38,9 @@ def test_every_demo_login_lands_on_a_page_with_navigation(browser, live_server, 
     assert all(url == "/" for user, url in landings.items() if user != "appeals"), landings
 
 
-def test_api_account_page_and_error_pages(page, live_server, screenshot, platform):
+def test_api_account_page_and_error_pages(page, live_server, sign_in, screenshot, platform):
     page.set_viewport_size(SMALL)
-    sign_in_anywhere(page, live_server.url, "platform-svc", "pw-platform-svc")
+    sign_in(page, "platform-svc", "pw-platform-svc")
     expect(page.get_by_role("heading", name="This is an API account")).to_be_visible()
     screenshot(page, "landing-api-account")
 
@@ -71,10 +63,10 @@ def test_api_account_page_and_error_pages(page, live_server, screenshot, platfor
     page.wait_for_url(f"{live_server.url}/login/")
 
 
-def test_policy_admin_drafts_diffs_and_activates_a_version(page, live_server, screenshot, policy_admin):
+def test_policy_admin_drafts_diffs_and_activates_a_version(page, live_server, sign_in, screenshot, policy_admin):
     page.set_viewport_size(SMALL)
     v1 = active_version("spam")
-    sign_in_anywhere(page, live_server.url, "padmin", "pw-padmin")
+    sign_in(page, "padmin", "pw-padmin")
     expect(page.get_by_role("heading", name="Policy administration")).to_be_visible()
     screenshot(page, "landing-policy-admin")
 

@@ -11,6 +11,7 @@ from docket.management.commands.docket_demo import USERS
 from policies.models import ThresholdChange
 from reviews.models import QualityReview
 from reviews.selectors import quality_reviews_pending
+from tests.twofactor import client_sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,7 @@ def test_demo_work_is_made_once(demo):
 def test_every_demo_login_lands_on_a_page_with_navigation(demo):
     for username, _, _ in USERS:
         client = Client()
-        assert client.login(username=username, password="demo-pass-123"), username
+        client_sign_in(client, username, "demo-pass-123")
         response = client.get("/", follow=True)
         page = response.content.decode()
         assert response.status_code == 200, username
