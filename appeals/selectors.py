@@ -6,24 +6,38 @@ The outcome statement and the notices are plain data built from the models;
 
 from datetime import timedelta
 
-from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
 
+from casework.models import Case
 from docket import roles
+from docket.conf import setting
 from policies.models import Action
 from policies.notices import notice_render
+from reviews.models import Decision
 
 from .models import Appeal
-from .services import visible_q
-
-# Further redress the appellant is told about (DSA Art. 20(5), 21): configurable per deployment.
-REDRESS_DEFAULTS = {
-    "out_of_court": "a certified out-of-court dispute settlement body of your choice (Art. 21 DSA)",
-    "judicial": "the competent courts under the law that applies to you",
-}
 
 
 def _reviewer_of(user):
     return getattr(user, "reviewer", None) if user is not None and user.is_authenticated else None
+
+
+def visible_q(user):
+    """Appeals on cases the user may see: the one visibility rule, ``Case.objects.visible_to``."""
+    return Q(decision__case__in=Case.objects.visible_to(user))
+
+
+def decided_on_case_q(reviewer):
+    """Appeals on a case where this reviewer made any decision: theirs is never the second look.
+
+    The one conflict-of-interest rule: appeal claims exclude these, resolution refuses them, the page warns.
+    """
+    return Exists(Decision.objects.filter(case_id=OuterRef("decision__case_id"), reviewer=reviewer))
+
+
+def has_conflict(reviewer, appeal) -> bool:
+    """True when this reviewer decided on the appealed case (they may not review the appeal)."""
+    return reviewer is not None and Appeal.objects.filter(decided_on_case_q(reviewer), pk=appeal.pk).exists()
 
 
 def appeals_visible_to(user):
@@ -60,15 +74,8 @@ def appeal_for(user, appeal_id):
     )
 
 
-def has_conflict(reviewer, appeal):
-    """True when this reviewer decided on the appealed case (they may not review the appeal)."""
-    from reviews.models import Decision
-
-    return reviewer is not None and Decision.objects.filter(case_id=appeal.decision.case_id, reviewer=reviewer).exists()
-
-
 def redress():
-    return {**REDRESS_DEFAULTS, **settings.DOCKET.get("APPEAL_REDRESS", {})}
+    return setting("APPEAL_REDRESS")
 
 
 def _rule_title(version, code):
@@ -143,7 +150,7 @@ def _subject_language(decision):
 
 def decision_notice(decision, *, language=None):
     """``{"language", "subject", "body"}`` telling the user about a decision (and how to appeal it)."""
-    window = settings.DOCKET.get("APPEAL_WINDOW_DAYS", 180)
+    window = setting("APPEAL_WINDOW_DAYS")
     appeal_until = (decision.created_at + timedelta(days=window)).date().isoformat()
     return notice_render(
         kind="decision_notice",

@@ -10,39 +10,25 @@ place); this module only orders the steps and keeps the case timeline.
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from casework.models import Case
 from casework.services import case_event_add, case_events_add_bulk, case_transition, lock_case
 from docket import roles
+from docket.conf import setting
 from docket.errors import DocketError, conflict, forbidden, not_found
 from reviews.models import Decision, Reviewer
+from reviews.services import ReviewerLoad, decision_overturn, decision_replace, eligibility_check
 
 from .models import Appeal
+from .selectors import decided_on_case_q, has_conflict, visible_q
 
 OPEN_STATUSES = (Appeal.Status.RECEIVED, Appeal.Status.IN_REVIEW)
 _ONCE_PER_APPELLANT = "appeal_once_per_appellant_decision"
 
 
-def _docket(name, default):
-    return settings.DOCKET.get(name, default)
-
-
 def _constraint_name(error):
     return getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) or str(error)
-
-
-def visible_q(user):
-    """Appeals on cases the user may see: the one visibility rule, ``Case.objects.visible_to``."""
-    return Q(decision__case__in=Case.objects.visible_to(user))
-
-
-def decided_on_case_q(reviewer):
-    """Appeals on a case where this reviewer made any decision: theirs is never the second look."""
-    return Exists(Decision.objects.filter(case_id=OuterRef("decision__case_id"), reviewer=reviewer))
 
 
 def _appeals_reviewer(reviewer):
@@ -88,7 +74,7 @@ def appeal_file(*, decision_id, appellant, statement, actor, language="en", at=N
     decision = Decision.objects.select_for_update(of=("self",)).get(pk=decision_id)
     if decision.overturned:
         raise DocketError("invalid", "This decision has been overturned; there is nothing left to appeal.")
-    window = _docket("APPEAL_WINDOW_DAYS", 180)
+    window = setting("APPEAL_WINDOW_DAYS")
     if at > decision.created_at + timedelta(days=window):
         raise DocketError(
             "appeal_window_closed", f"Appeals are accepted for {window} days after the decision was communicated."
@@ -101,7 +87,7 @@ def appeal_file(*, decision_id, appellant, statement, actor, language="en", at=N
                 statement=statement or "",
                 language=(language or "en").strip().lower()[:8] or "en",
                 received_at=at,
-                deadline=at + timedelta(hours=_docket("APPEAL_SLA_HOURS", 72)),
+                deadline=at + timedelta(hours=setting("APPEAL_SLA_HOURS")),
             )
     except IntegrityError as e:
         if _ONCE_PER_APPELLANT in _constraint_name(e):
@@ -128,11 +114,15 @@ def appeal_claim(*, reviewer, at=None) -> Appeal | None:
     at = at or timezone.now()
     _appeals_reviewer(reviewer)
     # Serialises this reviewer's own claims so capacity holds under double clicks.
-    me = Reviewer.objects.select_for_update().get(pk=reviewer.pk)
-    if not me.on_shift:
-        raise conflict("off_shift", "You are off shift.")
-    if Appeal.objects.filter(assigned_to=me, status=Appeal.Status.IN_REVIEW).count() >= me.max_active:
-        raise conflict("capacity_reached", f"You already hold {me.max_active} appeals; resolve or release one first.")
+    me = Reviewer.objects.select_for_update().select_related("user").get(pk=reviewer.pk)
+    load = ReviewerLoad(
+        username=me.user.get_username(),
+        on_shift=me.on_shift,
+        max_active=me.max_active,
+        clearances=frozenset(me.clearances),
+        active=Appeal.objects.filter(assigned_to=me, status=Appeal.Status.IN_REVIEW).count(),
+    )
+    eligibility_check(load, holds="appeal(s)")
     appeal = (
         Appeal.objects.filter(visible_q(me.user), status=Appeal.Status.RECEIVED)
         .exclude(decided_on_case_q(me))
@@ -174,7 +164,7 @@ def appeals_release_stale(*, now=None) -> int:
     Set-based. Releasing is not resolving: the appeals go back to a human.
     """
     now = now or timezone.now()
-    cutoff = now - timedelta(hours=_docket("APPEAL_CLAIM_HOURS", 24))
+    cutoff = now - timedelta(hours=setting("APPEAL_CLAIM_HOURS"))
     stale = list(
         Appeal.objects.filter(status=Appeal.Status.IN_REVIEW, claimed_at__lt=cutoff)
         .select_for_update(of=("self",), skip_locked=True)
@@ -229,13 +219,11 @@ def appeal_resolve(
     timeline gains ``appeal_resolved`` and the case returns to ``decided`` once
     no other appeal on it is open. Everything or nothing is written.
     """
-    from reviews.services import decision_overturn, decision_replace
-
     at = at or timezone.now()
     _appeals_reviewer(reviewer)
     appeal = _lock_appeal(appeal_id, reviewer)
     decision = appeal.decision
-    if Decision.objects.filter(case_id=decision.case_id, reviewer=reviewer).exists():
+    if has_conflict(reviewer, appeal):
         raise forbidden(
             "You made a decision on this case; an appeal is decided by someone else.", code="conflict_of_interest"
         )

@@ -349,25 +349,27 @@ def _explain_claim(queue_id, username):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from reviews import services
+    from reviews.services import claims
 
     user = get_user_model().objects.get(username=username)
     now = timezone.now()
     common.explain(
         "claim: service CTE (pick, assignment, in_review, event)",
-        services._CLAIM_SQL,
+        claims._CLAIM_SQL,
         {
             "reviewer": user.reviewer.pk,
             "user": user.pk,
             "username": username,
             "queue": queue_id,
-            "clearances": [],
-            "max_active": 3,
-            "graphic_budget": 40,
+            "hidden": [],
+            "escalated_claimable": True,
+            "open_claimable": True,
             "day": now,
             "skipped_since": now,
             "now": now,
             "lease": now + timedelta(minutes=15),
+            "kind": "claimed",
+            "detail": "{}",
         },
     )
     common.explain(

@@ -73,8 +73,7 @@ def main(argv=None):
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from reviews import services
-    from reviews.services import leases_expire
+    from reviews.services import claims, leases_expire
 
     common.reviewers(50, prefix="bench-lease-", max_active=1000)
     with connection.cursor() as cur:
@@ -90,8 +89,8 @@ def main(argv=None):
     now = timezone.now()
     common.explain(
         "lease sweep (docket)",
-        services._LEASES_EXPIRE_SQL,
-        {"now": now, "system": "system"},
+        claims._LEASES_EXPIRE_SQL,
+        {"now": now, "system": "system", "reopen": True, "kind": "lease_expired", "detail": "{}"},
     )
     common.explain("lease sweep: bare statement", BARE_SQL, {"now": now})
 

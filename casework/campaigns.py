@@ -1,4 +1,4 @@
-"""Campaigns: subjects linked by shared attributes, detected on the beat and decided as one unit.
+"""Campaigns: subjects linked by shared attributes, detected on the beat (decided as one unit by ``reviews``).
 
 Detection reads the (attribute value -> subjects) groups of the window in one
 SQL statement, joins them with an in-memory union-find (near-linear, no pairwise
@@ -9,17 +9,13 @@ import json
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from docket import roles
-from docket.errors import conflict, forbidden, not_found
+from docket.conf import setting
 from policies.models import ThreatClass
 
 from .models import Campaign, Case
-from .selectors import clearances_of
 from .services import case_events_add_bulk
 
 MAX_LINKS = 50  # links kept on a campaign, most shared first: enough to explain it, bounded for the API
@@ -45,7 +41,7 @@ _CASES_JOIN_SQL = """
         FROM casework_case c
         JOIN casework_subject s ON s.id = c.subject_id
         LEFT JOIN casework_subject o ON o.id = s.owner_id
-        WHERE c.status IN ('open', 'in_review', 'escalated')
+        WHERE c.status = ANY(%(active)s)
           AND (s.campaign_id = ANY(%(campaigns)s) OR o.campaign_id = ANY(%(campaigns)s))
           AND c.campaign_id IS DISTINCT FROM
               (CASE WHEN s.campaign_id = ANY(%(campaigns)s) THEN s.campaign_id ELSE o.campaign_id END)
@@ -156,13 +152,12 @@ def campaigns_detect(*, now: datetime | None = None) -> dict:
     a second run with nothing new changes nothing. One run at a time.
     """
     now = now or timezone.now()
-    config = settings.DOCKET
-    since = now - timedelta(days=config["CAMPAIGN_WINDOW_DAYS"])
+    since = now - timedelta(days=setting("CAMPAIGN_WINDOW_DAYS"))
     with transaction.atomic():
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('docket.campaigns_detect'))")
-            cur.execute(_GROUPS_SQL, {"since": since, "max_share": config["CAMPAIGN_MAX_VALUE_SHARE"]})
-            found = components(cur, min_size=config["CAMPAIGN_MIN_SIZE"])
+            cur.execute(_GROUPS_SQL, {"since": since, "max_share": setting("CAMPAIGN_MAX_VALUE_SHARE")})
+            found = components(cur, min_size=setting("CAMPAIGN_MIN_SIZE"))
         if not found:
             joined = _cases_join(now=now)
             return {"components": 0, "created": 0, "merged": 0, "subjects_joined": 0, "cases_joined": len(joined)}
@@ -175,7 +170,7 @@ def _cases_join(*, now):
     if not open_ids:
         return []
     with connection.cursor() as cur:
-        cur.execute(_CASES_JOIN_SQL, {"campaigns": open_ids, "now": now})
+        cur.execute(_CASES_JOIN_SQL, {"campaigns": open_ids, "now": now, "active": list(Case.ACTIVE_STATUSES)})
         joined = cur.fetchall()
     case_events_add_bulk(
         [(case_id, "campaign_joined", None, {"campaign": cid, "previous": old}, now) for case_id, cid, old in joined]
@@ -296,80 +291,3 @@ def _campaigns_write(found, *, now):
         "subjects_joined": subjects_joined,
         "cases_joined": len({case_id for case_id, _, _ in moved + joined}),
     }
-
-
-# --- reads ---------------------------------------------------------------------------------------------------------
-
-
-def campaigns_visible_to(user):
-    """Campaigns whose threat class the user may see (restricted classes need the clearance)."""
-    return Campaign.objects.filter(
-        Q(threat_class__restricted=False) | Q(threat_class__slug__in=sorted(clearances_of(user)))
-    )
-
-
-# --- decisions -----------------------------------------------------------------------------------------------------
-
-
-def _lock_open_campaign(campaign_id, actor, verb):
-    """Lock a campaign the actor may see (404 otherwise) that is still open (409 otherwise)."""
-    try:
-        campaign = campaigns_visible_to(actor).select_for_update(of=("self",)).get(pk=campaign_id)
-    except Campaign.DoesNotExist:
-        raise not_found("No such campaign.") from None
-    if campaign.status != Campaign.Status.OPEN:
-        raise conflict("invalid_transition", f"A campaign that is {campaign.status} cannot be {verb}.")
-    return campaign
-
-
-def campaign_decide(*, campaign_id: int, actor, action: str, rule: str, rationale: str, duration_days=None) -> int:
-    """A senior's one decision, applied to every active member case the senior may see.
-
-    Each case gets its own decision, statement of reasons and enforcement
-    through ``reviews.services.decision_make`` (same rules as a single
-    decision). Cases another reviewer holds are decided too, ending that
-    assignment: a network is actioned as a whole, not minus the members someone
-    happened to be reading. All or nothing: if one case refuses (say the action
-    is not on its class's ladder), nothing is decided. The campaign becomes
-    ``decided``. Returns the number of decisions made.
-    """
-    from reviews.services import decision_make
-
-    if not roles.has(actor, roles.SENIOR):
-        raise forbidden("Only a senior decides a campaign.")
-    reviewer = getattr(actor, "reviewer", None)
-    if reviewer is None:
-        raise forbidden("A senior needs a reviewer profile to decide.")
-    with transaction.atomic():
-        campaign = _lock_open_campaign(campaign_id, actor, "decided")
-        case_ids = list(
-            Case.objects.visible_to(actor)
-            .filter(campaign_id=campaign.pk, status__in=Case.ACTIVE_STATUSES)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        for case_id in case_ids:
-            decision_make(
-                case_id=case_id,
-                reviewer=reviewer,
-                action=action,
-                rule=rule,
-                rationale=rationale,
-                duration_days=duration_days,
-                campaign=campaign,
-                on_behalf_of_senior=True,
-            )
-        campaign.status = Campaign.Status.DECIDED
-        campaign.save(update_fields=["status", "updated_at"])
-    return len(case_ids)
-
-
-def campaign_dismiss(*, campaign_id: int, actor) -> Campaign:
-    """A senior judges the cluster coincidental: it is dismissed, its cases stay as they are."""
-    if not roles.has(actor, roles.SENIOR):
-        raise forbidden("Only a senior dismisses a campaign.")
-    with transaction.atomic():
-        campaign = _lock_open_campaign(campaign_id, actor, "dismissed")
-        campaign.status = Campaign.Status.DISMISSED
-        campaign.save(update_fields=["status", "updated_at"])
-    return campaign

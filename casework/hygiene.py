@@ -15,22 +15,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
 
+from docket.conf import setting
 from docket.errors import DocketError
 
 from .models import Signal, SignalSource, SourceIncident
 from .services import actor_fields, case_events_add_bulk
-
-
-def _setting(name, default):
-    return settings.DOCKET.get(name, default)
-
 
 BASELINE_WEEKS = 4
 WEEK = timedelta(days=7)
@@ -90,9 +85,9 @@ class HealthRules:
     @classmethod
     def from_settings(cls):
         return cls(
-            rate_factor=_setting("SOURCE_RATE_FACTOR", cls.rate_factor),
-            min_spike=_setting("SOURCE_MIN_SPIKE", cls.min_spike),
-            score_shift=_setting("SOURCE_SCORE_SHIFT", cls.score_shift),
+            rate_factor=setting("SOURCE_RATE_FACTOR"),
+            min_spike=setting("SOURCE_MIN_SPIKE"),
+            score_shift=setting("SOURCE_SCORE_SHIFT"),
         )
 
     def _share(self, share, subjects):
@@ -357,7 +352,7 @@ def _corroboration(h: SourceHealth, *, others: list[int], first_seen: dict, now,
         "now": now,
         "hour_lo": now - HOUR,
         "corroboration_lo": now - timedelta(hours=rules.corroboration_hours),
-        "max_share": _setting("CAMPAIGN_MAX_VALUE_SHARE", 200),
+        "max_share": setting("CAMPAIGN_MAX_VALUE_SHARE"),
     }
     for k, (lo, hi) in enumerate(windows):
         params[f"lo{k}"], params[f"hi{k}"] = lo, hi

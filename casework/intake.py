@@ -17,7 +17,6 @@ then stored in a few set-based statements (not a statement per signal):
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -27,15 +26,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from docket.conf import setting
 from docket.errors import DocketError
+from docket.queueing import enqueue_on_commit
 from policies.models import ThreatClass, Threshold
 from reviews.models import Queue
 
+from . import events
 from .models import Case, Signal, SignalSource
 from .priority import case_reprioritise
 from .services import actor_fields
@@ -55,6 +56,7 @@ AUTO_ACTIONED = Signal.Disposition.AUTO_ACTIONED.value
 HELD = Signal.Disposition.HELD.value
 BELOW_THRESHOLD = Signal.Disposition.BELOW_THRESHOLD.value
 FOLDED = (QUEUED, AUTO_ACTIONED)
+REPRIORITISE_TASK = "casework.tasks.reprioritise_cases"
 
 
 # --- dispositions ---------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def _disposition(*, score, source_kind, source_status, threshold, threat_class, 
         return BELOW_THRESHOLD, False
     automatable = threat_class.automation != "none" and bool(threat_class.auto_action)
     if auto_at is not None and score >= auto_at and automatable:
-        if holdout_draw is not None and holdout_draw < settings.DOCKET["HOLDOUT_RATE"]:
+        if holdout_draw is not None and holdout_draw < setting("HOLDOUT_RATE"):
             return QUEUED, True
         return AUTO_ACTIONED, False
     return QUEUED, False
@@ -396,7 +398,7 @@ def signals_ingest(*, items, actor) -> IntakeResult:
             "Send one signal object or a list of them.",
             errors={"non_field_errors": ["Expected an object or a list of objects."]},
         )
-    limit = settings.DOCKET["INTAKE_MAX_BATCH"]
+    limit = setting("INTAKE_MAX_BATCH")
     if len(raw) > limit:
         raise DocketError(
             "invalid",
@@ -427,7 +429,10 @@ def signals_ingest(*, items, actor) -> IntakeResult:
             with transaction.atomic():
                 results, created, touched = _store(parsed, ref=ref, actor=actor, now=now)
                 if touched:
-                    transaction.on_commit(functools.partial(_enqueue_reprioritise, sorted(touched)))
+                    # A broker outage only logs: the beat sweep recomputes every active case.
+                    enqueue_on_commit(
+                        REPRIORITISE_TASK, sorted(touched), what=f"reprioritisation of {len(touched)} case(s)"
+                    )
             break
         except OperationalError as e:
             # Overlapping concurrent batches can deadlock on shared subjects or cases;
@@ -837,13 +842,11 @@ def _events_write(items, opened, *, actor, now):
     for case_id in sorted(per_case):
         entry = per_case[case_id]
         if case_id in opened:
-            rows.append([case_id, "opened", {}])
-        detail = {
-            "signals": entry["signals"],
-            "reporters": len(entry["reporters"]),
-            "sources": sorted(entry["sources"]),
-        }
-        rows.append([case_id, "signals_added", detail])
+            rows.append([case_id, *events.opened()])
+        added = events.signals_added(
+            signals=entry["signals"], reporters=len(entry["reporters"]), sources=entry["sources"]
+        )
+        rows.append([case_id, *added])
     # Set-based like every other intake write (same columns ``case_events_add_bulk`` writes).
     _fetch(
         """
@@ -855,18 +858,31 @@ def _events_write(items, opened, *, actor, now):
     )
 
 
+# The automated decision is the reviews app's (a layer above): it registers it at start-up.
+_automation = None
+
+
+def automation_register(decide) -> None:
+    """Register ``decide(*, case, action, at)``, the automated decision intake asks for (reviews does, when ready).
+
+    It raises ``DocketError`` to refuse (the case then stays open for a human).
+    """
+    global _automation
+    _automation = decide
+
+
 def _automation_decide(items, *, now):
-    """Automation decides each open case an auto-actioned signal joined (reviews' decision path)."""
+    """Automation decides each open case an auto-actioned signal joined (through the registered decision)."""
     auto_cases = sorted({i.case_id for i in items if i.disposition == AUTO_ACTIONED})
     if not auto_cases:
         return
-    from reviews.services import decision_automated
-
+    if _automation is None:
+        raise RuntimeError("no automated decision registered (the reviews app registers it when ready)")
     actions = {i.case_id: i.threat_class.auto_action for i in items if i.disposition == AUTO_ACTIONED}
     for case in Case.objects.filter(pk__in=auto_cases).select_related("threat_class").order_by("pk"):
         try:
             with transaction.atomic():
-                decision_automated(case=case, action=actions[case.pk], at=now)
+                _automation(case=case, action=actions[case.pk], at=now)
         except DocketError as e:
             # Misconfigured automation (e.g. the action left the ladder) must not lose the
             # signals: the case stays open for a human.
@@ -876,26 +892,6 @@ def _automation_decide(items, *, now):
             for i in items:
                 if i.case_id == case.pk and i.disposition == AUTO_ACTIONED:
                     i.disposition = QUEUED
-
-
-# --- after commit ---------------------------------------------------------------------------
-
-_broker_down_until = 0.0
-BROKER_BACKOFF_SECONDS = 30
-
-
-def _enqueue_reprioritise(case_ids):
-    """Enqueue the per-case reprioritisation; a broker outage only logs (the beat sweep recomputes all)."""
-    global _broker_down_until
-    if time.monotonic() < _broker_down_until:
-        return
-    from .tasks import reprioritise_cases
-
-    try:
-        reprioritise_cases.delay(list(case_ids))
-    except Exception:  # any publish failure: intake has committed and must answer
-        _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
-        log.warning("could not enqueue reprioritisation of %d case(s); the beat sweep will", len(case_ids))
 
 
 __all__ = ["IntakeResult", "disposition_for", "signals_ingest"]

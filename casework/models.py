@@ -4,7 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from .selectors import CaseQuerySet
+from .events import Kind
+from .selectors import CampaignQuerySet, CaseQuerySet
 
 
 class Subject(models.Model):
@@ -177,6 +178,8 @@ class Campaign(models.Model):
     detected_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = CampaignQuerySet.as_manager()
+
     class Meta:
         ordering = ["-size", "-detected_at"]
 
@@ -348,8 +351,10 @@ class CaseEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+"
     )
     actor_label = models.CharField(max_length=150, help_text="Username, 'system' or 'automation'.")
-    kind = models.CharField(max_length=40)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
     detail = models.JSONField(default=dict)
+
+    Kind = Kind
 
     class Meta:
         ordering = ["at", "id"]

@@ -1,8 +1,9 @@
-"""Case reads: who may see which case, and what the API and the UI show of it.
+"""Case reads: who may see which case or campaign, and what the API and the UI show of it.
 
-``Case.objects.visible_to(user)`` is the one place that hides restricted threat
-classes from users without the matching clearance; every case read (lists,
-detail, timeline, claims, campaigns) starts from it.
+``Case.objects.visible_to(user)`` and ``Campaign.objects.visible_to(user)`` apply
+the one visibility rule (``policies.models.visible_classes_q``): restricted threat
+classes stay hidden from users without the matching clearance; every case read
+(lists, detail, timeline, claims, campaigns) starts from them.
 
 Model imports are deferred: ``casework.models`` imports ``CaseQuerySet`` from here.
 """
@@ -10,31 +11,20 @@ Model imports are deferred: ``casework.models`` imports ``CaseQuerySet`` from he
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.utils import timezone
 
-
-def clearances_of(user) -> frozenset[str]:
-    """The threat class slugs the user is cleared for (cached on the user object)."""
-    if not user or not user.is_authenticated:
-        return frozenset()
-    cached = getattr(user, "_docket_clearances", None)
-    if cached is None:
-        from reviews.models import Reviewer
-
-        row = Reviewer.objects.filter(user_id=user.pk).values_list("clearances", flat=True).first()
-        cached = frozenset(row or ())
-        user._docket_clearances = cached
-    return cached
+from docket.visibility import clearances_of
+from policies.models import visible_classes_q
 
 
 class CaseQuerySet(models.QuerySet):
     def visible_to(self, user):
         """Cases the user may know exist: unrestricted classes, plus restricted ones they are cleared for."""
-        return self.filter(Q(threat_class__restricted=False) | Q(threat_class__slug__in=sorted(clearances_of(user))))
+        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
 
     def active(self):
-        return self.filter(status__in=("open", "in_review", "escalated"))
+        return self.filter(status__in=self.model.ACTIVE_STATUSES)
 
     def for_display(self):
         """Everything the case representation reads, in a constant number of queries."""
@@ -50,6 +40,16 @@ class CaseQuerySet(models.QuerySet):
                 "decisions", queryset=Decision.objects.only("id", "case_id").order_by("id"), to_attr="decision_list"
             ),
         )
+
+
+class CampaignQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Campaigns the user may know exist: their threat class is visible to the user.
+
+        Whether any member case is visible does not matter: a campaign of a visible class
+        is shown (with the members the user may see), one of a hidden class is absent.
+        """
+        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
 
 
 def case_visible(*, user, case_id: int):

@@ -16,6 +16,9 @@ from .models import Case, CaseEvent
 SYSTEM = "system"
 AUTOMATION = "automation"
 
+# The queues a case is escalated to (by a reviewer, or by the SLA sweep); they are served to seniors.
+ESCALATION_QUEUES = ("escalations", "legal")
+
 # from-status -> statuses it may move to
 TRANSITIONS = {
     "open": {"in_review", "escalated", "decided", "closed"},
@@ -25,6 +28,23 @@ TRANSITIONS = {
     "appealed": {"decided", "closed"},
     "closed": set(),
 }
+
+
+def transition_allowed(from_status, to) -> bool:
+    """Whether the transition table lets a case that is ``from_status`` become ``to``."""
+    return to in TRANSITIONS.get(from_status, ())
+
+
+def transition_check(from_status, to, *, verb=None) -> None:
+    """Refuse (409 ``invalid_transition``) a move the transition table does not allow.
+
+    Every path that changes a case's status asks here, the set-based SQL ones
+    (claim, lease expiry, SLA escalation, decision) included.
+    """
+    if not transition_allowed(from_status, to):
+        raise DocketError(
+            "invalid_transition", f"A case that is {from_status} cannot {verb or 'become ' + to}.", status=409
+        )
 
 
 def actor_fields(actor):
@@ -37,8 +57,10 @@ def actor_fields(actor):
     return user, user.get_username()
 
 
-def case_event_add(*, case, kind, actor=None, detail=None, at=None):
-    """Append one event to the case's timeline."""
+def case_event_add(*, case, kind=None, actor=None, detail=None, at=None, event=None):
+    """Append one event to the case's timeline: an ``event`` from ``casework.events`` (or its kind and detail)."""
+    if event is not None:
+        kind, detail = event
     user, label = actor_fields(actor)
     return CaseEvent.objects.create(
         case=case, kind=kind, actor=user, actor_label=label, detail=detail or {}, at=at or timezone.now()
@@ -63,15 +85,18 @@ def lock_case(case_id):
 
 
 @transaction.atomic
-def case_transition(*, case, to, actor=None, kind=None, detail=None, at=None, extra_fields=()):
+def case_transition(*, case, to, actor=None, kind=None, detail=None, at=None, extra_fields=(), event=None):
     """Move a locked case to ``to`` if the transition table allows it, with its event.
 
-    Sets the time fields that go with the status (``decided_at``, ``closed_at``,
-    ``first_action_at``) and saves only the changed fields.
+    The event is an ``Event`` from ``casework.events`` (or a kind and detail);
+    its detail always says ``from`` and ``to``. Sets the time fields that go
+    with the status (``decided_at``, ``closed_at``, ``first_action_at``) and
+    saves only the changed fields.
     """
     at = at or timezone.now()
-    if to not in TRANSITIONS[case.status]:
-        raise DocketError("invalid_transition", f"A case that is {case.status} cannot become {to}.", status=409)
+    if event is not None:
+        kind, detail = event
+    transition_check(case.status, to)
     previous = case.status
     case.status = to
     fields = {"status", "updated_at", *extra_fields}

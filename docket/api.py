@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from docket import roles
 from docket.errors import DocketError
+from docket.visibility import restrict
 
 _DRF_CODES = {
     exceptions.NotAuthenticated: "not_authenticated",
@@ -169,3 +170,25 @@ def document_error_envelope(result, generator, request, public):
                 documented = responses.setdefault(code, {"description": _ENVELOPE_DESCRIPTIONS[code]})
                 documented["content"] = envelope
     return result
+
+
+class RestrictedMixin:
+    """The API's one visibility gate (NetBox's ``restrict``): a view's rows are its ``queryset`` narrowed to what
+    the requesting user may see (the model's ``visible_to``); a hidden object is a 404 like a missing one.
+
+    Views set ``queryset`` (or override ``base_queryset``) and read through ``get_queryset`` or ``visible_object``.
+    """
+
+    queryset = None
+
+    def base_queryset(self):
+        return self.queryset.all()
+
+    def get_queryset(self):
+        return restrict(self.base_queryset(), self.request.user)
+
+    def visible_object(self, **lookup):
+        found = self.get_queryset().filter(**lookup).first()
+        if found is None:
+            raise DocketError("not_found", f"No such {self.queryset.model._meta.verbose_name}.", status=404)
+        return found

@@ -36,24 +36,19 @@ import math
 from datetime import timedelta
 
 from django.apps import apps
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from casework.selectors import clearances_of
-from policies.models import VIOLATIONS
-from policies.selectors import threat_classes_visible
+from docket.conf import setting
+from docket.visibility import clearances_of
+from policies.models import VIOLATIONS, ThreatClass
 
 log = logging.getLogger(__name__)
 
 Z95 = 1.959963984540054
 SERIES_DAYS = 14
 RECENT_FAILURES = 10
-
-
-def _setting(name, default):
-    return settings.DOCKET.get(name, default)
 
 
 def _model(label):
@@ -127,7 +122,7 @@ def metrics_snapshot(user) -> dict:
 def _compute_and_store(clearances, key):
     snapshot = compute_snapshot(clearances=clearances)
     try:
-        cache.set(key, snapshot, _setting("METRICS_CACHE_SECONDS", 30))
+        cache.set(key, snapshot, setting("METRICS_CACHE_SECONDS"))
     except Exception:
         log.warning("metrics cache unavailable; not stored", exc_info=True)
     return snapshot
@@ -150,10 +145,10 @@ def metrics_refresh() -> int:
 def compute_snapshot(*, clearances, now=None) -> dict:
     """Every guard metric over the threat classes visible with ``clearances`` (uncached)."""
     now = now or timezone.now()
-    window_days = _setting("METRICS_WINDOW_DAYS", 7)
+    window_days = setting("METRICS_WINDOW_DAYS")
     since = now - timedelta(days=window_days)
     series_start = (now - timedelta(days=SERIES_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    classes = list(threat_classes_visible(clearances).order_by("-severity", "slug"))
+    classes = list(ThreatClass.objects.visible_with(clearances).order_by("-severity", "slug"))
     ids = [tc.pk for tc in classes]
     window = {"classes": ids, "since": since, "now": now, "violations": sorted(VIOLATIONS)}
 
@@ -412,7 +407,7 @@ def _reviewers(decisions, qa):
 
 
 class _Cleared:
-    """Stands for any user with these clearances: what ``casework.selectors.clearances_of`` reads.
+    """Stands for any user with these clearances: what ``docket.visibility.clearances_of`` reads.
 
     Queue figures depend on the user only through the clearance set, which is
     what lets one cached snapshot serve every user who shares it.

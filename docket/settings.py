@@ -285,6 +285,16 @@ DOCKET = {
     "SLA_ESCALATION_GRACE_SECONDS": env_int("DOCKET_SLA_ESCALATION_GRACE_SECONDS", 0),
     "RELABEL_SAMPLE_SIZE": env_int("DOCKET_RELABEL_SAMPLE_SIZE", 50),
     "METRICS_WINDOW_DAYS": env_int("DOCKET_METRICS_WINDOW_DAYS", 7),
+    # The redress an appeal outcome names beyond Docket (DSA Art. 21 and the courts).
+    "APPEAL_REDRESS": {
+        "out_of_court": "a certified out-of-court dispute settlement body of your choice (Art. 21 DSA)",
+        "judicial": "the competent courts under the law that applies to you",
+    },
+    # Source health (casework.hygiene): a last hour of at least SOURCE_RATE_FACTOR x the baseline and at
+    # least SOURCE_MIN_SPIKE signals, or score distributions SOURCE_SCORE_SHIFT apart, is anomalous.
+    "SOURCE_RATE_FACTOR": env_float("DOCKET_SOURCE_RATE_FACTOR", 5.0),
+    "SOURCE_MIN_SPIKE": env_int("DOCKET_SOURCE_MIN_SPIKE", 20),
+    "SOURCE_SCORE_SHIFT": env_float("DOCKET_SOURCE_SCORE_SHIFT", 0.5),
 }
 
 LOGGING = {

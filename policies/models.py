@@ -8,6 +8,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
+from docket.visibility import clearances_of
+
 
 class Action(models.TextChoices):
     """The action ladder, mildest first."""
@@ -39,6 +41,33 @@ class Automation(models.TextChoices):
     ANY = "any", "Any action above threshold"
 
 
+def visible_classes_q(clearances, prefix=""):
+    """The one visibility rule: an unrestricted threat class, or a restricted one among ``clearances``.
+
+    ``prefix`` is the path from the filtered model to its class (``"threat_class__"`` for a case).
+    """
+    return Q(**{f"{prefix}restricted": False}) | Q(**{f"{prefix}slug__in": sorted(clearances)})
+
+
+def class_visible(*, restricted, slug, clearances) -> bool:
+    """``visible_classes_q`` for one class already read (a row a locking statement returned)."""
+    return not restricted or slug in clearances
+
+
+class ThreatClassQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Classes the user may know exist."""
+        return self.filter(visible_classes_q(clearances_of(user)))
+
+    def visible_with(self, clearances):
+        """Classes visible to anyone holding exactly these clearances (metrics cache per clearance set)."""
+        return self.filter(visible_classes_q(clearances))
+
+    def hidden_from(self, user):
+        """The restricted classes the user is not cleared for (what set-based SQL excludes by id)."""
+        return self.exclude(visible_classes_q(clearances_of(user)))
+
+
 class ThreatClass(models.Model):
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=100)
@@ -61,6 +90,8 @@ class ThreatClass(models.Model):
         default=False, help_text="Decisions rest on illegality (DSA ground) rather than terms."
     )
     legal_ground = models.CharField(max_length=500, blank=True)
+
+    objects = ThreatClassQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "threat classes"

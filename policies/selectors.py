@@ -2,18 +2,13 @@
 
 import difflib
 
-from django.db.models import F, Prefetch, Q
+from django.db.models import F, Prefetch
 
 from docket import roles
 
 from .models import Action, Policy, PolicyVersion, RelabelItem, ThreatClass, Threshold, ThresholdChange
 
 ACTION_LABELS = dict(Action.choices)
-
-
-def threat_classes_visible(clearances):
-    """Threat classes visible with these clearances: every unrestricted one, and the cleared restricted ones."""
-    return ThreatClass.objects.filter(Q(restricted=False) | Q(slug__in=sorted(clearances)))
 
 
 def thresholds_list():
@@ -29,9 +24,7 @@ def threshold_changes_list():
 
 def relabel_items_for(user):
     """Relabel items of the classes ``user`` may see, oldest first."""
-    from casework.selectors import clearances_of
-
-    visible = threat_classes_visible(clearances_of(user))
+    visible = ThreatClass.objects.visible_to(user)
     qs = RelabelItem.objects.select_related(
         "policy_version__policy__threat_class", "decision__case__subject", "reviewer__user"
     ).filter(policy_version__policy__threat_class__in=visible)
@@ -106,10 +99,8 @@ def _rule_text(rule):
 
 def policies_visible_to(user):
     """Policies of the classes ``user`` may see, each with ``active_versions`` (its active version, or none)."""
-    from casework.selectors import clearances_of
-
     return (
-        Policy.objects.filter(threat_class__in=threat_classes_visible(clearances_of(user)))
+        Policy.objects.filter(threat_class__in=ThreatClass.objects.visible_to(user))
         .select_related("threat_class")
         .prefetch_related(
             Prefetch("versions", queryset=PolicyVersion.objects.filter(status="active"), to_attr="active_versions")

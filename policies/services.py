@@ -9,12 +9,12 @@ import re
 from datetime import timedelta
 
 from django.apps import apps
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from docket import roles
+from docket.conf import setting
 from docket.errors import DocketError
 
 from .models import PolicyVersion, ThreatClass, Threshold, ThresholdChange
@@ -24,10 +24,6 @@ BLAST_RADIUS_WINDOW_DAYS = 7
 DEFAULT_REVIEW_AT = 0.0
 DEFAULT_AUTO_ACTION_AT = None
 RULE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
-
-
-def _setting(name, default):
-    return settings.DOCKET.get(name, default)
 
 
 # --- Policy versions ----------------------------------------------------------
@@ -116,7 +112,7 @@ def relabel_sample_start(*, version, size=None):
     Idempotent: a decision is sampled at most once per version. Returns the
     number of items created.
     """
-    size = _setting("RELABEL_SAMPLE_SIZE", 50) if size is None else size
+    size = setting("RELABEL_SAMPLE_SIZE") if size is None else size
     if size <= 0:
         return 0
     Decision = apps.get_model("reviews", "Decision")

@@ -6,8 +6,14 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews"
 
     def ready(self):
-        # Imported here: the module reads models, which exist only once apps are loaded.
+        # Imported here, the one place Django allows it: these modules read models.
+        from casework.intake import automation_register
         from docket.identity.services import grants_register
         from reviews.identity import clearances_of, grants_apply
 
+        from .services import decision_automated
+
+        # Clearances live on reviewer profiles: the core (identity, visibility) reads them through this.
         grants_register(clearances_of=clearances_of, apply=grants_apply)
+        # Intake (casework, a layer below) asks the reviews decision pipeline to decide auto-actioned cases.
+        automation_register(decision_automated)

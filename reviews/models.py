@@ -7,7 +7,14 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
+from docket.visibility import clearances_of
 from policies.models import Action
+
+
+class QueueQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Queues the user may know exist: no clearance required, or one the user holds."""
+        return self.filter(Q(required_clearance="") | Q(required_clearance__in=sorted(clearances_of(user))))
 
 
 class Queue(models.Model):
@@ -19,6 +26,8 @@ class Queue(models.Model):
     )
     sla_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Blank: the class's SLA.")
     position = models.PositiveSmallIntegerField(default=100)
+
+    objects = QueueQuerySet.as_manager()
 
     class Meta:
         ordering = ["position", "slug"]

@@ -6,18 +6,12 @@ from django.db import connection
 from django.utils import timezone
 
 from casework.models import Case
-from casework.selectors import clearances_of
 from policies.models import ThreatClass
 
 from .models import Decision, QualityReview, Queue
 
 # Arrival and decision rates are measured over this many recent hours.
 FORECAST_WINDOW_HOURS = 6
-
-
-def _visible_queues(user):
-    clearances = clearances_of(user)
-    return [q for q in Queue.objects.prefetch_related("threat_classes") if q.required_clearance in ("", *clearances)]
 
 
 def queues_overview(user, *, now=None) -> list[dict]:
@@ -32,15 +26,11 @@ def queues_overview(user, *, now=None) -> list[dict]:
     counted. A constant number of queries (aggregate SQL, no per-queue query).
     """
     now = now or timezone.now()
-    queues = _visible_queues(user)
+    queues = list(Queue.objects.visible_to(user).prefetch_related("threat_classes"))
     if not queues:
         return []
     since = now - timedelta(hours=FORECAST_WINDOW_HOURS)
-    hidden = list(
-        ThreatClass.objects.filter(restricted=True)
-        .exclude(slug__in=sorted(clearances_of(user)))
-        .values_list("id", flat=True)
-    )
+    hidden = list(ThreatClass.objects.hidden_from(user).values_list("id", flat=True))
     queue_ids = [q.pk for q in queues]
     with connection.cursor() as cur:
         cur.execute(
@@ -49,14 +39,14 @@ def queues_overview(user, *, now=None) -> list[dict]:
                    count(*) FILTER (WHERE c.status IN ('open', 'escalated')),
                    count(*) FILTER (WHERE c.status = 'in_review'),
                    min(c.created_at) FILTER (WHERE c.status IN ('open', 'escalated')),
-                   count(*) FILTER (WHERE c.sla_due_at < %(now)s AND c.status IN ('open', 'in_review', 'escalated')),
+                   count(*) FILTER (WHERE c.sla_due_at < %(now)s AND c.status = ANY(%(active)s)),
                    count(*) FILTER (WHERE c.created_at >= %(since)s)
               FROM casework_case c
              WHERE c.queue_id = ANY(%(queues)s) AND NOT (c.threat_class_id = ANY(%(hidden)s))
-               AND (c.status IN ('open', 'in_review', 'escalated') OR c.created_at >= %(since)s)
+               AND (c.status = ANY(%(active)s) OR c.created_at >= %(since)s)
              GROUP BY c.queue_id
             """,
-            {"now": now, "since": since, "queues": queue_ids, "hidden": hidden},
+            {"now": now, "since": since, "queues": queue_ids, "hidden": hidden, "active": list(Case.ACTIVE_STATUSES)},
         )
         stats = {row[0]: row[1:] for row in cur.fetchall()}
         cur.execute(

@@ -9,12 +9,13 @@ in their queues: flooding the seniors with them would bury what matters.
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from casework import events
 from casework.models import Case
-from casework.services import case_events_add_bulk
+from casework.services import ESCALATION_QUEUES, case_events_add_bulk, transition_allowed
+from docket.conf import setting
 
 from .models import Queue
 
@@ -28,15 +29,16 @@ def cases_escalate_sla_breaches(*, now=None) -> int:
     clock of the case is unchanged. Returns how many cases moved.
     """
     now = now or timezone.now()
-    conf = settings.DOCKET
+    if not transition_allowed("open", "escalated"):  # the transition table has the last word
+        return 0
     target = Queue.objects.get(slug="escalations")
     due = (
         Case.objects.filter(
             status="open",
-            severity__gte=conf["SLA_ESCALATION_MIN_SEVERITY"],
-            sla_due_at__lt=now - timedelta(seconds=conf["SLA_ESCALATION_GRACE_SECONDS"]),
+            severity__gte=setting("SLA_ESCALATION_MIN_SEVERITY"),
+            sla_due_at__lt=now - timedelta(seconds=setting("SLA_ESCALATION_GRACE_SECONDS")),
         )
-        .exclude(queue__slug__in=("escalations", "legal"))
+        .exclude(queue__slug__in=ESCALATION_QUEUES)
         .select_for_update(skip_locked=True, of=("self",))
     )
     moved = list(due.values_list("id", "queue__slug"))
@@ -45,16 +47,9 @@ def cases_escalate_sla_breaches(*, now=None) -> int:
     Case.objects.filter(id__in=[case_id for case_id, _ in moved]).update(
         status="escalated", queue=target, updated_at=now
     )
-    case_events_add_bulk(
-        [
-            (
-                case_id,
-                "sla_escalated",
-                "system",
-                {"from": "open", "to": "escalated", "from_queue": queue, "to_queue": target.slug},
-                now,
-            )
-            for case_id, queue in moved
-        ]
-    )
+    rows = []
+    for case_id, queue in moved:
+        event = events.sla_escalated(from_status="open", from_queue=queue, to_queue=target.slug)
+        rows.append((case_id, event.kind, "system", event.detail, now))
+    case_events_add_bulk(rows)
     return len(moved)

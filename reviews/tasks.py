@@ -4,7 +4,7 @@ from celery import shared_task
 
 from docket.periodic import periodic
 
-from .services import leases_expire
+from .services.claims import leases_expire
 from .sla import cases_escalate_sla_breaches
 from .webhooks import enforcement_deliver, enforcements_deliver_due
 

@@ -21,11 +21,12 @@ from django.views.decorators.http import require_GET, require_POST
 from casework.hygiene import source_confirm, source_overview, source_quarantine, sources_overview
 from casework.models import Campaign, Case, CaseEvent
 from casework.selectors import recommended_action
-from casework.services import case_note_add
+from casework.services import ESCALATION_QUEUES, case_note_add
 from docket import roles
 from docket.errors import DocketError
 from docket.metrics import metrics_snapshot
 from docket.views import landing
+from docket.visibility import restrict, visible_or_404
 from policies.models import LADDER, Action
 from reviews.models import Assignment, Queue, Reviewer
 from reviews.selectors import claimable_queue_slugs, decisions_visible_to, queues_overview
@@ -34,6 +35,7 @@ from reviews.services import (
     assignment_release,
     assignment_renew,
     assignment_skip,
+    campaign_decide,
     case_assign,
     case_escalate,
     decision_make,
@@ -43,7 +45,6 @@ from reviews.services import (
 from .forms import AssignForm, BulkDecisionForm, DecisionForm, EscalateForm, NoteForm, form_errors
 
 ACTION_LABELS = dict(Action.choices)
-ESCALATION_QUEUES = ("escalations", "legal")
 
 # --- access -------------------------------------------------------------------------
 
@@ -61,14 +62,11 @@ def _reviewer(user):
 
 def _cases(user):
     """Cases this user may see: the one visibility rule, applied to every read here."""
-    return Case.objects.visible_to(user)
+    return restrict(Case.objects.all(), user)
 
 
 def _visible_case(user, case_id, *related):
-    case = _cases(user).select_related(*related).filter(pk=case_id).first()
-    if case is None:
-        raise Http404("No such case.")
-    return case
+    return visible_or_404(Case.objects.select_related(*related), user, pk=case_id)
 
 
 def _refused(request, error):
@@ -472,13 +470,7 @@ QUEUE_LIST_SHOWN = 100
 
 
 def _visible_queue(user, slug):
-    queue = Queue.objects.filter(slug=slug).prefetch_related("threat_classes").first()
-    if queue is None:
-        raise Http404("No such queue.")
-    reviewer = _reviewer(user)
-    if queue.required_clearance and (reviewer is None or queue.required_clearance not in reviewer.clearances):
-        raise Http404("No such queue.")
-    return queue
+    return visible_or_404(Queue.objects.prefetch_related("threat_classes"), user, slug=slug)
 
 
 def _bulk_context(user, cases, *, action_url):
@@ -527,9 +519,7 @@ def _holder_subquery():
 @require_GET
 @staff_required
 def campaign_detail(request, campaign_id):
-    campaign = Campaign.objects.select_related("threat_class").filter(pk=campaign_id).first()
-    if campaign is None:
-        raise Http404("No such campaign.")
+    campaign = visible_or_404(Campaign.objects.select_related("threat_class"), user=request.user, pk=campaign_id)
     members = list(
         _cases(request.user)
         .filter(campaign=campaign)
@@ -537,9 +527,6 @@ def campaign_detail(request, campaign_id):
         .annotate(holder=Subquery(_holder_subquery()))
         .order_by("-priority", "id")
     )
-    if campaign.threat_class.restricted and not members:
-        # Campaigns of a restricted class are as invisible as their cases.
-        raise Http404("No such campaign.")
     context = {"campaign": campaign, "cases": members, "now": timezone.now()}
     context.update(
         _bulk_context(request.user, members, action_url=reverse("campaign-bulk", kwargs={"campaign_id": campaign.pk}))
@@ -547,7 +534,7 @@ def campaign_detail(request, campaign_id):
     return render(request, "reviews/campaign.html", context)
 
 
-def _bulk_decide(request, cases_qs, *, campaign=None):
+def _bulk_decide(request, cases_qs):
     """Apply one decision to each selected case through ``decision_make``; summarise what happened."""
     form = BulkDecisionForm(request.POST, cases=cases_qs)
     if not form.is_valid():
@@ -564,7 +551,6 @@ def _bulk_decide(request, cases_qs, *, campaign=None):
                 rule=data["rule"],
                 rationale=data["rationale"],
                 duration_days=data["duration_days"],
-                campaign=campaign,
                 on_behalf_of_senior=True,
             )
         except DocketError as e:
@@ -572,11 +558,15 @@ def _bulk_decide(request, cases_qs, *, campaign=None):
         else:
             done.append(case.pk)
     if done:
-        messages.success(
-            request, f"Decided {len(done)} case(s) as {ACTION_LABELS[data['action']]}: {', '.join(map(str, done))}."
-        )
+        _decided_message(request, data["action"], done)
     if refused:
         messages.error(request, f"{len(refused)} case(s) refused — " + "; ".join(refused))
+
+
+def _decided_message(request, action, case_ids):
+    messages.success(
+        request, f"Decided {len(case_ids)} case(s) as {ACTION_LABELS[action]}: {', '.join(map(str, case_ids))}."
+    )
 
 
 @require_POST
@@ -590,13 +580,30 @@ def queue_bulk(request, slug):
 @require_POST
 @staff_required
 def campaign_bulk(request, campaign_id):
-    from casework.campaigns import campaigns_visible_to
-
+    """The campaign decision service (as the API's): the selected open members, all or nothing."""
     # A restricted campaign is as absent here as on its page: 404, not a refusal message that admits it exists.
-    campaign = campaigns_visible_to(request.user).filter(pk=campaign_id).first()
-    if campaign is None:
-        raise Http404("No such campaign.")
-    _bulk_decide(request, _cases(request.user).filter(campaign=campaign), campaign=campaign)
+    campaign = visible_or_404(Campaign.objects.all(), request.user, pk=campaign_id)
+    form = BulkDecisionForm(request.POST, cases=_cases(request.user).filter(campaign=campaign))
+    if not form.is_valid():
+        messages.error(request, "Nothing was decided. " + form_errors(form))
+        return redirect("campaign-detail", campaign_id=campaign.pk)
+    data = form.cleaned_data
+    try:
+        decisions = campaign_decide(
+            campaign_id=campaign.pk,
+            actor=request.user,
+            action=data["action"],
+            rule=data["rule"],
+            rationale=data["rationale"],
+            duration_days=data["duration_days"],
+            case_ids=[c.pk for c in data["cases"]],
+        )
+    except DocketError as e:
+        if e.status == 404:
+            raise Http404(e.detail) from None
+        messages.error(request, f"Nothing was decided. {e.detail}")
+    else:
+        _decided_message(request, data["action"], [d.case_id for d in decisions])
     return redirect("campaign-detail", campaign_id=campaign.pk)
 
 

@@ -6,13 +6,13 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from casework.campaigns import campaign_decide, campaign_dismiss, campaigns_visible_to
 from casework.hygiene import source_confirm, source_quarantine, source_register
 from casework.models import Campaign, Case, SignalSource
 from docket import roles
-from docket.api import role_permission
-from docket.errors import not_found
+from docket.api import RestrictedMixin, role_permission
+from docket.visibility import restrict
 from reviews.api.serializers import DecisionInputSerializer
+from reviews.services import campaign_decide, campaign_dismiss
 
 # --- sources -------------------------------------------------------------------------------------------------------
 
@@ -110,17 +110,17 @@ class CampaignSerializer(serializers.ModelSerializer):
         return [c.pk for c in campaign.member_cases]
 
 
-def _campaigns_for(user):
+class VisibleCampaigns(RestrictedMixin):
     """Campaigns the user may see, each with the ids of its member cases the user may see (constant queries)."""
-    members = Case.objects.visible_to(user).only("id", "campaign_id").order_by("id")
-    return (
-        campaigns_visible_to(user)
-        .select_related("threat_class")
-        .prefetch_related(Prefetch("cases", queryset=members, to_attr="member_cases"))
-    )
+
+    queryset = Campaign.objects.select_related("threat_class")
+
+    def get_queryset(self):
+        members = restrict(Case.objects.only("id", "campaign_id").order_by("id"), self.request.user)
+        return super().get_queryset().prefetch_related(Prefetch("cases", queryset=members, to_attr="member_cases"))
 
 
-class CampaignListView(generics.ListAPIView):
+class CampaignListView(VisibleCampaigns, generics.ListAPIView):
     """Campaigns the user may see, largest first; filter by ``status``."""
 
     permission_classes = [role_permission(*roles.STAFF)]
@@ -128,18 +128,15 @@ class CampaignListView(generics.ListAPIView):
     filterset_fields = ["status"]
 
     def get_queryset(self):
-        return _campaigns_for(self.request.user).order_by("-size", "-detected_at", "id")
+        return super().get_queryset().order_by("-size", "-detected_at", "id")
 
 
-class CampaignDetailView(APIView):
+class CampaignDetailView(VisibleCampaigns, APIView):
     permission_classes = [role_permission(*roles.STAFF)]
 
     @extend_schema(responses=CampaignSerializer)
     def get(self, request, pk):
-        campaign = _campaigns_for(request.user).filter(pk=pk).first()
-        if campaign is None:
-            raise not_found("No such campaign.")
-        return Response(CampaignSerializer(campaign).data)
+        return Response(CampaignSerializer(self.visible_object(pk=pk)).data)
 
 
 class CampaignDecisionView(APIView):
@@ -155,10 +152,10 @@ class CampaignDecisionView(APIView):
         data = DecisionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         made = campaign_decide(campaign_id=pk, actor=request.user, **data.validated_data)
-        return Response({"decisions": made}, status=status.HTTP_201_CREATED)
+        return Response({"decisions": len(made)}, status=status.HTTP_201_CREATED)
 
 
-class CampaignDismissView(APIView):
+class CampaignDismissView(VisibleCampaigns, APIView):
     """A senior judges the cluster coincidental."""
 
     permission_classes = [role_permission(roles.SENIOR)]
@@ -166,4 +163,4 @@ class CampaignDismissView(APIView):
     @extend_schema(request=None, responses=CampaignSerializer)
     def post(self, request, pk):
         campaign_dismiss(campaign_id=pk, actor=request.user)
-        return Response(CampaignSerializer(_campaigns_for(request.user).get(pk=pk)).data)
+        return Response(CampaignSerializer(self.visible_object(pk=pk)).data)

@@ -10,7 +10,7 @@ from casework.intake import signals_ingest
 from casework.models import Case
 from casework.selectors import case_events
 from docket import roles
-from docket.api import ErrorSerializer, role_permission
+from docket.api import ErrorSerializer, RestrictedMixin, role_permission
 
 from .filters import CaseFilter
 from .serializers import CaseDetailSerializer, CaseEventSerializer, SignalInSerializer, SignalResultSerializer
@@ -58,13 +58,6 @@ class SignalIntakeView(APIView):
         return Response(result.body, status=result.status)
 
 
-class VisibleCasesMixin:
-    """Every case read starts from the cases the user may see: restricted classes need a clearance."""
-
-    def get_queryset(self):
-        return Case.objects.visible_to(self.request.user).for_display()
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="Cases, highest priority first",
@@ -79,7 +72,8 @@ class VisibleCasesMixin:
         },
     ),
 )
-class CaseViewSet(VisibleCasesMixin, viewsets.ReadOnlyModelViewSet):
+class CaseViewSet(RestrictedMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Case.objects.for_display()
     permission_classes = [role_permission(*roles.STAFF)]
     serializer_class = CaseDetailSerializer
     filterset_class = CaseFilter

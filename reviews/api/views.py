@@ -9,6 +9,7 @@ from casework.models import Case
 from docket import roles
 from docket.api import Pagination, role_permission
 from docket.errors import not_found
+from docket.visibility import restrict
 from reviews import selectors, services
 from reviews.sor import statement_of_reasons
 
@@ -29,7 +30,7 @@ READERS = (*roles.STAFF, roles.PLATFORM)
 
 
 def _visible_case_or_404(user, case_id):
-    if not Case.objects.visible_to(user).filter(pk=case_id).exists():
+    if not restrict(Case.objects.all(), user).filter(pk=case_id).exists():
         raise not_found("No such case.")
 
 

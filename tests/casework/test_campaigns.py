@@ -8,9 +8,10 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from casework.campaigns import campaign_decide, campaign_dismiss, campaigns_detect, components
+from casework.campaigns import campaigns_detect, components
 from casework.models import Campaign, Case, CaseEvent, Subject, SubjectAttribute
 from docket.errors import DocketError
+from reviews.services import campaign_decide, campaign_dismiss
 from tests.factories import CaseFactory
 
 pytestmark = pytest.mark.django_db
@@ -250,7 +251,7 @@ def test_each_member_case_gets_its_own_decision_statement_and_enforcement(senior
 
     made = campaign_decide(campaign_id=campaign.pk, actor=senior, action="remove", rule="SP-2", rationale="network")
 
-    assert made == 5
+    assert len(made) == 5
     decisions = Decision.objects.filter(campaign=campaign)
     assert decisions.count() == 5
     assert len({d.case_id for d in decisions}) == 5
@@ -270,7 +271,7 @@ def test_a_member_another_reviewer_holds_is_decided_and_the_assignment_ends(seni
     held = Case.objects.filter(campaign=campaign).order_by("pk").first()
     assignment = case_assign(case_id=held.pk, reviewer_username="mod", by=senior)
 
-    assert campaign_decide(campaign_id=campaign.pk, actor=senior, action="remove", rule="SP-1", rationale="") == 5
+    assert len(campaign_decide(campaign_id=campaign.pk, actor=senior, action="remove", rule="SP-1", rationale="")) == 5
 
     assignment = Assignment.objects.get(pk=assignment.pk)
     assert assignment.state == "completed" and assignment.ended_at is not None
@@ -298,8 +299,10 @@ def test_member_cases_hidden_from_the_senior_are_left_alone(make_user):
     hidden = CaseFactory(kind="csam", campaign=campaign)
     plain = make_user("plain-senior", "senior")  # no csam clearance
 
-    assert campaign_decide(campaign_id=campaign.pk, actor=plain, action="remove", rule="SP-1", rationale="") == 5
+    assert len(campaign_decide(campaign_id=campaign.pk, actor=plain, action="remove", rule="SP-1", rationale="")) == 5
     assert Case.objects.get(pk=hidden.pk).status == "open"
+    # An open member remains (hidden from this senior): the campaign stays open for someone cleared.
+    assert Campaign.objects.get(pk=campaign.pk).status == "open"
 
 
 def test_moderator_cannot_decide_a_campaign(moderator):
@@ -359,7 +362,7 @@ def test_two_seniors_deciding_at_once_decide_each_case_once(make_user):
 
     results = run_concurrently(decide(first), decide(second))
 
-    assert sorted(str(r) if isinstance(r, int) else r.code for r in results) == ["5", "invalid_transition"]
+    assert sorted(str(len(r)) if isinstance(r, list) else r.code for r in results) == ["5", "invalid_transition"]
     assert Decision.objects.count() == 5
 
 

@@ -6,9 +6,9 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from casework import intake
 from casework.intake import disposition_for, signals_ingest
 from casework.models import Case, CaseEvent, Reporter, Signal, Subject, SubjectAttribute
+from docket import queueing
 from docket.errors import DocketError
 from policies.models import Threshold
 from reviews.models import Decision
@@ -406,7 +406,7 @@ def test_reprioritisation_is_enqueued_after_commit(platform, django_capture_on_c
 
 
 def test_a_broker_outage_does_not_fail_intake(platform, django_capture_on_commit_callbacks, monkeypatch):
-    monkeypatch.setattr(intake, "_broker_down_until", 0.0)
+    monkeypatch.setattr(queueing, "_down_until", 0.0)
     with mock.patch("casework.tasks.reprioritise_cases.delay", side_effect=ConnectionError("redis down")):
         with django_capture_on_commit_callbacks(execute=True):
             result = signals_ingest(items=report(1), actor=platform)

@@ -5,16 +5,16 @@ import threading
 import pytest
 from django.db import connection
 
-from casework import intake
 from casework.intake import signals_ingest
 from casework.models import Case, CaseEvent, Signal, Subject
+from docket import queueing
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
-    monkeypatch.setattr(intake, "_enqueue_reprioritise", lambda ids: None)
+    monkeypatch.setattr(queueing, "_publish", lambda task, args, what: None)
 
 
 def run_together(jobs):

@@ -47,6 +47,7 @@ from django.utils import timezone
 from casework import intake
 from casework.models import Case, Signal, Subject
 from casework.priority import case_reprioritise
+from docket import queueing
 from docket.celery import app as celery_app
 from docket.periodic import jobs
 from reviews.models import Enforcement
@@ -102,7 +103,7 @@ def _celery_broker(url):
 def test_redis_down_intake_still_stores_and_answers_201_and_the_sweep_catches_up(
     cast, django_capture_on_commit_callbacks, monkeypatch, caplog
 ):
-    monkeypatch.setattr(intake, "_broker_down_until", 0.0)
+    monkeypatch.setattr(queueing, "_down_until", 0.0)
     platform, moderator = api_client(cast["platform"]), api_client(cast["moderator"])
     with redis_down():
         with django_capture_on_commit_callbacks(execute=True):
@@ -114,7 +115,7 @@ def test_redis_down_intake_still_stores_and_answers_201_and_the_sweep_catches_up
     assert Signal.objects.count() == 3
     assert Case.objects.filter(status__in=["open", "in_review"]).count() == 3
     # The per-case reprioritisation could not be enqueued: intake logged it and backs off.
-    assert intake._broker_down_until > 0
+    assert queueing.broker_down()
     assert "could not enqueue reprioritisation" in caplog.text
 
     # Redis is back; two hours pass before the beat sweep runs (docket_tick runs every periodic job).

@@ -57,6 +57,7 @@ def test_the_holder_decides_and_the_decision_records_the_version_rule_and_ration
             "action": "remove",
             "rule": "SP-1",
             "policy_version": decision.policy_version_id,
+            "automated": False,
         },
     )
     enforcement = Enforcement.objects.get(decision=decision)

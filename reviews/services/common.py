@@ -1,0 +1,96 @@
+"""Small pieces every reviews service shares: who the reviewer is, the lease, prepared statements."""
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
+
+from docket.conf import setting
+from docket.errors import forbidden
+
+from ..models import Assignment, Reviewer
+
+
+def reviewer_of(who) -> Reviewer:
+    """A ``Reviewer`` for a reviewer or a user; users without a profile may not review (403)."""
+    if isinstance(who, Reviewer):
+        return who
+    try:
+        return who.reviewer
+    except (Reviewer.DoesNotExist, AttributeError):
+        raise forbidden("Only reviewers can do this.") from None
+
+
+def user_of(who):
+    return getattr(who, "user", who)
+
+
+def day_start(now):
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def lease_until(now):
+    return now + timedelta(seconds=setting("LEASE_SECONDS"))
+
+
+def assignment_active_lock(case_id):
+    """The case's active assignment, locked (the case row must be locked first), or ``None``."""
+    return (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("reviewer__user")
+        .filter(case_id=case_id, state="active")
+        .first()
+    )
+
+
+def assignment_end(assignment, *, state, now):
+    assignment.state = state
+    assignment.ended_at = now
+    assignment.save(update_fields=["state", "ended_at"])
+
+
+@contextmanager
+def prepared(sql, params):
+    """Run a hot statement as a server-side prepared statement; yields the cursor holding its rows.
+
+    The claim and decision statements are large CTEs that PostgreSQL takes longer
+    to plan than to run. Django's cursors bind parameters client-side and never
+    prepare, so these go through a server-binding cursor with ``prepare=True``:
+    planned once per connection, with Django's error wrapping and query logging kept.
+    """
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    cursor = ServerBindingCursor(connection.connection)
+    try:
+        with connection.wrap_database_errors:
+            if connection.queries_logged:
+                with connection.make_debug_cursor(cursor).debug_sql(sql, params):
+                    cursor.execute(sql, params, prepare=True)
+            else:
+                cursor.execute(sql, params, prepare=True)
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def returning(model, alias="") -> str:
+    """The column list of ``model``'s table, for ``RETURNING``/``SELECT`` whose rows ``loaded`` turns into instances."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{f.column}" for f in model._meta.concrete_fields)
+
+
+def loaded(model, values):
+    """An instance of ``model`` from a row of ``returning(model)`` columns, loaded the way the ORM loads query rows.
+
+    Each value goes through its field's and the backend's converters (jsonb arrives as text for
+    ``JSONField`` to parse), then ``Model.from_db``, as a queryset does.
+    """
+    fields = model._meta.concrete_fields
+    converted = []
+    for f, value in zip(fields, values, strict=True):
+        col = f.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(col) + f.get_db_converters(connection):
+            value = convert(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)

@@ -1,0 +1,483 @@
+"""Decisions: the one pipeline every decision goes through, and escalation.
+
+Human decisions (``decision_make``, also used by bulk and campaign decisions),
+automated ones (``decision_automated``, intake's auto-actioned signals) and
+replacing ones (``reversals.decision_replace``, an appeal's "modified"
+outcome) are checked by their own entry point (who may decide, the ladder)
+and then written by ``decisions_write``: one set-based statement for a list
+of cases (the decisions, the cases' move to decided with the assignment
+completed and the ``decided`` event, the QA sample, the strike, the reporters'
+record, the enforcement rows), whose decisions come back loaded by the ORM.
+Deliveries are enqueued after commit.
+"""
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from casework import events
+from casework.models import Case, Subject
+from casework.services import ESCALATION_QUEUES, actor_fields, case_transition, lock_case, transition_check
+from docket import roles
+from docket.conf import setting
+from docket.errors import DocketError, forbidden, not_found
+from docket.queueing import enqueue_on_commit
+from policies.models import VIOLATIONS, Policy, PolicyVersion, class_visible
+
+from ..models import Assignment, Decision, Queue
+from .common import assignment_active_lock, assignment_end, loaded, prepared, returning, reviewer_of, user_of
+
+DELIVER_TASK = "reviews.tasks.deliver_enforcement"
+
+
+def active_version_for(threat_class) -> PolicyVersion:
+    version = (
+        PolicyVersion.objects.filter(policy__threat_class=threat_class, status="active")
+        .select_related("policy")
+        .order_by("policy_id")
+        .first()
+    )
+    if version is None:
+        raise DocketError(
+            "no_active_policy", f"The {threat_class.slug} class has no active policy version.", status=409
+        )
+    return version
+
+
+def decision_validate(*, version, action, rule, duration_days, automated=False):
+    """Ladder, rule and duration checks; returns the normalised ``(rule, duration_days)``."""
+    if action not in version.ladder:
+        raise DocketError(
+            "action_not_allowed",
+            f"{action!r} is not on the ladder of {version}: {', '.join(version.ladder)}.",
+        )
+    rule = (rule or "").strip()
+    if rule and rule not in version.rule_codes():
+        raise DocketError(
+            "invalid",
+            f"Unknown rule {rule!r} for {version}.",
+            errors={"rule": [f"Choose from {version.rule_codes()}."]},
+        )
+    if action in VIOLATIONS and not rule and not automated:
+        raise DocketError("invalid", "A violation must cite a rule.", errors={"rule": ["This field is required."]})
+    if duration_days is not None and (
+        isinstance(duration_days, bool) or not isinstance(duration_days, int) or not 1 <= duration_days <= 3650
+    ):
+        raise DocketError("invalid", "Invalid duration.", errors={"duration_days": ["Between 1 and 3650 days."]})
+    if action == "suspend" and duration_days is None:
+        raise DocketError(
+            "invalid", "A suspension needs a duration.", errors={"duration_days": ["Required for suspend."]}
+        )
+    if action == "no_violation":
+        duration_days = None
+    return rule, duration_days
+
+
+def strike_account(*, kind, subject_id, owner_id):
+    """The account a strike counts against: the subject itself, or its owner for content."""
+    return subject_id if kind == Subject.Kind.ACCOUNT else owner_id
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DecisionDraft:
+    """One case's decision, checked and ready to write.
+
+    ``from_status`` is the locked case's status (it becomes decided), or
+    ``None`` for a replacement (the case does not move). ``replaces`` names
+    the decision a replacement takes the place of (its reporters were counted once).
+    """
+
+    case_id: int
+    from_status: str | None
+    version: PolicyVersion
+    action: str
+    rule: str
+    duration_days: int | None
+    strike_account: int | None
+    legal_escalation: bool
+    reporter_count: int
+    rationale: str = ""
+    reviewer_id: int | None = None
+    holdout: bool = False
+    campaign_id: int | None = None
+    replaces: Decision | None = None
+
+    @property
+    def automated(self):
+        return self.reviewer_id is None
+
+    def enforcements(self):
+        """A violation is enforced, plus a ``legal_report`` on legal-escalation classes; no violation, nothing."""
+        if self.action not in VIOLATIONS:
+            return []
+        out = [{"action": self.action, "duration_days": self.duration_days}]
+        if self.legal_escalation and self.action != "legal_report":
+            out.append({"action": "legal_report", "duration_days": None})
+        return out
+
+    def reporters(self):
+        """``(decided, upheld)`` added to each of the case's reporters.
+
+        A first decision counts one more decided report, upheld if a violation
+        (a case without reporters: nothing to count). A replacement changes only
+        whether the reports were upheld.
+        """
+        violation = int(self.action in VIOLATIONS)
+        if self.replaces is not None:
+            return 0, violation - int(self.replaces.action in VIOLATIONS)
+        if not self.reporter_count:
+            return 0, 0
+        return 1, violation
+
+    def event(self):
+        if self.replaces is not None:
+            return events.decision_recorded(
+                decision=None,
+                replaces=self.replaces.pk,
+                action=self.action,
+                rule=self.rule,
+                policy_version=self.version.pk,
+            )
+        return events.decided(
+            from_status=self.from_status,
+            decision=None,
+            action=self.action,
+            rule=self.rule,
+            policy_version=self.version.pk,
+            automated=self.automated,
+        )
+
+    def row(self, *, qa_rate):
+        decided, upheld = self.reporters()
+        event = self.event()
+        violation = self.action in VIOLATIONS
+        return {
+            "case_id": self.case_id,
+            "moves": self.from_status is not None,
+            "reviewer_id": self.reviewer_id,
+            "action": self.action,
+            "rule": self.rule,
+            "version_id": self.version.pk,
+            "rationale": self.rationale or "",
+            "duration_days": self.duration_days,
+            "automated": self.automated,
+            "holdout": self.holdout,
+            # A sample of first human decisions goes to blind QA.
+            "qa": not self.automated and self.replaces is None and random.random() < qa_rate,
+            "campaign_id": self.campaign_id,
+            "strike_account": self.strike_account if violation else None,
+            "strike_weight": self.version.strike_weight,
+            "decided": decided,
+            "upheld": upheld,
+            "enforce": self.enforcements(),
+            "kind": event.kind,
+            "detail": event.detail,
+        }
+
+
+# Each distinct reporter of a case gets the case's adjustment (summed over the cases of the
+# batch). Right-hand sides read the row before the update (SQL semantics), as one adjustment must.
+_REPORTERS_UPDATE_SQL = """
+UPDATE casework_reporter p SET
+    reports_decided = GREATEST(p.reports_decided + a.decided, 0),
+    reports_upheld = CASE WHEN a.upheld > 0 THEN LEAST(p.reports_upheld + a.upheld, p.reports_decided + a.decided)
+                          WHEN a.upheld < 0 THEN GREATEST(p.reports_upheld + a.upheld, 0)
+                          ELSE p.reports_upheld END
+  FROM adjust a WHERE p.id = a.reporter_id
+"""
+
+_DECISIONS_SQL = f"""
+WITH r AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS r(
+        case_id bigint, moves boolean, reviewer_id bigint, action text, rule text, version_id bigint,
+        rationale text, duration_days int, automated boolean, holdout boolean, qa boolean, campaign_id bigint,
+        strike_account bigint, strike_weight int, decided int, upheld int, enforce json, kind text, detail jsonb)
+),
+d AS (
+    INSERT INTO reviews_decision (case_id, reviewer_id, action, rule, policy_version_id, rationale, duration_days,
+                                  automated, holdout, qa_sampled, relabel, campaign_id, overturned, created_at)
+    SELECT case_id, reviewer_id, action, rule, version_id, rationale, duration_days,
+           automated, holdout, qa, false, campaign_id, false, %(now)s
+      FROM r ORDER BY case_id
+    RETURNING {returning(Decision)}
+),
+dr AS (SELECT d.id AS decision_id, r.* FROM d JOIN r ON r.case_id = d.case_id),
+completed AS (
+    UPDATE reviews_assignment a SET state = 'completed', ended_at = %(now)s
+      FROM r WHERE a.case_id = r.case_id AND r.moves AND a.state = 'active'
+),
+moved AS (
+    UPDATE casework_case c
+       SET status = 'decided', decided_at = %(now)s, first_action_at = COALESCE(c.first_action_at, %(now)s),
+           updated_at = %(now)s
+      FROM r WHERE c.id = r.case_id AND r.moves
+),
+event AS (
+    INSERT INTO casework_caseevent (case_id, at, actor_id, actor_label, kind, detail)
+    SELECT case_id, %(now)s, %(user)s, %(username)s::text, kind, detail || jsonb_build_object('decision', decision_id)
+      FROM dr
+),
+qa AS (
+    INSERT INTO reviews_qualityreview (decision_id, status, action, rule, created_at)
+    SELECT decision_id, 'pending', '', '', %(now)s FROM dr WHERE qa
+),
+strike AS (
+    INSERT INTO reviews_strike (account_id, decision_id, weight, created_at, expires_at)
+    SELECT strike_account, decision_id, strike_weight, %(now)s, %(strike_expires)s
+      FROM dr WHERE strike_account IS NOT NULL
+),
+adjust AS (
+    SELECT s.reporter_id, sum(r.decided) AS decided, sum(r.upheld) AS upheld
+      FROM r JOIN LATERAL (
+          SELECT DISTINCT reporter_id FROM casework_signal WHERE case_id = r.case_id AND reporter_id IS NOT NULL
+      ) s ON true
+     WHERE r.decided <> 0 OR r.upheld <> 0
+     GROUP BY s.reporter_id
+),
+reporters AS ({_REPORTERS_UPDATE_SQL}),
+enforcements AS (
+    INSERT INTO reviews_enforcement (public_id, decision_id, kind, action, duration_days, payload, status, attempts,
+                                     next_attempt_at, last_error, created_at)
+    SELECT gen_random_uuid(), dr.decision_id, 'enforce', e.action, e.duration_days, '{{}}'::jsonb, 'pending', 0,
+           %(now)s, '', %(now)s
+      FROM dr CROSS JOIN LATERAL json_to_recordset(dr.enforce) AS e(action text, duration_days int)
+    RETURNING id
+)
+SELECT {returning(Decision, "d")}, array(SELECT id FROM enforcements ORDER BY id) FROM d ORDER BY d.case_id
+"""
+
+
+def decisions_write(drafts, *, actor, now) -> list[Decision]:
+    """Write checked decisions on locked cases, all in one statement; the decisions in case id order.
+
+    For each draft: the decision (recording the policy version), and unless it
+    replaces another, the case's move to decided (``first_action_at`` kept
+    once set) with its active assignment completed; the ``decided`` event (or
+    ``decision_recorded`` for a replacement), one detail shape for every path;
+    a QA sample of human decisions; for a violation a strike on the account
+    (weighted by the version, expiring after the strike window) and the
+    enforcement rows, delivered after commit; the reporters' record. The
+    caller holds the case locks and has checked who decides and the ladder.
+    """
+    drafts = sorted(drafts, key=lambda d: d.case_id)
+    if not drafts:
+        return []
+    for draft in drafts:
+        if draft.from_status is not None:
+            transition_check(draft.from_status, "decided", verb="be decided again")
+    user, username = actor_fields(actor)
+    qa_rate = setting("QA_SAMPLE_RATE")
+    with prepared(
+        _DECISIONS_SQL,
+        {
+            "rows": json.dumps([d.row(qa_rate=qa_rate) for d in drafts]),
+            "now": now,
+            "strike_expires": now + timedelta(days=setting("STRIKE_WINDOW_DAYS")),
+            "user": user.pk if user else None,
+            "username": username,
+        },
+    ) as cur:
+        rows = cur.fetchall()
+    decisions = []
+    enforcement_ids = []
+    for row in rows:
+        decisions.append(loaded(Decision, row[:-1]))
+        enforcement_ids = row[-1]
+    for draft, decision in zip(drafts, decisions, strict=True):
+        decision.policy_version = draft.version
+    deliveries_enqueue(enforcement_ids)
+    return decisions
+
+
+def deliveries_enqueue(enforcement_ids):
+    """After commit, ask a worker to deliver each; a broker outage only delays (the sweep catches up)."""
+    for enforcement_id in sorted(enforcement_ids):
+        enqueue_on_commit(DELIVER_TASK, enforcement_id, what=f"delivery of enforcement {enforcement_id}")
+
+
+def reporters_adjust(case_id, *, upheld):
+    """Change whether the case's reports were upheld (an overturn): the pipeline's reporter rule, for one case."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "WITH adjust AS (SELECT DISTINCT reporter_id, 0 AS decided, %(upheld)s AS upheld FROM casework_signal"
+            " WHERE case_id = %(case)s AND reporter_id IS NOT NULL) " + _REPORTERS_UPDATE_SQL,
+            {"case": case_id, "upheld": upheld},
+        )
+        return cur.rowcount
+
+
+# --- human decisions ----------------------------------------------------------------------------
+
+# One round trip, three statements: lock the case (and read what the checks need), then,
+# each with a snapshot taken after the lock, the holder of its active assignment (who may
+# decide) and the class's active policy version. The decision statement follows.
+_DECISION_LOCK_SQL = f"""
+SELECT c.status, c.holdout, c.reporter_count, tc.slug, tc.restricted, tc.legal_escalation, s.kind, s.id, s.owner_id
+  FROM casework_case c
+  JOIN policies_threatclass tc ON tc.id = c.threat_class_id
+  JOIN casework_subject s ON s.id = c.subject_id
+ WHERE c.id = %(case)s
+   FOR UPDATE OF c;
+SELECT reviewer_id FROM reviews_assignment WHERE case_id = %(case)s AND state = 'active';
+SELECT {returning(PolicyVersion, "pv")}, {returning(Policy, "p")}
+  FROM policies_policyversion pv JOIN policies_policy p ON p.id = pv.policy_id
+ WHERE pv.status = 'active' AND p.threat_class_id = (SELECT threat_class_id FROM casework_case WHERE id = %(case)s)
+ ORDER BY pv.policy_id LIMIT 1
+"""
+
+
+@transaction.atomic
+def decision_make(
+    *,
+    case_id,
+    reviewer,
+    action,
+    rule,
+    rationale="",
+    duration_days=None,
+    campaign=None,
+    on_behalf_of_senior=False,
+) -> Decision:
+    """Record a human decision on a case and everything that follows from it.
+
+    Only the reviewer holding the case's active assignment may decide
+    (``not_assignee``), unless ``on_behalf_of_senior`` and they are a senior
+    (bulk and campaign decisions). The action must be on the ladder of the
+    class's active policy version (``action_not_allowed``); a violation cites
+    one of its rules and ``suspend`` needs ``duration_days`` (``invalid``).
+    Then ``decisions_write``. Two round trips: decisions are the other half
+    of every queue cycle.
+    """
+    reviewer = reviewer_of(reviewer)
+    with connection.cursor() as cur:
+        cur.execute(_DECISION_LOCK_SQL, {"case": case_id})
+        row = cur.fetchone()
+        cur.nextset()
+        holder = cur.fetchone()
+        cur.nextset()
+        version_row = cur.fetchone()
+    if row is None:
+        raise not_found("No such case.")
+    status, holdout, reporter_count, class_slug, restricted, legal_escalation, kind, subject_id, owner_id = row
+    if not class_visible(restricted=restricted, slug=class_slug, clearances=reviewer.clearances):
+        raise not_found("No such case.")
+    holder_id = holder[0] if holder else None
+    if holder_id != reviewer.pk and not (on_behalf_of_senior and roles.has(reviewer.user, roles.SENIOR)):
+        raise forbidden("Only the reviewer holding this case may decide it.", code="not_assignee")
+    transition_check(status, "decided", verb="be decided again")
+    if version_row is None:
+        raise DocketError("no_active_policy", f"The {class_slug} class has no active policy version.", status=409)
+    split = len(PolicyVersion._meta.concrete_fields)
+    version = loaded(PolicyVersion, version_row[:split])
+    version.policy = loaded(Policy, version_row[split:])
+    rule, duration_days = decision_validate(version=version, action=action, rule=rule, duration_days=duration_days)
+    draft = DecisionDraft(
+        case_id=case_id,
+        from_status=status,
+        version=version,
+        action=action,
+        rule=rule,
+        duration_days=duration_days,
+        strike_account=strike_account(kind=kind, subject_id=subject_id, owner_id=owner_id),
+        legal_escalation=legal_escalation,
+        reporter_count=reporter_count,
+        rationale=rationale,
+        reviewer_id=reviewer.pk,
+        holdout=holdout,
+        campaign_id=campaign.pk if campaign is not None else None,
+    )
+    [decision] = decisions_write([draft], actor=reviewer, now=timezone.now())
+    return decision
+
+
+def draft_for(case, *, action, rule="", duration_days=None, automated=False, version=None, **extra) -> DecisionDraft:
+    """A checked draft for a locked case read by the ORM (``case.threat_class`` and ``case.subject`` loaded).
+
+    ``version``: the class's active version when the caller already read it (a batch over one class).
+    """
+    version = version or active_version_for(case.threat_class)
+    rule, duration_days = decision_validate(
+        version=version, action=action, rule=rule, duration_days=duration_days, automated=automated
+    )
+    subject = case.subject
+    return DecisionDraft(
+        case_id=case.pk,
+        from_status=case.status,
+        version=version,
+        action=action,
+        rule=rule,
+        duration_days=duration_days,
+        strike_account=strike_account(kind=subject.kind, subject_id=subject.pk, owner_id=subject.owner_id),
+        legal_escalation=case.threat_class.legal_escalation,
+        reporter_count=case.reporter_count,
+        holdout=case.holdout,
+        **extra,
+    )
+
+
+@transaction.atomic
+def decision_automated(*, case, action, at=None) -> Decision:
+    """Automation decides a case (``automated=True``, no reviewer): the same pipeline as a human decision.
+
+    The action must be on the class's active ladder (``action_not_allowed``).
+    A human holding the case loses the assignment (completed) with the event.
+    """
+    case = lock_case(case.pk)
+    transition_check(case.status, "decided", verb="be decided again")
+    draft = draft_for(case, action=action, automated=True)
+    [decision] = decisions_write([draft], actor="automation", now=at or timezone.now())
+    return decision
+
+
+# --- escalation ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def case_escalate(*, case_id, actor, queue_slug, reason) -> Case:
+    """Move a case to ``escalations`` or ``legal``; the holder's assignment ends (escalated).
+
+    Allowed to the holder or a senior (``not_assignee`` otherwise). The case is
+    ``escalated`` and waits for a claim in its new queue.
+    """
+    if queue_slug not in ESCALATION_QUEUES:
+        raise DocketError("invalid", "Escalate to escalations or legal.", errors={"queue": list(ESCALATION_QUEUES)})
+    reason = (reason or "").strip()
+    if not reason:
+        raise DocketError("invalid", "Say why.", errors={"reason": ["This field is required."]})
+    user = user_of(actor)
+    case = lock_case(case_id)
+    tc = case.threat_class
+    is_senior = roles.has(user, roles.SENIOR)
+    reviewer = getattr(user, "reviewer", None) if hasattr(user, "reviewer") else None
+    clearances = reviewer.clearances if reviewer is not None else ()
+    if not class_visible(restricted=tc.restricted, slug=tc.slug, clearances=clearances):
+        raise not_found("No such case.")
+    assignment = assignment_active_lock(case.pk)
+    holder = assignment is not None and reviewer is not None and assignment.reviewer_id == reviewer.pk
+    if not holder and not is_senior:
+        raise forbidden("Only the holder or a senior may escalate this case.", code="not_assignee")
+    transition_check(case.status, "escalated", verb="be escalated")
+    target = Queue.objects.get(slug=queue_slug)
+    now = timezone.now()
+    if assignment is not None:
+        assignment_end(assignment, state=Assignment.State.ESCALATED, now=now)
+    previous_queue = case.queue.slug if case.queue_id else None
+    case.queue = target
+    case_transition(
+        case=case,
+        to="escalated",
+        actor=user,
+        event=events.escalated(
+            from_status=case.status, from_queue=previous_queue, to_queue=target.slug, reason=reason[:2000]
+        ),
+        at=now,
+        extra_fields=("queue",),
+    )
+    return case

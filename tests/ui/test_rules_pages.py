@@ -1,0 +1,33 @@
+"""The moderator UI reads through the one visibility mechanism and decides campaigns through the one service."""
+
+import pytest
+from django.utils import timezone
+
+from casework.models import Campaign
+from reviews.models import Decision
+from tests.factories import CaseFactory, threat_class
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_campaign_of_a_visible_class_shows_even_with_no_visible_member(login, make_user):
+    plain_senior = make_user("plain-senior", "senior")
+    campaign = Campaign.objects.create(threat_class=threat_class("spam"), size=1, detected_at=timezone.now())
+    CaseFactory(kind="csam", campaign=campaign)  # its only member is hidden from this senior
+    page = login(plain_senior).get(f"/campaigns/{campaign.pk}/")
+    assert page.status_code == 200 and list(page.context["cases"]) == []
+
+
+def test_the_campaign_page_decides_all_or_nothing_through_the_service(login, senior):
+    campaign = Campaign.objects.create(threat_class=threat_class("spam"), size=2, detected_at=timezone.now())
+    spam = CaseFactory(kind="spam", campaign=campaign)
+    csam = CaseFactory(kind="csam", campaign=campaign)  # "restrict" is not on csam's ladder
+    page = login(senior).post(
+        f"/campaigns/{campaign.pk}/bulk-decision/",
+        {"cases": [spam.pk, csam.pk], "action": "restrict", "rule": "SP-1"},
+        follow=True,
+    )
+    [message] = [str(m) for m in page.context["messages"]]
+    assert message.startswith(f"Nothing was decided. Case {csam.pk}: 'restrict' is not on the ladder")
+    assert Decision.objects.count() == 0
+    assert Campaign.objects.get(pk=campaign.pk).status == "open"
