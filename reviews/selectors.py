@@ -6,6 +6,7 @@ from django.db import connection
 from django.utils import timezone
 
 from casework.models import Case
+from docket import roles
 from policies.models import ThreatClass
 
 from .models import Decision, QualityReview, Queue
@@ -96,16 +97,9 @@ def claimable_queue_slugs(user) -> frozenset:
     The same conditions ``queue_claim`` checks before it looks for a case
     (shift, capacity and exposure are moment-to-moment and stay its answer).
     """
-    from docket import roles
-
     if not roles.has_any(user, (roles.MODERATOR, roles.SENIOR)):
         return frozenset()
-    clearances = clearances_of(user)
-    return frozenset(
-        Queue.objects.filter(reviewers__user=user)
-        .filter(required_clearance__in=["", *clearances])
-        .values_list("slug", flat=True)
-    )
+    return frozenset(Queue.objects.visible_to(user).filter(reviewers__user=user).values_list("slug", flat=True))
 
 
 def decisions_visible_to(user):
