@@ -13,7 +13,14 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from casework.services import case_event_add, case_events_add_bulk, case_transition, lock_case
+from casework import events
+from casework.services import (
+    case_event_add,
+    case_events_add_bulk,
+    case_transition,
+    lock_case,
+    transition_allowed,
+)
 from docket import roles
 from docket.conf import setting
 from docket.errors import DocketError, conflict, forbidden, not_found
@@ -93,12 +100,13 @@ def appeal_file(*, decision_id, appellant, statement, actor, language="en", at=N
         if _ONCE_PER_APPELLANT in _constraint_name(e):
             raise conflict("already_appealed", "This appellant has already appealed this decision.") from None
         raise
-    detail = {"appeal": appeal.pk, "decision": decision.pk, "appellant": appellant}
-    if case.status == "decided":
-        case_transition(case=case, to="appealed", actor=actor, kind="appeal_filed", at=at, detail=detail)
+    filed = {"appeal": appeal.pk, "decision": decision.pk, "appellant": appellant}
+    if transition_allowed(case.status, "appealed"):
+        event = events.appeal_filed(from_status=case.status, **filed)
+        case_transition(case=case, to="appealed", actor=actor, event=event, at=at)
     else:
         # Already appealed by another appellant (or closed): the timeline still records it.
-        case_event_add(case=case, kind="appeal_filed", actor=actor, at=at, detail=detail)
+        case_event_add(case=case, actor=actor, at=at, event=events.appeal_filed(**filed))
     return appeal
 
 
@@ -137,7 +145,7 @@ def appeal_claim(*, reviewer, at=None) -> Appeal | None:
     appeal.claimed_at = at
     appeal.save(update_fields=["status", "assigned_to", "claimed_at"])
     case_id = Decision.objects.filter(pk=appeal.decision_id).values_list("case_id", flat=True).get()
-    case_events_add_bulk([(case_id, "appeal_claimed", me, {"appeal": appeal.pk}, at)])
+    case_events_add_bulk([(case_id, events.appeal_claimed(appeal=appeal.pk), me, at)])
     return appeal
 
 
@@ -153,7 +161,7 @@ def appeal_release(*, appeal_id, reviewer, at=None) -> Appeal:
     appeal.assigned_to = None
     appeal.claimed_at = None
     appeal.save(update_fields=["status", "assigned_to", "claimed_at"])
-    case_events_add_bulk([(appeal.decision.case_id, "appeal_released", reviewer, {"appeal": appeal.pk}, at)])
+    case_events_add_bulk([(appeal.decision.case_id, events.appeal_released(appeal=appeal.pk), reviewer, at)])
     return appeal
 
 
@@ -177,7 +185,7 @@ def appeals_release_stale(*, now=None) -> int:
     )
     case_events_add_bulk(
         [
-            (case_id, "appeal_released", "system", {"appeal": appeal_id, "held_by": holder, "why": "expired"}, now)
+            (case_id, events.appeal_released(appeal=appeal_id, held_by=holder, expired=True), "system", now)
             for appeal_id, case_id, holder in stale
         ]
     )
@@ -261,26 +269,20 @@ def appeal_resolve(
         appeal.new_decision = new_decision
         appeal.save(update_fields=["new_decision"])
 
-    case_event_add(
-        case=case,
-        kind="appeal_resolved",
-        actor=reviewer,
-        at=at,
-        detail={
-            "appeal": appeal.pk,
-            "decision": decision.pk,
-            "outcome": outcome,
-            "new_action": appeal.new_action or None,
-            "new_decision": appeal.new_decision_id,
-            "rationale": rationale,
-        },
+    resolved = events.appeal_resolved(
+        appeal=appeal.pk,
+        decision=decision.pk,
+        outcome=outcome,
+        new_action=appeal.new_action or None,
+        new_decision=appeal.new_decision_id,
+        rationale=rationale,
     )
+    case_event_add(case=case, actor=reviewer, at=at, event=resolved)
     case.refresh_from_db(fields=["status"])
     others_open = (
         Appeal.objects.filter(decision__case_id=case.pk, status__in=OPEN_STATUSES).exclude(pk=appeal.pk).exists()
     )
     if case.status == "appealed" and not others_open:
-        case_transition(
-            case=case, to="decided", actor=reviewer, kind="appeal_closed", at=at, detail={"appeal": appeal.pk}
-        )
+        closed = events.appeal_closed(from_status=case.status, appeal=appeal.pk)
+        case_transition(case=case, to="decided", actor=reviewer, event=closed, at=at)
     return appeal

@@ -15,6 +15,7 @@ from django.utils import timezone
 from docket.conf import setting
 from policies.models import ThreatClass
 
+from . import events
 from .models import Campaign, Case
 from .services import case_events_add_bulk
 
@@ -173,7 +174,7 @@ def _cases_join(*, now):
         cur.execute(_CASES_JOIN_SQL, {"campaigns": open_ids, "now": now, "active": list(Case.ACTIVE_STATUSES)})
         joined = cur.fetchall()
     case_events_add_bulk(
-        [(case_id, "campaign_joined", None, {"campaign": cid, "previous": old}, now) for case_id, cid, old in joined]
+        [(case_id, events.campaign_joined(campaign=cid, previous=old), None, now) for case_id, cid, old in joined]
     )
     return joined
 
@@ -260,7 +261,7 @@ def _campaigns_write(found, *, now):
         Campaign.objects.filter(pk__in=list(merges)).delete()
 
     case_events_add_bulk(
-        [(case_id, "campaign_joined", None, {"campaign": cid, "merged_from": old}, now) for case_id, cid, old in moved]
+        [(case_id, events.campaign_joined(campaign=cid, merged_from=old), None, now) for case_id, cid, old in moved]
     )
 
     changed = []

@@ -161,3 +161,55 @@ def qa_reviewed(*, decision, agrees) -> Event:
 
 def note(*, text) -> Event:
     return Event(Kind.NOTE, {"text": text})
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def legal_hold(*, released, reason) -> Event:
+    """``legal_hold_set`` or ``legal_hold_released``, with the admin's reason."""
+    return Event(Kind.LEGAL_HOLD_RELEASED if released else Kind.LEGAL_HOLD_SET, {"reason": reason})
+
+
+def personal_data_purged() -> Event:
+    return Event(Kind.PERSONAL_DATA_PURGED, {})
+
+
+# --- appeals --------------------------------------------------------------------------------
+
+
+def appeal_filed(*, appeal, decision, appellant, from_status=None) -> Event:
+    """Filed against a decision; ``from_status`` when it moved the case to appealed."""
+    detail = {"appeal": appeal, "decision": decision, "appellant": appellant}
+    if from_status is not None:
+        return _moved(Kind.APPEAL_FILED, from_status, "appealed", **detail)
+    return Event(Kind.APPEAL_FILED, detail)
+
+
+def appeal_claimed(*, appeal) -> Event:
+    return Event(Kind.APPEAL_CLAIMED, {"appeal": appeal})
+
+
+def appeal_released(*, appeal, held_by=None, expired=False) -> Event:
+    """Given back to the appeals queue: by its holder, or by the sweep (``expired``) from ``held_by``."""
+    if expired:
+        return Event(Kind.APPEAL_RELEASED, {"appeal": appeal, "held_by": held_by, "why": "expired"})
+    return Event(Kind.APPEAL_RELEASED, {"appeal": appeal})
+
+
+def appeal_resolved(*, appeal, decision, outcome, new_action, new_decision, rationale) -> Event:
+    return Event(
+        Kind.APPEAL_RESOLVED,
+        {
+            "appeal": appeal,
+            "decision": decision,
+            "outcome": outcome,
+            "new_action": new_action,
+            "new_decision": new_decision,
+            "rationale": rationale,
+        },
+    )
+
+
+def appeal_closed(*, from_status, appeal) -> Event:
+    return _moved(Kind.APPEAL_CLOSED, from_status, "decided", appeal=appeal)

@@ -24,6 +24,7 @@ from django.utils.text import slugify
 from docket.conf import setting
 from docket.errors import DocketError
 
+from . import events
 from .models import Signal, SignalSource, SourceIncident
 from .services import actor_fields, case_events_add_bulk
 
@@ -662,14 +663,13 @@ def _held_release(*, source_id, actor, at) -> int:
         per_case = defaultdict(int)
         for item in items:
             per_case[item.case_id] += 1
-        events = []
+        rows = []
         for case_id in touched:
             if cases[case_id][2]:
-                events.append((case_id, "opened", actor, {}, at))
-            events.append(
-                (case_id, "signals_released", actor, {"signals": per_case[case_id], "source": source.slug}, at)
-            )
-        case_events_add_bulk(events)
+                rows.append((case_id, events.opened(), actor, at))
+            released = events.signals_released(signals=per_case[case_id], source=source.slug)
+            rows.append((case_id, released, actor, at))
+        case_events_add_bulk(rows)
     return len(held)
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from docket.errors import DocketError
 
+from . import events
 from .models import Case, CaseEvent, Reporter, Signal
 from .services import case_event_add, case_events_add_bulk, lock_case
 
@@ -73,7 +74,7 @@ def cases_purge_personal_data(*, now=None, batch=5000):
         cur.execute("SET LOCAL docket.redact = 'off'")
     Reporter.objects.filter(signals__isnull=True).delete()
     Case.objects.filter(id__in=ids).update(personal_data_purged_at=now)
-    case_events_add_bulk([(case_id, "personal_data_purged", "system", {}, now) for case_id in ids])
+    case_events_add_bulk([(case_id, events.personal_data_purged(), "system", now) for case_id in ids])
     return len(ids)
 
 
@@ -84,7 +85,7 @@ def case_legal_hold_set(*, case_id, actor, reason):
     case.legal_hold = True
     case.legal_hold_released_at = None
     case.save(update_fields=["legal_hold", "legal_hold_released_at", "updated_at"])
-    case_event_add(case=case, kind="legal_hold_set", actor=actor, detail={"reason": reason})
+    case_event_add(case=case, actor=actor, event=events.legal_hold(released=False, reason=reason))
     return case
 
 
@@ -97,7 +98,7 @@ def case_legal_hold_release(*, case_id, actor, reason):
     case.legal_hold = False
     case.legal_hold_released_at = timezone.now()
     case.save(update_fields=["legal_hold", "legal_hold_released_at", "updated_at"])
-    case_event_add(case=case, kind="legal_hold_released", actor=actor, detail={"reason": reason})
+    case_event_add(case=case, actor=actor, event=events.legal_hold(released=True, reason=reason))
     return case
 
 

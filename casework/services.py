@@ -68,9 +68,17 @@ def case_event_add(*, case, kind=None, actor=None, detail=None, at=None, event=N
 
 
 def case_events_add_bulk(rows):
-    """Append many events at once: ``rows`` are ``(case_id, kind, actor, detail, at)``."""
+    """Append many events at once.
+
+    ``rows`` are ``(case_id, event, actor, at)`` with an ``Event`` from ``casework.events``
+    (or ``(case_id, kind, actor, detail, at)``).
+    """
     events = []
-    for case_id, kind, actor, detail, at in rows:
+    for row in rows:
+        if len(row) == 4:
+            case_id, (kind, detail), actor, at = row
+        else:
+            case_id, kind, actor, detail, at = row
         user, label = actor_fields(actor)
         events.append(CaseEvent(case_id=case_id, kind=kind, actor=user, actor_label=label, detail=detail or {}, at=at))
     return CaseEvent.objects.bulk_create(events)
