@@ -25,7 +25,9 @@ from docket.conf import setting
 from docket.errors import DocketError
 
 from . import events
+from .intake.fold import signals_fold
 from .models import Signal, SignalSource, SourceIncident
+from .priority import case_reprioritise
 from .services import actor_fields, case_events_add_bulk
 
 BASELINE_WEEKS = 4
@@ -622,9 +624,6 @@ def _held_release(*, source_id, actor, at) -> int:
     joined or opened by intake's own folding, their counts and priority refreshed
     from their signals, and each case gets an ``opened`` and a ``signals_released`` event.
     """
-    from .intake import IntakeReference, cases_open_or_join, routes_resolve
-    from .priority import case_reprioritise
-
     held = list(
         Signal.objects.select_for_update()
         .filter(source_id=source_id, disposition=Signal.Disposition.HELD)
@@ -649,9 +648,7 @@ def _held_release(*, source_id, actor, at) -> int:
             )
             for s in rows
         ]
-        ref = IntakeReference(sources={source.slug: source}, classes={})
-        routes_resolve(ref, items)
-        cases = cases_open_or_join(items, ref=ref, now=at)
+        cases = signals_fold(items, now=at)
         with connection.cursor() as cur:
             cur.execute(
                 "UPDATE casework_signal s SET disposition = %s, case_id = m.case_id, released_at = %s"

@@ -7,6 +7,9 @@ from django.db.models import F, Q
 from .events import Kind
 from .selectors import CampaignQuerySet, CaseQuerySet
 
+# Statuses in which a case still collects signals and awaits a decision (``Case.ACTIVE_STATUSES``).
+ACTIVE_STATUSES = ("open", "in_review", "escalated")
+
 
 class Subject(models.Model):
     """What is reported: an account or a content item."""
@@ -198,8 +201,7 @@ class Case(models.Model):
         APPEALED = "appealed"
         CLOSED = "closed"
 
-    # Statuses in which a case still collects signals and awaits a decision.
-    ACTIVE_STATUSES = ("open", "in_review", "escalated")
+    ACTIVE_STATUSES = ACTIVE_STATUSES
 
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="cases")
     threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="cases")
@@ -238,7 +240,7 @@ class Case(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["subject", "threat_class"],
-                condition=Q(status__in=["open", "in_review", "escalated"]),
+                condition=Q(status__in=list(ACTIVE_STATUSES)),
                 name="case_one_active_per_subject_class",
             ),
             models.CheckConstraint(
@@ -250,7 +252,7 @@ class Case(models.Model):
             ),
             models.CheckConstraint(
                 name="case_active_not_closed",
-                condition=~Q(status__in=["open", "in_review", "escalated"]) | Q(closed_at__isnull=True),
+                condition=~Q(status__in=list(ACTIVE_STATUSES)) | Q(closed_at__isnull=True),
             ),
             models.CheckConstraint(
                 name="case_signal_times_ordered", condition=Q(first_signal_at__lte=F("last_signal_at"))
@@ -275,7 +277,7 @@ class Case(models.Model):
                 F("priority").desc(),
                 "id",
                 name="case_active_queue_priority_idx",
-                condition=Q(status__in=["open", "in_review", "escalated"]),
+                condition=Q(status__in=list(ACTIVE_STATUSES)),
             ),
             models.Index(fields=["status", "sla_due_at"], name="case_status_sla_idx"),
             # The case list ordered by SLA (``ordering=sla_due_at``) across statuses: a walk, not a sort of all.

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from casework.services import ESCALATION_QUEUES
 from reviews.models import Decision, QualityReview
 
 
@@ -49,7 +50,7 @@ class DecisionInputSerializer(serializers.Serializer):
 
 
 class EscalateInputSerializer(serializers.Serializer):
-    queue = serializers.ChoiceField(choices=["escalations", "legal"])
+    queue = serializers.ChoiceField(choices=list(ESCALATION_QUEUES))
     reason = serializers.CharField(max_length=2000)
 
 

@@ -1,54 +1,31 @@
-"""Intake: platform signals become stored signals and prioritised cases.
-
-``signals_ingest`` is the one intake path: the API, ``simulate`` and
-``docket_demo`` call it. A batch is validated whole before anything is written,
-then stored in a few set-based statements (not a statement per signal):
-
-1. look up which ``(source, external_id)`` keys are already stored (repeats answer the stored result);
-2. upsert subjects (content owners as accounts), their attribute rows and the reporters;
-3. decide each signal's disposition (``disposition_for``);
-4. fold queued signals into cases: join the active case of (subject, class) or open one;
-5. insert the signals ``ON CONFLICT DO NOTHING``; a key a concurrent request stored
-   first answers that request's stored result, so a duplicate never counts twice;
-6. refresh the touched cases from their signals (counts, strength, priority: ``casework.priority``),
-   write their events, let automation decide auto-actioned cases;
-7. after commit, enqueue the per-case reprioritisation (a broker outage only logs).
-"""
+"""Intake, storing: a validated batch written in a few set-based statements (see the package doc)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from docket.conf import setting
 from docket.errors import DocketError
 from docket.queueing import enqueue_on_commit
-from policies.models import ThreatClass, Threshold
-from reviews.models import Queue
 
-from . import events
-from .models import Case, Signal, SignalSource
-from .priority import case_reprioritise
-from .services import actor_fields
+from .. import events
+from ..models import Case, Signal, SignalSource
+from ..priority import case_reprioritise
+from ..services import actor_fields
+from .fold import routes_resolve, signals_fold
+from .rows import fetch, json_rows
+from .validate import IntakeItem, intake_reference, signals_validate
 
 log = logging.getLogger(__name__)
 
-MAX_TEXT = 200
-MAX_REASON = 10_000
-MAX_ATTRIBUTE_KIND = 40
-MAX_ATTRIBUTE_VALUE = 300
-MAX_ATTRIBUTE_VALUES = 100
-BIGINT_MAX = 2**63 - 1
 DEADLOCK_ATTEMPTS = 3
 
 QUEUED = Signal.Disposition.QUEUED.value
@@ -103,266 +80,6 @@ def disposition_for(*, score, source_kind, source_status, threshold, threat_clas
     )[0]
 
 
-# --- validation -----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Item:
-    index: int
-    source: SignalSource
-    external_id: str
-    threat_class: ThreatClass
-    kind: str
-    subject_external_id: str
-    owner: str | None
-    reach: int
-    attributes: dict[str, list[str]]
-    score: float | None
-    reporter: str | None
-    reason: str
-    occurred_at: datetime
-    # filled while storing
-    key: tuple = ()
-    subject_id: int | None = None
-    reporter_id: int | None = None
-    disposition: str = ""
-    holdout: bool = False
-    case_id: int | None = None
-    signal_id: int | None = None
-
-
-class _Invalid(Exception):
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _text(value, what, *, max_len=MAX_TEXT, empty=False):
-    if not isinstance(value, str):
-        raise _Invalid("invalid", f"{what} must be a string.")
-    if "\x00" in value:
-        raise _Invalid("invalid", f"{what} must not contain NUL characters.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate ("\ud800") PostgreSQL cannot store
-        raise _Invalid("invalid", f"{what} must be valid Unicode.") from None
-    if not empty and not value.strip():
-        raise _Invalid("invalid", f"{what} must not be blank.")
-    if len(value) > max_len:
-        raise _Invalid("invalid", f"{what} must be at most {max_len} characters.")
-    return value
-
-
-def _attributes(value):
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _Invalid("invalid", "attributes must be an object of lists of strings.")
-    out, total = {}, 0
-    for kind, values in value.items():
-        _text(kind, "An attribute kind", max_len=MAX_ATTRIBUTE_KIND)
-        if isinstance(values, str):
-            values = [values]
-        if not isinstance(values, list):
-            raise _Invalid("invalid", f"attributes.{kind} must be a list of strings.")
-        clean = {_text(v, f"A value of attributes.{kind}", max_len=MAX_ATTRIBUTE_VALUE) for v in values}
-        total += len(clean)
-        if total > MAX_ATTRIBUTE_VALUES:
-            raise _Invalid("invalid", f"At most {MAX_ATTRIBUTE_VALUES} attribute values per subject.")
-        if clean:
-            out[kind] = sorted(clean)
-    return out
-
-
-def _subject(value, errors):
-    if not isinstance(value, dict):
-        errors["subject"] = ["subject must be an object with kind and external_id."]
-        return None
-    sub = {}
-    out = {}
-    for name in ("kind", "external_id", "owner", "reach", "attributes"):
-        try:
-            raw = value.get(name)
-            if name == "kind":
-                if raw not in ("account", "content"):
-                    raise _Invalid("invalid", "kind must be account or content.")
-                out[name] = raw
-            elif name == "external_id":
-                out[name] = _text(raw, "external_id")
-            elif name == "owner":
-                if raw is not None:
-                    raw = _text(raw, "owner")
-                    if value.get("kind") != "content":
-                        raise _Invalid("invalid", "Only content has an owner.")
-                out[name] = raw
-            elif name == "reach":
-                if raw is None:
-                    out[name] = 0
-                elif isinstance(raw, bool) or not isinstance(raw, int | float):
-                    raise _Invalid("invalid", "reach must be a whole number.")
-                elif isinstance(raw, float) and (not math.isfinite(raw) or not raw.is_integer()):
-                    raise _Invalid("invalid", "reach must be a whole number.")
-                elif not 0 <= raw <= BIGINT_MAX:
-                    raise _Invalid("invalid", f"reach must be between 0 and {BIGINT_MAX}.")
-                else:
-                    out[name] = int(raw)
-            else:
-                out[name] = _attributes(raw)
-        except _Invalid as e:
-            sub[name] = [e.message]
-    if sub:
-        errors["subject"] = sub
-        return None
-    return out
-
-
-def _occurred_at(value, now):
-    if value is None:
-        return now
-    if not isinstance(value, str) or "\x00" in value or len(value) > 64:
-        raise _Invalid("invalid", "occurred_at must be an ISO 8601 time with a zone.")
-    try:
-        at = parse_datetime(value)
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        raise _Invalid("invalid", "occurred_at must be an ISO 8601 time with a zone.")
-    if at.year < 2000:
-        raise _Invalid("invalid", "occurred_at is implausibly old.")
-    # A platform clock slightly ahead must not fail intake; a signal never occurs after receipt.
-    return min(at, now)
-
-
-def _validate_one(index, raw, ref, now):
-    """``(_Item, None)`` or ``(None, (code, {field: [messages]}))``."""
-    if not isinstance(raw, dict):
-        return None, ("invalid", {"non_field_errors": ["A signal must be an object."]})
-    errors: dict = {}
-    codes: list[str] = []
-
-    def check(name, fn):
-        try:
-            return fn()
-        except _Invalid as e:
-            errors[name] = [e.message]
-            codes.append(e.code)
-            return None
-
-    def source():
-        slug = _text(raw.get("source"), "source", max_len=60)
-        found = ref.sources.get(slug)
-        if found is None:
-            raise _Invalid("unknown_source", f"Unknown source '{slug}'.")
-        return found
-
-    def threat_class():
-        slug = _text(raw.get("threat_class"), "threat_class", max_len=40)
-        found = ref.classes.get(slug)
-        if found is None:
-            raise _Invalid("unknown_threat_class", f"Unknown threat class '{slug}'.")
-        return found
-
-    src = check("source", source)
-    external_id = check("external_id", lambda: _text(raw.get("external_id"), "external_id"))
-    tc = check("threat_class", threat_class)
-    subject = _subject(raw.get("subject"), errors)
-    if subject is None and "subject" in errors:
-        codes.append("invalid")
-
-    def score():
-        value = raw.get("score")
-        if value is None:
-            if src is not None and src.kind in SignalSource.SCORED_KINDS:
-                raise _Invalid("invalid", f"score is required for {src.kind} sources.")
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise _Invalid("invalid", "score must be a number between 0 and 1.")
-        if not 0 <= value <= 1:
-            raise _Invalid("invalid", "score must be between 0 and 1.")
-        return float(value)
-
-    def reporter():
-        value = raw.get("reporter")
-        if value is None:
-            if src is not None and src.kind == SignalSource.Kind.USER_REPORT:
-                raise _Invalid("invalid", "reporter is required for user reports.")
-            return None
-        return _text(value, "reporter")
-
-    def reason():
-        value = raw.get("reason")
-        return "" if value is None else _text(value, "reason", max_len=MAX_REASON, empty=True)
-
-    sc = check("score", score)
-    rep = check("reporter", reporter)
-    why = check("reason", reason)
-    at = check("occurred_at", lambda: _occurred_at(raw.get("occurred_at"), now))
-    if errors:
-        return None, (codes[0] if codes else "invalid", errors)
-    return (
-        _Item(
-            index=index,
-            source=src,
-            external_id=external_id,
-            threat_class=tc,
-            kind=subject["kind"],
-            subject_external_id=subject["external_id"],
-            owner=subject["owner"],
-            reach=subject["reach"],
-            attributes=subject["attributes"],
-            score=sc,
-            reporter=rep,
-            reason=why,
-            occurred_at=at,
-        ),
-        None,
-    )
-
-
-@dataclass
-class IntakeReference:
-    """What a batch resolves once: its sources, classes, thresholds and queues (also used by source confirm)."""
-
-    sources: dict[str, SignalSource]
-    classes: dict[str, ThreatClass]
-    thresholds: dict[tuple[int, int], Threshold] = field(default_factory=dict)
-    queues: dict[int, int] = field(default_factory=dict)
-
-
-def _reference(raw_items) -> IntakeReference:
-    slugs = {i.get("source") for i in raw_items if isinstance(i, dict) and isinstance(i.get("source"), str)}
-    slugs = {s for s in slugs if "\x00" not in s}
-    sources = {s.slug: s for s in SignalSource.objects.filter(slug__in=slugs)} if slugs else {}
-    classes = {c.slug: c for c in ThreatClass.objects.all()}
-    return IntakeReference(sources=sources, classes=classes)
-
-
-def routes_resolve(ref, items):
-    """Thresholds of the batch's (source, class) pairs and the queue of each class (two queries)."""
-    source_ids = {i.source.id for i in items}
-    class_ids = {i.threat_class.id for i in items}
-    ref.thresholds = {
-        (t.source_id, t.threat_class_id): t
-        for t in Threshold.objects.filter(source_id__in=source_ids, threat_class_id__in=class_ids)
-    }
-    through = Queue.threat_classes.through
-    routes = through.objects.filter(threatclass_id__in=class_ids).order_by("queue__position", "queue__slug")
-    for class_id, queue_id in routes.values_list("threatclass_id", "queue_id"):
-        ref.queues.setdefault(class_id, queue_id)
-    missing = class_ids - ref.queues.keys()
-    if missing:
-        # A class no queue takes still reaches humans: the escalations queue.
-        fallback = Queue.objects.filter(slug="escalations").values_list("id", flat=True).first()
-        if fallback is None:
-            raise DocketError("unroutable", "No queue takes this threat class and there is no escalations queue.")
-        for class_id in missing:
-            ref.queues[class_id] = fallback
-
-
-# --- the service ----------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class IntakeResult:
     """Per input item (in input order) ``{"id", "external_id", "case", "disposition"}``."""
@@ -408,19 +125,8 @@ def signals_ingest(*, items, actor) -> IntakeResult:
     if not raw:
         return IntakeResult(results=[], created=0, single=False)
     now = timezone.now()
-    ref = _reference(raw)
-    parsed, errors, first_code = [], {}, None
-    for index, entry in enumerate(raw):
-        item, problem = _validate_one(index, entry, ref, now)
-        if problem is not None:
-            code, errs = problem
-            first_code = first_code or code
-            errors[str(index)] = errs
-        else:
-            parsed.append(item)
-    if errors:
-        detail = "The signal is invalid." if single else f"{len(errors)} of {len(raw)} signals are invalid."
-        raise DocketError(first_code, detail, errors=errors["0"] if single else errors)
+    ref = intake_reference(raw)
+    parsed = signals_validate(raw, ref=ref, now=now, single=single)
     routes_resolve(ref, parsed)
 
     attempts = 1 if connection.in_atomic_block else DEADLOCK_ATTEMPTS
@@ -447,38 +153,24 @@ def _result(signal_id, external_id, case_id, disposition):
     return {"id": signal_id, "external_id": external_id, "case": case_id, "disposition": disposition}
 
 
-def _fetch(sql, params=None):
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _json(rows) -> str:
-    """Rows for a bulk statement as one JSON text parameter (``json_array_elements`` reads it).
-
-    One string is far cheaper to bind than a dozen arrays of a thousand elements each.
-    """
-    return json.dumps(rows, separators=(",", ":"), default=str)
-
-
 def _stored(keys):
     """Stored signals for ``(source_id, external_id)`` keys: ``{key: (id, case_id, disposition)}``."""
     if not keys:
         return {}
-    rows = _fetch(
+    rows = fetch(
         """
         SELECT s.source_id, s.external_id, s.id, s.case_id, s.disposition
         FROM (SELECT (r->>0)::bigint AS source_id, r->>1 AS external_id FROM json_array_elements(%s::json) r) k
         JOIN casework_signal s ON s.source_id = k.source_id AND s.external_id = k.external_id
         """,
-        [_json(keys)],
+        [json_rows(keys)],
     )
     return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
 
 
 def _store(items, *, ref, actor, now):
     """Write a validated batch; returns ``(results by input index, created count, touched case ids)``."""
-    by_key: dict[tuple, _Item] = {}
+    by_key: dict[tuple, IntakeItem] = {}
     for item in items:
         item.key = (item.source.id, item.external_id)
         by_key.setdefault(item.key, item)  # a repeat inside the batch answers like the first
@@ -511,7 +203,7 @@ def _store(items, *, ref, actor, now):
         )
 
     folded = [i for i in new if i.disposition in FOLDED]
-    cases = cases_open_or_join(folded, ref=ref, now=now)
+    cases = signals_fold(folded, ref=ref, now=now)
     _automation_scope(folded, cases)
     inserted = _signals_insert(new, now)
 
@@ -532,7 +224,7 @@ def _store(items, *, ref, actor, now):
     empty = opened - touched
     if empty:
         # Opened for signals a concurrent request stored first: nothing to review, no event yet.
-        _fetch("DELETE FROM casework_case WHERE id = ANY(%s)", [sorted(empty)])
+        fetch("DELETE FROM casework_case WHERE id = ANY(%s)", [sorted(empty)])
     if touched:
         case_reprioritise(case_ids=touched, now=now)
         _events_write(kept, opened & touched, actor=actor, now=now)
@@ -587,7 +279,7 @@ def _subjects_upsert(items, now):
         for value in values
     )
     if attr_rows:
-        _fetch(
+        fetch(
             """
             INSERT INTO casework_subjectattribute AS a (subject_id, kind, value, seen_at)
             SELECT (r->>0)::bigint, r->>1, r->>2, (r->>3)::timestamptz FROM json_array_elements(%s::json) r
@@ -596,7 +288,7 @@ def _subjects_upsert(items, now):
                 -- to the hour is enough for campaign windows, and spares a rewrite per signal
                 WHERE a.seen_at < EXCLUDED.seen_at - interval '1 hour'
             """,
-            [_json(attr_rows)],
+            [json_rows(attr_rows)],
         )
 
 
@@ -630,8 +322,8 @@ def _subject_rows_upsert(kind, rows, owner_ids, now):
         ]
         for ext, r in sorted(rows.items())
     ]
-    params = {"kind": kind, "rows": _json(ordered), "now": now}
-    found = _fetch(
+    params = {"kind": kind, "rows": json_rows(ordered), "now": now}
+    found = fetch(
         f"""
         INSERT INTO casework_subject AS s (kind, external_id, owner_id, reach, attributes, created_at, updated_at)
         SELECT %(kind)s, r->>0, (r->>1)::bigint, (r->>2)::bigint, (r->3)::jsonb, %(now)s, %(now)s
@@ -655,10 +347,10 @@ def _subject_rows_upsert(kind, rows, owner_ids, now):
         unchanged = [row[0] for row in ordered if (kind, row[0]) not in ids]
         ids.update(
             ((kind, ext), sid)
-            for sid, ext in _fetch(
+            for sid, ext in fetch(
                 "SELECT s.id, s.external_id FROM json_array_elements_text(%s::json) e(ext)"
                 " JOIN casework_subject s ON s.kind = %s AND s.external_id = e.ext",
-                [_json(unchanged), kind],
+                [json_rows(unchanged), kind],
             )
         )
     return ids
@@ -673,108 +365,25 @@ def _reporters_upsert(items):
     if not first:
         return
     names = sorted(first)
-    _fetch(
+    fetch(
         """
         INSERT INTO casework_reporter (external_id, first_seen_at, reports_decided, reports_upheld)
         SELECT r->>0, (r->>1)::timestamptz, 0, 0 FROM json_array_elements(%s::json) r
         ORDER BY r->>0
         ON CONFLICT (external_id) DO NOTHING
         """,
-        [_json([[n, first[n]] for n in names])],
+        [json_rows([[n, first[n]] for n in names])],
     )
     ids = dict(
-        _fetch(
+        fetch(
             "SELECT r.external_id, r.id FROM json_array_elements_text(%s::json) e(ext)"
             " JOIN casework_reporter r ON r.external_id = e.ext",
-            [_json(names)],
+            [json_rows(names)],
         )
     )
     for item in items:
         if item.reporter is not None:
             item.reporter_id = ids[item.reporter]
-
-
-_ACTIVE_SQL = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
-
-
-def cases_open_or_join(items, *, ref, now):
-    """The active case of each item's (subject, class), opened when there is none; locked.
-
-    Sets ``item.case_id``; returns ``{case_id: (status, holdout, opened_here)}``.
-    Safe against concurrent intake: ``case_one_active_per_subject_class`` decides
-    who opens, the others join (and a case decided meanwhile makes way for a new one).
-    """
-    spans: dict[tuple[int, int], list[datetime]] = {}
-    for item in items:
-        k = (item.subject_id, item.threat_class.id)
-        span = spans.setdefault(k, [item.occurred_at, item.occurred_at])
-        span[0] = min(span[0], item.occurred_at)
-        span[1] = max(span[1], item.occurred_at)
-    classes = {item.threat_class.id: item.threat_class for item in items}
-    found: dict[tuple[int, int], tuple[int, str, bool, bool]] = {}
-    pending = sorted(spans)
-    for _ in range(5):
-        if not pending:
-            break
-        tcs = [classes[tc] for _, tc in pending]
-        rows = _fetch(
-            """
-            INSERT INTO casework_case (
-                subject_id, threat_class_id, queue_id, status, severity, harm_weight, reach,
-                signal_count, reporter_count, signal_strength, reporter_weight, velocity,
-                brigading, holdout, legal_hold, first_signal_at, last_signal_at, sla_due_at,
-                priority, priority_breakdown, created_at, updated_at
-            )
-            SELECT k.subject_id, k.tc, k.queue, 'open', k.severity, k.harm, subj.reach,
-                   0, 0, 0, 0, 0, false, false, false, k.first_at, k.last_at,
-                   k.first_at + make_interval(secs => k.sla), 0, '{}'::jsonb, %(now)s, %(now)s
-            FROM (
-                SELECT (r->>0)::bigint AS subject_id, (r->>1)::bigint AS tc, (r->>2)::bigint AS queue,
-                       (r->>3)::int AS severity, (r->>4)::float8 AS harm, (r->>5)::timestamptz AS first_at,
-                       (r->>6)::timestamptz AS last_at, (r->>7)::float8 AS sla
-                FROM json_array_elements(%(rows)s::json) r
-            ) k
-            JOIN casework_subject subj ON subj.id = k.subject_id
-            ORDER BY k.subject_id, k.tc
-            ON CONFLICT DO NOTHING
-            RETURNING id, subject_id, threat_class_id
-            """,
-            {
-                "rows": _json(
-                    [
-                        [s, tc.id, ref.queues[tc.id], tc.severity, tc.harm_weight, *spans[(s, tc.id)], tc.sla_seconds]
-                        for (s, _), tc in zip(pending, tcs, strict=True)
-                    ]
-                ),
-                "now": now,
-            },
-        )
-        for case_id, subject_id, tc in rows:
-            found[(subject_id, tc)] = (case_id, "open", False, True)
-        rest = [k for k in pending if k not in found]
-        if rest:
-            rows = _fetch(
-                f"""
-                SELECT c.id, c.subject_id, c.threat_class_id, c.status, c.holdout
-                FROM (
-                    SELECT (r->>0)::bigint AS subject_id, (r->>1)::bigint AS tc FROM json_array_elements(%s::json) r
-                ) k
-                JOIN casework_case c ON c.subject_id = k.subject_id AND c.threat_class_id = k.tc
-                WHERE c.status IN ({_ACTIVE_SQL})
-                ORDER BY c.subject_id, c.threat_class_id
-                FOR UPDATE OF c
-                """,
-                [_json(rest)],
-            )
-            for case_id, subject_id, tc, status, holdout in rows:
-                found[(subject_id, tc)] = (case_id, status, holdout, False)
-        # A case decided between the two statements leaves its key pending: open a new one.
-        pending = [k for k in pending if k not in found]
-    if pending:
-        raise OperationalError("intake could not settle the cases of this batch")
-    for item in items:
-        item.case_id = found[(item.subject_id, item.threat_class.id)][0]
-    return {case_id: (status, holdout, opened) for case_id, status, holdout, opened in found.values()}
 
 
 def _automation_scope(items, cases):
@@ -790,7 +399,7 @@ def _automation_scope(items, cases):
 
 def _signals_insert(items, now):
     """Insert the new signals; ``{key: id}`` for those stored here (a concurrent twin wins silently)."""
-    rows = _fetch(
+    rows = fetch(
         """
         INSERT INTO casework_signal (
             source_id, external_id, subject_id, threat_class_id, score, reporter_id, reason,
@@ -804,7 +413,7 @@ def _signals_insert(items, now):
         RETURNING id, source_id, external_id
         """,
         {
-            "rows": _json(
+            "rows": json_rows(
                 [
                     [
                         i.source.id,
@@ -848,13 +457,13 @@ def _events_write(items, opened, *, actor, now):
         )
         rows.append([case_id, *added])
     # Set-based like every other intake write (same columns ``case_events_add_bulk`` writes).
-    _fetch(
+    fetch(
         """
         INSERT INTO casework_caseevent (case_id, at, actor_id, actor_label, kind, detail)
         SELECT (r->>0)::bigint, %(at)s, %(actor)s, %(label)s, r->>1, (r->2)::jsonb
         FROM json_array_elements(%(rows)s::json) r
         """,
-        {"rows": _json(rows), "at": now, "actor": user.pk if user else None, "label": label},
+        {"rows": json_rows(rows), "at": now, "actor": user.pk if user else None, "label": label},
     )
 
 
@@ -892,6 +501,3 @@ def _automation_decide(items, *, now):
             for i in items:
                 if i.case_id == case.pk and i.disposition == AUTO_ACTIONED:
                     i.disposition = QUEUED
-
-
-__all__ = ["IntakeResult", "disposition_for", "signals_ingest"]

@@ -1,0 +1,49 @@
+"""Intake: platform signals become stored signals and prioritised cases.
+
+Three modules: ``validate`` (a batch checked whole), ``store`` (written in set-based
+statements) and ``fold`` (signals into cases; the public fold API hygiene uses too).
+
+``signals_ingest`` is the one intake path: the API, ``simulate`` and
+``docket_demo`` call it. A batch is validated whole before anything is written,
+then stored in a few set-based statements (not a statement per signal):
+
+1. look up which ``(source, external_id)`` keys are already stored (repeats answer the stored result);
+2. upsert subjects (content owners as accounts), their attribute rows and the reporters;
+3. decide each signal's disposition (``disposition_for``);
+4. fold queued signals into cases: join the active case of (subject, class) or open one;
+5. insert the signals ``ON CONFLICT DO NOTHING``; a key a concurrent request stored
+   first answers that request's stored result, so a duplicate never counts twice;
+6. refresh the touched cases from their signals (counts, strength, priority: ``casework.priority``),
+   write their events, let automation decide auto-actioned cases;
+7. after commit, enqueue the per-case reprioritisation (a broker outage only logs).
+"""
+
+from .fold import cases_open_or_join, routes_resolve, signals_fold
+from .store import (
+    AUTO_ACTIONED,
+    BELOW_THRESHOLD,
+    FOLDED,
+    HELD,
+    QUEUED,
+    IntakeResult,
+    automation_register,
+    disposition_for,
+    signals_ingest,
+)
+from .validate import IntakeReference
+
+__all__ = [
+    "AUTO_ACTIONED",
+    "BELOW_THRESHOLD",
+    "FOLDED",
+    "HELD",
+    "QUEUED",
+    "IntakeReference",
+    "IntakeResult",
+    "automation_register",
+    "cases_open_or_join",
+    "disposition_for",
+    "routes_resolve",
+    "signals_fold",
+    "signals_ingest",
+]
