@@ -226,6 +226,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Review queue and case management for Trust & Safety teams.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Like every endpoint, the schema and its docs page need a login (token or session).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # /api/docs/ serves Swagger UI's files from this installation (drf-spectacular-sidecar), no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -115,10 +115,10 @@ def test_the_filter_keeps_tracebacks_of_real_faults():
     assert record.exc_info is not None
 
 
-def test_api_docs_serve_swagger_ui_from_local_static_files(client):
+def test_api_docs_serve_swagger_ui_from_local_static_files(signed_in, platform):
     from django.contrib.staticfiles import finders
 
-    response = client.get("/api/docs/")
+    response = signed_in(platform).get("/api/docs/")
     page = response.content.decode()
     assert response.status_code == 200
     assert "/api/schema/" in page
@@ -135,3 +135,16 @@ def test_readme_links_the_api_docs():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "/api/docs/" in readme and "shared/API.md" not in readme
+
+
+def test_the_schema_and_its_docs_need_a_login(client, platform):
+    from docket.accounts import token_for
+
+    schema = client.get("/api/schema/")  # YAML by default; a refusal is still the JSON envelope
+    docs = client.get("/api/docs/")
+
+    assert schema.status_code == 401 and schema.json()["code"] == "not_authenticated"
+    assert docs.status_code == 302 and docs["Location"] == "/login/?next=/api/docs/"
+    token = f"Token {token_for(platform)}"
+    with_token = client.get("/api/schema/", HTTP_ACCEPT="application/json", HTTP_AUTHORIZATION=token)
+    assert with_token.status_code == 200 and "/api/v1/signals/" in with_token.json()["paths"]

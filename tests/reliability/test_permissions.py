@@ -208,8 +208,8 @@ MATRIX = [
     api("get", "/api/v1/appeals/{ap_csam}/", 401, 404, 403, 403, 403, 404, 403),
     api("post", "/api/v1/appeals/{ap_held}/resolve/", *APPEALS_ONLY, body=RESOLVE),
     api("post", "/api/v1/appeals/{ap_held}/release/", *APPEALS_ONLY),
-    api("get", "/api/schema/", 200, 200, 200, 200, 200, 200, 200, note="public documentation"),
-    api("get", "/api/docs/", 200, 200, 200, 200, 200, 200, 200, note="public documentation"),
+    api("get", "/api/schema/", 401, 200, 200, 200, 200, 200, 200, note="documentation, for signed-in accounts"),
+    ui("get", "/api/docs/", "login", 200, 200, 200, 200, 200, 200, note="documentation, for signed-in accounts"),
     # --- moderator UI -----------------------------------------------------------------------------------------
     ui("get", "/", "login", 200, 200, 200, 200, 302, 200, note="platform: the API-account page; appeals: their queue"),
     ui("get", "/login/", 200, 302, 302, 302, 302, 302, 302),
