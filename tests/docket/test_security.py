@@ -12,7 +12,6 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
-from docket.security import ThrottledAuthenticationForm, _keys
 from docket.throttling import ScopedThrottle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,24 +63,6 @@ def test_oversized_api_body_is_refused_with_413_and_envelope(client):
     response = client.post("/api/v1/signals/", data=body, content_type="application/json")
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
-
-
-@pytest.mark.django_db
-def test_login_is_throttled_after_repeated_failures(rf, make_user):
-    make_user("alice", "moderator", password="right-password")
-    request = rf.post("/login/")
-    request.META["REMOTE_ADDR"] = "198.51.100.7"
-    keys = _keys(request, "alice")  # only our keys: the Redis database is shared with Celery
-    cache.delete_many(keys)
-    for _ in range(5):
-        form = ThrottledAuthenticationForm(request, data={"username": "alice", "password": "wrong"})
-        assert not form.is_valid()
-    form = ThrottledAuthenticationForm(request, data={"username": "alice", "password": "right-password"})
-    assert not form.is_valid()
-    assert form.errors["__all__"][0].startswith("Too many failed sign-in attempts")
-    cache.delete_many(keys)
-    form = ThrottledAuthenticationForm(request, data={"username": "alice", "password": "right-password"})
-    assert form.is_valid()
 
 
 class _Scoped(APIView):

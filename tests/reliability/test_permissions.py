@@ -22,8 +22,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.messages import constants, get_messages
 from django.db import transaction
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import URLResolver, get_resolver, resolve
+
+from docket.security import login_attempt_key
 
 from .conftest import ROLES, api_client, changed_tables, db_state, rule_of, ui_client, violation_of
 
@@ -506,4 +508,4 @@ def test_the_login_page_throttles_repeated_failures(make_user):
         assert "_auth_user_id" not in client.session
     finally:
         # Only this test's keys: the cache is shared (clear() would flush the broker's Redis database too).
-        cache.delete_many([f"login-fail:user:{username}", f"login-fail:addr:{address}"])
+        cache.delete(login_attempt_key(RequestFactory().post("/login/", REMOTE_ADDR=address), username))
