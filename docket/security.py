@@ -1,6 +1,6 @@
 """Login throttling: at most ``FAILURE_LIMIT`` password checks per account and address in 15 minutes.
 
-Every sign-in attempt (the moderator UI's and the admin's) first takes a
+Every password sign-in attempt (the UI's and the admin's) first takes a
 numbered slot from an atomic counter (Redis ``INCR``) keyed on the username
 *and* the client's address; only the first ``FAILURE_LIMIT`` slots of a window
 have their password checked, so attempts sent in parallel cannot all pass a
@@ -19,7 +19,6 @@ import hashlib
 import logging
 
 from django.conf import settings
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -90,8 +89,4 @@ class ThrottledLoginMixin:
 
 
 class ThrottledAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):
-    """The moderator UI's sign-in form."""
-
-
-class ThrottledAdminAuthenticationForm(ThrottledLoginMixin, AdminAuthenticationForm):
-    """The Django admin's sign-in form, under the same throttle."""
+    """The sign-in form (the moderator UI's and the admin's: both sign in through the same page)."""

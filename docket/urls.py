@@ -3,10 +3,6 @@ from django.urls import include, path
 
 from docket import api_docs
 from docket.audit_api import AccessLogList
-from docket.security import ThrottledAdminAuthenticationForm
-
-# The admin's sign-in is throttled like the moderator UI's.
-admin.site.login_form = ThrottledAdminAuthenticationForm
 
 api_v1 = [
     path("", include("casework.api.urls")),

@@ -55,11 +55,12 @@ class LoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form):
-        throttled = any(e.code == "throttled" for e in form.non_field_errors().as_data())
+        codes = {e.code for e in form.non_field_errors().as_data()}
+        throttle = codes & {"throttled", "throttle_unavailable"}  # refused before any password check
         services.sign_in_failed(
             username=form.data.get("username", ""),
             method="password",
-            reason="throttled" if throttled else "bad_credentials",
+            reason=throttle.pop() if throttle else "bad_credentials",
             request=self.request,
         )
         return super().form_invalid(form)
