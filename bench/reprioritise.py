@@ -1,18 +1,25 @@
-"""Full reprioritisation of every open case: ``cases_reprioritise_all`` beside one bare UPDATE of the same formula.
+"""Periodic re-ranking at scale: the first ranking of a seeded backlog, then the steady state with no new signals.
 
-    python -m bench.reprioritise [--cases 1000000] [--runs 1] [--scale S]
+    python -m bench.reprioritise [--cases 1000000] [--minutes 2] [--full] [--scale S]
 
 On the shared seed (``bench.common.scale_setup``: open cases over the six
-classes with their subjects, reporters and signals), at one fixed ``now``:
+classes with their subjects, reporters and signals):
 
-- ``bare``: a single ``UPDATE`` computing the same inputs from the signals and
-  the same priority and breakdown (the formula of ``casework.priority``),
-  without the sweep's ``ORDER BY id ... FOR UPDATE SKIP LOCKED`` target (which
-  keeps it from overwriting cases intake is changing at that moment);
-- ``docket``: ``casework.priority.cases_reprioritise_all``, the beat sweep.
+- ``backfill``: cases never ranked are due at once; ``cases_reprioritise_due``
+  (the periodic job) ranks them in short batches. Printed: cases/s and the
+  longest batch (the longest any case row is held).
+- ``steady``: with no new signals, the job runs every 15 s (as beat fires it)
+  for ``--minutes``; beside it, the same span with no job. Printed: cases
+  re-ranked per minute (SLA breaches and velocity windows only) and WAL bytes
+  per minute with and without the job (``pg_current_wal_lsn``; the server is
+  shared, so the span without the job is the noise floor).
+- ``--full``: also ``cases_reprioritise_all`` (every active case, in batches),
+  the work a change of formula costs, with its WAL.
 
-Each run starts from a vacuumed table; the two results are compared row by
-row (they must agree exactly). Target: Docket under 2x the bare UPDATE.
+The queue order does not move with time (``casework.priority``), so the steady
+state writes only the cases whose order changed by itself. Target: WAL per
+minute under 1% of the former full sweep (one UPDATE of every active case each
+minute: about 12 GB per sweep at 1,000,000 cases on the reference machine).
 """
 
 import sys
@@ -20,107 +27,139 @@ import time
 
 from bench import common
 
+JOB_PERIOD_SECONDS = 15
 
-def _bare_sql():
+
+def _lsn(cur):
+    cur.execute("SELECT pg_current_wal_lsn()")
+    return cur.fetchone()[0]
+
+
+def _wal_since(cur, start):
+    cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start])
+    return int(cur.fetchone()[0])
+
+
+def _timed_batches(fn):
+    """Run ``fn`` with ``casework.priority._refresh`` timed per batch; returns (result, batch milliseconds)."""
     from casework import priority
 
-    sql = priority._REFRESH_SQL.format(extra="")
-    locking = "    ORDER BY c.id\n    FOR UPDATE OF c SKIP LOCKED\n"
-    if locking not in sql:
-        raise SystemExit("casework.priority's target CTE changed: update bench/reprioritise.py's bare statement")
-    # MATERIALIZED keeps the plan shape; only the lock and its ordering go.
-    return sql.replace(locking, "")
+    original = priority._refresh
+    times = []
 
+    def timed(extra, params):
+        started = time.perf_counter()
+        try:
+            return original(extra, params)
+        finally:
+            times.append((time.perf_counter() - started) * 1000)
 
-def _vacuum():
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE casework_case")
+    priority._refresh = timed
+    try:
+        return fn(), times
+    finally:
+        priority._refresh = original
 
 
 def main(argv=None):
-    args = common.parser(__doc__, cases=1_000_000, runs=1).parse_args(argv)
+    p = common.parser(__doc__, cases=1_000_000, minutes=2.0)
+    p.add_argument("--full", action="store_true", help="also time cases_reprioritise_all and its WAL")
+    args = p.parse_args(argv)
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     common.scale_setup(cases)
-    import psycopg
     from django.db import connection
     from django.utils import timezone
 
     from casework import priority
 
-    now = timezone.now()
-    params = priority._params(now)
-    bare_sql = _bare_sql()
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')")
         (active,) = cur.fetchone()
-        cur.execute("SELECT count(*) FROM casework_signal")
-        (signals,) = cur.fetchone()
-    print(f"{active:,} active cases, {signals:,} signals")
-    common.explain(
-        "reprioritise all (docket)", priority._REFRESH_SQL.format(extra=""), params, analyze=False, full_scan=True
-    )
+        cur.execute(
+            "SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')"
+            " AND rank_due_at <= now()"
+        )
+        (due,) = cur.fetchone()
+    print(f"{active:,} active cases, {due:,} due for ranking", flush=True)
+    figures = {"active cases": active}
 
-    bare_times, docket_times = [], []
-    mismatched = None
-    for run in range(args.runs):
-        for side in ("bare", "docket") if run % 2 == 0 else ("docket", "bare"):
-            _vacuum()
-            if side == "bare":
-                with psycopg.connect(common.conninfo()) as conn, conn.cursor() as cur:
-                    started = time.perf_counter()
-                    # Django's placeholders are psycopg's: the same statement, the same parameters.
-                    cur.execute(bare_sql, params)
-                    conn.commit()
-                    bare_times.append(time.perf_counter() - started)
-                    updated = cur.rowcount
-                    cur.execute("DROP TABLE IF EXISTS bench_bare_priority")
-                    cur.execute(
-                        "CREATE TABLE bench_bare_priority AS SELECT id, priority, priority_breakdown FROM casework_case"
-                        " WHERE status IN ('open', 'in_review', 'escalated')"
-                    )
-                    conn.commit()
-            else:
-                started = time.perf_counter()
-                updated = priority.cases_reprioritise_all(now=now)
-                docket_times.append(time.perf_counter() - started)
-            took = (bare_times if side == "bare" else docket_times)[-1]
-            print(f"run {run + 1} {side:<6} {updated:,} cases in {took:.2f} s", flush=True)
-            if updated != active:
-                raise SystemExit(f"{side} updated {updated:,} cases, expected {active:,}")
-        with connection.cursor() as cur:
-            cur.execute(
-                "SELECT count(*) FROM casework_case c JOIN bench_bare_priority b ON b.id = c.id"
-                " WHERE c.priority <> b.priority OR c.priority_breakdown <> b.priority_breakdown"
-            )
-            mismatched = cur.fetchone()[0]
+    # Backfill: every due case, batch after batch, until none is due.
     with connection.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS bench_bare_priority")
-
-    bare, docket = min(bare_times), min(docket_times)
-    common.compare(
-        f"reprioritise all {active:,} open cases",
-        docket=round(docket, 2),
-        bare=round(bare, 2),
-        unit="s",
-        higher_is_better=False,
-        target="< 2x bare (>= 50%)",
-        met=docket < 2 * bare,
-    )
-    common.report(
-        "reprioritise",
+        start = _lsn(cur)
+    started = time.perf_counter()
+    ranked, batch_ms = 0, []
+    while True:
+        done, times = _timed_batches(priority.cases_reprioritise_due)
+        ranked += done
+        batch_ms += times
+        if done == 0 or done < priority.BATCH:
+            break
+        print(f"  backfill: {ranked:,} ranked ({time.perf_counter() - started:.0f} s)", flush=True)
+    took = time.perf_counter() - started
+    with connection.cursor() as cur:
+        wal = _wal_since(cur, start)
+    figures.update(
         {
-            "active cases": active,
-            "signals": signals,
-            "docket cases_reprioritise_all s": round(docket, 2),
-            "bare UPDATE (same formula, no row locks) s": round(bare, 2),
-            "docket / bare": round(docket / bare, 2),
-            "docket cases/s": round(active / docket, 1),
-            "rows where docket and bare disagree": mismatched,
-        },
+            "backfill cases ranked": ranked,
+            "backfill s": round(took, 1),
+            "backfill cases/s": round(ranked / took, 1) if took else 0,
+            "backfill batch p50 ms": round(common.pct(batch_ms, 50), 1),
+            "backfill longest batch ms (longest row hold)": round(max(batch_ms, default=0), 1),
+            "backfill WAL MB": round(wal / 1e6, 1),
+        }
     )
-    return 0 if mismatched == 0 else 1
+
+    # Steady state, no new signals: the same span without the job (noise floor), then with it.
+    span = args.minutes * 60
+    with connection.cursor() as cur:
+        start = _lsn(cur)
+    time.sleep(span)
+    with connection.cursor() as cur:
+        idle_wal = _wal_since(cur, start)
+        start = _lsn(cur)
+    steady_started = time.perf_counter()
+    reranked, steady_ms = 0, []
+    while time.perf_counter() - steady_started < span:
+        fired = time.perf_counter()
+        done, times = _timed_batches(priority.cases_reprioritise_due)
+        reranked += done
+        steady_ms += times
+        time.sleep(max(0.0, JOB_PERIOD_SECONDS - (time.perf_counter() - fired)))
+    with connection.cursor() as cur:
+        job_wal = _wal_since(cur, start)
+    minutes = span / 60
+    figures.update(
+        {
+            "steady cases re-ranked per minute": round(reranked / minutes, 1),
+            "steady longest batch ms": round(max(steady_ms, default=0), 1),
+            "steady WAL MB/min with the job (shared server)": round(job_wal / minutes / 1e6, 2),
+            "steady WAL MB/min without it (noise floor)": round(idle_wal / minutes / 1e6, 2),
+        }
+    )
+
+    if args.full:
+        with connection.cursor() as cur:
+            start = _lsn(cur)
+        full_started = time.perf_counter()
+        done, times = _timed_batches(lambda: priority.cases_reprioritise_all(now=timezone.now()))
+        full = time.perf_counter() - full_started
+        with connection.cursor() as cur:
+            wal = _wal_since(cur, start)
+        figures.update(
+            {
+                "full re-rank cases": done,
+                "full re-rank s": round(full, 1),
+                "full re-rank longest batch ms": round(max(times, default=0), 1),
+                "full re-rank WAL MB": round(wal / 1e6, 1),
+            }
+        )
+    common.explain(
+        "the periodic job's batch (due cases)",
+        priority._REFRESH_SQL.format(extra="AND c.rank_due_at <= %(now)s ORDER BY c.rank_due_at LIMIT %(batch)s"),
+        {**priority._params(timezone.now()), "batch": priority.BATCH},
+    )
+    common.report("reprioritise", figures)
+    return 0
 
 
 if __name__ == "__main__":

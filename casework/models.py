@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Now
 
 from .events import Kind
 from .selectors import CampaignQuerySet, CaseQuerySet
@@ -225,8 +226,15 @@ class Case(models.Model):
     first_signal_at = models.DateTimeField()
     last_signal_at = models.DateTimeField()
     sla_due_at = models.DateTimeField()
-    priority = models.FloatField(default=0.0)
+    priority = models.FloatField(default=0.0, help_text="The priority when the case was last ranked (see rank).")
     priority_breakdown = models.JSONField(default=dict)
+    # The queue order (casework.priority): tier (2 restricted/legal + 1 past SLA), then rank, a key that
+    # does not move with time (aging is expressed through sla_due_at), so nothing needs rewriting as
+    # the clock runs; rank_due_at is the next moment the case's order changes by itself (its SLA
+    # breach, a velocity window), when the periodic job re-ranks it. New cases are due at once.
+    rank_tier = models.PositiveSmallIntegerField(db_default=0)
+    rank = models.FloatField(db_default=0.0)
+    rank_due_at = models.DateTimeField(null=True, blank=True, db_default=Now())
     campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases")
     created_at = models.DateTimeField()
     first_action_at = models.DateTimeField(null=True, blank=True)
@@ -261,23 +269,31 @@ class Case(models.Model):
             models.CheckConstraint(name="case_severity_1_to_5", condition=Q(severity__gte=1, severity__lte=5)),
         ]
         indexes = [
-            # The claim query: highest priority open case of a queue.
+            # The claim query: highest-ranked open case of a queue.
             models.Index(
                 "queue",
-                F("priority").desc(),
+                F("rank_tier").desc(),
+                F("rank").desc(),
                 "id",
-                name="case_open_queue_priority_idx",
+                name="case_open_queue_rank_idx",
                 condition=Q(status="open"),
             ),
-            models.Index(F("priority").desc(), "id", name="case_priority_idx"),
-            # A queue's page and the case list by queue: its waiting and held cases by priority, without
-            # walking the higher-priority cases of every other queue (bench/pages.py shows the plan).
+            models.Index(F("rank_tier").desc(), F("rank").desc(), "id", name="case_rank_idx"),
+            # A queue's page and the case list by queue: its waiting and held cases by rank, without
+            # walking the higher-ranked cases of every other queue (bench/pages.py shows the plan).
             models.Index(
                 "queue",
-                F("priority").desc(),
+                F("rank_tier").desc(),
+                F("rank").desc(),
                 "id",
-                name="case_active_queue_priority_idx",
+                name="case_active_queue_rank_idx",
                 condition=Q(status__in=list(ACTIVE_STATUSES)),
+            ),
+            # The re-ranking job: active cases whose next order-changing moment has come.
+            models.Index(
+                "rank_due_at",
+                name="case_rank_due_idx",
+                condition=Q(status__in=list(ACTIVE_STATUSES), rank_due_at__isnull=False),
             ),
             models.Index(fields=["status", "sla_due_at"], name="case_status_sla_idx"),
             # The case list ordered by SLA (``ordering=sla_due_at``) across statuses: a walk, not a sort of all.

@@ -4,30 +4,50 @@ DESIGN.md "Priority". For every case it touches, ``_REFRESH_SQL`` recomputes
 from the stored signals the counts (signals, distinct reporters), the first and
 last signal time, the signal strength (max of score x source trust), the
 reporter weight (distinct reporters weighted by their accuracy, new reporters
-down-weighted), brigading, the subject's velocity, and then the priority and its
-breakdown. ``case_reprioritise`` (intake and the per-case task) and
-``cases_reprioritise_all`` (the beat sweep) run the very same statement, so a
-case ranks the same whichever path computed it.
+down-weighted), brigading, the subject's velocity, and then the case's rank,
+priority and breakdown. ``case_reprioritise`` (intake and the per-case task),
+``cases_reprioritise_due`` (the periodic job) and ``cases_reprioritise_all``
+(after a change of formula) run the very same statement, so a case ranks the
+same whichever path computed it.
 
-The priority is ``base + breach offset + restricted offset`` where
+The priority at time ``now`` is ``base + breach offset + restricted offset`` where
 
-    base = severity x harm x (1 + evidence) x velocity factor x aging factor
+    merit = severity x harm x (1 + evidence) x velocity factor     (does not move with time)
     evidence = 0.5 x reach term + signal strength + reporter term   (each in [0, 1])
+    aging factor = 2 ** ((now - sla_due_at) / AGING_DOUBLING)        (1 at the SLA, halving per period before it)
+    base = merit x aging factor   (compressed logarithmically above BASE_KNEE, so base < BREACH_OFFSET)
 
-Every term is bounded, so ``base < BREACH_OFFSET``: a case past its SLA ranks
-above every case of its class that is not, and a restricted or legal-escalation
-case above every unrestricted case (``RESTRICTED_OFFSET``), whatever its inputs.
-Within those tiers the priority rises with each input and with time.
+so a case rises as its SLA approaches, a case past its SLA ranks above every
+case of its class that is not, and a restricted or legal-escalation case above
+every unrestricted case (``RESTRICTED_OFFSET``), whatever its inputs. Within
+those tiers the priority rises with each input and with time.
+
+Work proportional to change (DESIGN.md): every case's aging factor doubles at
+the same pace, so the order between two cases of one tier never changes while
+their inputs stay put. The queue therefore orders by ``(rank_tier, rank)``
+where ``rank = log2(merit) - (sla_due_at - RANK_EPOCH) / AGING_DOUBLING`` does
+not move with time: ``log2(merit x aging factor) = rank + (now - RANK_EPOCH) /
+AGING_DOUBLING``. Nothing is rewritten as the clock runs. What does change a
+case's order by itself is a moment stored in ``rank_due_at``: its SLA breach
+(the tier changes) or a signal of its subject leaving a velocity window (the
+velocity factor changes). ``cases_reprioritise_due`` re-ranks exactly those
+cases, in short batches that skip rows others hold. The priority and breakdown
+shown to a reviewer are computed at the time they are shown
+(``priority_shown``) from the stored rank, so they stay true between rankings.
 """
 
 from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import Case, Reporter
 
-# Inputs and their shaping. Changing one changes every case's rank at the next sweep.
+# Inputs and their shaping. Changing one changes every case's rank: run cases_reprioritise_all.
 HARM_CAP = 100.0  # harm weight is admin-editable; capped so the tiers stay apart
 REACH_SCALE = 1e9  # reach is log-scaled: 1 -> ~0, 1e9 -> 1
 REPORTER_HALF = 3.0  # reporter weight at which the reporter term is 0.5
@@ -39,17 +59,31 @@ BRIGADE_MIN_REPORTERS = 10
 BRIGADE_SUSPICIOUS_SHARE = 0.6
 BRIGADE_REPORTERS_PER_HOUR = 10.0
 BRIGADE_DAMPING = 0.1  # what a suspicious reporter (and the velocity) still counts for in a brigade
+AGING_DOUBLING = timedelta(hours=24)  # a case's priority doubles for each such period nearer its SLA
+BASE_KNEE = 1e4  # above it the base grows with the log of merit x aging (weeks past the SLA stay below BREACH_OFFSET)
+MIN_MERIT = 1e-12  # merit is floored so its log exists (a zero harm weight)
 BREACH_OFFSET = 1e5
 RESTRICTED_OFFSET = 1e6
+RANK_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # rank's time origin: any fixed instant does
+
+# The periodic job: short transactions (BATCH cases each), and no more than BUDGET per run.
+BATCH = 500
+BUDGET_SECONDS = 20.0
+
+TIER_BREACHED = 1
+TIER_RESTRICTED = 2
+BY_RANK = ("-rank_tier", "-rank", "id")  # the queue order, highest first (order_by(*BY_RANK))
 
 _ACTIVE = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
+_DOUBLING_SECONDS = AGING_DOUBLING.total_seconds()
+_LN2 = math.log(2)
+_LN_KNEE = math.log(BASE_KNEE)
 
 _REFRESH_SQL = f"""
 WITH target AS (
     SELECT c.id, c.subject_id
     FROM casework_case c
     WHERE c.status IN ({_ACTIVE}) {{extra}}
-    ORDER BY c.id
     FOR UPDATE OF c SKIP LOCKED
 ),
 sig AS (
@@ -88,14 +122,18 @@ rep AS (
     FROM first_reports
     GROUP BY case_id
 ),
-vel AS (  -- signals on the subject (any class, any source) in the last hour and the hour before
+vel AS (  -- signals on the subject (any class, any source) in the last hour and the hour before,
+          -- and the next moment one of them enters or leaves a window (the velocity changes then)
     SELECT s.subject_id,
-           count(*) FILTER (WHERE s.occurred_at > %(now)s - interval '1 hour') AS last_hour,
-           count(*) FILTER (WHERE s.occurred_at <= %(now)s - interval '1 hour') AS prev_hour
+           count(*) FILTER (WHERE s.occurred_at > %(now)s - interval '1 hour'
+                              AND s.occurred_at <= %(now)s) AS last_hour,
+           count(*) FILTER (WHERE s.occurred_at <= %(now)s - interval '1 hour') AS prev_hour,
+           min(CASE WHEN s.occurred_at > %(now)s THEN s.occurred_at
+                    WHEN s.occurred_at > %(now)s - interval '1 hour' THEN s.occurred_at + interval '1 hour'
+                    ELSE s.occurred_at + interval '2 hours' END) AS next_change_at
     FROM casework_signal s
     WHERE s.subject_id IN (SELECT subject_id FROM target)
       AND s.occurred_at > %(now)s - interval '2 hours'
-      AND s.occurred_at <= %(now)s
     GROUP BY s.subject_id
 ),
 inputs AS (
@@ -120,7 +158,8 @@ inputs AS (
                false
            ) AS brigading,
            COALESCE(vel.last_hour, 0) AS velocity,
-           COALESCE(vel.prev_hour, 0) AS velocity_prev
+           COALESCE(vel.prev_hour, 0) AS velocity_prev,
+           vel.next_change_at AS velocity_change_at
     FROM target t
     JOIN casework_case c ON c.id = t.id
     JOIN policies_threatclass tc ON tc.id = c.threat_class_id
@@ -135,27 +174,45 @@ shaped AS (
                 ELSE i.weight_raw END AS weight,
            LEAST(ln(1 + i.reach::float8) / ln(1 + %(reach_scale)s), 1) AS reach_term,
            ln(1 + i.velocity) + ln(GREATEST((i.velocity + 1)::float8 / (i.velocity_prev + 1), 1)) AS velocity_score,
-           GREATEST(extract(epoch FROM i.sla_due_at - i.first_at), 1) AS sla_span,
-           %(now)s > i.sla_due_at AS breached
+           %(now)s >= i.sla_due_at AS breached,
+           extract(epoch FROM %(now)s - i.sla_due_at)::float8 / %(doubling)s AS sla_periods
     FROM inputs i
 ),
 terms AS (
     SELECT s.*,
            s.weight / (s.weight + %(reporter_half)s) AS reporter_term,
            1 + 0.5 * (s.velocity_score / (s.velocity_score + %(velocity_half)s))
-               * CASE WHEN s.brigading THEN %(damping)s ELSE 1 END AS velocity_factor,
-           1 + 2 * LEAST(GREATEST(extract(epoch FROM %(now)s - s.first_at) / s.sla_span, 0), 1)
-             + LEAST(GREATEST(extract(epoch FROM %(now)s - s.sla_due_at) / s.sla_span, 0), 1) AS aging_factor
+               * CASE WHEN s.brigading THEN %(damping)s ELSE 1 END AS velocity_factor
     FROM shaped s
 ),
-ranked AS (
+merited AS (
     SELECT t.*,
            0.5 * t.reach_term + t.strength + t.reporter_term AS evidence,
-           t.severity * t.harm * (1 + 0.5 * t.reach_term + t.strength + t.reporter_term)
-               * t.velocity_factor * t.aging_factor AS base,
-           CASE WHEN t.breached THEN %(breach_offset)s ELSE 0 END AS breach_offset,
-           CASE WHEN t.restricted THEN %(restricted_offset)s ELSE 0 END AS restricted_offset
+           GREATEST(t.severity * t.harm * (1 + 0.5 * t.reach_term + t.strength + t.reporter_term)
+                    * t.velocity_factor, %(min_merit)s) AS merit
     FROM terms t
+),
+keyed AS (
+    SELECT m.*,
+           ln(m.merit) / {_LN2!r}
+               - extract(epoch FROM m.sla_due_at - %(epoch)s)::float8 / %(doubling)s AS rank,
+           CASE WHEN m.restricted THEN {TIER_RESTRICTED} ELSE 0 END
+               + CASE WHEN m.breached THEN {TIER_BREACHED} ELSE 0 END AS rank_tier
+    FROM merited m
+),
+ranked AS (
+    SELECT k.*,
+           -- ln(merit x aging factor) at now, from the rank exactly as priority_shown computes it
+           {_LN2!r} * (k.rank + extract(epoch FROM %(now)s - %(epoch)s)::float8 / %(doubling)s) AS ln_z,
+           CASE WHEN k.breached THEN %(breach_offset)s ELSE 0 END AS breach_offset,
+           CASE WHEN k.restricted THEN %(restricted_offset)s ELSE 0 END AS restricted_offset
+    FROM keyed k
+),
+based AS (
+    SELECT r.*,
+           CASE WHEN r.ln_z <= {_LN_KNEE!r} THEN exp(GREATEST(r.ln_z, -700))
+                ELSE %(knee)s * (1 + r.ln_z - {_LN_KNEE!r}) END AS base
+    FROM ranked r
 )
 UPDATE casework_case c SET
     reach = r.reach,
@@ -168,6 +225,9 @@ UPDATE casework_case c SET
     velocity = r.velocity,
     brigading = r.brigading,
     holdout = r.holdout,
+    rank = r.rank,
+    rank_tier = r.rank_tier,
+    rank_due_at = LEAST(CASE WHEN NOT r.breached THEN r.sla_due_at END, r.velocity_change_at),
     priority = r.base + r.breach_offset + r.restricted_offset,
     priority_breakdown = jsonb_build_object(
         'severity', r.severity,
@@ -181,21 +241,41 @@ UPDATE casework_case c SET
         'velocity', r.velocity,
         'velocity_growth', round(((r.velocity + 1)::float8 / (r.velocity_prev + 1))::numeric, 4),
         'velocity_factor', round(r.velocity_factor::numeric, 4),
-        'aging_factor', round(r.aging_factor::numeric, 4),
+        'merit', round(r.merit::numeric, 4),
+        'aging_factor', round(exp(GREATEST(LEAST({_LN2!r} * r.sla_periods, 700), -700))::numeric, 4),
         'sla_breached', r.breached,
         'base', round(r.base::numeric, 4),
         'breach_offset', r.breach_offset,
         'restricted_offset', r.restricted_offset
     ),
     updated_at = %(now)s
-FROM ranked r
+FROM based r
 WHERE c.id = r.id
+RETURNING c.id
+"""
+
+# Other active cases of the subjects just refreshed: a new signal on a subject moves its velocity,
+# which every one of its cases ranks by. They are marked due (the periodic job re-ranks them soon);
+# rows another transaction holds are skipped, that transaction is changing them.
+_SIBLINGS_DUE_SQL = f"""
+UPDATE casework_case c SET rank_due_at = %(now)s
+ WHERE c.id IN (
+    SELECT o.id FROM casework_case o
+     WHERE o.subject_id IN (SELECT subject_id FROM casework_case WHERE id = ANY(%(ids)s::bigint[]))
+       AND o.status IN ({_ACTIVE})
+       AND NOT (o.id = ANY(%(ids)s::bigint[]))
+       AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
+     FOR UPDATE SKIP LOCKED)
 """
 
 
 def _params(now):
     return {
         "now": now,
+        "epoch": RANK_EPOCH,
+        "doubling": _DOUBLING_SECONDS,
+        "knee": BASE_KNEE,
+        "min_merit": MIN_MERIT,
         "prior_upheld": Reporter.PRIOR_UPHELD,
         "prior_decided": Reporter.PRIOR_DECIDED,
         "low_accuracy": LOW_ACCURACY,
@@ -213,29 +293,124 @@ def _params(now):
     }
 
 
-def _refresh(extra, params):
+def _refresh(extra, params) -> list[int]:
+    """One short transaction: lock the target cases (skipping held rows), refresh and rank them."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_REFRESH_SQL.format(extra=extra), params)
-        return cursor.rowcount
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _id_array(ids) -> str:
+    # An array literal binds in one string, not one parameter per id.
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def case_reprioritise(*, case_ids, now=None) -> int:
-    """Refresh the inputs and the priority of these cases (active ones only) from their signals.
+    """Refresh the inputs and the rank of these cases (active ones only) from their signals.
 
     Rows another transaction holds are skipped: that transaction is changing them
-    and the beat sweep catches up. Returns the number of cases updated.
+    and re-ranks them itself or marks them due. The subjects' other active cases
+    are marked due (their velocity moved). Returns the number of cases updated.
     """
     case_ids = sorted({int(i) for i in case_ids})
     if not case_ids:
         return 0
-    # An array literal binds in one string, not one parameter per id.
-    ids = "{" + ",".join(map(str, case_ids)) + "}"
-    return _refresh("AND c.id = ANY(%(ids)s::bigint[])", {**_params(now or timezone.now()), "ids": ids})
+    now = now or timezone.now()
+    ids = _id_array(case_ids)
+    with transaction.atomic():
+        updated = _refresh("AND c.id = ANY(%(ids)s::bigint[]) ORDER BY c.id", {**_params(now), "ids": ids})
+        with connection.cursor() as cursor:
+            cursor.execute(_SIBLINGS_DUE_SQL, {"ids": ids, "now": now})
+    return len(updated)
 
 
-def cases_reprioritise_all(*, now=None) -> int:
-    """Refresh every active case in one set-based UPDATE (the beat sweep). Returns the count."""
-    return _refresh("", _params(now or timezone.now()))
+def cases_reprioritise_due(*, now=None, batch: int = BATCH, budget_seconds: float = BUDGET_SECONDS) -> int:
+    """Re-rank the active cases whose ``rank_due_at`` has come (the periodic job). Returns the count.
+
+    Due are: cases never ranked, cases whose SLA has just passed, cases whose
+    subject's velocity window moved, and cases an input change marked. Each
+    batch of ``batch`` cases is its own short transaction and skips rows others
+    hold (they stay due for the next run); the run stops after ``budget_seconds``.
+    """
+    started = time.monotonic()
+    total = 0
+    while True:
+        at = now or timezone.now()
+        done = _refresh(
+            "AND c.rank_due_at <= %(now)s ORDER BY c.rank_due_at LIMIT %(batch)s",
+            {**_params(at), "batch": batch},
+        )
+        total += len(done)
+        if len(done) < batch or time.monotonic() - started > budget_seconds:
+            return total
+
+
+def cases_reprioritise_all(*, now=None, batch: int = BATCH) -> int:
+    """Re-rank every active case, in short id-ordered batches (after a change of formula). Returns the count.
+
+    The queue never needs this to stay in order (the rank does not move with
+    time); it exists for a change of the formula's constants or of many
+    inputs at once (``manage.py docket_rerank``).
+    """
+    total, after = 0, 0
+    while True:
+        done = _refresh(
+            "AND c.id > %(after)s ORDER BY c.id LIMIT %(batch)s",
+            {**_params(now or timezone.now()), "after": after, "batch": batch},
+        )
+        total += len(done)
+        if len(done) < batch:
+            return total
+        after = max(done)
+
+
+def _base(ln_z: float) -> float:
+    if ln_z <= _LN_KNEE:
+        return math.exp(max(ln_z, -700))
+    return BASE_KNEE * (1 + ln_z - _LN_KNEE)
+
+
+def priority_shown(case, now=None) -> tuple[float, dict]:
+    """The case's priority and breakdown at ``now`` (default: the present), for showing to a person.
+
+    Computed from the stored rank and inputs, so it stays true between rankings:
+    the aging factor, the breach and the base are those of ``now``. A case not
+    ranked by this formula yet shows what was stored.
+    """
+    stored = dict(case.priority_breakdown or {})
+    if "merit" not in stored or not case.is_active:
+        return case.priority, stored
+    now = now or timezone.now()
+    periods = (now - case.sla_due_at).total_seconds() / _DOUBLING_SECONDS
+    ln_z = _LN2 * (case.rank + (now - RANK_EPOCH).total_seconds() / _DOUBLING_SECONDS)
+    base = _base(ln_z)
+    breached = now >= case.sla_due_at
+    breach_offset = BREACH_OFFSET if breached else 0
+    restricted_offset = stored.get("restricted_offset", 0)
+    stored.update(
+        aging_factor=round(math.exp(max(min(_LN2 * periods, 700), -700)), 4),
+        sla_breached=breached,
+        base=round(base, 4),
+        breach_offset=breach_offset,
+    )
+    return base + breach_offset + restricted_offset, stored
+
+
+def priority_sql(now=None) -> tuple[str, list]:
+    """SQL (and its parameters) for the priority at ``now`` of a ``casework_case`` row, as ``priority_shown``.
+
+    For filters such as the case list's ``min_priority``; ordering uses ``rank_tier, rank`` (indexed).
+    """
+    now = now or timezone.now()
+    periods = (now - RANK_EPOCH).total_seconds() / _DOUBLING_SECONDS
+    ln_z = f"({_LN2!r} * (casework_case.rank + %s))"
+    sql = f"""CASE WHEN casework_case.status IN ({_ACTIVE}) AND casework_case.priority_breakdown ? 'merit' THEN
+        CASE WHEN {ln_z} <= {_LN_KNEE!r} THEN exp(GREATEST({ln_z}, -700))
+             ELSE {BASE_KNEE!r} * (1 + {ln_z} - {_LN_KNEE!r}) END
+        + CASE WHEN casework_case.sla_due_at <= %s THEN {BREACH_OFFSET!r} ELSE 0 END
+        + CASE WHEN casework_case.rank_tier >= {TIER_RESTRICTED} THEN {RESTRICTED_OFFSET!r} ELSE 0 END
+      ELSE casework_case.priority END"""
+    return sql, [periods, periods, periods, now]
 
 
 # --- explaining a rank to a reviewer ---------------------------------------------------------------
@@ -253,9 +428,10 @@ FACTORS = {
     "velocity": ("Velocity", "signals on the subject in the last hour"),
     "velocity_growth": ("Velocity growth", "this hour's signals against the hour before"),
     "velocity_factor": ("Velocity multiplier", "1 to 1.5"),
-    "aging_factor": ("Aging multiplier", "1 to 4, rising as the SLA nears and passes"),
+    "merit": ("Merit", "severity x harm x (1 + evidence) x velocity: what does not change with time"),
+    "aging_factor": ("Aging multiplier", "1 at the SLA, doubling every 24 hours nearer it (and past it)"),
     "sla_breached": ("Past its SLA", ""),
-    "base": ("Base score", "severity x harm x (1 + evidence) x velocity x aging"),
+    "base": ("Base score", "merit x aging (compressed above 10,000 so the tiers stay apart)"),
     "breach_offset": ("Past-SLA tier", "added once the SLA has passed"),
     "restricted_offset": ("Restricted tier", "added for restricted and legal-escalation classes"),
 }

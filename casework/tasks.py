@@ -4,7 +4,7 @@ from celery import shared_task
 
 from docket.periodic import periodic
 
-from .priority import case_reprioritise, cases_reprioritise_all
+from .priority import case_reprioritise, cases_reprioritise_due
 
 
 @shared_task(ignore_result=True)
@@ -13,11 +13,11 @@ def reprioritise_cases(case_ids):
     return case_reprioritise(case_ids=case_ids)
 
 
-@periodic(seconds=60)
+@periodic(seconds=15)
 @shared_task(ignore_result=True)
 def reprioritise_open_cases():
-    """Every active case, in one UPDATE: aging and velocity move with time, reporter accuracy with decisions."""
-    return cases_reprioritise_all()
+    """Re-rank the cases whose order changes by itself now (SLA breach, velocity window), in short batches."""
+    return cases_reprioritise_due()
 
 
 from casework.tasks_hygiene import *  # noqa: E402,F401,F403

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from casework.hygiene import source_confirm, source_overview, source_quarantine, sources_overview
 from casework.models import Campaign, Case, CaseEvent
+from casework.priority import BY_RANK, priority_shown
 from casework.selectors import recommended_action
 from casework.services import ESCALATION_QUEUES, case_note_add
 from docket import roles
@@ -277,6 +278,8 @@ def case_detail(request, case_id):
         for i, action in enumerate(version.ladder, 1):
             ladder.append({"value": action, "label": ACTION_LABELS.get(action, action), "key": i if i < 10 else None})
 
+    # As of now (the aging and the breach move with time), from the stored rank and inputs.
+    shown_priority, shown_breakdown = priority_shown(case, now)
     return render(
         request,
         "reviews/case.html",
@@ -296,7 +299,8 @@ def case_detail(request, case_id):
             "decisions": decisions,
             "recommended": recommended,
             "recommended_label": ACTION_LABELS.get(recommended, recommended),
-            "breakdown": _breakdown(case.priority_breakdown),
+            "priority": shown_priority,
+            "breakdown": _breakdown(shown_breakdown),
             "attributes": _attributes(case.subject.attributes),
             "velocity_chart": _sparkline(hourly, now),
             "sla_left": _duration((case.sla_due_at - now).total_seconds()) if case.sla_due_at > now else None,
@@ -500,16 +504,24 @@ def queue_detail(request, slug):
         .filter(queue=queue, status__in=Case.ACTIVE_STATUSES)
         .select_related("threat_class", "subject", "campaign")
         .annotate(holder=Subquery(_holder_subquery()))
-        .order_by("-priority", "id")[:QUEUE_LIST_SHOWN]
+        .order_by(*BY_RANK)[:QUEUE_LIST_SHOWN]
     )
     context = {
         "queue": queue,
-        "cases": cases,
+        "cases": _with_shown_priority(cases),
         "now": timezone.now(),
         "can_claim": queue.slug in claimable_queue_slugs(request.user),
     }
     context.update(_bulk_context(request.user, cases, action_url=reverse("queue-bulk", kwargs={"slug": slug})))
     return render(request, "reviews/queue.html", context)
+
+
+def _with_shown_priority(cases):
+    """Each case's priority as of now on ``shown_priority`` (the list tables show it)."""
+    now = timezone.now()
+    for case in cases:
+        case.shown_priority = priority_shown(case, now)[0]
+    return cases
 
 
 def _holder_subquery():
@@ -525,9 +537,9 @@ def campaign_detail(request, campaign_id):
         .filter(campaign=campaign)
         .select_related("threat_class", "subject", "queue")
         .annotate(holder=Subquery(_holder_subquery()))
-        .order_by("-priority", "id")
+        .order_by(*BY_RANK)
     )
-    context = {"campaign": campaign, "cases": members, "now": timezone.now()}
+    context = {"campaign": campaign, "cases": _with_shown_priority(members), "now": timezone.now()}
     context.update(
         _bulk_context(request.user, members, action_url=reverse("campaign-bulk", kwargs={"campaign_id": campaign.pk}))
     )
@@ -627,7 +639,7 @@ def escalations(request):
             escalated_by=Subquery(reason.values("actor_label")[:1]),
             from_queue=Subquery(reason.values("detail__from_queue")[:1]),
         )
-        .order_by("queue__position", "-priority", "id")[:QUEUE_LIST_SHOWN]
+        .order_by("queue__position", *BY_RANK)[:QUEUE_LIST_SHOWN]
     )
     claimable = claimable_queue_slugs(request.user)
     groups = [

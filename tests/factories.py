@@ -6,6 +6,7 @@ import factory
 from django.utils import timezone
 
 from casework.models import Case, Reporter, Signal, SignalSource, Subject
+from casework.priority import BREACH_OFFSET, RESTRICTED_OFFSET, TIER_BREACHED, TIER_RESTRICTED
 from policies.models import PolicyVersion, ThreatClass
 from reviews.models import Queue
 
@@ -72,6 +73,13 @@ class CaseFactory(factory.django.DjangoModelFactory):
     created_at = factory.LazyAttribute(lambda o: o.first_signal_at)
     sla_due_at = factory.LazyAttribute(lambda o: o.first_signal_at + timedelta(seconds=o.threat_class.sla_seconds))
     priority = 1.0
+    # The queue orders by (rank_tier, rank) (casework.priority); a factory case ranks as the priority it is
+    # given would: past RESTRICTED_OFFSET in the restricted tier, past BREACH_OFFSET in the breached one.
+    rank_tier = factory.LazyAttribute(
+        lambda o: (TIER_RESTRICTED if o.priority >= RESTRICTED_OFFSET else 0)
+        + (TIER_BREACHED if o.priority % RESTRICTED_OFFSET >= BREACH_OFFSET else 0)
+    )
+    rank = factory.LazyAttribute(lambda o: o.priority)
 
 
 class SignalFactory(factory.django.DjangoModelFactory):

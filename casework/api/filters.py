@@ -1,9 +1,11 @@
 """The one FilterSet for cases, shared by the API and the moderator UI."""
 
 import django_filters
-from django.db.models import Subquery
+from django.db.models import BooleanField, Subquery
+from django.db.models.expressions import RawSQL
 
 from casework.models import Case
+from casework.priority import BY_RANK, priority_sql
 from policies.models import ThreatClass
 
 
@@ -16,7 +18,7 @@ class CaseFilter(django_filters.FilterSet):
     campaign = django_filters.NumberFilter(field_name="campaign_id")
     subject = django_filters.CharFilter(field_name="subject__external_id", help_text="The subject's external id.")
     assigned_to = django_filters.CharFilter(method="filter_assigned_to", help_text="Username holding the case.")
-    min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte")
+    min_priority = django_filters.NumberFilter(method="filter_min_priority", help_text="Priority at least this, now.")
     ordering = django_filters.OrderingFilter(
         fields=(("priority", "priority"), ("created_at", "created_at"), ("sla_due_at", "sla_due_at")),
         help_text="priority, created_at or sla_due_at; prefix - for descending (default -priority).",
@@ -35,6 +37,10 @@ class CaseFilter(django_filters.FilterSet):
         queues = Case.queue.field.related_model.objects.filter(slug=value)
         return queryset.filter(queue_id=Subquery(queues.values("id")[:1]))
 
+    def filter_min_priority(self, queryset, name, value):
+        sql, params = priority_sql()
+        return queryset.filter(RawSQL(f"({sql}) >= %s", [*params, value], output_field=BooleanField()))
+
     def filter_assigned_to(self, queryset, name, value):
         return queryset.filter(assignments__state="active", assignments__reviewer__user__username=value)
 
@@ -43,8 +49,16 @@ class CaseFilter(django_filters.FilterSet):
         queryset = super().qs
         ordering = self.form.cleaned_data.get("ordering") if self.form.is_valid() else None
         if not ordering:
-            queryset = queryset.order_by("-priority", "id")
+            queryset = queryset.order_by(*BY_RANK)
         else:
-            # A stable tie-break keeps pages from overlapping.
-            queryset = queryset.order_by(*queryset.query.order_by, "id")
+            # Priority orders by rank (casework.priority: the same order, indexed, not moving with time);
+            # a stable tie-break keeps pages from overlapping.
+            fields = []
+            for field in queryset.query.order_by:
+                if field.lstrip("-") == "priority":
+                    sign = "-" if field.startswith("-") else ""
+                    fields += [f"{sign}rank_tier", f"{sign}rank"]
+                else:
+                    fields.append(field)
+            queryset = queryset.order_by(*fields, "id")
         return queryset

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from casework.models import Case, CaseEvent, Signal, Subject
+from casework.priority import priority_shown
 from casework.selectors import recommended_actions
 from policies.models import Action
 from policies.selectors import active_versions_by_class
@@ -99,6 +100,12 @@ class CaseDetailSerializer(serializers.ModelSerializer):
     decisions = serializers.SerializerMethodField()
     recommended_action = serializers.SerializerMethodField()
     policy = serializers.SerializerMethodField()
+
+    def to_representation(self, case):
+        data = super().to_representation(case)
+        # The priority and its breakdown at the time of the answer (they age), not as last ranked.
+        data["priority"], data["priority_breakdown"] = priority_shown(case)
+        return data
 
     class Meta:
         model = Case

@@ -1,0 +1,84 @@
+"""The periodic re-ranking never freezes the queue: real concurrent PostgreSQL connections."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from casework import intake
+from casework.intake import signals_ingest
+from casework.models import Case
+from casework.priority import cases_reprioritise_due
+from reviews.services import queue_claim
+from tests.factories import CaseFactory, SubjectFactory
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr(intake, "_enqueue_reprioritise", lambda ids: None)
+
+
+def test_claim_and_intake_complete_at_once_while_a_priority_batch_is_in_flight(moderator, platform):
+    later = timezone.now() + timedelta(days=1)
+    # Ranked cases whose order does not change by itself for a day, and cases whose moment has come.
+    top = CaseFactory(kind="spam", priority=50.0, rank_due_at=later)
+    folded = CaseFactory(kind="spam", priority=20.0, rank_due_at=later, subject=SubjectFactory(external_id="loud"))
+    due = [CaseFactory(kind="spam", priority=float(n), rank_due_at=timezone.now()) for n in range(1, 6)]
+
+    in_flight, release, batch = threading.Event(), threading.Event(), {}
+
+    def periodic_batch():
+        try:
+            with transaction.atomic():  # the batch's transaction stays open until released
+                batch["ranked"] = cases_reprioritise_due()
+                in_flight.set()
+                release.wait(20)
+        except Exception as e:  # surfaced below
+            batch["error"] = e
+        finally:
+            in_flight.set()
+            connection.close()
+
+    runner = threading.Thread(target=periodic_batch)
+    runner.start()
+    try:
+        assert in_flight.wait(20)
+        assert "error" not in batch and batch["ranked"] == len(due)
+        with connection.cursor() as cur:  # a wait on a row the batch holds fails instead of hanging
+            cur.execute("SET lock_timeout = '2s'")
+
+        started = time.monotonic()
+        assignment = queue_claim(reviewer=moderator, queue_slug="spam")
+        results = signals_ingest(
+            items=[
+                {
+                    "source": "user-reports",
+                    "external_id": "during-batch",
+                    "threat_class": "spam",
+                    "subject": {"kind": "account", "external_id": "loud"},
+                    "reporter": "someone",
+                }
+            ],
+            actor=platform,
+        )
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        runner.join(20)
+        with connection.cursor() as cur:
+            cur.execute("RESET lock_timeout")
+
+    assert assignment is not None and assignment.case_id == top.pk  # the highest-ranked claimable case
+    assert (results.results[0]["case"], results.results[0]["disposition"]) == (folded.pk, "queued")
+    assert took < 2.0
+    assert "error" not in batch
+    folded.refresh_from_db()
+    assert folded.signal_count == 1 and folded.priority_breakdown["merit"] > 0  # the fold re-ranked it
+    # The batch committed: its cases are ranked and not due again before their next moment.
+    now = timezone.now()
+    assert not Case.objects.filter(pk__in=[c.pk for c in due], rank_due_at__lte=now).exists()
