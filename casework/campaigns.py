@@ -47,7 +47,7 @@ _CASES_JOIN_SQL = """
           AND c.campaign_id IS DISTINCT FROM
               (CASE WHEN s.campaign_id = ANY(%(campaigns)s) THEN s.campaign_id ELSE o.campaign_id END)
         ORDER BY c.id
-        FOR UPDATE OF c
+        FOR UPDATE OF c SKIP LOCKED  -- a case held by a claim or a decision joins on the next run
     )
     UPDATE casework_case c SET campaign_id = t.campaign_id, updated_at = %(now)s
     FROM target t WHERE c.id = t.id

@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
 
+from docket.batches import batches
 from docket.conf import setting
 from docket.errors import DocketError
 
@@ -517,7 +518,8 @@ def sources_check_health(*, now: datetime | None = None, rules: HealthRules | No
         stray = list(
             SignalSource.objects.filter(Exists(holds), status=SignalSource.Status.HEALTHY).values_list("pk", flat=True)
         )
-        released = sum(_held_release(source_id=pk, actor=None, at=now) for pk in stray)
+        # A chunk per source and run (the job stays short; the next run releases the rest).
+        released = sum(_held_release(source_id=pk, actor=None, at=now, limit=RELEASE_CHUNK) for pk in stray)
     return {
         "checked": len(figures),
         "suspect": sorted(sources[h.source_id].slug for h in suspect),
@@ -613,60 +615,58 @@ class _Held:
     case_id: int | None = None
 
 
-RELEASE_CHUNK = 5000
+RELEASE_CHUNK = 1000
 
 
-def _held_release(*, source_id, actor, at) -> int:
-    """Fold every held signal of the source into cases, exactly as intake folds new ones; returns how many.
+def _held_release(*, source_id, actor, at, limit) -> int:
+    """Fold up to ``limit`` held signals of the source into cases, exactly as intake folds new ones.
 
     Released signals become ``queued`` (``released_at`` set): an admin confirmed
     the spike is real, so they go to humans rather than to automation. Cases are
     joined or opened by intake's own folding, their counts and priority refreshed
     from their signals, and each case gets an ``opened`` and a ``signals_released`` event.
+    Returns how many signals were released (fewer than ``limit``: none are left).
     """
     held = list(
         Signal.objects.select_for_update()
         .filter(source_id=source_id, disposition=Signal.Disposition.HELD)
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", flat=True)[:limit]
     )
+    if not held:
+        return 0
     source = SignalSource.objects.get(pk=source_id)
-    for start in range(0, len(held), RELEASE_CHUNK):
-        rows = (
-            Signal.objects.filter(pk__in=held[start : start + RELEASE_CHUNK])
-            .select_related("threat_class", "reporter")
-            .order_by("pk")
+    rows = Signal.objects.filter(pk__in=held).select_related("threat_class", "reporter").order_by("pk")
+    items = [
+        _Held(
+            signal_id=s.pk,
+            subject_id=s.subject_id,
+            threat_class=s.threat_class,
+            occurred_at=s.occurred_at,
+            source=source,
+            reporter=s.reporter.external_id if s.reporter else None,
         )
-        items = [
-            _Held(
-                signal_id=s.pk,
-                subject_id=s.subject_id,
-                threat_class=s.threat_class,
-                occurred_at=s.occurred_at,
-                source=source,
-                reporter=s.reporter.external_id if s.reporter else None,
-            )
-            for s in rows
-        ]
-        cases = signals_fold(items, now=at)
-        with connection.cursor() as cur:
-            cur.execute(
-                "UPDATE casework_signal s SET disposition = %s, case_id = m.case_id, released_at = %s"
-                " FROM unnest(%s::bigint[], %s::bigint[]) AS m(id, case_id) WHERE s.id = m.id",
-                [Signal.Disposition.QUEUED, at, [i.signal_id for i in items], [i.case_id for i in items]],
-            )
-        touched = sorted({i.case_id for i in items})
-        case_reprioritise(case_ids=touched, now=at)
-        per_case = defaultdict(int)
-        for item in items:
-            per_case[item.case_id] += 1
-        rows = []
-        for case_id in touched:
-            if cases[case_id][2]:
-                rows.append((case_id, events.opened(), actor, at))
-            released = events.signals_released(signals=per_case[case_id], source=source.slug)
-            rows.append((case_id, released, actor, at))
-        case_events_add_bulk(rows)
+        for s in rows
+    ]
+    cases = signals_fold(items, now=at)
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE casework_signal s SET disposition = %s, case_id = m.case_id, released_at = %s"
+            " FROM unnest(%s::bigint[], %s::bigint[]) AS m(id, case_id) WHERE s.id = m.id",
+            [Signal.Disposition.QUEUED, at, [i.signal_id for i in items], [i.case_id for i in items]],
+        )
+    touched = sorted({i.case_id for i in items})
+    case_reprioritise(case_ids=touched, now=at)
+    per_case = defaultdict(int)
+    for item in items:
+        per_case[item.case_id] += 1
+    event_rows = []
+    for case_id in touched:
+        if cases[case_id][2]:
+            event_rows.append((case_id, events.opened(), actor, at))
+        released = events.signals_released(signals=per_case[case_id], source=source.slug)
+        event_rows.append((case_id, released, actor, at))
+    case_events_add_bulk(event_rows)
     return len(held)
 
 
@@ -680,30 +680,37 @@ def _admin_note(source, *, action, actor, at):
     return label
 
 
-@transaction.atomic
 def source_confirm(*, source_slug: str, actor, now: datetime | None = None) -> dict:
     """The spike is real: the source becomes healthy and every held signal enters the queue.
 
     Held signals fold into cases as intake folds new ones (counts, events,
-    priority). For a few hours afterwards the same spike opens an incident
-    rather than making the source suspect again; an open incident is marked
-    confirmed (by whom, when) and stays open until the source is calm.
-    Idempotent on a healthy source. Returns ``{"source", "released"}``.
+    priority), ``RELEASE_CHUNK`` signals per transaction so a large release
+    never holds the cases it touches for long; should one chunk fail, the
+    chunks before it stay released and confirming again releases the rest.
+    For a few hours afterwards the same spike opens an incident rather than
+    making the source suspect again; an open incident is marked confirmed
+    (by whom, when) and stays open until the source is calm. Idempotent on a
+    healthy source. Returns ``{"source", "released"}``.
     """
     now = now or timezone.now()
-    source = _lock_source(source_slug)
-    label = _admin_note(source, action="confirmed", actor=actor, at=now)
-    fields = ["score_summary"]
-    if source.status != SignalSource.Status.HEALTHY:
-        source.status = SignalSource.Status.HEALTHY
-        source.status_changed_at = now
-        fields += ["status", "status_changed_at"]
-    source.save(update_fields=fields)
-    incident = SourceIncident.objects.select_for_update().filter(source=source, status="open").first()
-    if incident is not None and not incident.detail.get("confirmed_at"):
-        incident.detail = {**incident.detail, "confirmed_by": label, "confirmed_at": now.isoformat()}
-        incident.save(update_fields=["detail"])
-    released = _held_release(source_id=source.pk, actor=actor, at=now)
+    with transaction.atomic():
+        source = _lock_source(source_slug)
+        label = _admin_note(source, action="confirmed", actor=actor, at=now)
+        fields = ["score_summary"]
+        if source.status != SignalSource.Status.HEALTHY:
+            source.status = SignalSource.Status.HEALTHY
+            source.status_changed_at = now
+            fields += ["status", "status_changed_at"]
+        source.save(update_fields=fields)
+        incident = SourceIncident.objects.select_for_update().filter(source=source, status="open").first()
+        if incident is not None and not incident.detail.get("confirmed_at"):
+            incident.detail = {**incident.detail, "confirmed_by": label, "confirmed_at": now.isoformat()}
+            incident.save(update_fields=["detail"])
+    released = batches(
+        lambda size: _held_release(source_id=source.pk, actor=actor, at=now, limit=size),
+        size=RELEASE_CHUNK,
+        budget_seconds=None,
+    )
     return {"source": source, "released": released}
 
 

@@ -44,7 +44,7 @@ def cases_due_for_purge(*, now=None):
 
 
 @transaction.atomic
-def cases_purge_personal_data(*, now=None, batch=5000):
+def cases_purge_personal_data(*, now=None, batch=1000):
     """Purge personal data from closed cases past retention; returns how many cases.
 
     Set-based: a few UPDATEs per batch. Legal holds are never purged.
@@ -56,6 +56,9 @@ def cases_purge_personal_data(*, now=None, batch=5000):
     ids = list(cases_due_for_purge(now=now).select_for_update(skip_locked=True).values_list("id", flat=True)[:batch])
     if not ids:
         return 0
+    reporters = set(
+        Signal.objects.filter(case_id__in=ids, reporter__isnull=False).values_list("reporter_id", flat=True)
+    )
     Signal.objects.filter(case_id__in=ids).update(reporter=None, reason="")
     Decision.objects.filter(case_id__in=ids).update(rationale="")
     Appeal.objects.filter(decision__case_id__in=ids).update(
@@ -72,7 +75,8 @@ def cases_purge_personal_data(*, now=None, batch=5000):
             [PERSONAL_KEYS, ids, PERSONAL_KEYS],
         )
         cur.execute("SET LOCAL docket.redact = 'off'")
-    Reporter.objects.filter(signals__isnull=True).delete()
+    # The batch's reporters left with no signal go (not every reporter of the platform, each batch).
+    Reporter.objects.filter(pk__in=reporters, signals__isnull=True).delete()
     Case.objects.filter(id__in=ids).update(personal_data_purged_at=now)
     case_events_add_bulk([(case_id, events.personal_data_purged(), "system", now) for case_id in ids])
     return len(ids)

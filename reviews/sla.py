@@ -9,47 +9,52 @@ in their queues: flooding the seniors with them would bury what matters.
 
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from casework import events
 from casework.models import Case
 from casework.services import ESCALATION_QUEUES, case_events_add_bulk, transition_allowed
+from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
 
 from .models import Queue
 
 
-@transaction.atomic
-def cases_escalate_sla_breaches(*, now=None) -> int:
+def cases_escalate_sla_breaches(*, now=None, batch: int = BATCH_SIZE) -> int:
     """Move every open, unassigned, high-severity case past SLA + grace to ``escalations``.
 
-    Set-based (one UPDATE, one bulk insert of events); rows another transaction
-    holds are skipped and caught on the next run. Not a first action: the SLA
-    clock of the case is unchanged. Returns how many cases moved.
+    Set-based, in short batches (one UPDATE and one bulk insert of events
+    each, in SLA order over the SLA index); rows another transaction holds are
+    skipped and caught on the next run. Not a first action: the SLA clock of
+    the case is unchanged. Returns how many cases moved.
     """
     now = now or timezone.now()
     if not transition_allowed("open", "escalated"):  # the transition table has the last word
         return 0
     target = Queue.objects.get(slug="escalations")
-    due = (
-        Case.objects.filter(
-            status="open",
-            severity__gte=setting("SLA_ESCALATION_MIN_SEVERITY"),
-            sla_due_at__lt=now - timedelta(seconds=setting("SLA_ESCALATION_GRACE_SECONDS")),
+
+    def escalate(size):
+        due = (
+            Case.objects.filter(
+                status="open",
+                severity__gte=setting("SLA_ESCALATION_MIN_SEVERITY"),
+                sla_due_at__lt=now - timedelta(seconds=setting("SLA_ESCALATION_GRACE_SECONDS")),
+            )
+            .exclude(queue__slug__in=ESCALATION_QUEUES)
+            .order_by("sla_due_at")
+            .select_for_update(skip_locked=True, of=("self",))
         )
-        .exclude(queue__slug__in=ESCALATION_QUEUES)
-        .select_for_update(skip_locked=True, of=("self",))
-    )
-    moved = list(due.values_list("id", "queue__slug"))
-    if not moved:
-        return 0
-    Case.objects.filter(id__in=[case_id for case_id, _ in moved]).update(
-        status="escalated", queue=target, updated_at=now
-    )
-    rows = []
-    for case_id, queue in moved:
-        event = events.sla_escalated(from_status="open", from_queue=queue, to_queue=target.slug)
-        rows.append((case_id, event.kind, "system", event.detail, now))
-    case_events_add_bulk(rows)
-    return len(moved)
+        moved = list(due.values_list("id", "queue__slug")[:size])
+        if not moved:
+            return 0
+        Case.objects.filter(id__in=[case_id for case_id, _ in moved]).update(
+            status="escalated", queue=target, updated_at=now
+        )
+        rows = []
+        for case_id, queue in moved:
+            event = events.sla_escalated(from_status="open", from_queue=queue, to_queue=target.slug)
+            rows.append((case_id, event.kind, "system", event.detail, now))
+        case_events_add_bulk(rows)
+        return len(moved)
+
+    return batches(escalate, size=batch)

@@ -22,6 +22,7 @@ from casework.services import (
     transition_check,
 )
 from docket import roles
+from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
 from docket.errors import DocketError, conflict, forbidden, not_found
 from policies.models import ThreatClass, visible_classes_q
@@ -57,7 +58,7 @@ pick_escalated AS (
        AND NOT (c.threat_class_id = ANY(%(hidden)s::bigint[]))
        AND NOT EXISTS (SELECT 1 FROM reviews_assignment s WHERE s.case_id = c.id AND s.reviewer_id = %(reviewer)s
                         AND s.state = 'skipped' AND s.ended_at > %(skipped_since)s)
-     ORDER BY c.priority DESC, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED
+     ORDER BY c.rank_tier DESC, c.rank DESC, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED
 ),
 pick_open AS (
     SELECT c.id, c.status, c.threat_class_id FROM casework_case c
@@ -65,7 +66,7 @@ pick_open AS (
        AND NOT (c.threat_class_id = ANY(%(hidden)s::bigint[]))
        AND NOT EXISTS (SELECT 1 FROM reviews_assignment s WHERE s.case_id = c.id AND s.reviewer_id = %(reviewer)s
                         AND s.state = 'skipped' AND s.ended_at > %(skipped_since)s)
-     ORDER BY c.priority DESC, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED
+     ORDER BY c.rank_tier DESC, c.rank DESC, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED
 ),
 pick AS (
     SELECT p.*, tc.graphic FROM (
@@ -235,6 +236,7 @@ WITH due AS (
     SELECT a.id, a.case_id, c.status FROM reviews_assignment a
       JOIN casework_case c ON c.id = a.case_id
      WHERE a.state = 'active' AND a.lease_expires_at <= %(now)s
+     ORDER BY a.lease_expires_at LIMIT %(batch)s
        FOR UPDATE OF c, a SKIP LOCKED
 ),
 expired AS (
@@ -255,28 +257,32 @@ SELECT count(*) FROM expired
 """
 
 
-@transaction.atomic
-def leases_expire(*, now=None) -> int:
+def leases_expire(*, now=None, batch: int = BATCH_SIZE) -> int:
     """End every active assignment whose lease has run out; its case goes back to open.
 
-    Set-based: one statement whatever the count (the assignments expired, the
-    cases in review reopened, a ``lease_expired`` event each). Rows locked by
-    a decision in flight are skipped (the next sweep sees them if the decision
-    did not happen). Returns the count.
+    Set-based, in short batches (one statement each: the assignments expired,
+    the cases in review reopened, a ``lease_expired`` event each). Rows locked
+    by a decision in flight are skipped (the next sweep sees them if the
+    decision did not happen). Returns the count.
     """
     event = events.lease_expired(from_status="in_review", assignment=None)
-    with connection.cursor() as cur:
-        cur.execute(
-            _LEASES_EXPIRE_SQL,
-            {
-                "now": now or timezone.now(),
-                "system": actor_fields(None)[1],
-                "reopen": transition_allowed("in_review", "open"),
-                "kind": event.kind,
-                "detail": json.dumps(event.detail),
-            },
-        )
-        return cur.fetchone()[0]
+
+    def expire(size):
+        with connection.cursor() as cur:
+            cur.execute(
+                _LEASES_EXPIRE_SQL,
+                {
+                    "now": now or timezone.now(),
+                    "system": actor_fields(None)[1],
+                    "reopen": transition_allowed("in_review", "open"),
+                    "kind": event.kind,
+                    "detail": json.dumps(event.detail),
+                    "batch": size,
+                },
+            )
+            return cur.fetchone()[0]
+
+    return batches(expire, size=batch)
 
 
 def _reviewer_load(reviewer, now) -> ReviewerLoad:

@@ -1,8 +1,12 @@
+import threading
+
 import pytest
+from celery import shared_task
 from django.core.management import call_command
+from django.db import connection
 
 from docket.celery import app
-from docket.periodic import beat_schedule, jobs
+from docket.periodic import _JOBS, SKIPPED, beat_schedule, job_run, jobs, periodic, run_periodic_job
 
 
 def test_beat_schedule_matches_registered_jobs():
@@ -19,3 +23,46 @@ def test_docket_tick_runs_every_job(capsys):
     out = capsys.readouterr().out
     for job in jobs():
         assert f"{job.name}: ok" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_firings_of_a_job_run_it_once():
+    """Beat fires again while the previous run is still going (on another connection): skipped, not doubled."""
+    started, release, runs = threading.Event(), threading.Event(), []
+
+    @shared_task(name="tests.docket.slow_job")
+    def slow_job():
+        runs.append(threading.get_ident())
+        started.set()
+        release.wait(10)
+        return "done"
+
+    periodic(seconds=60)(slow_job)
+    results = {}
+
+    def fire(key):
+        try:
+            results[key] = run_periodic_job.apply(args=[slow_job.name]).get()
+        finally:
+            connection.close()
+
+    try:
+        first = threading.Thread(target=fire, args=["first"])
+        first.start()
+        assert started.wait(10)
+        fire("second")  # this thread, its own connection, while the first run holds the job
+        release.set()
+        first.join(10)
+        assert results == {"first": "done", "second": SKIPPED}
+        assert len(runs) == 1
+        assert job_run(slow_job.name) == "done"  # once the first run ended, the next firing runs it
+        assert len(runs) == 2
+    finally:
+        release.set()
+        _JOBS.pop(slow_job.name, None)
+
+
+def test_beat_fires_every_job_through_the_once_at_a_time_wrapper():
+    for name, entry in beat_schedule().items():
+        assert entry["task"] == run_periodic_job.name
+        assert entry["args"] == (name,)

@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from docket.periodic import jobs
+from docket.periodic import job_run, jobs
 
 
 class Command(BaseCommand):
@@ -13,7 +13,7 @@ class Command(BaseCommand):
         for job in jobs():
             started = time.monotonic()
             try:
-                result = job.task.run()
+                result = job_run(job.name)
             except Exception as e:  # report every job, then fail
                 failed.append(job.name)
                 self.stderr.write(f"{job.name}: failed: {e!r}")
