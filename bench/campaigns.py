@@ -64,7 +64,7 @@ def _seed(n):
     with connection.cursor() as cur:
         cur.execute(
             "TRUNCATE casework_caseevent, casework_case, casework_campaign, casework_subjectattribute,"
-            " casework_signal, casework_subject RESTART IDENTITY CASCADE"
+            " casework_signal, casework_subject, casework_queuetally RESTART IDENTITY CASCADE"
         )
         for statement in SEED_SQL.split(";\n"):
             if statement.strip():

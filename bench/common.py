@@ -137,7 +137,7 @@ CLASS_SLOTS = ["spam"] * 12 + ["harassment"] * 3 + ["payment_fraud"] * 2 + ["ato
 _SEED_SQL = """
 TRUNCATE casework_caseevent, reviews_qualityreview, reviews_strike, reviews_enforcement, reviews_decision,
          reviews_assignment, appeals_appeal, casework_signal, casework_case, casework_subjectattribute,
-         casework_subject, casework_reporter, casework_campaign RESTART IDENTITY CASCADE;
+         casework_subject, casework_reporter, casework_campaign, casework_queuetally RESTART IDENTITY CASCADE;
 
 CREATE TEMP TABLE bench_slot AS
 SELECT s.slot1 - 1 AS slot, tc.id AS class_id, tc.slug, q.queue_id, tc.severity, tc.harm_weight, tc.sla_seconds

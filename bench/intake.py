@@ -85,7 +85,7 @@ def _reset():
     with connection.cursor() as cur:
         cur.execute(
             "TRUNCATE casework_signal, casework_caseevent, casework_case, casework_subjectattribute,"
-            " casework_subject, casework_reporter, casework_campaign RESTART IDENTITY CASCADE"
+            " casework_subject, casework_reporter, casework_campaign, casework_queuetally RESTART IDENTITY CASCADE"
         )
         cur.execute("DROP TABLE IF EXISTS bench_bare_signal")
         cur.execute(

@@ -289,6 +289,21 @@ class Case(models.Model):
                 name="case_active_queue_rank_idx",
                 condition=Q(status__in=list(ACTIVE_STATUSES)),
             ),
+            # A queue's oldest waiting case per class (casework.tallies: the oldest wait, one index probe each).
+            models.Index(
+                "queue",
+                "threat_class",
+                "created_at",
+                name="case_waiting_oldest_idx",
+                condition=Q(status__in=["open", "escalated"]),
+            ),
+            # Active cases past their SLA the re-ranking job has not moved to the breached tier yet (a few).
+            models.Index(
+                "queue",
+                "sla_due_at",
+                name="case_unflagged_sla_idx",
+                condition=Q(status__in=["open", "in_review", "escalated"], rank_tier__in=[0, 2]),
+            ),
             # The re-ranking job: active cases whose next order-changing moment has come.
             models.Index(
                 "rank_due_at",
@@ -380,3 +395,23 @@ class CaseEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} on case {self.case_id}"
+
+
+class QueueTally(models.Model):
+    """Net changes to a queue's figures, appended by a trigger on every case statement (``casework.tallies``).
+
+    Summed per (queue, threat class): active cases waiting (open or escalated),
+    in review, in the breached tier, and created per hour of creation. Never
+    updated in place (no two transactions wait on a tally); compacted periodically.
+    """
+
+    queue_id = models.BigIntegerField()
+    threat_class_id = models.BigIntegerField()
+    hour = models.DateTimeField(null=True, help_text="Hour of creation of the cases counted; null for older hours.")
+    waiting = models.BigIntegerField(default=0)
+    in_review = models.BigIntegerField(default=0)
+    breached = models.BigIntegerField(default=0)
+    arrived = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"tally queue {self.queue_id} class {self.threat_class_id} hour {self.hour}"
