@@ -1,8 +1,12 @@
 """Shared API pieces: the error envelope, pagination and role permissions."""
 
+import json
+
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
+from django.core.paginator import Paginator as DjangoPaginator
+from django.db import DatabaseError, connections
 from django.http import Http404
+from django.utils.functional import cached_property
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
@@ -71,9 +75,66 @@ def exception_handler(exc, context):
     return response
 
 
+# A list's count is exact up to this many rows; above it, the planner's estimate (API.md "Lists").
+EXACT_COUNT_LIMIT = 10_000
+
+
+def _planner_rows(queryset) -> int:
+    """PostgreSQL's estimate of the rows ``queryset`` returns (EXPLAIN, nothing executed)."""
+    sql, params = queryset.order_by().query.sql_with_params()
+    with connections[queryset.db].cursor() as cur:
+        cur.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cur.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class EstimatingPaginator(DjangoPaginator):
+    """Counts at most ``EXACT_COUNT_LIMIT + 1`` rows; past that, answers the planner's estimate.
+
+    An exact count of a million-row list reads every row on each page; this
+    costs the same at any size. ``count_is_estimate`` says which was answered.
+    """
+
+    count_is_estimate = False
+
+    @cached_property
+    def count(self):
+        queryset = self.object_list
+        if not hasattr(queryset, "query"):
+            return len(queryset)
+        capped = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+        if capped <= EXACT_COUNT_LIMIT:
+            return capped
+        self.count_is_estimate = True
+        return max(_planner_rows(queryset), EXACT_COUNT_LIMIT + 1)
+
+
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+    django_paginator_class = EstimatingPaginator
+
+    def get_paginated_response(self, data):
+        return Response(
+            {
+                "count": self.page.paginator.count,
+                "count_is_estimate": self.page.paginator.count_is_estimate,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        answer = super().get_paginated_response_schema(schema)
+        answer["properties"]["count_is_estimate"] = {
+            "type": "boolean",
+            "description": f"true when count is an estimate (lists of more than {EXACT_COUNT_LIMIT:,} items)",
+        }
+        answer["required"] = sorted({*answer.get("required", []), "count", "count_is_estimate", "results"})
+        return answer
 
 
 class HasRole(permissions.BasePermission):
