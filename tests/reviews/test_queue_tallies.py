@@ -60,7 +60,8 @@ def test_queue_figures_equal_a_count_of_every_case_through_each_change(moderator
     shown, truth = counted(senior, now)
     assert shown == truth and truth["escalations"][0] == 1
 
-    assert cases_reprioritise_due(now=now + timedelta(seconds=5)) > 0  # breaches move to the breached tier: counted from the tallies
+    # Breaches move to the breached tier, and are then counted from the tallies.
+    assert cases_reprioritise_due(now=now + timedelta(seconds=5)) > 0
     assert Case.objects.filter(rank_tier__in=[1, 3]).exists()
     assert counted(moderator, now)[0] == counted(moderator, now)[1]
 
