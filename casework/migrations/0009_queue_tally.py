@@ -12,7 +12,7 @@ FILL_SQL = "\nDELETE FROM casework_queuetally;\n\n        INSERT INTO casework_q
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("casework", "0007_case_rank"),
+        ("casework", "0008_case_rank"),
         ("policies", "0004_policyversion_immutable"),
         ("reviews", "0003_assignment_skipped_idx"),
     ]

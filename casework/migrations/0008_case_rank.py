@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('casework', '0006_list_filter_indexes'),
+        ('casework', '0007_caseevent_kind_choices'),
         ('policies', '0003_relabelitem'),
         ('reviews', '0003_assignment_skipped_idx'),
     ]
