@@ -8,10 +8,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from casework import intake
 from casework.intake import signals_ingest
 from casework.models import Case
 from casework.priority import cases_reprioritise_due
+from docket import queueing
 from reviews.services import queue_claim
 from tests.factories import CaseFactory, SubjectFactory
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
-    monkeypatch.setattr(intake, "_enqueue_reprioritise", lambda ids: None)
+    monkeypatch.setattr(queueing, "_publish", lambda task, args, what: None)
 
 
 def test_claim_and_intake_complete_at_once_while_a_priority_batch_is_in_flight(moderator, platform):
