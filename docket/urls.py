@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/docs/", api_docs.docs, name="api-docs"),
     path("", include("casework.urls")),
     path("", include("reviews.urls")),
+    path("", include("reviews.work_urls")),
     path("appeals/", include("appeals.urls")),
 ]
 

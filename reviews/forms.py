@@ -46,3 +46,21 @@ def form_errors(form):
         text = " ".join(str(e) for e in errors)
         parts.append(f"{label}: {text}" if label else text)
     return " ".join(parts)
+
+
+class SecondReviewForm(forms.Form):
+    """A blind second look (QA or relabel): the action and rule this reviewer would choose.
+
+    The choices are the version's ladder and rules; the service still checks them.
+    """
+
+    action = forms.ChoiceField(choices=())
+    rule = forms.ChoiceField(choices=(), required=False)
+
+    def __init__(self, *args, version, **kwargs):
+        super().__init__(*args, **kwargs)
+        labels = dict(Action.choices)
+        self.fields["action"].choices = [("", "Choose an action")] + [(a, labels.get(a, a)) for a in version.ladder]
+        self.fields["rule"].choices = [("", "No rule (no violation)")] + [
+            (r["code"], f"{r['code']} · {r['title']}") for r in version.rules
+        ]
