@@ -12,8 +12,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from casework.campaigns import campaigns_visible_to
-from casework.models import Case
+from casework.models import Campaign, Case
 from docket import roles
 from docket.errors import DocketError
 from policies.models import Action
@@ -200,7 +199,7 @@ def my_decisions(request):
 def campaigns_index(request):
     status = request.GET.get("status") or "open"
     campaigns = (
-        campaigns_visible_to(request.user)
+        Campaign.objects.visible_to(request.user)
         .select_related("threat_class")
         .annotate(open_members=Count("cases", filter=Q(cases__status__in=Case.ACTIVE_STATUSES)))
         .order_by("-detected_at", "-id")
