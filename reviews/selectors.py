@@ -3,13 +3,18 @@
 from datetime import timedelta
 
 from django.db import connection
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from casework.models import Case
+from casework.models import Case, CaseEvent
+from casework.priority import BY_RANK
+from casework.services import ESCALATION_QUEUES
 from docket import roles
+from docket.visibility import restrict
 from policies.models import ThreatClass
 
-from .models import Decision, QualityReview, Queue
+from .models import Assignment, Decision, QualityReview, Queue
 
 # Arrival and decision rates are measured over this many recent hours.
 FORECAST_WINDOW_HOURS = 6
@@ -152,4 +157,106 @@ def quality_reviews_pending(reviewer):
         .exclude(decision__reviewer=reviewer)
         .select_related("decision__case")
         .order_by("created_at", "id")
+    )
+
+
+# --- what the moderator pages read ---------------------------------------------------------------
+
+
+def _pct(part, whole):
+    return 0 if not whole else max(0, min(100, round(100 * part / whole)))
+
+
+def reviewer_load(reviewer, now=None) -> dict:
+    """Active assignments and graphic cases claimed today (one query), with what the gauges show."""
+    now = now or timezone.now()
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    load = Assignment.objects.filter(reviewer=reviewer).aggregate(
+        active=Count("id", filter=Q(state="active")),
+        graphic_today=Count("id", filter=Q(graphic=True, claimed_at__gte=day_start)),
+    )
+    load["max_active"] = reviewer.max_active
+    load["graphic_budget"] = reviewer.graphic_budget
+    load["graphic_left"] = max(reviewer.graphic_budget - load["graphic_today"], 0)
+    load["capacity_pct"] = _pct(load["active"], reviewer.max_active)
+    load["budget_pct"] = _pct(load["graphic_left"], reviewer.graphic_budget)
+    return load
+
+
+def assignments_held(reviewer):
+    """The reviewer's active assignments, oldest claim first, with what the home page lists."""
+    return (
+        Assignment.objects.filter(reviewer=reviewer, state="active")
+        .select_related("case__threat_class", "case__subject", "case__queue")
+        .order_by("claimed_at")
+    )
+
+
+def cases_linked(user, case, *, limit):
+    """Other cases the user may see on the same subject, its owner account, or the owner's other content."""
+    subject = case.subject
+    account_id = subject.owner_id if subject.kind == "content" else subject.pk
+    links = Q(subject_id=subject.pk)
+    if account_id is not None:
+        links |= Q(subject_id=account_id) | Q(subject__owner_id=account_id)
+    return list(
+        restrict(Case.objects.all(), user)
+        .filter(links)
+        .exclude(pk=case.pk)
+        .select_related("threat_class", "subject")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def case_signals_by_hour(case, *, since):
+    """``[{"hour", "n"}]``: the case's signals per hour since ``since``."""
+    return list(
+        case.signals.filter(occurred_at__gte=since)
+        .annotate(hour=TruncHour("occurred_at"))
+        .values("hour")
+        .annotate(n=Count("id"))
+        .order_by("hour")
+    )
+
+
+def _holder():
+    return Assignment.objects.filter(case_id=OuterRef("pk"), state="active").values("reviewer__user__username")[:1]
+
+
+def queue_cases(user, queue, *, limit):
+    """A queue's waiting and held cases the user may see, highest priority first, with their holder."""
+    return list(
+        restrict(Case.objects.all(), user)
+        .filter(queue=queue, status__in=Case.ACTIVE_STATUSES)
+        .select_related("threat_class", "subject", "campaign")
+        .annotate(holder=Subquery(_holder()))
+        .order_by(*BY_RANK)[:limit]
+    )
+
+
+def campaign_members(user, campaign):
+    """A campaign's member cases the user may see, highest priority first, with their holder."""
+    return list(
+        restrict(Case.objects.all(), user)
+        .filter(campaign=campaign)
+        .select_related("threat_class", "subject", "queue")
+        .annotate(holder=Subquery(_holder()))
+        .order_by(*BY_RANK)
+    )
+
+
+def escalated_cases(user, *, limit):
+    """Active cases of the escalation queues the user may see, with who escalated them, from where and why."""
+    reason = CaseEvent.objects.filter(case_id=OuterRef("pk"), kind=CaseEvent.Kind.ESCALATED).order_by("-at", "-id")
+    return list(
+        restrict(Case.objects.all(), user)
+        .filter(queue__slug__in=ESCALATION_QUEUES, status__in=Case.ACTIVE_STATUSES)
+        .select_related("threat_class", "subject", "queue")
+        .annotate(
+            holder=Subquery(_holder()),
+            reason=Subquery(reason.values("detail__reason")[:1]),
+            escalated_by=Subquery(reason.values("actor_label")[:1]),
+            from_queue=Subquery(reason.values("detail__from_queue")[:1]),
+        )
+        .order_by("queue__position", *BY_RANK)[:limit]
     )

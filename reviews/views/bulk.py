@@ -1,0 +1,129 @@
+"""Decisions on many cases at once (seniors): a queue's selected cases, and a campaign's (the campaign service)."""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from casework.models import Campaign
+from docket import roles
+from docket.errors import DocketError
+from docket.visibility import visible_or_404
+from policies.models import LADDER
+from reviews.forms import BulkDecisionForm, form_errors
+from reviews.models import Queue
+from reviews.selectors import campaign_members
+from reviews.services import active_version_for, campaign_decide, decision_make
+
+from .common import ACTION_LABELS, cases_for, staff_required, with_shown_priority
+
+QUEUE_LIST_SHOWN = 100
+
+
+def visible_queue(user, slug):
+    return visible_or_404(Queue.objects.prefetch_related("threat_classes"), user, slug=slug)
+
+
+def bulk_context(user, cases, *, action_url):
+    """What the bulk-decision form needs: the rules of each class present, grouped."""
+    classes = {c.threat_class_id: c.threat_class for c in cases}
+    rule_groups = []
+    for tc in sorted(classes.values(), key=lambda t: t.slug):
+        try:
+            version = active_version_for(tc)
+        except DocketError:
+            continue
+        rule_groups.append({"threat_class": tc, "version": version, "rules": version.rules})
+    return {
+        "bulk_allowed": roles.has(user, roles.SENIOR),
+        "bulk_url": action_url,
+        "rule_groups": rule_groups,
+        "ladder_all": [{"value": a, "label": ACTION_LABELS[a]} for a in LADDER],
+    }
+
+
+@require_GET
+@staff_required
+def campaign_detail(request, campaign_id):
+    campaign = visible_or_404(Campaign.objects.select_related("threat_class"), user=request.user, pk=campaign_id)
+    members = campaign_members(request.user, campaign)
+    context = {"campaign": campaign, "cases": with_shown_priority(members), "now": timezone.now()}
+    context.update(
+        bulk_context(request.user, members, action_url=reverse("campaign-bulk", kwargs={"campaign_id": campaign.pk}))
+    )
+    return render(request, "reviews/campaign.html", context)
+
+
+def _bulk_decide(request, cases_qs):
+    """Apply one decision to each selected case through ``decision_make``; summarise what happened."""
+    form = BulkDecisionForm(request.POST, cases=cases_qs)
+    if not form.is_valid():
+        messages.error(request, "Nothing was decided. " + form_errors(form))
+        return
+    data = form.cleaned_data
+    done, refused = [], []
+    for case in sorted(data["cases"], key=lambda c: c.pk):
+        try:
+            decision_make(
+                case_id=case.pk,
+                reviewer=request.user,
+                action=data["action"],
+                rule=data["rule"],
+                rationale=data["rationale"],
+                duration_days=data["duration_days"],
+                on_behalf_of_senior=True,
+            )
+        except DocketError as e:
+            refused.append(f"case {case.pk}: {e.detail}")
+        else:
+            done.append(case.pk)
+    if done:
+        _decided_message(request, data["action"], done)
+    if refused:
+        messages.error(request, f"{len(refused)} case(s) refused — " + "; ".join(refused))
+
+
+def _decided_message(request, action, case_ids):
+    messages.success(
+        request, f"Decided {len(case_ids)} case(s) as {ACTION_LABELS[action]}: {', '.join(map(str, case_ids))}."
+    )
+
+
+@require_POST
+@staff_required
+def queue_bulk(request, slug):
+    queue = visible_queue(request.user, slug)
+    _bulk_decide(request, cases_for(request.user).filter(queue=queue))
+    return redirect("queue-detail", slug=slug)
+
+
+@require_POST
+@staff_required
+def campaign_bulk(request, campaign_id):
+    """The campaign decision service (as the API's): the selected open members, all or nothing."""
+    # A restricted campaign is as absent here as on its page: 404, not a refusal message that admits it exists.
+    campaign = visible_or_404(Campaign.objects.all(), request.user, pk=campaign_id)
+    form = BulkDecisionForm(request.POST, cases=cases_for(request.user).filter(campaign=campaign))
+    if not form.is_valid():
+        messages.error(request, "Nothing was decided. " + form_errors(form))
+        return redirect("campaign-detail", campaign_id=campaign.pk)
+    data = form.cleaned_data
+    try:
+        decisions = campaign_decide(
+            campaign_id=campaign.pk,
+            actor=request.user,
+            action=data["action"],
+            rule=data["rule"],
+            rationale=data["rationale"],
+            duration_days=data["duration_days"],
+            case_ids=[c.pk for c in data["cases"]],
+        )
+    except DocketError as e:
+        if e.status == 404:
+            raise Http404(e.detail) from None
+        messages.error(request, f"Nothing was decided. {e.detail}")
+    else:
+        _decided_message(request, data["action"], [d.case_id for d in decisions])
+    return redirect("campaign-detail", campaign_id=campaign.pk)

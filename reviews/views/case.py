@@ -1,0 +1,237 @@
+"""The case page and what a reviewer does from it: decide, escalate, note, assign."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from casework.priority import priority_shown
+from casework.selectors import recommended_action
+from casework.services import ESCALATION_QUEUES, case_note_add
+from docket import roles
+from docket.errors import DocketError
+from reviews.forms import AssignForm, DecisionForm, EscalateForm, NoteForm, form_errors
+from reviews.selectors import case_signals_by_hour, cases_linked, reviewer_load
+from reviews.services import active_version_for, case_assign, case_escalate, decision_make
+
+from .charts import sparkline
+from .common import ACTION_LABELS, claim_next, duration, refused, reviewer_for, staff_required, visible_case
+
+# --- the case page ----------------------------------------------------------------------
+
+SIGNALS_SHOWN = 50
+EVENTS_SHOWN = 200
+LINKED_SHOWN = 20
+
+
+@require_GET
+@staff_required
+def case_detail(request, case_id):
+    user = request.user
+    case = visible_case(user, case_id, "subject__owner", "threat_class", "queue", "campaign")
+    reviewer = reviewer_for(user)
+    now = timezone.now()
+
+    assignments = list(case.assignments.select_related("reviewer__user").order_by("-claimed_at")[:10])
+    active = next((a for a in assignments if a.state == "active"), None)
+    mine = active is not None and reviewer is not None and active.reviewer_id == reviewer.pk
+    # The reviewer's lease ran out while they were away: say so instead of a bare read-only page.
+    lost = None
+    if reviewer is not None and not mine:
+        latest_mine = next((a for a in assignments if a.reviewer_id == reviewer.pk), None)
+        if latest_mine is not None and latest_mine.state == "expired":
+            lost = latest_mine
+
+    signals = list(case.signals.select_related("source", "reporter").order_by("-occurred_at", "-id")[:SIGNALS_SHOWN])
+    events = list(case.events.select_related("actor").order_by("-at", "-id")[:EVENTS_SHOWN])
+    for event in events:
+        event.summary = _event_summary(event)
+    linked = cases_linked(user, case, limit=LINKED_SHOWN)
+    try:
+        version = active_version_for(case.threat_class)
+    except DocketError:
+        version = None
+    decisions = list(case.decisions.select_related("reviewer__user", "policy_version__policy"))
+    recommended = recommended_action(case)
+    hourly = case_signals_by_hour(case, since=now - timedelta(hours=24))
+
+    ladder = []
+    if version is not None:
+        for i, action in enumerate(version.ladder, 1):
+            ladder.append({"value": action, "label": ACTION_LABELS.get(action, action), "key": i if i < 10 else None})
+
+    # As of now (the aging and the breach move with time), from the stored rank and inputs.
+    shown_priority, shown_breakdown = priority_shown(case, now)
+    return render(
+        request,
+        "reviews/case.html",
+        {
+            "case": case,
+            "reviewer": reviewer,
+            "load": reviewer_load(reviewer, now) if reviewer else None,
+            "assignment": active,
+            "mine": mine,
+            "lost": lost,
+            "signals": signals,
+            "signals_more": max(case.signal_count - len(signals), 0),
+            "events": events,
+            "linked": linked,
+            "version": version,
+            "ladder": ladder,
+            "decisions": decisions,
+            "recommended": recommended,
+            "recommended_label": ACTION_LABELS.get(recommended, recommended),
+            "priority": shown_priority,
+            "breakdown": _breakdown(shown_breakdown),
+            "attributes": _attributes(case.subject.attributes),
+            "velocity_chart": sparkline(hourly, now),
+            "sla_left": duration((case.sla_due_at - now).total_seconds()) if case.sla_due_at > now else None,
+            "sla_overdue": duration((now - case.sla_due_at).total_seconds()) if case.sla_due_at <= now else None,
+            "decision_form": DecisionForm(initial={"action": ""}),
+            "note_form": NoteForm(),
+            "escalate_form": EscalateForm(),
+            "escalation_queues": ESCALATION_QUEUES,
+            "is_senior": roles.has(user, roles.SENIOR),
+        },
+    )
+
+
+def _attributes(raw):
+    if not isinstance(raw, dict):
+        return []
+    return [(k, ", ".join(map(str, v)) if isinstance(v, list) else str(v)) for k, v in sorted(raw.items())]
+
+
+def _breakdown(raw):
+    """``{factor: value}`` as rows with a bar width relative to the largest factor."""
+    if not isinstance(raw, dict):
+        return []
+    rows = []
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            rows.append({"factor": key.replace("_", " "), "value": value, "width": 0, "text": True})
+            continue
+        rows.append({"factor": key.replace("_", " "), "value": value, "width": 0, "text": False})
+    numeric = [abs(r["value"]) for r in rows if not r["text"]]
+    top = max(numeric, default=0) or 1
+    for r in rows:
+        if not r["text"]:
+            r["width"] = round(100 * abs(r["value"]) / top)
+    rows.sort(key=lambda r: (r["text"], -abs(r["value"]) if not r["text"] else 0))
+    return rows
+
+
+def _event_summary(event):
+    d = event.detail or {}
+    kind = event.kind
+    if kind == "note":
+        return "added a note"
+    if kind in ("claimed", "assigned"):
+        who = d.get("reviewer", "")
+        return f"{kind} the case" if kind == "claimed" else f"assigned the case to {who}"
+    if kind == "decided":
+        text = f"decided: {ACTION_LABELS.get(d.get('action'), d.get('action'))}"
+        return text + (f" under {d['rule']}" if d.get("rule") else "")
+    if kind == "escalated":
+        return f"escalated to {d.get('to_queue', '?')}"
+    if kind == "lease_expired":
+        return "lease expired; back to the queue"
+    if kind in ("released", "skipped"):
+        return f"{kind} the case back to the queue"
+    text = kind.replace("_", " ")
+    if d.get("to") and d.get("from"):
+        text += f" ({d['from']} → {d['to']})"
+    return text
+
+
+# --- decisions, escalation, notes ------------------------------------------------------------
+
+
+@require_POST
+@staff_required
+def case_decide(request, case_id):
+    case = visible_case(request.user, case_id, "queue")
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The decision was not recorded. " + form_errors(form))
+        return redirect("case-detail", case_id=case.pk)
+    data = form.cleaned_data
+    try:
+        decision_make(
+            case_id=case.pk,
+            reviewer=request.user,
+            action=data["action"],
+            rule=data["rule"],
+            rationale=data["rationale"],
+            duration_days=data["duration_days"],
+        )
+    except DocketError as e:
+        refused(request, e)
+        return redirect("case-detail", case_id=case.pk)
+    messages.success(request, f"Case {case.pk} decided: {ACTION_LABELS[data['action']]}.")
+    return claim_next(request, case.queue.slug)
+
+
+@require_POST
+@staff_required
+def case_escalate_view(request, case_id):
+    case = visible_case(request.user, case_id, "queue")
+    form = EscalateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The case was not escalated. " + form_errors(form))
+        return redirect("case-detail", case_id=case.pk)
+    try:
+        case_escalate(
+            case_id=case.pk,
+            actor=request.user,
+            queue_slug=form.cleaned_data["queue"],
+            reason=form.cleaned_data["reason"],
+        )
+    except DocketError as e:
+        refused(request, e)
+        return redirect("case-detail", case_id=case.pk)
+    messages.success(request, f"Case {case.pk} escalated to {form.cleaned_data['queue']}.")
+    if case.queue.slug in ESCALATION_QUEUES:
+        return redirect("escalations")
+    return claim_next(request, case.queue.slug)
+
+
+@require_POST
+@staff_required
+def case_note(request, case_id):
+    case = visible_case(request.user, case_id)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The note was not added. " + form_errors(form))
+        return redirect("case-detail", case_id=case.pk)
+    try:
+        case_note_add(case_id=case.pk, actor=request.user, text=form.cleaned_data["text"])
+    except DocketError as e:
+        refused(request, e)
+        return redirect("case-detail", case_id=case.pk)
+    messages.success(request, "Note added to the timeline.")
+    return redirect(reverse("case-detail", kwargs={"case_id": case.pk}) + "#timeline")
+
+
+@require_POST
+@staff_required
+def case_assign_view(request, case_id):
+    case = visible_case(request.user, case_id)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The case was not assigned. " + form_errors(form))
+        return redirect("case-detail", case_id=case.pk)
+    username = form.cleaned_data["reviewer"]
+    back = redirect("escalations") if request.POST.get("back") == "escalations" else None
+    try:
+        case_assign(case_id=case.pk, reviewer_username=username, by=request.user)
+    except DocketError as e:
+        refused(request, e)
+        return back or redirect("case-detail", case_id=case.pk)
+    messages.success(request, f"Case {case.pk} assigned to {username}.")
+    if username == request.user.get_username():
+        return redirect("case-detail", case_id=case.pk)
+    return back or redirect("case-detail", case_id=case.pk)

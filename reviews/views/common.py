@@ -1,0 +1,85 @@
+"""What every moderator page shares: access, the visibility helpers, refusals as messages, claim-and-go."""
+
+from datetime import datetime
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect
+from django.utils import timezone
+
+from casework.models import Case
+from casework.priority import priority_shown
+from docket import roles
+from docket.errors import DocketError
+from docket.visibility import restrict, visible_or_404
+from policies.models import Action
+from reviews.models import Reviewer
+from reviews.services import queue_claim
+
+ACTION_LABELS = dict(Action.choices)
+
+# Signed-in staff (moderators, seniors, appeals, policy admins); others get 403.
+staff_required = roles.role_required(*roles.STAFF)
+
+
+def reviewer_for(user):
+    return Reviewer.objects.filter(user=user).first()
+
+
+def cases_for(user):
+    """Cases this user may see: the one visibility rule, applied to every read here."""
+    return restrict(Case.objects.all(), user)
+
+
+def visible_case(user, case_id, *related):
+    return visible_or_404(Case.objects.select_related(*related), user, pk=case_id)
+
+
+def refused(request, error):
+    """Show a service refusal as a message; a 404 refusal stays a 404 (no hint that it exists)."""
+    if error.status == 404:
+        raise Http404(error.detail)
+    messages.error(request, error.detail)
+
+
+def claim_next(request, queue_slug):
+    """Claim the next case of the queue and go to it; home with a message when none or refused."""
+    try:
+        assignment = queue_claim(reviewer=request.user, queue_slug=queue_slug)
+    except DocketError as e:
+        if e.status == 404:
+            raise Http404(e.detail) from None
+        messages.error(request, e.detail)
+        return redirect("home")
+    if assignment is None:
+        messages.info(request, f"The {queue_slug} queue has no case for you right now.")
+        return redirect("home")
+    return redirect("case-detail", case_id=assignment.case_id)
+
+
+def parse_time(value):
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def duration(seconds):
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def with_shown_priority(cases):
+    """Each case's priority as of now on ``shown_priority`` (the list tables show it)."""
+    now = timezone.now()
+    for case in cases:
+        case.shown_priority = priority_shown(case, now)[0]
+    return cases
