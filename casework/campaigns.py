@@ -16,7 +16,7 @@ from docket.conf import setting
 from policies.models import ThreatClass
 
 from . import events
-from .models import Campaign, Case
+from .models import Campaign, Case, Subject
 from .services import case_events_add_bulk
 
 MAX_LINKS = 50  # links kept on a campaign, most shared first: enough to explain it, bounded for the API
@@ -180,8 +180,6 @@ def _cases_join(*, now):
 
 
 def _campaigns_write(found, *, now):
-    from .models import Subject
-
     everyone = [s for subjects, _ in found for s in subjects]
     current = dict(Subject.objects.filter(pk__in=everyone, campaign__isnull=False).values_list("pk", "campaign_id"))
     campaigns = Campaign.objects.select_for_update().in_bulk(set(current.values()))

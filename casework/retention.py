@@ -10,13 +10,13 @@ import hashlib
 import json
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import CharField, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
+from docket.conf import setting
 from docket.errors import DocketError
 
 from . import events
@@ -35,7 +35,7 @@ def legal_hold_q():
 
 def cases_due_for_purge(*, now=None):
     now = now or timezone.now()
-    cutoff = now - timedelta(days=settings.DOCKET["RETENTION_DAYS"])
+    cutoff = now - timedelta(days=setting("RETENTION_DAYS"))
     return (
         Case.objects.filter(status="closed", closed_at__lt=cutoff, personal_data_purged_at__isnull=True)
         .exclude(legal_hold_q())

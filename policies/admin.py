@@ -1,5 +1,4 @@
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
@@ -9,6 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from docket.admin import ReadOnlyAdmin
+from docket.conf import setting
 from docket.errors import DocketError
 
 from .models import (
@@ -355,7 +355,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
                 f"Activate {version}?",
                 active=active,
                 diff=policy_version_diff(version, active),
-                relabel_size=settings.DOCKET.get("RELABEL_SAMPLE_SIZE", 50),
+                relabel_size=setting("RELABEL_SAMPLE_SIZE"),
             ),
         )
 

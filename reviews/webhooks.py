@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from docket.conf import setting
+
 from .models import Enforcement
 from .sor import statement_of_reasons
 
@@ -57,7 +59,7 @@ def sign(body: bytes, secret: str) -> str:
 
 def backoff_seconds(attempts: int) -> int:
     """Wait after the ``attempts``-th failure: base, 2 x base, 4 x base, ... capped."""
-    base = settings.DOCKET["WEBHOOK_BACKOFF_SECONDS"]
+    base = setting("WEBHOOK_BACKOFF_SECONDS")
     return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
 
 
@@ -70,7 +72,7 @@ def _post(url, body):
                 "Content-Type": "application/json",
                 SIGNATURE_HEADER: sign(body, settings.PLATFORM_WEBHOOK_SECRET),
             },
-            timeout=settings.DOCKET["WEBHOOK_TIMEOUT_SECONDS"],
+            timeout=setting("WEBHOOK_TIMEOUT_SECONDS"),
             allow_redirects=False,
         )
     except requests.RequestException as e:
@@ -108,7 +110,7 @@ def _deliver_locked(enforcement, now) -> str:
         enforcement.last_error = ""
     else:
         enforcement.last_error = error
-        if enforcement.attempts >= settings.DOCKET["WEBHOOK_MAX_ATTEMPTS"]:
+        if enforcement.attempts >= setting("WEBHOOK_MAX_ATTEMPTS"):
             enforcement.status = Enforcement.Status.FAILED
         else:
             enforcement.next_attempt_at = now + timedelta(seconds=backoff_seconds(enforcement.attempts))
