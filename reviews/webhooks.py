@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from datetime import timedelta
 
 import requests
@@ -25,6 +26,10 @@ from .sor import statement_of_reasons
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Docket-Signature"
+# Beside it, a signature over the send time and the body: ``t=<unix seconds>,sha256=<hex HMAC-SHA256 of
+# "<t>." + body>``. A platform that checks ``t`` against its clock refuses a captured delivery replayed
+# later (README, "Webhooks to the platform"); each attempt is stamped when it is sent.
+TIMESTAMPED_SIGNATURE_HEADER = "X-Docket-Signature-Timestamped"
 # Longest wait between two attempts, whatever the attempt count.
 MAX_BACKOFF_SECONDS = 6 * 3600
 
@@ -57,6 +62,12 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def sign_timestamped(body: bytes, secret: str, timestamp: int) -> str:
+    """``t=<timestamp>,sha256=<hex>``: the HMAC covers the timestamp, so it cannot be moved forward."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},sha256={mac}"
+
+
 def backoff_seconds(attempts: int) -> int:
     """Wait after the ``attempts``-th failure: base, 2 x base, 4 x base, ... capped."""
     base = setting("WEBHOOK_BACKOFF_SECONDS")
@@ -64,13 +75,15 @@ def backoff_seconds(attempts: int) -> int:
 
 
 def _post(url, body):
+    secret = settings.PLATFORM_WEBHOOK_SECRET
     try:
         response = requests.post(
             url,
             data=body,
             headers={
                 "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(body, settings.PLATFORM_WEBHOOK_SECRET),
+                SIGNATURE_HEADER: sign(body, secret),
+                TIMESTAMPED_SIGNATURE_HEADER: sign_timestamped(body, secret, int(time.time())),
             },
             timeout=setting("WEBHOOK_TIMEOUT_SECONDS"),
             allow_redirects=False,

@@ -256,3 +256,67 @@ def test_concurrent_sweeps_never_send_one_row_twice(receiver):
     assert sorted(sent) == sorted(str(i) for i in ids)
     assert sum(t.get("delivered", 0) for t in totals) == 12
     assert Enforcement.objects.filter(status="delivered").count() == 12
+
+
+# --- the timestamped signature: what the platform checks (README, "Webhooks to the platform") ------------------
+
+REPLAY_WINDOW = 300
+
+
+def platform_accepts(headers, raw, *, now, secret=SECRET):
+    """The platform's check as README documents it: fresh timestamp, then the HMAC over "<t>." + body."""
+    fields = dict(part.split("=", 1) for part in headers["X-Docket-Signature-Timestamped"].split(","))
+    t = int(fields["t"])
+    if abs(now - t) > REPLAY_WINDOW:
+        return False
+    expected = hmac.new(secret.encode(), f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, fields["sha256"])
+
+
+@pytest.mark.django_db
+def test_a_delivery_carries_a_timestamped_signature_beside_the_plain_one(receiver):
+    enforcement = decide().enforcements.get()
+    before = int(time.time())
+
+    assert enforcement_deliver(enforcement_id=enforcement.pk) == "delivered"
+
+    [(headers, raw)] = receiver.requests
+    t = int(headers["X-Docket-Signature-Timestamped"].split(",")[0].removeprefix("t="))
+    assert before <= t <= int(time.time())
+    assert headers["X-Docket-Signature"] == "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert platform_accepts(headers, raw, now=t + 1)
+    assert not platform_accepts(headers, raw, now=t + 1, secret="another-secret")
+
+
+@pytest.mark.django_db
+def test_a_captured_delivery_replayed_after_the_window_is_refused(receiver):
+    decide().enforcements.get()
+    enforcement_deliver(enforcement_id=Enforcement.objects.get().pk)
+    [(headers, raw)] = receiver.requests
+    t = int(headers["X-Docket-Signature-Timestamped"].split(",")[0].removeprefix("t="))
+
+    assert platform_accepts(headers, raw, now=t + REPLAY_WINDOW)
+    assert not platform_accepts(headers, raw, now=t + REPLAY_WINDOW + 1)  # replayed later
+    # Restamping the capture to look fresh breaks the signature, which covers the timestamp.
+    mac = headers["X-Docket-Signature-Timestamped"].split(",")[1]
+    restamped = {**headers, "X-Docket-Signature-Timestamped": f"t={t + 3600},{mac}"}
+    assert not platform_accepts(restamped, raw, now=t + 3600)
+    # And the body is covered too.
+    assert b'"action":"remove"' in raw
+    assert not platform_accepts(headers, raw.replace(b'"remove"', b'"ban"'), now=t)
+
+
+@pytest.mark.django_db
+def test_each_attempt_is_stamped_when_it_is_sent(receiver):
+    enforcement = decide().enforcements.get()
+    receiver.statuses = [503]
+    t0 = timezone.now()
+
+    assert enforcement_deliver(enforcement_id=enforcement.pk, now=t0) == "retry"
+    time.sleep(1.1)
+    assert enforcement_deliver(enforcement_id=enforcement.pk, now=t0 + timedelta(seconds=30)) == "delivered"
+
+    (first, raw1), (second, raw2) = receiver.requests
+    stamps = [int(h["X-Docket-Signature-Timestamped"].split(",")[0].removeprefix("t=")) for h in (first, second)]
+    assert raw1 == raw2 and stamps[1] > stamps[0]
+    assert platform_accepts(second, raw2, now=stamps[1])
