@@ -21,6 +21,7 @@ from .models import (
     ThresholdChange,
     ladder_rank,
 )
+from .notices import template_check
 from .selectors import policy_version_active, policy_version_diff
 from .services import policy_rules_validate, policy_version_activate, policy_version_draft_from
 
@@ -515,7 +516,22 @@ class ThresholdChangeAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/policies/thresholdchange/propose.html", context)
 
 
+class MessageTemplateForm(forms.ModelForm):
+    """Refuses, per field and with the input kept, a template that would not render within the limits."""
+
+    class Meta:
+        model = MessageTemplate
+        fields = ["kind", "language", "action", "subject", "body"]
+
+    def clean(self):
+        cleaned = super().clean()
+        for field, message in template_check(subject=cleaned.get("subject", ""), body=cleaned.get("body", "")).items():
+            self.add_error(field, message)
+        return cleaned
+
+
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(admin.ModelAdmin):
+    form = MessageTemplateForm
     list_display = ["kind", "language", "action", "subject", "updated_at"]
     list_filter = ["kind", "language"]

@@ -7,13 +7,23 @@ instances, whose methods a template could call). A template that fails to
 compile or render is logged and the built-in English text is used instead, so
 a typo in the admin never stops a webhook or answers a 5xx.
 
+Rendering is bounded: at most ``MAX_OUTPUT`` characters and
+``MAX_RENDER_SECONDS`` per template, so nested loops over a long text cannot
+tie up a web request or a delivery worker. Every tag and variable checks the
+clock and counts what it writes; filters that widen their input (``ljust``,
+``add``, ``join``, ...) are checked before they build anything. The admin
+refuses a template that breaks the limits on sample data, with a clear error.
+
 Nothing here imports the other apps: callers build the context.
 """
 
+import functools
 import logging
 import re
+import time
+from contextvars import ContextVar
 
-from django.template import Context, Engine, Library, defaultfilters, defaulttags
+from django.template import Context, Engine, Library, Node, TemplateSyntaxError, defaultfilters, defaulttags
 
 from .models import MessageTemplate
 
@@ -88,13 +98,89 @@ DEFAULTS = {
     },
 }
 
+MAX_OUTPUT = 20_000  # characters one template may write (a notice is a few paragraphs)
+MAX_RENDER_SECONDS = 0.25
+MAX_SOURCE = 20_000  # characters of template source the admin accepts
+
+
+class RenderLimitExceeded(Exception):
+    """A template wrote too much or took too long; the message says which, in the admin's words."""
+
+
+class _Budget:
+    def __init__(self):
+        self.left = MAX_OUTPUT
+        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+
+    def tick(self):
+        if time.monotonic() > self.deadline:
+            raise RenderLimitExceeded(f"it takes longer than {MAX_RENDER_SECONDS} s to render")
+
+    def spend(self, n):
+        self.left -= n
+        if self.left < 0:
+            raise RenderLimitExceeded(f"it writes more than {MAX_OUTPUT:,} characters")
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("notice_budget", default=None)
+
+
+def _too_wide(n):
+    if n > MAX_OUTPUT:
+        raise RenderLimitExceeded(f"it writes more than {MAX_OUTPUT:,} characters")
+
+
+def _int(arg, default=0):
+    try:
+        return abs(int(str(arg).rstrip("gu") or default))
+    except (TypeError, ValueError):
+        return default
+
+
+def _length(value):
+    try:
+        return len(value)
+    except TypeError:
+        return len(str(value))
+
+
+# Filters whose output can be much larger than their input, checked before they run.
+_WIDENING = {
+    "ljust": lambda value, arg: _too_wide(_int(arg)),
+    "rjust": lambda value, arg: _too_wide(_int(arg)),
+    "center": lambda value, arg: _too_wide(_int(arg)),
+    "stringformat": lambda value, arg: _too_wide(max((int(d) for d in re.findall(r"\d+", str(arg))), default=0)),
+    "floatformat": lambda value, arg=-1: _too_wide(_int(arg) * 100),  # digits after the point, x100 headroom
+    "add": lambda value, arg: _too_wide(_length(value) + _length(arg)),
+    "join": lambda value, arg: _too_wide(
+        sum(len(str(v)) for v in value) + len(str(arg)) * _length(value) if hasattr(value, "__len__") else 0
+    ),
+}
+
+
+def _bounded_filter(name, func):
+    check = _WIDENING.get(name)
+
+    @functools.wraps(func)
+    def bounded(value, *args, **kwargs):
+        if check is not None:
+            check(value, *args)
+        result = func(value, *args, **kwargs)
+        if isinstance(result, str | list | tuple):
+            _too_wide(len(result))
+        return result
+
+    return bounded
+
+
 # A sandbox: no loaders and no include/extends (no files), no libraries to load, and
 # none of the tags that reach beyond the context ({% debug %} prints sys.modules,
-# {% url %} the site's routes). Plain text out: the platform escapes for its medium.
-_UNSAFE_TAGS = {"debug", "load", "url", "csrf_token"}
+# {% url %} the site's routes) or write unbounded text ({% lorem 1000000 %}).
+# Plain text out: the platform escapes for its medium.
+_UNSAFE_TAGS = {"debug", "load", "url", "csrf_token", "lorem"}
 _SANDBOX = Library()
 _SANDBOX.tags.update({name: tag for name, tag in defaulttags.register.tags.items() if name not in _UNSAFE_TAGS})
-_SANDBOX.filters.update(defaultfilters.register.filters)
+_SANDBOX.filters.update({name: _bounded_filter(name, f) for name, f in defaultfilters.register.filters.items()})
 _ENGINE = Engine(loaders=[], libraries={}, autoescape=False, debug=False)
 _ENGINE.template_builtins = [_SANDBOX]
 
@@ -128,8 +214,31 @@ def _pick(kind, language, action):
     return None
 
 
+def _bounded_node(node):
+    """Make the node check the clock each time it renders and, if it writes text itself, count it."""
+    render = node.render_annotated
+    leaf = not any(getattr(node, attr, None) for attr in node.child_nodelists)
+
+    def render_annotated(context):
+        budget = _BUDGET.get()
+        budget.tick()
+        out = render(context)
+        if leaf:
+            budget.spend(len(out))
+        return out
+
+    node.render_annotated = render_annotated
+
+
 def _render(source, context):
-    return _ENGINE.from_string(source).render(Context(context, autoescape=False))
+    template = _ENGINE.from_string(source)
+    for node in template.nodelist.get_nodes_by_type(Node):
+        _bounded_node(node)
+    token = _BUDGET.set(_Budget())
+    try:
+        return template.render(Context(context, autoescape=False))
+    finally:
+        _BUDGET.reset(token)
 
 
 def _tidy(body):
@@ -163,3 +272,63 @@ def notice_render(*, kind, language, action="", context):
 def _rendered(source, context):
     subject = " ".join(_render(source["subject"], context).split())[:200]
     return {"language": source["language"], "subject": subject, "body": _tidy(_render(source["body"], context))}
+
+
+# Plausible data of the largest size the callers pass, for checking a template in the admin.
+SAMPLE_CONTEXT = {
+    "decision": {
+        "id": 1,
+        "action": "suspend",
+        "action_label": "Suspend",
+        "rule": "SP-1",
+        "rule_title": "Commercial spam",
+        "duration_days": 14,
+        "automated": False,
+        "policy": "Spam",
+        "policy_version": 3,
+        "threat_class": "Spam",
+        "created_on": "2026-01-31",
+        "subject": {"kind": "account", "external_id": "u-1234567890"},
+    },
+    "appeal": {
+        "id": 1,
+        "outcome": "modified",
+        "rationale": "The account sent the same link to many users within minutes. " * 30,
+        "new_action": "warn",
+        "new_action_label": "Warn",
+        "resolved_on": "2026-02-02",
+    },
+    "statement": {
+        "appeal_until": "2026-07-30",
+        "appeal_window_days": 180,
+        "policy": {"slug": "spam", "name": "Spam", "version": 3, "rule": "SP-1", "rule_title": "Commercial spam"},
+        "reasons": "The account sent the same link to many users within minutes. " * 30,
+        "redress": [
+            {"kind": "out_of_court_settlement", "description": "a certified out-of-court dispute settlement body"},
+            {"kind": "judicial_redress", "description": "the competent courts"},
+        ],
+    },
+    "redress": {"out_of_court": "a certified out-of-court dispute settlement body", "judicial": "the competent courts"},
+}
+
+
+def template_check(*, subject: str, body: str) -> dict:
+    """Why a template cannot be saved, per field (``{}`` when it can): too long, not valid template
+    syntax, or over the render limits on ``SAMPLE_CONTEXT``."""
+    errors = {}
+    for field, source in (("subject", subject), ("body", body)):
+        if len(source or "") > MAX_SOURCE:
+            errors[field] = f"At most {MAX_SOURCE:,} characters."
+            continue
+        try:
+            _render(source or "", SAMPLE_CONTEXT)
+        except TemplateSyntaxError as e:
+            errors[field] = f"Not a valid template: {e}"
+        except RenderLimitExceeded as e:
+            errors[field] = (
+                f"This template is refused because {e} with sample data (nested loops over a long text, "
+                "or a filter that pads or repeats). Simplify it."
+            )
+        except Exception as e:  # a filter refusing the sample data, for instance
+            errors[field] = f"This template fails on sample data: {type(e).__name__}: {e}"
+    return errors
