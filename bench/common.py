@@ -140,7 +140,8 @@ TRUNCATE casework_caseevent, reviews_qualityreview, reviews_strike, reviews_enfo
          casework_subject, casework_reporter, casework_campaign, casework_queuetally RESTART IDENTITY CASCADE;
 
 CREATE TEMP TABLE bench_slot AS
-SELECT s.slot1 - 1 AS slot, tc.id AS class_id, tc.slug, q.queue_id, tc.severity, tc.harm_weight, tc.sla_seconds
+SELECT s.slot1 - 1 AS slot, tc.id AS class_id, tc.slug, q.queue_id, tc.severity, tc.harm_weight, tc.sla_seconds,
+       tc.restricted OR tc.legal_escalation AS restricted
   FROM unnest(%(slots)s::text[]) WITH ORDINALITY AS s(slug, slot1)
   JOIN policies_threatclass tc ON tc.slug = s.slug
   JOIN LATERAL (SELECT min(queue_id) AS queue_id FROM reviews_queue_threat_classes qt
@@ -168,12 +169,18 @@ SELECT g.i, b.*, g.t,
 
 INSERT INTO casework_case (id, subject_id, threat_class_id, queue_id, status, severity, harm_weight, reach,
     signal_count, reporter_count, signal_strength, reporter_weight, velocity, brigading, holdout, legal_hold,
-    first_signal_at, last_signal_at, sla_due_at, priority, priority_breakdown, created_at, updated_at)
+    first_signal_at, last_signal_at, sla_due_at, priority, priority_breakdown, created_at, updated_at,
+    rank, rank_tier, rank_due_at)
 SELECT p.i, p.i, p.class_id, p.queue_id, 'open', p.severity, p.harm_weight, s.reach,
        1 + p.extra, p.first_is_report::int + p.extra, 0, 0, 0, false, false, false,
-       p.t, p.t + p.extra * interval '1 minute', p.t + p.sla_seconds * interval '1 second',
-       round((random() * 100)::numeric, 3), '{}'::jsonb, p.t, now()
-  FROM bench_plan p JOIN casework_subject s ON s.id = p.i
+       p.t, p.t + p.extra * interval '1 minute', p.sla_due_at,
+       p.priority, '{}'::jsonb, p.t, now(),
+       -- ranked as the seed's random priority, in its tier; due again at its SLA (casework.priority)
+       ln(1 + p.priority), CASE WHEN p.restricted THEN 2 ELSE 0 END + CASE WHEN p.sla_due_at <= now() THEN 1 ELSE 0 END,
+       CASE WHEN p.sla_due_at > now() THEN p.sla_due_at END
+  FROM (SELECT *, t + sla_seconds * interval '1 second' AS sla_due_at,
+               round((random() * 100)::numeric, 3)::float8 AS priority FROM bench_plan) p
+  JOIN casework_subject s ON s.id = p.i
  ORDER BY p.i;
 SELECT setval(pg_get_serial_sequence('casework_case', 'id'), %(n)s);
 
@@ -219,9 +226,9 @@ def _seeded_cases(cur):
     return row[0] if row else None
 
 
-def scale_setup(cases: int, *, reseed: bool = False, reset: bool = True) -> None:
-    """Django on ``docket_bench_scale`` holding ``cases`` open cases (seeded once, then reset per run)."""
-    setup(database=SCALE_DATABASE)
+def scale_setup(cases: int, *, reseed: bool = False, reset: bool = True, database: str = SCALE_DATABASE) -> None:
+    """Django on ``docket_bench_scale`` (or ``database``) holding ``cases`` open cases (seeded once, reset per run)."""
+    setup(database=database)
     from django.db import connection
 
     from casework.models import SignalSource

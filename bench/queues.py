@@ -1,0 +1,81 @@
+"""Queue figures at growing backlogs: the home page and ``GET /api/v1/queues/`` at 100k, 1M and 5M active cases.
+
+    python -m bench.queues [--sizes 100000,1000000,5000000] [--requests 80] [--scale S]
+
+Each size has a seeded database of its own (``docket_bench_scale`` at
+1,000,000, ``docket_bench_scale_<n>`` otherwise; seeded once, kept). The
+figures come from the queue tallies (``casework.tallies``), an index probe per
+(queue, class) for the oldest wait and an index range for the last seconds'
+SLA breaches, so they should cost the same at every size. Printed: p50/p99 of
+each path per size and the ratio of the largest size to the smallest.
+Target: p99 at the largest size within 1.5x of the smallest.
+"""
+
+import sys
+
+from bench import common
+
+PATHS = [("home", "/"), ("GET /api/v1/queues/", "/api/v1/queues/")]
+
+
+def _database(size):
+    return common.SCALE_DATABASE if size == 1_000_000 else f"{common.SCALE_DATABASE}_{size}"
+
+
+def main(argv=None):
+    p = common.parser(__doc__, requests=80)
+    p.add_argument("--sizes", default="100000,1000000,5000000", help="active cases per database, comma-separated")
+    args = p.parse_args(argv)
+    sizes = [common.scaled(int(n), args.scale, minimum=1000) for n in args.sizes.split(",")]
+    figures, p99s = {}, {}
+    for size in sizes:
+        common.scale_setup(size, database=_database(size))
+        from django.db import connection
+        from django.test import Client
+
+        from docket.accounts import user_upsert
+
+        user = user_upsert(
+            username="bench-queues-senior",
+            role_names=["senior", "moderator"],
+            queues=["spam", "harassment", "escalations"],
+            clearances=["csam", "cib"],
+        )
+        client = Client()
+        client.force_login(user)
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')")
+            (active,) = cur.fetchone()
+        for label, url in PATHS:
+
+            def get(url=url, client=client):
+                response = client.get(url)
+                if response.status_code != 200:
+                    raise SystemExit(f"{url} answered {response.status_code}")
+
+            for _ in range(3):
+                get()
+            times = common.timed(get, args.requests)
+            p50, p99 = common.pct(times, 50), common.pct(times, 99)
+            p99s[(label, size)] = p99
+            figures[f"{label} @ {active:,} active p50/p99 ms"] = f"{p50:.1f} / {p99:.1f}"
+            print(f"{label} at {active:,} active cases: p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
+    small, large = min(sizes), max(sizes)
+    for label, _ in PATHS:
+        ratio = p99s[(label, large)] / p99s[(label, small)]
+        figures[f"{label} p99 ratio {large:,} / {small:,}"] = round(ratio, 2)
+        common.compare(
+            f"{label} p99 at {large:,} vs {small:,} active",
+            docket=round(p99s[(label, large)], 1),
+            bare=round(p99s[(label, small)], 1),
+            unit="ms",
+            higher_is_better=False,
+            target="within 1.5x of the smallest size",
+            met=ratio <= 1.5,
+        )
+    common.report("queues", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
