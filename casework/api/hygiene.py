@@ -11,8 +11,6 @@ from casework.models import Campaign, Case, SignalSource
 from docket import roles
 from docket.api import RestrictedMixin, role_permission
 from docket.visibility import restrict
-from reviews.api.serializers import DecisionInputSerializer
-from reviews.services import campaign_decide, campaign_dismiss
 
 # --- sources -------------------------------------------------------------------------------------------------------
 
@@ -136,31 +134,4 @@ class CampaignDetailView(VisibleCampaigns, APIView):
 
     @extend_schema(responses=CampaignSerializer)
     def get(self, request, pk):
-        return Response(CampaignSerializer(self.visible_object(pk=pk)).data)
-
-
-class CampaignDecisionView(APIView):
-    """A senior's one decision for every active member case; each case gets its own decision."""
-
-    permission_classes = [role_permission(roles.SENIOR)]
-
-    @extend_schema(
-        request=DecisionInputSerializer,
-        responses={201: inline_serializer("CampaignDecided", {"decisions": serializers.IntegerField()})},
-    )
-    def post(self, request, pk):
-        data = DecisionInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        made = campaign_decide(campaign_id=pk, actor=request.user, **data.validated_data)
-        return Response({"decisions": len(made)}, status=status.HTTP_201_CREATED)
-
-
-class CampaignDismissView(VisibleCampaigns, APIView):
-    """A senior judges the cluster coincidental."""
-
-    permission_classes = [role_permission(roles.SENIOR)]
-
-    @extend_schema(request=None, responses=CampaignSerializer)
-    def post(self, request, pk):
-        campaign_dismiss(campaign_id=pk, actor=request.user)
         return Response(CampaignSerializer(self.visible_object(pk=pk)).data)

@@ -8,6 +8,4 @@ urlpatterns = [
     path("sources/<slug:slug>/quarantine/", views.SourceQuarantineView.as_view(), name="source-quarantine"),
     path("campaigns/", views.CampaignListView.as_view(), name="campaign-list"),
     path("campaigns/<int:pk>/", views.CampaignDetailView.as_view(), name="campaign-detail"),
-    path("campaigns/<int:pk>/decision/", views.CampaignDecisionView.as_view(), name="campaign-decision"),
-    path("campaigns/<int:pk>/dismiss/", views.CampaignDismissView.as_view(), name="campaign-dismiss"),
 ]

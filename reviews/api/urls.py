@@ -21,6 +21,8 @@ urlpatterns = [
         views.StatementOfReasonsView.as_view(),
         name="decision-statement-of-reasons",
     ),
+    path("campaigns/<int:pk>/decision/", views.CampaignDecisionView.as_view(), name="campaign-decision"),
+    path("campaigns/<int:pk>/dismiss/", views.CampaignDismissView.as_view(), name="campaign-dismiss"),
     path("quality-reviews/", views.QualityReviewListView.as_view(), name="quality-review-list"),
     path(
         "quality-reviews/<int:pk>/complete/",

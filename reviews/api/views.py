@@ -1,10 +1,11 @@
 """Thin views: check the role and visibility, validate input, call one service."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from casework.api.hygiene import CampaignSerializer, VisibleCampaigns
 from casework.models import Case
 from docket import roles
 from docket.api import Pagination, role_permission
@@ -152,3 +153,37 @@ class QualityReviewCompleteView(APIView):
         data.is_valid(raise_exception=True)
         review = services.quality_review_complete(review_id=pk, reviewer=request.user, **data.validated_data)
         return Response({"id": review.pk, "status": review.status, "agrees": review.agrees})
+
+
+# --- campaigns: one decision service for the API and the UI (reviews.services.campaigns) ---
+
+
+class CampaignDecisionView(APIView):
+    """A senior's one decision for the open member cases they may see; each case gets its own decision.
+
+    ``reviews.services.campaign_decide``, as the campaign page: all or nothing; the campaign is
+    decided once no open member remains.
+    """
+
+    permission_classes = [role_permission(roles.SENIOR)]
+
+    @extend_schema(
+        request=DecisionInputSerializer,
+        responses={201: inline_serializer("CampaignDecided", {"decisions": serializers.IntegerField()})},
+    )
+    def post(self, request, pk):
+        data = DecisionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        made = services.campaign_decide(campaign_id=pk, actor=request.user, **data.validated_data)
+        return Response({"decisions": len(made)}, status=status.HTTP_201_CREATED)
+
+
+class CampaignDismissView(VisibleCampaigns, APIView):
+    """A senior judges the cluster coincidental."""
+
+    permission_classes = [role_permission(roles.SENIOR)]
+
+    @extend_schema(request=None, responses=CampaignSerializer)
+    def post(self, request, pk):
+        services.campaign_dismiss(campaign_id=pk, actor=request.user)
+        return Response(CampaignSerializer(self.visible_object(pk=pk)).data)
