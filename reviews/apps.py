@@ -11,9 +11,9 @@ class ReviewsConfig(AppConfig):
         from docket.identity.services import grants_register
         from reviews.identity import clearances_of, grants_apply
 
-        from .services import decision_automated
+        from .services import decision_automated, decisions_automated
 
         # Clearances live on reviewer profiles: the core (identity, visibility) reads them through this.
         grants_register(clearances_of=clearances_of, apply=grants_apply)
         # Intake (casework, a layer below) asks the reviews decision pipeline to decide auto-actioned cases.
-        automation_register(decision_automated)
+        automation_register(decision_automated, decide_many=decisions_automated)

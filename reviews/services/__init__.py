@@ -28,6 +28,7 @@ from .decisions import (
     case_escalate,
     decision_automated,
     decision_make,
+    decisions_automated,
     decisions_write,
 )
 from .eligibility import Clearance, ReviewerLoad, eligibility_check
@@ -46,6 +47,7 @@ __all__ = [
     "case_assign",
     "case_escalate",
     "decision_automated",
+    "decisions_automated",
     "decision_make",
     "decision_overturn",
     "decision_replace",

@@ -436,6 +436,40 @@ def decision_automated(*, case, action, at=None) -> Decision:
     return decision
 
 
+@transaction.atomic
+def decisions_automated(*, actions, at=None):
+    """Automation decides many cases at once (a wave of auto-actioned signals): one lock, one write.
+
+    ``actions`` maps case ids to the action. The same rule as ``decision_automated``
+    for each case (``draft_for``, then ``decisions_write``, which writes every
+    decision of the wave in one statement): the cases are locked in one query,
+    the active version read once per class. A case the rule refuses (its action
+    left the ladder, it was decided meanwhile, it is gone) is left as it is and
+    returned in ``refused`` with the error. Returns ``(decisions, refused)``.
+    """
+    now = at or timezone.now()
+    cases = list(
+        Case.objects.select_for_update(of=("self",))
+        .select_related("threat_class", "subject")
+        .filter(pk__in=list(actions))
+        .order_by("pk")
+    )
+    versions, drafts, refused = {}, [], {}
+    for case in cases:
+        try:
+            transition_check(case.status, "decided", verb="be decided again")
+            if case.threat_class_id not in versions:
+                versions[case.threat_class_id] = active_version_for(case.threat_class)
+            drafts.append(
+                draft_for(case, action=actions[case.pk], automated=True, version=versions[case.threat_class_id])
+            )
+        except DocketError as e:
+            refused[case.pk] = e
+    for case_id in set(actions) - {c.pk for c in cases}:
+        refused[case_id] = not_found("No such case.")
+    return decisions_write(drafts, actor="automation", now=now), refused
+
+
 # --- escalation ---------------------------------------------------------------------------------
 
 

@@ -152,3 +152,50 @@ def test_automated_precision_from_holdout_decisions(sources, set_threshold, plat
     assert (precision["estimate"], precision["n"]) == (2 / 3, 3)
     assert precision["low"] == pytest.approx(0.2076, abs=1e-4)
     assert precision["high"] == pytest.approx(0.9385, abs=1e-4)
+
+
+def test_a_wave_of_auto_actioned_signals_is_decided_set_based(
+    automation_everywhere, no_holdout, platform, django_assert_max_num_queries
+):
+    """Deciding 40 cases costs the queries of deciding 4: one lock and one decision write for the wave."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = {}
+    for size, offset in ((4, 1000), (40, 2000)):
+        with CaptureQueriesContext(connection) as captured:
+            results = ingest(
+                [detection(offset + n, source="spam-clf", kind="spam", score=0.95) for n in range(size)], platform
+            )
+        assert [r["disposition"] for r in results] == ["auto_actioned"] * size
+        decided = Decision.objects.filter(case_id__in=[r["case"] for r in results])
+        assert decided.count() == size and set(decided.values_list("automated", flat=True)) == {True}
+        assert set(Case.objects.filter(pk__in=[r["case"] for r in results]).values_list("status", flat=True)) == {
+            "decided"
+        }
+        counts[size] = len(captured)
+    assert counts[40] == counts[4], counts
+
+
+def test_a_wave_keeps_the_cases_automation_may_not_decide_for_a_human(
+    automation_everywhere, no_holdout, platform
+):
+    from reviews.services import decisions_automated
+
+    results = ingest([detection(n, source="spam-clf", kind="spam", score=0.95) for n in range(3)], platform)
+    already = results[0]["case"]
+    open_case = Case.objects.create(
+        subject=Case.objects.get(pk=already).subject,
+        threat_class=Case.objects.get(pk=already).threat_class,
+        queue=Case.objects.get(pk=already).queue,
+        severity=2,
+        harm_weight=1.0,
+        first_signal_at=Case.objects.get(pk=already).first_signal_at,
+        last_signal_at=Case.objects.get(pk=already).last_signal_at,
+        sla_due_at=Case.objects.get(pk=already).sla_due_at,
+        created_at=Case.objects.get(pk=already).created_at,
+    )
+    decisions, refused = decisions_automated(actions={already: "remove", open_case.pk: "remove", 10**9: "remove"})
+    assert [d.case_id for d in decisions] == [open_case.pk]
+    assert set(refused) == {already, 10**9}  # decided meanwhile; gone
+    assert Decision.objects.filter(case_id=already).count() == 1
