@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "casework",
     "reviews",
     "appeals",
+    "investigations",
 ]
 
 MIDDLEWARE = [

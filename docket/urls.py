@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("reviews.api.urls")),
     path("", include("appeals.api.urls")),
     path("", include("policies.api.urls")),
+    path("", include("investigations.api.urls")),
     path("access-log/", AccessLogList.as_view(), name="access-log"),
 ]
 

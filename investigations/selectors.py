@@ -1,0 +1,379 @@
+"""Investigation reads: subject search, a subject's whole history and the subjects linked to it.
+
+This app sits above appeals: it reads cases, decisions, strikes and appeals and
+imports every layer below it, never the other way round. Visibility follows the
+cases: a restricted class's cases, decisions, strikes, appeals and signals are
+left out for a user without its clearance, and a subject whose only cases (or
+signals) are of such classes does not exist for them.
+
+The searches are a few indexed statements whatever the tables' size: prefix
+matching walks the C-collation index of external ids, attribute values, reporter
+ids and case ids are equality probes, and every source of candidates is capped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from appeals.models import Appeal
+from casework.models import Campaign, Case, Subject, SubjectAttribute
+from casework.selectors import clearances_of
+from docket.errors import DocketError, not_found
+from policies.selectors import threat_classes_visible
+from reviews.models import Decision, Strike
+
+# Candidates read per source (external id prefix, attribute value, reporter, case id): the count of
+# results is exact up to this many and flagged as an estimate beyond (API.md "Lists").
+SEARCH_CAP = 10_000
+LINKED_LIMIT = 50  # linked subjects shown per hop, most shared values first
+CASES_LIMIT = 500  # a subject's cases shown, newest first
+CONTENT_LIMIT = 100  # content items listed under an account
+CHART_DAYS = 30
+
+ACTIVE = list(Case.ACTIVE_STATUSES)
+
+
+def visible_class_ids(user) -> list[int]:
+    """Ids of the threat classes ``user`` may see (one query)."""
+    return sorted(threat_classes_visible(clearances_of(user)).values_list("id", flat=True))
+
+
+# A subject exists for the reader when it has a case they may see, or when nothing of it (no case,
+# no signal) belongs to a class they may not see. Parameters: %(visible)s, the visible class ids.
+_SUBJECT_VISIBLE_SQL = """
+    (EXISTS (SELECT 1 FROM casework_case c WHERE c.subject_id = {s}.id AND c.threat_class_id = ANY(%(visible)s))
+     OR (NOT EXISTS (SELECT 1 FROM casework_case c
+                     WHERE c.subject_id = {s}.id AND NOT c.threat_class_id = ANY(%(visible)s))
+         AND NOT EXISTS (SELECT 1 FROM casework_signal g
+                         WHERE g.subject_id = {s}.id AND NOT g.threat_class_id = ANY(%(visible)s))))
+"""
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass
+class SearchQuery:
+    """What a search asks for: free text, and the ``kind`` and ``attribute=<key>:<value>`` filters."""
+
+    q: str = ""
+    kind: str = ""
+    attribute: tuple[str, str] | None = None
+
+    @classmethod
+    def parse(cls, *, q=None, kind=None, attribute=None) -> SearchQuery:
+        """Validated input, or ``DocketError`` ``invalid`` naming the field."""
+        q = (q or "").strip()
+        kind = (kind or "").strip()
+        errors = {}
+        if len(q) > 300:
+            errors["q"] = ["At most 300 characters."]
+        if kind and kind not in Subject.Kind.values:
+            errors["kind"] = [f"Choose from {Subject.Kind.values}."]
+        pair = None
+        if attribute:
+            key, sep, value = attribute.partition(":")
+            if not sep or not key.strip() or not value.strip() or len(key) > 40 or len(value) > 300:
+                errors["attribute"] = ["Write it as <key>:<value>, e.g. ip:203.0.113.7."]
+            else:
+                pair = (key.strip(), value.strip())
+        if not q and pair is None and not errors:
+            errors["q"] = ["Give a text to search for (or an attribute filter)."]
+        if errors:
+            raise DocketError("invalid", "The search is invalid.", errors=errors)
+        return cls(q=q, kind=kind, attribute=pair)
+
+
+@dataclass
+class SearchPage:
+    count: int
+    count_is_estimate: bool
+    results: list[dict] = field(default_factory=list)
+
+
+def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50) -> SearchPage:
+    """Subjects matching ``query`` that ``user`` may see, exact external-id matches first.
+
+    Each result: ``{kind, external_id, reach, open_cases, decided_cases, active_strikes,
+    last_signal_at}``, counted over the classes the user may see. Two queries.
+    """
+    visible = visible_class_ids(user)
+    params = {
+        "visible": visible,
+        "cap": SEARCH_CAP + 1,
+        "q": query.q,
+        "kind": query.kind,
+        "offset": offset,
+        "limit": limit,
+        "now": timezone.now(),
+    }
+    sources = []
+    if query.q:
+        params["prefix"] = _like_prefix(query.q)
+        sources.append(
+            """(SELECT id AS subject_id FROM casework_subject
+                 WHERE external_id COLLATE "C" LIKE %(prefix)s
+                 ORDER BY external_id COLLATE "C" LIMIT %(cap)s)"""
+        )
+        sources.append("(SELECT subject_id FROM casework_subjectattribute WHERE value = %(q)s LIMIT %(cap)s)")
+        sources.append(
+            """(SELECT DISTINCT g.subject_id FROM casework_signal g
+                 WHERE g.reporter_id = (SELECT r.id FROM casework_reporter r WHERE r.external_id = %(q)s)
+                 LIMIT %(cap)s)"""
+        )
+        if query.q.isdigit() and len(query.q) < 19:
+            params["case_id"] = int(query.q)
+            sources.append("(SELECT subject_id FROM casework_case WHERE id = %(case_id)s)")
+    attribute_filter = ""
+    if query.attribute:
+        params["akind"], params["avalue"] = query.attribute
+        if not query.q:
+            sources.append(
+                """(SELECT subject_id FROM casework_subjectattribute
+                     WHERE kind = %(akind)s AND value = %(avalue)s LIMIT %(cap)s)"""
+            )
+        else:
+            attribute_filter = """AND EXISTS (SELECT 1 FROM casework_subjectattribute a
+                                  WHERE a.subject_id = s.id AND a.kind = %(akind)s AND a.value = %(avalue)s)"""
+    sql = f"""
+        WITH cand AS ({" UNION ".join(sources)}),
+        hits AS (
+            SELECT s.id, s.kind, s.external_id, s.reach FROM cand JOIN casework_subject s ON s.id = cand.subject_id
+            WHERE (%(kind)s = '' OR s.kind = %(kind)s) {attribute_filter}
+              AND {_SUBJECT_VISIBLE_SQL.format(s="s")}
+        ),
+        counted AS (SELECT count(*) AS n FROM hits),
+        page AS (
+            SELECT * FROM hits
+            ORDER BY (external_id = %(q)s) DESC, external_id COLLATE "C", kind, id
+            LIMIT %(limit)s OFFSET %(offset)s
+        )
+        SELECT counted.n, p.kind, p.external_id, p.reach,
+               (SELECT count(*) FROM casework_case c
+                 WHERE c.subject_id = p.id AND c.status = ANY(%(active)s) AND c.threat_class_id = ANY(%(visible)s)),
+               (SELECT count(*) FROM casework_case c
+                 WHERE c.subject_id = p.id AND c.decided_at IS NOT NULL AND c.threat_class_id = ANY(%(visible)s)),
+               (SELECT count(*) FROM reviews_strike st
+                  JOIN reviews_decision d ON d.id = st.decision_id JOIN casework_case c ON c.id = d.case_id
+                 WHERE st.account_id = p.id AND st.removed_at IS NULL AND st.expires_at > %(now)s
+                   AND c.threat_class_id = ANY(%(visible)s)),
+               (SELECT g.occurred_at FROM casework_signal g
+                 WHERE g.subject_id = p.id AND g.threat_class_id = ANY(%(visible)s)
+                 ORDER BY g.occurred_at DESC LIMIT 1)
+        FROM counted LEFT JOIN page p ON true
+        ORDER BY (p.external_id = %(q)s) DESC, p.external_id COLLATE "C", p.kind, p.id
+    """
+    params["active"] = ACTIVE
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    total = rows[0][0] if rows else 0
+    results = [
+        {
+            "kind": kind,
+            "external_id": external_id,
+            "reach": reach,
+            "open_cases": open_cases,
+            "decided_cases": decided_cases,
+            "active_strikes": strikes,
+            "last_signal_at": last_signal_at,
+        }
+        for _, kind, external_id, reach, open_cases, decided_cases, strikes, last_signal_at in rows
+        if kind is not None
+    ]
+    return SearchPage(count=total, count_is_estimate=total > SEARCH_CAP, results=results)
+
+
+# --- one subject ---------------------------------------------------------------------------------
+
+
+def _linked_sql(hop_sources: str) -> str:
+    """Subjects sharing an attribute value (seen in the window) with the source subjects.
+
+    A value held by more than ``max_share`` subjects in the window links nothing (as in campaign
+    detection); the holders of a value are counted only up to that bound, so a CDN address costs
+    no more than any other value.
+    """
+    return f"""
+        WITH mine AS (
+            SELECT DISTINCT kind, value FROM casework_subjectattribute
+            WHERE subject_id = ANY({hop_sources}) AND seen_at >= %(since)s
+        ),
+        shared AS (
+            SELECT m.kind, m.value FROM mine m
+            WHERE (SELECT count(*) FROM (
+                       SELECT 1 FROM casework_subjectattribute a
+                       WHERE a.kind = m.kind AND a.value = m.value AND a.seen_at >= %(since)s
+                       LIMIT %(max_share)s + 1) x) <= %(max_share)s
+        ),
+        linked AS (
+            SELECT a.subject_id, array_agg(a.kind ORDER BY a.kind, a.value) AS kinds,
+                   array_agg(a.value ORDER BY a.kind, a.value) AS vals
+            FROM shared JOIN casework_subjectattribute a ON a.kind = shared.kind AND a.value = shared.value
+            WHERE a.seen_at >= %(since)s AND NOT a.subject_id = ANY(%(exclude)s)
+            GROUP BY a.subject_id
+        )
+        SELECT s.id, s.kind, s.external_id, l.kinds, l.vals
+        FROM linked l JOIN casework_subject s ON s.id = l.subject_id
+        WHERE {_SUBJECT_VISIBLE_SQL.format(s="s")}
+        ORDER BY cardinality(l.kinds) DESC, s.external_id COLLATE "C", s.id
+        LIMIT %(limit)s
+    """
+
+
+def linked_subjects(*, subject_id: int, visible: list[int], hops: int = 1, now: datetime | None = None) -> list[dict]:
+    """Subjects linked to this one by shared attribute values within the campaign window.
+
+    ``[{kind, external_id, via: [{kind, value}], hop}]``: one hop, or two (the subjects linked to
+    those). One query per hop.
+    """
+    now = now or timezone.now()
+    params = {
+        "since": now - timedelta(days=settings.DOCKET["CAMPAIGN_WINDOW_DAYS"]),
+        "max_share": settings.DOCKET["CAMPAIGN_MAX_VALUE_SHARE"],
+        "visible": visible,
+        "limit": LINKED_LIMIT,
+    }
+    out, sources, seen = [], [subject_id], {subject_id}
+    for hop in range(1, hops + 1):
+        params.update(sources=sources, exclude=sorted(seen))
+        with connection.cursor() as cur:
+            cur.execute(_linked_sql("%(sources)s"), params)
+            rows = cur.fetchall()
+        sources = []
+        for sid, kind, external_id, kinds, values in rows:
+            via = [{"kind": k, "value": v} for k, v in dict.fromkeys(zip(kinds, values, strict=True))]
+            out.append({"kind": kind, "external_id": external_id, "via": via, "hop": hop})
+            sources.append(sid)
+            seen.add(sid)
+        if not sources:
+            break
+    return out
+
+
+@dataclass
+class SubjectHistory:
+    subject: Subject
+    cases: list = field(default_factory=list)
+    strikes: list = field(default_factory=list)
+    appeals: list = field(default_factory=list)
+    campaigns: list = field(default_factory=list)
+    content: list = field(default_factory=list)
+    attributes: dict = field(default_factory=dict)
+    linked: list = field(default_factory=list)
+    signals_per_day: list = field(default_factory=list)
+    restricted_classes: list = field(default_factory=list)
+
+
+def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: datetime | None = None) -> SubjectHistory:
+    """Everything Docket knows of a subject that ``user`` may see; ``DocketError`` 404 when nothing is left.
+
+    Cases in any status (newest first) with their decisions, the account's strikes, appeals of
+    those decisions, campaigns, the owner (content) or content (account), attribute values, the
+    linked subjects and signals per day. A constant number of queries.
+    """
+    now = now or timezone.now()
+    subject = Subject.objects.select_related("owner").filter(kind=kind, external_id=external_id).first()
+    if subject is None:
+        raise not_found("No such subject.")
+    visible = visible_class_ids(user)
+    visible_set = set(visible)
+    cases = list(
+        Case.objects.filter(subject=subject).select_related("threat_class").order_by("-created_at", "-id")[:CASES_LIMIT]
+    )
+    shown = [c for c in cases if c.threat_class_id in visible_set]
+    if not shown and not _nothing_hidden(subject.pk, visible, cases):
+        raise not_found("No such subject.")
+    history = SubjectHistory(subject=subject, cases=shown)
+    history.restricted_classes = sorted({c.threat_class.slug for c in shown if c.threat_class.restricted})
+    by_case = defaultdict(list)
+    decisions = (
+        Decision.objects.filter(case__in=shown)
+        .select_related("reviewer__user", "case__threat_class")
+        .order_by("created_at", "id")
+    )
+    for d in decisions:
+        by_case[d.case_id].append(d)
+    for case in shown:
+        case.decision_rows = by_case.get(case.pk, [])
+    decision_ids = [d.pk for rows in by_case.values() for d in rows]
+    account_id = subject.pk if subject.kind == Subject.Kind.ACCOUNT else subject.owner_id
+    if subject.kind == Subject.Kind.ACCOUNT:
+        history.strikes = list(
+            Strike.objects.filter(account_id=account_id, decision__case__threat_class_id__in=visible)
+            .select_related("decision")
+            .order_by("-created_at", "-id")
+        )
+        for strike in history.strikes:
+            strike.active = strike.removed_at is None and strike.expires_at > now
+    history.appeals = list(
+        Appeal.objects.filter(decision_id__in=decision_ids).order_by("received_at", "id").values_list("id", flat=True)
+    )
+    campaign_ids = {c.campaign_id for c in shown if c.campaign_id}
+    if subject.campaign_id:
+        campaign_ids.add(subject.campaign_id)
+    history.campaigns = sorted(
+        Campaign.objects.filter(pk__in=campaign_ids, threat_class_id__in=visible).values_list("id", flat=True)
+    )
+    if subject.kind == Subject.Kind.ACCOUNT:
+        history.content = _visible_subjects(
+            "SELECT s.id, s.kind, s.external_id FROM casework_subject s WHERE s.owner_id = %(owner)s",
+            {"owner": subject.pk, "visible": visible, "limit": CONTENT_LIMIT},
+        )
+    attributes = defaultdict(list)
+    for akind, value in (
+        SubjectAttribute.objects.filter(subject=subject).order_by("kind", "value").values_list("kind", "value")
+    ):
+        attributes[akind].append(value)
+    history.attributes = dict(attributes)
+    history.linked = linked_subjects(subject_id=subject.pk, visible=visible, hops=hops, now=now)
+    history.signals_per_day = signals_per_day(subject_id=subject.pk, visible=visible, now=now)
+    return history
+
+
+def _nothing_hidden(subject_id, visible, cases) -> bool:
+    """True when the subject has no case and no signal of a class hidden from the reader."""
+    visible_set = set(visible)
+    if any(c.threat_class_id not in visible_set for c in cases):
+        return False
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM casework_signal WHERE subject_id = %s AND NOT threat_class_id = ANY(%s))",
+            [subject_id, visible],
+        )
+        return not cur.fetchone()[0]
+
+
+def _visible_subjects(select_sql: str, params: dict) -> list[dict]:
+    sql = f"""
+        SELECT q.kind, q.external_id FROM ({select_sql}) q
+        WHERE {_SUBJECT_VISIBLE_SQL.format(s="q")}
+        ORDER BY q.external_id COLLATE "C", q.id LIMIT %(limit)s
+    """
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return [{"kind": k, "external_id": e} for k, e in cur.fetchall()]
+
+
+def signals_per_day(*, subject_id: int, visible: list[int], now: datetime, days: int = CHART_DAYS) -> list[dict]:
+    """``[{day, count}]`` for each of the last ``days`` days (UTC), zeros included, visible classes only."""
+    start = (now - timedelta(days=days - 1)).date()
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*)
+            FROM casework_signal
+            WHERE subject_id = %s AND occurred_at >= %s AND threat_class_id = ANY(%s)
+            GROUP BY 1
+            """,
+            [subject_id, datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo), visible],
+        )
+        counts = dict(cur.fetchall())
+    return [{"day": start + timedelta(days=i), "count": counts.get(start + timedelta(days=i), 0)} for i in range(days)]
