@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from docket import roles
+from docket.audit import access_log_appeal_read
 from docket.errors import DocketError
 from policies.models import Action
 
@@ -107,6 +108,7 @@ def appeal_detail(request, appeal_id):
     appeal = selectors.appeal_for(request.user, appeal_id)
     if appeal is None:
         raise Http404("No such appeal.")
+    access_log_appeal_read(user=request.user, appeal=appeal, via="ui")
     reviewer = _reviewer(request)
     decision = appeal.decision
     case = decision.case

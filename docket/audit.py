@@ -69,3 +69,30 @@ def access_log_add_many(
 def access_log_list(*, kind: str = AccessLog.Kind.ACCESS):
     """Rows of one family, newest first."""
     return AccessLog.objects.filter(kind=kind).order_by("-at", "-id")
+
+
+def access_log_case_read(*, user, case, action: str = AccessLog.Action.VIEW, via: str, restricted_only: bool = True):
+    """Log a read of ``case`` (any object with ``pk`` and ``threat_class``): always for an export,
+    otherwise when its class is restricted (``restricted_only``)."""
+    if restricted_only and action == AccessLog.Action.VIEW and not case.threat_class.restricted:
+        return None
+    return access_log_add(
+        user=user,
+        action=action,
+        object_type="case",
+        object_id=case.pk,
+        threat_class=case.threat_class.slug,
+        detail={"via": via},
+    )
+
+
+def access_log_appeal_read(*, user, appeal, via: str):
+    """Log a read of an appeal (any object with ``pk`` and ``decision.case.threat_class``)."""
+    return access_log_add(
+        user=user,
+        action=AccessLog.Action.VIEW,
+        object_type="appeal",
+        object_id=appeal.pk,
+        threat_class=appeal.decision.case.threat_class.slug,
+        detail={"via": via},
+    )

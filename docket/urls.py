@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/schema/", api_docs.schema, name="schema"),
     path("api/docs/", api_docs.docs, name="api-docs"),
     path("", include("casework.urls")),
+    path("", include("investigations.urls")),
     path("", include("reviews.urls")),
     path("", include("reviews.work_urls")),
     path("appeals/", include("appeals.urls")),

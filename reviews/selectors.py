@@ -14,7 +14,7 @@ from docket import roles
 from docket.visibility import restrict
 from policies.models import ThreatClass
 
-from .models import Assignment, Decision, QualityReview, Queue
+from .models import Assignment, Decision, QualityReview, Queue, Strike
 
 # Arrival and decision rates are measured over this many recent hours.
 FORECAST_WINDOW_HOURS = 6
@@ -260,3 +260,34 @@ def escalated_cases(user, *, limit):
         )
         .order_by("queue__position", *BY_RANK)[:limit]
     )
+
+
+def account_record(*, user, case, limit: int = 5, now=None) -> dict:
+    """The account behind ``case`` at a glance: its earlier decisions and its active strikes.
+
+    The account is the subject, or the owner of a content subject. ``decisions``: the latest
+    ``limit`` decisions on the account's or its content's other cases the user may see;
+    ``strikes``: the account's active strikes from decisions the user may see. Two queries.
+    """
+    now = now or timezone.now()
+    subject = case.subject
+    account = subject if subject.kind == "account" else subject.owner
+    if account is None:
+        return {"account": None, "decisions": [], "strikes": []}
+    visible_cases = Case.objects.visible_to(user).filter(Q(subject_id=account.pk) | Q(subject__owner_id=account.pk))
+    decisions = list(
+        Decision.objects.filter(case__in=visible_cases.exclude(pk=case.pk))
+        .select_related("case__threat_class", "case__subject", "reviewer__user")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    strikes = list(
+        Strike.objects.filter(
+            account_id=account.pk,
+            removed_at__isnull=True,
+            expires_at__gt=now,
+            decision__case__in=Case.objects.visible_to(user),
+        )
+        .select_related("decision")
+        .order_by("-created_at", "-id")
+    )
+    return {"account": account, "decisions": decisions, "strikes": strikes}

@@ -17,6 +17,7 @@ from appeals.api.serializers import (
 )
 from docket import roles
 from docket.api import role_permission
+from docket.audit import access_log_appeal_read
 from docket.errors import forbidden, not_found
 
 AppealsStaff = role_permission(roles.APPEALS)
@@ -30,11 +31,15 @@ def _reviewer(request):
     return reviewer
 
 
-def _detail(request, appeal_id):
+def _appeal(request, appeal_id):
     appeal = selectors.appeal_for(request.user, appeal_id)
     if appeal is None:
         raise not_found("No such appeal.")
-    return AppealDetailSerializer(appeal).data
+    return appeal
+
+
+def _detail(request, appeal_id):
+    return AppealDetailSerializer(_appeal(request, appeal_id)).data
 
 
 class AppealListCreateView(generics.ListAPIView):
@@ -69,7 +74,9 @@ class AppealDetailView(APIView):
 
     @extend_schema(responses={200: AppealDetailSerializer})
     def get(self, request, pk):
-        return Response(_detail(request, pk))
+        appeal = _appeal(request, pk)
+        access_log_appeal_read(user=request.user, appeal=appeal, via="api")
+        return Response(AppealDetailSerializer(appeal).data)
 
 
 class AppealClaimView(APIView):

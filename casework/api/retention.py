@@ -9,6 +9,7 @@ from casework.retention import case_export
 from casework.selectors import case_visible
 from docket import roles
 from docket.api import ErrorSerializer, role_permission
+from docket.audit import access_log_case_read
 
 
 class CaseExportView(APIView):
@@ -32,5 +33,7 @@ class CaseExportView(APIView):
         },
     )
     def get(self, request, pk):
-        case_visible(user=request.user, case_id=pk)
-        return Response(case_export(case_id=pk))
+        case = case_visible(user=request.user, case_id=pk)
+        body = case_export(case_id=pk)
+        access_log_case_read(user=request.user, case=case, action="export", via="api")
+        return Response(body)

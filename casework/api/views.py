@@ -11,6 +11,7 @@ from casework.models import Case
 from casework.selectors import case_events
 from docket import roles
 from docket.api import ErrorSerializer, RestrictedMixin, role_permission
+from docket.audit import access_log_case_read
 
 from .filters import CaseFilter
 from .serializers import CaseDetailSerializer, CaseEventSerializer, SignalInSerializer, SignalResultSerializer
@@ -78,6 +79,11 @@ class CaseViewSet(RestrictedMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = CaseDetailSerializer
     filterset_class = CaseFilter
 
+    def retrieve(self, request, *args, **kwargs):
+        case = self.get_object()
+        access_log_case_read(user=request.user, case=case, via="api")
+        return Response(self.get_serializer(case).data)
+
     @extend_schema(
         summary="The case's timeline, oldest first",
         filters=False,
@@ -90,5 +96,6 @@ class CaseViewSet(RestrictedMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"], serializer_class=CaseEventSerializer, filterset_class=None)
     def events(self, request, pk=None):
         case = self.get_object()
+        access_log_case_read(user=request.user, case=case, via="api")
         page = self.paginate_queryset(case_events(case=case))
         return self.get_paginated_response(CaseEventSerializer(page, many=True).data)

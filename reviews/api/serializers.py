@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from casework.services import ESCALATION_QUEUES
+from docket.audit import access_log_case_read
 from reviews.models import Decision, QualityReview
 
 
@@ -24,6 +25,7 @@ def assignment_representation(assignment, request):
     from casework.selectors import case_visible
 
     case = case_visible(user=request.user, case_id=assignment.case_id)
+    access_log_case_read(user=request.user, case=case, via="api")
     return {
         "assignment": assignment.pk,
         "lease_expires_at": serializers.DateTimeField().to_representation(assignment.lease_expires_at),

@@ -12,9 +12,10 @@ from casework.priority import priority_shown
 from casework.selectors import recommended_action
 from casework.services import ESCALATION_QUEUES, case_note_add
 from docket import roles
+from docket.audit import access_log_case_read
 from docket.errors import DocketError
 from reviews.forms import AssignForm, DecisionForm, EscalateForm, NoteForm, form_errors
-from reviews.selectors import case_signals_by_hour, cases_linked, reviewer_load
+from reviews.selectors import account_record, case_signals_by_hour, cases_linked, reviewer_load
 from reviews.services import active_version_for, case_assign, case_escalate, decision_make
 
 from .charts import sparkline
@@ -32,6 +33,7 @@ LINKED_SHOWN = 20
 def case_detail(request, case_id):
     user = request.user
     case = visible_case(user, case_id, "subject__owner", "threat_class", "queue", "campaign")
+    access_log_case_read(user=user, case=case, via="ui")
     reviewer = reviewer_for(user)
     now = timezone.now()
 
@@ -79,6 +81,7 @@ def case_detail(request, case_id):
             "signals_more": max(case.signal_count - len(signals), 0),
             "events": events,
             "linked": linked,
+            "record": account_record(user=user, case=case, now=now),
             "version": version,
             "ladder": ladder,
             "decisions": decisions,

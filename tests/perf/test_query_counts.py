@@ -206,7 +206,7 @@ BOUNDS = {
     "UI queue page": 9,
     "UI campaign page": 9,
     "UI source page": 6,
-    "UI case page": 16,
+    "UI case page": 18,  # the account's prior decisions and active strikes: two queries
     "UI appeals queue": 9,
     "UI appeal page": 12,
 }

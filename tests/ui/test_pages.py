@@ -190,7 +190,7 @@ def test_case_page_shows_evidence_blurred_policy_ladder_and_priority(login, mode
     other = CaseFactory(kind="harassment", subject=owner)
     _signals(case, 3)
     c = login(moderator)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(18):
         page = c.get(f"/cases/{case.pk}/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -225,7 +225,7 @@ def test_case_page_query_count_is_constant(login, moderator, django_assert_max_n
     for _ in range(5):
         CaseFactory(kind="harassment", subject=SubjectFactory(kind="content", owner=case.subject))
     c = login(moderator)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(18):
         assert c.get(f"/cases/{case.pk}/").status_code == 200
 
 

@@ -22,6 +22,16 @@
     if (form.requestSubmit) form.requestSubmit(); else form.submit();
   }
 
+  // A reveal is recorded in the access log: the media box names where to post it (data-reveal-url).
+  function recordReveal(box, items) {
+    var url = box && box.dataset.revealUrl;
+    if (!url) return;
+    var headers = { "Content-Type": "application/x-www-form-urlencoded" };
+    try { Object.assign(headers, JSON.parse(document.body.getAttribute("hx-headers") || "{}")); } catch (err) { /* no token */ }
+    var body = "items=" + encodeURIComponent(items) + "&page=" + encodeURIComponent(box.dataset.revealPage || "");
+    fetch(url, { method: "POST", headers: headers, body: body, credentials: "same-origin" });
+  }
+
   function revealAll() {
     var box = document.querySelector("[data-media]");
     if (!box) return;
@@ -31,6 +41,7 @@
       b.classList.toggle("revealed", on);
       b.setAttribute("aria-pressed", on ? "true" : "false");
     });
+    if (on) recordReveal(box, "all");
   }
 
   document.addEventListener("click", function (e) {
@@ -40,7 +51,18 @@
     var on = !ev.classList.contains("revealed");
     ev.classList.toggle("revealed", on);
     ev.setAttribute("aria-pressed", on ? "true" : "false");
+    if (on) recordReveal(ev.closest("[data-media]"), "1");
   });
+
+  // Search results: j/k (or the arrow keys) move between the results' links.
+  function moveResult(step) {
+    var links = Array.prototype.slice.call(document.querySelectorAll("[data-result]"));
+    if (!links.length) return false;
+    var at = links.indexOf(document.activeElement);
+    var next = at === -1 ? (step > 0 ? 0 : links.length - 1) : Math.min(Math.max(at + step, 0), links.length - 1);
+    links[next].focus();
+    return true;
+  }
 
   document.addEventListener("keydown", function (e) {
     var el = document.activeElement;
@@ -59,6 +81,8 @@
       return;
     }
     if (key === "v") { revealAll(); e.preventDefault(); return; }
+    if ((key === "j" || key === "ArrowDown") && moveResult(1)) { e.preventDefault(); return; }
+    if ((key === "k" || key === "ArrowUp") && moveResult(-1)) { e.preventDefault(); return; }
 
     var radio = document.querySelector('[data-action-key="' + CSS.escape(key) + '"]');
     if (radio) {
