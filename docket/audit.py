@@ -7,7 +7,6 @@ type and id (``case``/``42``, ``subject``/``account:u-1``, ``appeal``/``7``).
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.utils import timezone
 
 from .models import AccessLog
@@ -19,7 +18,6 @@ def _username(user) -> str:
     return user.get_username()
 
 
-@transaction.atomic
 def access_log_add(
     *,
     user,
@@ -42,11 +40,10 @@ def access_log_add(
     )[0]
 
 
-@transaction.atomic
 def access_log_add_many(
     *, user, action: str, objects, kind: str = AccessLog.Kind.ACCESS, detail: dict | None = None, at=None
 ) -> list[AccessLog]:
-    """One row per ``(object_type, object_id, threat_class)`` of ``objects``, in one INSERT."""
+    """One row per ``(object_type, object_id, threat_class)`` of ``objects``, in one INSERT (atomic by itself)."""
     at = at or timezone.now()
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     rows = [

@@ -126,6 +126,7 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
         sources.append(
             """(SELECT DISTINCT g.subject_id FROM casework_signal g
                  WHERE g.reporter_id = (SELECT r.id FROM casework_reporter r WHERE r.external_id = %(q)s)
+                   AND g.threat_class_id = ANY(%(visible)s)
                  LIMIT %(cap)s)"""
         )
         if query.q.isdigit() and len(query.q) < 19:

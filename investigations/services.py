@@ -1,13 +1,10 @@
 """Investigation writes: a read of a subject's history is recorded in the access log."""
 
-from django.db import transaction
-
 from docket.audit import access_log_add_many
 
 from .selectors import SubjectHistory, subject_history
 
 
-@transaction.atomic
 def subject_history_read(*, user, kind: str, external_id: str, hops: int = 1, via: str) -> SubjectHistory:
     """The subject's history for ``user`` (404 as ``subject_history``), logged as a view.
 

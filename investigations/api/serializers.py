@@ -64,7 +64,7 @@ class SubjectStrikeSerializer(serializers.Serializer):
     active = serializers.BooleanField()
 
 
-class LinkSerializer(serializers.Serializer):
+class SharedValueSerializer(serializers.Serializer):
     kind = serializers.CharField()
     value = serializers.CharField()
 
@@ -72,7 +72,7 @@ class LinkSerializer(serializers.Serializer):
 class LinkedSubjectSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Subject.Kind.choices)
     external_id = serializers.CharField()
-    via = LinkSerializer(many=True, help_text="The attribute values shared within the campaign window.")
+    via = SharedValueSerializer(many=True, help_text="The attribute values shared within the campaign window.")
     hop = serializers.IntegerField(help_text="1: shares a value with the subject; 2: with a hop-1 subject.")
 
 

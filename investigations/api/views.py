@@ -38,6 +38,7 @@ class SubjectSearch(APIView):
     permission_classes = [Staff]
 
     @extend_schema(
+        operation_id="subjects_search",
         summary="Search subjects",
         parameters=[
             SubjectSearchQuerySerializer,
@@ -80,6 +81,7 @@ class SubjectDetail(APIView):
     permission_classes = [Staff]
 
     @extend_schema(
+        operation_id="subjects_history",
         summary="One subject's history",
         parameters=[
             OpenApiParameter("hops", int, enum=[1, 2], description="2: also the subjects linked to linked ones."),

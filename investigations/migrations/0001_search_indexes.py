@@ -14,7 +14,7 @@ INDEXES = [
     # Any attribute key by value (the (kind, value) index needs the key).
     ("subjectattr_value_idx", "casework_subjectattribute (value)"),
     # The subjects a reporter reported.
-    ("signal_reporter_idx", "casework_signal (reporter_id, subject_id) WHERE reporter_id IS NOT NULL"),
+    ("signal_reporter_idx", "casework_signal (reporter_id, subject_id, threat_class_id) WHERE reporter_id IS NOT NULL"),
 ]
 
 

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from appeals.models import Appeal
-from casework.models import Campaign
+from casework.models import Campaign, SubjectAttribute
 from casework.services import case_note_add
 from policies.models import RelabelItem
 from policies.services import threshold_change_propose
@@ -65,6 +65,11 @@ class World:
         self.focus = CaseFactory(kind="spam", priority=10_000.0)  # the case every detail page shows
         self.held = None
         self.grown = 0
+        self.reporter_id = "perf-reporter"  # reports a subject of each class every time the world grows
+        self.shared_reporter = ReporterFactory(external_id=self.reporter_id)
+        SubjectAttribute.objects.create(
+            subject=self.focus.subject, kind="device", value="perf-device", seen_at=timezone.now()
+        )
 
     def grow(self, n):
         now = timezone.now()
@@ -77,6 +82,13 @@ class World:
                 case = CaseFactory(kind=kind, subject=subject, priority=float(k), campaign=self.campaign)
                 SignalFactory(
                     subject=subject, threat_class=case.threat_class, disposition="queued", case=case, reporter=reporter
+                )
+                SignalFactory(subject=subject, threat_class=case.threat_class, reporter=self.shared_reporter)
+                # Linked to the focus subject (one hop) and, through a second value, to others (two hops).
+                SubjectAttribute.objects.create(subject=subject, kind="device", value="perf-device", seen_at=now)
+                SubjectAttribute.objects.create(subject=subject, kind="payment", value=f"perf-pay-{k}", seen_at=now)
+                SubjectAttribute.objects.create(
+                    subject=SubjectFactory(), kind="payment", value=f"perf-pay-{k}", seen_at=now
                 )
             SignalFactory(
                 subject=self.focus.subject, threat_class=self.focus.threat_class, disposition="queued", case=self.focus
@@ -143,6 +155,11 @@ class World:
             ("API threshold changes", self.admin, "/api/v1/threshold-changes/"),
             ("API relabels", self.senior, "/api/v1/relabels/"),
             ("API metrics", self.senior, "/api/v1/metrics/"),
+            ("API policies", self.senior, "/api/v1/policies/"),
+            ("API subject search", self.senior, "/api/v1/subjects/?q=u-"),
+            ("API subject search by reporter", self.senior, f"/api/v1/subjects/?q={self.reporter_id}"),
+            ("API subject", self.senior, f"/api/v1/subjects/account/{self.focus.subject.external_id}/?hops=2"),
+            ("API access log", self.admin, "/api/v1/access-log/"),
             ("UI home", self.moderator, "/"),
             ("UI dashboard", self.senior, "/dashboard/"),
             ("UI escalations", self.senior, "/escalations/"),
@@ -152,6 +169,8 @@ class World:
             ("UI case page", self.moderator, f"/cases/{focus}/"),
             ("UI appeals queue", self.appeals, "/appeals/"),
             ("UI appeal page", self.appeals, f"/appeals/{appeal.pk}/"),
+            ("UI search", self.senior, "/search/?q=u-"),
+            ("UI subject page", self.senior, f"/subjects/account/{self.focus.subject.external_id}/?hops=2"),
         ]
 
 
@@ -186,7 +205,7 @@ BOUNDS = {
     "API cases assigned_to": 9,
     "API case detail": 8,
     "API case events": 8,
-    "API case export": 11,
+    "API case export": 12,  # + the access-log row
     "API sources": 4,
     "API campaigns": 6,
     "API campaign detail": 5,
@@ -195,11 +214,16 @@ BOUNDS = {
     "API decision": 4,
     "API statement of reasons": 5,
     "API appeals": 5,
-    "API appeal detail": 4,
+    "API appeal detail": 5,  # + the access-log row
     "API thresholds": 3,
     "API threshold changes": 4,
     "API relabels": 5,
     "API metrics": 24,  # a cache miss: the snapshot's aggregates (one scan per table)
+    "API policies": 6,
+    "API subject search": 5,
+    "API subject search by reporter": 5,
+    "API subject": 14,
+    "API access log": 4,
     "UI home": 13,
     "UI dashboard": 28,  # sources and their open incidents read live, not from the cached snapshot
     "UI escalations": 5,
@@ -208,7 +232,9 @@ BOUNDS = {
     "UI source page": 6,
     "UI case page": 18,  # the account's prior decisions and active strikes: two queries
     "UI appeals queue": 9,
-    "UI appeal page": 12,
+    "UI appeal page": 13,  # + the access-log row
+    "UI search": 6,
+    "UI subject page": 15,
 }
 
 

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.test import Client, RequestFactory
 from django.urls import URLResolver, get_resolver, resolve
 
+from casework.models import Subject
 from docket.security import login_attempt_key
 
 from .conftest import ROLES, api_client, changed_tables, db_state, rule_of, ui_client, violation_of
@@ -191,6 +192,10 @@ MATRIX = [
     api("get", "/api/v1/policies/", 401, 200, 200, 200, 200, 200, 200),
     api("get", "/api/v1/policies/spam/", 401, 200, 200, 200, 200, 200, 200),
     api("get", "/api/v1/policies/csam/", 401, 404, 404, 200, 200, 404, 404),
+    # --- investigations ---------------------------------------------------------------------------------------
+    api("get", "/api/v1/subjects/?q=u-matrix", *STAFF_READ),
+    api("get", "/api/v1/subjects/account/u-matrix-spam/", *STAFF_READ),
+    api("get", "/api/v1/subjects/account/u-matrix-csam/", *CLEARED_READ),
     # --- appeals ----------------------------------------------------------------------------------------------
     api("get", "/api/v1/appeals/", *APPEALS_ONLY),
     api(
@@ -288,6 +293,11 @@ MATRIX = [
         body=_bulk("cib", "cib_open"),
     ),  # fmt: skip
     ui("get", "/cases/{spam_open}/", *UI_STAFF),
+    ui("get", "/search/?q=u-matrix", *UI_STAFF),
+    ui("get", "/subjects/account/u-matrix-spam/", *UI_STAFF),
+    ui("get", "/subjects/account/u-matrix-csam/", *UI_CLEARED),
+    ui("post", "/cases/{spam_open}/reveal/", "login", 403, 204, 204, 204, 204, 204),
+    ui("post", "/cases/{csam_open}/reveal/", "login", 403, 404, 204, 204, 404, 404),
     ui("get", "/cases/{csam_open}/", *UI_CLEARED),
     ui(
         "post",
@@ -368,7 +378,7 @@ def url_routes():
 
 
 def test_every_url_pattern_has_a_matrix_entry():
-    covered = {_bare(resolve(probe.url.format_map(_AnyId())).route) for probe in MATRIX}
+    covered = {_bare(resolve(probe.url.format_map(_AnyId()).split("?")[0]).route) for probe in MATRIX}
     assert {_bare(r) for r in url_routes()} - covered == set()
 
 
@@ -406,6 +416,9 @@ def matrix_world(world):
     assert world.ap_held.pk == world.ap_spam.pk
     # ... and one more waits, so a claim has something to hand out.
     appeal_file(decision_id=world.d_spam.pk, appellant="u-other", statement="mine too", actor=world.cast["platform"])
+    # Subjects the investigation probes name by external id.
+    for case, external_id in ((world.spam_open, "u-matrix-spam"), (world.csam_open, "u-matrix-csam")):
+        Subject.objects.filter(pk=case.subject_id).update(external_id=external_id)
     return world
 
 

@@ -66,6 +66,12 @@ def _reads(world):
         f"/api/v1/campaigns/{world.camp_spam.pk}/",
         "/api/v1/quality-reviews/",
         "/api/v1/relabels/",
+        f"/api/v1/subjects/?q={subject}",
+        "/api/v1/subjects/?q=u-",
+        "/api/v1/subjects/?q=u-hidden",
+        "/api/v1/subjects/?q=u-rep-0",  # the reporter of the restricted signals
+        f"/api/v1/subjects/account/{subject}/",
+        f"/api/v1/subjects/account/{subject}/?hops=2",
     ]
     reads = [(who, url) for who in ("moderator", "policy_admin", "uncleared_senior") for url in cases]
     reads += [("uncleared_appeals", url) for url in ("/api/v1/appeals/", "/api/v1/appeals/?status=received")]
@@ -166,6 +172,11 @@ def test_a_restricted_id_answers_exactly_like_an_id_that_does_not_exist(uncleare
             missing = method(template.format(MISSING), body, format="json")
             if (hidden.status_code, hidden.json()) != (missing.status_code, missing.json()):
                 different.append(f"{who} {template.format(pk)}: {hidden.status_code} {hidden.json()}")
+        for external_id in ("u-hidden-1", "u-hidden-net-0"):
+            hidden = client.get(f"/api/v1/subjects/account/{external_id}/")
+            missing = client.get("/api/v1/subjects/account/u-never-seen/")
+            if (hidden.status_code, hidden.json()) != (missing.status_code, missing.json()):
+                different.append(f"{who} subject {external_id}: {hidden.status_code} {hidden.json()}")
     assert different == []
 
 
@@ -186,6 +197,9 @@ def test_no_ui_page_names_a_restricted_case_subject_or_class(uncleared):
             "/queues/legal/",
             f"/cases/{world.spam_open.pk}/",  # its subject also has csam and cib cases now
             f"/campaigns/{world.camp_spam.pk}/",
+            "/search/?q=u-",
+            "/search/?q=u-hidden",
+            f"/subjects/account/{world.spam_open.subject.external_id}/?hops=2",
         ],
         "uncleared_senior": ["/", "/dashboard/", "/escalations/", "/queues/escalations/", "/queues/legal/"],
         "uncleared_appeals": ["/appeals/"],
@@ -198,6 +212,9 @@ def test_no_ui_page_names_a_restricted_case_subject_or_class(uncleared):
             assert response.status_code == 200, (who, url)
             html = response.content.decode()
             leaks += [f"{who} {url}: {tell.pattern}" for tell in tells if tell.search(html)]
+        hidden, missing = client.get("/subjects/account/u-hidden-1/"), client.get("/subjects/account/u-never-seen/")
+        if hidden.status_code != missing.status_code:
+            leaks.append(f"{who} subject page u-hidden-1: {hidden.status_code} vs {missing.status_code}")
         for pk in [new[0].pk, world.camp_cib.pk]:
             for template in ("/cases/{}/", "/campaigns/{}/"):
                 hidden, missing = client.get(template.format(pk)), client.get(template.format(MISSING))
