@@ -49,7 +49,7 @@ def test_subject_page_shows_history_linked_and_second_hop(inv):
     assert "carol-1" in client.get("/subjects/account/alice-1/?hops=2").content.decode()
     assert client.get("/subjects/account/hidden-1/").status_code == 404
     assert login(inv.senior).get("/subjects/account/hidden-1/").status_code == 200
-    assert AccessLog.objects.filter(object_type="subject", detail__via="ui").count() == 3
+    assert AccessLog.objects.filter(kind="access", object_type="subject", detail__via="ui").count() == 3
 
 
 def test_case_page_links_the_subject_page_with_prior_decisions_and_strikes(inv):
@@ -65,11 +65,15 @@ def test_case_page_links_the_subject_page_with_prior_decisions_and_strikes(inv):
 def test_restricted_case_page_and_reveal_are_logged(inv):
     senior = login(inv.senior)
     assert senior.get(f"/cases/{inv.alice.pk}/").status_code == 200  # unrestricted: not logged
-    assert not AccessLog.objects.exists()
+    assert not AccessLog.objects.filter(kind="access").exists()
     page = senior.get(f"/cases/{inv.hidden.pk}/").content.decode()
     assert f'data-reveal-url="/cases/{inv.hidden.pk}/reveal/"' in page
     assert senior.post(f"/cases/{inv.hidden.pk}/reveal/", {"items": "all", "page": "case"}).status_code == 204
-    rows = list(AccessLog.objects.order_by("id").values_list("username", "action", "object_id", "threat_class"))
+    rows = list(
+        AccessLog.objects.filter(kind="access")
+        .order_by("id")
+        .values_list("username", "action", "object_id", "threat_class")
+    )
     assert rows == [
         ("inv-senior", "view", str(inv.hidden.pk), "csam"),
         ("inv-senior", "reveal", str(inv.hidden.pk), "csam"),
@@ -77,7 +81,7 @@ def test_restricted_case_page_and_reveal_are_logged(inv):
     moderator = login(inv.moderator)
     assert moderator.post(f"/cases/{inv.hidden.pk}/reveal/").status_code == 404
     assert moderator.get(f"/cases/{inv.hidden.pk}/reveal/").status_code == 405
-    assert AccessLog.objects.count() == 2
+    assert AccessLog.objects.filter(kind="access").count() == 2
 
 
 def test_exports_and_appeal_reads_are_logged(inv, api_for, make_user):
@@ -91,7 +95,11 @@ def test_exports_and_appeal_reads_are_logged(inv, api_for, make_user):
     assert login(appeals_user).get(f"/appeals/{appeal.pk}/").status_code == 200
     assert api_for(inv.senior).get(f"/api/v1/cases/{inv.hidden.pk}/").status_code == 200
     assert api_for(inv.senior).get(f"/api/v1/cases/{inv.alice.pk}/").status_code == 200  # unrestricted: not logged
-    rows = list(AccessLog.objects.order_by("id").values_list("username", "action", "object_type", "object_id"))
+    rows = list(
+        AccessLog.objects.filter(kind="access")
+        .order_by("id")
+        .values_list("username", "action", "object_type", "object_id")
+    )
     assert rows == [
         ("inv-senior", "export", "case", str(inv.alice.pk)),
         ("inv-appeals", "view", "appeal", str(appeal.pk)),
