@@ -23,9 +23,8 @@ from django.utils import timezone
 
 from appeals.models import Appeal
 from casework.models import Campaign, Case, Subject, SubjectAttribute
-from casework.selectors import clearances_of
 from docket.errors import DocketError, not_found
-from policies.selectors import threat_classes_visible
+from policies.models import ThreatClass
 from reviews.models import Decision, Strike
 
 # Candidates read per source (external id prefix, attribute value, reporter, case id): the count of
@@ -41,7 +40,7 @@ ACTIVE = list(Case.ACTIVE_STATUSES)
 
 def visible_class_ids(user) -> list[int]:
     """Ids of the threat classes ``user`` may see (one query)."""
-    return sorted(threat_classes_visible(clearances_of(user)).values_list("id", flat=True))
+    return sorted(ThreatClass.objects.visible_to(user).values_list("id", flat=True))
 
 
 # A subject exists for the reader when it has a case they may see, or when nothing of it (no case,

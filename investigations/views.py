@@ -9,6 +9,7 @@ from casework.models import Case
 from docket import roles
 from docket.audit import access_log_add
 from docket.errors import DocketError
+from docket.visibility import visible_or_404
 
 from . import selectors
 from .services import subject_history_read
@@ -90,9 +91,7 @@ def subject_page(request, kind, external_id):
 @staff_required
 def media_reveal(request, case_id):
     """The UI revealed a case's blurred media: one access-log row (204). A hidden case is a 404."""
-    case = Case.objects.visible_to(request.user).select_related("threat_class").filter(pk=case_id).first()
-    if case is None:
-        raise Http404("No such case.")
+    case = visible_or_404(Case.objects.select_related("threat_class"), request.user, pk=case_id)
     access_log_add(
         user=request.user,
         action="reveal",

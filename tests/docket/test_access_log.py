@@ -93,3 +93,17 @@ def test_admin_lists_read_only(policy_admin, client):
     row = AccessLog.objects.get(kind="access")
     assert client.get(f"/admin/docket/accesslog/{row.pk}/delete/").status_code == 403
     assert client.get("/admin/docket/accesslog/add/").status_code == 403
+
+
+def test_retention_keeps_the_log_of_the_cases_it_purges(moderator):
+    """Purging a case's personal data leaves the log of who saw it: the log lasts as long as the cases."""
+    from casework.models import Case
+    from casework.retention import cases_purge_personal_data
+    from tests.casework.test_retention import closed_case
+
+    case = closed_case(reviewer=moderator.reviewer)
+    access_log_add(user=moderator, action="export", object_type="case", object_id=case.pk, threat_class="spam")
+    assert cases_purge_personal_data() == 1
+    assert Case.objects.get(pk=case.pk).personal_data_purged_at is not None
+    row = AccessLog.objects.get(kind="access", object_id=str(case.pk))
+    assert (row.username, row.action, row.threat_class) == ("mod", "export", "spam")
