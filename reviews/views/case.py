@@ -3,12 +3,13 @@
 from datetime import timedelta
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from casework.priority import priority_shown
+from casework.priority import FACTORS, priority_explain, priority_shown
 from casework.selectors import recommended_action
 from casework.services import ESCALATION_QUEUES, case_note_add
 from docket import roles
@@ -31,6 +32,15 @@ LINKED_SHOWN = 20
 @require_GET
 @staff_required
 def case_detail(request, case_id):
+    return _case_page(request, case_id)
+
+
+def _case_page(request, case_id, *, forms=None, status=200):
+    """The case page; ``forms`` replaces the decision, note or escalation form with a bound, refused one.
+
+    A refused form is shown again with everything the user entered and the
+    reason beside its field, never a redirect to a fresh form.
+    """
     user = request.user
     case = visible_case(user, case_id, "subject__owner", "threat_class", "queue", "campaign")
     access_log_case_read(user=user, case=case, via="ui")
@@ -93,13 +103,32 @@ def case_detail(request, case_id):
             "velocity_chart": sparkline(hourly, now),
             "sla_left": duration((case.sla_due_at - now).total_seconds()) if case.sla_due_at > now else None,
             "sla_overdue": duration((now - case.sla_due_at).total_seconds()) if case.sla_due_at <= now else None,
+            "why": priority_explain(shown_breakdown),
             "decision_form": DecisionForm(initial={"action": ""}),
             "note_form": NoteForm(),
             "escalate_form": EscalateForm(),
             "escalation_queues": ESCALATION_QUEUES,
             "is_senior": roles.has(user, roles.SENIOR),
+            **(forms or {}),
         },
+        status=status,
     )
+
+
+def _refused_on_form(request, form, error):
+    """A service refusal put beside the field it concerns (its ``errors``, or the action for a ladder refusal)."""
+    if error.status == 404:
+        raise Http404(error.detail)
+    messages.error(request, error.detail)
+    fields = (error.errors or {}).keys() & form.fields.keys()
+    for field in fields:
+        for problem in error.errors[field]:
+            form.add_error(field, problem)
+    if error.code == "action_not_allowed" and "action" in form.fields:
+        form.add_error("action", error.detail)
+    elif not fields:
+        form.add_error(None, error.detail)
+    return form
 
 
 def _attributes(raw):
@@ -115,9 +144,9 @@ def _breakdown(raw):
     rows = []
     for key, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
-            rows.append({"factor": key.replace("_", " "), "value": value, "width": 0, "text": True})
+            rows.append({**_factor(key), "value": value, "width": 0, "text": True})
             continue
-        rows.append({"factor": key.replace("_", " "), "value": value, "width": 0, "text": False})
+        rows.append({**_factor(key), "value": value, "width": 0, "text": False})
     numeric = [abs(r["value"]) for r in rows if not r["text"]]
     top = max(numeric, default=0) or 1
     for r in rows:
@@ -125,6 +154,11 @@ def _breakdown(raw):
             r["width"] = round(100 * abs(r["value"]) / top)
     rows.sort(key=lambda r: (r["text"], -abs(r["value"]) if not r["text"] else 0))
     return rows
+
+
+def _factor(key):
+    label, meaning = FACTORS.get(key, (key.replace("_", " "), ""))
+    return {"factor": label, "meaning": meaning}
 
 
 def _event_summary(event):
@@ -160,7 +194,7 @@ def case_decide(request, case_id):
     form = DecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The decision was not recorded. " + form_errors(form))
-        return redirect("case-detail", case_id=case.pk)
+        return _case_page(request, case.pk, forms={"decision_form": form}, status=400)
     data = form.cleaned_data
     try:
         decision_make(
@@ -172,8 +206,8 @@ def case_decide(request, case_id):
             duration_days=data["duration_days"],
         )
     except DocketError as e:
-        refused(request, e)
-        return redirect("case-detail", case_id=case.pk)
+        _refused_on_form(request, form, e)
+        return _case_page(request, case.pk, forms={"decision_form": form}, status=e.status)
     messages.success(request, f"Case {case.pk} decided: {ACTION_LABELS[data['action']]}.")
     return claim_next(request, case.queue.slug)
 
@@ -185,7 +219,7 @@ def case_escalate_view(request, case_id):
     form = EscalateForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The case was not escalated. " + form_errors(form))
-        return redirect("case-detail", case_id=case.pk)
+        return _case_page(request, case.pk, forms={"escalate_form": form}, status=400)
     try:
         case_escalate(
             case_id=case.pk,
@@ -194,8 +228,8 @@ def case_escalate_view(request, case_id):
             reason=form.cleaned_data["reason"],
         )
     except DocketError as e:
-        refused(request, e)
-        return redirect("case-detail", case_id=case.pk)
+        _refused_on_form(request, form, e)
+        return _case_page(request, case.pk, forms={"escalate_form": form}, status=e.status)
     messages.success(request, f"Case {case.pk} escalated to {form.cleaned_data['queue']}.")
     if case.queue.slug in ESCALATION_QUEUES:
         return redirect("escalations")
@@ -209,12 +243,12 @@ def case_note(request, case_id):
     form = NoteForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The note was not added. " + form_errors(form))
-        return redirect("case-detail", case_id=case.pk)
+        return _case_page(request, case.pk, forms={"note_form": form}, status=400)
     try:
         case_note_add(case_id=case.pk, actor=request.user, text=form.cleaned_data["text"])
     except DocketError as e:
-        refused(request, e)
-        return redirect("case-detail", case_id=case.pk)
+        _refused_on_form(request, form, e)
+        return _case_page(request, case.pk, forms={"note_form": form}, status=e.status)
     messages.success(request, "Note added to the timeline.")
     return redirect(reverse("case-detail", kwargs={"case_id": case.pk}) + "#timeline")
 
