@@ -122,7 +122,7 @@ def appeal_claim(*, reviewer, at=None) -> Appeal | None:
     at = at or timezone.now()
     _appeals_reviewer(reviewer)
     # Serialises this reviewer's own claims so capacity holds under double clicks.
-    me = Reviewer.objects.select_for_update().select_related("user").get(pk=reviewer.pk)
+    me = Reviewer.objects.select_for_update(of=("self",)).select_related("user").get(pk=reviewer.pk)
     load = ReviewerLoad(
         username=me.user.get_username(),
         on_shift=me.on_shift,
