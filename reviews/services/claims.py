@@ -45,7 +45,8 @@ from .eligibility import Clearance, ReviewerLoad, eligibility_check
 # eligibility rule needs, the pick (escalated cases first, then open ones by priority,
 # over the partial claim index, SKIP LOCKED; a status only when the transition table lets
 # it become in_review), the assignment, the move to in_review and the "claimed" event.
-# The open pick only runs when the escalated one finds nothing (Append + LIMIT). A refusal
+# The open pick only runs when the escalated one finds nothing (Append + LIMIT). The two picks are
+# deliberate planner twins: one literal status each, so each walks its own partial index. A refusal
 # found from the counts rolls the writes back (they are rare; the claim is one round trip).
 _CLAIM_SQL = f"""
 WITH counts AS (

@@ -17,7 +17,7 @@ from reviews.models import Queue
 from reviews.selectors import campaign_members
 from reviews.services import active_version_for, campaign_decide, decision_make
 
-from .common import ACTION_LABELS, cases_for, staff_required, with_shown_priority
+from .common import ACTION_LABELS, cases_for, decision_fields, staff_required, with_shown_priority
 
 QUEUE_LIST_SHOWN = 100
 
@@ -69,11 +69,8 @@ def _bulk_decide(request, cases_qs):
             decision_make(
                 case_id=case.pk,
                 reviewer=request.user,
-                action=data["action"],
-                rule=data["rule"],
-                rationale=data["rationale"],
-                duration_days=data["duration_days"],
                 on_behalf_of_senior=True,
+                **decision_fields(data),
             )
         except DocketError as e:
             refused.append(f"case {case.pk}: {e.detail}")
@@ -114,11 +111,8 @@ def campaign_bulk(request, campaign_id):
         decisions = campaign_decide(
             campaign_id=campaign.pk,
             actor=request.user,
-            action=data["action"],
-            rule=data["rule"],
-            rationale=data["rationale"],
-            duration_days=data["duration_days"],
             case_ids=[c.pk for c in data["cases"]],
+            **decision_fields(data),
         )
     except DocketError as e:
         if e.status == 404:

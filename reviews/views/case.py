@@ -20,7 +20,16 @@ from reviews.selectors import account_record, case_signals_by_hour, cases_linked
 from reviews.services import active_version_for, case_assign, case_escalate, decision_make
 
 from .charts import sparkline
-from .common import ACTION_LABELS, claim_next, duration, refused, reviewer_for, staff_required, visible_case
+from .common import (
+    ACTION_LABELS,
+    claim_next,
+    decision_fields,
+    duration,
+    refused,
+    reviewer_for,
+    staff_required,
+    visible_case,
+)
 
 # --- the case page ----------------------------------------------------------------------
 
@@ -200,10 +209,7 @@ def case_decide(request, case_id):
         decision_make(
             case_id=case.pk,
             reviewer=request.user,
-            action=data["action"],
-            rule=data["rule"],
-            rationale=data["rationale"],
-            duration_days=data["duration_days"],
+            **decision_fields(data),
         )
     except DocketError as e:
         _refused_on_form(request, form, e)

@@ -83,3 +83,8 @@ def with_shown_priority(cases):
     for case in cases:
         case.shown_priority = priority_shown(case, now)[0]
     return cases
+
+
+def decision_fields(cleaned):
+    """What a decision form hands the decision services: action, rule, rationale, duration."""
+    return {name: cleaned[name] for name in ("action", "rule", "rationale", "duration_days")}
