@@ -278,7 +278,10 @@ class Case(models.Model):
                 name="case_open_queue_rank_idx",
                 condition=Q(status="open"),
             ),
-            models.Index(F("rank_tier").desc(), F("rank").desc(), "id", name="case_rank_idx"),
+            # Lists across queues, highest first (casework.priority.BY_RANK_ALL). On negated columns, so a
+            # claim (one queue, ordered by the plain columns) cannot pick it: PostgreSQL would walk it past
+            # every other queue's restricted and breached cases before the first of the queue's own.
+            models.Index(F("rank_tier") * -1, F("rank") * -1, "id", name="case_rank_idx"),
             # A queue's page and the case list by queue: its waiting and held cases by rank, without
             # walking the higher-ranked cases of every other queue (bench/pages.py shows the plan).
             models.Index(

@@ -43,6 +43,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .models import Case, Reporter
@@ -72,7 +73,12 @@ BUDGET_SECONDS = 20.0
 
 TIER_BREACHED = 1
 TIER_RESTRICTED = 2
-BY_RANK = ("-rank_tier", "-rank", "id")  # the queue order, highest first (order_by(*BY_RANK))
+# The queue order, highest first: order_by(*BY_RANK) within one queue (its own partial index);
+# order_by(*BY_RANK_ALL) across queues (the same order over case_rank_idx, an index on the negated
+# columns that a one-queue claim never mistakes for its own). BY_RANK_ALL_REVERSED: lowest first.
+BY_RANK = ("-rank_tier", "-rank", "id")
+BY_RANK_ALL = ((F("rank_tier") * -1).asc(), (F("rank") * -1).asc(), F("id").asc())
+BY_RANK_ALL_REVERSED = ((F("rank_tier") * -1).desc(), (F("rank") * -1).desc(), F("id").desc())
 
 _ACTIVE = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
 _DOUBLING_SECONDS = AGING_DOUBLING.total_seconds()

@@ -8,7 +8,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from casework.models import Case, CaseEvent
-from casework.priority import BY_RANK
+from casework.priority import BY_RANK, BY_RANK_ALL
 from casework.services import ESCALATION_QUEUES
 from docket import roles
 from docket.visibility import restrict
@@ -241,7 +241,7 @@ def campaign_members(user, campaign):
         .filter(campaign=campaign)
         .select_related("threat_class", "subject", "queue")
         .annotate(holder=Subquery(_holder()))
-        .order_by(*BY_RANK)
+        .order_by(*BY_RANK_ALL)
     )
 
 

@@ -5,7 +5,7 @@ from django.db.models import BooleanField, Subquery
 from django.db.models.expressions import RawSQL
 
 from casework.models import Case
-from casework.priority import BY_RANK, priority_sql
+from casework.priority import BY_RANK, BY_RANK_ALL, BY_RANK_ALL_REVERSED, priority_sql
 from policies.models import ThreatClass
 
 
@@ -48,17 +48,19 @@ class CaseFilter(django_filters.FilterSet):
     def qs(self):
         queryset = super().qs
         ordering = self.form.cleaned_data.get("ordering") if self.form.is_valid() else None
+        one_queue = bool(self.form.is_valid() and self.form.cleaned_data.get("queue"))
         if not ordering:
-            queryset = queryset.order_by(*BY_RANK)
-        else:
-            # Priority orders by rank (casework.priority: the same order, indexed, not moving with time);
-            # a stable tie-break keeps pages from overlapping.
-            fields = []
-            for field in queryset.query.order_by:
-                if field.lstrip("-") == "priority":
-                    sign = "-" if field.startswith("-") else ""
-                    fields += [f"{sign}rank_tier", f"{sign}rank"]
-                else:
-                    fields.append(field)
-            queryset = queryset.order_by(*fields, "id")
+            return queryset.order_by(*(BY_RANK if one_queue else BY_RANK_ALL))
+        # Priority orders by rank (casework.priority: the same order, indexed, not moving with time): within one
+        # queue on its own index, across queues on the global one; a stable tie-break keeps pages apart.
+        fields = []
+        for field in queryset.query.order_by:
+            if field == "-priority":
+                fields += BY_RANK[:2] if one_queue else BY_RANK_ALL[:2]
+            elif field == "priority":
+                fields += ["rank_tier", "rank"] if one_queue else BY_RANK_ALL_REVERSED[:2]
+            else:
+                fields.append(field)
+        last = BY_RANK_ALL_REVERSED[2] if ordering == ["priority"] and not one_queue else "id"
+        queryset = queryset.order_by(*fields, last)
         return queryset

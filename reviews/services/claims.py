@@ -42,7 +42,7 @@ from .common import (
 from .eligibility import Clearance, ReviewerLoad, eligibility_check
 
 # One statement, one snapshot taken after the reviewer row is locked: the counts the
-# eligibility rule needs, the pick (escalated cases first, then open ones by priority,
+# eligibility rule needs, the pick (escalated cases first, then open ones by rank,
 # over the partial claim index, SKIP LOCKED; a status only when the transition table lets
 # it become in_review), the assignment, the move to in_review and the "claimed" event.
 # The open pick only runs when the escalated one finds nothing (Append + LIMIT). The two picks are
