@@ -1,0 +1,105 @@
+"""Moderator journeys through the web UI, for Locust: how many concurrent moderators one machine serves.
+
+    locust -f bench/locustfile.py --host http://127.0.0.1:8000 --headless -u 50 -r 5 -t 5m
+
+Against a running Docket (gunicorn, a worker and beat; ``python -m docket.run``
+or the operations guide), seeded with reviewers ``bench-r0`` ... (password
+``LOCUST_PASSWORD``, default ``bench-pass``, e.g. ``manage.py docket_user``
+or ``bench.common.reviewers``) working the spam queue, an appeals user
+``bench-appeals`` and a platform token in ``LOCUST_PLATFORM_TOKEN``:
+
+- ``Moderator``: signs in, opens the home page, claims the next case, reads
+  it, decides it, and goes on to the next, with think time between steps;
+- ``AppealsStaff``: signs in and reads the appeals queue;
+- ``Platform``: posts batches of 20 signals through the intake API.
+
+Raise ``-u`` until the p99 of the pages passes 200 ms; Locust's summary names
+the slowest pages.
+"""
+
+import itertools
+import os
+import random
+import re
+
+from locust import HttpUser, between, task
+
+PASSWORD = os.environ.get("LOCUST_PASSWORD", "bench-pass")
+MODERATORS = int(os.environ.get("LOCUST_MODERATORS", "64"))
+_numbers = itertools.count()
+_CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+_CASE = re.compile(r"/cases/(\d+)/")
+
+
+def _sign_in(user, username):
+    page = user.client.get("/login/", name="sign-in page")
+    token = _CSRF.search(page.text)
+    user.client.post(
+        "/login/",
+        data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token.group(1) if token else ""},
+        name="sign in",
+    )
+
+
+def _csrf(user):
+    return user.client.cookies.get("csrftoken", "")
+
+
+class Moderator(HttpUser):
+    weight = 8
+    wait_time = between(2, 6)  # reading a case takes a moderator seconds, not milliseconds
+
+    def on_start(self):
+        _sign_in(self, f"bench-r{next(_numbers) % MODERATORS}")
+        self.client.get("/", name="home")
+
+    @task
+    def next_case(self):
+        claimed = self.client.post(
+            "/queues/spam/claim/", data={"csrfmiddlewaretoken": _csrf(self)}, name="claim next", allow_redirects=True
+        )
+        found = _CASE.search(claimed.url or "")
+        if not found:
+            self.client.get("/", name="home")
+            return
+        case_id = found.group(1)
+        self.client.get(f"/cases/{case_id}/", name="case page")
+        self.client.post(
+            f"/cases/{case_id}/decision/",
+            data={"action": "remove", "rule": "SP-1", "rationale": "", "csrfmiddlewaretoken": _csrf(self)},
+            name="decide",
+        )
+
+
+class AppealsStaff(HttpUser):
+    weight = 1
+    wait_time = between(5, 15)
+
+    def on_start(self):
+        _sign_in(self, "bench-appeals")
+
+    @task
+    def appeals_queue(self):
+        self.client.get("/appeals/", name="appeals queue")
+
+
+class Platform(HttpUser):
+    weight = 1
+    wait_time = between(0.5, 1.5)
+
+    def on_start(self):
+        self.client.headers["Authorization"] = f"Token {os.environ.get('LOCUST_PLATFORM_TOKEN', '')}"
+
+    @task
+    def intake(self):
+        items = [
+            {
+                "source": "spam-classifier",
+                "external_id": f"locust-{random.getrandbits(62)}",
+                "threat_class": "spam",
+                "subject": {"kind": "account", "external_id": f"bench-u-{random.randint(1, 100_000)}", "reach": 10},
+                "score": 0.6,
+            }
+            for _ in range(20)
+        ]
+        self.client.post("/api/v1/signals/", json=items, name="intake (20 signals)")
