@@ -16,6 +16,7 @@ urlpatterns = [
     path("sources/<slug:slug>/quarantine/", views.source_quarantine_view, name="source-quarantine-ui"),
     path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign-detail"),
     path("campaigns/<int:campaign_id>/bulk-decision/", views.campaign_bulk, name="campaign-bulk"),
+    path("campaigns/<int:campaign_id>/dismiss/", views.campaign_dismiss_view, name="campaign-dismiss"),
     path("cases/<int:case_id>/", views.case_detail, name="case-detail"),
     path("cases/<int:case_id>/decision/", views.case_decide, name="case-decide"),
     path("cases/<int:case_id>/escalate/", views.case_escalate_view, name="case-escalate"),

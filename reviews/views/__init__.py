@@ -11,7 +11,7 @@ through ``reviews.selectors`` and the one visibility helper
 - ``escalations``: the seniors' view.
 """
 
-from .bulk import campaign_bulk, campaign_detail, queue_bulk
+from .bulk import campaign_bulk, campaign_detail, campaign_dismiss_view, queue_bulk
 from .case import case_assign_view, case_decide, case_detail, case_escalate_view, case_note
 from .dashboard import dashboard, source_confirm_view, source_detail, source_quarantine_view
 from .escalations import escalations
@@ -29,6 +29,7 @@ __all__ = [
     "assignment_renew_view",
     "assignment_skip_view",
     "campaign_bulk",
+    "campaign_dismiss_view",
     "campaign_detail",
     "case_assign_view",
     "case_decide",

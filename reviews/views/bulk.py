@@ -15,7 +15,7 @@ from policies.models import LADDER
 from reviews.forms import BulkDecisionForm, form_errors
 from reviews.models import Queue
 from reviews.selectors import campaign_members
-from reviews.services import active_version_for, campaign_decide, decision_make
+from reviews.services import active_version_for, campaign_decide, campaign_dismiss, decision_make
 
 from .common import ACTION_LABELS, cases_for, decision_fields, staff_required, with_shown_priority
 
@@ -49,7 +49,12 @@ def bulk_context(user, cases, *, action_url):
 def campaign_detail(request, campaign_id):
     campaign = visible_or_404(Campaign.objects.select_related("threat_class"), user=request.user, pk=campaign_id)
     members = campaign_members(request.user, campaign)
-    context = {"campaign": campaign, "cases": with_shown_priority(members), "now": timezone.now()}
+    context = {
+        "campaign": campaign,
+        "cases": with_shown_priority(members),
+        "now": timezone.now(),
+        "can_dismiss": campaign.status == Campaign.Status.OPEN and roles.has(request.user, roles.SENIOR),
+    }
     context.update(
         bulk_context(request.user, members, action_url=reverse("campaign-bulk", kwargs={"campaign_id": campaign.pk}))
     )
@@ -120,4 +125,23 @@ def campaign_bulk(request, campaign_id):
         messages.error(request, f"Nothing was decided. {e.detail}")
     else:
         _decided_message(request, data["action"], [d.case_id for d in decisions])
+    return redirect("campaign-detail", campaign_id=campaign.pk)
+
+
+@require_POST
+@staff_required
+def campaign_dismiss_view(request, campaign_id):
+    """A senior judges the cluster coincidental (the same service as the API); its cases stay as they are."""
+    campaign = visible_or_404(Campaign.objects.all(), request.user, pk=campaign_id)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the confirmation to dismiss the campaign; nothing was changed.")
+        return redirect("campaign-detail", campaign_id=campaign.pk)
+    try:
+        campaign_dismiss(campaign_id=campaign.pk, actor=request.user)
+    except DocketError as e:
+        if e.status == 404:
+            raise Http404(e.detail) from None
+        messages.error(request, f"The campaign was not dismissed. {e.detail}")
+    else:
+        messages.success(request, f"Campaign {campaign.pk} dismissed as coincidental; its cases stay in their queues.")
     return redirect("campaign-detail", campaign_id=campaign.pk)

@@ -52,7 +52,9 @@ def _case_page(request, case_id, *, forms=None, status=200):
     """
     user = request.user
     case = visible_case(user, case_id, "subject__owner", "threat_class", "queue", "campaign")
-    access_log_case_read(user=user, case=case, via="ui")
+    if request.method == "GET":
+        # A refused form shown again repeats the page the reviewer opened (and that read was logged).
+        access_log_case_read(user=user, case=case, via="ui")
     reviewer = reviewer_for(user)
     now = timezone.now()
 

@@ -267,6 +267,10 @@ MATRIX = [
     ui("post", "/sources/user-reports/confirm/", "login", 403, "refused", "refused", "refused", "refused", 302),
     ui("post", "/sources/user-reports/quarantine/", "login", 403, "refused", "refused", "refused", "refused", 302),
     ui("get", "/campaigns/{camp_spam}/", *UI_STAFF),
+    ui("post", "/campaigns/{camp_spam}/dismiss/", "login", 403, "refused", "refused", 302, "refused", "refused",
+       body={"confirm": "yes"}),  # fmt: skip
+    ui("post", "/campaigns/{camp_cib}/dismiss/", "login", 403, 404, "refused", 302, 404, 404,
+       body={"confirm": "yes"}),  # fmt: skip
     ui("get", "/campaigns/{camp_cib}/", *UI_CLEARED),
     ui(
         "post",

@@ -137,3 +137,17 @@ def test_campaigns_index_lists_visible_open_campaigns(signed_in, moderator):
     assert f'href="/campaigns/{cib.pk}/"' not in page  # restricted class, no clearance
     assert f'href="/campaigns/{done.pk}/"' not in page
     assert f'href="/campaigns/{done.pk}/"' in signed_in(moderator).get("/campaigns/?status=all").content.decode()
+
+
+def test_senior_dismisses_a_campaign_after_confirming(signed_in, senior, moderator):
+    campaign = Campaign.objects.create(threat_class=threat_class("spam"), size=6, detected_at=timezone.now())
+    url = f"/campaigns/{campaign.pk}/dismiss/"
+    assert "Dismiss the campaign" in signed_in(senior).get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert "Dismiss the campaign" not in signed_in(moderator).get(f"/campaigns/{campaign.pk}/").content.decode()
+    signed_in(senior).post(url, {})  # no confirmation: nothing happens
+    assert Campaign.objects.get(pk=campaign.pk).status == "open"
+    signed_in(moderator).post(url, {"confirm": "yes"})  # not a senior: refused
+    assert Campaign.objects.get(pk=campaign.pk).status == "open"
+    response = signed_in(senior).post(url, {"confirm": "yes"}, follow=True)
+    assert "dismissed as coincidental" in response.content.decode()
+    assert Campaign.objects.get(pk=campaign.pk).status == "dismissed"

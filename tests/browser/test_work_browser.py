@@ -1,0 +1,79 @@
+"""In Chromium: a refused suspension keeps its input; a senior dismisses a campaign and confirms a source."""
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from casework.management.commands.simulate import scenario_run
+from casework.models import Campaign, SignalSource
+from reviews.models import Decision
+from reviews.services import queue_claim
+from tests.factories import CaseFactory, active_version, threat_class
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+SMALL = {"width": 1280, "height": 720}
+
+
+def test_suspend_without_duration_keeps_the_input_then_succeeds(page, live_server, sign_in, screenshot, moderator):
+    page.set_viewport_size(SMALL)
+    case = CaseFactory(kind="ato", priority=1000.0)
+    assert queue_claim(reviewer=moderator, queue_slug=case.queue.slug).case_id == case.pk
+    rule = active_version("ato").rules[0]
+    sign_in(page, "mod", "pw-mod")
+    page.goto(f"{live_server.url}/cases/{case.pk}/")
+
+    form = page.locator("#decision-form")
+    form.get_by_label("Suspend").check()
+    form.get_by_label("Rule").select_option(rule["code"])
+    form.get_by_label("Rationale").fill("Logins from four countries in an hour; owner confirmed the takeover.")
+    form.get_by_role("button", name="Decide").click()
+
+    expect(page.locator("#duration-field .field-error")).to_have_text("Required for suspend.")
+    expect(form.get_by_label("Suspend")).to_be_checked()
+    expect(form.get_by_label("Rule")).to_have_value(rule["code"])
+    expect(form.get_by_label("Rationale")).to_have_value(
+        "Logins from four countries in an hour; owner confirmed the takeover."
+    )
+    assert not Decision.objects.filter(case=case).exists()
+    screenshot(page, "case-decision-refused")
+
+    form.get_by_label("Suspension (days)").fill("7")
+    form.get_by_role("button", name="Decide").click()
+    expect(page.locator(".messages")).to_contain_text(f"Case {case.pk} decided: Suspend.")
+    decision = Decision.objects.get(case=case)
+    assert (decision.action, decision.duration_days, decision.rule) == ("suspend", 7, rule["code"])
+
+
+def test_senior_dismisses_a_campaign_and_confirms_a_source(page, live_server, sign_in, screenshot, make_user):
+    page.set_viewport_size(SMALL)
+    # Confirming a source is a policy admin's call (API.md): this senior also holds that role.
+    make_user("lead", "senior,moderator,policy_admin", clearances=["csam", "cib"], password="pw-lead")
+    campaign = Campaign.objects.create(
+        threat_class=threat_class("spam"),
+        size=7,
+        detected_at=timezone.now(),
+        links=[{"kind": "device", "value": "dev-farm-1"}],
+    )
+    scenario_run("broken-classifier", count=60, seed=1)
+    held = SignalSource.objects.get(slug="spam-classifier")
+    assert held.status == "suspect"
+    sign_in(page, "lead", "pw-lead")
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Campaigns").click()
+    screenshot(page, "campaigns-index")
+    page.get_by_role("link", name=f"Campaign {campaign.pk}").click()
+    expect(page.get_by_role("heading", name="Not a campaign?")).to_be_visible()
+    screenshot(page, "campaign-dismiss")
+    page.get_by_label("The shared attributes are coincidental").check()
+    page.get_by_role("button", name="Dismiss the campaign").click()
+    expect(page.locator(".messages")).to_contain_text("dismissed as coincidental")
+    assert Campaign.objects.get(pk=campaign.pk).status == "dismissed"
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Sources").click()
+    expect(page.locator("#sources")).to_contain_text("Uncorroborated spike")
+    screenshot(page, "sources-index")
+    page.locator("#sources").get_by_role("link", name="Spam classifier").click()
+    page.get_by_role("button", name="Confirm the spike is real").click()
+    expect(page.locator("#source-status")).to_have_text("healthy")
+    assert SignalSource.objects.get(slug="spam-classifier").status == "healthy"
