@@ -8,6 +8,27 @@ from django.db import connection
 from docket.celery import app
 from docket.periodic import _JOBS, SKIPPED, beat_schedule, job_run, jobs, periodic, run_periodic_job
 
+# Every periodic job and its period in seconds, pinned: a job that stops being registered (say, its
+# tasks module is no longer imported) or changes period fails here, not silently in production.
+EXPECTED_JOBS = {
+    "policies.tasks.refresh_metrics": 60,
+    "casework.tasks.reprioritise_open_cases": 15,
+    "casework.tasks.compact_queue_tallies": 30,
+    "casework.tasks_hygiene.check_source_health": 300,
+    "casework.tasks_hygiene.detect_campaigns": 600,
+    "casework.tasks_retention.purge_personal_data": 3600,
+    "reviews.tasks.deliver_due_enforcements": 30,
+    "reviews.tasks.expire_leases": 30,
+    "reviews.tasks.escalate_sla_breaches": 60,
+    "appeals.tasks.release_stale_appeal_claims": 300,
+    "docket.tasks.record_expired_tokens": 300,
+}
+
+
+def test_the_periodic_jobs_and_their_periods_are_exactly_the_expected_ones():
+    assert {job.name: job.seconds for job in jobs()} == EXPECTED_JOBS
+    assert {name: entry["schedule"] for name, entry in beat_schedule().items()} == EXPECTED_JOBS
+
 
 def test_beat_schedule_matches_registered_jobs():
     schedule = beat_schedule()
