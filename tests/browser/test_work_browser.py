@@ -77,3 +77,26 @@ def test_senior_dismisses_a_campaign_and_confirms_a_source(page, live_server, si
     page.get_by_role("button", name="Confirm the spike is real").click()
     expect(page.locator("#source-status")).to_have_text("healthy")
     assert SignalSource.objects.get(slug="spam-classifier").status == "healthy"
+
+
+def test_bulk_decision_selects_all_and_asks_with_the_count(page, live_server, sign_in, senior):
+    page.set_viewport_size(SMALL)
+    cases = [CaseFactory(kind="spam", priority=p) for p in (3, 2, 1)]
+    sign_in(page, "senior", "pw-senior")
+    page.goto(f"{live_server.url}/queues/spam/")
+    page.get_by_label("Select every case listed").check()
+    page.locator("#bulk-action").select_option("remove")
+    page.locator("#bulk-rule").select_option(active_version("spam").rules[0]["code"])
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss() if len(asked) == 1 else dialog.accept()
+
+    page.on("dialog", answer)
+    page.get_by_role("button", name="Decide selected").click()
+    assert asked == ["Apply Remove to 3 cases?"]
+    assert not Decision.objects.exists()  # dismissed: nothing sent
+    page.get_by_role("button", name="Decide selected").click()
+    expect(page.locator(".messages")).to_contain_text("Decided 3")
+    assert Decision.objects.filter(case__in=cases).count() == 3

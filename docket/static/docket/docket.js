@@ -106,4 +106,20 @@
     var dur = document.getElementById("duration-field");
     if (dur) dur.hidden = e.target.value !== "suspend";
   });
+
+  // Bulk forms: a select-all box, and a confirmation naming how many cases the decision reaches.
+  document.addEventListener("change", function (e) {
+    if (e.target.id !== "select-all") return;
+    var form = e.target.closest("form");
+    form.querySelectorAll('input[name="cases"]').forEach(function (box) { box.checked = e.target.checked; });
+  });
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    var name = form.getAttribute("data-confirm-count");
+    if (!name) return;
+    var n = form.querySelectorAll('input[name="' + name + '"]:checked').length;
+    var action = form.querySelector('[name="action"]');
+    var label = action && action.selectedIndex > 0 ? action.options[action.selectedIndex].text : "this decision";
+    if (n && !window.confirm("Apply " + label + " to " + n + " case" + (n === 1 ? "" : "s") + "?")) e.preventDefault();
+  });
 })();
