@@ -34,6 +34,7 @@ test: venv node-deps
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m docket.embedded stop; else echo "no $(VENV): nothing to stop"; fi
