@@ -34,8 +34,8 @@ def test_policy_admin_lands_on_governance_links(signed_in, policy_admin):
     for href in (
         "/admin/",
         "/dashboard/",
-        "/admin/policies/threshold/",
-        "/admin/casework/signalsource/",
+        "/thresholds/",
+        "/sources/",
         "/admin/policies/policyversion/",
     ):
         assert f'href="{href}"' in page, href
