@@ -12,7 +12,7 @@ from casework.models import Case
 from docket import roles
 from docket.conf import setting
 from policies.models import Action
-from policies.notices import notice_render
+from policies.notices import notice_render, redress
 from reviews.models import Decision
 
 from .models import Appeal
@@ -72,10 +72,6 @@ def appeal_for(user, appeal_id):
         .filter(pk=appeal_id)
         .first()
     )
-
-
-def redress():
-    return setting("APPEAL_REDRESS")
 
 
 def _rule_title(version, code):

@@ -25,10 +25,12 @@ from docket import roles
 from docket.conf import setting
 from docket.errors import DocketError, conflict, forbidden, not_found
 from reviews.models import Decision, Reviewer
+from reviews.notices import appeal_outcome_queue
 from reviews.services import ReviewerLoad, decision_overturn, decision_replace, eligibility_check
+from reviews.webhooks import enforcement_payloads_fix
 
 from .models import Appeal
-from .selectors import decided_on_case_q, has_conflict, visible_q
+from .selectors import appeal_outcome_notice, decided_on_case_q, has_conflict, visible_q
 
 OPEN_STATUSES = (Appeal.Status.RECEIVED, Appeal.Status.IN_REVIEW)
 _ONCE_PER_APPELLANT = "appeal_once_per_appellant_decision"
@@ -212,6 +214,20 @@ def _validate_resolution(*, appeal, outcome, action, rule, duration_days, ration
         raise DocketError("invalid", "The resolution is invalid.", errors=errors)
 
 
+def _appeal_outcome_notify(appeal, *, case_id, at):
+    """The appellant is told the outcome, whatever it is (``upheld`` included), in their language."""
+    rendered = appeal_outcome_notice(appeal)
+    appeal_outcome_queue(
+        appeal_id=appeal.pk,
+        case_id=case_id,
+        decision_id=appeal.decision_id,
+        appellant=appeal.appellant,
+        outcome=appeal.outcome,
+        rendered=rendered,
+        now=at,
+    )
+
+
 @transaction.atomic
 def appeal_resolve(
     *, appeal_id, reviewer, outcome, rationale, action=None, rule=None, duration_days=None, at=None
@@ -268,6 +284,8 @@ def appeal_resolve(
         )
         appeal.new_decision = new_decision
         appeal.save(update_fields=["new_decision"])
+        # Its enforcement's body tells the outcome of this appeal: built again now that it names it.
+        enforcement_payloads_fix(decision_id=new_decision.pk, rebuild=True)
 
     resolved = events.appeal_resolved(
         appeal=appeal.pk,
@@ -278,6 +296,7 @@ def appeal_resolve(
         rationale=rationale,
     )
     case_event_add(case=case, actor=reviewer, at=at, event=resolved)
+    _appeal_outcome_notify(appeal, case_id=case.pk, at=at)
     case.refresh_from_db(fields=["status"])
     others_open = (
         Appeal.objects.filter(decision__case_id=case.pk, status__in=OPEN_STATUSES).exclude(pk=appeal.pk).exists()

@@ -103,7 +103,6 @@ def appeal_claim_view(request):
 @appeals_staff_required
 def appeal_detail(request, appeal_id):
     from reviews.services import active_version_for
-    from reviews.sor import statement_of_reasons
 
     appeal = selectors.appeal_for(request.user, appeal_id)
     if appeal is None:
@@ -133,7 +132,7 @@ def appeal_detail(request, appeal_id):
             "appeal": appeal,
             "decision": decision,
             "case": case,
-            "sor": _sor_rows(statement_of_reasons(decision)),
+            "sor": _sor_rows(decision.statement),
             "decision_rule_title": _rule_title(decision.policy_version, decision.rule),
             "signals": signals,
             "signals_more": max(case.signal_count - len(signals), 0),
@@ -154,7 +153,7 @@ def appeal_detail(request, appeal_id):
 def _sor_rows(sor):
     """The statement of reasons as (field, text) rows, empty fields left out."""
     rows = []
-    for key, value in sor.items():
+    for key, value in (sor or {}).items():
         if value in (None, "", [], {}):
             continue
         rows.append((key, ", ".join(map(str, value)) if isinstance(value, list) else value))

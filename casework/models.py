@@ -98,6 +98,10 @@ class SignalSource(models.Model):
     name = models.CharField(max_length=120, blank=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     trust = models.FloatField(default=1.0, help_text="Weight of this source's signals, 0 to 1.")
+    dsa_article_16 = models.BooleanField(
+        default=False,
+        help_text="Its reports are notices alleging illegal content (DSA Art. 16); others are other notifications.",
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.HEALTHY)
     baseline_rate = models.FloatField(null=True, blank=True, help_text="Signals per hour, this hour of week.")
     current_rate = models.FloatField(null=True, blank=True, help_text="Signals per hour, last hour.")

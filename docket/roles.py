@@ -51,6 +51,8 @@ _ADMIN_PERMISSIONS = {
             "assignment": "v",
             "qualityreview": "v",
             "strike": "v",
+            "statementsubmission": "v",
+            "notice": "v",
         },
         "casework": {
             "signalsource": "avc",

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "reviews",
     "appeals",
     "investigations",
+    "transparency",
 ]
 
 MIDDLEWARE = [
@@ -266,6 +267,18 @@ CELERY_TASK_PUBLISH_RETRY = False
 # --- Docket behaviour ---------------------------------------------------------
 PLATFORM_WEBHOOK_URL = os.environ.get("PLATFORM_WEBHOOK_URL", "")
 PLATFORM_WEBHOOK_SECRET = os.environ.get("PLATFORM_WEBHOOK_SECRET", "" if PRODUCTION else "docket-dev-webhook-secret")
+# DSA: where statements of reasons apply by default (ISO codes; blank: every EEA country), the
+# installation's puid prefix (blank: a random one per database), the EU Transparency Database
+# (submission is off without both), and whether reporters are told their report was received.
+DOCKET_DSA_TERRITORIAL_SCOPE = [
+    c.strip().upper() for c in os.environ.get("DOCKET_DSA_TERRITORIAL_SCOPE", "").split(",") if c.strip()
+]
+DOCKET_DSA_PUID_PREFIX = os.environ.get("DOCKET_DSA_PUID_PREFIX", "")
+DSA_TDB_URL = os.environ.get("DSA_TDB_URL", "")
+DSA_TDB_TOKEN = os.environ.get("DSA_TDB_TOKEN", "")
+# The service allows 200 requests/s per user; Docket stays at half of that by default.
+DSA_TDB_MAX_REQUESTS_PER_SECOND = env_int("DSA_TDB_MAX_REQUESTS_PER_SECOND", 100)
+DOCKET_ACKNOWLEDGE_REPORTS = env_bool("DOCKET_ACKNOWLEDGE_REPORTS", False)
 DOCKET = {
     "LEASE_SECONDS": env_int("DOCKET_LEASE_SECONDS", 15 * 60),
     "SKIP_COOLDOWN_SECONDS": env_int("DOCKET_SKIP_COOLDOWN_SECONDS", 60 * 60),
@@ -288,8 +301,9 @@ DOCKET = {
     "SLA_ESCALATION_GRACE_SECONDS": env_int("DOCKET_SLA_ESCALATION_GRACE_SECONDS", 0),
     "RELABEL_SAMPLE_SIZE": env_int("DOCKET_RELABEL_SAMPLE_SIZE", 50),
     "METRICS_WINDOW_DAYS": env_int("DOCKET_METRICS_WINDOW_DAYS", 7),
-    # The redress an appeal outcome names beyond Docket (DSA Art. 21 and the courts).
+    # The redress users are told about (DSA Art. 17(3)(f), 20, 21): appeal, out-of-court settlement, the courts.
     "APPEAL_REDRESS": {
+        "appeal": "reply to this message or use the appeal link in your account to ask us to review it, free of charge",
         "out_of_court": "a certified out-of-court dispute settlement body of your choice (Art. 21 DSA)",
         "judicial": "the competent courts under the law that applies to you",
     },

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("policies.api.urls")),
     path("", include("investigations.api.urls")),
     path("access-log/", AccessLogList.as_view(), name="access-log"),
+    path("", include("transparency.api.urls")),
 ]
 
 urlpatterns = [
@@ -26,6 +27,7 @@ urlpatterns = [
     path("", include("reviews.urls")),
     path("", include("reviews.work_urls")),
     path("appeals/", include("appeals.urls")),
+    path("transparency/", include("transparency.urls")),
 ]
 
 handler403 = "docket.views.permission_denied"

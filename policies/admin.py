@@ -11,6 +11,7 @@ from docket.admin import ReadOnlyAdmin
 from docket.conf import setting
 from docket.errors import DocketError
 
+from . import dsa
 from .models import (
     Action,
     MessageTemplate,
@@ -28,10 +29,52 @@ from .services import policy_rules_validate, policy_version_activate, policy_ver
 ACTION_LABELS = dict(Action.choices)
 
 
+class ThreatClassForm(forms.ModelForm):
+    """DSA fields as choices from the Transparency Database's own enums: nothing it would refuse."""
+
+    dsa_category = forms.ChoiceField(choices=dsa.category_choices(), label="DSA category")
+    dsa_keywords = forms.MultipleChoiceField(
+        choices=dsa.keyword_choices(), required=False, label="DSA keywords (category specification)"
+    )
+    dsa_territorial_scope = forms.MultipleChoiceField(
+        choices=[(c, c) for c in sorted(dsa.EUROPEAN_COUNTRY_CODES)],
+        required=False,
+        label="DSA territorial scope",
+        help_text="Where decisions on this class apply by default; none selected: DOCKET_DSA_TERRITORIAL_SCOPE.",
+    )
+
+    class Meta:
+        model = ThreatClass
+        fields = [
+            "slug",
+            "name",
+            "severity",
+            "harm_weight",
+            "sla_seconds",
+            "automation",
+            "auto_action",
+            "restricted",
+            "legal_escalation",
+            "graphic",
+            "dsa_category",
+            "dsa_keywords",
+            "dsa_illegal",
+            "legal_ground",
+            "dsa_territorial_scope",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("dsa_illegal") and not (data.get("legal_ground") or "").strip():
+            self.add_error("legal_ground", "A class whose decisions rest on illegality needs the law it applies.")
+        return data
+
+
 @admin.register(ThreatClass)
 class ThreatClassAdmin(admin.ModelAdmin):
     """Threat classes by their names, with the SLA in hours and the automation tolerance in words."""
 
+    form = ThreatClassForm
     list_display = [
         "name",
         "slug",

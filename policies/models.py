@@ -10,6 +10,8 @@ from django.db.models import F, Q
 
 from docket.visibility import clearances_of
 
+from . import dsa
+
 
 class Action(models.TextChoices):
     """The action ladder, mildest first."""
@@ -90,6 +92,12 @@ class ThreatClass(models.Model):
         default=False, help_text="Decisions rest on illegality (DSA ground) rather than terms."
     )
     legal_ground = models.CharField(max_length=500, blank=True)
+    dsa_territorial_scope = ArrayField(
+        models.CharField(max_length=2),
+        default=list,
+        blank=True,
+        help_text="Where decisions on this class apply by default (ISO codes); blank: DOCKET_DSA_TERRITORIAL_SCOPE.",
+    )
 
     objects = ThreatClassQuerySet.as_manager()
 
@@ -100,6 +108,17 @@ class ThreatClass(models.Model):
             models.CheckConstraint(name="threatclass_severity_1_to_5", condition=Q(severity__gte=1, severity__lte=5)),
             models.CheckConstraint(name="threatclass_harm_weight_positive", condition=Q(harm_weight__gt=0)),
             models.CheckConstraint(name="threatclass_sla_positive", condition=Q(sla_seconds__gt=0)),
+            # The Transparency Database's enums (policies.dsa): a statement never carries what it refuses.
+            models.CheckConstraint(
+                name="threatclass_dsa_category_known", condition=Q(dsa_category__in=sorted(dsa.STATEMENT_CATEGORIES))
+            ),
+            models.CheckConstraint(
+                name="threatclass_dsa_keywords_known", condition=Q(dsa_keywords__contained_by=sorted(dsa.KEYWORDS))
+            ),
+            models.CheckConstraint(
+                name="threatclass_dsa_scope_eea",
+                condition=Q(dsa_territorial_scope__contained_by=sorted(dsa.EUROPEAN_COUNTRY_CODES)),
+            ),
             models.CheckConstraint(
                 name="threatclass_auto_action_within_tolerance",
                 condition=(Q(automation="none") & Q(auto_action=""))
@@ -289,6 +308,8 @@ class MessageTemplate(models.Model):
     class Kind(models.TextChoices):
         DECISION_NOTICE = "decision_notice"
         APPEAL_OUTCOME = "appeal_outcome"
+        REPORT_OUTCOME = "report_outcome"
+        REPORT_RECEIVED = "report_received"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     language = models.CharField(max_length=8, default="en")

@@ -25,15 +25,68 @@ from contextvars import ContextVar
 
 from django.template import Context, Engine, Library, Node, TemplateSyntaxError, defaultfilters, defaulttags
 
+from docket.conf import setting
+
 from .models import MessageTemplate
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LANGUAGE = "en"
 
+
+def redress():
+    """The ways to challenge a decision every notice names (``DOCKET["APPEAL_REDRESS"]``)."""
+    return setting("APPEAL_REDRESS")
+
+
 # The shipped texts: the data migration installs them (English and German),
 # and the English ones are the last fallback when a template is missing or broken.
 DEFAULTS = {
+    ("report_outcome", "en"): {
+        "subject": "The outcome of your report",
+        "body": (
+            "We reviewed the content or account you reported to us under our "
+            '"{{ decision.policy }}" policy (version {{ decision.policy_version }}).\n\n'
+            "{% if decision.violation %}We found a violation and took this action: {{ decision.action_label }}"
+            "{% if decision.duration_days %} for {{ decision.duration_days }} days{% endif %}.\n"
+            "{% if decision.explanation %}Why: {{ decision.explanation }}\n{% endif %}"
+            "{% else %}We found no violation and took no action.\n{% endif %}"
+            "{% if decision.automated %}This decision was taken by automated means.\n{% endif %}\n"
+            "If you disagree, you can ask us to review this decision until {{ statement.appeal_until }}: "
+            "{{ redress.appeal }}. You can also refer the dispute to {{ redress.out_of_court }}, "
+            "or seek redress before {{ redress.judicial }}."
+        ),
+    },
+    ("report_outcome", "de"): {
+        "subject": "Das Ergebnis Ihrer Meldung",
+        "body": (
+            "Wir haben die von Ihnen gemeldeten Inhalte oder das gemeldete Konto nach unserer Richtlinie "
+            '"{{ decision.policy }}" (Version {{ decision.policy_version }}) geprüft.\n\n'
+            "{% if decision.violation %}Wir haben einen Verstoß festgestellt und Folgendes veranlasst: "
+            "{{ decision.action_label }}"
+            "{% if decision.duration_days %} für {{ decision.duration_days }} Tage{% endif %}.\n"
+            "{% if decision.explanation %}Begründung: {{ decision.explanation }}\n{% endif %}"
+            "{% else %}Wir haben keinen Verstoß festgestellt und nichts unternommen.\n{% endif %}"
+            "{% if decision.automated %}Diese Entscheidung wurde automatisiert getroffen.\n{% endif %}\n"
+            "Wenn Sie nicht einverstanden sind, können Sie bis {{ statement.appeal_until }} eine Überprüfung "
+            "verlangen: {{ redress.appeal }}. Sie können sich auch an {{ redress.out_of_court }} wenden "
+            "oder den Rechtsweg ({{ redress.judicial }}) beschreiten."
+        ),
+    },
+    ("report_received", "en"): {
+        "subject": "We received your report",
+        "body": (
+            "Thank you: we received your report and will review it. "
+            "We will tell you what we decide and how you can challenge that decision."
+        ),
+    },
+    ("report_received", "de"): {
+        "subject": "Wir haben Ihre Meldung erhalten",
+        "body": (
+            "Danke: Wir haben Ihre Meldung erhalten und werden sie prüfen. "
+            "Wir teilen Ihnen unsere Entscheidung mit und wie Sie sie anfechten können."
+        ),
+    },
     ("decision_notice", "en"): {
         "subject": "Our decision about your {{ decision.subject.kind }} {{ decision.subject.external_id }}",
         "body": (

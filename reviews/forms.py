@@ -11,6 +11,7 @@ class DecisionForm(forms.Form):
     action = forms.ChoiceField(choices=Action.choices)
     rule = forms.CharField(max_length=80, required=False)
     rationale = forms.CharField(max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    public_explanation = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     duration_days = forms.IntegerField(min_value=1, max_value=3650, required=False, label="Duration (days)")
 
 

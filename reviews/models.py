@@ -106,8 +106,20 @@ class Decision(models.Model):
     action = models.CharField(max_length=20, choices=Action.choices)
     rule = models.CharField(max_length=80, blank=True)
     policy_version = models.ForeignKey("policies.PolicyVersion", on_delete=models.PROTECT, related_name="decisions")
-    rationale = models.TextField(blank=True)
+    rationale = models.TextField(blank=True, help_text="Internal: never leaves Docket.")
+    public_explanation = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        help_text="What the user and the statement of reasons are told (default: the rule's description)."
+    )
     duration_days = models.PositiveIntegerField(null=True, blank=True)
+    statement = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The statement of reasons as made with the decision; null when nothing was restricted.",
+    )
     automated = models.BooleanField(default=False)
     holdout = models.BooleanField(default=False)
     qa_sampled = models.BooleanField(default=False)
@@ -235,3 +247,99 @@ class QualityReview(models.Model):
 
     def __str__(self):
         return f"QA of decision {self.decision_id} ({self.status})"
+
+
+class Installation(models.Model):
+    """This Docket installation: one row, made by the migration that creates the table.
+
+    Its ``puid_prefix`` (random per database) keeps statement identifiers unique
+    across installations that submit to one Transparency Database account.
+    """
+
+    puid_prefix = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(name="installation_single_row", condition=Q(id=1))]
+
+    def __str__(self):
+        return self.puid_prefix
+
+
+class StatementSubmission(models.Model):
+    """The Transparency Database outbox: one row per statement of reasons to submit."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUBMITTED = "submitted"
+        REJECTED = "rejected"
+
+    decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="submission")
+    puid = models.CharField(max_length=500, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    errors = models.JSONField(default=dict, blank=True, help_text="Field -> messages, as the database answered.")
+    last_error = models.TextField(blank=True, help_text="The last transport failure (retried).")
+    tdb_uuid = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="statementsubmission_submitted_has_time",
+                condition=~Q(status="submitted") | Q(submitted_at__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="statementsub_due_idx", condition=Q(status="pending")),
+            models.Index(fields=["created_at"], name="statementsub_rejected_idx", condition=Q(status="rejected")),
+        ]
+
+    def __str__(self):
+        return f"{self.puid} ({self.status})"
+
+
+class Notice(models.Model):
+    """The notices outbox: what a reporter or an appellant is told, POSTed signed like enforcements."""
+
+    class Kind(models.TextChoices):
+        REPORT_RECEIVED = "report_received"
+        REPORT_OUTCOME = "report_outcome"
+        APPEAL_OUTCOME = "appeal_outcome"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    key = models.CharField(max_length=300, unique=True, help_text="What this notice is about: sent once.")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    case = models.ForeignKey("casework.Case", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decision = models.ForeignKey(Decision, null=True, blank=True, on_delete=models.PROTECT, related_name="notices")
+    signal = models.ForeignKey(
+        "casework.Signal", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    payload = models.JSONField(help_text="The webhook body, fixed when the notice is made.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="notice_delivered_has_time", condition=~Q(status="delivered") | Q(delivered_at__isnull=False)
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="notice_due_idx", condition=Q(status="pending")),
+            models.Index(fields=["signal"], name="notice_receipt_idx", condition=Q(kind="report_received")),
+        ]
+
+    def __str__(self):
+        return f"notice {self.kind} ({self.status})"

@@ -146,7 +146,7 @@ def claimable_queue_slugs(user) -> frozenset:
 def decisions_visible_to(user):
     """Decisions on cases the user may see."""
     return Decision.objects.filter(case__in=Case.objects.visible_to(user)).select_related(
-        "reviewer__user", "policy_version__policy", "case__threat_class", "case__subject"
+        "reviewer__user", "policy_version__policy", "case__threat_class", "case__subject", "submission"
     )
 
 

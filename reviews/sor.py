@@ -8,124 +8,45 @@ emits is known to pass before it is sent.
 """
 
 import re
+import uuid
 from datetime import date, timedelta
+from functools import cache
 from urllib.parse import urlparse
 
-# --- the schema's enums (keys, not labels) ---------------------------------------
+from django.conf import settings
 
-DECISION_VISIBILITIES = frozenset(
-    {
-        "DECISION_VISIBILITY_CONTENT_REMOVED",
-        "DECISION_VISIBILITY_CONTENT_DISABLED",
-        "DECISION_VISIBILITY_CONTENT_DEMOTED",
-        "DECISION_VISIBILITY_CONTENT_AGE_RESTRICTED",
-        "DECISION_VISIBILITY_CONTENT_INTERACTION_RESTRICTED",
-        "DECISION_VISIBILITY_CONTENT_LABELLED",
-        "DECISION_VISIBILITY_OTHER",
-    }
-)
-DECISION_MONETARIES = frozenset(
-    {"DECISION_MONETARY_SUSPENSION", "DECISION_MONETARY_TERMINATION", "DECISION_MONETARY_OTHER"}
-)
-DECISION_PROVISIONS = frozenset(
-    {
-        "DECISION_PROVISION_PARTIAL_SUSPENSION",
-        "DECISION_PROVISION_TOTAL_SUSPENSION",
-        "DECISION_PROVISION_PARTIAL_TERMINATION",
-        "DECISION_PROVISION_TOTAL_TERMINATION",
-    }
-)
-DECISION_ACCOUNTS = frozenset({"DECISION_ACCOUNT_SUSPENDED", "DECISION_ACCOUNT_TERMINATED"})
-ACCOUNT_TYPES = frozenset({"ACCOUNT_TYPE_BUSINESS", "ACCOUNT_TYPE_PRIVATE"})
-DECISION_GROUNDS = frozenset({"DECISION_GROUND_ILLEGAL_CONTENT", "DECISION_GROUND_INCOMPATIBLE_CONTENT"})
-YES_NO = frozenset({"Yes", "No"})
-CONTENT_TYPES = frozenset(
-    {
-        "CONTENT_TYPE_APP",
-        "CONTENT_TYPE_AUDIO",
-        "CONTENT_TYPE_IMAGE",
-        "CONTENT_TYPE_PRODUCT",
-        "CONTENT_TYPE_SYNTHETIC_MEDIA",
-        "CONTENT_TYPE_TEXT",
-        "CONTENT_TYPE_VIDEO",
-        "CONTENT_TYPE_OTHER",
-    }
-)
-STATEMENT_CATEGORIES = frozenset(
-    "STATEMENT_CATEGORY_" + c
-    for c in (
-        "ANIMAL_WELFARE",
-        "CONSUMER_INFORMATION",
-        "CYBER_VIOLENCE",
-        "CYBER_VIOLENCE_AGAINST_WOMEN",
-        "DATA_PROTECTION_AND_PRIVACY_VIOLATIONS",
-        "ILLEGAL_OR_HARMFUL_SPEECH",
-        "INTELLECTUAL_PROPERTY_INFRINGEMENTS",
-        "NEGATIVE_EFFECTS_ON_CIVIC_DISCOURSE_OR_ELECTIONS",
-        "NOT_SPECIFIED_NOTICE",
-        "OTHER_VIOLATION_TC",
-        "PROTECTION_OF_MINORS",
-        "RISK_FOR_PUBLIC_SECURITY",
-        "SCAMS_AND_FRAUD",
-        "SELF_HARM",
-        "UNSAFE_AND_PROHIBITED_PRODUCTS",
-        "VIOLENCE",
-    )
-)
-SOURCE_TYPES = frozenset(
-    {"SOURCE_ARTICLE_16", "SOURCE_TRUSTED_FLAGGER", "SOURCE_TYPE_OTHER_NOTIFICATION", "SOURCE_VOLUNTARY"}
-)
-AUTOMATED_DECISIONS = frozenset(
-    {"AUTOMATED_DECISION_FULLY", "AUTOMATED_DECISION_PARTIALLY", "AUTOMATED_DECISION_NOT_AUTOMATED"}
-)
-KEYWORDS = frozenset(
-    "KEYWORD_" + k
-    for k in """
-    ADULT_SEXUAL_MATERIAL AGE_SPECIFIC_RESTRICTIONS AGE_SPECIFIC_RESTRICTIONS_MINORS ANIMAL_HARM
-    BIOMETRIC_DATA_BREACH BULLYING_AGAINST_GIRLS CHILD_SEXUAL_ABUSE_MATERIAL CHILD_SEXUAL_ABUSE_MATERIAL_DEEPFAKE
-    CONTENT_PROMOTING_EATING_DISORDERS COORDINATED_HARM COPYRIGHT_INFRINGEMENT CYBER_BULLYING_INTIMIDATION
-    CYBER_HARASSMENT CYBER_HARASSMENT_AGAINST_WOMEN CYBER_INCITEMENT CYBER_STALKING CYBER_STALKING_AGAINST_WOMEN
-    DATA_FALSIFICATION DEFAMATION DESIGN_INFRINGEMENT DISCRIMINATION FEMALE_GENDERED_DISINFORMATION
-    GEOGRAPHIC_INDICATIONS_INFRINGEMENT GEOGRAPHICAL_REQUIREMENTS GOODS_SERVICES_NOT_PERMITTED
-    GROOMING_SEXUAL_ENTICEMENT_MINORS HATE_SPEECH HIDDEN_ADVERTISEMENT HUMAN_EXPLOITATION HUMAN_TRAFFICKING
-    ILLEGAL_ORGANIZATIONS IMPERSONATION_ACCOUNT_HIJACKING INAUTHENTIC_ACCOUNTS INAUTHENTIC_LISTINGS
-    INAUTHENTIC_USER_REVIEWS INCITEMENT_AGAINST_WOMEN INCITEMENT_VIOLENCE_HATRED INSUFFICIENT_INFORMATION_ON_TRADERS
-    LANGUAGE_REQUIREMENTS MISINFORMATION_DISINFORMATION MISLEADING_INFO_CONSUMER_RIGHTS
-    MISLEADING_INFO_GOODS_SERVICES MISSING_PROCESSING_GROUND NON_CONSENSUAL_IMAGE_SHARING
-    NON_CONSENSUAL_IMAGE_SHARING_AGAINST_WOMEN NON_CONSENSUAL_MATERIAL_DEEPFAKE
-    NON_CONSENSUAL_MATERIAL_DEEPFAKE_AGAINST_WOMEN NONCOMPLIANCE_PRICING NUDITY PATENT_INFRINGEMENT PHISHING
-    PROHIBITED_PRODUCTS PYRAMID_SCHEMES RIGHT_TO_BE_FORGOTTEN RISK_ENVIRONMENTAL_DAMAGE RISK_PUBLIC_HEALTH
-    SELF_MUTILATION STALKING SUICIDE TERRORIST_CONTENT TRADE_SECRET_INFRINGEMENT TRADEMARK_INFRINGEMENT
-    TRAFFICKING_WOMEN_GIRLS UNLAWFUL_SALE_ANIMALS UNSAFE_CHALLENGES UNSAFE_PRODUCTS VIOLATION_EU_LAW
-    VIOLATION_NATIONAL_LAW OTHER
-    """.split()
-)
-EUROPEAN_COUNTRY_CODES = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IS IT LI LT LU LV MT NL NO PL PT RO SE SI SK".split()
-)
-ALL_LANGUAGES = frozenset(
-    """
-    AB AA AF AK SQ AM AR AN HY AS AV AE AY AZ BM BA EU BE BN BH BI BS BR BG MY CA KM CH CE NY ZH CU CV KW CO CR HR
-    CS DA DV NL DZ EN EO ET EE FO FJ FI FR FF GD GL LG KA DE KI EL KL GN GU HT HA HE HZ HI HO HU IS IO IG ID IA IE
-    IU IK GA IT JA JV KN KR KS KK RW KV KG KO KJ KU KY LO LA LV LB LI LN LT LU MK MG MS ML MT GV MI MR MH RO MN NA
-    NV ND NG NE SE NO NB NN II OC OJ OR OM OS PI PA PS FA PL PT QU RM RN RU SM SG SA SC SR SN SD SI SK SL SO ST NR
-    ES SU SW SS SV TL TY TG TA TT TE TH BO TI TO TS TN TR TK TW UG UK UR UZ VE VI VO WA CY FY WO XH YI YO ZA ZU
-    """.split()
+from docket.errors import DocketError
+from policies.dsa import (  # noqa: F401  (re-exported: the schema's enums)
+    ACCOUNT_TYPES,
+    ALL_LANGUAGES,
+    AUTOMATED_DECISIONS,
+    CONTENT_TYPES,
+    DECISION_ACCOUNTS,
+    DECISION_GROUNDS,
+    DECISION_MONETARIES,
+    DECISION_PROVISIONS,
+    DECISION_VISIBILITIES,
+    EUROPEAN_COUNTRY_CODES,
+    KEYWORDS,
+    SOURCE_TYPES,
+    STATEMENT_CATEGORIES,
+    YES_NO,
 )
 
-PUID_RE = re.compile(r"^[a-zA-Z0-9-_]+$")
-EAN_RE = re.compile(r"^[0-9]{13}$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+from .models import Installation
+
+# PCRE's ``$`` under the /D modifier: the very end. Python's ``$`` would also match before a
+# trailing newline, so ``\Z``; and ``[0-9]``, not ``\d``, which also matches non-ASCII digits.
+PUID_RE = re.compile(r"^[a-zA-Z0-9\-_]+\Z")
+EAN_RE = re.compile(r"^[0-9]{13}\Z")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 MIN_CONTENT_DATE, MIN_APPLICATION_DATE, MAX_DATE = date(2000, 1, 1), date(2020, 1, 1), date(2038, 1, 1)
 
 # --- building a statement ------------------------------------------------------------
 
-# What each ladder step restricts (Art. 17(1)(a)-(d)); every step names at least one.
+# What each ladder step restricts (Art. 17(1)(a)-(d)), and which end date a duration sets.
+# ``no_violation`` restricts nothing: it has no statement of reasons.
 ACTION_RESTRICTIONS = {
-    "no_violation": {
-        "decision_visibility": ["DECISION_VISIBILITY_OTHER"],
-        "decision_visibility_other": "No restriction: the report was reviewed and no violation was found.",
-    },
     "label": {"decision_visibility": ["DECISION_VISIBILITY_CONTENT_LABELLED"]},
     "reduce": {"decision_visibility": ["DECISION_VISIBILITY_CONTENT_DEMOTED"]},
     "remove": {"decision_visibility": ["DECISION_VISIBILITY_CONTENT_REMOVED"]},
@@ -142,8 +63,15 @@ ACTION_RESTRICTIONS = {
     # Access is disabled and the material preserved for the authorities it is reported to.
     "legal_report": {"decision_visibility": ["DECISION_VISIBILITY_CONTENT_DISABLED"]},
 }
+_END_DATE_FIELD = {
+    "decision_visibility": "end_date_visibility_restriction",
+    "decision_account": "end_date_account_restriction",
+    "decision_provision": "end_date_service_restriction",
+    "decision_monetary": "end_date_monetary_restriction",
+}
+# A termination has no end: a duration on it would state something false.
+PERMANENT_ACTIONS = frozenset({"ban"})
 ACTION_FACTS = {
-    "no_violation": "was reviewed and found not to violate the policy; no action was taken",
     "label": "was labelled",
     "reduce": "had its distribution reduced",
     "remove": "was removed",
@@ -153,13 +81,18 @@ ACTION_FACTS = {
     "ban": "was terminated",
     "legal_report": "was disabled and reported to the competent authorities",
 }
-# Signal source kinds -> how the case came to the platform's attention, strongest first.
-SOURCE_PRECEDENCE = [
-    ("trusted_flagger", "SOURCE_TRUSTED_FLAGGER"),
-    ("user_report", "SOURCE_ARTICLE_16"),
-    ("legal_request", "SOURCE_TYPE_OTHER_NOTIFICATION"),
-]
+ILLEGAL = "DECISION_GROUND_ILLEGAL_CONTENT"
+INCOMPATIBLE = "DECISION_GROUND_INCOMPATIBLE_CONTENT"
+_GROUND_ALIASES = {
+    "illegal": ILLEGAL,
+    "illegal_content": ILLEGAL,
+    ILLEGAL: ILLEGAL,
+    "incompatible": INCOMPATIBLE,
+    "incompatible_content": INCOMPATIBLE,
+    INCOMPATIBLE: INCOMPATIBLE,
+}
 AUTOMATED_SOURCE_KINDS = frozenset({"classifier", "rule", "hash_match"})
+NOTICE_SOURCE_KINDS = frozenset({"user_report", "legal_request"})
 CONTENT_TYPE_ATTRIBUTES = {
     "app": "CONTENT_TYPE_APP",
     "audio": "CONTENT_TYPE_AUDIO",
@@ -171,8 +104,90 @@ CONTENT_TYPE_ATTRIBUTES = {
 }
 
 
-def _clamp(d, low, high=MAX_DATE):
-    return min(max(d, low), high)
+def _invalid(field, message):
+    return DocketError("invalid", message, errors={field: [message]})
+
+
+def default_territorial_scope(threat_class):
+    """The class's scope, else ``DOCKET_DSA_TERRITORIAL_SCOPE``, else every EEA country."""
+    if threat_class.dsa_territorial_scope:
+        return sorted(set(threat_class.dsa_territorial_scope))
+    configured = getattr(settings, "DOCKET_DSA_TERRITORIAL_SCOPE", None)
+    return sorted(set(configured or EUROPEAN_COUNTRY_CODES))
+
+
+def statement_terms(
+    *,
+    threat_class,
+    action,
+    duration_days,
+    decided_on,
+    decision_ground=None,
+    legal_ground=None,
+    territorial_scope=None,
+) -> dict:
+    """The per-decision choices of a statement, checked; ``400 invalid`` naming the field otherwise.
+
+    ``decision_ground``: a class marked illegal (``dsa_illegal``) always rests on
+    illegality; any other class rests on its terms unless the decision says
+    illegal, which then needs a legal reference (the decision's or the class's).
+    ``territorial_scope``: EEA ISO codes, within the class's scope when it names
+    one. A duration sets the end date of each restriction; a termination takes
+    none, and an end past the last date the Transparency Database accepts is
+    refused rather than moved.
+    """
+    terms = {}
+    if action not in ACTION_RESTRICTIONS:
+        return terms
+    ground = INCOMPATIBLE
+    if decision_ground not in (None, ""):
+        if not isinstance(decision_ground, str) or decision_ground not in _GROUND_ALIASES:
+            raise _invalid("decision_ground", "Choose illegal_content or incompatible_content.")
+        ground = _GROUND_ALIASES[decision_ground]
+    if threat_class.dsa_illegal:
+        if ground == INCOMPATIBLE and decision_ground not in (None, ""):
+            raise _invalid("decision_ground", f"Decisions on {threat_class.slug} rest on illegality.")
+        ground = ILLEGAL
+    legal = (legal_ground or "").strip() if isinstance(legal_ground, str) else ""
+    if legal_ground is not None and not isinstance(legal_ground, str):
+        raise _invalid("legal_ground", "A text.")
+    if ground == ILLEGAL:
+        legal = legal or threat_class.legal_ground.strip()
+        if not legal:
+            raise _invalid("legal_ground", "Content found illegal needs the law it breaks.")
+        if len(legal) > 500:
+            raise _invalid("legal_ground", "At most 500 characters.")
+    terms["decision_ground"] = ground
+    terms["legal_ground"] = legal if ground == ILLEGAL else ""
+
+    allowed = set(threat_class.dsa_territorial_scope or EUROPEAN_COUNTRY_CODES)
+    if territorial_scope in (None, []):
+        scope = default_territorial_scope(threat_class)
+    else:
+        if not isinstance(territorial_scope, list | tuple) or not all(isinstance(c, str) for c in territorial_scope):
+            raise _invalid("territorial_scope", "A list of ISO 3166 country codes.")
+        codes = {c.strip().upper() for c in territorial_scope}
+        unknown = sorted(codes - EUROPEAN_COUNTRY_CODES)
+        if unknown:
+            raise _invalid("territorial_scope", f"Not EEA country codes: {', '.join(unknown)}.")
+        outside = sorted(codes - allowed)
+        if outside:
+            raise _invalid("territorial_scope", f"Outside the {threat_class.slug} class's scope: {', '.join(outside)}.")
+        scope = sorted(codes)
+    terms["territorial_scope"] = scope
+
+    if duration_days:
+        if action in PERMANENT_ACTIONS:
+            raise _invalid("duration_days", f"A {action} is permanent; it takes no duration.")
+        end = decided_on + timedelta(days=duration_days)
+        if end > MAX_DATE:
+            raise _invalid(
+                "duration_days",
+                f"Ends on {end.isoformat()}, after {MAX_DATE.isoformat()}, the last end date the EU Transparency "
+                "Database accepts: choose a shorter duration.",
+            )
+        terms["end_date"] = end.isoformat()
+    return terms
 
 
 def _content_types(subject):
@@ -186,76 +201,150 @@ def _content_types(subject):
     return {"content_type": ["CONTENT_TYPE_OTHER"], "content_type_other": label}
 
 
-def _source_fields(source_kinds, source_names):
-    for kind, key in SOURCE_PRECEDENCE:
-        if kind in source_kinds:
-            fields = {"source_type": key}
-            if kind == "trusted_flagger" and source_names.get(kind):
-                fields["source_identity"] = source_names[kind][:500]
-            return fields
+def content_language(subject):
+    """The subject's declared language (attribute ``language``) as the ISO 639-1 key, or None."""
+    value = (subject.attributes or {}).get("language") if isinstance(subject.attributes, dict) else None
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, str):
+        return None
+    code = value.strip().replace("_", "-").split("-", 1)[0].upper()
+    return code if code in ALL_LANGUAGES else None
+
+
+def _source_fields(sources):
+    """How the case came to the platform's attention (``sources``: [(kind, name, art16)]), strongest first.
+
+    A trusted flagger's notice; a notice alleging illegal content (a source
+    whose reports are Art. 16 notices); any other notice (a user report about
+    the terms, an authority's request); else the platform's own initiative.
+    """
+    kinds = {kind for kind, _, _ in sources}
+    flagger = next((name for kind, name, _ in sources if kind == "trusted_flagger"), None)
+    if flagger is not None:
+        return {"source_type": "SOURCE_TRUSTED_FLAGGER", "source_identity": flagger[:500]}
+    if any(art16 and kind in NOTICE_SOURCE_KINDS for kind, _, art16 in sources):
+        return {"source_type": "SOURCE_ARTICLE_16"}
+    if kinds & NOTICE_SOURCE_KINDS:
+        return {"source_type": "SOURCE_TYPE_OTHER_NOTIFICATION"}
     return {"source_type": "SOURCE_VOLUNTARY"}
 
 
-def _rule_title(version, code):
-    for rule in version.rules:
-        if rule.get("code") == code:
-            return rule.get("title") or code
-    return code
+def rule_of(version, code):
+    return next((r for r in version.rules if r.get("code") == code), None) or {}
 
 
-def statement_of_reasons(decision) -> dict:
-    """The decision's statement of reasons, valid under ``sor_validate``, for every action and class."""
+def public_explanation_default(version, code):
+    """What the user is told when the reviewer wrote nothing for them: the cited rule's public description."""
+    rule = rule_of(version, code)
+    text = (rule.get("description") or rule.get("title") or "").strip()
+    if text:
+        return text
+    return f"The {version.policy.name} policy, version {version.number}."
+
+
+@cache
+def _stored_prefix():
+    row = Installation.objects.filter(pk=1).first()
+    if row is None:  # the migration makes it; a database restored without it gets one now
+        row, _ = Installation.objects.get_or_create(pk=1, defaults={"puid_prefix": f"docket-{uuid.uuid4().hex[:12]}"})
+    return row.puid_prefix
+
+
+def installation_prefix():
+    """``DOCKET_DSA_PUID_PREFIX`` if set, else this database's random prefix: puids unique across installations."""
+    configured = getattr(settings, "DOCKET_DSA_PUID_PREFIX", "")
+    if configured:
+        if not PUID_RE.match(configured):
+            raise ValueError("DOCKET_DSA_PUID_PREFIX may hold only letters, digits, '-' and '_'.")
+        return configured
+    return _stored_prefix()
+
+
+def puid_for(decision_id):
+    return f"{installation_prefix()}-decision-{decision_id}"
+
+
+def statement_of_reasons(
+    decision, *, terms=None, sources=None, automated_decision=None, public_explanation=None
+) -> dict | None:
+    """The decision's statement of reasons as made now; ``None`` for ``no_violation`` (nothing restricted).
+
+    Reads the case, class, policy version and subject as they are, so it is
+    called once, when the decision is made (``statements.decision_publish``); everything
+    later serves that stored snapshot. The internal rationale is never read.
+    """
+    if decision.action not in ACTION_RESTRICTIONS:
+        return None
     case = decision.case
     tc = case.threat_class
     version = decision.policy_version
     subject = case.subject
-    sources = {}
-    for kind, name, slug in case.signals.values_list("source__kind", "source__name", "source__slug").distinct():
-        sources.setdefault(kind, name or slug)
+    application_date = decision.created_at.date()
+    if terms is None:
+        terms = statement_terms(
+            threat_class=tc, action=decision.action, duration_days=decision.duration_days, decided_on=application_date
+        )
+    if sources is None:
+        sources = list(
+            case.signals.values_list("source__kind", "source__name", "source__dsa_article_16")
+            .order_by("source__kind", "source__name")
+            .distinct()
+        )
+    explanation = (public_explanation or decision.public_explanation or "").strip() or public_explanation_default(
+        version, decision.rule
+    )
 
     statement = {}
-    statement.update(ACTION_RESTRICTIONS[decision.action])
-    application_date = _clamp(decision.created_at.date(), MIN_APPLICATION_DATE)
-    if decision.action == "suspend" and decision.duration_days:
-        end = _clamp(application_date + timedelta(days=decision.duration_days), MIN_APPLICATION_DATE)
-        statement["end_date_account_restriction"] = end.isoformat()
-        statement["end_date_service_restriction"] = end.isoformat()
+    restrictions = ACTION_RESTRICTIONS[decision.action]
+    statement.update(restrictions)
+    if terms.get("end_date"):
+        for field in restrictions:
+            statement[_END_DATE_FIELD[field]] = terms["end_date"]
 
-    rule = f"{decision.rule} ({_rule_title(version, decision.rule)})" if decision.rule else "the policy as a whole"
-    policy_ref = f"{version.policy.name}, version {version.number}, rule {rule}"
-    explanation = decision.rationale.strip() or f"{subject.kind.capitalize()} assessed against {policy_ref}."
-    if tc.dsa_illegal and decision.action != "no_violation":
-        statement["decision_ground"] = "DECISION_GROUND_ILLEGAL_CONTENT"
-        statement["illegal_content_legal_ground"] = (tc.legal_ground or f"Law applicable to {tc.name}")[:500]
+    rule = rule_of(version, decision.rule)
+    cited = f"rule {decision.rule} ({rule.get('title') or decision.rule})" if decision.rule else "the policy as a whole"
+    policy_ref = f"{version.policy.name}, version {version.number}, {cited}"
+    statement["decision_ground"] = terms["decision_ground"]
+    if terms["decision_ground"] == ILLEGAL:
+        statement["illegal_content_legal_ground"] = terms["legal_ground"][:500]
         statement["illegal_content_explanation"] = explanation[:2000]
     else:
-        statement["decision_ground"] = "DECISION_GROUND_INCOMPATIBLE_CONTENT"
         statement["incompatible_content_ground"] = f"Terms of service: {policy_ref}"[:500]
         statement["incompatible_content_explanation"] = explanation[:2000]
-        statement["incompatible_content_illegal"] = "Yes" if tc.dsa_illegal else "No"
+        statement["incompatible_content_illegal"] = "No"
 
     statement.update(_content_types(subject))
     statement["category"] = (
-        tc.dsa_category if tc.dsa_category in STATEMENT_CATEGORIES else ("STATEMENT_CATEGORY_OTHER_VIOLATION_TC")
+        tc.dsa_category if tc.dsa_category in STATEMENT_CATEGORIES else "STATEMENT_CATEGORY_OTHER_VIOLATION_TC"
     )
     keywords = sorted({k for k in tc.dsa_keywords or [] if k in KEYWORDS})
     if keywords:
         statement["category_specification"] = keywords
-    statement["territorial_scope"] = sorted(EUROPEAN_COUNTRY_CODES)
-    statement["content_date"] = _clamp(case.first_signal_at.date(), MIN_CONTENT_DATE).isoformat()
+    statement["territorial_scope"] = terms["territorial_scope"]
+    language = content_language(subject)
+    if language:
+        statement["content_language"] = language
+    statement["content_date"] = case.first_signal_at.date().isoformat()
     statement["application_date"] = application_date.isoformat()
 
-    how = "by automated means" if decision.automated else "by a human reviewer"
+    if automated_decision is None:
+        automated_decision = "AUTOMATED_DECISION_FULLY" if decision.automated else "AUTOMATED_DECISION_NOT_AUTOMATED"
+    how = {
+        "AUTOMATED_DECISION_FULLY": "by automated means",
+        "AUTOMATED_DECISION_PARTIALLY": "by a human reviewer deciding a group of cases at once",
+        "AUTOMATED_DECISION_NOT_AUTOMATED": "by a human reviewer",
+    }[automated_decision]
+    until = f" until {terms['end_date']}" if terms.get("end_date") else ""
     statement["decision_facts"] = (
-        f"The {subject.kind} {ACTION_FACTS[decision.action]} after review {how} for {tc.name.lower()} "
-        f"under {policy_ref}." + (f" Duration: {decision.duration_days} days." if decision.duration_days else "")
+        f"The {subject.kind} {ACTION_FACTS[decision.action]}{until} after review {how} "
+        f"for {tc.name.lower()} under {policy_ref}."
+        + (f" Duration: {decision.duration_days} days." if decision.duration_days else "")
     )[:5000]
-    statement.update(_source_fields(set(sources), sources))
-    statement["automated_detection"] = "Yes" if AUTOMATED_SOURCE_KINDS & set(sources) else "No"
-    statement["automated_decision"] = (
-        "AUTOMATED_DECISION_FULLY" if decision.automated else "AUTOMATED_DECISION_NOT_AUTOMATED"
-    )
-    statement["puid"] = f"docket-decision-{decision.pk}"
+    statement.update(_source_fields(sources))
+    statement["automated_detection"] = "Yes" if AUTOMATED_SOURCE_KINDS & {k for k, _, _ in sources} else "No"
+    statement["automated_decision"] = automated_decision
+    statement["puid"] = puid_for(decision.pk)
     return statement
 
 
@@ -382,7 +471,8 @@ def sor_validate(statement) -> list[str]:
     _check_enum_array(errors, s, "category_specification", KEYWORDS, null_literal=True)
     _check_string(errors, s, "category_specification_other", 500)
     _check_enum_array(errors, s, "territorial_scope", EUROPEAN_COUNTRY_CODES)
-    _check_enum(errors, s, "content_language", ALL_LANGUAGES, nullable=True)
+    # ``in:`` without ``null``: the literal string "null" is not a language (JSON null is: nullable).
+    _check_enum(errors, s, "content_language", ALL_LANGUAGES)
 
     _check_date(errors, s, "content_date", MIN_CONTENT_DATE, MAX_DATE, required=True)
     _check_date(errors, s, "application_date", MIN_APPLICATION_DATE, MAX_DATE, required=True)
@@ -398,8 +488,8 @@ def sor_validate(statement) -> list[str]:
     if not _present(s, "source_type"):
         errors.append("source_type: required")
     _check_enum(errors, s, "source_type", SOURCE_TYPES)
-    if s.get("source_type") != "SOURCE_VOLUNTARY":
-        _check_string(errors, s, "source_identity", 500)
+    # Checked whatever the source type (the multi endpoint validates it, then nulls it for SOURCE_VOLUNTARY).
+    _check_string(errors, s, "source_identity", 500)
     if not _present(s, "automated_detection"):
         errors.append("automated_detection: required")
     _check_enum(errors, s, "automated_detection", YES_NO)

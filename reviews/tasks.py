@@ -4,8 +4,10 @@ from celery import shared_task
 
 from docket.periodic import periodic
 
+from .notices import notices_deliver_due
 from .services.claims import leases_expire
 from .sla import cases_escalate_sla_breaches
+from .statements import statements_submit_due
 from .webhooks import enforcement_deliver, enforcements_deliver_due
 
 
@@ -34,3 +36,17 @@ def expire_leases():
 def escalate_sla_breaches():
     """Hand high-severity cases nobody took before their SLA to the seniors."""
     return cases_escalate_sla_breaches()
+
+
+@periodic(seconds=60)
+@shared_task(ignore_result=True)
+def submit_statements():
+    """Submit due statements of reasons to the EU Transparency Database (batches of 100, with backoff)."""
+    return statements_submit_due()
+
+
+@periodic(seconds=30)
+@shared_task(ignore_result=True)
+def deliver_due_notices():
+    """Deliver pending notices to reporters and appellants (first tries and retries)."""
+    return notices_deliver_due()

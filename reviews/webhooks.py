@@ -21,7 +21,6 @@ from django.utils import timezone
 from docket.conf import setting
 
 from .models import Enforcement
-from .sor import statement_of_reasons
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +41,44 @@ def enforcement_payload(enforcement) -> dict:
     # (``appeal_outcome``); imported here because appeals builds on reviews, not the reverse.
     from appeals.selectors import enforcement_notices
 
-    return {
+    body = {
         "id": str(enforcement.public_id),
         "type": enforcement.kind,
         "decision": decision.pk,
         "subject": {"kind": subject.kind, "external_id": subject.external_id},
         "action": enforcement.action,
         "duration_days": enforcement.duration_days,
-        "statement_of_reasons": statement_of_reasons(decision),
+        # The statement fixed when the decision was made; a reversal states no new restriction.
+        "statement_of_reasons": decision.statement if enforcement.kind == Enforcement.Kind.ENFORCE else None,
         **enforcement_notices(enforcement),
     }
+    if enforcement.kind == Enforcement.Kind.REVERSE:
+        body["reversal"] = {
+            "reverses_statement": (decision.statement or {}).get("puid"),
+            "overturned_at": decision.overturned_at.isoformat() if decision.overturned_at else None,
+        }
+    return body
+
+
+def enforcement_payloads_fix(*, decision_id, rebuild=False) -> int:
+    """Build and store the bodies of a new decision's outbox rows, in the decision's transaction.
+
+    What the user is told is then fixed when the decision is made: a template
+    edited before the first delivery attempt changes nothing already decided.
+    ``rebuild`` builds again the bodies never sent yet (an appeal that just
+    linked the decision it made, in the same transaction).
+    """
+    rows = Enforcement.objects.filter(decision_id=decision_id)
+    rows = rows.filter(attempts=0, status=Enforcement.Status.PENDING) if rebuild else rows.filter(payload={})
+    rows = list(
+        rows.select_related(
+            "decision__case__subject", "decision__case__threat_class", "decision__policy_version__policy"
+        )
+    )
+    for row in rows:
+        row.payload = enforcement_payload(row)
+    Enforcement.objects.bulk_update(rows, ["payload"])
+    return len(rows)
 
 
 def body_bytes(payload) -> bytes:
@@ -74,7 +101,8 @@ def backoff_seconds(attempts: int) -> int:
     return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
 
 
-def _post(url, body):
+def post_signed(url, body):
+    """POST a signed body; ``(ok, error text)``."""
     secret = settings.PLATFORM_WEBHOOK_SECRET
     try:
         response = requests.post(
@@ -115,20 +143,29 @@ def _deliver_locked(enforcement, now) -> str:
             return "waiting"
     if not enforcement.payload:
         enforcement.payload = enforcement_payload(enforcement)
-    ok, error = _post(url, body_bytes(enforcement.payload))
-    enforcement.attempts += 1
+    return attempt_send(enforcement, url=url, now=now, extra_fields=("payload",))
+
+
+def attempt_send(row, *, url, now, extra_fields=()):
+    """POST an outbox row's stored body, signed, and record the attempt (enforcements and notices alike).
+
+    Delivered on a 2xx; else retried after an exponential backoff, and
+    ``failed`` after ``WEBHOOK_MAX_ATTEMPTS``. Returns ``delivered``, ``retry`` or ``failed``.
+    """
+    ok, error = post_signed(url, body_bytes(row.payload))
+    row.attempts += 1
     if ok:
-        enforcement.status = Enforcement.Status.DELIVERED
-        enforcement.delivered_at = timezone.now()
-        enforcement.last_error = ""
+        row.status = "delivered"
+        row.delivered_at = timezone.now()
+        row.last_error = ""
     else:
-        enforcement.last_error = error
-        if enforcement.attempts >= setting("WEBHOOK_MAX_ATTEMPTS"):
-            enforcement.status = Enforcement.Status.FAILED
+        row.last_error = error
+        if row.attempts >= setting("WEBHOOK_MAX_ATTEMPTS"):
+            row.status = "failed"
         else:
-            enforcement.next_attempt_at = now + timedelta(seconds=backoff_seconds(enforcement.attempts))
-    enforcement.save(update_fields=["payload", "attempts", "status", "delivered_at", "last_error", "next_attempt_at"])
-    return enforcement.status if ok or enforcement.status == "failed" else "retry"
+            row.next_attempt_at = now + timedelta(seconds=backoff_seconds(row.attempts))
+    row.save(update_fields=[*extra_fields, "attempts", "status", "delivered_at", "last_error", "next_attempt_at"])
+    return row.status if ok or row.status == "failed" else "retry"
 
 
 def _locked_due(now, enforcement_id=None):

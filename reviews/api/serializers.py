@@ -1,10 +1,19 @@
 """Shapes of the reviews API: inputs validated here, rules left to the services."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from casework.services import ESCALATION_QUEUES
 from docket.audit import access_log_case_read
 from reviews.models import Decision, QualityReview
+from reviews.statements import transparency_status
+
+
+class TransparencyDbSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["not_configured", "pending", "submitted", "rejected", "not_required"])
+    puid = serializers.CharField(allow_null=True)
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    errors = serializers.DictField()
 
 
 class QueueSerializer(serializers.Serializer):
@@ -49,6 +58,12 @@ class DecisionInputSerializer(serializers.Serializer):
     rule = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
     rationale = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     duration_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
+    public_explanation = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    territorial_scope = serializers.ListField(
+        child=serializers.CharField(max_length=2), required=False, allow_null=True, allow_empty=True, max_length=30
+    )
+    decision_ground = serializers.CharField(max_length=40, required=False, allow_blank=True, allow_null=True)
+    legal_ground = serializers.CharField(max_length=500, required=False, allow_blank=True, allow_null=True)
 
 
 class EscalateInputSerializer(serializers.Serializer):
@@ -60,6 +75,7 @@ class DecisionSerializer(serializers.ModelSerializer):
     case = serializers.IntegerField(source="case_id")
     policy_version = serializers.IntegerField(source="policy_version_id")
     reviewer = serializers.SerializerMethodField()
+    transparency_db = serializers.SerializerMethodField()
 
     class Meta:
         model = Decision
@@ -72,13 +88,21 @@ class DecisionSerializer(serializers.ModelSerializer):
             "reviewer",
             "automated",
             "rationale",
+            "public_explanation",
             "duration_days",
             "created_at",
             "overturned",
+            "transparency_db",
         ]
 
     def get_reviewer(self, obj) -> str | None:
         return obj.reviewer.user.get_username() if obj.reviewer_id else None
+
+    @extend_schema_field(TransparencyDbSerializer)
+    def get_transparency_db(self, obj) -> dict:
+        status = transparency_status(obj)
+        status["submitted_at"] = serializers.DateTimeField().to_representation(status["submitted_at"])
+        return status
 
 
 class QualityReviewSerializer(serializers.ModelSerializer):

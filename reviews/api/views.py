@@ -9,10 +9,9 @@ from casework.api.hygiene import CampaignSerializer, VisibleCampaigns
 from casework.models import Case
 from docket import roles
 from docket.api import Pagination, role_permission
-from docket.errors import not_found
+from docket.errors import DocketError, not_found
 from docket.visibility import restrict
 from reviews import selectors, services
-from reviews.sor import statement_of_reasons
 
 from .serializers import (
     AssignInputSerializer,
@@ -129,7 +128,12 @@ class DecisionDetailView(APIView):
 class StatementOfReasonsView(DecisionDetailView):
     @extend_schema(responses={200: OpenApiResponse(description="DSA statement of reasons")})
     def get(self, request, pk):
-        return Response(statement_of_reasons(self._decision(request, pk)))
+        decision = self._decision(request, pk)
+        if decision.statement is None:
+            raise DocketError(
+                "no_statement", "Nothing was restricted, so there is no statement of reasons.", status=404
+            )
+        return Response(decision.statement)
 
 
 class QualityReviewListView(APIView):

@@ -29,6 +29,7 @@ from docket.queueing import enqueue_on_commit
 from policies.models import VIOLATIONS, Policy, PolicyVersion, class_visible
 
 from ..models import Assignment, Decision, Queue
+from ..statements import decision_publish
 from .common import assignment_active_lock, assignment_end, loaded, prepared, returning, reviewer_of, user_of
 
 DELIVER_TASK = "reviews.tasks.deliver_enforcement"
@@ -108,6 +109,13 @@ class DecisionDraft:
     holdout: bool = False
     campaign_id: int | None = None
     replaces: Decision | None = None
+    # What the statement of reasons says (``statements.decision_publish``): the public explanation
+    # and the DSA choices of the decision; ``group`` for a senior's bulk decision.
+    public_explanation: str = ""
+    territorial_scope: list | None = None
+    decision_ground: str | None = None
+    legal_ground: str | None = None
+    group: bool = False
 
     @property
     def automated(self):
@@ -292,6 +300,17 @@ def decisions_write(drafts, *, actor, now) -> list[Decision]:
         enforcement_ids = row[-1]
     for draft, decision in zip(drafts, decisions, strict=True):
         decision.policy_version = draft.version
+        # The statement of reasons, the enforcement bodies and the reporters' notices, fixed now.
+        decision.statement = decision_publish(
+            decision_id=decision.pk,
+            public_explanation=draft.public_explanation,
+            territorial_scope=draft.territorial_scope,
+            decision_ground=draft.decision_ground,
+            legal_ground=draft.legal_ground,
+            group_decision=draft.group or draft.campaign_id is not None,
+            notify_reporters=draft.replaces is None,
+        )
+        decision.public_explanation = (draft.public_explanation or "").strip()[:2000]
     deliveries_enqueue(enforcement_ids)
     return decisions
 
@@ -344,6 +363,10 @@ def decision_make(
     duration_days=None,
     campaign=None,
     on_behalf_of_senior=False,
+    public_explanation="",
+    territorial_scope=None,
+    decision_ground=None,
+    legal_ground=None,
 ) -> Decision:
     """Record a human decision on a case and everything that follows from it.
 
@@ -352,8 +375,12 @@ def decision_make(
     (bulk and campaign decisions). The action must be on the ladder of the
     class's active policy version (``action_not_allowed``); a violation cites
     one of its rules and ``suspend`` needs ``duration_days`` (``invalid``).
-    Then ``decisions_write``. Two round trips: decisions are the other half
-    of every queue cycle.
+    The DSA choices (``public_explanation``, ``territorial_scope``,
+    ``decision_ground``, ``legal_ground``) go into its statement of reasons
+    (``400 invalid`` where the class does not allow them); a senior's decision
+    on behalf of the queue is stated as partially automated. Then
+    ``decisions_write``. Two round trips: decisions are the other half of
+    every queue cycle.
     """
     reviewer = reviewer_of(reviewer)
     with connection.cursor() as cur:
@@ -392,6 +419,11 @@ def decision_make(
         reviewer_id=reviewer.pk,
         holdout=holdout,
         campaign_id=campaign.pk if campaign is not None else None,
+        public_explanation=public_explanation or "",
+        territorial_scope=territorial_scope,
+        decision_ground=decision_ground,
+        legal_ground=legal_ground,
+        group=bool(on_behalf_of_senior),
     )
     [decision] = decisions_write([draft], actor=reviewer, now=timezone.now())
     return decision

@@ -71,7 +71,9 @@ def decision_overturn(*, decision, actor, reason) -> None:
 
 
 @transaction.atomic
-def decision_replace(*, decision, actor, action, rule, rationale, duration_days=None) -> Decision:
+def decision_replace(
+    *, decision, actor, action, rule, rationale, duration_days=None, public_explanation=""
+) -> Decision:
     """Replace a decision with another action (an appeal's "modified" outcome).
 
     The old decision is overturned (enforcement reversed, strike removed); the
@@ -84,7 +86,13 @@ def decision_replace(*, decision, actor, action, rule, rationale, duration_days=
     reviewer = reviewer_of(actor)
     case = old.case
     draft = draft_for(
-        case, action=action, rule=rule, duration_days=duration_days, reviewer_id=reviewer.pk, rationale=rationale
+        case,
+        action=action,
+        rule=rule,
+        duration_days=duration_days,
+        reviewer_id=reviewer.pk,
+        rationale=rationale,
+        public_explanation=public_explanation or "",
     )
     draft.from_status = None  # the case does not move: the appeal's resolution says where it goes
     draft.replaces = old

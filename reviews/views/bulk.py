@@ -74,6 +74,7 @@ def _bulk_decide(request, cases_qs):
             decision_make(
                 case_id=case.pk,
                 reviewer=request.user,
+                public_explanation=data["public_explanation"],
                 on_behalf_of_senior=True,
                 **decision_fields(data),
             )

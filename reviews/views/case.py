@@ -212,6 +212,7 @@ def case_decide(request, case_id):
             case_id=case.pk,
             reviewer=request.user,
             **decision_fields(data),
+            public_explanation=data["public_explanation"],
         )
     except DocketError as e:
         _refused_on_form(request, form, e)

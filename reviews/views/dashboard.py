@@ -10,6 +10,7 @@ from docket import roles
 from docket.errors import DocketError
 from docket.metrics import metrics_snapshot
 from reviews.selectors import decisions_visible_to
+from reviews.statements import transparency_db_overview
 
 from .charts import queue_chart, series_chart, sla_chart, source_chart
 from .common import duration, parse_time, refused, staff_required
@@ -27,6 +28,7 @@ def dashboard(request):
     sources = sources_overview()
     enforcement = snapshot.get("enforcement", {})
     recent = list(decisions_visible_to(request.user).order_by("-created_at")[:15])
+    transparency_db = transparency_db_overview(request.user)
     for c in classes:
         c["sla_pct"] = None if c.get("sla_compliance") is None else round(100 * c["sla_compliance"], 1)
         c["p50"] = duration(c.get("time_to_action_p50_s"))
@@ -56,6 +58,7 @@ def dashboard(request):
             "sla_chart": sla_chart(classes),
             "series_chart": series_chart(snapshot.get("series", [])),
             "source_chart": source_chart(sources),
+            "transparency_db": transparency_db,
         },
     )
 

@@ -31,6 +31,10 @@ def test_the_shipped_templates_are_installed_in_english_and_german():
         ("decision_notice", "de"),
         ("appeal_outcome", "en"),
         ("appeal_outcome", "de"),
+        ("report_outcome", "en"),
+        ("report_outcome", "de"),
+        ("report_received", "en"),
+        ("report_received", "de"),
     }
 
 

@@ -1,5 +1,6 @@
 """The reviews endpoints of API.md: paths, fields, status codes and error codes."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -261,7 +262,7 @@ def test_decision_detail_and_statement_of_reasons(api_for, moderator, make_user,
     sor = api_for(platform).get(f"/api/v1/decisions/{decision.pk}/statement-of-reasons/")
     assert sor.status_code == 200
     assert sor_validate(sor.json()) == []
-    assert sor.json()["puid"] == f"docket-decision-{decision.pk}"
+    assert re.fullmatch(rf"docket-[0-9a-f]{{12}}-decision-{decision.pk}", sor.json()["puid"])
     error(api_for(moderator).get("/api/v1/decisions/999999/"), 404, "not_found")
 
 

@@ -1,6 +1,7 @@
 """Statements of reasons: valid for every action x class, and a validator that knows the schema's rules."""
 
 import copy
+import re
 from datetime import timedelta
 
 import pytest
@@ -53,6 +54,10 @@ def reviewer(make_user):
 @pytest.mark.parametrize("action", LADDER)
 def test_every_action_of_every_class_gives_a_valid_statement(kind, action, reviewer):
     human = statement_of_reasons(make_decision(kind, action, reviewer=reviewer))
+    if action == "no_violation":
+        # Nothing was restricted: no statement (and none inventing a restriction).
+        assert human is None
+        return
     assert sor_validate(human) == []
     content = SubjectFactory(kind="content", attributes={"content_type": ["image", "text", "bogus"]})
     machine = statement_of_reasons(
@@ -124,19 +129,24 @@ def test_ground_category_and_keywords_come_from_the_threat_class(make_user):
         ((), "SOURCE_VOLUNTARY", "No"),
         (("classifier",), "SOURCE_VOLUNTARY", "Yes"),
         (("hash_match",), "SOURCE_VOLUNTARY", "Yes"),
-        (("user_report",), "SOURCE_ARTICLE_16", "No"),
-        (("user_report", "classifier"), "SOURCE_ARTICLE_16", "Yes"),
-        (("trusted_flagger", "user_report"), "SOURCE_TRUSTED_FLAGGER", "No"),
+        # A user report about the terms is a notice, but not an Art. 16 notice of illegal content.
+        (("user_report",), "SOURCE_TYPE_OTHER_NOTIFICATION", "No"),
+        (("user_report", "classifier"), "SOURCE_TYPE_OTHER_NOTIFICATION", "Yes"),
+        (("art16_report",), "SOURCE_ARTICLE_16", "No"),
+        (("art16_report", "user_report", "classifier"), "SOURCE_ARTICLE_16", "Yes"),
+        (("trusted_flagger", "art16_report"), "SOURCE_TRUSTED_FLAGGER", "No"),
         (("legal_request",), "SOURCE_TYPE_OTHER_NOTIFICATION", "No"),
     ],
 )
 def test_source_type_and_automated_flags_follow_the_signals(kinds, source_type, detection, reviewer):
-    sources = [
-        SignalSource.objects.get(slug="user-reports")
-        if k == "user_report"
-        else SignalSource.objects.create(slug=f"src-{k}", name=f"Source {k}", kind=k)
-        for k in kinds
-    ]
+    def source(k):
+        if k == "user_report":
+            return SignalSource.objects.get(slug="user-reports")
+        if k == "art16_report":
+            return SignalSource.objects.create(slug="illegal-content-notices", kind="user_report", dsa_article_16=True)
+        return SignalSource.objects.create(slug=f"src-{k}", name=f"Source {k}", kind=k)
+
+    sources = [source(k) for k in kinds]
     human = statement_of_reasons(make_decision("spam", "remove", reviewer=reviewer, sources=sources))
     assert (human["source_type"], human["automated_detection"], human["automated_decision"]) == (
         source_type,
@@ -154,8 +164,17 @@ def test_source_type_and_automated_flags_follow_the_signals(kinds, source_type, 
 @pytest.mark.django_db
 def test_puid_is_stable_and_matches_the_pattern(reviewer):
     decision = make_decision("spam", "remove", reviewer=reviewer)
-    assert statement_of_reasons(decision)["puid"] == f"docket-decision-{decision.pk}"
+    puid = statement_of_reasons(decision)["puid"]
+    # The installation's random prefix keeps puids unique across installations sharing one account.
+    assert re.fullmatch(rf"docket-[0-9a-f]{{12}}-decision-{decision.pk}", puid)
     assert statement_of_reasons(decision) == statement_of_reasons(decision)
+
+
+@pytest.mark.django_db
+def test_the_puid_prefix_can_be_configured(reviewer, settings):
+    settings.DOCKET_DSA_PUID_PREFIX = "acme-eu"
+    decision = make_decision("spam", "remove", reviewer=reviewer)
+    assert statement_of_reasons(decision)["puid"] == f"acme-eu-decision-{decision.pk}"
 
 
 # --- the validator itself -------------------------------------------------------------
@@ -237,6 +256,16 @@ def test_a_minimal_valid_statement_passes():
         ({"decision_facts": "x" * 5001}, "decision_facts"),
         ({"source_type": "SOURCE_RUMOUR"}, "source_type"),
         ({"source_type": "SOURCE_ARTICLE_16", "source_identity": "x" * 501}, "source_identity"),
+        # The multi endpoint validates it before nulling it for SOURCE_VOLUNTARY.
+        ({"source_identity": "x" * 600}, "source_identity"),
+        # ``in:`` without ``null``: the string "null" is not a language.
+        ({"content_language": "null"}, "content_language"),
+        ({"territorial_scope": ["null"]}, "territorial_scope"),
+        ({"content_type": ["null"]}, "content_type"),
+        # PCRE's $ with /D is the very end: a trailing newline is refused.
+        ({"puid": "docket-decision-1\n"}, "puid"),
+        ({"content_date": "2026-01-31\n"}, "content_date"),
+        ({"content_date": "２０２６-01-31"}, "content_date"),  # [0-9], not any Unicode digit
         ({"automated_detection": "Yes please"}, "automated_detection"),
         ({"automated_detection": ...}, "automated_detection"),
         ({"automated_decision": "Yes"}, "automated_decision"),  # the docs' example is wrong
@@ -258,7 +287,8 @@ def test_the_validator_reports_each_broken_rule(changes, field):
     [
         # exclude_unless: sent while its trigger is absent, silently dropped, not an error.
         {"illegal_content_legal_ground": "x" * 600},
-        {"source_identity": "x" * 600},  # excluded for SOURCE_VOLUNTARY
+        {"decision_visibility": ["null", "DECISION_VISIBILITY_CONTENT_REMOVED"]},  # in:null,...
+        {"account_type": "null"},
         {"decision_visibility": None, "decision_account": "DECISION_ACCOUNT_SUSPENDED"},
         {
             "decision_monetary": "null",

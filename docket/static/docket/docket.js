@@ -100,11 +100,11 @@
     }
   });
 
-  // Show the duration field only for actions that need one.
+  // Show the duration field for restrictions that can end (a suspension needs one; a ban never ends).
   document.addEventListener("change", function (e) {
     if (!e.target.matches('#decision-form input[name="action"]')) return;
     var dur = document.getElementById("duration-field");
-    if (dur) dur.hidden = e.target.value !== "suspend";
+    if (dur) dur.hidden = e.target.value === "no_violation" || e.target.value === "ban";
   });
 
   // Bulk forms: a select-all box, and a confirmation naming how many cases the decision reaches.

@@ -1,0 +1,240 @@
+"""Notices to reporters and appellants: an outbox POSTed, signed and retried like enforcements.
+
+Webhook type ``notice`` (API.md): ``{"id", "type": "notice", "kind", "recipient":
+{"role", "external_id"}, "case", "decision", "appeal", "outcome", "language",
+"text"}``. The text is rendered from the policy admins' message templates when
+the notice is made and stored with it, so later template edits never change a
+notice already given.
+
+- ``report_outcome`` (DSA Art. 16(5)): once per reporter of every decided case,
+  ``no_violation`` included; made in the decision's transaction, set-based.
+- ``appeal_outcome`` (Art. 20(4)): once per resolved appeal, whatever the outcome.
+- ``report_received`` (Art. 16(4)): only with ``DOCKET_ACKNOWLEDGE_REPORTS``;
+  a sweep acknowledges reports received since the last one acknowledged.
+"""
+
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from policies.models import Action
+from policies.notices import notice_render, redress
+
+from .models import Notice
+from .webhooks import attempt_send
+
+# Reports older than this are not acknowledged when acknowledgements are switched on.
+RECEIPT_LOOKBACK = timedelta(days=1)
+RECEIPT_BATCH = 5000
+
+
+def _language():
+    return getattr(settings, "LANGUAGE_CODE", "en") or "en"
+
+
+def _appeal_until(decided_at):
+    window = settings.DOCKET.get("APPEAL_WINDOW_DAYS", 180)
+    return (decided_at + timedelta(days=window)).date().isoformat()
+
+
+def _text(rendered):
+    return f"{rendered['subject']}\n\n{rendered['body']}".strip()
+
+
+# One statement: a notice for each distinct reporter of the case, each with its own id inside its body.
+_REPORT_OUTCOME_SQL = """
+WITH reporters AS (
+    SELECT DISTINCT r.external_id FROM casework_signal s JOIN casework_reporter r ON r.id = s.reporter_id
+     WHERE s.case_id = %(case)s
+),
+rows AS (SELECT gen_random_uuid() AS pid, external_id FROM reporters)
+INSERT INTO reviews_notice (public_id, key, kind, case_id, decision_id, signal_id, payload, status, attempts,
+                            next_attempt_at, last_error, created_at, delivered_at)
+SELECT pid, 'report_outcome:' || %(decision)s::text || ':' || external_id, 'report_outcome', %(case)s,
+       %(decision)s, NULL,
+       %(base)s::jsonb || jsonb_build_object('id', pid::text,
+                                             'recipient', jsonb_build_object('role', 'reporter',
+                                                                             'external_id', external_id)),
+       'pending', 0, %(now)s, '', %(now)s, NULL
+  FROM rows
+ON CONFLICT (key) DO NOTHING
+RETURNING id
+"""
+
+
+def report_outcomes_queue(*, decision, now=None) -> int:
+    """Tell every reporter of the decision's case what was decided (``no_violation`` included); how many.
+
+    Call inside the decision's transaction with the decision, its case,
+    class, subject and policy version loaded. Idempotent per reporter and
+    decision. Delivery is enqueued after commit.
+    """
+    now = now or timezone.now()
+    case = decision.case
+    version = decision.policy_version
+    rule = next((r for r in version.rules if r.get("code") == decision.rule), {})
+    language = _language()
+    rendered = notice_render(
+        kind="report_outcome",
+        language=language,
+        action=decision.action,
+        context={
+            "report": {"case": case.pk, "threat_class": case.threat_class.name},
+            "decision": {
+                "action": decision.action,
+                "action_label": Action(decision.action).label,
+                "violation": decision.action != "no_violation",
+                "rule": decision.rule,
+                "rule_title": rule.get("title", ""),
+                "policy": version.policy.name,
+                "policy_version": version.number,
+                "explanation": decision.public_explanation,
+                "automated": decision.automated,
+                "created_on": decision.created_at.date().isoformat(),
+                "duration_days": decision.duration_days,
+            },
+            "statement": {"appeal_until": _appeal_until(decision.created_at)},
+            "redress": redress(),
+        },
+    )
+    base = {
+        "type": "notice",
+        "kind": "report_outcome",
+        "case": case.pk,
+        "decision": decision.pk,
+        "appeal": None,
+        "outcome": decision.action,
+        "language": rendered["language"],
+        "text": _text(rendered),
+    }
+    with connection.cursor() as cur:
+        cur.execute(
+            _REPORT_OUTCOME_SQL, {"case": case.pk, "decision": decision.pk, "base": json.dumps(base), "now": now}
+        )
+        created = len(cur.fetchall())
+    if created:
+        transaction.on_commit(_enqueue_delivery)
+    return created
+
+
+def appeal_outcome_queue(*, appeal_id, case_id, decision_id, appellant, outcome, rendered, now=None):
+    """Tell the appellant the outcome of their appeal (``upheld``, ``overturned`` or ``modified``); once per appeal."""
+    now = now or timezone.now()
+    notice = Notice(
+        key=f"appeal_outcome:{appeal_id}",
+        kind=Notice.Kind.APPEAL_OUTCOME,
+        case_id=case_id,
+        decision_id=decision_id,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    notice.payload = {
+        "id": str(notice.public_id),
+        "type": "notice",
+        "kind": "appeal_outcome",
+        "recipient": {"role": "appellant", "external_id": appellant},
+        "case": case_id,
+        "decision": decision_id,
+        "appeal": appeal_id,
+        "outcome": outcome,
+        "language": rendered["language"],
+        "text": _text(rendered),
+    }
+    created = Notice.objects.bulk_create([notice], ignore_conflicts=True)
+    transaction.on_commit(_enqueue_delivery)
+    return created[0] if created else None
+
+
+_RECEIPTS_SQL = """
+WITH last AS (
+    SELECT COALESCE(max(signal_id), 0) AS id FROM reviews_notice WHERE kind = 'report_received'
+),
+rows AS (
+    SELECT gen_random_uuid() AS pid, s.id, s.case_id, s.external_id AS signal_external_id, s.threat_class_id,
+           r.external_id AS reporter
+      FROM casework_signal s JOIN casework_reporter r ON r.id = s.reporter_id
+     WHERE s.id > (SELECT id FROM last) AND s.received_at >= %(since)s
+     ORDER BY s.id LIMIT %(batch)s
+)
+INSERT INTO reviews_notice (public_id, key, kind, case_id, decision_id, signal_id, payload, status, attempts,
+                            next_attempt_at, last_error, created_at, delivered_at)
+SELECT pid, 'report_received:' || id::text, 'report_received', case_id, NULL, id,
+       %(base)s::jsonb || jsonb_build_object('id', pid::text, 'case', case_id,
+                                             'report', signal_external_id,
+                                             'recipient', jsonb_build_object('role', 'reporter',
+                                                                             'external_id', reporter)),
+       'pending', 0, %(now)s, '', %(now)s, NULL
+  FROM rows
+ON CONFLICT (key) DO NOTHING
+RETURNING id
+"""
+
+
+def report_receipts_queue(*, now=None) -> int:
+    """Acknowledge reports received since the last acknowledged one (Art. 16(4)); how many.
+
+    Only with ``DOCKET_ACKNOWLEDGE_REPORTS``. Reads forward from the last
+    acknowledged signal id (an index probe), in batches.
+    """
+    if not getattr(settings, "DOCKET_ACKNOWLEDGE_REPORTS", False):
+        return 0
+    now = now or timezone.now()
+    rendered = notice_render(kind="report_received", language=_language(), context={"redress": redress()})
+    base = {
+        "type": "notice",
+        "kind": "report_received",
+        "decision": None,
+        "appeal": None,
+        "outcome": None,
+        "language": rendered["language"],
+        "text": _text(rendered),
+    }
+    total = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(
+                _RECEIPTS_SQL,
+                {"since": now - RECEIPT_LOOKBACK, "batch": RECEIPT_BATCH, "base": json.dumps(base), "now": now},
+            )
+            created = len(cur.fetchall())
+        total += created
+        if created < RECEIPT_BATCH:
+            return total
+
+
+def _enqueue_delivery():
+    from .tasks import deliver_due_notices
+
+    try:
+        deliver_due_notices.delay()
+    except Exception:  # broker down: the periodic sweep delivers them
+        pass
+
+
+def notices_deliver_due(*, now=None, limit=1000) -> dict:
+    """Acknowledge new reports (when on), then deliver due notices one at a time; counts by outcome.
+
+    Each row is locked (``SKIP LOCKED``) while it is sent, so concurrent
+    sweeps never send one twice; its body and id are the same on every retry.
+    """
+    counts = {}
+    if not settings.PLATFORM_WEBHOOK_URL:
+        return counts
+    report_receipts_queue(now=now)
+    for _ in range(limit):
+        moment = now or timezone.now()
+        with transaction.atomic():
+            notice = (
+                Notice.objects.select_for_update(skip_locked=True)
+                .filter(status=Notice.Status.PENDING, next_attempt_at__lte=moment)
+                .order_by("next_attempt_at", "id")
+                .first()
+            )
+            if notice is None:
+                break
+            outcome = attempt_send(notice, url=settings.PLATFORM_WEBHOOK_URL, now=moment)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
