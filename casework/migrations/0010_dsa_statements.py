@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("casework", "0007_caseevent_kind_choices"),
+        ("casework", "0009_queue_tally"),
     ]
 
     operations = [
