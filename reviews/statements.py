@@ -32,7 +32,6 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from casework.models import Case
-from policies.models import PolicyVersion
 
 from .models import Decision, StatementSubmission
 from .notices import report_outcomes_queue
@@ -93,9 +92,9 @@ def decision_publish(
     the validator refuses is stored ``rejected`` with the validator's errors
     (shown on the dashboard), never sent.
     """
-    decision = Decision.objects.select_related("reviewer").get(pk=decision_id)
-    decision.case = Case.objects.select_related("threat_class", "subject").get(pk=decision.case_id)
-    decision.policy_version = PolicyVersion.objects.select_related("policy").get(pk=decision.policy_version_id)
+    decision = Decision.objects.select_related(
+        "case__threat_class", "case__subject", "policy_version__policy"
+    ).get(pk=decision_id)
     explanation = (public_explanation or "").strip()[:2000]
     decision.public_explanation = explanation
     terms = statement_terms(
@@ -146,7 +145,7 @@ def decision_publish(
         transaction.on_commit(_enqueue_submission)
     decision.statement = statement
     enforcement_payloads_fix(decision_id=decision.pk)
-    if notify_reporters:
+    if notify_reporters and decision.case.reporter_count:
         report_outcomes_queue(decision=decision, now=now)
     return statement
 
