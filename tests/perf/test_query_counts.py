@@ -225,7 +225,7 @@ BOUNDS = {
     "API subject": 14,
     "API access log": 4,
     "UI home": 13,
-    "UI dashboard": 29,  # + the Transparency Database outbox's pending and rejected counts  # sources and their open incidents read live, not from the cached snapshot
+    "UI dashboard": 29,  # sources and incidents read live; the Transparency Database outbox counts
     "UI escalations": 5,
     "UI queue page": 9,
     "UI campaign page": 9,
