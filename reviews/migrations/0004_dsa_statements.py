@@ -13,7 +13,7 @@ def installation_create(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("casework", "0010_dsa_statements"),
+        ("casework", "0011_dsa_statements"),
         ("reviews", "0003_assignment_skipped_idx"),
     ]
 

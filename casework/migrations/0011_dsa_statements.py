@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("casework", "0009_queue_tally"),
+        ("casework", "0010_case_rank_idx_negated"),
     ]
 
     operations = [
