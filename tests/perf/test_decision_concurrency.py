@@ -5,11 +5,9 @@ and writes everything else in one statement; these tests hold it to the same
 promises as before: one decision per case whatever the races, every row once.
 """
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
 from casework.models import Case, CaseEvent, Reporter
 from docket.accounts import user_upsert
@@ -17,6 +15,7 @@ from docket.errors import DocketError
 from reviews.models import Assignment, Decision, Enforcement, Strike
 from reviews.services import decision_make, queue_claim
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory
+from tests.support import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -30,29 +29,6 @@ def no_broker(monkeypatch, settings):
     calls = []
     monkeypatch.setattr(tasks.deliver_enforcement, "delay", lambda enforcement_id: calls.append(enforcement_id))
     return calls
-
-
-def run_threads(n, work):
-    """Start ``n`` threads at one barrier; each runs ``work(i)`` and closes its own connection."""
-    barrier = threading.Barrier(n)
-    results, errors = [None] * n, []
-
-    def target(i):
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as e:  # surfaced by the assertion below
-            errors.append(e)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    return results
 
 
 def test_a_decision_submitted_eight_times_at_once_is_recorded_once(no_broker):

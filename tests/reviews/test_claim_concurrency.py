@@ -1,41 +1,17 @@
 """Claims under real concurrency: separate PostgreSQL connections, one per thread."""
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
 from docket.accounts import user_upsert
 from docket.errors import DocketError
 from reviews.models import Assignment
 from reviews.services import decision_make, queue_claim
 from tests.factories import CaseFactory
+from tests.support import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def run_threads(n, work):
-    """Start ``n`` threads at one barrier; each runs ``work(i)`` and closes its own connection."""
-    barrier = threading.Barrier(n)
-    results, errors = [None] * n, []
-
-    def target(i):
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as e:  # surfaced by the assertion below
-            errors.append(e)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    return results
 
 
 def claim_until_refused(user):

@@ -6,7 +6,6 @@ import pytest
 from django.utils import timezone
 
 from casework.models import Case, CaseEvent
-from docket.errors import DocketError
 from reviews.models import Assignment
 from reviews.services import (
     assignment_release,
@@ -18,15 +17,9 @@ from reviews.services import (
     queue_claim,
 )
 from tests.factories import CaseFactory, queue
+from tests.support import refused
 
 pytestmark = pytest.mark.django_db
-
-
-def refused(code, status, fn):
-    with pytest.raises(DocketError) as exc:
-        fn()
-    assert (exc.value.code, exc.value.status) == (code, status)
-    return exc.value
 
 
 def test_claim_takes_the_highest_priority_open_case_and_leases_it(moderator, settings):

@@ -18,15 +18,9 @@ from reviews.services import (
     queue_claim,
 )
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version
+from tests.support import refused
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_qa")]
-
-
-def refused(code, status, fn):
-    with pytest.raises(DocketError) as exc:
-        fn()
-    assert (exc.value.code, exc.value.status) == (code, status)
-    return exc.value
 
 
 def claimed(user, kind="spam", **case_fields):

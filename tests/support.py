@@ -1,0 +1,39 @@
+"""Helpers shared by the test modules (one copy, imported; not redefined per module)."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from docket.errors import DocketError
+
+
+def refused(code, status, fn):
+    """Run ``fn``; it must raise ``DocketError`` with this ``code`` and HTTP ``status``. Returns the error."""
+    with pytest.raises(DocketError) as exc:
+        fn()
+    assert (exc.value.code, exc.value.status) == (code, status)
+    return exc.value
+
+
+def run_threads(n, work):
+    """Start ``n`` threads at one barrier; each runs ``work(i)`` and closes its own connection."""
+    barrier = threading.Barrier(n)
+    results, errors = [None] * n, []
+
+    def target(i):
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except Exception as e:  # surfaced by the assertion below
+            errors.append(e)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    return results
