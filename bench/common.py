@@ -210,6 +210,9 @@ INSERT INTO bench_seed VALUES (%(n)s, now());
 _RESET_SQL = """
 TRUNCATE casework_caseevent, reviews_qualityreview, reviews_strike, reviews_enforcement, reviews_decision,
          reviews_assignment, appeals_appeal CASCADE;
+DELETE FROM casework_signal WHERE case_id > (SELECT cases FROM bench_seed)
+    OR (case_id IS NULL AND id > (SELECT max(id) FROM casework_signal WHERE external_id LIKE 'bench-s-%%'));
+DELETE FROM casework_case WHERE id > (SELECT cases FROM bench_seed);  -- cases a benchmark's intake opened
 UPDATE casework_case SET status = 'open', decided_at = NULL, first_action_at = NULL, closed_at = NULL
  WHERE status <> 'open';
 UPDATE casework_reporter SET reports_decided = id %% 23, reports_upheld = (id %% 23) * (id %% 7) / 7
