@@ -196,7 +196,7 @@ def main(argv=None):
         time.sleep(args.idle)
         with connection.cursor() as cur:
             cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start_lsn])
-            (idle_wal,) = cur.fetchone()
+            idle_wal = float(cur.fetchone()[0])
     finally:
         worker.terminate()
         server.terminate()
