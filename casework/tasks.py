@@ -1,10 +1,17 @@
-"""Casework's Celery tasks: thin wrappers around services, idempotent, taking ids."""
+"""Casework's Celery tasks: thin wrappers around services, idempotent, taking ids.
+
+State lives in PostgreSQL, so a rerun or a duplicate is harmless.
+"""
 
 from celery import shared_task
 
+from docket.batches import batches
 from docket.periodic import periodic
 
+from .campaigns import campaigns_detect
+from .hygiene import sources_check_health
 from .priority import case_reprioritise, cases_reprioritise_due
+from .retention import cases_purge_personal_data
 from .tallies import queue_tallies_compact
 
 
@@ -28,5 +35,28 @@ def compact_queue_tallies():
     return queue_tallies_compact()
 
 
-from casework.tasks_hygiene import *  # noqa: E402,F401,F403
-from casework.tasks_retention import *  # noqa: E402,F401,F403
+# --- signal hygiene --------------------------------------------------------------------------------
+
+
+@periodic(seconds=300)
+@shared_task(acks_late=True)
+def check_source_health():
+    """Refresh source rates and score summaries; mark uncorroborated spikes suspect, open incidents."""
+    return sources_check_health()
+
+
+@periodic(seconds=600)
+@shared_task(acks_late=True)
+def detect_campaigns():
+    """Cluster subjects sharing attribute values into campaigns."""
+    return campaigns_detect()
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+
+@periodic(seconds=3600)
+@shared_task(acks_late=True)
+def purge_personal_data():
+    """Purge personal data of closed cases past retention (idempotent, in short batches within a time budget)."""
+    return batches(lambda size: cases_purge_personal_data(batch=size), size=1000)
