@@ -110,13 +110,13 @@ def test_holdout_fraction_over_10000_auto_actionable_signals(sources, set_thresh
     auto-action (one per case, covered by the tests above) are counted here,
     not made, to keep the run short.
     """
-    from casework import intake
+    from casework.intake import store
 
     assert settings.DOCKET["HOLDOUT_RATE"] == 0.02
     set_threshold("spam-clf", "spam", auto_action_at=0.9, review_at=0.5)
     automated = []
     monkeypatch.setattr(
-        intake,
+        store,
         "_automation_decide",
         lambda items, now: automated.extend(i for i in items if i.disposition == "auto_actioned"),
     )
