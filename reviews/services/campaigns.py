@@ -32,7 +32,15 @@ def _lock_open_campaign(campaign_id, actor, verb):
 
 @transaction.atomic
 def campaign_decide(
-    *, campaign_id: int, actor, action: str, rule: str, rationale: str, duration_days=None, case_ids=None
+    *,
+    campaign_id: int,
+    actor,
+    action: str,
+    rule: str,
+    rationale: str,
+    duration_days=None,
+    case_ids=None,
+    public_explanation: str = "",
 ) -> list:
     """A senior's one decision on a campaign's open member cases they may see (or the ``case_ids`` among them).
 
@@ -80,6 +88,7 @@ def campaign_decide(
                     reviewer_id=reviewer.pk,
                     rationale=rationale,
                     campaign_id=campaign.pk,
+                    public_explanation=public_explanation or "",
                 )
             )
         except DocketError as e:

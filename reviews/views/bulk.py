@@ -118,6 +118,7 @@ def campaign_bulk(request, campaign_id):
             campaign_id=campaign.pk,
             actor=request.user,
             case_ids=[c.pk for c in data["cases"]],
+            public_explanation=data["public_explanation"],
             **decision_fields(data),
         )
     except DocketError as e:

@@ -375,3 +375,21 @@ def test_concurrent_detection_runs_make_one_campaign():
     assert sorted(r["created"] for r in results) == [0, 1]
     assert Campaign.objects.count() == 1
     assert CaseEvent.objects.filter(kind="campaign_joined").count() == 20
+
+
+def test_the_campaign_decision_api_carries_the_public_explanation_to_every_member(senior, api_for):
+    from reviews.models import Decision
+
+    campaign, _ = open_campaign(5)
+
+    response = api_for(senior).post(
+        f"/api/v1/campaigns/{campaign.pk}/decision/",
+        {"action": "remove", "rule": "SP-2", "rationale": "internal: one network", "public_explanation": "Spam network."},
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json() == {"decisions": 5}
+    assert set(Decision.objects.filter(campaign=campaign).values_list("public_explanation", "rationale")) == {
+        ("Spam network.", "internal: one network")
+    }
