@@ -226,7 +226,7 @@ BOUNDS = {
     "API access log": 4,
     "UI home": 13,
     "UI dashboard": 29,  # sources and incidents read live; the Transparency Database outbox counts
-    "UI escalations": 5,
+    "UI escalations": 6,  # + the queues the user may claim from ("Claim next" only there)
     "UI queue page": 9,
     "UI campaign page": 9,
     "UI source page": 6,
