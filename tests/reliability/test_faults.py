@@ -44,7 +44,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from casework import intake
+from casework.intake import store as intake_store
 from casework.models import Case, Signal, Subject
 from casework.priority import case_reprioritise
 from docket import queueing
@@ -369,13 +369,13 @@ def test_a_connection_dropped_mid_intake_is_a_clean_503_and_nothing_half_written
     platform = api_client(cast["platform"])
     batch = [report(n) for n in range(1, 6)] + [report(6, subject="u-fault-1")]
     before = db_state()
-    real = intake.case_reprioritise
+    real = intake_store.case_reprioritise
 
     def dropped_after_the_inserts(**kwargs):
         _kill_my_backend()  # signals, subjects and cases are written, not yet committed
         return real(**kwargs)
 
-    with mock.patch.object(intake, "case_reprioritise", side_effect=dropped_after_the_inserts):
+    with mock.patch.object(intake_store, "case_reprioritise", side_effect=dropped_after_the_inserts):
         response = platform.post("/api/v1/signals/", batch, format="json")
     assert response.status_code == 503
     assert response.json() == {"code": "unavailable", "detail": "The database is unavailable; nothing was changed."}
