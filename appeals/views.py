@@ -4,7 +4,6 @@ Thin views over ``appeals.services`` and ``appeals.selectors``: a refusal is a
 message, never an error page; an appeal the user may not see is a 404.
 """
 
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q

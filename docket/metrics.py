@@ -78,9 +78,7 @@ def _data_version():
     every intake a signal, so the newest ids of those two tables move whenever most
     figures can (delivery failures may lag by the cache time). Two index look-ups."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT (SELECT max(id) FROM casework_caseevent), (SELECT max(id) FROM casework_signal)"
-        )
+        cursor.execute("SELECT (SELECT max(id) FROM casework_caseevent), (SELECT max(id) FROM casework_signal)")
         return "-".join(str(v or 0) for v in cursor.fetchone())
 
 

@@ -83,6 +83,4 @@ def run_periodic_job(name):
 
 
 def beat_schedule():
-    return {
-        job.name: {"task": run_periodic_job.name, "args": (job.name,), "schedule": job.seconds} for job in jobs()
-    }
+    return {job.name: {"task": run_periodic_job.name, "args": (job.name,), "schedule": job.seconds} for job in jobs()}

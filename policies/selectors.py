@@ -62,8 +62,7 @@ def policy_version_diff(version, against):
         "changed": [
             (old_rules[code], r)
             for code, r in new_rules.items()
-            if code in old_rules
-            and _rule_text(old_rules[code]) != _rule_text(r)
+            if code in old_rules and _rule_text(old_rules[code]) != _rule_text(r)
         ],
     }
     ladder = {

@@ -37,8 +37,9 @@ class ReviewerAdmin(admin.ModelAdmin):
         # A change of clearances is audited and signs the reviewer out everywhere.
         before = grants_of(obj.user)
         super().save_model(request, obj, form, change)
-        account_grants_changed(user=obj.user, before=before, after=grants_of(obj.user), by=request.user,
-                               via="admin", request=request)
+        account_grants_changed(
+            user=obj.user, before=before, after=grants_of(obj.user), by=request.user, via="admin", request=request
+        )
 
 
 @admin.register(Assignment)

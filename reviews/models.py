@@ -111,7 +111,7 @@ class Decision(models.Model):
         blank=True,
         default="",
         db_default="",
-        help_text="What the user and the statement of reasons are told (default: the rule's description)."
+        help_text="What the user and the statement of reasons are told (default: the rule's description).",
     )
     duration_days = models.PositiveIntegerField(null=True, blank=True)
     statement = models.JSONField(
@@ -319,9 +319,7 @@ class Notice(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     case = models.ForeignKey("casework.Case", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     decision = models.ForeignKey(Decision, null=True, blank=True, on_delete=models.PROTECT, related_name="notices")
-    signal = models.ForeignKey(
-        "casework.Signal", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    signal = models.ForeignKey("casework.Signal", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     payload = models.JSONField(help_text="The webhook body, fixed when the notice is made.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -92,9 +92,9 @@ def decision_publish(
     the validator refuses is stored ``rejected`` with the validator's errors
     (shown on the dashboard), never sent.
     """
-    decision = Decision.objects.select_related(
-        "case__threat_class", "case__subject", "policy_version__policy"
-    ).get(pk=decision_id)
+    decision = Decision.objects.select_related("case__threat_class", "case__subject", "policy_version__policy").get(
+        pk=decision_id
+    )
     explanation = (public_explanation or "").strip()[:2000]
     decision.public_explanation = explanation
     terms = statement_terms(

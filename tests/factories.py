@@ -76,8 +76,10 @@ class CaseFactory(factory.django.DjangoModelFactory):
     # The queue orders by (rank_tier, rank) (casework.priority); a factory case ranks as the priority it is
     # given would: past RESTRICTED_OFFSET in the restricted tier, past BREACH_OFFSET in the breached one.
     rank_tier = factory.LazyAttribute(
-        lambda o: (TIER_RESTRICTED if o.priority >= RESTRICTED_OFFSET else 0)
-        + (TIER_BREACHED if o.priority % RESTRICTED_OFFSET >= BREACH_OFFSET else 0)
+        lambda o: (
+            (TIER_RESTRICTED if o.priority >= RESTRICTED_OFFSET else 0)
+            + (TIER_BREACHED if o.priority % RESTRICTED_OFFSET >= BREACH_OFFSET else 0)
+        )
     )
     rank = factory.LazyAttribute(lambda o: o.priority)
 

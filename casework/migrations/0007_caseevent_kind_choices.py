@@ -4,15 +4,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('casework', '0006_list_filter_indexes'),
+        ("casework", "0006_list_filter_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='caseevent',
-            name='kind',
-            field=models.CharField(choices=[('opened', 'Opened'), ('signals_added', 'Signals Added'), ('signals_released', 'Signals Released'), ('campaign_joined', 'Campaign Joined'), ('claimed', 'Claimed'), ('assigned', 'Assigned'), ('unassigned', 'Unassigned'), ('released', 'Released'), ('skipped', 'Skipped'), ('lease_expired', 'Lease Expired'), ('escalated', 'Escalated'), ('sla_escalated', 'Sla Escalated'), ('decided', 'Decided'), ('decision_recorded', 'Decision Recorded'), ('decision_overturned', 'Decision Overturned'), ('decision_replaced', 'Decision Replaced'), ('qa_reviewed', 'Qa Reviewed'), ('note', 'Note'), ('legal_hold_set', 'Legal Hold Set'), ('legal_hold_released', 'Legal Hold Released'), ('personal_data_purged', 'Personal Data Purged'), ('appeal_filed', 'Appeal Filed'), ('appeal_claimed', 'Appeal Claimed'), ('appeal_released', 'Appeal Released'), ('appeal_resolved', 'Appeal Resolved'), ('appeal_closed', 'Appeal Closed'), ('status_open', 'Status Open'), ('status_in_review', 'Status In Review'), ('status_escalated', 'Status Escalated'), ('status_decided', 'Status Decided'), ('status_appealed', 'Status Appealed'), ('status_closed', 'Status Closed')], max_length=40),
+            model_name="caseevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("opened", "Opened"),
+                    ("signals_added", "Signals Added"),
+                    ("signals_released", "Signals Released"),
+                    ("campaign_joined", "Campaign Joined"),
+                    ("claimed", "Claimed"),
+                    ("assigned", "Assigned"),
+                    ("unassigned", "Unassigned"),
+                    ("released", "Released"),
+                    ("skipped", "Skipped"),
+                    ("lease_expired", "Lease Expired"),
+                    ("escalated", "Escalated"),
+                    ("sla_escalated", "Sla Escalated"),
+                    ("decided", "Decided"),
+                    ("decision_recorded", "Decision Recorded"),
+                    ("decision_overturned", "Decision Overturned"),
+                    ("decision_replaced", "Decision Replaced"),
+                    ("qa_reviewed", "Qa Reviewed"),
+                    ("note", "Note"),
+                    ("legal_hold_set", "Legal Hold Set"),
+                    ("legal_hold_released", "Legal Hold Released"),
+                    ("personal_data_purged", "Personal Data Purged"),
+                    ("appeal_filed", "Appeal Filed"),
+                    ("appeal_claimed", "Appeal Claimed"),
+                    ("appeal_released", "Appeal Released"),
+                    ("appeal_resolved", "Appeal Resolved"),
+                    ("appeal_closed", "Appeal Closed"),
+                    ("status_open", "Status Open"),
+                    ("status_in_review", "Status In Review"),
+                    ("status_escalated", "Status Escalated"),
+                    ("status_decided", "Status Decided"),
+                    ("status_appealed", "Status Appealed"),
+                    ("status_closed", "Status Closed"),
+                ],
+                max_length=40,
+            ),
         ),
     ]

@@ -5,60 +5,82 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('casework', '0007_caseevent_kind_choices'),
-        ('policies', '0003_relabelitem'),
-        ('reviews', '0003_assignment_skipped_idx'),
+        ("casework", "0007_caseevent_kind_choices"),
+        ("policies", "0003_relabelitem"),
+        ("reviews", "0003_assignment_skipped_idx"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='case',
-            name='case_open_queue_priority_idx',
+            model_name="case",
+            name="case_open_queue_priority_idx",
         ),
         migrations.RemoveIndex(
-            model_name='case',
-            name='case_priority_idx',
+            model_name="case",
+            name="case_priority_idx",
         ),
         migrations.RemoveIndex(
-            model_name='case',
-            name='case_active_queue_priority_idx',
+            model_name="case",
+            name="case_active_queue_priority_idx",
         ),
         migrations.AddField(
-            model_name='case',
-            name='rank',
+            model_name="case",
+            name="rank",
             field=models.FloatField(db_default=0.0),
         ),
         migrations.AddField(
-            model_name='case',
-            name='rank_due_at',
+            model_name="case",
+            name="rank_due_at",
             field=models.DateTimeField(blank=True, db_default=django.db.models.functions.datetime.Now(), null=True),
         ),
         migrations.AddField(
-            model_name='case',
-            name='rank_tier',
+            model_name="case",
+            name="rank_tier",
             field=models.PositiveSmallIntegerField(db_default=0),
         ),
         migrations.AlterField(
-            model_name='case',
-            name='priority',
-            field=models.FloatField(default=0.0, help_text='The priority when the case was last ranked (see rank).'),
+            model_name="case",
+            name="priority",
+            field=models.FloatField(default=0.0, help_text="The priority when the case was last ranked (see rank)."),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(models.F('queue'), models.OrderBy(models.F('rank_tier'), descending=True), models.OrderBy(models.F('rank'), descending=True), models.F('id'), condition=models.Q(('status', 'open')), name='case_open_queue_rank_idx'),
+            model_name="case",
+            index=models.Index(
+                models.F("queue"),
+                models.OrderBy(models.F("rank_tier"), descending=True),
+                models.OrderBy(models.F("rank"), descending=True),
+                models.F("id"),
+                condition=models.Q(("status", "open")),
+                name="case_open_queue_rank_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(models.OrderBy(models.F('rank_tier'), descending=True), models.OrderBy(models.F('rank'), descending=True), models.F('id'), name='case_rank_idx'),
+            model_name="case",
+            index=models.Index(
+                models.OrderBy(models.F("rank_tier"), descending=True),
+                models.OrderBy(models.F("rank"), descending=True),
+                models.F("id"),
+                name="case_rank_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(models.F('queue'), models.OrderBy(models.F('rank_tier'), descending=True), models.OrderBy(models.F('rank'), descending=True), models.F('id'), condition=models.Q(('status__in', ['open', 'in_review', 'escalated'])), name='case_active_queue_rank_idx'),
+            model_name="case",
+            index=models.Index(
+                models.F("queue"),
+                models.OrderBy(models.F("rank_tier"), descending=True),
+                models.OrderBy(models.F("rank"), descending=True),
+                models.F("id"),
+                condition=models.Q(("status__in", ["open", "in_review", "escalated"])),
+                name="case_active_queue_rank_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(models.F('rank_due_at'), condition=models.Q(('rank_due_at__isnull', False), ('status__in', ['open', 'in_review', 'escalated'])), name='case_rank_due_idx'),
+            model_name="case",
+            index=models.Index(
+                models.F("rank_due_at"),
+                condition=models.Q(("rank_due_at__isnull", False), ("status__in", ["open", "in_review", "escalated"])),
+                name="case_rank_due_idx",
+            ),
         ),
     ]

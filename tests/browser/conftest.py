@@ -74,4 +74,3 @@ def sign_in(live_server):
         page.wait_for_url(lambda url: "/login/" not in url)
 
     return go
-

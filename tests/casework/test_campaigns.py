@@ -384,7 +384,12 @@ def test_the_campaign_decision_api_carries_the_public_explanation_to_every_membe
 
     response = api_for(senior).post(
         f"/api/v1/campaigns/{campaign.pk}/decision/",
-        {"action": "remove", "rule": "SP-2", "rationale": "internal: one network", "public_explanation": "Spam network."},
+        {
+            "action": "remove",
+            "rule": "SP-2",
+            "rationale": "internal: one network",
+            "public_explanation": "Spam network.",
+        },
         format="json",
     )
 

@@ -168,9 +168,7 @@ def test_a_wave_of_auto_actioned_signals_is_decided_set_based(
     assert counts[40] == counts[4], counts
 
 
-def test_a_wave_keeps_the_cases_automation_may_not_decide_for_a_human(
-    automation_everywhere, no_holdout, platform
-):
+def test_a_wave_keeps_the_cases_automation_may_not_decide_for_a_human(automation_everywhere, no_holdout, platform):
     from reviews.services import decisions_automated
 
     results = ingest([detection(n, source="spam-clf", kind="spam", score=0.95) for n in range(3)], platform)

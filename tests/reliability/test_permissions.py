@@ -222,8 +222,18 @@ MATRIX = [
     ui("get", "/login/", 200, 302, 302, 302, 302, 302, 302),
     # The second-factor steps need a password accepted a moment ago (in this session): nobody here has one.
     ui("get", "/login/second-factor/", "login", "login", "login", "login", "login", "login", "login"),
-    ui("post", "/login/second-factor/", "login", "login", "login", "login", "login", "login", "login",
-       body={"code": "123456"}),
+    ui(
+        "post",
+        "/login/second-factor/",
+        "login",
+        "login",
+        "login",
+        "login",
+        "login",
+        "login",
+        "login",
+        body={"code": "123456"},
+    ),
     ui("get", "/login/enrol/", "login", "login", "login", "login", "login", "login", "login"),
     ui("post", "/login/enrol/", "login", "login", "login", "login", "login", "login", "login", body={"code": "123456"}),
     # Single sign-on is not configured in this matrix (tests/identity drives a real provider).
@@ -267,10 +277,21 @@ MATRIX = [
     ui("post", "/sources/user-reports/confirm/", "login", 403, "refused", "refused", "refused", "refused", 302),
     ui("post", "/sources/user-reports/quarantine/", "login", 403, "refused", "refused", "refused", "refused", 302),
     ui("get", "/campaigns/{camp_spam}/", *UI_STAFF),
-    ui("post", "/campaigns/{camp_spam}/dismiss/", "login", 403, "refused", "refused", 302, "refused", "refused",
-       body={"confirm": "yes"}),  # fmt: skip
-    ui("post", "/campaigns/{camp_cib}/dismiss/", "login", 403, 404, "refused", 302, 404, 404,
-       body={"confirm": "yes"}),  # fmt: skip
+    ui(
+        "post",
+        "/campaigns/{camp_spam}/dismiss/",
+        "login",
+        403,
+        "refused",
+        "refused",
+        302,
+        "refused",
+        "refused",
+        body={"confirm": "yes"},
+    ),  # fmt: skip
+    ui(
+        "post", "/campaigns/{camp_cib}/dismiss/", "login", 403, 404, "refused", 302, 404, 404, body={"confirm": "yes"}
+    ),  # fmt: skip
     ui("get", "/campaigns/{camp_cib}/", *UI_CLEARED),
     ui(
         "post",
