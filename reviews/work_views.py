@@ -86,42 +86,17 @@ def qa_detail(request, review_id):
     )
     if review is None:
         raise Http404("No such quality review.")
-    version = review.decision.policy_version
-    form = SecondReviewForm(request.POST or None, version=version)
-    status = 200
-    if request.method == "POST" and form.is_valid():
-        try:
-            quality_review_complete(
-                review_id=review.pk,
-                reviewer=request.user,
-                action=form.cleaned_data["action"],
-                rule=form.cleaned_data["rule"],
-            )
-        except DocketError as e:
-            if e.status == 404:
-                raise Http404(e.detail) from None
-            _refusal_to_form(form, e)
-            status = e.status
-        else:
-            messages.success(request, f"Second review of case {review.decision.case_id} recorded.")
-            return redirect("qa-list")
-    elif request.method == "POST":
-        status = 400
-    return render(
+    return _second_review(
         request,
-        "reviews/second_review.html",
-        {
-            "kind": "QA review",
-            "item": review,
-            "case": review.decision.case,
-            "signals": _case_evidence(review.decision.case),
-            "version": version,
-            "form": form,
-            "own": review.decision.reviewer_id == reviewer.pk,
-            "done": review.status != "pending",
-            "back": "qa-list",
-        },
-        status=status,
+        kind="QA review",
+        item=review,
+        version=review.decision.policy_version,
+        reviewer=reviewer,
+        complete=lambda action, rule: quality_review_complete(
+            review_id=review.pk, reviewer=request.user, action=action, rule=rule
+        ),
+        done=f"Second review of case {review.decision.case_id} recorded.",
+        back="qa-list",
     )
 
 
@@ -142,29 +117,42 @@ def relabel_detail(request, item_id):
     item = relabel_items_for(request.user).filter(pk=item_id).first()
     if item is None:
         raise Http404("No such relabel item.")
-    version = item.policy_version
+    return _second_review(
+        request,
+        kind="Relabel",
+        item=item,
+        version=item.policy_version,
+        reviewer=reviewer,
+        complete=lambda action, rule: relabel_item_complete(
+            item_id=item.pk, reviewer=reviewer, action=action, rule=rule
+        ),
+        done=f"Relabel of case {item.decision.case_id} recorded.",
+        back="relabel-list",
+    )
+
+
+def _second_review(request, *, kind, item, version, reviewer, complete, done, back):
+    """The blind second-review page (QA or relabel): the form, its refusal kept beside the field, or done."""
     form = SecondReviewForm(request.POST or None, version=version)
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            relabel_item_complete(
-                item_id=item.pk, reviewer=reviewer, action=form.cleaned_data["action"], rule=form.cleaned_data["rule"]
-            )
+            complete(form.cleaned_data["action"], form.cleaned_data["rule"])
         except DocketError as e:
             if e.status == 404:
                 raise Http404(e.detail) from None
             _refusal_to_form(form, e)
             status = e.status
         else:
-            messages.success(request, f"Relabel of case {item.decision.case_id} recorded.")
-            return redirect("relabel-list")
+            messages.success(request, done)
+            return redirect(back)
     elif request.method == "POST":
         status = 400
     return render(
         request,
         "reviews/second_review.html",
         {
-            "kind": "Relabel",
+            "kind": kind,
             "item": item,
             "case": item.decision.case,
             "signals": _case_evidence(item.decision.case),
@@ -172,7 +160,7 @@ def relabel_detail(request, item_id):
             "form": form,
             "own": item.decision.reviewer_id == reviewer.pk,
             "done": item.status != "pending",
-            "back": "relabel-list",
+            "back": back,
         },
         status=status,
     )
