@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from casework.models import Campaign
+from casework.models import Campaign, Case
 from docket import roles
 from docket.errors import DocketError
 from docket.visibility import visible_or_404
@@ -26,21 +26,45 @@ def visible_queue(user, slug):
     return visible_or_404(Queue.objects.prefetch_related("threat_classes"), user, slug=slug)
 
 
+def _rule_group(threat_class):
+    """The rules of a class's active policy version, or None when the class has none active."""
+    try:
+        version = active_version_for(threat_class)
+    except DocketError:
+        return None
+    return {"threat_class": threat_class, "version": version, "rules": version.rules}
+
+
 def bulk_context(user, cases, *, action_url):
     """What the bulk-decision form needs: the rules of each class present, grouped."""
     classes = {c.threat_class_id: c.threat_class for c in cases}
-    rule_groups = []
-    for tc in sorted(classes.values(), key=lambda t: t.slug):
-        try:
-            version = active_version_for(tc)
-        except DocketError:
-            continue
-        rule_groups.append({"threat_class": tc, "version": version, "rules": version.rules})
+    groups = (_rule_group(tc) for tc in sorted(classes.values(), key=lambda t: t.slug))
     return {
         "bulk_allowed": roles.has(user, roles.SENIOR),
         "bulk_url": action_url,
-        "rule_groups": rule_groups,
+        "rule_groups": [g for g in groups if g is not None],
         "ladder_all": [{"value": a, "label": ACTION_LABELS[a]} for a in LADDER],
+    }
+
+
+def campaign_context(user, campaign):
+    """The campaign page: its open members are selectable; decided ones are listed apart.
+
+    The decision form offers only the campaign's class's ladder (its active policy
+    version's actions), the one the campaign service checks every member against.
+    """
+    members = with_shown_priority(campaign_members(user, campaign))
+    group = _rule_group(campaign.threat_class)
+    return {
+        "campaign": campaign,
+        "cases": [c for c in members if c.status in Case.ACTIVE_STATUSES],
+        "decided_cases": [c for c in members if c.status not in Case.ACTIVE_STATUSES],
+        "now": timezone.now(),
+        "can_dismiss": campaign.status == Campaign.Status.OPEN and roles.has(user, roles.SENIOR),
+        "bulk_allowed": roles.has(user, roles.SENIOR),
+        "bulk_url": reverse("campaign-bulk", kwargs={"campaign_id": campaign.pk}),
+        "rule_groups": [group] if group else [],
+        "ladder_all": [{"value": a, "label": ACTION_LABELS[a]} for a in group["version"].ladder] if group else [],
     }
 
 
@@ -48,17 +72,7 @@ def bulk_context(user, cases, *, action_url):
 @staff_required
 def campaign_detail(request, campaign_id):
     campaign = visible_or_404(Campaign.objects.select_related("threat_class"), user=request.user, pk=campaign_id)
-    members = campaign_members(request.user, campaign)
-    context = {
-        "campaign": campaign,
-        "cases": with_shown_priority(members),
-        "now": timezone.now(),
-        "can_dismiss": campaign.status == Campaign.Status.OPEN and roles.has(request.user, roles.SENIOR),
-    }
-    context.update(
-        bulk_context(request.user, members, action_url=reverse("campaign-bulk", kwargs={"campaign_id": campaign.pk}))
-    )
-    return render(request, "reviews/campaign.html", context)
+    return render(request, "reviews/campaign.html", campaign_context(request.user, campaign))
 
 
 def _bulk_decide(request, cases_qs):
