@@ -14,7 +14,7 @@ from docket.visibility import visible_or_404
 from policies.models import LADDER
 from reviews.forms import BulkDecisionForm, form_errors
 from reviews.models import Queue
-from reviews.selectors import campaign_members
+from reviews.selectors import campaign_members, claimable_queue_slugs, queue_cases
 from reviews.services import active_version_for, campaign_decide, campaign_dismiss, decision_make
 
 from .common import ACTION_LABELS, cases_for, decision_fields, staff_required, with_shown_priority
@@ -68,21 +68,58 @@ def campaign_context(user, campaign):
     }
 
 
+def kept_input(post, *, selected=None):
+    """What the senior entered in a refused bulk form, to put back on the page as it was."""
+    if selected is None:
+        selected = post.getlist("cases")
+    return {
+        "selected": {int(v) for v in selected if str(v).isdigit()},
+        "action": post.get("action", ""),
+        "rule": post.get("rule", ""),
+        "duration_days": post.get("duration_days", ""),
+        "rationale": post.get("rationale", ""),
+    }
+
+
+def queue_page(request, queue, *, kept=None, status=200):
+    """A queue's list of cases with the bulk form (filled back in with ``kept`` after a refusal)."""
+    cases = queue_cases(request.user, queue, limit=QUEUE_LIST_SHOWN)
+    context = {
+        "queue": queue,
+        "cases": with_shown_priority(cases),
+        "now": timezone.now(),
+        "can_claim": queue.slug in claimable_queue_slugs(request.user),
+        "kept": kept or {"selected": ()},
+    }
+    context.update(bulk_context(request.user, cases, action_url=reverse("queue-bulk", kwargs={"slug": queue.slug})))
+    return render(request, "reviews/queue.html", context, status=status)
+
+
+def campaign_page(request, campaign, *, kept=None, status=200):
+    context = campaign_context(request.user, campaign)
+    context["kept"] = kept or {"selected": ()}
+    return render(request, "reviews/campaign.html", context, status=status)
+
+
 @require_GET
 @staff_required
 def campaign_detail(request, campaign_id):
     campaign = visible_or_404(Campaign.objects.select_related("threat_class"), user=request.user, pk=campaign_id)
-    return render(request, "reviews/campaign.html", campaign_context(request.user, campaign))
+    return campaign_page(request, campaign)
 
 
 def _bulk_decide(request, cases_qs):
-    """Apply one decision to each selected case through ``decision_make``; summarise what happened."""
+    """Apply one decision to each selected case through ``decision_make``; summarise what happened.
+
+    Answers the refused case ids (all the selected ones when the form itself is refused), the
+    decided ones, and the refusals' status (400 for the form, else theirs when they all agree).
+    """
     form = BulkDecisionForm(request.POST, cases=cases_qs)
     if not form.is_valid():
         messages.error(request, "Nothing was decided. " + form_errors(form))
-        return
+        return request.POST.getlist("cases"), [], 400
     data = form.cleaned_data
-    done, refused = [], []
+    done, refused, refused_ids, statuses = [], [], [], set()
     for case in sorted(data["cases"], key=lambda c: c.pk):
         try:
             decision_make(
@@ -94,12 +131,15 @@ def _bulk_decide(request, cases_qs):
             )
         except DocketError as e:
             refused.append(f"case {case.pk}: {e.detail}")
+            refused_ids.append(case.pk)
+            statuses.add(e.status)
         else:
             done.append(case.pk)
     if done:
         _decided_message(request, data["action"], done)
     if refused:
         messages.error(request, f"{len(refused)} case(s) refused — " + "; ".join(refused))
+    return refused_ids, done, statuses.pop() if len(statuses) == 1 else 400
 
 
 def _decided_message(request, action, case_ids):
@@ -112,7 +152,11 @@ def _decided_message(request, action, case_ids):
 @staff_required
 def queue_bulk(request, slug):
     queue = visible_queue(request.user, slug)
-    _bulk_decide(request, cases_for(request.user).filter(queue=queue))
+    refused_ids, done, status = _bulk_decide(request, cases_for(request.user).filter(queue=queue))
+    if refused_ids:
+        # The page again, the refused cases still ticked and the decision as entered, beside the reason.
+        kept = kept_input(request.POST, selected=refused_ids)
+        return queue_page(request, queue, kept=kept, status=200 if done else status)
     return redirect("queue-detail", slug=slug)
 
 
@@ -121,11 +165,11 @@ def queue_bulk(request, slug):
 def campaign_bulk(request, campaign_id):
     """The campaign decision service (as the API's): the selected open members, all or nothing."""
     # A restricted campaign is as absent here as on its page: 404, not a refusal message that admits it exists.
-    campaign = visible_or_404(Campaign.objects.all(), request.user, pk=campaign_id)
+    campaign = visible_or_404(Campaign.objects.select_related("threat_class"), request.user, pk=campaign_id)
     form = BulkDecisionForm(request.POST, cases=cases_for(request.user).filter(campaign=campaign))
     if not form.is_valid():
         messages.error(request, "Nothing was decided. " + form_errors(form))
-        return redirect("campaign-detail", campaign_id=campaign.pk)
+        return campaign_page(request, campaign, kept=kept_input(request.POST), status=400)
     data = form.cleaned_data
     try:
         decisions = campaign_decide(
@@ -139,8 +183,8 @@ def campaign_bulk(request, campaign_id):
         if e.status == 404:
             raise Http404(e.detail) from None
         messages.error(request, f"Nothing was decided. {e.detail}")
-    else:
-        _decided_message(request, data["action"], [d.case_id for d in decisions])
+        return campaign_page(request, campaign, kept=kept_input(request.POST), status=e.status)
+    _decided_message(request, data["action"], [d.case_id for d in decisions])
     return redirect("campaign-detail", campaign_id=campaign.pk)
 
 

@@ -4,19 +4,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from docket import roles
 from docket.errors import DocketError
 from docket.views import landing
 from reviews.models import Assignment
-from reviews.selectors import assignments_held, claimable_queue_slugs, queue_cases, queues_overview, reviewer_load
+from reviews.selectors import assignments_held, claimable_queue_slugs, queues_overview, reviewer_load
 from reviews.services import assignment_release, assignment_renew, assignment_skip
 
-from .bulk import QUEUE_LIST_SHOWN, bulk_context, visible_queue
-from .common import claim_next, duration, refused, reviewer_for, staff_required, with_shown_priority
+from .bulk import queue_page, visible_queue
+from .common import claim_next, duration, refused, reviewer_for, staff_required
 
 # --- home: my queues, capacity, exposure -----------------------------------------------
 
@@ -111,13 +109,4 @@ def assignment_skip_view(request, assignment_id):
 @require_GET
 @staff_required
 def queue_detail(request, slug):
-    queue = visible_queue(request.user, slug)
-    cases = queue_cases(request.user, queue, limit=QUEUE_LIST_SHOWN)
-    context = {
-        "queue": queue,
-        "cases": with_shown_priority(cases),
-        "now": timezone.now(),
-        "can_claim": queue.slug in claimable_queue_slugs(request.user),
-    }
-    context.update(bulk_context(request.user, cases, action_url=reverse("queue-bulk", kwargs={"slug": slug})))
-    return render(request, "reviews/queue.html", context)
+    return queue_page(request, visible_queue(request.user, slug))

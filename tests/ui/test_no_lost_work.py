@@ -1,10 +1,11 @@
 """A refused decision, escalation or note comes back with everything entered and the reason beside the field."""
 
 import pytest
+from django.utils import timezone
 
-from casework.models import Case
+from casework.models import Campaign, Case
 from reviews.models import Decision
-from tests.factories import active_version
+from tests.factories import CaseFactory, active_version, threat_class
 
 from .test_pages import claimed
 
@@ -86,3 +87,46 @@ def test_empty_note_is_refused_beside_the_field(login, moderator, unchanged):
         response = login(moderator).post(f"/cases/{case.pk}/notes/", {"text": ""})
     assert response.status_code == 400
     assert "text" in response.context["note_form"].errors
+
+
+def test_refused_queue_bulk_decision_keeps_the_selection_and_input(login, senior, unchanged):
+    picked, other = CaseFactory(kind="spam"), CaseFactory(kind="spam")
+    entered = {"cases": [picked.pk], "action": "suspend", "rule": "SP-1", "rationale": "Same spam run, kept."}
+    with unchanged():
+        response = login(senior).post("/queues/spam/bulk-decision/", entered)
+    assert response.status_code == 400  # the page again, not a redirect that drops the selection
+    page = response.content.decode()
+    assert f'value="{picked.pk}" id="sel-{picked.pk}" aria-label="Select case {picked.pk}" checked>' in page
+    assert f'aria-label="Select case {other.pk}">' in page  # not ticked
+    assert '<option value="suspend" selected>' in page and '<option value="SP-1" selected>' in page
+    assert "Same spam run, kept.</textarea>" in page
+    assert f"case {picked.pk}: A suspension needs a duration." in page
+
+
+def test_invalid_queue_bulk_form_keeps_the_input(login, senior, unchanged):
+    case = CaseFactory(kind="spam")
+    with unchanged():
+        response = login(senior).post(
+            "/queues/spam/bulk-decision/", {"cases": [case.pk], "rationale": "no action chosen", "duration_days": "5"}
+        )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert f'aria-label="Select case {case.pk}" checked>' in page
+    assert "no action chosen</textarea>" in page and 'value="5"' in page
+    assert "Nothing was decided. Action: This field is required." in page
+
+
+def test_refused_campaign_bulk_decision_keeps_the_selection_and_input(login, senior, unchanged):
+    campaign = Campaign.objects.create(threat_class=threat_class("spam"), size=2, detected_at=timezone.now())
+    first, second = CaseFactory(kind="spam", campaign=campaign), CaseFactory(kind="spam", campaign=campaign)
+    entered = {"cases": [first.pk, second.pk], "action": "suspend", "rule": "SP-2", "rationale": "One operator."}
+    with unchanged():
+        response = login(senior).post(f"/campaigns/{campaign.pk}/bulk-decision/", entered)
+    assert response.status_code == 400
+    page = response.content.decode()
+    for case in (first, second):
+        assert f'aria-label="Select case {case.pk}" checked>' in page
+    assert '<option value="suspend" selected>' in page and '<option value="SP-2" selected>' in page
+    assert "One operator.</textarea>" in page
+    assert "Nothing was decided." in page and "duration" in page
+    assert Campaign.objects.get(pk=campaign.pk).status == "open"
