@@ -1,5 +1,6 @@
 """Appeals API: thin views that validate and call appeals.services."""
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -84,12 +85,15 @@ class AppealClaimView(APIView):
 
     @extend_schema(request=None, responses={201: AppealClaimSerializer, 204: OpenApiResponse(description="None left")})
     def post(self, request):
-        appeal = services.appeal_claim(reviewer=_reviewer(request))
-        if appeal is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        # Like a queue claim's "assignment": "appeal" is the id to resolve; the
-        # appeal's other fields stand beside it.
-        detail = _detail(request, appeal.pk)
+        # The answer is read inside the claim's transaction: once the claim commits no
+        # query is left to fail, so a 503 always means nothing was claimed.
+        with transaction.atomic():
+            appeal = services.appeal_claim(reviewer=_reviewer(request))
+            if appeal is None:
+                return Response(status=status.HTTP_204_NO_CONTENT)
+            # Like a queue claim's "assignment": "appeal" is the id to resolve; the
+            # appeal's other fields stand beside it.
+            detail = _detail(request, appeal.pk)
         body = {"appeal": detail.pop("id"), **detail}
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -1,5 +1,6 @@
 """Thin views: check the role and visibility, validate input, call one service."""
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -51,10 +52,14 @@ class QueueClaimView(APIView):
 
     @extend_schema(request=None, responses={201: OpenApiResponse(description="claimed"), 204: None})
     def post(self, request, slug):
-        assignment = services.queue_claim(reviewer=request.user, queue_slug=slug)
-        if assignment is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(assignment_representation(assignment, request), status=status.HTTP_201_CREATED)
+        # The answer is read inside the claim's transaction: once the claim commits no
+        # query is left to fail, so a 503 always means nothing was claimed.
+        with transaction.atomic():
+            assignment = services.queue_claim(reviewer=request.user, queue_slug=slug)
+            if assignment is None:
+                return Response(status=status.HTTP_204_NO_CONTENT)
+            body = assignment_representation(assignment, request)
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class AssignmentActionView(APIView):
@@ -80,10 +85,12 @@ class CaseAssignView(APIView):
         _visible_case_or_404(request.user, pk)
         data = AssignInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        assignment = services.case_assign(
-            case_id=pk, reviewer_username=data.validated_data["reviewer"], by=request.user
-        )
-        return Response(assignment_representation(assignment, request), status=status.HTTP_201_CREATED)
+        with transaction.atomic():  # the answer read before the commit, as for a claim
+            assignment = services.case_assign(
+                case_id=pk, reviewer_username=data.validated_data["reviewer"], by=request.user
+            )
+            body = assignment_representation(assignment, request)
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class CaseDecisionView(APIView):
