@@ -732,6 +732,25 @@ def source_quarantine(*, source_slug: str, actor, now: datetime | None = None) -
     return source
 
 
+@transaction.atomic
+def source_incident_resolve(*, source_slug: str, actor, now: datetime | None = None) -> SourceIncident:
+    """An admin closes the source's open incident (the spike is over or handled): resolved, by whom, when.
+
+    The source keeps its status. Refuses (``conflict``, nothing written) when the source has no open incident.
+    """
+    now = now or timezone.now()
+    source = _lock_source(source_slug)
+    incident = SourceIncident.objects.select_for_update().filter(source=source, status="open").first()
+    if incident is None:
+        raise DocketError("conflict", f"{source.slug} has no open incident.", status=409)
+    _, label = actor_fields(actor)
+    incident.status = SourceIncident.Status.RESOLVED
+    incident.resolved_at = now
+    incident.detail = {**incident.detail, "resolution": "resolved", "resolved_by": label}
+    incident.save(update_fields=["status", "resolved_at", "detail"])
+    return incident
+
+
 def _invalid(errors):
     return DocketError("invalid", "The request is invalid.", errors=errors)
 

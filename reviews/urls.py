@@ -14,6 +14,11 @@ urlpatterns = [
     path("sources/<slug:slug>/", views.source_detail, name="source-detail"),
     path("sources/<slug:slug>/confirm/", views.source_confirm_view, name="source-confirm-ui"),
     path("sources/<slug:slug>/quarantine/", views.source_quarantine_view, name="source-quarantine-ui"),
+    path(
+        "sources/<slug:slug>/resolve-incident/",
+        views.source_incident_resolve_view,
+        name="source-incident-resolve-ui",
+    ),
     path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign-detail"),
     path("campaigns/<int:campaign_id>/bulk-decision/", views.campaign_bulk, name="campaign-bulk"),
     path("campaigns/<int:campaign_id>/dismiss/", views.campaign_dismiss_view, name="campaign-dismiss"),

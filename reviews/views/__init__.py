@@ -13,7 +13,13 @@ through ``reviews.selectors`` and the one visibility helper
 
 from .bulk import campaign_bulk, campaign_detail, campaign_dismiss_view, queue_bulk
 from .case import case_assign_view, case_decide, case_detail, case_escalate_view, case_note
-from .dashboard import dashboard, source_confirm_view, source_detail, source_quarantine_view
+from .dashboard import (
+    dashboard,
+    source_confirm_view,
+    source_detail,
+    source_incident_resolve_view,
+    source_quarantine_view,
+)
 from .escalations import escalations
 from .queue import (
     assignment_release_view,
@@ -44,5 +50,6 @@ __all__ = [
     "queue_detail",
     "source_confirm_view",
     "source_detail",
+    "source_incident_resolve_view",
     "source_quarantine_view",
 ]

@@ -5,7 +5,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from casework.hygiene import source_confirm, source_overview, source_quarantine, sources_overview
+from casework.hygiene import (
+    source_confirm,
+    source_incident_resolve,
+    source_overview,
+    source_quarantine,
+    sources_overview,
+)
 from docket import roles
 from docket.errors import DocketError
 from docket.metrics import metrics_snapshot
@@ -98,6 +104,16 @@ def source_confirm_view(request, slug):
     def act():
         released = source_confirm(source_slug=slug, actor=request.user)["released"]
         return f"Confirmed: {slug} is healthy; {released} held signal{'s' if released != 1 else ''} entered the queue."
+
+    return _source_action(request, slug, act)
+
+
+@require_POST
+@staff_required
+def source_incident_resolve_view(request, slug):
+    def act():
+        source_incident_resolve(source_slug=slug, actor=request.user)
+        return f"Resolved: {slug}'s incident is closed; the source keeps its status."
 
     return _source_action(request, slug, act)
 

@@ -277,6 +277,18 @@ MATRIX = [
     ui("get", "/sources/user-reports/", *UI_STAFF),
     ui("post", "/sources/user-reports/confirm/", "login", 403, "refused", "refused", "refused", "refused", 302),
     ui("post", "/sources/user-reports/quarantine/", "login", 403, "refused", "refused", "refused", "refused", 302),
+    ui(
+        "post",
+        "/sources/user-reports/resolve-incident/",
+        "login",
+        403,
+        "refused",
+        "refused",
+        "refused",
+        "refused",
+        "refused",
+        note="no open incident: the admin's refusal is a message too",
+    ),  # fmt: skip
     ui("get", "/campaigns/{camp_spam}/", *UI_STAFF),
     ui(
         "post",

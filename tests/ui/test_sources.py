@@ -147,3 +147,23 @@ def test_confirming_an_incident_records_who_and_offers_only_quarantine(login, po
     assert "Open incident: rate_spike" in page and "Confirmed real by padmin." in page
     assert "Confirm the spike is real" not in page and "Quarantine the source" in page
     assert "Confirmed real by padmin." in text(client.get("/dashboard/"))
+
+
+def test_resolving_an_incident_from_the_source_page_closes_it_and_keeps_the_status(login, policy_admin, incident):
+    client = login(policy_admin)
+    assert "Resolve the incident" in text(client.get("/sources/spam-model/"))
+
+    page = client.post("/sources/spam-model/resolve-incident/", follow=True)
+
+    assert messages_of(page) == ["Resolved: spam-model's incident is closed; the source keeps its status."]
+    resolved = SourceIncident.objects.get()
+    assert (resolved.status, resolved.detail["resolution"], resolved.detail["resolved_by"]) == (
+        "resolved",
+        "resolved",
+        "padmin",
+    )
+    assert SignalSource.objects.get(slug="spam-model").status == "healthy"
+    page = text(client.get("/sources/spam-model/"))
+    assert "Open incident" not in page and "Resolve the incident" not in page
+    again = client.post("/sources/spam-model/resolve-incident/", follow=True)
+    assert messages_of(again) == ["spam-model has no open incident."]
