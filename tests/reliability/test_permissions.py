@@ -189,6 +189,7 @@ MATRIX = [
     ),  # fmt: skip
     api("get", "/api/v1/metrics/", *STAFF_READ),
     api("get", "/api/v1/access-log/", *ADMIN_ONLY),
+    api("get", "/api/v1/transparency-report/?from=2026-01-01&to=2026-03-31", *ADMIN_ONLY),
     api("get", "/api/v1/policies/", 401, 200, 200, 200, 200, 200, 200),
     api("get", "/api/v1/policies/spam/", 401, 200, 200, 200, 200, 200, 200),
     api("get", "/api/v1/policies/csam/", 401, 404, 404, 200, 200, 404, 404),
@@ -271,6 +272,7 @@ MATRIX = [
     ui("get", "/relabel/{relabel_csam}/", "login", 403, 404, 200, 200, 404, 403),
     ui("get", "/decisions/mine/", "login", 403, 200, 200, 200, 403, 403),
     ui("get", "/thresholds/", "login", 403, 403, 403, 403, 403, 200),
+    ui("get", "/transparency/", "login", 403, 403, 403, 403, 403, 200),
     ui("get", "/threshold-changes/{change}/", "login", 403, 403, 403, 403, 403, 200),
     ui("post", "/threshold-changes/{change}/approve/", "login", 403, 403, 403, 403, 403, 302),
     ui("post", "/threshold-changes/{change}/reject/", "login", 403, 403, 403, 403, 403, 302),
