@@ -38,7 +38,7 @@ def test_suspend_without_duration_keeps_the_input_then_succeeds(page, live_serve
     assert not Decision.objects.filter(case=case).exists()
     screenshot(page, "case-decision-refused")
 
-    form.get_by_label("Suspension (days)").fill("7")
+    form.get_by_label("Duration (days)").fill("7")
     form.get_by_role("button", name="Decide").click()
     expect(page.locator(".messages")).to_contain_text(f"Case {case.pk} decided: Suspend.")
     decision = Decision.objects.get(case=case)
