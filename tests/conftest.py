@@ -60,8 +60,31 @@ def chromium_available():
     return shutil.which("chromium") is not None or os.path.exists(CHROMIUM)
 
 
+def _require_serialized_rollback(items):
+    """Every transactional test restores the migrated data (role groups, permissions) when it ends.
+
+    A transactional test flushes the database at teardown. Without ``serialized_rollback`` that
+    flush re-runs ``post_migrate``, which recreates the role groups under new ids, and the next
+    test that restores the serialized data then collides with them on the group's unique name.
+    One test written without it breaks every serialized test after it in the run, far from the
+    cause; so the mistake is refused at collection, where it is written.
+    """
+    wrong = []
+    for item in items:
+        for marker in item.iter_markers("django_db"):
+            if marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
+                wrong.append(item.nodeid)
+            break
+    if wrong:
+        raise pytest.UsageError(
+            "transactional tests must also set serialized_rollback=True "
+            "(@pytest.mark.django_db(transaction=True, serialized_rollback=True)): " + ", ".join(wrong)
+        )
+
+
 def pytest_collection_modifyitems(config, items):
-    """Browser tests skip visibly without Chromium, unless CI demands them."""
+    """Transactional tests restore the migrated data; browser tests skip visibly without Chromium."""
+    _require_serialized_rollback(items)
     if chromium_available():
         return
     if os.environ.get("DOCKET_REQUIRE_BROWSER"):

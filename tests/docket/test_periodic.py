@@ -48,7 +48,7 @@ def test_docket_tick_runs_every_job(capsys):
         assert f"{job.name}: ok" in out
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_overlapping_firings_of_a_job_run_it_once():
     """Beat fires again while the previous run is still going (on another connection): skipped, not doubled."""
     started, release, runs = threading.Event(), threading.Event(), []
