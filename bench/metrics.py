@@ -161,9 +161,9 @@ def main(argv=None):
     from rest_framework.test import APIClient
 
     from casework.models import Case
-    from docket import metrics
     from docket.accounts import token_for, user_upsert
-    from docket.metrics import compute_snapshot
+    from oversight import metrics
+    from oversight.metrics import compute_snapshot
 
     open_cases = Case.objects.filter(status__in=("open", "in_review", "escalated")).count()
     print(f"data: {Case.objects.count():,} cases ({open_cases:,} awaiting a decision)")

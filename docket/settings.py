@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "appeals",
     "investigations",
     "transparency",
+    "oversight",
 ]
 
 MIDDLEWARE = [

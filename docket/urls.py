@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("investigations.api.urls")),
     path("access-log/", AccessLogList.as_view(), name="access-log"),
     path("", include("transparency.api.urls")),
+    path("", include("oversight.api.urls")),
 ]
 
 urlpatterns = [
@@ -26,6 +27,7 @@ urlpatterns = [
     path("", include("investigations.urls")),
     path("", include("reviews.urls")),
     path("", include("reviews.work_urls")),
+    path("", include("oversight.urls")),
     path("appeals/", include("appeals.urls")),
     path("transparency/", include("transparency.urls")),
 ]

@@ -6,7 +6,6 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("dashboard/", views.dashboard, name="dashboard"),
     path("escalations/", views.escalations, name="escalations"),
     path("queues/<slug:slug>/", views.queue_detail, name="queue-detail"),
     path("queues/<slug:slug>/claim/", views.queue_claim_view, name="queue-claim"),

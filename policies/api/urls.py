@@ -19,5 +19,4 @@ urlpatterns = [
     ),
     path("relabels/", views.RelabelList.as_view(), name="relabel-list"),
     path("relabels/<int:pk>/complete/", views.RelabelComplete.as_view(), name="relabel-complete"),
-    path("metrics/", views.Metrics.as_view(), name="metrics"),
 ]

@@ -1,13 +1,12 @@
 """Thin API views: validate input, call a service or a selector, render."""
 
 from django_filters import rest_framework as filters
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from docket import metrics, roles
+from docket import roles
 from docket.api import role_permission
 from policies import selectors, services
 from policies.models import RelabelItem, ThresholdChange
@@ -177,13 +176,3 @@ class PolicyList(_VisiblePolicies, generics.ListAPIView):
 )
 class PolicyDetail(_VisiblePolicies, generics.RetrieveAPIView):
     lookup_field = "slug"
-
-
-class Metrics(APIView):
-    """Guard metrics per threat class (restricted ones only with the clearance), queue and source."""
-
-    permission_classes = [Staff]
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 403: ERROR})
-    def get(self, request):
-        return Response(metrics.metrics_snapshot(request.user))

@@ -8,18 +8,12 @@ through ``reviews.selectors`` and the one visibility helper
 - ``queue``: home, claims and leases, a queue's list;
 - ``case``: the case page, decide, escalate, note, assign;
 - ``bulk``: bulk decisions on a queue's cases and a campaign's;
-- ``escalations``: the seniors' view.
+- ``escalations``: the seniors' view;
+- ``sources``: a source's health and an admin's confirm / quarantine.
 """
 
 from .bulk import campaign_bulk, campaign_detail, campaign_dismiss_view, queue_bulk
 from .case import case_assign_view, case_decide, case_detail, case_escalate_view, case_note
-from .dashboard import (
-    dashboard,
-    source_confirm_view,
-    source_detail,
-    source_incident_resolve_view,
-    source_quarantine_view,
-)
 from .escalations import escalations
 from .queue import (
     assignment_release_view,
@@ -29,6 +23,7 @@ from .queue import (
     queue_claim_view,
     queue_detail,
 )
+from .sources import source_confirm_view, source_detail, source_incident_resolve_view, source_quarantine_view
 
 __all__ = [
     "assignment_release_view",
@@ -42,7 +37,6 @@ __all__ = [
     "case_detail",
     "case_escalate_view",
     "case_note",
-    "dashboard",
     "escalations",
     "home",
     "queue_bulk",

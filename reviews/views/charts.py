@@ -1,4 +1,4 @@
-"""Charts: inline SVG drawn on the server (the dashboard's move to the top-layer oversight app)."""
+"""Charts: inline SVG drawn on the server, for the case page and the dashboard; they read no model."""
 
 from datetime import timedelta
 

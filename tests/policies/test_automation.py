@@ -7,7 +7,7 @@ import pytest
 
 from casework.intake import signals_ingest
 from casework.models import Case, Signal
-from docket.metrics import compute_snapshot
+from oversight.metrics import compute_snapshot
 from policies.models import REVERSIBLE_ACTIONS
 from reviews.models import Decision, Enforcement
 from reviews.services import decision_make, queue_claim

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from docket.errors import DocketError
-from docket.metrics import compute_snapshot
+from oversight.metrics import compute_snapshot
 from policies.models import PolicyVersion, RelabelItem
 from policies.services import policy_version_activate, relabel_item_complete
 from reviews.models import Decision

@@ -9,8 +9,8 @@ from django.utils import timezone
 from appeals.models import Appeal
 from casework.models import SourceIncident
 from casework.services import case_event_add
-from docket import metrics
-from docket.metrics import compute_snapshot, metrics_snapshot, wilson_interval
+from oversight import metrics
+from oversight.metrics import compute_snapshot, metrics_snapshot, wilson_interval
 from reviews.models import Decision, Enforcement, QualityReview
 from tests.factories import CaseFactory, SourceFactory, active_version
 

@@ -35,24 +35,25 @@ import logging
 import math
 from datetime import timedelta
 
-from django.apps import apps
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
+from casework.api.hygiene import SourceSerializer
+from casework.models import SignalSource, SourceIncident
 from docket.conf import setting
 from docket.visibility import clearances_of
-from policies.models import VIOLATIONS, ThreatClass
+from policies.models import VIOLATIONS, PolicyVersion, RelabelItem, ThreatClass
+from reviews.api.serializers import QueueSerializer
+from reviews.models import Enforcement, Reviewer
+from reviews.selectors import queues_overview
 
 log = logging.getLogger(__name__)
 
 Z95 = 1.959963984540054
 SERIES_DAYS = 14
 RECENT_FAILURES = 10
-
-
-def _model(label):
-    return apps.get_model(*label.split("."))
 
 
 def _ratio(numerator, denominator):
@@ -128,7 +129,6 @@ def _compute_and_store(clearances, key):
 
 def metrics_refresh() -> int:
     """Recompute and cache the snapshot of every clearance set in use (and none); returns how many."""
-    Reviewer = _model("reviews.Reviewer")
     sets = {frozenset()}
     for clearances in Reviewer.objects.values_list("clearances", flat=True).distinct():
         sets.add(frozenset(clearances or ()))
@@ -334,10 +334,6 @@ def _policy_versions(class_ids, decisions, qa):
     Lists the versions with decisions in the window, the active ones and those
     still being relabelled.
     """
-    from django.db.models import Count, Q
-
-    PolicyVersion = _model("policies.PolicyVersion")
-    RelabelItem = _model("policies.RelabelItem")
     pending = RelabelItem.objects.filter(status="pending").values("policy_version_id")
     versions = list(
         PolicyVersion.objects.filter(policy__threat_class_id__in=class_ids)
@@ -383,7 +379,6 @@ def _policy_versions(class_ids, decisions, qa):
 
 def _reviewers(decisions, qa):
     """Per reviewer with decisions in the window: how many, how often a violation, overturns, QA agreement."""
-    Reviewer = _model("reviews.Reviewer")
     names = dict(Reviewer.objects.filter(pk__in=list(decisions["reviewer"])).values_list("pk", "user__username"))
     out = []
     for reviewer_id, d in decisions["reviewer"].items():
@@ -420,25 +415,16 @@ class _Cleared:
 
 def _queues(clearances, *, now):
     """Exactly what ``GET /api/v1/queues/`` lists, for users with these clearances."""
-    from reviews.api.serializers import QueueSerializer
-    from reviews.selectors import queues_overview
-
     return [dict(row) for row in QueueSerializer(queues_overview(_Cleared(clearances), now=now), many=True).data]
 
 
 def _sources():
     """Exactly what ``GET /api/v1/sources/`` lists."""
-    from casework.api.hygiene import SourceSerializer
-
-    SignalSource = _model("casework.SignalSource")
     return [dict(row) for row in SourceSerializer(SignalSource.objects.order_by("slug"), many=True).data]
 
 
 def _enforcement(class_ids):
     """Delivery to the platform: what is waiting, what failed for good (newest failures listed)."""
-    from django.db.models import Count, Q
-
-    Enforcement = _model("reviews.Enforcement")
     # Delivered rows, the vast majority, are never read.
     undelivered = Enforcement.objects.filter(
         status__in=("pending", "failed"), decision__policy_version__policy__threat_class_id__in=class_ids
@@ -464,7 +450,6 @@ def _enforcement(class_ids):
 
 
 def _incidents():
-    SourceIncident = _model("casework.SourceIncident")
     return [
         {"source": i["source__slug"], "kind": i["kind"], "opened_at": i["opened_at"].isoformat(), "detail": i["detail"]}
         for i in SourceIncident.objects.filter(status="open")

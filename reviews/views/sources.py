@@ -1,0 +1,70 @@
+"""The source pages: a source's health, its open incident, and an admin's confirm / quarantine / resolve."""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from casework.hygiene import source_confirm, source_incident_resolve, source_overview, source_quarantine
+from docket import roles
+from docket.errors import DocketError
+
+from .common import refused, staff_required
+
+# --- sources: health, the open incident, an admin's confirm / quarantine ----------------------------------
+
+
+@require_GET
+@staff_required
+def source_detail(request, slug):
+    try:
+        source = source_overview(slug=slug)
+    except DocketError as e:
+        raise Http404(e.detail) from None
+    return render(
+        request,
+        "reviews/source.html",
+        {"source": source, "can_decide": roles.has(request.user, roles.POLICY_ADMIN)},
+    )
+
+
+def _source_action(request, slug, act):
+    """Run one admin action on the source; a refusal or a missing role is a message on the source page."""
+    if not roles.has(request.user, roles.POLICY_ADMIN):
+        messages.error(request, "Only a policy admin confirms or quarantines a source.")
+    else:
+        try:
+            messages.success(request, act())
+        except DocketError as e:
+            refused(request, e)
+    return redirect("source-detail", slug=slug)
+
+
+@require_POST
+@staff_required
+def source_confirm_view(request, slug):
+    def act():
+        released = source_confirm(source_slug=slug, actor=request.user)["released"]
+        return f"Confirmed: {slug} is healthy; {released} held signal{'s' if released != 1 else ''} entered the queue."
+
+    return _source_action(request, slug, act)
+
+
+@require_POST
+@staff_required
+def source_incident_resolve_view(request, slug):
+    def act():
+        source_incident_resolve(source_slug=slug, actor=request.user)
+        return f"Resolved: {slug}'s incident is closed; the source keeps its status."
+
+    return _source_action(request, slug, act)
+
+
+@require_POST
+@staff_required
+def source_quarantine_view(request, slug):
+    def act():
+        source_quarantine(source_slug=slug, actor=request.user)
+        return f"Quarantined: {slug}'s signals stay held, stored and out of the queue."
+
+    return _source_action(request, slug, act)
