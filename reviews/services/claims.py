@@ -25,7 +25,7 @@ from docket import roles
 from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
 from docket.errors import DocketError, conflict, forbidden, not_found
-from policies.models import ThreatClass, visible_classes_q
+from policies.models import ThreatClass, class_visible, visible_classes_q
 
 from ..models import Assignment, Queue, Reviewer
 from .common import (
@@ -179,12 +179,19 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
 
 
 def _lock_own_assignment(assignment_id, reviewer):
-    """Lock an active assignment (case row first) held by ``reviewer``."""
+    """Lock an active assignment (case row first) held by ``reviewer``.
+
+    An assignment on a case the reviewer may not see answers like a missing one
+    (404), never ``not_assignee``: its id must not tell that a hidden case exists.
+    """
     reviewer = reviewer_of(reviewer)
     case_id = Assignment.objects.filter(pk=assignment_id).values_list("case_id", flat=True).first()
     if case_id is None:
         raise not_found("No such assignment.")
     case = lock_case(case_id)
+    tc = case.threat_class
+    if not class_visible(restricted=tc.restricted, slug=tc.slug, clearances=reviewer.clearances):
+        raise not_found("No such assignment.")
     assignment = Assignment.objects.select_for_update(of=("self",)).get(pk=assignment_id)
     if assignment.reviewer_id != reviewer.pk:
         raise forbidden("Only the reviewer holding this case may do that.", code="not_assignee")

@@ -143,6 +143,20 @@ def test_assignment_endpoints(api_for, moderator, make_user, verb, unchanged):
     assert response.json()["assignment"] == a.pk
 
 
+@pytest.mark.parametrize("verb", ["renew", "release", "skip"])
+def test_an_assignment_on_a_hidden_case_answers_like_a_missing_one(api_for, make_user, verb, unchanged):
+    """No existence oracle: another reviewer's assignment on a restricted case is a 404, as an unknown id is."""
+    CaseFactory(kind="csam")
+    cleared = make_user("cleared", "moderator", clearances=["csam"], queues=["csam"])
+    a = queue_claim(reviewer=cleared, queue_slug="csam")
+    uncleared = api_for(make_user("x", "moderator"))
+    with unchanged():
+        hidden = uncleared.post(f"/api/v1/assignments/{a.pk}/{verb}/")
+        missing = uncleared.post(f"/api/v1/assignments/{a.pk + 99}/{verb}/")
+    assert (hidden.status_code, hidden.json()) == (missing.status_code, missing.json())
+    error(hidden, 404, "not_found")
+
+
 def test_senior_assigns_over_http(api_for, senior, moderator, make_user, unchanged):
     case = CaseFactory(kind="spam")
     csam = CaseFactory(kind="csam")
