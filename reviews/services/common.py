@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 
+from docket import roles
 from docket.conf import setting
 from docket.errors import forbidden
 
@@ -20,6 +21,16 @@ def reviewer_of(who) -> Reviewer:
         return who.reviewer
     except (Reviewer.DoesNotExist, AttributeError):
         raise forbidden("Only reviewers can do this.") from None
+
+
+def case_worker_require(user):
+    """Cases are decided and escalated by moderators and seniors; appeals staff work appeals (403 otherwise).
+
+    The one rule for the API, the UI and every other caller: a case handed to an
+    appeals-only reviewer does not make them its decider.
+    """
+    if not roles.has_any(user, (roles.MODERATOR, roles.SENIOR)):
+        raise forbidden("Only moderators and seniors decide or escalate cases.")
 
 
 def user_of(who):

@@ -30,7 +30,16 @@ from policies.models import VIOLATIONS, Policy, PolicyVersion, class_visible
 
 from ..models import Assignment, Decision, Queue
 from ..statements import decision_publish
-from .common import assignment_active_lock, assignment_end, loaded, prepared, returning, reviewer_of, user_of
+from .common import (
+    assignment_active_lock,
+    assignment_end,
+    case_worker_require,
+    loaded,
+    prepared,
+    returning,
+    reviewer_of,
+    user_of,
+)
 
 DELIVER_TASK = "reviews.tasks.deliver_enforcement"
 
@@ -380,9 +389,10 @@ def decision_make(
     (``400 invalid`` where the class does not allow them); a senior's decision
     on behalf of the queue is stated as partially automated. Then
     ``decisions_write``. Two round trips: decisions are the other half of
-    every queue cycle.
+    every queue cycle. Only moderators and seniors decide (``forbidden``).
     """
     reviewer = reviewer_of(reviewer)
+    case_worker_require(reviewer.user)
     with connection.cursor() as cur:
         cur.execute(_DECISION_LOCK_SQL, {"case": case_id})
         row = cur.fetchone()
@@ -509,7 +519,8 @@ def decisions_automated(*, actions, at=None):
 def case_escalate(*, case_id, actor, queue_slug, reason) -> Case:
     """Move a case to ``escalations`` or ``legal``; the holder's assignment ends (escalated).
 
-    Allowed to the holder or a senior (``not_assignee`` otherwise). The case is
+    Allowed to the holder or a senior (``not_assignee`` otherwise), never to appeals-only staff
+    (``forbidden``). The case is
     ``escalated`` and waits for a claim in its new queue.
     """
     if queue_slug not in ESCALATION_QUEUES:
@@ -518,6 +529,7 @@ def case_escalate(*, case_id, actor, queue_slug, reason) -> Case:
     if not reason:
         raise DocketError("invalid", "Say why.", errors={"reason": ["This field is required."]})
     user = user_of(actor)
+    case_worker_require(user)
     case = lock_case(case_id)
     tc = case.threat_class
     is_senior = roles.has(user, roles.SENIOR)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from casework.models import Campaign, CaseEvent
 from reviews.models import Assignment, Decision
-from reviews.services import case_escalate, queue_claim
+from reviews.services import case_assign, case_escalate, queue_claim
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, threat_class
 from tests.ui.conftest import messages_of
 
@@ -315,6 +315,24 @@ def test_not_assignee_refusal_is_a_message(login, moderator, make_user, unchange
         page = login(moderator).post(f"/cases/{case.pk}/decision/", {"action": "remove", "rule": "SP-1"}, follow=True)
     assert page.status_code == 403
     assert messages_of(page) == ["Only the reviewer holding this case may decide it."]
+
+
+def test_appeals_staff_holding_a_case_cannot_decide_or_escalate_it_in_the_ui(
+    login, api_for, senior, make_user, unchanged
+):
+    """The service's one rule: a case handed to an appeals-only reviewer is refused in the UI as over the API."""
+    appeals = make_user("appeals-only", "appeals")
+    case = CaseFactory(kind="spam")
+    case_assign(case_id=case.pk, reviewer_username="appeals-only", by=senior)
+    with unchanged():
+        page = login(appeals).post(f"/cases/{case.pk}/decision/", {"action": "remove", "rule": "SP-1"}, follow=True)
+        assert page.status_code == 403
+        assert messages_of(page) == ["Only moderators and seniors decide or escalate cases."]
+        page = login(appeals).post(f"/cases/{case.pk}/escalate/", {"queue": "escalations", "reason": "x"}, follow=True)
+        assert page.status_code == 403
+        api = api_for(appeals).post(f"/api/v1/cases/{case.pk}/decision/", {"action": "remove", "rule": "SP-1"})
+        assert (api.status_code, api.json()["code"]) == (403, "forbidden")
+    assert not Decision.objects.filter(case=case).exists()
 
 
 def test_off_ladder_action_is_refused_with_a_message(login, moderator, unchanged):
