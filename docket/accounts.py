@@ -7,6 +7,7 @@ from django.db import transaction
 from docket import roles
 from docket.errors import DocketError
 from docket.identity.services import account_grants_changed, grants_of, token_issue
+from docket.visibility import access_change_allowed
 
 
 @transaction.atomic
@@ -28,6 +29,11 @@ def user_upsert(
     user; raises ``DocketError`` (code ``invalid``) for unknown roles, queues or
     clearances, changing nothing. A change of roles or clearances of an existing user is
     audited and signs them out everywhere.
+
+    This is the installer's path (``docket_user``, the demo) and single sign-on's (the
+    identity provider's groups): it grants clearances directly. Inside Docket, clearances
+    change only through an access change a second policy admin approves
+    (``reviews.services.access``); the database refuses any other write.
     """
     from policies.models import ThreatClass
     from reviews.models import Queue, Reviewer
@@ -73,7 +79,8 @@ def user_upsert(
             reviewer.max_active = max_active
         if graphic_budget is not None:
             reviewer.graphic_budget = graphic_budget
-        reviewer.save()
+        with access_change_allowed():  # the installer's (or the identity provider's) grant
+            reviewer.save()
         if queue_objs is not None:
             reviewer.queues.set(queue_objs)
         elif created or not reviewer.queues.exists():

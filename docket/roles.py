@@ -46,6 +46,7 @@ _ADMIN_PERMISSIONS = {
         "reviews": {
             "queue": "avcd",
             "reviewer": "avcd",
+            "accesschange": "av",
             "decision": "v",
             "enforcement": "v",
             "assignment": "v",

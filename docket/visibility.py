@@ -13,6 +13,9 @@ and reads them through the lookup that app registers with the identity
 services at start-up (``docket.identity.services.grants_register``).
 """
 
+from contextlib import contextmanager
+
+from django.db import connection
 from django.http import Http404
 
 from docket.identity.services import clearances_of as registered_clearances_of
@@ -43,3 +46,27 @@ def visible_or_404(queryset, user, **lookup):
     if found is None:
         raise Http404(f"No such {queryset.model._meta.verbose_name}.")
     return found
+
+
+# The name of the transaction-local setting the database's guards read (the triggers on
+# ``reviews_reviewer.clearances`` and on a threat class's ``restricted``/``legal_escalation``/``slug``).
+ACCESS_CHANGE_SETTING = "docket.access_change"
+
+
+@contextmanager
+def access_change_allowed():
+    """Let the current transaction change clearances or a class's restricted/legal flags.
+
+    The database refuses those changes otherwise, whoever issues them (the admin, a
+    script, the shell). Opened only by the services that own them: the approval of an
+    access change by a second policy admin (``reviews.services.access``) and the
+    installer's grants (``docket_user``, single sign-on's groups). Closed again on leaving;
+    a transaction that fails inside ends with it (the setting is transaction-local).
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("access_change_allowed() must run inside a transaction.")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, 'approved', true)", [ACCESS_CHANGE_SETTING])
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, '', true)", [ACCESS_CHANGE_SETTING])

@@ -90,6 +90,31 @@ class ThreatClassAdmin(admin.ModelAdmin):
     list_display_links = ["name"]
     list_filter = ["automation", "restricted", "legal_escalation", "graphic"]
     search_fields = ["name", "slug"]
+    # Nobody lifts a restriction alone: on an existing class these change only through an access
+    # change a second policy admin approves (the database refuses any other update).
+    ACCESS_FIELDS = ["restricted", "legal_escalation"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return super().get_readonly_fields(request, obj)
+        fixed = [*self.ACCESS_FIELDS, "access_change"]
+        if obj.restricted:
+            fixed.insert(0, "slug")  # clearances name a restricted class by its slug
+        return [*super().get_readonly_fields(request, obj), *fixed]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and "access_change" not in fields:
+            fields.insert(fields.index("legal_escalation") + 1, "access_change")
+        return fields
+
+    @admin.display(description="Change restricted or legal escalation")
+    def access_change(self, obj):
+        return format_html(
+            '<a href="{}?threat_class={}">Propose a change</a> (applied when another policy admin approves it)',
+            reverse("admin:reviews_accesschange_add"),
+            obj.pk,
+        )
 
     @admin.display(description="SLA to first action", ordering="sla_seconds")
     def sla(self, obj):

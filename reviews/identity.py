@@ -7,6 +7,7 @@ from django.db import transaction
 from docket.accounts import user_upsert
 from docket.errors import DocketError
 from docket.identity.services import account_grants_changed, grants_of
+from docket.visibility import access_change_allowed
 
 from .models import Reviewer
 
@@ -37,6 +38,7 @@ def grants_apply(*, username, roles, clearances, request=None):
     if user.is_staff:
         user.is_staff = False
         user.save(update_fields=["is_staff"])
-    Reviewer.objects.filter(user=user).update(clearances=[])
+    with access_change_allowed():  # the identity provider withdrew every grant
+        Reviewer.objects.filter(user=user).update(clearances=[])
     account_grants_changed(user=user, before=before, after=grants_of(user), via="oidc", request=request)
     return user

@@ -341,3 +341,126 @@ class Notice(models.Model):
 
     def __str__(self):
         return f"notice {self.kind} ({self.status})"
+
+
+class AccessChange(models.Model):
+    """A proposed change of who may see restricted material, applied only when a second policy admin approves.
+
+    Either a reviewer's clearances (``kind="clearances"``) or a threat class's
+    ``restricted`` / ``legal_escalation`` flags (``kind="class_flags"``). Shaped as a
+    ``ThresholdChange``: the values in force when proposed are kept beside the new ones,
+    the approver is never the proposer, and nobody proposes or approves a change of their
+    own clearances (``account``, the reviewer's user, is kept for the database to check).
+    The reviewer and class rows themselves refuse a change made any other way (a trigger).
+    """
+
+    class Kind(models.TextChoices):
+        CLEARANCES = "clearances"
+        CLASS_FLAGS = "class_flags", "class flags"
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed"
+        APPLIED = "applied"
+        REJECTED = "rejected"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    reviewer = models.ForeignKey(
+        Reviewer, null=True, blank=True, on_delete=models.PROTECT, related_name="access_changes"
+    )
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The reviewer's user: whose clearances change.",
+    )
+    old_clearances = ArrayField(models.CharField(max_length=40), null=True, blank=True)
+    clearances = ArrayField(models.CharField(max_length=40), null=True, blank=True)
+    threat_class = models.ForeignKey(
+        "policies.ThreatClass", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    old_restricted = models.BooleanField(null=True, blank=True)
+    restricted = models.BooleanField(null=True, blank=True)
+    old_legal_escalation = models.BooleanField(null=True, blank=True)
+    legal_escalation = models.BooleanField(null=True, blank=True)
+    reason = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROPOSED)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who approved (applied) or rejected it.",
+    )
+    created_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="accesschange_kind_fields",
+                condition=(
+                    Q(kind="clearances")
+                    & Q(reviewer__isnull=False, account__isnull=False)
+                    & Q(old_clearances__isnull=False, clearances__isnull=False)
+                    & Q(threat_class__isnull=True, restricted__isnull=True, legal_escalation__isnull=True)
+                    & Q(old_restricted__isnull=True, old_legal_escalation__isnull=True)
+                )
+                | (
+                    Q(kind="class_flags")
+                    & Q(threat_class__isnull=False)
+                    & Q(old_restricted__isnull=False, restricted__isnull=False)
+                    & Q(old_legal_escalation__isnull=False, legal_escalation__isnull=False)
+                    & Q(reviewer__isnull=True, account__isnull=True)
+                    & Q(old_clearances__isnull=True, clearances__isnull=True)
+                ),
+            ),
+            models.CheckConstraint(
+                name="accesschange_second_person_approves",
+                condition=~Q(status="applied") | (Q(decided_by__isnull=False) & ~Q(decided_by=F("proposed_by"))),
+            ),
+            models.CheckConstraint(
+                name="accesschange_not_own_clearances",
+                condition=Q(account__isnull=True)
+                | (~Q(proposed_by=F("account")) & (~Q(status="applied") | ~Q(decided_by=F("account")))),
+            ),
+            models.CheckConstraint(
+                name="accesschange_decided_has_time",
+                condition=(Q(status="proposed") & Q(decided_at__isnull=True, decided_by__isnull=True))
+                | (~Q(status="proposed") & Q(decided_at__isnull=False)),
+            ),
+            # One open proposal per reviewer and per class: the approver compares it with what is in force.
+            models.UniqueConstraint(
+                fields=["reviewer"], condition=Q(status="proposed"), name="accesschange_one_open_per_reviewer"
+            ),
+            models.UniqueConstraint(
+                fields=["threat_class"], condition=Q(status="proposed"), name="accesschange_one_open_per_class"
+            ),
+        ]
+
+    def __str__(self):
+        return f"access change {self.pk} ({self.status})"
+
+    @property
+    def subject_label(self):
+        """What changes: the reviewer or the class, by name."""
+        if self.kind == self.Kind.CLEARANCES:
+            return f"clearances of {self.account.get_username()}"
+        return f"flags of the {self.threat_class.slug} class"
+
+    @property
+    def change_summary(self):
+        """Before → after, in words."""
+        if self.kind == self.Kind.CLEARANCES:
+            before = ", ".join(self.old_clearances) or "none"
+            after = ", ".join(self.clearances) or "none"
+            return f"{before} → {after}"
+        parts = []
+        for field in ("restricted", "legal_escalation"):
+            old, new = getattr(self, f"old_{field}"), getattr(self, field)
+            parts.append(f"{field}: {'yes' if old else 'no'} → {'yes' if new else 'no'}")
+        return "; ".join(parts)

@@ -5,7 +5,8 @@
 - ``decisions``: the one decision pipeline (human, bulk, automated, replacing) and escalation;
 - ``campaigns``: a campaign's decision and dismissal (API and UI);
 - ``reversals``: overturning and replacing decisions;
-- ``quality``: blind QA.
+- ``quality``: blind QA;
+- ``access``: clearances and restricted classes, changed only with a second policy admin.
 
 Lock order is always case row first, then assignment/reviewer rows, so claims,
 decisions and the lease sweep never deadlock each other. Side effects (webhook
@@ -13,6 +14,12 @@ delivery) are enqueued after commit: nothing leaves Docket before the decision
 that caused it has committed.
 """
 
+from .access import (
+    access_change_approve,
+    access_change_propose_class_flags,
+    access_change_propose_clearances,
+    access_change_reject,
+)
 from .campaigns import campaign_decide, campaign_dismiss
 from .claims import (
     assignment_release,
@@ -38,6 +45,10 @@ from .reversals import decision_overturn, decision_replace
 __all__ = [
     "Clearance",
     "ReviewerLoad",
+    "access_change_approve",
+    "access_change_propose_class_flags",
+    "access_change_propose_clearances",
+    "access_change_reject",
     "active_version_for",
     "assignment_release",
     "assignment_renew",

@@ -74,23 +74,23 @@ def test_a_change_of_clearances_signs_out_and_the_same_grants_do_not(make_user):
     assert change.detail["after"]["clearances"] == ["cib"]
 
 
-def test_clearances_edited_in_the_admin_are_audited_and_sign_out(make_user, policy_admin):
+def test_clearances_approved_in_the_admin_are_audited_and_sign_out(make_user, policy_admin):
     mo = make_user("mo", "moderator", password="mo-password-1")
     client = Client()
     client_sign_in(client, "mo", "mo-password-1")
-    admin = Client()
-    admin.force_login(policy_admin)
-    reviewer = mo.reviewer
-    form = admin.get(f"/admin/reviews/reviewer/{reviewer.pk}/change/").context["adminform"].form
-    data = {k: v for k, v in form.initial.items() if v is not None}
-    data.update(
-        user=mo.pk, clearances="csam", queues=[q.pk for q in reviewer.queues.all()], on_shift="on", _save="Save"
+    proposer, approver = Client(), Client()
+    proposer.force_login(policy_admin)
+    approver.force_login(make_user("padmin2", "policy_admin"))
+    proposed = proposer.post(
+        "/admin/reviews/accesschange/add/", {"reviewer": mo.reviewer.pk, "clearances": ["csam"], "reason": "team"}
     )
-    response = admin.post(f"/admin/reviews/reviewer/{reviewer.pk}/change/", data)
-    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert proposed.status_code == 302
+    assert client.get("/").status_code == 200  # a proposal changes nothing yet
+    change_id = int(proposed.url.rstrip("/").split("/")[-2])
+    approver.post("/admin/reviews/accesschange/", {"action": "approve_access_changes", "_selected_action": [change_id]})
     assert client.get("/").status_code == 302
     change = audit_list().filter(action="roles_changed", object_id="mo").latest("id")
-    assert change.username == "padmin" and change.detail["via"] == "admin"
+    assert change.username == "padmin2" and change.detail["via"] == "access_change"
 
 
 def test_the_audit_log_refuses_update_and_delete(make_user):
