@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from docket.management.commands.docket_demo import USERS
+from oversight.management.commands.docket_demo import USERS
 from policies.models import PolicyVersion
 from tests.factories import active_version
 

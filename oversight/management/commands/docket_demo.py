@@ -13,12 +13,18 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from appeals.services import appeal_file
+from casework.campaigns import campaigns_detect
 from casework.hygiene import sources_check_health, sources_overview
 from casework.management.commands.simulate import scenario_run, sources_ensure
 from casework.models import Case
 from casework.priority import cases_reprioritise_all
 from docket.accounts import user_upsert
 from docket.errors import DocketError
+from policies.models import VIOLATIONS, ThresholdChange
+from policies.services import threshold_change_propose
+from reviews.models import Decision
+from reviews.services import active_version_for, case_escalate, decision_make, queue_claim
 
 USERS = [
     # username, roles, clearances
@@ -90,8 +96,6 @@ class Command(BaseCommand):
         cases_reprioritise_all()
         # What beat would find within minutes, found now: the demo opens on
         # campaigns and source health, not on an empty campaigns page.
-        from casework.campaigns import campaigns_detect
-
         found = campaigns_detect()
         sources_check_health()
         self.stdout.write(f"campaigns: {found['created']} detected")
@@ -121,12 +125,6 @@ class Command(BaseCommand):
         threshold change (``padmin`` finds it waiting for a second admin).
         Returns a one-line tally, or ``""`` when it was done before.
         """
-        from appeals.services import appeal_file
-        from policies.models import VIOLATIONS, ThresholdChange
-        from policies.services import threshold_change_propose
-        from reviews.models import Decision
-        from reviews.services import active_version_for, decision_make, queue_claim
-
         User = get_user_model()
         mod2, platform, padmin2 = (User.objects.get(username=u) for u in ("mod2", "platform", "padmin2"))
         if Decision.objects.filter(reviewer__user=mod2).exists():
@@ -180,10 +178,6 @@ class Command(BaseCommand):
     def _escalate(self):
         """A senior sends a few cases to the escalations and legal queues, once."""
         if Case.objects.filter(queue__slug__in=["escalations", "legal"]).exists():
-            return
-        try:
-            from reviews.services import case_escalate
-        except ImportError:  # reviews not there yet: the class queues still have their cases
             return
         senior = get_user_model().objects.get(username="senior")
         picks = [

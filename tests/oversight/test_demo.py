@@ -7,7 +7,7 @@ from django.test import Client
 
 from appeals.models import Appeal
 from appeals.services import appeal_claim
-from docket.management.commands.docket_demo import USERS
+from oversight.management.commands.docket_demo import USERS
 from policies.models import ThresholdChange
 from reviews.models import QualityReview
 from reviews.selectors import quality_reviews_pending
