@@ -6,7 +6,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 
 from .events import Kind
-from .selectors import CampaignQuerySet, CaseQuerySet
+from .selectors import CampaignQuerySet, CaseQuerySet, SubjectQuerySet
 
 # Statuses in which a case still collects signals and awaits a decision (``Case.ACTIVE_STATUSES``).
 ACTIVE_STATUSES = ("open", "in_review", "escalated")
@@ -34,6 +34,8 @@ class Subject(models.Model):
     campaign = models.ForeignKey("Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="subjects")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SubjectQuerySet.as_manager()
 
     class Meta:
         constraints = [

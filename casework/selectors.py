@@ -11,7 +11,8 @@ Model imports are deferred: ``casework.models`` imports ``CaseQuerySet`` from he
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Prefetch
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from docket.visibility import clearances_of
@@ -42,6 +43,29 @@ class CaseQuerySet(models.QuerySet):
         )
 
 
+def _subject_visible_q(user):
+    """A subject exists for ``user`` when it has a case they may see, or nothing of it (no case, no
+    signal) belongs to a class they may not see (the rule of ``SubjectQuerySet.visible_to``)."""
+    from .models import Case, Signal
+
+    visible = visible_classes_q(clearances_of(user), prefix="threat_class__")
+    cases = Case.objects.filter(subject_id=OuterRef("pk"))
+    signals = Signal.objects.filter(subject_id=OuterRef("pk"))
+    nothing_hidden = ~Q(Exists(cases.exclude(visible))) & ~Q(Exists(signals.exclude(visible)))
+    return Q(Exists(cases.filter(visible))) | nothing_hidden
+
+
+class SubjectQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Subjects the user may know exist: one with a case of a class they may see, or one with no
+        case and no signal of a class hidden from them. A subject whose only cases are restricted is absent."""
+        return self.filter(_subject_visible_q(user))
+
+    def hidden_from(self, user):
+        """The subjects ``visible_to`` leaves out (what a figure over subjects must not count)."""
+        return self.exclude(_subject_visible_q(user))
+
+
 class CampaignQuerySet(models.QuerySet):
     def visible_to(self, user):
         """Campaigns the user may know exist: their threat class is visible to the user.
@@ -50,6 +74,84 @@ class CampaignQuerySet(models.QuerySet):
         is shown (with the members the user may see), one of a hidden class is absent.
         """
         return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
+
+    def with_visible_figures(self, user):
+        """Each campaign annotated with what ``user`` may be told of its members.
+
+        ``visible_size``: the stored size less the member subjects hidden from the user (a
+        subject whose only cases are of a restricted class they are not cleared for);
+        ``visible_open``: the active member cases the user may see. Links are narrowed by
+        ``campaign_links_visible``. For a user who sees every class they are the stored figures.
+        """
+        from .models import Case, Subject
+
+        hidden = (
+            Subject.objects.hidden_from(user)
+            .filter(campaign_id=OuterRef("pk"))
+            .order_by()
+            .values("campaign_id")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        open_members = (
+            Case.objects.visible_to(user)
+            .active()
+            .filter(campaign_id=OuterRef("pk"))
+            .order_by()
+            .values("campaign_id")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        zero = Value(0, output_field=IntegerField())
+        return self.annotate(
+            visible_size=models.F("size") - Coalesce(Subquery(hidden, output_field=IntegerField()), zero),
+            visible_open=Coalesce(Subquery(open_members, output_field=IntegerField()), zero),
+        )
+
+
+def campaign_links_visible(user, campaigns) -> list:
+    """Set ``visible_links`` on each campaign: its stored links as far as members ``user`` may see tell them.
+
+    A link is a value the members share. For a user some classes are hidden from, a link that
+    member subjects hidden from them carry is kept only while at least two members they may see
+    share it too (a value only restricted members carry, or one visible member and hidden ones,
+    is left out), and the links are ordered by how many members the user may see share each
+    (then kind and value), not by counts that include hidden members. For a user who sees every
+    class they are the stored links. One query (none for such a user). Returns ``campaigns`` as a list.
+    """
+    from policies.models import ThreatClass
+
+    from .models import Subject, SubjectAttribute
+
+    campaigns = list(campaigns)
+    for campaign in campaigns:
+        campaign.visible_links = list(campaign.links or [])
+    ids = [c.pk for c in campaigns]
+    if not ids or not ThreatClass.objects.hidden_from(user).exists():
+        return campaigns
+    links = [link for c in campaigns for link in c.visible_links]
+    members = Subject.objects.filter(campaign_id__in=ids)
+    rows = (
+        SubjectAttribute.objects.filter(
+            subject__in=members,
+            kind__in={link.get("kind") for link in links},
+            value__in={link.get("value") for link in links},
+        )
+        .values_list("subject__campaign_id", "kind", "value")
+        .annotate(
+            hidden=Count("subject_id", filter=Q(subject__in=members.hidden_from(user)), distinct=True),
+            seen=Count("subject_id", filter=Q(subject__in=members.visible_to(user)), distinct=True),
+        )
+    )
+    carriers = {(campaign_id, kind, value): (hidden, seen) for campaign_id, kind, value, hidden, seen in rows}
+    for campaign in campaigns:
+        shown = []
+        for link in campaign.visible_links:
+            hidden, seen = carriers.get((campaign.pk, link.get("kind"), link.get("value")), (0, 0))
+            if hidden == 0 or seen >= 2:
+                shown.append((-seen, str(link.get("kind")), str(link.get("value")), link))
+        campaign.visible_links = [link for *_key, link in sorted(shown, key=lambda row: row[:3])]
+    return campaigns
 
 
 def case_visible(*, user, case_id: int):

@@ -7,12 +7,12 @@ reason beside the field; nothing is written.
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from casework.models import Campaign, Case
+from casework.selectors import campaign_links_visible
 from docket import roles
 from docket.errors import DocketError
 from policies.models import Action
@@ -189,13 +189,15 @@ def campaigns_index(request):
     campaigns = (
         Campaign.objects.visible_to(request.user)
         .select_related("threat_class")
-        .annotate(open_members=Count("cases", filter=Q(cases__status__in=Case.ACTIVE_STATUSES)))
+        .with_visible_figures(request.user)
         .order_by("-detected_at", "-id")
     )
     if status != "all":
         campaigns = campaigns.filter(status=status)
+    page = _page(request, campaigns)
+    campaign_links_visible(request.user, page)
     return render(
         request,
         "reviews/campaigns.html",
-        {"page": _page(request, campaigns), "status": status, "statuses": ["open", "decided", "dismissed", "all"]},
+        {"page": page, "status": status, "statuses": ["open", "decided", "dismissed", "all"]},
     )

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from casework.hygiene import source_confirm, source_quarantine, source_register
 from casework.models import Campaign, Case, SignalSource
+from casework.selectors import campaign_links_visible
 from docket import roles
 from docket.api import RestrictedMixin, role_permission
 from docket.visibility import restrict
@@ -95,8 +96,12 @@ class LinkSerializer(serializers.Serializer):
 
 
 class CampaignSerializer(serializers.ModelSerializer):
+    """A campaign as the reader may know it: read through ``VisibleCampaigns`` (the size, links and
+    cases are over the members the reader may see)."""
+
     threat_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    links = LinkSerializer(many=True, read_only=True)
+    size = serializers.IntegerField(source="visible_size", read_only=True)
+    links = LinkSerializer(many=True, read_only=True, source="visible_links")
     cases = serializers.SerializerMethodField()
 
     class Meta:
@@ -109,24 +114,38 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 class VisibleCampaigns(RestrictedMixin):
-    """Campaigns the user may see, each with the ids of its member cases the user may see (constant queries)."""
+    """Campaigns the user may see, each with the ids of its member cases the user may see and its size and
+    links over the members the user may see (``CampaignQuerySet.with_visible_figures``; constant queries)."""
 
     queryset = Campaign.objects.select_related("threat_class")
 
     def get_queryset(self):
-        members = restrict(Case.objects.only("id", "campaign_id").order_by("id"), self.request.user)
-        return super().get_queryset().prefetch_related(Prefetch("cases", queryset=members, to_attr="member_cases"))
+        user = self.request.user
+        members = restrict(Case.objects.only("id", "campaign_id").order_by("id"), user)
+        return (
+            super()
+            .get_queryset()
+            .with_visible_figures(user)
+            .prefetch_related(Prefetch("cases", queryset=members, to_attr="member_cases"))
+        )
+
+    def visible_object(self, **lookup):
+        return campaign_links_visible(self.request.user, [super().visible_object(**lookup)])[0]
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else campaign_links_visible(self.request.user, page)
 
 
 class CampaignListView(VisibleCampaigns, generics.ListAPIView):
-    """Campaigns the user may see, largest first; filter by ``status``."""
+    """Campaigns the user may see, largest (by the members the user may see) first; filter by ``status``."""
 
     permission_classes = [role_permission(*roles.STAFF)]
     serializer_class = CampaignSerializer
     filterset_fields = ["status"]
 
     def get_queryset(self):
-        return super().get_queryset().order_by("-size", "-detected_at", "id")
+        return super().get_queryset().order_by("-visible_size", "-detected_at", "id")
 
 
 class CampaignDetailView(VisibleCampaigns, APIView):

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from casework.models import Campaign, Case
+from casework.selectors import campaign_links_visible
 from docket import roles
 from docket.errors import DocketError
 from docket.visibility import visible_or_404
@@ -45,6 +46,14 @@ def bulk_context(user, cases, *, action_url):
         "rule_groups": [g for g in groups if g is not None],
         "ladder_all": [{"value": a, "label": ACTION_LABELS[a]} for a in LADDER],
     }
+
+
+def visible_campaign(user, campaign_id):
+    """The campaign with its size, open members and links over what ``user`` may see; 404 when hidden."""
+    campaign = visible_or_404(
+        Campaign.objects.select_related("threat_class").with_visible_figures(user), user, pk=campaign_id
+    )
+    return campaign_links_visible(user, [campaign])[0]
 
 
 def campaign_context(user, campaign):
@@ -104,8 +113,7 @@ def campaign_page(request, campaign, *, kept=None, status=200):
 @require_GET
 @staff_required
 def campaign_detail(request, campaign_id):
-    campaign = visible_or_404(Campaign.objects.select_related("threat_class"), user=request.user, pk=campaign_id)
-    return campaign_page(request, campaign)
+    return campaign_page(request, visible_campaign(request.user, campaign_id))
 
 
 def _bulk_decide(request, cases_qs):
@@ -165,7 +173,7 @@ def queue_bulk(request, slug):
 def campaign_bulk(request, campaign_id):
     """The campaign decision service (as the API's): the selected open members, all or nothing."""
     # A restricted campaign is as absent here as on its page: 404, not a refusal message that admits it exists.
-    campaign = visible_or_404(Campaign.objects.select_related("threat_class"), request.user, pk=campaign_id)
+    campaign = visible_campaign(request.user, campaign_id)
     form = BulkDecisionForm(request.POST, cases=cases_for(request.user).filter(campaign=campaign))
     if not form.is_valid():
         messages.error(request, "Nothing was decided. " + form_errors(form))

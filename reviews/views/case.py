@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from casework.models import Campaign
 from casework.priority import FACTORS, priority_explain, priority_shown
 from casework.selectors import recommended_action
 from casework.services import ESCALATION_QUEUES, case_note_add
@@ -73,6 +74,12 @@ def _case_page(request, case_id, *, forms=None, status=200):
     for event in events:
         event.summary = _event_summary(event)
     linked = cases_linked(user, case, limit=LINKED_SHOWN)
+    # The case's campaign as the user may know it (a campaign of a class hidden from them is not named).
+    campaign = (
+        Campaign.objects.visible_to(user).with_visible_figures(user).filter(pk=case.campaign_id).first()
+        if case.campaign_id
+        else None
+    )
     try:
         version = active_version_for(case.threat_class)
     except DocketError:
@@ -102,6 +109,7 @@ def _case_page(request, case_id, *, forms=None, status=200):
             "signals_more": max(case.signal_count - len(signals), 0),
             "events": events,
             "linked": linked,
+            "campaign": campaign,
             "record": account_record(user=user, case=case, now=now),
             "version": version,
             "ladder": ladder,

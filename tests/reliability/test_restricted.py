@@ -20,13 +20,16 @@ import json
 import re
 
 import pytest
+from django.utils import timezone
 
+from casework.campaigns import campaigns_detect
 from casework.intake import signals_ingest
-from casework.models import Case
+from casework.models import Campaign, Case
+from casework.priority import cases_reprioritise_all, cases_reprioritise_due
 from docket.accounts import user_upsert
 from reviews.services import case_assign, case_escalate
 
-from .conftest import RESTRICTED, _campaign, api_client, decide, ui_client
+from .conftest import RESTRICTED, _campaign, api_client, decide, rule_of, ui_client, violation_of
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +235,183 @@ def test_appeals_staff_without_clearance_are_never_handed_a_restricted_appeal(un
         claimed.append(response.json()["appeal"])
     assert response.status_code == 204
     assert claimed == [world.ap_spam.pk]
+
+
+# --- mixed campaigns, shared subjects and reporters ---------------------------------------------------------------
+#
+# A spam campaign of five accounts that one reporter reported; then restricted activity touches all of it: csam
+# accounts that share the campaign's address (and a value of their own) join the campaign, a csam signal from the
+# same reporter lands on a campaign member with a new address, a payment id, a larger reach and content it owns,
+# that csam case is decided (a strike on the account, the reporter's report upheld), detection and the re-ranking
+# job run. The clock stands still meanwhile, so every figure a page computes "as of now" is comparable.
+
+MIX_IP = "198.51.100.1"
+CSAM_ONLY = ("203.0.113.99", "pay-csam-1", "d-csam-pair")
+
+
+def _mix_signal(n, kind, subject, *, reach=0, attributes=None, owner=None, subject_kind="account"):
+    return {
+        "source": "user-reports",
+        "external_id": f"mix-{n}",
+        "threat_class": kind,
+        "subject": {
+            "kind": subject_kind,
+            "external_id": subject,
+            "owner": owner,
+            "reach": reach,
+            "attributes": attributes or {},
+        },
+        "reporter": "u-rep-shared",
+        "reason": f"mixed {kind}",
+    }
+
+
+@pytest.fixture
+def frozen(monkeypatch):
+    """The clock stands still: pages computed "as of now" (SLA left, aging, velocity) compare byte for byte."""
+    at = timezone.now().replace(microsecond=0)
+    monkeypatch.setattr(timezone, "now", lambda: at)
+    return at
+
+
+@pytest.fixture
+def mixed(uncleared, frozen):
+    world = uncleared
+    items = [
+        _mix_signal(i, "spam", f"u-mix-{i}", reach=100 * (i + 1), attributes={"ip": [MIX_IP], "device": ["d-mix"]})
+        for i in range(5)
+    ]
+    result = signals_ingest(items=items, actor=world.cast["platform"])
+    world.mix_cases = [Case.objects.get(pk=row["case"]) for row in result.body]
+    campaigns_detect(now=frozen)
+    cases_reprioritise_all(now=frozen)
+    world.mix_campaign = Campaign.objects.get(subjects__external_id="u-mix-0")
+    assert world.mix_campaign.threat_class.slug == "spam" and world.mix_campaign.size == 5
+    return world
+
+
+def _mixed_restricted_activity(world, frozen):
+    cast = world.cast
+    items = [
+        _mix_signal(
+            10,
+            "csam",
+            "u-mix-0",
+            reach=5_000_000,
+            attributes={"ip": [CSAM_ONLY[0]], "payment": [CSAM_ONLY[1]]},
+        ),
+        _mix_signal(11, "csam", "c-mix-csam", subject_kind="content", owner="u-mix-csam-owner"),
+        _mix_signal(12, "csam", "u-mix-csam-0", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY[2]]}),
+        _mix_signal(13, "csam", "u-mix-csam-1", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY[2]]}),
+    ]
+    result = signals_ingest(items=items, actor=cast["platform"])
+    csam_on_member = Case.objects.get(pk=result.body[0]["case"])
+    decide(csam_on_member, world.decider, cast["senior"])
+    campaigns_detect(now=frozen)
+    cases_reprioritise_due(now=frozen)
+    cases_reprioritise_all(now=frozen)
+    world.mix_campaign.refresh_from_db()
+    assert world.mix_campaign.size == 7  # the two csam accounts joined
+    assert {link["value"] for link in world.mix_campaign.links} >= {MIX_IP, CSAM_ONLY[2]}
+
+
+_CSRF = re.compile(r'(name="csrfmiddlewaretoken" value="|"X-CSRFToken": ")[^"]*"')
+
+
+def _mixed_reads(world):
+    campaign = world.mix_campaign.pk
+    member, other = world.mix_cases[0].pk, world.mix_cases[1].pk
+    ui = [
+        f"/campaigns/{campaign}/",
+        "/campaigns/",
+        "/campaigns/?status=all",
+        f"/cases/{member}/",
+        f"/cases/{other}/",
+        "/subjects/account/u-mix-0/",
+        "/subjects/account/u-mix-0/?hops=2",
+        "/search/?q=u-mix",
+    ]
+    api = [
+        "/api/v1/campaigns/",
+        f"/api/v1/campaigns/{campaign}/",
+        f"/api/v1/cases/{member}/",
+        f"/api/v1/cases/?campaign={campaign}",
+        "/api/v1/subjects/account/u-mix-0/",
+        "/api/v1/subjects/?q=u-mix",
+        *(f"/api/v1/subjects/?q={value}" for value in CSAM_ONLY),
+    ]
+    return ui, api
+
+
+def _read_mixed(world):
+    ui, api = _mixed_reads(world)
+    out = {}
+    for who in ("moderator", "uncleared_senior"):
+        browser, client = ui_client(world.cast[who]), api_client(world.cast[who])
+        for url in ui:
+            response = browser.get(url)
+            out[(who, url)] = (response.status_code, _CSRF.sub(r"\1-\"", response.content.decode()))
+        for url in api:
+            response = client.get(url)
+            out[(who, url)] = (response.status_code, json.dumps(_normalised(response.json()), sort_keys=True))
+    return out
+
+
+def test_a_mixed_campaign_is_sized_and_linked_by_the_members_the_reader_may_see(mixed, frozen):
+    world = mixed
+    _mixed_restricted_activity(world, frozen)
+    campaign = world.mix_campaign
+    spam_ids = sorted(c.pk for c in world.mix_cases)
+    seen = api_client(world.cast["moderator"]).get(f"/api/v1/campaigns/{campaign.pk}/").json()
+    assert (seen["size"], seen["links"], seen["cases"]) == (
+        5,
+        [{"kind": "device", "value": "d-mix"}, {"kind": "ip", "value": MIX_IP}],
+        spam_ids,
+    )
+    listed = api_client(world.cast["moderator"]).get("/api/v1/campaigns/").json()["results"]
+    assert [(c["id"], c["size"]) for c in listed if c["id"] == campaign.pk] == [(campaign.pk, 5)]
+    page = ui_client(world.cast["moderator"]).get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert "5 subjects" in page and CSAM_ONLY[2] not in page
+    index = ui_client(world.cast["moderator"]).get("/campaigns/").content.decode()
+    row = re.search(rf'href="/campaigns/{campaign.pk}/".*?</tr>', index, re.S).group(0)
+    assert re.findall(r'<td class="num">(\d+)</td>', row) == ["5", "5"] and CSAM_ONLY[2] not in row
+    # The cleared are told the whole network.
+    cleared = api_client(world.cast["senior"]).get(f"/api/v1/campaigns/{campaign.pk}/").json()
+    assert cleared["size"] == 7 and len(cleared["cases"]) == 5 + 2  # the decided csam case joined no campaign
+    assert {"kind": "device", "value": CSAM_ONLY[2]} in cleared["links"]
+
+
+def _decide_campaign(via, user, campaign, kind):
+    """A senior's campaign decision through the API or the campaign page; the answer's status."""
+    fields = {"action": violation_of(kind), "rule": rule_of(kind), "rationale": "network"}
+    if via == "api":
+        return api_client(user).post(f"/api/v1/campaigns/{campaign.pk}/decision/", fields, format="json").status_code
+    open_ids = Case.objects.visible_to(user).active().filter(campaign=campaign).values_list("pk", flat=True)
+    response = ui_client(user).post(f"/campaigns/{campaign.pk}/bulk-decision/", {**fields, "cases": list(open_ids)})
+    return response.status_code
+
+
+@pytest.mark.parametrize("uncleared_via, cleared_via", [("api", "ui"), ("ui", "api")])
+def test_an_uncleared_senior_decides_only_the_members_they_see_and_leaves_the_campaign_to_the_cleared(
+    mixed, frozen, uncleared_via, cleared_via
+):
+    world = mixed
+    _mixed_restricted_activity(world, frozen)
+    campaign = world.mix_campaign
+    members = Case.objects.filter(campaign=campaign)
+    csam_open = set(members.filter(threat_class__slug="csam", status="open").values_list("pk", flat=True))
+    assert len(csam_open) == 2  # the two csam accounts' cases (the member's csam case was decided)
+
+    assert _decide_campaign(uncleared_via, world.cast["uncleared_senior"], campaign, "spam") in (201, 302)
+    campaign.refresh_from_db()
+    assert campaign.status == "open"  # the csam members are still open
+    assert set(members.active().values_list("pk", flat=True)) == csam_open
+    assert not members.filter(threat_class__slug="spam").active().exists()
+    # The uncleared senior sees nothing left to decide; the campaign reads as open to both.
+    seen = api_client(world.cast["uncleared_senior"]).get(f"/api/v1/campaigns/{campaign.pk}/").json()
+    assert seen["status"] == "open" and seen["size"] == 5
+
+    assert _decide_campaign(cleared_via, world.cast["senior"], campaign, "csam") in (201, 302)
+    campaign.refresh_from_db()
+    assert campaign.status == "decided"
+    assert not members.active().exists()
