@@ -259,7 +259,7 @@ def scale_setup(cases: int, *, reseed: bool = False, reset: bool = True, databas
 
 def reviewers(n: int, *, prefix: str = "bench-r", queues=("spam",), **fields) -> list:
     """``n`` moderators working ``queues`` (created or updated), as users."""
-    from docket.accounts import user_upsert
+    from reviews.accounts import user_upsert
 
     return [
         user_upsert(username=f"{prefix}{i}", role_names=["moderator"], queues=list(queues), **fields) for i in range(n)

@@ -80,7 +80,8 @@ def _reset():
     from django.db import connection
 
     from casework.models import SignalSource
-    from docket.accounts import token_for, user_upsert
+    from docket.accounts import token_for
+    from reviews.accounts import user_upsert
 
     with connection.cursor() as cur:
         cur.execute(

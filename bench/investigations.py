@@ -90,7 +90,8 @@ def main(argv=None):
     from django.test.utils import CaptureQueriesContext
     from rest_framework.test import APIClient
 
-    from docket.accounts import token_for, user_upsert
+    from docket.accounts import token_for
+    from reviews.accounts import user_upsert
 
     senior = user_upsert(
         username="bench-inv-senior", role_names=["senior", "moderator"], queues=["spam"], clearances=["csam", "cib"]

@@ -144,7 +144,8 @@ def main(argv=None):
 
     from django.db import connection
 
-    from docket.accounts import token_for, user_upsert
+    from docket.accounts import token_for
+    from reviews.accounts import user_upsert
 
     users = common.reviewers(args.reviewers, prefix="bench-live-r", queues=[QUEUE], max_active=3)
     tokens = [token_for(u) for u in users]

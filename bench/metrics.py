@@ -116,7 +116,7 @@ def _seed(n):
     from django.db import connection
 
     from casework.models import Case
-    from docket.accounts import user_upsert
+    from reviews.accounts import user_upsert
 
     if Case.objects.count() == n:
         print(f"seed: reusing {n:,} cases in {DB_NAME}")
@@ -161,9 +161,10 @@ def main(argv=None):
     from rest_framework.test import APIClient
 
     from casework.models import Case
-    from docket.accounts import token_for, user_upsert
+    from docket.accounts import token_for
     from oversight import metrics
     from oversight.metrics import compute_snapshot
+    from reviews.accounts import user_upsert
 
     open_cases = Case.objects.filter(status__in=("open", "in_review", "escalated")).count()
     print(f"data: {Case.objects.count():,} cases ({open_cases:,} awaiting a decision)")

@@ -97,7 +97,8 @@ def main(argv=None):
     from django.test.utils import CaptureQueriesContext
     from rest_framework.test import APIClient
 
-    from docket.accounts import token_for, user_upsert
+    from docket.accounts import token_for
+    from reviews.accounts import user_upsert
     from reviews.models import Reviewer
 
     mods = common.reviewers(10, prefix="bench-page-mod-", queues=("spam", "harassment"), max_active=100)

@@ -46,7 +46,7 @@ def main(argv=None):
         from django.db import connection
         from django.test import Client
 
-        from docket.accounts import user_upsert
+        from reviews.accounts import user_upsert
 
         user = user_upsert(
             username="bench-queues-senior",

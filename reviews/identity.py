@@ -4,11 +4,11 @@ granting of clearances at sign-in is registered from here (see ``docket.identity
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from docket.accounts import user_upsert
 from docket.errors import DocketError
 from docket.identity.services import account_grants_changed, grants_of
 from docket.visibility import access_change_allowed
 
+from .accounts import user_upsert
 from .models import Reviewer
 
 

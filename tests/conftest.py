@@ -4,7 +4,8 @@ import shutil
 import pytest
 from rest_framework.test import APIClient
 
-from docket.accounts import token_for, user_upsert
+from docket.accounts import token_for
+from reviews.accounts import user_upsert
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
 from django.test import Client
 
-from docket.accounts import user_upsert
 from docket.identity.oidc import grants_for, role_map
 from docket.identity.services import audit_list
 from docket.models import UserSession
+from reviews.accounts import user_upsert
 from tests.twofactor import client_sign_in
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import pytest
 
 from casework.intake import signals_ingest
 from casework.models import Case
-from docket.accounts import user_upsert
+from reviews.accounts import user_upsert
 from tests.factories import SourceFactory
 
 _counter = iter(range(1, 1_000_000))

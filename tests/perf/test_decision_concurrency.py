@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from casework.models import Case, CaseEvent, Reporter
-from docket.accounts import user_upsert
 from docket.errors import DocketError
+from reviews.accounts import user_upsert
 from reviews.models import Assignment, Decision, Enforcement, Strike
 from reviews.services import decision_make, queue_claim
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory

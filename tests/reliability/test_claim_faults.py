@@ -17,7 +17,7 @@ from django.db import connection
 
 from appeals.models import Appeal
 from appeals.services import appeal_file
-from docket.accounts import user_upsert
+from reviews.accounts import user_upsert
 from reviews.models import Assignment
 from tests.factories import CaseFactory
 

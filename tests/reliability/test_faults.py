@@ -277,7 +277,7 @@ def test_a_worker_killed_mid_delivery_redelivers_and_the_effect_happens_once(cas
 
 
 def _decider():
-    from docket.accounts import user_upsert
+    from reviews.accounts import user_upsert
 
     return user_upsert(username="r-decider", role_names=["moderator"], clearances=["csam", "cib"], max_active=50)
 

@@ -26,7 +26,7 @@ from casework.campaigns import campaigns_detect
 from casework.intake import signals_ingest
 from casework.models import Campaign, Case
 from casework.priority import cases_reprioritise_all, cases_reprioritise_due
-from docket.accounts import user_upsert
+from reviews.accounts import user_upsert
 from reviews.services import case_assign, case_escalate
 
 from .conftest import RESTRICTED, _campaign, api_client, decide, rule_of, ui_client, violation_of

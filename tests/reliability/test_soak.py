@@ -41,7 +41,8 @@ from django.db.models import Count
 
 from casework.intake import signals_ingest
 from casework.models import CaseEvent, Signal
-from docket.accounts import token_for, user_upsert
+from docket.accounts import token_for
+from reviews.accounts import user_upsert
 from reviews.models import Assignment, Decision
 from reviews.services import leases_expire
 

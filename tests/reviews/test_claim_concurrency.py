@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from docket.accounts import user_upsert
 from docket.errors import DocketError
+from reviews.accounts import user_upsert
 from reviews.models import Assignment
 from reviews.services import decision_make, queue_claim
 from tests.factories import CaseFactory

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from appeals.services import appeal_claim, appeal_resolve
-from docket.accounts import user_upsert
 from policies.models import MessageTemplate
+from reviews.accounts import user_upsert
 from reviews.models import Notice
 from reviews.notices import notices_deliver_due
 from reviews.services import decision_make

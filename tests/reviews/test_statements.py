@@ -7,10 +7,10 @@ from django.utils import timezone
 
 from casework.models import Campaign, Case, SignalSource
 from casework.retention import cases_purge_personal_data
-from docket.accounts import user_upsert
 from docket.errors import DocketError
 from policies.models import LADDER, MessageTemplate, Policy, PolicyVersion, ThreatClass
 from policies.services import policy_version_activate, policy_version_draft_from
+from reviews.accounts import user_upsert
 from reviews.models import Decision
 from reviews.services import decision_automated, decision_make
 from reviews.sor import sor_validate, statement_of_reasons, statement_terms

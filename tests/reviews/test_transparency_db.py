@@ -7,8 +7,8 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
-from docket.accounts import user_upsert
 from reviews import statements
+from reviews.accounts import user_upsert
 from reviews.models import Decision, StatementSubmission
 from reviews.services import decision_make
 from reviews.statements import statements_submit_due

@@ -12,8 +12,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from docket.accounts import user_upsert
 from reviews import tasks
+from reviews.accounts import user_upsert
 from reviews.models import Enforcement
 from reviews.services import decision_make, decision_overturn
 from reviews.sor import sor_validate

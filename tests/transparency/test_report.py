@@ -8,7 +8,7 @@ import pytest
 
 from appeals.models import Appeal
 from casework.models import SignalSource
-from docket.accounts import user_upsert
+from reviews.accounts import user_upsert
 from reviews.models import Decision
 from reviews.statements import decision_publish
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, active_version

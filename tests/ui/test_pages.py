@@ -575,7 +575,7 @@ def test_escalations_view_refuses_moderators_with_a_message(login, moderator):
 
 def test_assign_refusal_is_a_message(login, senior, make_user, unchanged):
     make_user("full", "moderator", max_active=1)
-    from docket.accounts import user_upsert
+    from reviews.accounts import user_upsert
 
     full = user_upsert(username="full", role_names=["moderator"])
     claimed(full)

@@ -19,10 +19,10 @@ from casework.hygiene import sources_check_health, sources_overview
 from casework.management.commands.simulate import scenario_run, sources_ensure
 from casework.models import Case
 from casework.priority import cases_reprioritise_all
-from docket.accounts import user_upsert
 from docket.errors import DocketError
 from policies.models import VIOLATIONS, ThresholdChange
 from policies.services import threshold_change_propose
+from reviews.accounts import user_upsert
 from reviews.models import Decision
 from reviews.services import active_version_for, case_escalate, decision_make, queue_claim
 

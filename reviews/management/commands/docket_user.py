@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from docket.accounts import user_upsert
 from docket.errors import DocketError
 from docket.identity.services import token_issue
+from reviews.accounts import user_upsert
 
 
 def _csv(value):
