@@ -7,12 +7,14 @@ statements) and ``fold`` (signals into cases; the public fold API hygiene uses t
 ``docket_demo`` call it. A batch is validated whole before anything is written,
 then stored in a few set-based statements (not a statement per signal):
 
-1. look up which ``(source, external_id)`` keys are already stored (repeats answer the stored result);
+1. claim the batch's ``(source, external_id)`` keys (transaction-scoped advisory locks, so a
+   concurrent duplicate waits and then writes nothing of its payload) and look up which are
+   already stored (repeats answer the stored result);
 2. upsert subjects (content owners as accounts), their attribute rows and the reporters;
 3. decide each signal's disposition (``disposition_for``);
 4. fold queued signals into cases: join the active case of (subject, class) or open one;
-5. insert the signals ``ON CONFLICT DO NOTHING``; a key a concurrent request stored
-   first answers that request's stored result, so a duplicate never counts twice;
+5. insert the signals ``ON CONFLICT DO NOTHING`` (a backstop: a key stored meanwhile answers the
+   stored result, so a duplicate never counts twice);
 6. refresh the touched cases from their signals (counts, strength, priority: ``casework.priority``),
    write their events, let automation decide auto-actioned cases;
 7. after commit, enqueue the per-case reprioritisation (a broker outage only logs).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -168,6 +169,23 @@ def _stored(keys):
     return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
 
 
+def _key_lock_id(key) -> int:
+    """A stable signed 64-bit advisory lock id for a ``(source_id, external_id)`` key."""
+    source_id, external_id = key
+    digest = hashlib.blake2b(f"docket.signal:{source_id}:{external_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _keys_lock(keys):
+    """Hold a transaction-scoped advisory lock on each signal key, in one global order (no deadlock).
+
+    Taken before any other write of the batch, so two requests storing the same signal
+    are serialised: the second sees the first's committed signal and stores nothing.
+    """
+    ids = sorted({_key_lock_id(k) for k in keys})
+    fetch("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS u(k)", [ids])
+
+
 def _store(items, *, ref, actor, now):
     """Write a validated batch; returns ``(results by input index, created count, touched case ids)``."""
     by_key: dict[tuple, IntakeItem] = {}
@@ -182,6 +200,10 @@ def _store(items, *, ref, actor, now):
             if hit is not None:
                 results[item.index] = _result(hit[0], item.external_id, hit[1], hit[2])
 
+    # Claim the keys before writing anything for them: a concurrent request carrying the same
+    # signal waits here until this one commits, then finds it stored and writes nothing of its own
+    # payload (no subject, attribute or reporter from a discarded duplicate).
+    _keys_lock(list(by_key))
     stored = _stored(list(by_key))
     answer_stored(stored)
     new = [item for key, item in sorted(by_key.items()) if key not in stored]
@@ -208,7 +230,7 @@ def _store(items, *, ref, actor, now):
     inserted = _signals_insert(new, now)
 
     created = 0
-    lost = []  # keys a concurrent request stored first
+    lost = []  # keys stored meanwhile by a writer that did not claim them (none through intake)
     for item in new:
         item.signal_id = inserted.get(item.key)
         if item.signal_id is None:

@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 
 from casework.intake import signals_ingest
-from casework.models import Case, CaseEvent, Signal, Subject
+from casework.models import Case, CaseEvent, Reporter, Signal, Subject, SubjectAttribute
 from docket import queueing
+from tests.support import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -84,3 +85,27 @@ def test_concurrent_signals_on_one_subject_fold_into_one_case(platform):
     assert (case.signal_count, case.reporter_count) == (60, 60)
     assert Subject.objects.count() == 1
     assert case.events.filter(kind="opened").count() == 1
+
+
+def test_concurrent_duplicates_leave_nothing_of_the_discarded_payloads(platform):
+    """One signal sent 8 times at once, each copy naming another subject, attribute and reporter:
+    only the stored copy's subject, attribute values and reporter exist afterwards."""
+
+    def copy(i):
+        return {
+            "source": "user-reports",
+            "external_id": "r-dup",
+            "threat_class": "harassment",
+            "subject": {"kind": "account", "external_id": f"u-{i}", "reach": 10, "attributes": {"ip": [f"10.0.0.{i}"]}},
+            "reporter": f"rep-{i}",
+        }
+
+    results = run_threads(8, lambda i: signals_ingest(items=copy(i), actor=platform))
+
+    signal = Signal.objects.select_related("subject", "reporter").get()
+    assert sorted(r.status for r in results) == [200] * 7 + [201]
+    assert {r.body["id"] for r in results} == {signal.id}
+    assert list(Subject.objects.values_list("external_id", flat=True)) == [signal.subject.external_id]
+    winner = signal.subject.external_id.removeprefix("u-")
+    assert list(SubjectAttribute.objects.values_list("kind", "value")) == [("ip", f"10.0.0.{winner}")]
+    assert list(Reporter.objects.values_list("external_id", flat=True)) == [f"rep-{winner}"]
