@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from docket.conf import setting
+from docket.hooks import Hook
 
 from .models import Enforcement
 
@@ -32,15 +33,16 @@ TIMESTAMPED_SIGNATURE_HEADER = "X-Docket-Signature-Timestamped"
 # Longest wait between two attempts, whatever the attempt count.
 MAX_BACKOFF_SECONDS = 6 * 3600
 
+# What the user is told about one outbox row: ``{"notice": {...}}``, plus ``"appeal_outcome"`` (the
+# outcome statement) for a row an appeal caused. Appeals knows which appeal caused a row: it
+# registers ``appeals.selectors.enforcement_notices`` here when ready (appeals builds on reviews).
+payload_notices = Hook("reviews.webhooks.payload_notices")
+
 
 def enforcement_payload(enforcement) -> dict:
     """The webhook body of API.md for one outbox row."""
     decision = enforcement.decision
     subject = decision.case.subject
-    # What the user is told (``notice``) and, for rows an appeal caused, the outcome statement
-    # (``appeal_outcome``); imported here because appeals builds on reviews, not the reverse.
-    from appeals.selectors import enforcement_notices
-
     body = {
         "id": str(enforcement.public_id),
         "type": enforcement.kind,
@@ -50,7 +52,7 @@ def enforcement_payload(enforcement) -> dict:
         "duration_days": enforcement.duration_days,
         # The statement fixed when the decision was made; a reversal states no new restriction.
         "statement_of_reasons": decision.statement if enforcement.kind == Enforcement.Kind.ENFORCE else None,
-        **enforcement_notices(enforcement),
+        **payload_notices(enforcement),
     }
     if enforcement.kind == Enforcement.Kind.REVERSE:
         body["reversal"] = {

@@ -1,0 +1,44 @@
+"""The hook registry: a lower layer calls what a higher layer registered, and a missing provider fails loudly."""
+
+import pytest
+
+from docket.hooks import Contributions, Hook, HookMissing
+
+
+def test_a_hook_calls_its_registered_provider_and_a_new_registration_replaces_it():
+    hook = Hook("tests.greeting")
+    hook.register(lambda name: f"hello {name}")
+    assert hook("reviewer") == "hello reviewer"
+    hook.register(lambda name: f"bye {name}")
+    assert hook("reviewer") == "bye reviewer"
+
+
+def test_a_hook_with_no_provider_refuses_instead_of_skipping_the_effect():
+    hook = Hook("tests.nobody")
+    with pytest.raises(HookMissing, match="tests.nobody"):
+        hook()
+
+
+def first(**kwargs):
+    return "first"
+
+
+def second(**kwargs):
+    return "second"
+
+
+def test_contributions_run_in_registration_order_and_a_function_registered_twice_counts_once():
+    purgers = Contributions("tests.purgers")
+    purgers.register(first)
+    purgers.register(second)
+    purgers.register(first)  # ready() run again (a test re-running app set-up) adds nothing
+    assert [f() for f in purgers] == ["first", "second"]
+    assert len(purgers) == 2
+
+
+def test_the_upper_layers_register_their_providers_at_start_up():
+    """Each cross-layer effect is wired when Django is ready (docs/architecture.md lists them)."""
+    from appeals.selectors import enforcement_notices
+    from reviews.webhooks import payload_notices
+
+    assert payload_notices.provider is enforcement_notices
