@@ -18,6 +18,7 @@ from docket.conf import setting
 from docket.errors import DocketError
 
 from .models import PolicyVersion, ThreatClass, Threshold, ThresholdChange
+from .thresholds import disposition_for
 
 BLAST_RADIUS_WINDOW_DAYS = 7
 # What a (source, class) pair without a Threshold row does: review everything, automate nothing.
@@ -168,14 +169,6 @@ def relabel_item_complete(*, item_id, reviewer, action, rule=""):
 # --- Thresholds ---------------------------------------------------------------
 
 
-def _disposition_for(**kwargs):
-    # The intake rule lives in casework.intake; imported lazily because
-    # policies sits below casework in the dependency order.
-    from casework.intake import disposition_for
-
-    return disposition_for(**kwargs)
-
-
 def _source_by_slug(slug):
     SignalSource = apps.get_model("casework", "SignalSource")
     try:
@@ -226,7 +219,7 @@ def blast_radius(*, source, threat_class, auto_action_at, review_at, now=None, w
 
     Compares each signal's disposition under the pair's current threshold with
     its disposition under (``auto_action_at``, ``review_at``), both from
-    ``casework.intake.disposition_for`` with the source taken as healthy and
+    ``policies.thresholds.disposition_for`` with the source taken as healthy and
     no holdout draw (the holdout samples auto-actions, it does not move them).
     Dispositions depend on the score only through comparisons with the
     thresholds, so one aggregate query counts the signals at each threshold
@@ -254,7 +247,7 @@ def blast_radius(*, source, threat_class, auto_action_at, review_at, now=None, w
     )
 
     def disposition(score, threshold):
-        return _disposition_for(
+        return disposition_for(
             score=score,
             source_kind=source.kind,
             source_status="healthy",

@@ -11,7 +11,7 @@ then stored in a few set-based statements (not a statement per signal):
    concurrent duplicate waits and then writes nothing of its payload) and look up which are
    already stored (repeats answer the stored result);
 2. upsert subjects (content owners as accounts), their attribute rows and the reporters;
-3. decide each signal's disposition (``disposition_for``);
+3. decide each signal's disposition (the threshold rule, ``policies.thresholds.disposition_for``);
 4. fold queued signals into cases: join the active case of (subject, class) or open one;
 5. insert the signals ``ON CONFLICT DO NOTHING`` (a backstop: a key stored meanwhile answers the
    stored result, so a duplicate never counts twice);
@@ -29,7 +29,6 @@ from .store import (
     QUEUED,
     IntakeResult,
     automation_register,
-    disposition_for,
     signals_ingest,
 )
 from .validate import IntakeReference
@@ -44,7 +43,6 @@ __all__ = [
     "IntakeResult",
     "automation_register",
     "cases_open_or_join",
-    "disposition_for",
     "routes_resolve",
     "signals_fold",
     "signals_ingest",

@@ -16,6 +16,7 @@ from django.utils import timezone
 from docket.conf import setting
 from docket.errors import DocketError
 from docket.queueing import enqueue_on_commit
+from policies.thresholds import signal_disposition
 
 from .. import events
 from ..models import Case, Signal, SignalSource
@@ -35,50 +36,6 @@ HELD = Signal.Disposition.HELD.value
 BELOW_THRESHOLD = Signal.Disposition.BELOW_THRESHOLD.value
 FOLDED = (QUEUED, AUTO_ACTIONED)
 REPRIORITISE_TASK = "casework.tasks.reprioritise_cases"
-
-
-# --- dispositions ---------------------------------------------------------------------------
-
-
-def _disposition(*, score, source_kind, source_status, threshold, threat_class, holdout_draw):
-    """``(disposition, holdout)``: the rule behind ``disposition_for``."""
-    if source_status in (SignalSource.Status.SUSPECT, SignalSource.Status.QUARANTINED):
-        return HELD, False
-    if score is None:
-        # Unscored kinds (user reports, trusted flaggers, legal requests) always reach a human.
-        return QUEUED, False
-    review_at = threshold.review_at if threshold is not None else 0.0
-    auto_at = threshold.auto_action_at if threshold is not None else None
-    if score < review_at:
-        return BELOW_THRESHOLD, False
-    automatable = threat_class.automation != "none" and bool(threat_class.auto_action)
-    if auto_at is not None and score >= auto_at and automatable:
-        if holdout_draw is not None and holdout_draw < setting("HOLDOUT_RATE"):
-            return QUEUED, True
-        return AUTO_ACTIONED, False
-    return QUEUED, False
-
-
-def disposition_for(*, score, source_kind, source_status, threshold, threat_class, holdout_draw) -> str:
-    """What intake does with one signal: ``queued``, ``auto_actioned``, ``held`` or ``below_threshold``.
-
-    Pure. ``threshold`` is the source's ``Threshold`` for the class (or any object
-    with ``review_at`` and ``auto_action_at``), ``None`` meaning review from 0 and
-    no automation. A suspect or quarantined source's signals are held. A signal
-    without a score (unscored source kinds) is queued. At or above
-    ``auto_action_at`` automation acts when the class allows it
-    (``automation != "none"`` and an ``auto_action``), except for the holdout:
-    when ``holdout_draw`` (uniform in [0, 1), ``None`` for no draw) falls under
-    ``DOCKET["HOLDOUT_RATE"]`` the signal is queued for a human instead.
-    """
-    return _disposition(
-        score=score,
-        source_kind=source_kind,
-        source_status=source_status,
-        threshold=threshold,
-        threat_class=threat_class,
-        holdout_draw=holdout_draw,
-    )[0]
 
 
 @dataclass(frozen=True)
@@ -215,7 +172,7 @@ def _store(items, *, ref, actor, now):
     draws = random.random
     for item in new:
         scored_auto = item.score is not None and item.source.status == SignalSource.Status.HEALTHY
-        item.disposition, item.holdout = _disposition(
+        item.disposition, item.holdout = signal_disposition(
             score=item.score,
             source_kind=item.source.kind,
             source_status=item.source.status,

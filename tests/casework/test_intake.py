@@ -6,11 +6,12 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from casework.intake import disposition_for, signals_ingest
-from casework.models import Case, CaseEvent, Reporter, Signal, Subject, SubjectAttribute
+from casework.intake import signals_ingest
+from casework.models import Case, CaseEvent, Reporter, Signal, SignalSource, Subject, SubjectAttribute
 from docket import queueing
 from docket.errors import DocketError
 from policies.models import Threshold
+from policies.thresholds import AUTO_ACTIONED, BELOW_THRESHOLD, HELD, HOLDING_STATUSES, QUEUED, disposition_for
 from reviews.models import Decision
 from tests.factories import SourceFactory, threat_class
 
@@ -314,6 +315,12 @@ def test_disposition_for_rules():
     assert d(0.0, threshold=None) == "queued"  # no threshold: review from 0, never automated
     assert d(1.0, threshold=None) == "queued"
     assert d(None, kind="user_report") == "queued"
+
+
+def test_the_threshold_rule_names_exactly_the_dispositions_and_the_holding_statuses_casework_stores():
+    """The rule lives in policies, below casework: its names are casework's choices, checked here."""
+    assert {QUEUED, AUTO_ACTIONED, HELD, BELOW_THRESHOLD} == set(Signal.Disposition.values)
+    assert set(HOLDING_STATUSES) == set(SignalSource.Status.values) - {SignalSource.Status.HEALTHY}
 
 
 def test_suspect_source_signals_are_held_without_a_case(platform):

@@ -8,7 +8,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from casework.intake import disposition_for
 from policies.models import Threshold, ThresholdChange
 from policies.services import (
     blast_radius,
@@ -16,6 +15,7 @@ from policies.services import (
     threshold_change_propose,
     threshold_change_rollback_proposal,
 )
+from policies.thresholds import disposition_for
 from tests.factories import SignalFactory, threat_class
 
 pytestmark = pytest.mark.django_db
