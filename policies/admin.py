@@ -448,10 +448,10 @@ class ThresholdChangeProposalForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
     def __init__(self, *args, **kwargs):
-        from casework.models import SignalSource
-
         super().__init__(*args, **kwargs)
-        self.fields["source"].queryset = SignalSource.objects.order_by("slug")
+        # The sources through the relation the model declares (policies names no casework module).
+        sources = ThresholdChange._meta.get_field("source").related_model
+        self.fields["source"].queryset = sources.objects.order_by("slug")
 
     def save(self, *, actor):
         """The proposal, or the service's refusal as form errors (``None``)."""
