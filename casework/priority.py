@@ -4,7 +4,8 @@ DESIGN.md "Priority". For every case it touches, ``_REFRESH_SQL`` recomputes
 from the stored signals the counts (signals, distinct reporters), the first and
 last signal time, the signal strength (max of score x source trust), the
 reporter weight (distinct reporters weighted by their accuracy, new reporters
-down-weighted), brigading, the subject's velocity, and then the case's rank,
+down-weighted), brigading, the subject's velocity (signals of the case's class and of
+unrestricted classes: a restricted class's activity moves no other class's case), and then the case's rank,
 priority and breakdown. ``case_reprioritise`` (intake and the per-case task),
 ``cases_reprioritise_due`` (the periodic job) and ``cases_reprioritise_all``
 (after a change of formula) run the very same statement, so a case ranks the
@@ -87,7 +88,7 @@ _LN_KNEE = math.log(BASE_KNEE)
 
 _REFRESH_SQL = f"""
 WITH target AS (
-    SELECT c.id, c.subject_id
+    SELECT c.id, c.subject_id, c.threat_class_id
     FROM casework_case c
     WHERE c.status IN ({_ACTIVE}) {{extra}}
     FOR UPDATE OF c SKIP LOCKED
@@ -128,19 +129,21 @@ rep AS (
     FROM first_reports
     GROUP BY case_id
 ),
-vel AS (  -- signals on the subject (any class, any source) in the last hour and the hour before,
-          -- and the next moment one of them enters or leaves a window (the velocity changes then)
-    SELECT s.subject_id,
+vel AS (  -- signals on the subject (any source) in the last hour and the hour before, of the case's class or an
+          -- unrestricted one (what everyone who may read the case may know of: a restricted class's activity on
+          -- the subject moves no other class's case), and the next moment one of them enters or leaves a window
+    SELECT t.id AS case_id,
            count(*) FILTER (WHERE s.occurred_at > %(now)s - interval '1 hour'
                               AND s.occurred_at <= %(now)s) AS last_hour,
            count(*) FILTER (WHERE s.occurred_at <= %(now)s - interval '1 hour') AS prev_hour,
            min(CASE WHEN s.occurred_at > %(now)s THEN s.occurred_at
                     WHEN s.occurred_at > %(now)s - interval '1 hour' THEN s.occurred_at + interval '1 hour'
                     ELSE s.occurred_at + interval '2 hours' END) AS next_change_at
-    FROM casework_signal s
-    WHERE s.subject_id IN (SELECT subject_id FROM target)
-      AND s.occurred_at > %(now)s - interval '2 hours'
-    GROUP BY s.subject_id
+    FROM target t
+    JOIN casework_signal s ON s.subject_id = t.subject_id AND s.occurred_at > %(now)s - interval '2 hours'
+    JOIN policies_threatclass stc ON stc.id = s.threat_class_id
+    WHERE s.threat_class_id = t.threat_class_id OR NOT stc.restricted
+    GROUP BY t.id
 ),
 inputs AS (
     SELECT c.id,
@@ -172,7 +175,7 @@ inputs AS (
     JOIN casework_subject subj ON subj.id = c.subject_id
     LEFT JOIN sig ON sig.case_id = c.id
     LEFT JOIN rep ON rep.case_id = c.id
-    LEFT JOIN vel ON vel.subject_id = c.subject_id
+    LEFT JOIN vel ON vel.case_id = c.id
 ),
 shaped AS (
     SELECT i.*,
@@ -431,7 +434,7 @@ FACTORS = {
     "reporter_term": ("Reporter term", "the reporter weight scaled to 0 to 1"),
     "brigading": ("Brigade suspected", "many new or inaccurate reporters at once: they count for little"),
     "evidence": ("Evidence", "half the reach, plus signal strength, plus the reporter term"),
-    "velocity": ("Velocity", "signals on the subject in the last hour"),
+    "velocity": ("Velocity", "signals on the subject in the last hour (this class and unrestricted ones)"),
     "velocity_growth": ("Velocity growth", "this hour's signals against the hour before"),
     "velocity_factor": ("Velocity multiplier", "1 to 1.5"),
     "merit": ("Merit", "severity x harm x (1 + evidence) x velocity: what does not change with time"),

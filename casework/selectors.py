@@ -171,11 +171,13 @@ def _strike_account_id(case) -> int | None:
     return subject.id if subject.kind == "account" else subject.owner_id
 
 
-def recommended_actions(cases, *, now=None, versions=None) -> dict[int, str | None]:
-    """Per case id, the ladder step suggested by the account's active strikes.
+def recommended_actions(cases, *, user, now=None, versions=None) -> dict[int, str | None]:
+    """Per case id, the ladder step suggested to ``user`` by the account's active strikes.
 
     The account is the subject, or the owner of a content subject. Active strikes
-    are not removed and not expired. The suggestion is the next step of the
+    are not removed and not expired, and come from decisions on cases of classes
+    ``user`` may see: a strike from a restricted class suggests nothing to someone
+    not cleared for it (``None`` for ``user`` counts only unrestricted classes). The suggestion is the next step of the
     class's active ladder above the action of the account's most recent active
     strike (the top step when it is already there), or the mildest violation when
     the account has none. ``legal_report`` is never suggested: it is filed
@@ -195,6 +197,7 @@ def recommended_actions(cases, *, now=None, versions=None) -> dict[int, str | No
     if accounts:
         rows = (
             Strike.objects.filter(account_id__in=accounts, removed_at__isnull=True, expires_at__gt=now)
+            .filter(visible_classes_q(clearances_of(user), prefix="decision__case__threat_class__"))
             .order_by("account_id", "-created_at", "-id")
             .distinct("account_id")
             .values_list("account_id", "decision__action")
@@ -219,8 +222,8 @@ def recommended_actions(cases, *, now=None, versions=None) -> dict[int, str | No
     return out
 
 
-def recommended_action(case, *, now=None) -> str | None:
-    return recommended_actions([case], now=now).get(case.id)
+def recommended_action(case, *, user, now=None) -> str | None:
+    return recommended_actions([case], user=user, now=now).get(case.id)
 
 
 def case_events(*, case):

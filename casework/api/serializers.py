@@ -79,13 +79,20 @@ class CasePolicySerializer(serializers.Serializer):
     rules = CasePolicyRuleSerializer(many=True)
 
 
+def _reader(context):
+    """Who the answer is for (``None`` without a request: only unrestricted classes count for them)."""
+    return getattr(context.get("request"), "user", None)
+
+
 class _CaseListSerializer(serializers.ListSerializer):
     def to_representation(self, data):
         cases = list(data.all() if hasattr(data, "all") else data)
         # One pass for the whole page instead of two queries per case.
         versions = active_versions_by_class(c.threat_class_id for c in cases)
         self._context["active_versions"] = versions
-        self._context["recommended_actions"] = recommended_actions(cases, versions=versions)
+        self._context["recommended_actions"] = recommended_actions(
+            cases, user=_reader(self._context), versions=versions
+        )
         return super().to_representation(cases)
 
 
@@ -150,7 +157,7 @@ class CaseDetailSerializer(serializers.ModelSerializer):
     def get_recommended_action(self, case):
         known = self.context.get("recommended_actions")
         if known is None or case.id not in known:
-            known = recommended_actions([case], versions=self._active_versions(case))
+            known = recommended_actions([case], user=_reader(self.context), versions=self._active_versions(case))
             self.context["recommended_actions"] = known
         return known[case.id]
 

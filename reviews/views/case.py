@@ -17,7 +17,7 @@ from docket import roles
 from docket.audit import access_log_case_read
 from docket.errors import DocketError
 from reviews.forms import AssignForm, DecisionForm, EscalateForm, NoteForm, form_errors
-from reviews.selectors import account_record, case_signals_by_hour, cases_linked, reviewer_load
+from reviews.selectors import account_record, case_signals_by_hour, cases_linked, reporter_records, reviewer_load
 from reviews.services import active_version_for, case_assign, case_escalate, decision_make
 
 from .charts import sparkline
@@ -70,6 +70,10 @@ def _case_page(request, case_id, *, forms=None, status=200):
             lost = latest_mine
 
     signals = list(case.signals.select_related("source", "reporter").order_by("-occurred_at", "-id")[:SIGNALS_SHOWN])
+    # Each reporter's record over the classes the user may see (a restricted decision tells nothing).
+    records = reporter_records(user=user, reporter_ids=[s.reporter_id for s in signals])
+    for signal in signals:
+        signal.reporter_record = records.get(signal.reporter_id)
     events = list(case.events.select_related("actor").order_by("-at", "-id")[:EVENTS_SHOWN])
     for event in events:
         event.summary = _event_summary(event)
@@ -85,7 +89,7 @@ def _case_page(request, case_id, *, forms=None, status=200):
     except DocketError:
         version = None
     decisions = list(case.decisions.select_related("reviewer__user", "policy_version__policy"))
-    recommended = recommended_action(case)
+    recommended = recommended_action(case, user=user)
     hourly = case_signals_by_hour(case, since=now - timedelta(hours=24))
 
     ladder = []

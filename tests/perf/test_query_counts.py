@@ -230,7 +230,7 @@ BOUNDS = {
     "UI queue page": 9,
     "UI campaign page": 9,
     "UI source page": 6,
-    "UI case page": 18,  # the account's prior decisions and active strikes: two queries
+    "UI case page": 20,  # prior decisions, active strikes, the reporters' records, the campaign as the reader sees it
     "UI appeals queue": 9,
     "UI appeal page": 13,  # + the access-log row
     "UI search": 6,

@@ -240,17 +240,16 @@ def test_appeals_staff_without_clearance_are_never_handed_a_restricted_appeal(un
 
 # --- mixed campaigns, shared subjects and reporters ---------------------------------------------------------------
 #
-# A spam campaign of five accounts that one reporter reported; then restricted activity touches all of it: csam
-# accounts that share the campaign's address (and a value of their own) join the campaign, a csam signal from the
-# same reporter lands on a campaign member with a new address, a payment id, a larger reach and content it owns,
-# that csam case is decided (a strike on the account, the reporter's report upheld), detection and the re-ranking
-# job run. The clock stands still meanwhile, so every figure a page computes "as of now" is comparable.
+# A spam campaign of five accounts that one reporter reported; then restricted activity touches it: csam accounts
+# that share the campaign's address (and a device of their own) join the campaign, a csam signal lands on a
+# campaign member (and on content it owns), that csam case is decided (a strike on the account), detection and the
+# re-ranking job run. The clock stands still meanwhile, so every figure a page computes "as of now" is comparable.
 
 MIX_IP = "198.51.100.1"
-CSAM_ONLY = ("203.0.113.99", "pay-csam-1", "d-csam-pair")
+CSAM_ONLY = "d-csam-pair"  # a device only the csam accounts carry
 
 
-def _mix_signal(n, kind, subject, *, reach=0, attributes=None, owner=None, subject_kind="account"):
+def _mix_signal(n, kind, subject, *, reach=0, attributes=None, owner=None, subject_kind="account", reporter=None):
     return {
         "source": "user-reports",
         "external_id": f"mix-{n}",
@@ -262,7 +261,7 @@ def _mix_signal(n, kind, subject, *, reach=0, attributes=None, owner=None, subje
             "reach": reach,
             "attributes": attributes or {},
         },
-        "reporter": "u-rep-shared",
+        "reporter": reporter or ("u-rep-shared" if kind == "spam" else "u-rep-csam"),
         "reason": f"mixed {kind}",
     }
 
@@ -292,28 +291,22 @@ def mixed(uncleared, frozen):
 
 
 def _mixed_restricted_activity(world, frozen):
+    """csam accounts join the spam campaign; a csam case on a member, decided (a strike on the account)."""
     cast = world.cast
     items = [
-        _mix_signal(
-            10,
-            "csam",
-            "u-mix-0",
-            reach=5_000_000,
-            attributes={"ip": [CSAM_ONLY[0]], "payment": [CSAM_ONLY[1]]},
-        ),
-        _mix_signal(11, "csam", "c-mix-csam", subject_kind="content", owner="u-mix-csam-owner"),
-        _mix_signal(12, "csam", "u-mix-csam-0", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY[2]]}),
-        _mix_signal(13, "csam", "u-mix-csam-1", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY[2]]}),
+        _mix_signal(10, "csam", "u-mix-0"),
+        _mix_signal(11, "csam", "c-mix-csam", subject_kind="content", owner="u-mix-0"),
+        _mix_signal(12, "csam", "u-mix-csam-0", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY]}),
+        _mix_signal(13, "csam", "u-mix-csam-1", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY]}),
     ]
     result = signals_ingest(items=items, actor=cast["platform"])
     csam_on_member = Case.objects.get(pk=result.body[0]["case"])
     decide(csam_on_member, world.decider, cast["senior"])
     campaigns_detect(now=frozen)
-    cases_reprioritise_due(now=frozen)
-    cases_reprioritise_all(now=frozen)
+    cases_reprioritise_due(now=frozen)  # the beat job: the member's other cases were marked due
     world.mix_campaign.refresh_from_db()
     assert world.mix_campaign.size == 7  # the two csam accounts joined
-    assert {link["value"] for link in world.mix_campaign.links} >= {MIX_IP, CSAM_ONLY[2]}
+    assert {link["value"] for link in world.mix_campaign.links} >= {MIX_IP, CSAM_ONLY}
 
 
 _CSRF = re.compile(r'(name="csrfmiddlewaretoken" value="|"X-CSRFToken": ")[^"]*"')
@@ -339,7 +332,7 @@ def _mixed_reads(world):
         f"/api/v1/cases/?campaign={campaign}",
         "/api/v1/subjects/account/u-mix-0/",
         "/api/v1/subjects/?q=u-mix",
-        *(f"/api/v1/subjects/?q={value}" for value in CSAM_ONLY),
+        f"/api/v1/subjects/?q={CSAM_ONLY}",
     ]
     return ui, api
 
@@ -358,6 +351,19 @@ def _read_mixed(world):
     return out
 
 
+def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_no_page_an_uncleared_user_reads(mixed, frozen):
+    world = mixed
+    before = _read_mixed(world)
+    assert [key for key, (status, _) in before.items() if status != 200] == []
+    _mixed_restricted_activity(world, frozen)
+    after = _read_mixed(world)
+    differ = [f"{who} GET {url}" for (who, url), answer in before.items() if after[(who, url)] != answer]
+    assert differ == []
+    # The cleared read the activity: the campaign has seven members and the csam-only values.
+    cleared = api_client(world.cast["senior"]).get(f"/api/v1/campaigns/{world.mix_campaign.pk}/").json()
+    assert cleared["size"] == 7 and CSAM_ONLY in {link["value"] for link in cleared["links"]}
+
+
 def test_a_mixed_campaign_is_sized_and_linked_by_the_members_the_reader_may_see(mixed, frozen):
     world = mixed
     _mixed_restricted_activity(world, frozen)
@@ -372,14 +378,29 @@ def test_a_mixed_campaign_is_sized_and_linked_by_the_members_the_reader_may_see(
     listed = api_client(world.cast["moderator"]).get("/api/v1/campaigns/").json()["results"]
     assert [(c["id"], c["size"]) for c in listed if c["id"] == campaign.pk] == [(campaign.pk, 5)]
     page = ui_client(world.cast["moderator"]).get(f"/campaigns/{campaign.pk}/").content.decode()
-    assert "5 subjects" in page and CSAM_ONLY[2] not in page
+    assert "5 subjects" in page and CSAM_ONLY not in page
     index = ui_client(world.cast["moderator"]).get("/campaigns/").content.decode()
     row = re.search(rf'href="/campaigns/{campaign.pk}/".*?</tr>', index, re.S).group(0)
-    assert re.findall(r'<td class="num">(\d+)</td>', row) == ["5", "5"] and CSAM_ONLY[2] not in row
+    assert re.findall(r'<td class="num">(\d+)</td>', row) == ["5", "5"] and CSAM_ONLY not in row
     # The cleared are told the whole network.
     cleared = api_client(world.cast["senior"]).get(f"/api/v1/campaigns/{campaign.pk}/").json()
-    assert cleared["size"] == 7 and len(cleared["cases"]) == 5 + 2  # the decided csam case joined no campaign
-    assert {"kind": "device", "value": CSAM_ONLY[2]} in cleared["links"]
+    assert cleared["size"] == 7
+    assert cleared["cases"] == sorted(Case.objects.filter(campaign=campaign).values_list("pk", flat=True))
+    assert {"kind": "device", "value": CSAM_ONLY} in cleared["links"]
+
+
+def test_a_reporters_record_on_the_case_page_counts_only_the_classes_the_reader_may_see(mixed):
+    world = mixed
+    # The spam campaign's reporter also reported a csam account, and that report was upheld.
+    result = signals_ingest(
+        items=[_mix_signal(20, "csam", "u-rep-target", reporter="u-rep-shared")], actor=world.cast["platform"]
+    )
+    decide(Case.objects.get(pk=result.body[0]["case"]), world.decider, world.cast["senior"])
+    page = f"/cases/{world.mix_cases[0].pk}/"
+    uncleared = ui_client(world.cast["moderator"]).get(page).content.decode()
+    cleared = ui_client(world.cast["senior"]).get(page).content.decode()
+    assert "u-rep-shared</span> · accuracy 50% (0/0 upheld)" in uncleared
+    assert "u-rep-shared</span> · accuracy 60% (1/1 upheld)" in cleared
 
 
 def _decide_campaign(via, user, campaign, kind):
@@ -401,7 +422,7 @@ def test_an_uncleared_senior_decides_only_the_members_they_see_and_leaves_the_ca
     campaign = world.mix_campaign
     members = Case.objects.filter(campaign=campaign)
     csam_open = set(members.filter(threat_class__slug="csam", status="open").values_list("pk", flat=True))
-    assert len(csam_open) == 2  # the two csam accounts' cases (the member's csam case was decided)
+    assert len(csam_open) == 3  # the two csam accounts and the member's content (its own csam case is decided)
 
     assert _decide_campaign(uncleared_via, world.cast["uncleared_senior"], campaign, "spam") in (201, 302)
     campaign.refresh_from_db()

@@ -217,20 +217,20 @@ def test_strikes_land_on_the_owner_of_content(moderator):
 def test_strikes_recommend_the_next_ladder_step_and_expire(moderator):
     account = SubjectFactory(kind="account")
     first, _ = claimed(moderator, subject=account)
-    assert recommended_action(first) == "label"  # a first offence: the mildest violation
+    assert recommended_action(first, user=None) == "label"  # a first offence: the mildest violation
     decision_make(case_id=first.pk, reviewer=moderator, action="remove", rule="SP-1")
 
     repeat, _ = claimed(moderator, subject=account)
-    assert recommended_action(repeat) == "restrict"  # the step above the last violation
+    assert recommended_action(repeat, user=None) == "restrict"  # the step above the last violation
     decision_make(case_id=repeat.pk, reviewer=moderator, action="restrict", rule="SP-1")
     third = CaseFactory(kind="spam", subject=account)
-    assert recommended_action(third) == "suspend"
+    assert recommended_action(third, user=None) == "suspend"
 
     # Expired strikes no longer count.
     Strike.objects.update(
         expires_at=timezone.now() - timedelta(seconds=1), created_at=timezone.now() - timedelta(days=91)
     )
-    assert recommended_action(third) == "label"
+    assert recommended_action(third, user=None) == "label"
 
 
 def test_automation_decides_with_the_same_enforcement_and_strike_path(moderator):
@@ -285,7 +285,7 @@ def test_overturn_reverses_enforcement_removes_the_strike_and_corrects_reporters
     reporter.refresh_from_db()
     assert (reporter.reports_decided, reporter.reports_upheld) == (1, 0)
     assert case.events.last().kind == "decision_overturned"
-    assert recommended_action(case) == "label"
+    assert recommended_action(case, user=None) == "label"
     with pytest.raises(DocketError) as exc:
         decision_overturn(decision=decision, actor=senior, reason="again")
     assert exc.value.code == "already_overturned"

@@ -10,7 +10,7 @@ from django.utils import timezone
 from casework.models import Campaign, CaseEvent
 from reviews.models import Assignment, Decision
 from reviews.services import case_assign, case_escalate, queue_claim
-from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, threat_class
+from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version, threat_class
 from tests.ui.conftest import messages_of
 
 pytestmark = pytest.mark.django_db
@@ -168,8 +168,27 @@ def test_unknown_queue_is_404(login, moderator):
 # --- the case page -------------------------------------------------------------------------
 
 
+def _decided_reports(reporter, *, upheld, decided):
+    """``decided`` earlier spam cases the reporter reported, ``upheld`` of them decided as a violation."""
+    now = timezone.now()
+    for i in range(decided):
+        case = CaseFactory(kind="spam", status="decided", decided_at=now)
+        SignalFactory(
+            subject=case.subject, threat_class=case.threat_class, case=case, disposition="queued", reporter=reporter
+        )
+        Decision.objects.create(
+            case=case,
+            action="remove" if i < upheld else "no_violation",
+            rule="SP-1" if i < upheld else "",
+            policy_version=active_version("spam"),
+            automated=True,
+            created_at=now,
+        )
+
+
 def _signals(case, n):
     reporter = ReporterFactory(reports_decided=8, reports_upheld=6)
+    _decided_reports(reporter, upheld=6, decided=8)
     for i in range(n):
         SignalFactory(
             subject=case.subject,
@@ -190,14 +209,14 @@ def test_case_page_shows_evidence_blurred_policy_ladder_and_priority(login, mode
     other = CaseFactory(kind="harassment", subject=owner)
     _signals(case, 3)
     c = login(moderator)
-    with django_assert_max_num_queries(18):
+    with django_assert_max_num_queries(19):  # + the reporters' records over visible classes
         page = c.get(f"/cases/{case.pk}/")
     assert page.status_code == 200
     html = page.content.decode()
     assert "content:c-1" in html and "1234" in html and "u-owner" in html
     assert html.count('class="evidence"') == 3
     assert "Click or press v to reveal" in html
-    assert "accuracy 67%" in html  # (6 + 2) / (8 + 4)
+    assert "accuracy 67% (6/8 upheld)" in html  # (6 + 2) / (8 + 4)
     assert [step["value"] for step in page.context["ladder"]] == [
         "no_violation",
         "label",
@@ -225,7 +244,7 @@ def test_case_page_query_count_is_constant(login, moderator, django_assert_max_n
     for _ in range(5):
         CaseFactory(kind="harassment", subject=SubjectFactory(kind="content", owner=case.subject))
     c = login(moderator)
-    with django_assert_max_num_queries(18):
+    with django_assert_max_num_queries(19):  # + the reporters' records over visible classes
         assert c.get(f"/cases/{case.pk}/").status_code == 200
 
 
