@@ -6,17 +6,30 @@ classes stay hidden from users without the matching clearance; every case read
 (lists, detail, timeline, claims, campaigns) starts from them.
 
 Model imports are deferred: ``casework.models`` imports ``CaseQuerySet`` from here.
+
+What the upper layers add to a case's display (its active assignment and its
+decisions) and the account's active strikes behind ``recommended_actions`` come
+through two hooks (``docket.hooks``) that ``reviews`` fills when ready:
+``case_display_prefetches`` and ``strike_actions``.
 """
 
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, Subquery, Value
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from docket.hooks import Contributions, Hook
 from docket.visibility import clearances_of
 from policies.models import visible_classes_q
+
+# Each provider returns the ``Prefetch``es of what its app shows on a case (reviews: the active
+# assignment as ``active_assignments``, the decisions as ``decision_list``).
+case_display_prefetches = Contributions("casework.case_display_prefetches")
+# ``(accounts, *, now, user) -> {account id: action of its most recent active strike ``user`` may know of}``
+# (reviews owns strikes).
+strike_actions = Hook("casework.strike_actions")
 
 
 class CaseQuerySet(models.QuerySet):
@@ -29,18 +42,8 @@ class CaseQuerySet(models.QuerySet):
 
     def for_display(self):
         """Everything the case representation reads, in a constant number of queries."""
-        from reviews.models import Assignment, Decision
-
-        return self.select_related("subject", "subject__owner", "threat_class", "queue").prefetch_related(
-            Prefetch(
-                "assignments",
-                queryset=Assignment.objects.filter(state="active").select_related("reviewer__user"),
-                to_attr="active_assignments",
-            ),
-            Prefetch(
-                "decisions", queryset=Decision.objects.only("id", "case_id").order_by("id"), to_attr="decision_list"
-            ),
-        )
+        prefetches = [prefetch for provide in case_display_prefetches for prefetch in provide()]
+        return self.select_related("subject", "subject__owner", "threat_class", "queue").prefetch_related(*prefetches)
 
 
 def _subject_visible_q(user):
@@ -186,7 +189,6 @@ def recommended_actions(cases, *, user, now=None, versions=None) -> dict[int, st
     """
     from policies.models import ladder_rank
     from policies.selectors import active_versions_by_class
-    from reviews.models import Strike
 
     cases = list(cases)
     if not cases:
@@ -195,14 +197,7 @@ def recommended_actions(cases, *, user, now=None, versions=None) -> dict[int, st
     accounts = {a for a in (_strike_account_id(c) for c in cases) if a is not None}
     last_action: dict[int, str] = {}
     if accounts:
-        rows = (
-            Strike.objects.filter(account_id__in=accounts, removed_at__isnull=True, expires_at__gt=now)
-            .filter(visible_classes_q(clearances_of(user), prefix="decision__case__threat_class__"))
-            .order_by("account_id", "-created_at", "-id")
-            .distinct("account_id")
-            .values_list("account_id", "decision__action")
-        )
-        last_action = dict(rows)
+        last_action = strike_actions(accounts, now=now, user=user)
     if versions is None:
         versions = active_versions_by_class(c.threat_class_id for c in cases)
     ladders = {class_id: version.ladder for class_id, version in versions.items() if version is not None}

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -11,8 +11,8 @@ from casework.models import Case, CaseEvent, Reporter, Signal
 from casework.priority import BY_RANK, BY_RANK_ALL
 from casework.services import ESCALATION_QUEUES
 from docket import roles
-from docket.visibility import restrict
-from policies.models import VIOLATIONS, ThreatClass
+from docket.visibility import clearances_of, restrict
+from policies.models import VIOLATIONS, ThreatClass, visible_classes_q
 
 from .models import Assignment, Decision, QualityReview, Queue, Strike
 
@@ -328,3 +328,31 @@ def reporter_records(*, user, reporter_ids) -> dict[int, dict]:
         accuracy = (upheld + Reporter.PRIOR_UPHELD) / (decided + Reporter.PRIOR_DECIDED)
         out[reporter] = {"decided": decided, "upheld": upheld, "accuracy": accuracy}
     return out
+
+
+# --- what reviews adds to casework's reads (registered in ReviewsConfig.ready) ---------------------------
+
+
+def case_display_prefetches() -> list[Prefetch]:
+    """A case's active assignment (``active_assignments``) and decision ids (``decision_list``), for its display."""
+    return [
+        Prefetch(
+            "assignments",
+            queryset=Assignment.objects.filter(state="active").select_related("reviewer__user"),
+            to_attr="active_assignments",
+        ),
+        Prefetch("decisions", queryset=Decision.objects.only("id", "case_id").order_by("id"), to_attr="decision_list"),
+    ]
+
+
+def strike_actions(accounts, *, now, user) -> dict[int, str]:
+    """Per account, the action of its most recent active strike (not removed, not expired) from a decision
+    on a class ``user`` may see (``None``: unrestricted classes only); one query."""
+    rows = (
+        Strike.objects.filter(account_id__in=accounts, removed_at__isnull=True, expires_at__gt=now)
+        .filter(visible_classes_q(clearances_of(user), prefix="decision__case__threat_class__"))
+        .order_by("account_id", "-created_at", "-id")
+        .distinct("account_id")
+        .values_list("account_id", "decision__action")
+    )
+    return dict(rows)

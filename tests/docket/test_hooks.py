@@ -39,6 +39,10 @@ def test_contributions_run_in_registration_order_and_a_function_registered_twice
 def test_the_upper_layers_register_their_providers_at_start_up():
     """Each cross-layer effect is wired when Django is ready (docs/architecture.md lists them)."""
     from appeals.selectors import enforcement_notices
+    from casework import selectors as casework_selectors
+    from reviews import selectors as reviews_selectors
     from reviews.webhooks import payload_notices
 
     assert payload_notices.provider is enforcement_notices
+    assert list(casework_selectors.case_display_prefetches) == [reviews_selectors.case_display_prefetches]
+    assert casework_selectors.strike_actions.provider is reviews_selectors.strike_actions
