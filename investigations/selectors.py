@@ -270,6 +270,7 @@ class SubjectHistory:
     linked: list = field(default_factory=list)
     signals_per_day: list = field(default_factory=list)
     restricted_classes: list = field(default_factory=list)
+    owner: Subject | None = None
 
 
 def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: datetime | None = None) -> SubjectHistory:
@@ -292,6 +293,9 @@ def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: da
     if not shown and not _nothing_hidden(subject.pk, visible, cases):
         raise not_found("No such subject.")
     history = SubjectHistory(subject=subject, cases=shown)
+    # A content item's owner account is named only when that account exists for the reader.
+    if subject.owner_id is not None and Subject.objects.visible_to(user).filter(pk=subject.owner_id).exists():
+        history.owner = subject.owner
     history.restricted_classes = sorted({c.threat_class.slug for c in shown if c.threat_class.restricted})
     by_case = defaultdict(list)
     decisions = (

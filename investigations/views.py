@@ -78,6 +78,7 @@ def subject_page(request, kind, external_id):
         {
             "history": history,
             "subject": history.subject,
+            "owner": history.owner,
             "hops": hops,
             "chart": chart,
             "chart_height": CHART_HEIGHT,

@@ -99,5 +99,5 @@ class SubjectHistorySerializer(serializers.Serializer):
 
     @extend_schema_field(SubjectRefSerializer(allow_null=True))
     def get_owner(self, history):
-        owner = history.subject.owner
+        owner = history.owner
         return {"kind": owner.kind, "external_id": owner.external_id} if owner else None

@@ -437,3 +437,19 @@ def test_an_uncleared_senior_decides_only_the_members_they_see_and_leaves_the_ca
     campaign.refresh_from_db()
     assert campaign.status == "decided"
     assert not members.active().exists()
+
+
+def test_a_contents_owner_is_named_only_to_a_reader_who_may_see_the_account(uncleared):
+    world = uncleared
+    items = [
+        _mix_signal(30, "csam", "u-csam-owner"),
+        _mix_signal(31, "spam", "c-owned", subject_kind="content", owner="u-csam-owner"),
+    ]
+    signals_ingest(items=items, actor=world.cast["platform"])
+    url = "/subjects/content/c-owned/"
+    seen = api_client(world.cast["moderator"]).get(f"/api/v1{url}").json()
+    assert seen["owner"] is None
+    assert "u-csam-owner" not in ui_client(world.cast["moderator"]).get(url).content.decode()
+    cleared = api_client(world.cast["senior"]).get(f"/api/v1{url}").json()
+    assert cleared["owner"] == {"kind": "account", "external_id": "u-csam-owner"}
+    assert "u-csam-owner" in ui_client(world.cast["senior"]).get(url).content.decode()
