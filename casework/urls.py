@@ -9,11 +9,11 @@ urlpatterns = [
     path(
         "threshold-changes/<int:change_id>/approve/",
         views.threshold_change_approve_view,
-        name="threshold-change-approve-ui",
+        name="threshold-change-approve",
     ),
     path(
         "threshold-changes/<int:change_id>/reject/",
         views.threshold_change_reject_view,
-        name="threshold-change-reject-ui",
+        name="threshold-change-reject",
     ),
 ]

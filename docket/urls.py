@@ -4,10 +4,11 @@ from django.urls import include, path
 from docket import api_docs
 from docket.audit_api import AccessLogList
 
+# The REST API's URL names live in the `api` namespace (`reverse("api:queue-claim")`), so an API name
+# can never shadow a moderator page's (`reverse("queue-claim")`); tests/docket/test_urls.py checks
+# that no full name is used twice.
 api_v1 = [
     path("", include("casework.api.urls")),
-    path("", include("casework.api.hygiene_urls")),
-    path("", include("casework.api.retention_urls")),
     path("", include("reviews.api.urls")),
     path("", include("appeals.api.urls")),
     path("", include("policies.api.urls")),
@@ -20,7 +21,7 @@ api_v1 = [
 urlpatterns = [
     path("", include("docket.identity.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
+    path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", api_docs.schema, name="schema"),
     path("api/docs/", api_docs.docs, name="api-docs"),
     path("", include("casework.urls")),

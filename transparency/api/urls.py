@@ -3,5 +3,5 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("transparency-report/", views.TransparencyReportView.as_view(), name="api-transparency-report"),
+    path("transparency-report/", views.TransparencyReportView.as_view(), name="transparency-report"),
 ]
