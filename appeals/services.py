@@ -11,6 +11,8 @@ place); this module only orders the steps and keeps the case timeline.
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import CharField, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from casework import events
@@ -305,3 +307,13 @@ def appeal_resolve(
         closed = events.appeal_closed(from_status=case.status, appeal=appeal.pk)
         case_transition(case=case, to="decided", actor=reviewer, event=closed, at=at)
     return appeal
+
+
+def appeals_purge_personal_data(*, case_ids):
+    """Purge the appellants' statements and ids on appeals of these cases (retention; one UPDATE).
+
+    Registered in ``AppealsConfig.ready`` as appeals' part of ``casework.retention``.
+    """
+    Appeal.objects.filter(decision__case_id__in=case_ids).update(
+        statement="", appellant=Concat(Value("redacted-"), Cast("id", CharField()))
+    )

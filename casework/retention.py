@@ -4,6 +4,12 @@ Closed cases keep their decisions and counts for metrics, but after
 ``DOCKET["RETENTION_DAYS"]`` the personal data in them (reporter ids, reasons,
 notes, rationales, appellant statements) is purged. Cases under legal
 escalation are on legal hold and kept whole until an admin releases the hold.
+
+Each app purges and exports what it keeps of a case: casework its signals,
+events and reporters here; the apps above register their part when ready
+(``personal_data_purgers``, ``export_contributions``): reviews its decisions'
+rationales and the decisions and enforcements of an export, appeals the
+appellants' statements.
 """
 
 import hashlib
@@ -12,16 +18,21 @@ from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import CharField, Q, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Q
 from django.utils import timezone
 
 from docket.conf import setting
 from docket.errors import DocketError
+from docket.hooks import Contributions
 
 from . import events
 from .models import Case, CaseEvent, Reporter, Signal
 from .services import case_event_add, case_events_add_bulk, lock_case
+
+# ``(*, case_ids)``: purge the personal data an app keeps of these cases (same transaction, set-based).
+personal_data_purgers = Contributions("casework.personal_data_purgers")
+# ``(*, case_id) -> [{"type", "data"}, ...]``: an app's items of a case's chain-of-custody export, in order.
+export_contributions = Contributions("casework.export_contributions")
 
 # Keys of event details that can carry personal data or free text.
 PERSONAL_KEYS = ["text", "reason", "reporter", "reporters", "rationale", "statement", "appellant"]
@@ -49,9 +60,6 @@ def cases_purge_personal_data(*, now=None, batch=1000):
 
     Set-based: a few UPDATEs per batch. Legal holds are never purged.
     """
-    from appeals.models import Appeal
-    from reviews.models import Decision
-
     now = now or timezone.now()
     ids = list(cases_due_for_purge(now=now).select_for_update(skip_locked=True).values_list("id", flat=True)[:batch])
     if not ids:
@@ -60,10 +68,8 @@ def cases_purge_personal_data(*, now=None, batch=1000):
         Signal.objects.filter(case_id__in=ids, reporter__isnull=False).values_list("reporter_id", flat=True)
     )
     Signal.objects.filter(case_id__in=ids).update(reporter=None, reason="")
-    Decision.objects.filter(case_id__in=ids).update(rationale="")
-    Appeal.objects.filter(decision__case_id__in=ids).update(
-        statement="", appellant=Concat(Value("redacted-"), Cast("id", CharField()))
-    )
+    for purge in personal_data_purgers:
+        purge(case_ids=ids)
     with connection.cursor() as cur:
         cur.execute("SET LOCAL docket.redact = 'on'")
         cur.execute(
@@ -118,8 +124,6 @@ def case_export(*, case_id):
     recipient can re-hash what they received; ``manifest_sha256`` covers the
     ordered list of item hashes.
     """
-    from reviews.models import Decision, Enforcement
-
     case = Case.objects.select_related("subject", "threat_class", "queue").get(pk=case_id)
     items = [
         {
@@ -159,38 +163,8 @@ def case_export(*, case_id):
         {"type": "event", "data": {"id": e.pk, "at": e.at, "actor": e.actor_label, "kind": e.kind, "detail": e.detail}}
         for e in events
     ]
-    decisions = Decision.objects.filter(case_id=case_id).select_related("policy_version", "reviewer__user")
-    for d in decisions.order_by("id"):
-        items.append(
-            {
-                "type": "decision",
-                "data": {
-                    "id": d.pk,
-                    "action": d.action,
-                    "rule": d.rule,
-                    "policy_version": d.policy_version_id,
-                    "reviewer": d.reviewer.user.username if d.reviewer else None,
-                    "automated": d.automated,
-                    "rationale": d.rationale,
-                    "created_at": d.created_at,
-                    "overturned": d.overturned,
-                },
-            }
-        )
-    for enf in Enforcement.objects.filter(decision__case_id=case_id).order_by("id"):
-        items.append(
-            {
-                "type": "enforcement",
-                "data": {
-                    "id": str(enf.public_id),
-                    "decision": enf.decision_id,
-                    "kind": enf.kind,
-                    "action": enf.action,
-                    "status": enf.status,
-                    "delivered_at": enf.delivered_at,
-                },
-            }
-        )
+    for contribute in export_contributions:
+        items += contribute(case_id=case_id)
     for item in items:
         # Hash exactly what the recipient receives: the JSON form of the data.
         item["data"] = json.loads(json.dumps(item["data"], cls=DjangoJSONEncoder))

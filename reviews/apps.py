@@ -7,11 +7,13 @@ class ReviewsConfig(AppConfig):
 
     def ready(self):
         # Imported here, the one place Django allows it: these modules read models.
+        from casework import retention
         from casework import selectors as casework_selectors
-        from casework.intake import automation_register
+        from casework.intake import automation_register, fold
         from docket.identity.services import grants_register
         from reviews.identity import clearances_of, grants_apply
 
+        from . import retention as reviews_retention
         from . import selectors
         from .services import decision_automated, decisions_automated
 
@@ -22,3 +24,8 @@ class ReviewsConfig(AppConfig):
         # A case's display (casework) shows its assignment and decisions; its recommended action reads strikes.
         casework_selectors.case_display_prefetches.register(selectors.case_display_prefetches)
         casework_selectors.strike_actions.register(selectors.strike_actions)
+        # Intake (casework) routes a new case to the queue reviews says takes its class.
+        fold.queue_routes.register(selectors.queue_routes)
+        # Retention and export (casework) cover what reviews keeps of a case: decisions and enforcements.
+        retention.personal_data_purgers.register(reviews_retention.decisions_purge_personal_data)
+        retention.export_contributions.register(reviews_retention.case_export_items)

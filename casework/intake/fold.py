@@ -13,13 +13,16 @@ from datetime import datetime
 
 from django.db import OperationalError
 
-from docket.errors import DocketError
+from docket.hooks import Hook
 from policies.models import Threshold
-from reviews.models import Queue
 
 from ..models import Case
 from .rows import fetch, json_rows
 from .validate import IntakeReference
+
+# ``(class_ids) -> {class id: queue id}`` for every class given: which queue a new case of the class
+# enters. Queues are reviews' (``reviews.selectors.queue_routes``, registered when reviews is ready).
+queue_routes = Hook("casework.queue_routes")
 
 
 def routes_resolve(ref, items):
@@ -30,18 +33,8 @@ def routes_resolve(ref, items):
         (t.source_id, t.threat_class_id): t
         for t in Threshold.objects.filter(source_id__in=source_ids, threat_class_id__in=class_ids)
     }
-    through = Queue.threat_classes.through
-    routes = through.objects.filter(threatclass_id__in=class_ids).order_by("queue__position", "queue__slug")
-    for class_id, queue_id in routes.values_list("threatclass_id", "queue_id"):
+    for class_id, queue_id in queue_routes(class_ids).items():
         ref.queues.setdefault(class_id, queue_id)
-    missing = class_ids - ref.queues.keys()
-    if missing:
-        # A class no queue takes still reaches humans: the escalations queue.
-        fallback = Queue.objects.filter(slug="escalations").values_list("id", flat=True).first()
-        if fallback is None:
-            raise DocketError("unroutable", "No queue takes this threat class and there is no escalations queue.")
-        for class_id in missing:
-            ref.queues[class_id] = fallback
 
 
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)

@@ -12,8 +12,8 @@ from docket import queueing
 from docket.errors import DocketError
 from policies.models import Threshold
 from policies.thresholds import AUTO_ACTIONED, BELOW_THRESHOLD, HELD, HOLDING_STATUSES, QUEUED, disposition_for
-from reviews.models import Decision
-from tests.factories import SourceFactory, threat_class
+from reviews.models import Decision, Queue
+from tests.factories import SourceFactory, queue, threat_class
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +78,20 @@ def test_one_signal_opens_a_case_in_the_class_queue(platform):
         ("opened", "platform-svc", {}),
         ("signals_added", "platform-svc", {"signals": 1, "reporters": 1, "sources": ["user-reports"]}),
     ]
+
+
+def test_a_class_no_queue_takes_reaches_the_escalations_queue_and_without_one_is_refused(platform):
+    spam = threat_class("spam")
+    for q in Queue.objects.filter(threat_classes=spam):
+        q.threat_classes.remove(spam)
+    signals_ingest(items=report(1), actor=platform)
+    assert Case.objects.get().queue.slug == "escalations"
+
+    Case.objects.update(queue=queue("spam"))
+    queue("escalations").delete()
+    error = refused(report(2, subject="u-2"), platform)
+    assert error.code == "unroutable"
+    assert Signal.objects.count() == 1
 
 
 def test_signals_on_one_subject_and_class_fold_into_one_case(platform):

@@ -39,10 +39,20 @@ def test_contributions_run_in_registration_order_and_a_function_registered_twice
 def test_the_upper_layers_register_their_providers_at_start_up():
     """Each cross-layer effect is wired when Django is ready (docs/architecture.md lists them)."""
     from appeals.selectors import enforcement_notices
+    from appeals.services import appeals_purge_personal_data
+    from casework import retention
     from casework import selectors as casework_selectors
+    from casework.intake import fold
+    from reviews import retention as reviews_retention
     from reviews import selectors as reviews_selectors
     from reviews.webhooks import payload_notices
 
     assert payload_notices.provider is enforcement_notices
     assert list(casework_selectors.case_display_prefetches) == [reviews_selectors.case_display_prefetches]
     assert casework_selectors.strike_actions.provider is reviews_selectors.strike_actions
+    assert fold.queue_routes.provider is reviews_selectors.queue_routes
+    assert list(retention.personal_data_purgers) == [
+        reviews_retention.decisions_purge_personal_data,
+        appeals_purge_personal_data,
+    ]
+    assert list(retention.export_contributions) == [reviews_retention.case_export_items]
