@@ -12,7 +12,7 @@ from casework.models import Case
 from docket import roles
 from docket.conf import setting
 from policies.models import Action
-from policies.notices import notice_render, redress
+from policies.notices import notice_render, notice_templates, redress
 from reviews.models import Decision
 
 from .models import Appeal
@@ -144,7 +144,7 @@ def _subject_language(decision):
     return value if isinstance(value, str) else "en"
 
 
-def decision_notice(decision, *, language=None):
+def decision_notice(decision, *, language=None, templates=None):
     """``{"language", "subject", "body"}`` telling the user about a decision (and how to appeal it)."""
     window = setting("APPEAL_WINDOW_DAYS")
     appeal_until = (decision.created_at + timedelta(days=window)).date().isoformat()
@@ -157,10 +157,11 @@ def decision_notice(decision, *, language=None):
             "statement": {"appeal_until": appeal_until, "appeal_window_days": window},
             "redress": redress(),
         },
+        templates=templates,
     )
 
 
-def appeal_outcome_notice(appeal):
+def appeal_outcome_notice(appeal, *, templates=None):
     """``{"language", "subject", "body"}`` telling the appellant the outcome, in their language; None if open."""
     statement = appeal_outcome_statement(appeal)
     if statement is None:
@@ -182,45 +183,98 @@ def appeal_outcome_notice(appeal):
             "statement": statement,
             "redress": redress(),
         },
+        templates=templates,
     )
 
 
-def _appeal_behind(enforcement):
-    """The resolved appeal that caused this outbox row, if any."""
-    decision = enforcement.decision
-    if enforcement.kind == "reverse":
-        # The reversed decision was overturned or replaced on appeal.
-        return (
-            Appeal.objects.filter(
-                decision=decision, status=Appeal.Status.RESOLVED, outcome__in=[Appeal.Outcome.OVERTURNED, "modified"]
-            )
-            .order_by("-resolved_at")
-            .first()
-        )
-    # An enforcement of a decision that replaced another on appeal.
-    return Appeal.objects.filter(new_decision=decision).first() or (
-        Appeal.objects.filter(
-            decision__case_id=decision.case_id,
-            status=Appeal.Status.RESOLVED,
+# Whatever an outbox row's notice reads of the appeal behind it.
+_APPEAL_RELATED = (
+    "decision__case__subject",
+    "decision__case__threat_class",
+    "decision__policy_version__policy",
+    "new_decision__policy_version__policy",
+)
+_REVERSING = (Appeal.Outcome.OVERTURNED, Appeal.Outcome.MODIFIED)
+
+
+def _latest(appeals):
+    return max(appeals, key=lambda a: a.resolved_at, default=None)
+
+
+def _appeals_behind(enforcements):
+    """For each outbox row, the resolved appeal that caused it, or None; one query for all of them.
+
+    A reversal: the latest appeal that overturned or replaced its decision. An
+    enforcement: the appeal that names its decision as the replacement, else
+    the latest appeal on its case modified to its action and not yet linked
+    to the decision that replaces.
+    """
+    reversed_ids = {e.decision_id for e in enforcements if e.kind == "reverse"}
+    enforced = [e.decision for e in enforcements if e.kind != "reverse"]
+    if not reversed_ids and not enforced:
+        return []
+    resolved = Q(status=Appeal.Status.RESOLVED)
+    wanted = Q(pk__in=[])
+    if reversed_ids:
+        wanted |= resolved & Q(decision_id__in=reversed_ids, outcome__in=_REVERSING)
+    if enforced:
+        wanted |= Q(new_decision_id__in={d.pk for d in enforced})
+        wanted |= resolved & Q(
+            decision__case_id__in={d.case_id for d in enforced},
             outcome=Appeal.Outcome.MODIFIED,
             new_decision__isnull=True,
-            new_action=decision.action,
         )
-        .order_by("-resolved_at")
-        .first()
-    )
+    appeals = list(Appeal.objects.filter(wanted).select_related(*_APPEAL_RELATED).order_by("pk"))
+    behind = []
+    for e in enforcements:
+        decision = e.decision
+        if e.kind == "reverse":
+            behind.append(
+                _latest(
+                    a
+                    for a in appeals
+                    if a.decision_id == decision.pk and a.status == Appeal.Status.RESOLVED and a.outcome in _REVERSING
+                )
+            )
+            continue
+        named = next((a for a in appeals if a.new_decision_id == decision.pk), None)
+        behind.append(
+            named
+            or _latest(
+                a
+                for a in appeals
+                if a.decision.case_id == decision.case_id
+                and a.status == Appeal.Status.RESOLVED
+                and a.outcome == Appeal.Outcome.MODIFIED
+                and a.new_decision_id is None
+                and a.new_action == decision.action
+            )
+        )
+    return behind
 
 
-def enforcement_notices(enforcement):
-    """What the webhook for one outbox row tells the user: ``{"notice": {...}}``, plus
-    ``"appeal_outcome"`` (the outcome statement) when an appeal caused it."""
-    appeal = _appeal_behind(enforcement)
-    if appeal is not None:
-        appeal = Appeal.objects.select_related(
-            "decision__case__subject", "decision__case__threat_class", "decision__policy_version__policy"
-        ).get(pk=appeal.pk)
-        return {"notice": appeal_outcome_notice(appeal), "appeal_outcome": appeal_outcome_statement(appeal)}
-    return {"notice": decision_notice(enforcement.decision)}
+def enforcement_notices(enforcements, *, templates=None) -> list[dict]:
+    """What the webhook for each outbox row tells the user: ``{"notice": {...}}``, plus
+    ``"appeal_outcome"`` (the outcome statement) when an appeal caused it.
+
+    The rows' decisions come with their case (class, subject) and policy version
+    (policy); the appeals behind the rows are read in one query, the templates
+    once (``templates``: ``policies.notices.notice_templates``, read here if not given).
+    """
+    if templates is None:
+        templates = notice_templates(["decision_notice", "appeal_outcome"])
+    out = []
+    for enforcement, appeal in zip(enforcements, _appeals_behind(enforcements), strict=True):
+        if appeal is not None:
+            out.append(
+                {
+                    "notice": appeal_outcome_notice(appeal, templates=templates),
+                    "appeal_outcome": appeal_outcome_statement(appeal),
+                }
+            )
+        else:
+            out.append({"notice": decision_notice(enforcement.decision, templates=templates)})
+    return out
 
 
 def can_review_appeals(user):

@@ -254,10 +254,22 @@ def language_chain(language):
     return chain
 
 
-def _pick(kind, language, action):
-    """The admin's template: language (full tag, then primary), then English; the action's, then any action's."""
+def notice_templates(kinds) -> list:
+    """Every admin template of these kinds, read once for a batch of ``notice_render(templates=...)`` calls."""
+    return list(MessageTemplate.objects.filter(kind__in=list(kinds)))
+
+
+def _pick(kind, language, action, templates=None):
+    """The admin's template: language (full tag, then primary), then English; the action's, then any action's.
+
+    ``templates``: the rows of ``notice_templates`` already read (the same choice, no query).
+    """
     chain = language_chain(language)
-    rows = list(MessageTemplate.objects.filter(kind=kind, language__in=chain, action__in={action or "", ""}))
+    actions = {action or "", ""}
+    if templates is None:
+        rows = list(MessageTemplate.objects.filter(kind=kind, language__in=chain, action__in=actions))
+    else:
+        rows = [t for t in templates if t.kind == kind and t.language in chain and t.action in actions]
     best = {(row.language, row.action): row for row in rows}
     actions = [action, ""] if action else [""]
     for lang in chain:
@@ -299,7 +311,7 @@ def _tidy(body):
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines))
 
 
-def notice_render(*, kind, language, action="", context):
+def notice_render(*, kind, language, action="", context, templates=None):
     """``{"language", "subject", "body"}`` telling the user about a decision or an appeal outcome.
 
     Uses the policy admins' template for ``kind`` in the best matching
@@ -307,8 +319,9 @@ def notice_render(*, kind, language, action="", context):
     any-action template), else the built-in English text. ``context`` must be
     plain data. A broken template is logged and replaced by the built-in
     English text; this function does not raise for template faults.
+    ``templates``: the rows of ``notice_templates`` for a batch, read once.
     """
-    template = _pick(kind, language, action)
+    template = _pick(kind, language, action, templates)
     if template is not None:
         source = {"language": template.language, "subject": template.subject, "body": template.body}
     else:

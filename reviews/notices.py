@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from policies.models import Action
-from policies.notices import notice_render, redress
+from policies.notices import notice_render, notice_templates, redress
 
 from .models import Notice
 from .webhooks import attempt_send
@@ -44,20 +44,27 @@ def _text(rendered):
     return f"{rendered['subject']}\n\n{rendered['body']}".strip()
 
 
-# One statement: a notice for each distinct reporter of the case, each with its own id inside its body.
-_REPORT_OUTCOME_SQL = """
-WITH reporters AS (
-    SELECT DISTINCT r.external_id FROM casework_signal s JOIN casework_reporter r ON r.id = s.reporter_id
-     WHERE s.case_id = %(case)s
+# One statement for a batch of decisions: a notice for each distinct reporter of each decision's case,
+# each with its own id inside its body.
+_REPORT_OUTCOMES_SQL = """
+WITH d AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS d(case_id bigint, decision_id bigint, base jsonb)
 ),
-rows AS (SELECT gen_random_uuid() AS pid, external_id FROM reporters)
+reporters AS (
+    SELECT DISTINCT d.case_id, d.decision_id, r.external_id
+      FROM d JOIN casework_signal s ON s.case_id = d.case_id JOIN casework_reporter r ON r.id = s.reporter_id
+),
+rows AS (
+    SELECT gen_random_uuid() AS pid, reporters.*, d.base
+      FROM reporters JOIN d ON d.decision_id = reporters.decision_id
+     ORDER BY reporters.decision_id, reporters.external_id
+)
 INSERT INTO reviews_notice (public_id, key, kind, case_id, decision_id, signal_id, payload, status, attempts,
                             next_attempt_at, last_error, created_at, delivered_at)
-SELECT pid, 'report_outcome:' || %(decision)s::text || ':' || external_id, 'report_outcome', %(case)s,
-       %(decision)s, NULL,
-       %(base)s::jsonb || jsonb_build_object('id', pid::text,
-                                             'recipient', jsonb_build_object('role', 'reporter',
-                                                                             'external_id', external_id)),
+SELECT pid, 'report_outcome:' || decision_id::text || ':' || external_id, 'report_outcome', case_id,
+       decision_id, NULL,
+       base || jsonb_build_object('id', pid::text,
+                                  'recipient', jsonb_build_object('role', 'reporter', 'external_id', external_id)),
        'pending', 0, %(now)s, '', %(now)s, NULL
   FROM rows
 ON CONFLICT (key) DO NOTHING
@@ -65,21 +72,14 @@ RETURNING id
 """
 
 
-def report_outcomes_queue(*, decision, now=None) -> int:
-    """Tell every reporter of the decision's case what was decided (``no_violation`` included); how many.
-
-    Call inside the decision's transaction with the decision, its case,
-    class, subject and policy version loaded. Idempotent per reporter and
-    decision. Delivery is enqueued after commit.
-    """
-    now = now or timezone.now()
+def _report_outcome_base(decision, *, templates):
+    """The body every reporter of the decision's case is sent, but for its id and recipient."""
     case = decision.case
     version = decision.policy_version
     rule = next((r for r in version.rules if r.get("code") == decision.rule), {})
-    language = _language()
     rendered = notice_render(
         kind="report_outcome",
-        language=language,
+        language=_language(),
         action=decision.action,
         context={
             "report": {"case": case.pk, "threat_class": case.threat_class.name},
@@ -99,8 +99,9 @@ def report_outcomes_queue(*, decision, now=None) -> int:
             "statement": {"appeal_until": _appeal_until(decision.created_at)},
             "redress": redress(),
         },
+        templates=templates,
     )
-    base = {
+    return {
         "type": "notice",
         "kind": "report_outcome",
         "case": case.pk,
@@ -110,10 +111,28 @@ def report_outcomes_queue(*, decision, now=None) -> int:
         "language": rendered["language"],
         "text": _text(rendered),
     }
+
+
+def report_outcomes_queue(decisions, *, now=None, templates=None) -> int:
+    """Tell every reporter of each decision's case what was decided (``no_violation`` included); how many.
+
+    Call inside the decisions' transaction with each decision's case, class,
+    subject and policy version loaded. One statement for the whole batch
+    (templates read once: ``templates`` from ``notice_templates``, else here).
+    Idempotent per reporter and decision. Delivery is enqueued after commit.
+    """
+    now = now or timezone.now()
+    decisions = [d for d in decisions if d.case.reporter_count]
+    if not decisions:
+        return 0
+    if templates is None:
+        templates = notice_templates(["report_outcome"])
+    rows = [
+        {"case_id": d.case_id, "decision_id": d.pk, "base": _report_outcome_base(d, templates=templates)}
+        for d in decisions
+    ]
     with connection.cursor() as cur:
-        cur.execute(
-            _REPORT_OUTCOME_SQL, {"case": case.pk, "decision": decision.pk, "base": json.dumps(base), "now": now}
-        )
+        cur.execute(_REPORT_OUTCOMES_SQL, {"rows": json.dumps(rows), "now": now})
         created = len(cur.fetchall())
     if created:
         transaction.on_commit(_enqueue_delivery)

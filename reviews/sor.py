@@ -230,6 +230,14 @@ def _source_fields(sources):
     return {"source_type": "SOURCE_VOLUNTARY"}
 
 
+PUBLIC_EXPLANATION_MAX = 2000  # the statement's ``*_content_explanation`` limit
+
+
+def public_explanation_clean(text) -> str:
+    """What a decision stores as its public explanation: the text given, trimmed, at most 2,000 characters."""
+    return (text or "").strip()[:PUBLIC_EXPLANATION_MAX]
+
+
 def rule_of(version, code):
     return next((r for r in version.rules if r.get("code") == code), None) or {}
 
@@ -271,7 +279,7 @@ def statement_of_reasons(
     """The decision's statement of reasons as made now; ``None`` for ``no_violation`` (nothing restricted).
 
     Reads the case, class, policy version and subject as they are, so it is
-    called once, when the decision is made (``statements.decision_publish``); everything
+    called once, when the decision is made (``statements.decisions_publish``); everything
     later serves that stored snapshot. The internal rationale is never read.
     """
     if decision.action not in ACTION_RESTRICTIONS:
@@ -291,8 +299,8 @@ def statement_of_reasons(
             .order_by("source__kind", "source__name")
             .distinct()
         )
-    explanation = (public_explanation or decision.public_explanation or "").strip() or public_explanation_default(
-        version, decision.rule
+    explanation = public_explanation_clean(public_explanation or decision.public_explanation) or (
+        public_explanation_clean(public_explanation_default(version, decision.rule))
     )
 
     statement = {}
@@ -308,10 +316,10 @@ def statement_of_reasons(
     statement["decision_ground"] = terms["decision_ground"]
     if terms["decision_ground"] == ILLEGAL:
         statement["illegal_content_legal_ground"] = terms["legal_ground"][:500]
-        statement["illegal_content_explanation"] = explanation[:2000]
+        statement["illegal_content_explanation"] = explanation
     else:
         statement["incompatible_content_ground"] = f"Terms of service: {policy_ref}"[:500]
-        statement["incompatible_content_explanation"] = explanation[:2000]
+        statement["incompatible_content_explanation"] = explanation
         statement["incompatible_content_illegal"] = "No"
 
     statement.update(_content_types(subject))

@@ -1,10 +1,11 @@
 """Statements of reasons: made once with the decision, submitted to the EU Transparency Database.
 
-``decision_publish`` runs inside the decision pipeline, in the
-decision's transaction: it checks the decision's DSA choices (ground, legal
-reference, territorial scope, duration), builds the statement from the case as
-it is at that moment, checks it with ``sor_validate`` and stores it on the
-decision, with a row in the submission outbox. Everything later (the API, the
+``decisions_publish`` runs inside the decision pipeline, in the decisions'
+transaction, once for the whole batch: it checks each decision's DSA choices
+(ground, legal reference, territorial scope, duration), builds the statement
+from the case as it is at that moment, checks it with ``sor_validate`` and
+stores it on the decision, with a row in the submission outbox; then the
+enforcement bodies and the reporters' notices. Everything later (the API, the
 webhooks, the submission) serves that snapshot, so edits to classes, policies
 or templates and the retention purge never change a statement already given.
 
@@ -21,6 +22,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
@@ -32,11 +34,13 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from casework.models import Case
+from docket.errors import DocketError
+from policies.notices import notice_templates
 
 from .models import Decision, StatementSubmission
 from .notices import report_outcomes_queue
-from .sor import sor_validate, statement_of_reasons, statement_terms
-from .webhooks import enforcement_payloads_fix
+from .sor import ACTION_RESTRICTIONS, sor_validate, statement_of_reasons, statement_terms
+from .webhooks import enforcement_payloads_store
 
 log = logging.getLogger(__name__)
 
@@ -53,101 +57,142 @@ def tdb_configured() -> bool:
 # --- the snapshot ------------------------------------------------------------------------
 
 
-def _sources(case_id):
+@dataclass(slots=True)
+class Publication:
+    """A decision to publish and the DSA choices made with it.
+
+    The decision comes with its case (class, subject) and policy version
+    (policy) loaded. ``group``: a senior's decision on a group of cases, stated
+    as partially automated. ``notify_reporters`` off for a decision replaced on
+    appeal (its reporters were told already).
+    """
+
+    decision: Decision
+    territorial_scope: list | None = None
+    decision_ground: str | None = None
+    legal_ground: str | None = None
+    group: bool = False
+    notify_reporters: bool = True
+
+
+def _sources(case_ids) -> dict:
+    """How each case came to the platform's attention: ``{case id: [(kind, name, art16)]}``, one query."""
+    found = {case_id: [] for case_id in case_ids}
     with connection.cursor() as cur:
         cur.execute(
             """
-            SELECT DISTINCT src.kind, COALESCE(NULLIF(src.name, ''), src.slug), src.dsa_article_16
+            SELECT DISTINCT s.case_id, src.kind, COALESCE(NULLIF(src.name, ''), src.slug), src.dsa_article_16
               FROM casework_signal s JOIN casework_signalsource src ON src.id = s.source_id
-             WHERE s.case_id = %s
-             ORDER BY 1, 2
+             WHERE s.case_id = ANY(%s)
+             ORDER BY 1, 2, 3, 4
             """,
-            [case_id],
+            [sorted(found)],
         )
-        return [tuple(row) for row in cur.fetchall()]
+        for case_id, *source in cur.fetchall():
+            found[case_id].append(tuple(source))
+    return found
 
 
-def decision_publish(
-    *,
-    decision_id,
-    public_explanation="",
-    territorial_scope=None,
-    decision_ground=None,
-    legal_ground=None,
-    group_decision=False,
-    notify_reporters=True,
-) -> dict | None:
-    """What a decision tells the world, fixed now, in the decision's transaction; returns the statement.
-
-    The statement of reasons is built, checked and stored on the decision
-    with its submission outbox row; the decision's enforcement webhook bodies
-    (with what the user is told) are built and stored; the case's reporters are each sent a
-    ``report_outcome`` notice (unless ``notify_reporters`` is off: a decision
-    replaced on appeal was reported on already).
-
-    ``400 invalid`` (naming the field) for a DSA choice the class does not
-    allow, a termination with a duration, or an end date past what the
-    Transparency Database accepts: the caller's transaction, and so the
-    decision, is rolled back. ``no_violation`` gets no statement. A statement
-    the validator refuses is stored ``rejected`` with the validator's errors
-    (shown on the dashboard), never sent.
-    """
-    decision = Decision.objects.select_related("case__threat_class", "case__subject", "policy_version__policy").get(
-        pk=decision_id
-    )
-    explanation = (public_explanation or "").strip()[:2000]
-    decision.public_explanation = explanation
+def _statement(publication, sources):
+    """The publication's statement of reasons (None for no restriction), its DSA choices checked first."""
+    decision = publication.decision
     terms = statement_terms(
         threat_class=decision.case.threat_class,
         action=decision.action,
         duration_days=decision.duration_days,
         decided_on=decision.created_at.date(),
-        decision_ground=decision_ground,
-        legal_ground=legal_ground,
-        territorial_scope=territorial_scope,
+        decision_ground=publication.decision_ground,
+        legal_ground=publication.legal_ground,
+        territorial_scope=publication.territorial_scope,
     )
     automated = None
-    if group_decision and not decision.automated:
+    if publication.group and not decision.automated:
         automated = AUTOMATED_DECISION_PARTIALLY
-    statement = statement_of_reasons(
-        decision, terms=terms, sources=_sources(decision.case_id), automated_decision=automated
-    )
-    now = timezone.now()
-    errors = {}
-    if statement is not None:
-        problems = sor_validate(statement)
-        for problem in problems:
+    return statement_of_reasons(decision, terms=terms, sources=sources, automated_decision=automated)
+
+
+# The statements and their submission outbox rows, for a batch of decisions in one statement.
+_STATEMENTS_SQL = """
+WITH v AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS v(decision_id bigint, statement jsonb, status text, errors jsonb)
+),
+d AS (
+    UPDATE reviews_decision d SET statement = v.statement FROM v WHERE d.id = v.decision_id RETURNING d.id
+)
+INSERT INTO reviews_statementsubmission (decision_id, puid, status, attempts, next_attempt_at, errors,
+                                         last_error, tdb_uuid, created_at, submitted_at)
+SELECT v.decision_id, v.statement ->> 'puid', v.status, 0, %(now)s, v.errors, '', '', %(now)s, NULL
+  FROM v ORDER BY v.decision_id
+ON CONFLICT DO NOTHING
+"""
+
+
+def statements_store(publications, *, now=None, refused=None) -> list:
+    """Build, check and store each publication's statement of reasons with its submission outbox row.
+
+    In the decisions' transaction; a constant number of queries for any batch.
+    Sets and returns each decision's ``statement`` (None for ``no_violation``:
+    nothing restricted, nothing stored). ``400 invalid`` (naming the field) for
+    a DSA choice the class does not allow, a termination with a duration, or an
+    end date past what the Transparency Database accepts, before any statement
+    is written; or, when ``refused`` is a dict, those decisions are left without
+    a statement and collected there (decision id -> the error). A statement the
+    validator refuses is stored ``rejected`` with the validator's errors (shown
+    on the dashboard), never sent.
+    """
+    publications = list(publications)
+    restricting = [p for p in publications if p.decision.action in ACTION_RESTRICTIONS]
+    sources = _sources({p.decision.case_id for p in restricting}) if restricting else {}
+    rows = []
+    for publication in publications:
+        decision = publication.decision
+        try:
+            decision.statement = _statement(publication, sources.get(decision.case_id, []))
+        except DocketError as e:
+            if refused is None:
+                raise
+            decision.statement = None
+            refused[decision.pk] = e
+            continue
+        if decision.statement is None:
+            continue
+        errors = {}
+        for problem in sor_validate(decision.statement):
             field, _, message = problem.partition(": ")
             errors.setdefault(field, []).append(message)
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            WITH d AS (
-                UPDATE reviews_decision SET statement = %(statement)s::jsonb, public_explanation = %(explanation)s
-                 WHERE id = %(decision)s RETURNING id
-            )
-            INSERT INTO reviews_statementsubmission (decision_id, puid, status, attempts, next_attempt_at, errors,
-                                                     last_error, tdb_uuid, created_at, submitted_at)
-            SELECT d.id, %(puid)s, %(status)s, 0, %(now)s, %(errors)s::jsonb, '', '', %(now)s, NULL
-              FROM d WHERE %(puid)s::text IS NOT NULL
-            """,
+        rows.append(
             {
-                "statement": json.dumps(statement) if statement is not None else None,
-                "explanation": explanation,
-                "decision": decision.pk,
-                "puid": statement["puid"] if statement else None,
+                "decision_id": decision.pk,
+                "statement": decision.statement,
                 "status": "rejected" if errors else "pending",
-                "errors": json.dumps(errors),
-                "now": now,
-            },
+                "errors": errors,
+            }
         )
-    if statement is not None and not errors:
-        transaction.on_commit(_enqueue_submission)
-    decision.statement = statement
-    enforcement_payloads_fix(decision_id=decision.pk)
-    if notify_reporters and decision.case.reporter_count:
-        report_outcomes_queue(decision=decision, now=now)
-    return statement
+    if rows:
+        with connection.cursor() as cur:
+            cur.execute(_STATEMENTS_SQL, {"rows": json.dumps(rows), "now": now or timezone.now()})
+        if any(row["status"] == "pending" for row in rows):
+            transaction.on_commit(_enqueue_submission)
+    return [p.decision.statement for p in publications]
+
+
+def decisions_publish(publications, *, enforcements=(), now=None) -> None:
+    """What new decisions tell the world, fixed now, in their transaction; a constant number of queries.
+
+    Each statement of reasons is built, checked and stored with its submission
+    outbox row (``statements_store``); the enforcement webhook bodies (with
+    what the user is told) of ``enforcements``, the decisions' new outbox rows,
+    are built and stored; each reporter of each case is sent a
+    ``report_outcome`` notice (unless the publication's ``notify_reporters`` is
+    off). Message templates are read once for the batch. ``400 invalid`` as
+    ``statements_store``: the caller's transaction, and so the decisions, roll back.
+    """
+    publications = list(publications)
+    now = now or timezone.now()
+    statements_store(publications, now=now)
+    templates = notice_templates(["decision_notice", "appeal_outcome", "report_outcome"])
+    enforcement_payloads_store(enforcements, templates=templates)
+    report_outcomes_queue([p.decision for p in publications if p.notify_reporters], now=now, templates=templates)
 
 
 def _enqueue_submission():

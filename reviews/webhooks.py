@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from docket.conf import setting
@@ -33,54 +33,83 @@ TIMESTAMPED_SIGNATURE_HEADER = "X-Docket-Signature-Timestamped"
 # Longest wait between two attempts, whatever the attempt count.
 MAX_BACKOFF_SECONDS = 6 * 3600
 
-# What the user is told about one outbox row: ``{"notice": {...}}``, plus ``"appeal_outcome"`` (the
-# outcome statement) for a row an appeal caused. Appeals knows which appeal caused a row: it
-# registers ``appeals.selectors.enforcement_notices`` here when ready (appeals builds on reviews).
+# What the user is told about each of a list of outbox rows: ``{"notice": {...}}``, plus
+# ``"appeal_outcome"`` (the outcome statement) for a row an appeal caused; ``templates``: the message
+# templates already read for the batch. Appeals knows which appeal caused a row: it registers
+# ``appeals.selectors.enforcement_notices`` here when ready (appeals builds on reviews).
 payload_notices = Hook("reviews.webhooks.payload_notices")
+
+
+def enforcement_payloads(enforcements, *, templates=None) -> list[dict]:
+    """The webhook bodies of API.md for outbox rows, in their order.
+
+    Each row's decision comes with its case (class, subject) and policy
+    version (policy); what the user is told is read for all rows at once.
+    """
+    bodies = []
+    for enforcement, notices in zip(enforcements, payload_notices(enforcements, templates=templates), strict=True):
+        decision = enforcement.decision
+        subject = decision.case.subject
+        body = {
+            "id": str(enforcement.public_id),
+            "type": enforcement.kind,
+            "decision": decision.pk,
+            "subject": {"kind": subject.kind, "external_id": subject.external_id},
+            "action": enforcement.action,
+            "duration_days": enforcement.duration_days,
+            # The statement fixed when the decision was made; a reversal states no new restriction.
+            "statement_of_reasons": decision.statement if enforcement.kind == Enforcement.Kind.ENFORCE else None,
+            **notices,
+        }
+        if enforcement.kind == Enforcement.Kind.REVERSE:
+            body["reversal"] = {
+                "reverses_statement": (decision.statement or {}).get("puid"),
+                "overturned_at": decision.overturned_at.isoformat() if decision.overturned_at else None,
+            }
+        bodies.append(body)
+    return bodies
 
 
 def enforcement_payload(enforcement) -> dict:
     """The webhook body of API.md for one outbox row."""
-    decision = enforcement.decision
-    subject = decision.case.subject
-    body = {
-        "id": str(enforcement.public_id),
-        "type": enforcement.kind,
-        "decision": decision.pk,
-        "subject": {"kind": subject.kind, "external_id": subject.external_id},
-        "action": enforcement.action,
-        "duration_days": enforcement.duration_days,
-        # The statement fixed when the decision was made; a reversal states no new restriction.
-        "statement_of_reasons": decision.statement if enforcement.kind == Enforcement.Kind.ENFORCE else None,
-        **payload_notices(enforcement),
-    }
-    if enforcement.kind == Enforcement.Kind.REVERSE:
-        body["reversal"] = {
-            "reverses_statement": (decision.statement or {}).get("puid"),
-            "overturned_at": decision.overturned_at.isoformat() if decision.overturned_at else None,
-        }
+    [body] = enforcement_payloads([enforcement])
     return body
 
 
-def enforcement_payloads_fix(*, decision_id, rebuild=False) -> int:
-    """Build and store the bodies of a new decision's outbox rows, in the decision's transaction.
+def enforcement_payloads_store(enforcements, *, templates=None) -> int:
+    """Build the bodies of outbox rows and store them, in one statement; how many.
 
-    What the user is told is then fixed when the decision is made: a template
-    edited before the first delivery attempt changes nothing already decided.
+    In the decision's transaction, so what the user is told is fixed when the
+    decision is made: a template edited before the first delivery attempt
+    changes nothing already decided.
+    """
+    enforcements = list(enforcements)
+    if not enforcements:
+        return 0
+    bodies = enforcement_payloads(enforcements, templates=templates)
+    for enforcement, body in zip(enforcements, bodies, strict=True):
+        enforcement.payload = body
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE reviews_enforcement e SET payload = v.payload"
+            " FROM json_to_recordset(%s::json) AS v(id bigint, payload jsonb) WHERE e.id = v.id",
+            [json.dumps([{"id": e.pk, "payload": e.payload} for e in enforcements])],
+        )
+    return len(enforcements)
+
+
+def enforcement_payloads_fix(*, decision_id, rebuild=False) -> int:
+    """Build and store the bodies of a decision's outbox rows that have none, in the decision's transaction.
+
     ``rebuild`` builds again the bodies never sent yet (an appeal that just
     linked the decision it made, in the same transaction).
     """
     rows = Enforcement.objects.filter(decision_id=decision_id)
     rows = rows.filter(attempts=0, status=Enforcement.Status.PENDING) if rebuild else rows.filter(payload={})
-    rows = list(
-        rows.select_related(
-            "decision__case__subject", "decision__case__threat_class", "decision__policy_version__policy"
-        )
+    rows = rows.select_related(
+        "decision__case__subject", "decision__case__threat_class", "decision__policy_version__policy"
     )
-    for row in rows:
-        row.payload = enforcement_payload(row)
-    Enforcement.objects.bulk_update(rows, ["payload"])
-    return len(rows)
+    return enforcement_payloads_store(rows.order_by("pk"))
 
 
 def body_bytes(payload) -> bytes:

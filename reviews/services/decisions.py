@@ -7,8 +7,10 @@ outcome) are checked by their own entry point (who may decide, the ladder)
 and then written by ``decisions_write``: one set-based statement for a list
 of cases (the decisions, the cases' move to decided with the assignment
 completed and the ``decided`` event, the QA sample, the strike, the reporters'
-record, the enforcement rows), whose decisions come back loaded by the ORM.
-Deliveries are enqueued after commit.
+record, the enforcement rows), whose decisions come back loaded by the ORM,
+then ``statements.decisions_publish`` for the whole list (statements of
+reasons, enforcement bodies, reporters' notices): the queries of deciding N
+cases do not grow with N. Deliveries are enqueued after commit.
 """
 
 import json
@@ -26,10 +28,11 @@ from docket import roles
 from docket.conf import setting
 from docket.errors import DocketError, forbidden, not_found
 from docket.queueing import enqueue_on_commit
-from policies.models import VIOLATIONS, Policy, PolicyVersion, class_visible
+from policies.models import VIOLATIONS, Policy, PolicyVersion, ThreatClass, class_visible
 
-from ..models import Assignment, Decision, Queue
-from ..statements import decision_publish
+from ..models import Assignment, Decision, Enforcement, Queue
+from ..sor import public_explanation_clean
+from ..statements import Publication, decisions_publish
 from .common import (
     assignment_active_lock,
     assignment_end,
@@ -99,12 +102,14 @@ def strike_account(*, kind, subject_id, owner_id):
 class DecisionDraft:
     """One case's decision, checked and ready to write.
 
-    ``from_status`` is the locked case's status (it becomes decided), or
-    ``None`` for a replacement (the case does not move). ``replaces`` names
-    the decision a replacement takes the place of (its reporters were counted once).
+    ``case`` is the locked case with its class and subject (what the statement
+    of reasons is made from). ``from_status`` is its status (it becomes
+    decided), or ``None`` for a replacement (the case does not move).
+    ``replaces`` names the decision a replacement takes the place of (its
+    reporters were counted once).
     """
 
-    case_id: int
+    case: Case
     from_status: str | None
     version: PolicyVersion
     action: str
@@ -118,7 +123,7 @@ class DecisionDraft:
     holdout: bool = False
     campaign_id: int | None = None
     replaces: Decision | None = None
-    # What the statement of reasons says (``statements.decision_publish``): the public explanation
+    # What the statement of reasons says (``statements.decisions_publish``): the public explanation
     # and the DSA choices of the decision; ``group`` for a senior's bulk decision.
     public_explanation: str = ""
     territorial_scope: list | None = None
@@ -126,9 +131,29 @@ class DecisionDraft:
     legal_ground: str | None = None
     group: bool = False
 
+    def __post_init__(self):
+        self.public_explanation = public_explanation_clean(self.public_explanation)
+
+    @property
+    def case_id(self):
+        return self.case.pk
+
     @property
     def automated(self):
         return self.reviewer_id is None
+
+    def publication(self, decision) -> Publication:
+        """What the decision written from this draft publishes (a campaign's decision is a group decision)."""
+        decision.case = self.case
+        decision.policy_version = self.version
+        return Publication(
+            decision=decision,
+            territorial_scope=self.territorial_scope,
+            decision_ground=self.decision_ground,
+            legal_ground=self.legal_ground,
+            group=self.group or self.campaign_id is not None,
+            notify_reporters=self.replaces is None,
+        )
 
     def enforcements(self):
         """A violation is enforced, plus a ``legal_report`` on legal-escalation classes; no violation, nothing."""
@@ -183,6 +208,7 @@ class DecisionDraft:
             "rule": self.rule,
             "version_id": self.version.pk,
             "rationale": self.rationale or "",
+            "public_explanation": self.public_explanation,
             "duration_days": self.duration_days,
             "automated": self.automated,
             "holdout": self.holdout,
@@ -214,13 +240,15 @@ _DECISIONS_SQL = f"""
 WITH r AS (
     SELECT * FROM json_to_recordset(%(rows)s::json) AS r(
         case_id bigint, moves boolean, reviewer_id bigint, action text, rule text, version_id bigint,
-        rationale text, duration_days int, automated boolean, holdout boolean, qa boolean, campaign_id bigint,
-        strike_account bigint, strike_weight int, decided int, upheld int, enforce json, kind text, detail jsonb)
+        rationale text, public_explanation text, duration_days int, automated boolean, holdout boolean,
+        qa boolean, campaign_id bigint, strike_account bigint, strike_weight int, decided int, upheld int,
+        enforce json, kind text, detail jsonb)
 ),
 d AS (
-    INSERT INTO reviews_decision (case_id, reviewer_id, action, rule, policy_version_id, rationale, duration_days,
-                                  automated, holdout, qa_sampled, relabel, campaign_id, overturned, created_at)
-    SELECT case_id, reviewer_id, action, rule, version_id, rationale, duration_days,
+    INSERT INTO reviews_decision (case_id, reviewer_id, action, rule, policy_version_id, rationale,
+                                  public_explanation, duration_days, automated, holdout, qa_sampled, relabel,
+                                  campaign_id, overturned, created_at)
+    SELECT case_id, reviewer_id, action, rule, version_id, rationale, public_explanation, duration_days,
            automated, holdout, qa, false, campaign_id, false, %(now)s
       FROM r ORDER BY case_id
     RETURNING {returning(Decision)}
@@ -265,9 +293,13 @@ enforcements AS (
     SELECT gen_random_uuid(), dr.decision_id, 'enforce', e.action, e.duration_days, '{{}}'::jsonb, 'pending', 0,
            %(now)s, '', %(now)s
       FROM dr CROSS JOIN LATERAL json_to_recordset(dr.enforce) AS e(action text, duration_days int)
-    RETURNING id
+    RETURNING {returning(Enforcement)}
 )
-SELECT {returning(Decision, "d")}, array(SELECT id FROM enforcements ORDER BY id) FROM d ORDER BY d.case_id
+SELECT {returning(Decision, "d")},
+       (SELECT json_agg(json_build_object('id', id, 'public_id', public_id, 'decision_id', decision_id,
+                                          'action', action, 'duration_days', duration_days) ORDER BY id)
+          FROM enforcements WHERE decision_id = d.id)
+  FROM d ORDER BY d.case_id
 """
 
 
@@ -302,25 +334,21 @@ def decisions_write(drafts, *, actor, now) -> list[Decision]:
         },
     ) as cur:
         rows = cur.fetchall()
-    decisions = []
-    enforcement_ids = []
-    for row in rows:
-        decisions.append(loaded(Decision, row[:-1]))
-        enforcement_ids = row[-1]
-    for draft, decision in zip(drafts, decisions, strict=True):
-        decision.policy_version = draft.version
-        # The statement of reasons, the enforcement bodies and the reporters' notices, fixed now.
-        decision.statement = decision_publish(
-            decision_id=decision.pk,
-            public_explanation=draft.public_explanation,
-            territorial_scope=draft.territorial_scope,
-            decision_ground=draft.decision_ground,
-            legal_ground=draft.legal_ground,
-            group_decision=draft.group or draft.campaign_id is not None,
-            notify_reporters=draft.replaces is None,
-        )
-        decision.public_explanation = (draft.public_explanation or "").strip()[:2000]
-    deliveries_enqueue(enforcement_ids)
+    decisions, publications, enforcements = [], [], []
+    for draft, row in zip(drafts, rows, strict=True):
+        decision = loaded(Decision, row[:-1])
+        decisions.append(decision)
+        publications.append(draft.publication(decision))
+        for e in row[-1] or []:
+            enforcements.append(
+                Enforcement(kind=Enforcement.Kind.ENFORCE, decision=decision, payload={}, **e),
+            )
+    # The statements of reasons, the enforcement bodies and the reporters' notices, fixed now.
+    decisions_publish(publications, enforcements=enforcements, now=now)
+    for decision in decisions:
+        # The case read before the write was published from; whoever reads it next reads it as decided.
+        Decision.case.field.delete_cached_value(decision)
+    deliveries_enqueue([e.pk for e in enforcements])
     return decisions
 
 
@@ -343,11 +371,12 @@ def reporters_adjust(case_id, *, upheld):
 
 # --- human decisions ----------------------------------------------------------------------------
 
-# One round trip, three statements: lock the case (and read what the checks need), then,
-# each with a snapshot taken after the lock, the holder of its active assignment (who may
-# decide) and the class's active policy version. The decision statement follows.
+# One round trip, three statements: lock the case (read with its class and subject: what the checks
+# and the statement of reasons need), then, each with a snapshot taken after the lock, the holder of
+# its active assignment (who may decide) and the class's active policy version. The decision
+# statement follows.
 _DECISION_LOCK_SQL = f"""
-SELECT c.status, c.holdout, c.reporter_count, tc.slug, tc.restricted, tc.legal_escalation, s.kind, s.id, s.owner_id
+SELECT {returning(Case, "c")}, {returning(ThreatClass, "tc")}, {returning(Subject, "s")}
   FROM casework_case c
   JOIN policies_threatclass tc ON tc.id = c.threat_class_id
   JOIN casework_subject s ON s.id = c.subject_id
@@ -359,6 +388,16 @@ SELECT {returning(PolicyVersion, "pv")}, {returning(Policy, "p")}
  WHERE pv.status = 'active' AND p.threat_class_id = (SELECT threat_class_id FROM casework_case WHERE id = %(case)s)
  ORDER BY pv.policy_id LIMIT 1
 """
+
+
+def _split(row, *models):
+    """Instances of ``models`` from one row of their ``returning`` columns, side by side."""
+    out, start = [], 0
+    for model in models:
+        end = start + len(model._meta.concrete_fields)
+        out.append(loaded(model, row[start:end]))
+        start = end
+    return out
 
 
 @transaction.atomic
@@ -402,32 +441,25 @@ def decision_make(
         version_row = cur.fetchone()
     if row is None:
         raise not_found("No such case.")
-    status, holdout, reporter_count, class_slug, restricted, legal_escalation, kind, subject_id, owner_id = row
-    if not class_visible(restricted=restricted, slug=class_slug, clearances=reviewer.clearances):
+    case, case.threat_class, case.subject = _split(row, Case, ThreatClass, Subject)
+    tc = case.threat_class
+    if not class_visible(restricted=tc.restricted, slug=tc.slug, clearances=reviewer.clearances):
         raise not_found("No such case.")
     holder_id = holder[0] if holder else None
     if holder_id != reviewer.pk and not (on_behalf_of_senior and roles.has(reviewer.user, roles.SENIOR)):
         raise forbidden("Only the reviewer holding this case may decide it.", code="not_assignee")
-    transition_check(status, "decided", verb="be decided again")
+    transition_check(case.status, "decided", verb="be decided again")
     if version_row is None:
-        raise DocketError("no_active_policy", f"The {class_slug} class has no active policy version.", status=409)
-    split = len(PolicyVersion._meta.concrete_fields)
-    version = loaded(PolicyVersion, version_row[:split])
-    version.policy = loaded(Policy, version_row[split:])
-    rule, duration_days = decision_validate(version=version, action=action, rule=rule, duration_days=duration_days)
-    draft = DecisionDraft(
-        case_id=case_id,
-        from_status=status,
+        raise DocketError("no_active_policy", f"The {tc.slug} class has no active policy version.", status=409)
+    version, version.policy = _split(version_row, PolicyVersion, Policy)
+    draft = draft_for(
+        case,
         version=version,
         action=action,
         rule=rule,
         duration_days=duration_days,
-        strike_account=strike_account(kind=kind, subject_id=subject_id, owner_id=owner_id),
-        legal_escalation=legal_escalation,
-        reporter_count=reporter_count,
         rationale=rationale,
         reviewer_id=reviewer.pk,
-        holdout=holdout,
         campaign_id=campaign.pk if campaign is not None else None,
         public_explanation=public_explanation or "",
         territorial_scope=territorial_scope,
@@ -440,7 +472,7 @@ def decision_make(
 
 
 def draft_for(case, *, action, rule="", duration_days=None, automated=False, version=None, **extra) -> DecisionDraft:
-    """A checked draft for a locked case read by the ORM (``case.threat_class`` and ``case.subject`` loaded).
+    """A checked draft for a locked case (``case.threat_class`` and ``case.subject`` loaded).
 
     ``version``: the class's active version when the caller already read it (a batch over one class).
     """
@@ -450,7 +482,7 @@ def draft_for(case, *, action, rule="", duration_days=None, automated=False, ver
     )
     subject = case.subject
     return DecisionDraft(
-        case_id=case.pk,
+        case=case,
         from_status=case.status,
         version=version,
         action=action,

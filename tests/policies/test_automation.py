@@ -4,6 +4,8 @@ import math
 import random
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from casework.intake import signals_ingest
 from casework.models import Case, Signal
@@ -145,19 +147,9 @@ def test_automated_precision_from_holdout_decisions(sources, set_threshold, plat
     assert precision["high"] == pytest.approx(0.9385, abs=1e-4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known regression: publishing each decision's statement of reasons, enforcement bodies and reporter "
-    "notices (reviews.statements.decision_publish) runs per decision, about 8 queries each; the decision write "
-    "itself is one statement for the wave. Make publication set-based, then drop this mark.",
-)
-def test_a_wave_of_auto_actioned_signals_is_decided_set_based(
-    automation_everywhere, no_holdout, platform, django_assert_max_num_queries
-):
-    """Deciding 40 cases costs the queries of deciding 4: one lock and one decision write for the wave."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
+def test_a_wave_of_auto_actioned_signals_is_decided_set_based(automation_everywhere, no_holdout, platform):
+    """Deciding 40 cases costs the queries of deciding 4: one lock, one decision write and one publication
+    (statements, enforcement bodies, notices) for the wave."""
     counts = {}
     for size, offset in ((4, 1000), (40, 2000)):
         with CaptureQueriesContext(connection) as captured:
@@ -167,6 +159,7 @@ def test_a_wave_of_auto_actioned_signals_is_decided_set_based(
         assert [r["disposition"] for r in results] == ["auto_actioned"] * size
         decided = Decision.objects.filter(case_id__in=[r["case"] for r in results])
         assert decided.count() == size and set(decided.values_list("automated", flat=True)) == {True}
+        assert decided.filter(statement__isnull=False).count() == size  # each published with its statement
         assert set(Case.objects.filter(pk__in=[r["case"] for r in results]).values_list("status", flat=True)) == {
             "decided"
         }

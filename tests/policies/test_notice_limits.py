@@ -126,6 +126,6 @@ def test_enforcement_notices_use_the_bounded_renderer(caplog):
         kind = "enforce"
 
     Row.decision = decision
-    notice = enforcement_notices(Row())["notice"]
+    [notice] = [n["notice"] for n in enforcement_notices([Row()])]
 
     assert notice["body"].startswith("We reviewed your account")

@@ -192,10 +192,11 @@ def test_the_pipeline_writes_a_list_of_cases_in_one_go(senior, django_assert_max
     cases = [CaseFactory(kind="spam") for _ in range(4)]
     locked = list(Case.objects.select_related("threat_class", "subject").filter(pk__in=[c.pk for c in cases]))
     drafts = [draft_for(c, action="remove", rule="SP-1", reviewer_id=senior.reviewer.pk) for c in locked]
-    # The statement; then, per decision, what it tells the outside world, fixed now
-    # (reviews.statements.decision_publish: the statement of reasons with its submission row,
-    # the enforcement bodies, the reporters' notices), a constant number of queries each.
-    with django_assert_max_num_queries(2 + 10 * len(cases)):
+    # The decision statement, then what the decisions tell the outside world, fixed now, for the
+    # whole list at once (reviews.statements.decisions_publish: the cases' sources, the message
+    # templates, the appeals behind the enforcements, the statements of reasons with their
+    # submission rows, the enforcement bodies, the reporters' notices).
+    with django_assert_max_num_queries(7):
         decisions = decisions_write(drafts, actor=senior, now=timezone.now())
     assert sorted(d.case_id for d in decisions) == sorted(c.pk for c in cases)
     assert set(Case.objects.filter(pk__in=[c.pk for c in cases]).values_list("status", flat=True)) == {"decided"}

@@ -1,5 +1,6 @@
 """Statements of reasons that are true and fixed: made with the decision, served as made, for good."""
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -12,8 +13,8 @@ from policies.models import LADDER, MessageTemplate, Policy, PolicyVersion, Thre
 from policies.services import policy_version_activate, policy_version_draft_from
 from reviews.accounts import user_upsert
 from reviews.models import Decision
-from reviews.services import decision_automated, decision_make
-from reviews.sor import sor_validate, statement_of_reasons, statement_terms
+from reviews.services import campaign_decide, decision_automated, decision_make, decisions_automated
+from reviews.sor import installation_prefix, sor_validate, statement_of_reasons, statement_terms
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version
 
 pytestmark = pytest.mark.django_db
@@ -343,3 +344,60 @@ def test_the_case_page_takes_a_public_explanation_apart_from_the_rationale(clien
         decision.statement["end_date_visibility_restriction"]
         == (decision.created_at.date() + timedelta(days=5)).isoformat()
     )
+
+
+def equivalent_cases(n, *, at, campaign=None):
+    """Cases alike in everything a statement reads: class, subject kind and attributes, sources, first signal."""
+    classifier, _ = SignalSource.objects.get_or_create(slug="eq-classifier", kind="classifier", name="Spam model")
+    reports = SignalSource.objects.get(slug="user-reports")
+    cases = []
+    for _ in range(n):
+        subject = SubjectFactory(attributes={"language": "de-AT", "content_type": ["image", "text"]})
+        case = CaseFactory(
+            kind="spam", subject=subject, campaign=campaign, first_signal_at=at, signal_count=2, reporter_count=1
+        )
+        for source, reporter in ((classifier, None), (reports, ReporterFactory())):
+            SignalFactory(
+                case=case,
+                subject=subject,
+                threat_class=case.threat_class,
+                source=source,
+                reporter=reporter,
+                disposition="queued",
+            )
+        cases.append(case)
+    return cases
+
+
+def without_puid(decision):
+    """The stored statement as the bytes it is served as, with the decision's own identifier left out."""
+    statement = dict(Decision.objects.get(pk=decision.pk).statement)
+    assert statement.pop("puid") == f"{installation_prefix()}-decision-{decision.pk}"
+    return json.dumps(statement, sort_keys=True)
+
+
+def test_a_statement_made_in_a_batch_is_the_one_made_alone():
+    """A decision made alone and the same decision made for many cases at once state the same thing."""
+    at = timezone.now() - timedelta(hours=3)
+    spam = ThreatClass.objects.get(slug="spam")
+    choices = {"action": "label", "rule": "SP-1", "duration_days": 30, "public_explanation": "  Spam links.  "}
+
+    [alone_case] = equivalent_cases(1, at=at, campaign=Campaign.objects.create(threat_class=spam, detected_at=at))
+    alone = decision_make(
+        case_id=alone_case.pk, reviewer=senior(), campaign=alone_case.campaign, on_behalf_of_senior=True, **choices
+    )
+    campaign = Campaign.objects.create(threat_class=spam, detected_at=at)
+    equivalent_cases(3, at=at, campaign=campaign)
+    batch = campaign_decide(campaign_id=campaign.pk, actor=senior(), rationale="", **choices)
+    assert len(batch) == 3
+    assert alone.statement["incompatible_content_explanation"] == "Spam links."
+    assert alone.statement["automated_decision"] == "AUTOMATED_DECISION_PARTIALLY"
+    assert {without_puid(d) for d in batch} == {without_puid(alone)}
+    assert [d.public_explanation for d in batch] == ["Spam links."] * 3 == [alone.public_explanation] * 3
+
+    [machine_case] = equivalent_cases(1, at=at)
+    machine = decision_automated(case=machine_case, action="remove")
+    wave, refused = decisions_automated(actions={c.pk: "remove" for c in equivalent_cases(3, at=at)})
+    assert refused == {} and len(wave) == 3
+    assert machine.statement["automated_decision"] == "AUTOMATED_DECISION_FULLY"
+    assert {without_puid(d) for d in wave} == {without_puid(machine)}

@@ -10,7 +10,7 @@ from appeals.models import Appeal
 from casework.models import SignalSource
 from reviews.accounts import user_upsert
 from reviews.models import Decision
-from reviews.statements import decision_publish
+from reviews.statements import Publication, decisions_publish
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, active_version
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,8 @@ def decision(case, action, when, *, reviewer=None, duration_days=None, group=Fal
         duration_days=duration_days,
         created_at=when,
     )
-    decision_publish(decision_id=d.pk, group_decision=group)  # the pipeline's statement, as made then
+    d = Decision.objects.select_related("case__threat_class", "case__subject", "policy_version__policy").get(pk=d.pk)
+    decisions_publish([Publication(decision=d, group=group)], now=when)  # the pipeline's statement, as made then
     return d
 
 
