@@ -195,6 +195,49 @@ def decisions_publish(publications, *, enforcements=(), now=None) -> None:
     report_outcomes_queue([p.decision for p in publications if p.notify_reporters], now=now, templates=templates)
 
 
+BACKFILL_BATCH = 500
+
+
+def statements_backfill(*, batch_size=BACKFILL_BATCH, max_batches=None, now=None) -> dict:
+    """Make the statements of reasons that earlier decisions lack; safe to run again and alongside the queue.
+
+    For each decision that restricts something and has no stored statement
+    (made before statements were stored with the decision), oldest first: its
+    statement as the pipeline makes it, from its own policy version, date and
+    duration, the class's default DSA choices (stated as partially automated
+    for a campaign decision), with its submission outbox row. Bounded batches
+    of ``batch_size``, each in its own short transaction, skipping decisions
+    another transaction holds (the next run makes those). A decision whose
+    recorded facts the rules refuse (a ban recorded with a duration, an end
+    past 2038, an illegal-content class without a legal ground) is left
+    without a statement. Returns ``{"made": n, "refused": {decision id: message}}``.
+    """
+    made, refused, after, batches = 0, {}, 0, 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
+        errors = {}
+        with transaction.atomic():
+            decisions = list(
+                Decision.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("case__threat_class", "case__subject", "policy_version__policy")
+                .filter(statement__isnull=True, action__in=list(ACTION_RESTRICTIONS), pk__gt=after)
+                .order_by("pk")[:batch_size]
+            )
+            if not decisions:
+                break
+            after = decisions[-1].pk
+            statements = statements_store(
+                [Publication(decision=d, group=d.campaign_id is not None) for d in decisions],
+                now=now,
+                refused=errors,
+            )
+        made += sum(statement is not None for statement in statements)
+        refused.update({decision_id: e.detail for decision_id, e in errors.items()})
+        if len(decisions) < batch_size:
+            break
+    return {"made": made, "refused": refused}
+
+
 def _enqueue_submission():
     if not tdb_configured():
         return
