@@ -9,24 +9,28 @@ Model imports are deferred: ``casework.models`` imports ``CaseQuerySet`` from he
 
 What the upper layers add to a case's display (its active assignment and its
 decisions) and the account's active strikes behind ``recommended_actions`` come
-through two hooks (``docket.hooks``) that ``reviews`` fills when ready:
-``case_display_prefetches`` and ``strike_actions``.
+through hooks (``docket.hooks``) that ``reviews`` fills when ready:
+``case_display_prefetches``, ``strike_actions`` and ``blind_decisions``.
 """
 
 from __future__ import annotations
 
 from django.db import models
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from docket.hooks import Contributions, Hook
 from docket.visibility import clearances_of
 from policies.models import visible_classes_q
 
-# Each provider returns the ``Prefetch``es of what its app shows on a case (reviews: the active
-# assignment as ``active_assignments``, the decisions as ``decision_list``).
+# Each provider returns, for a reader (``user``, or ``None``), the ``Prefetch``es of what its app shows
+# on a case (reviews: the active assignment as ``active_assignments``, the decisions as ``decision_list``).
 case_display_prefetches = Contributions("casework.case_display_prefetches")
+# ``(user) -> a queryset of the decisions hidden from user by a blind second review (QA, relabel) that is
+# theirs to do, or None`` (reviews owns both).
+blind_decisions = Hook("casework.blind_decisions")
 # ``(accounts, *, now, user) -> {account id: action of its most recent active strike ``user`` may know of}``
 # (reviews owns strikes).
 strike_actions = Hook("casework.strike_actions")
@@ -40,9 +44,13 @@ class CaseQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=self.model.ACTIVE_STATUSES)
 
-    def for_display(self):
-        """Everything the case representation reads, in a constant number of queries."""
-        prefetches = [prefetch for provide in case_display_prefetches for prefetch in provide()]
+    def for_display(self, user=None):
+        """Everything the case representation reads, in a constant number of queries.
+
+        With ``user``, what is shown is what that reader may see (decisions under a blind second
+        review that is theirs to do are left out).
+        """
+        prefetches = [prefetch for provide in case_display_prefetches for prefetch in provide(user=user)]
         return self.select_related("subject", "subject__owner", "threat_class", "queue").prefetch_related(*prefetches)
 
 
@@ -163,7 +171,7 @@ def case_visible(*, user, case_id: int):
 
     from .models import Case
 
-    case = Case.objects.visible_to(user).for_display().filter(pk=case_id).first()
+    case = Case.objects.visible_to(user).for_display(user=user).filter(pk=case_id).first()
     if case is None:
         raise not_found("No such case.")
     return case
@@ -221,6 +229,15 @@ def recommended_action(case, *, user, now=None) -> str | None:
     return recommended_actions([case], user=user, now=now).get(case.id)
 
 
-def case_events(*, case):
-    """The case's timeline, oldest first."""
-    return case.events.order_by("at", "id")
+def case_events(*, case, user=None):
+    """The case's timeline, oldest first; with ``user``, without the events of decisions hidden from them
+    by a blind second review (``blind_decisions``)."""
+    events = case.events.order_by("at", "id")
+    blind = blind_decisions(user) if user is not None else None
+    if blind is not None:
+        # In the same query: the event's decision (as text, absent on most events) is not a hidden one.
+        hidden = blind.filter(case_id=case.pk).annotate(ref=Cast("pk", models.CharField())).values("ref")
+        events = events.alias(decision_ref=KeyTextTransform("decision", "detail")).filter(
+            Q(decision_ref__isnull=True) | ~Q(decision_ref__in=hidden)
+        )
+    return events

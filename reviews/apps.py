@@ -29,3 +29,5 @@ class ReviewsConfig(AppConfig):
         # Retention and export (casework) cover what reviews keeps of a case: decisions and enforcements.
         retention.personal_data_purgers.register(reviews_retention.decisions_purge_personal_data)
         retention.export_contributions.register(reviews_retention.case_export_items)
+        # Case reads (casework) leave out decisions under a blind second review the reader may do.
+        casework_selectors.blind_decisions.register(selectors.decisions_blind_to)

@@ -13,7 +13,7 @@ from casework.services import ESCALATION_QUEUES
 from docket import roles
 from docket.errors import DocketError
 from docket.visibility import clearances_of, restrict
-from policies.models import VIOLATIONS, ThreatClass, visible_classes_q
+from policies.models import VIOLATIONS, RelabelItem, ThreatClass, visible_classes_q
 
 from .models import Assignment, Decision, QualityReview, Queue, Strike
 
@@ -144,9 +144,34 @@ def claimable_queue_slugs(user) -> frozenset:
     return frozenset(Queue.objects.visible_to(user).filter(reviewers__user=user).values_list("slug", flat=True))
 
 
+def decisions_blind_to(user):
+    """Decisions whose blind second review ``user`` may still do, so must not see: a queryset, or ``None``.
+
+    A pending QA review is open to every moderator and senior but the decider, a pending
+    relabel item to every reviewer (moderators, seniors, appeals staff) but the decider:
+    until it is done, the first decision stays hidden from each of them (the case's
+    decisions and timeline, the decision and its statement, over the API and in the UI).
+    ``None`` when the user can do no blind review, so callers add no filter at all.
+    """
+    names = roles.names(user)
+    blind = None
+    if names & {roles.MODERATOR, roles.SENIOR}:
+        blind = Q(Exists(QualityReview.objects.filter(decision=OuterRef("pk"), status=QualityReview.Status.PENDING)))
+    if names & set(roles.REVIEWING):
+        relabel = Q(Exists(RelabelItem.objects.filter(decision=OuterRef("pk"), status=RelabelItem.Status.PENDING)))
+        blind = relabel if blind is None else blind | relabel
+    if blind is None:
+        return None
+    return Decision.objects.filter(blind).exclude(reviewer__user=user)
+
+
 def decisions_visible_to(user):
-    """Decisions on cases the user may see."""
-    return Decision.objects.filter(case__in=Case.objects.visible_to(user)).select_related(
+    """Decisions on cases the user may see, less those under a blind second review that is theirs to do."""
+    decisions = Decision.objects.filter(case__in=Case.objects.visible_to(user))
+    blind = decisions_blind_to(user)
+    if blind is not None:
+        decisions = decisions.exclude(pk__in=blind.values("pk"))
+    return decisions.select_related(
         "reviewer__user", "policy_version__policy", "case__threat_class", "case__subject", "submission"
     )
 
@@ -334,15 +359,20 @@ def reporter_records(*, user, reporter_ids) -> dict[int, dict]:
 # --- what reviews adds to casework's reads (registered in ReviewsConfig.ready) ---------------------------
 
 
-def case_display_prefetches() -> list[Prefetch]:
-    """A case's active assignment (``active_assignments``) and decision ids (``decision_list``), for its display."""
+def case_display_prefetches(*, user=None) -> list[Prefetch]:
+    """A case's active assignment (``active_assignments``) and decision ids (``decision_list``), for its display;
+    with ``user``, less the decisions under a blind second review that is theirs to do."""
+    decisions = Decision.objects.only("id", "case_id").order_by("id")
+    blind = decisions_blind_to(user) if user is not None else None
+    if blind is not None:
+        decisions = decisions.exclude(pk__in=blind.values("pk"))
     return [
         Prefetch(
             "assignments",
             queryset=Assignment.objects.filter(state="active").select_related("reviewer__user"),
             to_attr="active_assignments",
         ),
-        Prefetch("decisions", queryset=Decision.objects.only("id", "case_id").order_by("id"), to_attr="decision_list"),
+        Prefetch("decisions", queryset=decisions, to_attr="decision_list"),
     ]
 
 

@@ -79,6 +79,9 @@ class CaseViewSet(RestrictedMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = CaseDetailSerializer
     filterset_class = CaseFilter
 
+    def base_queryset(self):
+        return Case.objects.for_display(user=self.request.user)
+
     def retrieve(self, request, *args, **kwargs):
         case = self.get_object()
         access_log_case_read(user=request.user, case=case, via="api")
@@ -97,5 +100,5 @@ class CaseViewSet(RestrictedMixin, viewsets.ReadOnlyModelViewSet):
     def events(self, request, pk=None):
         case = self.get_object()
         access_log_case_read(user=request.user, case=case, via="api")
-        page = self.paginate_queryset(case_events(case=case))
+        page = self.paginate_queryset(case_events(case=case, user=request.user))
         return self.get_paginated_response(CaseEventSerializer(page, many=True).data)

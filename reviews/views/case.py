@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django.contrib import messages
+from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,7 +18,14 @@ from docket import roles
 from docket.audit import access_log_case_read
 from docket.errors import DocketError
 from reviews.forms import AssignForm, DecisionForm, EscalateForm, NoteForm, form_errors
-from reviews.selectors import account_record, case_signals_by_hour, cases_linked, reporter_records, reviewer_load
+from reviews.selectors import (
+    account_record,
+    case_signals_by_hour,
+    cases_linked,
+    decisions_blind_to,
+    reporter_records,
+    reviewer_load,
+)
 from reviews.services import active_version_for, case_assign, case_escalate, decision_make
 
 from .charts import sparkline
@@ -74,7 +82,19 @@ def _case_page(request, case_id, *, forms=None, status=200):
     records = reporter_records(user=user, reporter_ids=[s.reporter_id for s in signals])
     for signal in signals:
         signal.reporter_record = records.get(signal.reporter_id)
-    events = list(case.events.select_related("actor").order_by("-at", "-id")[:EVENTS_SHOWN])
+    # A decision under a blind second review the user may do is left out, with its events
+    # (found with the decisions, in the same query).
+    decisions = case.decisions.select_related("reviewer__user", "policy_version__policy")
+    blind = decisions_blind_to(user)
+    if blind is not None:
+        decisions = decisions.annotate(blind=Exists(blind.filter(pk=OuterRef("pk"))))
+    decisions = list(decisions)
+    hidden = [d.pk for d in decisions if getattr(d, "blind", False)]
+    decisions = [d for d in decisions if d.pk not in hidden]
+    events = case.events.select_related("actor").order_by("-at", "-id")
+    if hidden:
+        events = events.exclude(detail__decision__in=hidden)
+    events = list(events[:EVENTS_SHOWN])
     for event in events:
         event.summary = _event_summary(event)
     linked = cases_linked(user, case, limit=LINKED_SHOWN)
@@ -88,7 +108,6 @@ def _case_page(request, case_id, *, forms=None, status=200):
         version = active_version_for(case.threat_class)
     except DocketError:
         version = None
-    decisions = list(case.decisions.select_related("reviewer__user", "policy_version__policy"))
     recommended = recommended_action(case, user=user)
     hourly = case_signals_by_hour(case, since=now - timedelta(hours=24))
 

@@ -147,8 +147,9 @@ class World:
             ("API campaign detail", self.senior, f"/api/v1/campaigns/{self.campaign.pk}/"),
             ("API queues", self.senior, "/api/v1/queues/"),
             ("API quality reviews", self.senior, "/api/v1/quality-reviews/"),
-            ("API decision", self.senior, f"/api/v1/decisions/{decision.pk}/"),
-            ("API statement of reasons", self.senior, f"/api/v1/decisions/{decision.pk}/statement-of-reasons/"),
+            # Read by its decider: every decision here is under a blind QA review that hides it from the others.
+            ("API decision", self.decider, f"/api/v1/decisions/{decision.pk}/"),
+            ("API statement of reasons", self.decider, f"/api/v1/decisions/{decision.pk}/statement-of-reasons/"),
             ("API appeals", self.appeals, "/api/v1/appeals/"),
             ("API appeal detail", self.appeals, f"/api/v1/appeals/{appeal.pk}/"),
             ("API thresholds", self.admin, "/api/v1/thresholds/"),

@@ -1,0 +1,104 @@
+"""Blind second reviews stay blind: while a QA review or a relabel of a decision is pending, every reviewer who
+may do it (all but the decider) sees neither the decision nor its events, over the API and in the UI."""
+
+import pytest
+from django.utils import timezone
+
+from policies.models import RelabelItem
+from reviews.models import QualityReview
+from reviews.services import decision_make, quality_review_complete, queue_claim
+from tests.factories import CaseFactory, active_version
+
+pytestmark = pytest.mark.django_db
+
+DECISION_EVENTS = {"decided"}
+
+
+def sees(api, ui, case, decision):
+    """What one user can read of the decision: the case's list, the decision, its statement, the timelines."""
+    detail = api.get(f"/api/v1/cases/{case.pk}/").json()
+    events = api.get(f"/api/v1/cases/{case.pk}/events/").json()["results"]
+    page = ui.get(f"/cases/{case.pk}/")
+    return {
+        "case_decisions": detail["decisions"],
+        "decision": api.get(f"/api/v1/decisions/{decision.pk}/").status_code,
+        "statement": api.get(f"/api/v1/decisions/{decision.pk}/statement-of-reasons/").status_code,
+        "events": sorted({e["kind"] for e in events} & DECISION_EVENTS),
+        "page_decisions": [d.pk for d in page.context["decisions"]],
+        "page_events": sorted({e.kind for e in page.context["events"]} & DECISION_EVENTS),
+    }
+
+
+def shown(decision):
+    return {
+        "case_decisions": [decision.pk],
+        "decision": 200,
+        "statement": 200,
+        "events": ["decided"],
+        "page_decisions": [decision.pk],
+        "page_events": ["decided"],
+    }
+
+
+HIDDEN = {
+    "case_decisions": [],
+    "decision": 404,
+    "statement": 404,
+    "events": [],
+    "page_decisions": [],
+    "page_events": [],
+}
+
+
+@pytest.fixture
+def decided(moderator, always_qa):
+    case = CaseFactory(kind="spam")
+    queue_claim(reviewer=moderator, queue_slug="spam")
+    return case, decision_make(case_id=case.pk, reviewer=moderator, action="remove", rule="SP-1")
+
+
+@pytest.fixture
+def reader(api_for, client_for):
+    return lambda user: (api_for(user), client_for(user))
+
+
+@pytest.fixture
+def client_for():
+    from django.test import Client
+
+    def make(user):
+        c = Client()
+        c.force_login(user)
+        return c
+
+    return make
+
+
+def test_a_pending_qa_review_hides_the_decision_from_its_possible_reviewers_until_done(
+    decided, moderator, make_user, reader, senior
+):
+    case, decision = decided
+    second = make_user("second", "moderator")
+    assert QualityReview.objects.filter(decision=decision, status="pending").exists()
+
+    assert sees(*reader(second), case, decision) == HIDDEN
+    assert sees(*reader(senior), case, decision) == HIDDEN  # a senior may do it too
+    assert sees(*reader(moderator), case, decision) == shown(decision)  # the decider is not blind to it
+
+    quality_review_complete(review_id=QualityReview.objects.get(decision=decision).pk, reviewer=second, action="remove")
+    assert sees(*reader(second), case, decision) == shown(decision)
+
+
+def test_a_pending_relabel_hides_the_decision_from_appeals_staff_too(decided, make_user, api_for):
+    case, decision = decided
+    QualityReview.objects.filter(decision=decision).update(
+        status="done", reviewer=make_user("qa", "moderator").reviewer, agrees=True, completed_at=timezone.now()
+    )
+    appeals = make_user("appeals-1", "appeals")
+    policy_admin = make_user("padmin", "policy_admin")  # no reviewer profile: does no relabel
+    assert api_for(appeals).get(f"/api/v1/decisions/{decision.pk}/").status_code == 200
+
+    RelabelItem.objects.create(policy_version=active_version("spam"), decision=decision, created_at=timezone.now())
+    assert api_for(appeals).get(f"/api/v1/decisions/{decision.pk}/").status_code == 404
+    assert api_for(make_user("other", "moderator")).get(f"/api/v1/decisions/{decision.pk}/").status_code == 404
+    assert api_for(policy_admin).get(f"/api/v1/decisions/{decision.pk}/").status_code == 200
