@@ -56,3 +56,4 @@ def test_the_upper_layers_register_their_providers_at_start_up():
         appeals_purge_personal_data,
     ]
     assert list(retention.export_contributions) == [reviews_retention.case_export_items]
+    assert casework_selectors.blind_decisions.provider is reviews_selectors.decisions_blind_to
