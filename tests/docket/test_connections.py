@@ -18,6 +18,7 @@ from docket.accounts import token_for
 from tests.reliability.test_faults import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+SERVER_APP_NAME = "docket-pooled-connection-test"
 
 
 def _server(port):
@@ -31,6 +32,9 @@ def _server(port):
         "DB_CONN_MAX_AGE": "600",  # one pooled connection, reused by every request of the worker
         "DOCKET_CACHE_PREFIX": f"conn-{uuid.uuid4().hex[:8]}",
         "CELERY_TASK_ALWAYS_EAGER": "1",
+        # libpq names the server's connections, so the test drops only those (never the test
+        # process's own, such as a live server thread's, which later tests still use).
+        "PGAPPNAME": SERVER_APP_NAME,
     }
     command = [sys.executable, "-m", "gunicorn", "docket.wsgi", "-w", "1", "-b", f"127.0.0.1:{port}"]
     log = tempfile.TemporaryFile()
@@ -39,7 +43,10 @@ def _server(port):
 
 def _server_backends():
     with connection.cursor() as cur:
-        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cur.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            [SERVER_APP_NAME],
+        )
         return [pid for (pid,) in cur.fetchall()]
 
 

@@ -86,6 +86,9 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "gunicorn", "docket.wsgi", "-w", "4", "--threads", "8"]
         command += ["-b", f"127.0.0.1:{self.port}", "--timeout", "120", "--log-level", "warning"]
+        # Keep idle keep-alive connections longer than any client pauses: with gunicorn's 2 s
+        # default, a client reusing a connection as the server closes it sees a reset.
+        command += ["--keep-alive", "300"]
         # The server's log goes to a file: an unread pipe fills up and blocks every worker thread.
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
