@@ -43,19 +43,53 @@ def visible_class_ids(user) -> list[int]:
     return sorted(ThreatClass.objects.visible_to(user).values_list("id", flat=True))
 
 
+def _visible_classes_sql(user) -> str:
+    """``visible_class_ids`` as SQL to embed in a statement (the rule stays ``ThreatClass.visible_to``).
+
+    A subquery answering ``(ids, everything)``: the visible class ids, and whether they are all the
+    classes (then no subject is hidden and the per-subject test is skipped). Saves a round trip.
+    """
+    ids_sql, ids_params = ThreatClass.objects.visible_to(user).values("id").query.sql_with_params()
+    ids = connection.ops.compose_sql(ids_sql, ids_params).replace("%", "%%")
+    return f"""SELECT v.ids, cardinality(v.ids) = (SELECT count(*) FROM policies_threatclass) AS everything
+               FROM (SELECT ARRAY({ids})::bigint[] AS ids) v"""
+
+
 # A subject exists for the reader when it has a case they may see, or when nothing of it (no case,
-# no signal) belongs to a class they may not see. Parameters: %(visible)s, the visible class ids.
+# no signal) belongs to a class they may not see. ``{visible}`` is an array of the visible class ids.
+# One probe of ``case_subject_class_idx`` (subject id, class id) decides for a subject with cases
+# (true: a visible one; false: only hidden ones); the signals are read only for a subject without
+# cases. Neither test can be turned into a hash of every hidden case or signal (``OFFSET 0``), which
+# the planner otherwise prefers for a popular value and then builds from the whole table.
 _SUBJECT_VISIBLE_SQL = """
-    (EXISTS (SELECT 1 FROM casework_case c WHERE c.subject_id = {s}.id AND c.threat_class_id = ANY(%(visible)s))
-     OR (NOT EXISTS (SELECT 1 FROM casework_case c
-                     WHERE c.subject_id = {s}.id AND NOT c.threat_class_id = ANY(%(visible)s))
-         AND NOT EXISTS (SELECT 1 FROM casework_signal g
-                         WHERE g.subject_id = {s}.id AND NOT g.threat_class_id = ANY(%(visible)s))))
+    COALESCE((SELECT bool_or(c.threat_class_id = ANY({visible})) FROM casework_case c WHERE c.subject_id = {s}),
+             NOT EXISTS (SELECT 1 FROM casework_signal g
+                         WHERE g.subject_id = {s} AND NOT g.threat_class_id = ANY({visible}) OFFSET 0))
 """
+
+
+VISIBLE_IDS = "(SELECT ids FROM vis)::bigint[]"  # the visible class ids, in a statement WITH vis AS (...)
+
+
+def _subject_visible(s: str, visible: str = "%(visible)s") -> str:
+    return _SUBJECT_VISIBLE_SQL.format(s=s, visible=visible)
 
 
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _fetch_all_without_jit(sql: str, params: dict) -> list[tuple]:
+    """The rows of ``sql``, planned without JIT compilation, in one round trip.
+
+    A popular value makes the planner's estimate pass ``jit_above_cost`` although the capped
+    statement runs in milliseconds; compiling it then costs a few hundred. ``SET LOCAL`` and the
+    statement go in one message, so they share its implicit transaction and nothing outlives it.
+    """
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL jit = off; " + sql, params)
+        cur.nextset()
+        return cur.fetchall()
 
 
 @dataclass
@@ -98,83 +132,105 @@ class SearchPage:
 
 
 def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50) -> SearchPage:
-    """Subjects matching ``query`` that ``user`` may see, exact external-id matches first.
+    """Subjects matching ``query`` that ``user`` may see: external-id matches first (in external-id
+    order, so an exact match leads), then holders of the value, the subjects the reporter reported
+    and the case's subject (in subject order).
 
     Each result: ``{kind, external_id, reach, open_cases, decided_cases, active_strikes,
-    last_signal_at}``, counted over the classes the user may see. Two queries.
+    last_signal_at}``, counted over the classes the user may see. One statement.
+
+    Every source of candidates walks an index in its order and stops after ``SEARCH_CAP`` + 1
+    visible subjects, so a value a whole CDN shares costs what the cap allows, and the figures are
+    read for the page alone.
     """
-    visible = visible_class_ids(user)
     params = {
-        "visible": visible,
         "cap": SEARCH_CAP + 1,
         "q": query.q,
-        "kind": query.kind,
         "offset": offset,
         "limit": limit,
         "now": timezone.now(),
+        "active": ACTIVE,
     }
+    # Filters every candidate passes (besides visibility): the kind, and an attribute with free text.
+    filters = ""
+    if query.kind:
+        params["kind"] = query.kind
+        filters += " AND EXISTS (SELECT 1 FROM casework_subject fs WHERE fs.id = {s} AND fs.kind = %(kind)s)"
+    if query.attribute:
+        params["akind"], params["avalue"] = query.attribute
+        if query.q:
+            filters += """ AND EXISTS (SELECT 1 FROM casework_subjectattribute fa
+                                       WHERE fa.subject_id = {s} AND fa.kind = %(akind)s AND fa.value = %(avalue)s)"""
+
+    def admitted(s: str) -> str:  # visible to the reader, and passing the filters
+        visible = f"((SELECT everything FROM vis) OR {_subject_visible(s, VISIBLE_IDS)})"
+        return visible + filters.format(s=s)
+
+    # (group, the order within the group, subject id): each source capped after the visibility test.
     sources = []
     if query.q:
         params["prefix"] = _like_prefix(query.q)
         sources.append(
-            """(SELECT id AS subject_id FROM casework_subject
-                 WHERE external_id COLLATE "C" LIKE %(prefix)s
-                 ORDER BY external_id COLLATE "C" LIMIT %(cap)s)"""
+            f"""(SELECT 1 AS grp, s.external_id COLLATE "C" AS sort_key, s.id AS subject_id FROM casework_subject s
+                 WHERE s.external_id COLLATE "C" LIKE %(prefix)s AND {admitted("s.id")}
+                 ORDER BY s.external_id COLLATE "C", s.id LIMIT %(cap)s)"""
         )
-        sources.append("(SELECT subject_id FROM casework_subjectattribute WHERE value = %(q)s LIMIT %(cap)s)")
         sources.append(
-            """(SELECT DISTINCT g.subject_id FROM casework_signal g
+            f"""(SELECT DISTINCT 2, NULL::text, a.subject_id FROM casework_subjectattribute a
+                 WHERE a.value = %(q)s AND {admitted("a.subject_id")}
+                 ORDER BY a.subject_id LIMIT %(cap)s)"""
+        )
+        sources.append(
+            f"""(SELECT DISTINCT 3, NULL::text, g.subject_id FROM casework_signal g
                  WHERE g.reporter_id = (SELECT r.id FROM casework_reporter r WHERE r.external_id = %(q)s)
-                   AND g.threat_class_id = ANY(%(visible)s)
-                 LIMIT %(cap)s)"""
+                   AND g.threat_class_id = ANY({VISIBLE_IDS}) AND {admitted("g.subject_id")}
+                 ORDER BY g.subject_id LIMIT %(cap)s)"""
         )
         if query.q.isdigit() and len(query.q) < 19:
             params["case_id"] = int(query.q)
-            sources.append("(SELECT subject_id FROM casework_case WHERE id = %(case_id)s)")
-    attribute_filter = ""
-    if query.attribute:
-        params["akind"], params["avalue"] = query.attribute
-        if not query.q:
             sources.append(
-                """(SELECT subject_id FROM casework_subjectattribute
-                     WHERE kind = %(akind)s AND value = %(avalue)s LIMIT %(cap)s)"""
+                f"""(SELECT 4, NULL::text, c.subject_id FROM casework_case c
+                     WHERE c.id = %(case_id)s AND {admitted("c.subject_id")})"""
             )
-        else:
-            attribute_filter = """AND EXISTS (SELECT 1 FROM casework_subjectattribute a
-                                  WHERE a.subject_id = s.id AND a.kind = %(akind)s AND a.value = %(avalue)s)"""
+    elif query.attribute:
+        sources.append(
+            f"""(SELECT 2, NULL::text, a.subject_id FROM casework_subjectattribute a
+                 WHERE a.value = %(avalue)s AND a.kind = %(akind)s AND {admitted("a.subject_id")}
+                 ORDER BY a.subject_id LIMIT %(cap)s)"""
+        )
     sql = f"""
-        WITH cand AS ({" UNION ".join(sources)}),
+        WITH vis AS ({_visible_classes_sql(user)}),
+        cand (grp, sort_key, subject_id) AS MATERIALIZED ({" UNION ALL ".join(sources)}),
+        capped AS (SELECT bool_or(n >= %(cap)s) AS capped FROM (SELECT count(*) AS n FROM cand GROUP BY grp) x),
         hits AS (
-            SELECT s.id, s.kind, s.external_id, s.reach FROM cand JOIN casework_subject s ON s.id = cand.subject_id
-            WHERE (%(kind)s = '' OR s.kind = %(kind)s) {attribute_filter}
-              AND {_SUBJECT_VISIBLE_SQL.format(s="s")}
+            -- A subject found several ways is listed once, where it ranks first.
+            SELECT DISTINCT ON (subject_id) subject_id, grp, sort_key FROM cand ORDER BY subject_id, grp
         ),
         counted AS (SELECT count(*) AS n FROM hits),
         page AS (
-            SELECT * FROM hits
-            ORDER BY (external_id = %(q)s) DESC, external_id COLLATE "C", kind, id
-            LIMIT %(limit)s OFFSET %(offset)s
+            SELECT h.grp, h.sort_key, s.id, s.kind, s.external_id, s.reach
+            FROM (SELECT * FROM hits ORDER BY grp, sort_key, subject_id LIMIT %(limit)s OFFSET %(offset)s) h
+            JOIN casework_subject s ON s.id = h.subject_id
         )
-        SELECT counted.n, p.kind, p.external_id, p.reach,
+        SELECT counted.n, capped.capped, p.kind, p.external_id, p.reach,
                (SELECT count(*) FROM casework_case c
-                 WHERE c.subject_id = p.id AND c.status = ANY(%(active)s) AND c.threat_class_id = ANY(%(visible)s)),
+                 WHERE c.subject_id = p.id AND c.status = ANY(%(active)s)
+                   AND c.threat_class_id = ANY({VISIBLE_IDS})),
                (SELECT count(*) FROM casework_case c
-                 WHERE c.subject_id = p.id AND c.decided_at IS NOT NULL AND c.threat_class_id = ANY(%(visible)s)),
+                 WHERE c.subject_id = p.id AND c.decided_at IS NOT NULL
+                   AND c.threat_class_id = ANY({VISIBLE_IDS})),
                (SELECT count(*) FROM reviews_strike st
                   JOIN reviews_decision d ON d.id = st.decision_id JOIN casework_case c ON c.id = d.case_id
                  WHERE st.account_id = p.id AND st.removed_at IS NULL AND st.expires_at > %(now)s
-                   AND c.threat_class_id = ANY(%(visible)s)),
+                   AND c.threat_class_id = ANY({VISIBLE_IDS})),
                (SELECT g.occurred_at FROM casework_signal g
-                 WHERE g.subject_id = p.id AND g.threat_class_id = ANY(%(visible)s)
+                 WHERE g.subject_id = p.id AND g.threat_class_id = ANY({VISIBLE_IDS})
                  ORDER BY g.occurred_at DESC LIMIT 1)
-        FROM counted LEFT JOIN page p ON true
-        ORDER BY (p.external_id = %(q)s) DESC, p.external_id COLLATE "C", p.kind, p.id
+        FROM counted CROSS JOIN capped LEFT JOIN page p ON true
+        ORDER BY p.grp, p.sort_key, p.id
     """
-    params["active"] = ACTIVE
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        rows = cur.fetchall()
-    total = rows[0][0] if rows else 0
+    rows = _fetch_all_without_jit(sql, params)
+    total, capped = (rows[0][0], bool(rows[0][1])) if rows else (0, False)
     results = [
         {
             "kind": kind,
@@ -185,10 +241,10 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
             "active_strikes": strikes,
             "last_signal_at": last_signal_at,
         }
-        for _, kind, external_id, reach, open_cases, decided_cases, strikes, last_signal_at in rows
+        for _, _, kind, external_id, reach, open_cases, decided_cases, strikes, last_signal_at in rows
         if kind is not None
     ]
-    return SearchPage(count=total, count_is_estimate=total > SEARCH_CAP, results=results)
+    return SearchPage(count=total, count_is_estimate=capped or total > SEARCH_CAP, results=results)
 
 
 # --- one subject ---------------------------------------------------------------------------------
@@ -222,7 +278,7 @@ def _linked_sql(hop_sources: str) -> str:
         )
         SELECT s.id, s.kind, s.external_id, l.kinds, l.vals
         FROM linked l JOIN casework_subject s ON s.id = l.subject_id
-        WHERE {_SUBJECT_VISIBLE_SQL.format(s="s")}
+        WHERE {_subject_visible("s.id")}
         ORDER BY cardinality(l.kinds) DESC, s.external_id COLLATE "C", s.id
         LIMIT %(limit)s
     """
@@ -358,7 +414,7 @@ def _nothing_hidden(subject_id, visible, cases) -> bool:
 def _visible_subjects(select_sql: str, params: dict) -> list[dict]:
     sql = f"""
         SELECT q.kind, q.external_id FROM ({select_sql}) q
-        WHERE {_SUBJECT_VISIBLE_SQL.format(s="q")}
+        WHERE {_subject_visible("q.id")}
         ORDER BY q.external_id COLLATE "C", q.id LIMIT %(limit)s
     """
     with connection.cursor() as cur:
