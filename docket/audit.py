@@ -60,6 +60,9 @@ def access_log_add_many(
         )
         for object_type, object_id, threat_class in objects
     ]
+    if len(rows) == 1:  # one INSERT on its own, without the transaction bulk_create opens around it
+        rows[0].save(force_insert=True)
+        return rows
     return AccessLog.objects.bulk_create(rows)
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
 from django.utils import timezone
 
-from appeals.models import Appeal
-from casework.models import Campaign, Case, Subject, SubjectAttribute
+from casework.models import Case, Subject
 from docket.errors import DocketError, not_found
 from policies.models import ThreatClass
 from reviews.models import Decision, Strike
@@ -38,13 +38,9 @@ CHART_DAYS = 30
 ACTIVE = list(Case.ACTIVE_STATUSES)
 
 
-def visible_class_ids(user) -> list[int]:
-    """Ids of the threat classes ``user`` may see (one query)."""
-    return sorted(ThreatClass.objects.visible_to(user).values_list("id", flat=True))
-
-
 def _visible_classes_sql(user) -> str:
-    """``visible_class_ids`` as SQL to embed in a statement (the rule stays ``ThreatClass.visible_to``).
+    """The ids of the classes ``user`` may see, as SQL to embed in a statement (the rule stays
+    ``ThreatClass.visible_to``).
 
     A subquery answering ``(ids, everything)``: the visible class ids, and whether they are all the
     classes (then no subject is hidden and the per-subject test is skipped). Saves a round trip.
@@ -204,7 +200,7 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
         capped AS (SELECT bool_or(n >= %(cap)s) AS capped FROM (SELECT count(*) AS n FROM cand GROUP BY grp) x),
         hits AS (
             -- A subject found several ways is listed once, where it ranks first.
-            SELECT DISTINCT ON (subject_id) subject_id, grp, sort_key FROM cand ORDER BY subject_id, grp
+            SELECT subject_id, min(grp) AS grp, min(sort_key) AS sort_key FROM cand GROUP BY subject_id
         ),
         counted AS (SELECT count(*) AS n FROM hits),
         page AS (
@@ -337,10 +333,15 @@ def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: da
     linked subjects and signals per day. A constant number of queries.
     """
     now = now or timezone.now()
-    subject = Subject.objects.select_related("owner").filter(kind=kind, external_id=external_id).first()
+    subject = (
+        Subject.objects.select_related("owner")
+        .filter(kind=kind, external_id=external_id)
+        .annotate(visible_ids=ArraySubquery(ThreatClass.objects.visible_to(user).order_by("id").values("id")))
+        .first()
+    )
     if subject is None:
         raise not_found("No such subject.")
-    visible = visible_class_ids(user)
+    visible = list(subject.visible_ids)
     visible_set = set(visible)
     cases = list(
         Case.objects.filter(subject=subject).select_related("threat_class").order_by("-created_at", "-id")[:CASES_LIMIT]
@@ -363,7 +364,6 @@ def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: da
         by_case[d.case_id].append(d)
     for case in shown:
         case.decision_rows = by_case.get(case.pk, [])
-    decision_ids = [d.pk for rows in by_case.values() for d in rows]
     account_id = subject.pk if subject.kind == Subject.Kind.ACCOUNT else subject.owner_id
     if subject.kind == Subject.Kind.ACCOUNT:
         history.strikes = list(
@@ -373,28 +373,18 @@ def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: da
         )
         for strike in history.strikes:
             strike.active = strike.removed_at is None and strike.expires_at > now
-    history.appeals = list(
-        Appeal.objects.filter(decision_id__in=decision_ids).order_by("received_at", "id").values_list("id", flat=True)
-    )
     campaign_ids = {c.campaign_id for c in shown if c.campaign_id}
     if subject.campaign_id:
         campaign_ids.add(subject.campaign_id)
-    history.campaigns = sorted(
-        Campaign.objects.filter(pk__in=campaign_ids, threat_class_id__in=visible).values_list("id", flat=True)
+    extras = _history_extras(
+        subject=subject,
+        visible=visible,
+        decision_ids=[d.pk for rows in by_case.values() for d in rows],
+        campaign_ids=sorted(campaign_ids),
+        now=now,
     )
-    if subject.kind == Subject.Kind.ACCOUNT:
-        history.content = _visible_subjects(
-            "SELECT s.id, s.kind, s.external_id FROM casework_subject s WHERE s.owner_id = %(owner)s",
-            {"owner": subject.pk, "visible": visible, "limit": CONTENT_LIMIT},
-        )
-    attributes = defaultdict(list)
-    for akind, value in (
-        SubjectAttribute.objects.filter(subject=subject).order_by("kind", "value").values_list("kind", "value")
-    ):
-        attributes[akind].append(value)
-    history.attributes = dict(attributes)
+    history.appeals, history.campaigns, history.content, history.attributes, history.signals_per_day = extras
     history.linked = linked_subjects(subject_id=subject.pk, visible=visible, hops=hops, now=now)
-    history.signals_per_day = signals_per_day(subject_id=subject.pk, visible=visible, now=now)
     return history
 
 
@@ -411,29 +401,54 @@ def _nothing_hidden(subject_id, visible, cases) -> bool:
         return not cur.fetchone()[0]
 
 
-def _visible_subjects(select_sql: str, params: dict) -> list[dict]:
-    sql = f"""
-        SELECT q.kind, q.external_id FROM ({select_sql}) q
-        WHERE {_subject_visible("q.id")}
-        ORDER BY q.external_id COLLATE "C", q.id LIMIT %(limit)s
+def _history_extras(*, subject, visible: list[int], decision_ids, campaign_ids, now: datetime, days: int = CHART_DAYS):
+    """The history's small reads in one statement: ``(appeals, campaigns, content, attributes, signals_per_day)``.
+
+    Appeals of the shown decisions (received order), the visible campaigns among ``campaign_ids``,
+    an account's visible content items, the attribute values by key, and ``[{day, count}]`` of the
+    visible classes' signals for each of the last ``days`` days (UTC), zeros included.
     """
+    start = (now - timedelta(days=days - 1)).date()
+    params = {
+        "subject": subject.pk,
+        "visible": visible,
+        "decisions": decision_ids,
+        "campaigns": campaign_ids,
+        "account": subject.kind == Subject.Kind.ACCOUNT,
+        "limit": CONTENT_LIMIT,
+        "since": datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo),
+    }
+    sql = f"""
+        SELECT
+          ARRAY(SELECT id FROM appeals_appeal WHERE decision_id = ANY(%(decisions)s::bigint[])
+                ORDER BY received_at, id),
+          ARRAY(SELECT id FROM casework_campaign
+                WHERE id = ANY(%(campaigns)s::bigint[]) AND threat_class_id = ANY(%(visible)s::bigint[]) ORDER BY id),
+          ARRAY(SELECT ARRAY[q.kind, q.external_id]::text[] FROM casework_subject q
+                WHERE %(account)s AND q.owner_id = %(subject)s AND {_subject_visible("q.id", "%(visible)s::bigint[]")}
+                ORDER BY q.external_id COLLATE "C", q.id LIMIT %(limit)s),
+          ARRAY(SELECT ARRAY[a.kind, a.value]::text[] FROM casework_subjectattribute a
+                WHERE a.subject_id = %(subject)s ORDER BY a.kind, a.value),
+          ARRAY(SELECT ARRAY[d.day, d.n] FROM (
+                    SELECT (g.occurred_at AT TIME ZONE 'UTC')::date - %(start)s::date AS day, count(*) AS n
+                    FROM casework_signal g
+                    WHERE g.subject_id = %(subject)s AND g.occurred_at >= %(since)s
+                      AND g.threat_class_id = ANY(%(visible)s::bigint[])
+                    GROUP BY 1) d)
+    """
+    params["start"] = start
     with connection.cursor() as cur:
         cur.execute(sql, params)
-        return [{"kind": k, "external_id": e} for k, e in cur.fetchall()]
-
-
-def signals_per_day(*, subject_id: int, visible: list[int], now: datetime, days: int = CHART_DAYS) -> list[dict]:
-    """``[{day, count}]`` for each of the last ``days`` days (UTC), zeros included, visible classes only."""
-    start = (now - timedelta(days=days - 1)).date()
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*)
-            FROM casework_signal
-            WHERE subject_id = %s AND occurred_at >= %s AND threat_class_id = ANY(%s)
-            GROUP BY 1
-            """,
-            [subject_id, datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo), visible],
-        )
-        counts = dict(cur.fetchall())
-    return [{"day": start + timedelta(days=i), "count": counts.get(start + timedelta(days=i), 0)} for i in range(days)]
+        appeals, campaigns, content, attribute_rows, day_counts = cur.fetchone()
+    attributes = defaultdict(list)
+    for akind, value in attribute_rows:
+        attributes[akind].append(value)
+    counts = dict(day_counts)
+    chart = [{"day": start + timedelta(days=i), "count": counts.get(i, 0)} for i in range(days)]
+    return (
+        list(appeals),
+        list(campaigns),
+        [{"kind": k, "external_id": e} for k, e in content],
+        dict(attributes),
+        chart,
+    )
