@@ -114,8 +114,15 @@ def main(argv=None):
         # (label, client, url, kind)
         ("search: external id (exact)", "moderator", f"/api/v1/subjects/?q=bench-u-{mid}", "search"),
         ("search: external id prefix", "moderator", f"/api/v1/subjects/?q=bench-u-{mid // 10}", "search"),
+        # Popular text: every source stops at the cap, whatever the number of matches.
+        ("search: prefix matching 111,111 ids", "moderator", "/api/v1/subjects/?q=bench-u-1", "search"),
         ("search: ip", "moderator", f"/api/v1/subjects/?q={ip}", "search"),
-        ("search: over-shared ip (count estimated)", "moderator", "/api/v1/subjects/?q=198.51.100.1", "search"),
+        (
+            "search: ip held by 1 in 20 subjects (count estimated)",
+            "moderator",
+            "/api/v1/subjects/?q=198.51.100.1",
+            "search",
+        ),
         ("search: device", "moderator", f"/api/v1/subjects/?q=dev-{mid // 3}", "search"),
         (
             "search: attribute filter",
@@ -155,8 +162,13 @@ def main(argv=None):
         bare = _replay([q for q in queries if not q.lstrip().upper().startswith("INSERT")], args.requests)
         p50, p99 = common.pct(times, 50), common.pct(times, 99)
         bare50, bare99 = common.pct(bare, 50), common.pct(bare, 99)
-        if not slowest["sql"].lstrip().upper().startswith("INSERT"):
-            common.explain(label, slowest["sql"])
+        slowest_sql = slowest["sql"]
+        if slowest_sql.startswith("SET LOCAL jit = off; "):  # a search: its statement, planned as it runs
+            slowest_sql = "/* jit off */ " + slowest_sql.removeprefix("SET LOCAL jit = off; ")
+        if not slowest_sql.lstrip().upper().startswith("INSERT"):
+            with connection.cursor() as cur:
+                cur.execute("SET jit = off" if slowest_sql.startswith("/* jit off */") else "RESET jit")
+            common.explain(label, slowest_sql)
         limit = 100 if kind == "search" else 150
         shown = (
             f"{body['count']} results"
@@ -164,8 +176,8 @@ def main(argv=None):
             else f"{len(body['linked'])} linked, {len(body['cases'])} cases"
         )
         print(
-            f"{label}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {len(queries)} queries ({shown}); "
-            f"bare SQL p50 {bare50:.1f} ms, p99 {bare99:.1f} ms",
+            f"{label}: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target < {limit}: {'met' if p99 < limit else 'NOT met'}), "
+            f"{len(queries)} queries ({shown}); bare SQL p50 {bare50:.1f} ms, p99 {bare99:.1f} ms",
             flush=True,
         )
         common.compare(
