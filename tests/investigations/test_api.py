@@ -168,3 +168,45 @@ def test_pages(inv, api_for):
     assert api.get(SEARCH + "?q=dev-a&page=9").status_code == 404
     assert api.get(f"{SEARCH}account/alice-1/?hops=3").status_code == 400
     assert Subject.objects.count() and not Decision.objects.exists()
+
+
+def test_each_source_stops_at_the_cap_of_visible_subjects(inv, api_for, monkeypatch):
+    """The count is exact up to the cap and flagged beyond; hidden holders never fill the cap."""
+    from investigations import selectors
+
+    mod = api_for(inv.moderator)
+    monkeypatch.setattr(selectors, "SEARCH_CAP", 2)
+    # dev-a: alice and bob visible, hidden-1 (csam only) hidden: exactly the cap, not an estimate.
+    body = mod.get(SEARCH + "?q=dev-a").json()
+    assert (body["count"], body["count_is_estimate"]) == (2, False)
+    # The CDN address: five visible holders, more than the cap.
+    body = mod.get(SEARCH + "?q=198.51.100.1&page_size=2").json()
+    assert (body["count"], body["count_is_estimate"]) == (3, True)
+    assert [r["external_id"] for r in body["results"]] == ["alice-1", "bob-1"]
+
+
+def test_external_id_matches_come_first_and_a_subject_found_twice_is_listed_once(inv, api_for, platform):
+    from .conftest import ingest
+
+    # An account whose external id is also a value alice holds, and whose own device is that value.
+    ingest(platform, subject="account:dev-a", attributes={"device": ["dev-a"]})
+    body = api_for(inv.moderator).get(SEARCH + "?q=dev-a").json()
+    assert [r["external_id"] for r in body["results"]] == ["dev-a", "alice-1", "bob-1"]
+    assert body["count"] == 3
+
+
+def test_a_subject_without_cases_is_absent_when_it_has_hidden_signals(inv, api_for):
+    from django.utils import timezone
+
+    from casework.models import SubjectAttribute
+    from tests.factories import SignalFactory, SubjectFactory, threat_class
+
+    # Signals below threshold: stored, no case. A spam signal leaves the subject visible; a csam one hides it.
+    quiet = {}
+    for name, classes in (("quiet-1", ["spam"]), ("quiet-2", ["spam", "csam"]), ("quiet-3", [])):
+        quiet[name] = SubjectFactory(external_id=name)
+        SubjectAttribute.objects.create(subject=quiet[name], kind="payment", value="pay-q", seen_at=timezone.now())
+        for slug in classes:
+            SignalFactory(subject=quiet[name], threat_class=threat_class(slug))
+    assert found(api_for(inv.moderator), "?q=pay-q") == [("account", "quiet-1"), ("account", "quiet-3")]
+    assert found(api_for(inv.senior), "?q=pay-q") == [("account", n) for n in ("quiet-1", "quiet-2", "quiet-3")]

@@ -221,9 +221,9 @@ BOUNDS = {
     "API relabels": 5,
     "API metrics": 24,  # a cache miss: the snapshot's aggregates (one scan per table)
     "API policies": 6,
-    "API subject search": 5,
-    "API subject search by reporter": 5,
-    "API subject": 14,
+    "API subject search": 4,  # one statement: candidates, count, page and figures
+    "API subject search by reporter": 4,
+    "API subject": 11,  # appeals, campaigns, content, attributes and the chart in one statement
     "API access log": 4,
     "UI home": 13,
     "UI dashboard": 29,  # sources and incidents read live; the Transparency Database outbox counts
@@ -234,8 +234,8 @@ BOUNDS = {
     "UI case page": 20,  # prior decisions, active strikes, the reporters' records, the campaign as the reader sees it
     "UI appeals queue": 9,
     "UI appeal page": 13,  # + the access-log row
-    "UI search": 6,
-    "UI subject page": 15,
+    "UI search": 5,
+    "UI subject page": 12,
 }
 
 
