@@ -115,10 +115,10 @@ def main(argv=None):
         ("search: external id (exact)", "moderator", f"/api/v1/subjects/?q=bench-u-{mid}", "search"),
         ("search: external id prefix", "moderator", f"/api/v1/subjects/?q=bench-u-{mid // 10}", "search"),
         # Popular text: every source stops at the cap, whatever the number of matches.
-        ("search: prefix matching 111,111 ids", "moderator", "/api/v1/subjects/?q=bench-u-1", "search"),
+        ("search: prefix of 1 id in 9 (111,112 at scale 1)", "moderator", "/api/v1/subjects/?q=bench-u-1", "search"),
         ("search: ip", "moderator", f"/api/v1/subjects/?q={ip}", "search"),
         (
-            "search: ip held by 1 in 20 subjects (count estimated)",
+            "search: ip shared by 1 subject in 20 (50,000 at scale 1)",
             "moderator",
             "/api/v1/subjects/?q=198.51.100.1",
             "search",
