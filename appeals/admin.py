@@ -1,11 +1,11 @@
 from django.contrib import admin
 
-from docket.admin import ReadOnlyAdmin
+from policies.admin import RestrictedReadOnlyAdmin
 
 from .models import Appeal
 
 
 @admin.register(Appeal)
-class AppealAdmin(ReadOnlyAdmin):
+class AppealAdmin(RestrictedReadOnlyAdmin):
     list_display = ["id", "decision_id", "appellant", "status", "outcome", "deadline", "resolved_at"]
     list_filter = ["status", "outcome"]

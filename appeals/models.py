@@ -3,7 +3,7 @@
 from django.db import models
 from django.db.models import F, Q
 
-from policies.models import Action
+from policies.models import Action, class_visible_queryset
 
 
 class Appeal(models.Model):
@@ -38,6 +38,8 @@ class Appeal(models.Model):
     )
     rationale = models.TextField(blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = class_visible_queryset("decision__case__threat_class").as_manager()
 
     class Meta:
         ordering = ["deadline", "id"]

@@ -1,8 +1,8 @@
 from django.contrib import admin, messages
 
 from docket import roles
-from docket.admin import ReadOnlyAdmin
 from docket.errors import DocketError
+from policies.admin import RestrictedAdminMixin, RestrictedReadOnlyAdmin
 
 from .models import (
     Campaign,
@@ -18,7 +18,7 @@ from .retention import case_legal_hold_release, case_legal_hold_set
 
 
 @admin.register(SignalSource)
-class SignalSourceAdmin(admin.ModelAdmin):
+class SignalSourceAdmin(RestrictedAdminMixin, admin.ModelAdmin):
     list_display = ["slug", "kind", "trust", "status", "baseline_rate", "current_rate", "health_checked_at"]
     list_filter = ["kind", "status"]
     readonly_fields = [
@@ -30,6 +30,8 @@ class SignalSourceAdmin(admin.ModelAdmin):
         "health_checked_at",
         "created_at",
     ]
+    # Rates and score distributions count every class's signals (the /sources/ pages show each user theirs).
+    all_classes_fields = ("baseline_rate", "current_rate", "score_summary")
 
 
 def _legal_hold_action(service, verb):
@@ -50,7 +52,7 @@ def _legal_hold_action(service, verb):
 
 
 @admin.register(Case)
-class CaseAdmin(ReadOnlyAdmin):
+class CaseAdmin(RestrictedReadOnlyAdmin):
     list_display = [
         "id",
         "subject",
@@ -73,7 +75,7 @@ class CaseAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Signal)
-class SignalAdmin(ReadOnlyAdmin):
+class SignalAdmin(RestrictedReadOnlyAdmin):
     list_display = ["id", "source", "external_id", "threat_class", "score", "disposition", "occurred_at"]
     list_filter = ["disposition", "source", "threat_class"]
     list_select_related = ["source", "threat_class"]
@@ -81,30 +83,35 @@ class SignalAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CaseEvent)
-class CaseEventAdmin(ReadOnlyAdmin):
+class CaseEventAdmin(RestrictedReadOnlyAdmin):
     list_display = ["id", "case_id", "kind", "actor_label", "at"]
     list_filter = ["kind"]
     show_full_result_count = False
 
 
 @admin.register(Subject)
-class SubjectAdmin(ReadOnlyAdmin):
+class SubjectAdmin(RestrictedReadOnlyAdmin):
     list_display = ["id", "kind", "external_id", "reach", "campaign"]
     search_fields = ["external_id"]
     show_full_result_count = False
+    # Merged from the signals of every class, and the campaign may be of another class than what is visible.
+    all_classes_fields = ("attributes", "campaign")
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ReadOnlyAdmin):
+class CampaignAdmin(RestrictedReadOnlyAdmin):
     list_display = ["id", "threat_class", "size", "status", "detected_at"]
+    all_classes_fields = ("size", "links")  # over every member, whatever the member's class
 
 
 @admin.register(SourceIncident)
-class SourceIncidentAdmin(ReadOnlyAdmin):
+class SourceIncidentAdmin(RestrictedReadOnlyAdmin):
     list_display = ["id", "source", "kind", "status", "opened_at"]
+    all_classes_fields = ("detail",)  # the spike's rates and corroboration over every class
 
 
 @admin.register(Reporter)
-class ReporterAdmin(ReadOnlyAdmin):
+class ReporterAdmin(RestrictedReadOnlyAdmin):
     list_display = ["external_id", "first_seen_at", "reports_decided", "reports_upheld"]
     search_fields = ["external_id"]
+    all_classes_fields = ("reports_decided", "reports_upheld")  # the record over every class's decisions

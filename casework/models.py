@@ -6,7 +6,14 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 
 from .events import Kind
-from .selectors import CampaignQuerySet, CaseQuerySet, SubjectQuerySet
+from .selectors import (
+    CampaignQuerySet,
+    CaseEventQuerySet,
+    CaseQuerySet,
+    ReporterQuerySet,
+    SignalQuerySet,
+    SubjectQuerySet,
+)
 
 # Statuses in which a case still collects signals and awaits a decision (``Case.ACTIVE_STATUSES``).
 ACTIVE_STATUSES = ("open", "in_review", "escalated")
@@ -155,6 +162,8 @@ class Reporter(models.Model):
     first_seen_at = models.DateTimeField()
     reports_decided = models.PositiveIntegerField(default=0)
     reports_upheld = models.PositiveIntegerField(default=0)
+
+    objects = ReporterQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -357,6 +366,8 @@ class Signal(models.Model):
     holdout = models.BooleanField(default=False)
     released_at = models.DateTimeField(null=True, blank=True)
 
+    objects = SignalQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["source", "external_id"], name="signal_unique_source_external_id"),
@@ -397,6 +408,8 @@ class CaseEvent(models.Model):
     detail = models.JSONField(default=dict)
 
     Kind = Kind
+
+    objects = CaseEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["at", "id"]

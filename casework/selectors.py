@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from docket.hooks import Contributions, Hook
 from docket.visibility import clearances_of
-from policies.models import visible_classes_q
+from policies.models import ThreatClass, visible_classes_q
 
 # Each provider returns, for a reader (``user``, or ``None``), the ``Prefetch``es of what its app shows
 # on a case (reviews: the active assignment as ``active_assignments``, the decisions as ``decision_list``).
@@ -130,7 +130,6 @@ def campaign_links_visible(user, campaigns) -> list:
     (then kind and value), not by counts that include hidden members. For a user who sees every
     class they are the stored links. One query (none for such a user). Returns ``campaigns`` as a list.
     """
-    from policies.models import ThreatClass
 
     from .models import Subject, SubjectAttribute
 
@@ -163,6 +162,28 @@ def campaign_links_visible(user, campaigns) -> list:
                 shown.append((-seen, str(link.get("kind")), str(link.get("value")), link))
         campaign.visible_links = [link for *_key, link in sorted(shown, key=lambda row: row[:3])]
     return campaigns
+
+
+class ReporterQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Reporters the user may know exist: one of their signals is of a visible class, or none is of a hidden one."""
+        from .models import Signal
+
+        visible = visible_classes_q(clearances_of(user), prefix="threat_class__")
+        signals = Signal.objects.filter(reporter_id=OuterRef("pk"))
+        return self.filter(Q(Exists(signals.filter(visible))) | ~Q(Exists(signals.exclude(visible))))
+
+
+class SignalQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Signals of the classes the user may see (a held signal has no case: its own class decides)."""
+        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
+
+
+class CaseEventQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Timeline rows of the cases the user may see."""
+        return self.filter(visible_classes_q(clearances_of(user), prefix="case__threat_class__"))
 
 
 def case_visible(*, user, case_id: int):

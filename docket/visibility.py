@@ -5,8 +5,9 @@ One mechanism, NetBox's ``restrict`` pattern: every restricted model has a
 queues), built on the one rule in ``policies.models.visible_classes_q``
 (an unrestricted class, or a restricted one the user holds the clearance
 for). Views never filter by hand: API views read through ``RestrictedMixin``
-(``docket.api``) and UI views through ``visible_or_404``, so a restricted
-object cannot leak through a forgotten view.
+(``docket.api``), UI views through ``visible_or_404`` and the Django admin
+through ``policies.admin.RestrictedAdminMixin``, so a restricted object cannot
+leak through a forgotten view. Superusers follow the same rule.
 
 The clearances live on reviewer profiles (an app); this core imports no app
 and reads them through the lookup that app registers with the identity

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.filters import RelatedFieldListFilter
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -10,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from docket.admin import ReadOnlyAdmin
 from docket.conf import setting
 from docket.errors import DocketError
+from docket.visibility import restrict
 
 from . import dsa
 from .models import (
@@ -27,6 +30,98 @@ from .selectors import policy_version_active, policy_version_diff
 from .services import policy_rules_validate, policy_version_activate, policy_version_draft_from
 
 ACTION_LABELS = dict(Action.choices)
+
+
+# --- visibility: the one rule in the admin ---------------------------------------------------------------------
+
+
+def _restrictable(model) -> bool:
+    return hasattr(model._default_manager.get_queryset(), "visible_to")
+
+
+class VisibleRelatedFieldListFilter(RelatedFieldListFilter):
+    """A filter by a related object that offers only the objects the user may see (no hidden class, no queue
+    that needs a clearance the user lacks); choosing a hidden one by its id filters to nothing, like a missing id."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        related = field.remote_field.model
+        visible = related._default_manager.visible_to(request.user).values("pk")
+        return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to=Q(pk__in=visible))
+
+
+def sees_every_class(user) -> bool:
+    """Whether no threat class is hidden from ``user`` (then figures summed over all classes are theirs to see)."""
+    return not ThreatClass.objects.hidden_from(user).exists()
+
+
+class RestrictedAdminMixin:
+    """The visibility rule in the admin, for every model admin and inline that shows casework data.
+
+    Rows are the model's ``visible_to(user)`` (the rule of ``policies.models.visible_classes_q``),
+    so changelists, their counts and facets, search, date drill-downs, change, history and delete
+    views, actions, raw-id popups and autocomplete (which read the target admin's queryset) and
+    inlines all leave out what the user may not see: a hidden object's page answers exactly like a
+    missing one's. Filters by a related object list only visible objects, and form fields offer
+    only visible ones. ``all_classes_fields`` are figures summed over every threat class (a
+    reporter's record, a subject's merged attributes): shown only to users from whom no class is
+    hidden. Superusers follow the same rule (docs/architecture.md).
+    """
+
+    all_classes_fields: tuple[str, ...] = ()
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        # Sources are of no class (their figures are ``all_classes_fields``); every model of a class restricts.
+        return restrict(queryset, request.user) if _restrictable(self.model) else queryset
+
+    def _hidden_fields(self, request):
+        if not self.all_classes_fields:
+            return set()
+        cached = getattr(request, "_docket_sees_every_class", None)
+        if cached is None:
+            cached = request._docket_sees_every_class = sees_every_class(request.user)
+        return set() if cached else set(self.all_classes_fields)
+
+    def _without_hidden(self, request, names):
+        hidden = self._hidden_fields(request)
+        return [n for n in names if n not in hidden] if hidden else names
+
+    def get_list_display(self, request):
+        return self._without_hidden(request, super().get_list_display(request))
+
+    def get_fields(self, request, obj=None):
+        return self._without_hidden(request, super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._without_hidden(request, super().get_readonly_fields(request, obj))
+
+    def get_search_fields(self, request):
+        return self._without_hidden(request, super().get_search_fields(request))
+
+    def get_list_filter(self, request):
+        filters = []
+        for spec in super().get_list_filter(request):
+            if isinstance(spec, str) and "__" not in spec:
+                field = self.model._meta.get_field(spec)
+                if field.is_relation and _restrictable(field.remote_field.model):
+                    spec = (spec, VisibleRelatedFieldListFilter)
+            filters.append(spec)
+        return filters
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs and _restrictable(db_field.remote_field.model):
+            kwargs["queryset"] = db_field.remote_field.model._default_manager.visible_to(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs and _restrictable(db_field.remote_field.model):
+            kwargs["queryset"] = db_field.remote_field.model._default_manager.visible_to(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class RestrictedReadOnlyAdmin(RestrictedAdminMixin, ReadOnlyAdmin):
+    """Evidence and audit records of casework, read-only and under the visibility rule."""
 
 
 class ThreatClassForm(forms.ModelForm):

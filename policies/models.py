@@ -70,6 +70,19 @@ class ThreatClassQuerySet(models.QuerySet):
         return self.exclude(visible_classes_q(clearances_of(user)))
 
 
+def class_visible_queryset(class_path: str) -> type[models.QuerySet]:
+    """A queryset class for a model that belongs to a threat class through ``class_path`` (``"case__threat_class"``
+    for a decision): its ``visible_to(user)`` keeps the rows whose class the user may see, by the one rule."""
+    prefix = f"{class_path}__"
+
+    class ClassVisibleQuerySet(models.QuerySet):
+        def visible_to(self, user):
+            return self.filter(visible_classes_q(clearances_of(user), prefix=prefix))
+
+    ClassVisibleQuerySet.__qualname__ = ClassVisibleQuerySet.__name__ = f"VisibleThrough_{class_path}"
+    return ClassVisibleQuerySet
+
+
 class ThreatClass(models.Model):
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=100)
@@ -283,6 +296,8 @@ class RelabelItem(models.Model):
     agrees = models.BooleanField(null=True, help_text="Violation vs no violation, same as the original decision.")
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = class_visible_queryset("decision__case__threat_class").as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -8,8 +8,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from docket.admin import ReadOnlyAdmin
 from docket.errors import DocketError
+from policies.admin import RestrictedReadOnlyAdmin
 from policies.models import ThreatClass
 
 from .models import (
@@ -62,13 +62,13 @@ class ReviewerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(ReadOnlyAdmin):
+class AssignmentAdmin(RestrictedReadOnlyAdmin):
     list_display = ["id", "case_id", "reviewer", "state", "claimed_at", "lease_expires_at", "ended_at"]
     list_filter = ["state"]
 
 
 @admin.register(Decision)
-class DecisionAdmin(ReadOnlyAdmin):
+class DecisionAdmin(RestrictedReadOnlyAdmin):
     list_display = [
         "id",
         "case_id",
@@ -84,23 +84,23 @@ class DecisionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Enforcement)
-class EnforcementAdmin(ReadOnlyAdmin):
+class EnforcementAdmin(RestrictedReadOnlyAdmin):
     list_display = ["public_id", "decision_id", "kind", "action", "status", "attempts", "next_attempt_at"]
     list_filter = ["status", "kind"]
 
 
 @admin.register(Strike)
-class StrikeAdmin(ReadOnlyAdmin):
+class StrikeAdmin(RestrictedReadOnlyAdmin):
     list_display = ["id", "account", "decision_id", "weight", "created_at", "expires_at", "removed_at"]
 
 
 @admin.register(QualityReview)
-class QualityReviewAdmin(ReadOnlyAdmin):
+class QualityReviewAdmin(RestrictedReadOnlyAdmin):
     list_display = ["id", "decision_id", "reviewer", "status", "agrees", "completed_at"]
 
 
 @admin.register(StatementSubmission)
-class StatementSubmissionAdmin(ReadOnlyAdmin):
+class StatementSubmissionAdmin(RestrictedReadOnlyAdmin):
     """Statements of reasons and their submission to the EU Transparency Database; rejections with their errors."""
 
     list_display = ["puid", "decision_id", "status", "attempts", "error_summary", "submitted_at", "next_attempt_at"]
@@ -149,7 +149,7 @@ class StatementSubmissionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Notice)
-class NoticeAdmin(ReadOnlyAdmin):
+class NoticeAdmin(RestrictedReadOnlyAdmin):
     list_display = ["public_id", "kind", "case_id", "decision_id", "status", "attempts", "created_at", "delivered_at"]
     list_filter = ["kind", "status"]
 

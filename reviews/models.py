@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from docket.visibility import clearances_of
-from policies.models import Action
+from policies.models import Action, ThreatClass, class_visible_queryset
 
 
 class QueueQuerySet(models.QuerySet):
@@ -74,6 +74,8 @@ class Assignment(models.Model):
     lease_expires_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
 
+    objects = class_visible_queryset("case__threat_class").as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -131,6 +133,8 @@ class Decision(models.Model):
     overturned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
 
+    objects = class_visible_queryset("case__threat_class").as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -182,6 +186,8 @@ class Enforcement(models.Model):
     created_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
 
+    objects = class_visible_queryset("decision__case__threat_class").as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["decision", "kind", "action"], name="enforcement_once_per_decision"),
@@ -207,6 +213,8 @@ class Strike(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = class_visible_queryset("decision__case__threat_class").as_manager()
 
     class Meta:
         constraints = [
@@ -234,6 +242,8 @@ class QualityReview(models.Model):
     agrees = models.BooleanField(null=True)
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = class_visible_queryset("decision__case__threat_class").as_manager()
 
     class Meta:
         constraints = [
@@ -285,6 +295,8 @@ class StatementSubmission(models.Model):
     created_at = models.DateTimeField()
     submitted_at = models.DateTimeField(null=True, blank=True)
 
+    objects = class_visible_queryset("decision__case__threat_class").as_manager()
+
     class Meta:
         constraints = [
             models.CheckConstraint(
@@ -299,6 +311,17 @@ class StatementSubmission(models.Model):
 
     def __str__(self):
         return f"{self.puid} ({self.status})"
+
+
+class NoticeQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Notices the user may know exist: none of the case, decision or signal it names is of a hidden class."""
+        hidden = ThreatClass.objects.hidden_from(user)
+        return (
+            self.exclude(case__threat_class__in=hidden)
+            .exclude(decision__case__threat_class__in=hidden)
+            .exclude(signal__threat_class__in=hidden)
+        )
 
 
 class Notice(models.Model):
@@ -327,6 +350,8 @@ class Notice(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NoticeQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -2,8 +2,9 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from casework.models import Case
+from casework.models import Case, Reporter
 from policies.models import PolicyVersion
 from tests.factories import CaseFactory, active_version
 
@@ -92,11 +93,13 @@ def test_activate_action_refuses_retired_version(admin_client):
     assert current.status == "active"
 
 
-def test_legal_hold_release_from_the_admin_goes_through_the_service(admin_client, policy_admin):
+def test_legal_hold_release_from_the_admin_goes_through_the_service(client, make_user):
     from casework.models import CaseEvent
 
+    cleared_admin = make_user("padmin-csam", "policy_admin,senior", clearances=["csam"])
+    client.force_login(cleared_admin)
     case = CaseFactory(kind="csam")
-    response = admin_client.post(
+    response = client.post(
         reverse("admin:casework_case_changelist"),
         {"action": "legal_hold_release", "_selected_action": [case.pk]},
         follow=True,
@@ -104,4 +107,80 @@ def test_legal_hold_release_from_the_admin_goes_through_the_service(admin_client
     assert response.status_code == 200
     case.refresh_from_db()
     assert case.legal_hold_released_at is not None
-    assert CaseEvent.objects.get(case=case, kind="legal_hold_released").actor == policy_admin
+    assert CaseEvent.objects.get(case=case, kind="legal_hold_released").actor == cleared_admin
+
+
+def test_an_admin_action_never_reaches_a_case_hidden_from_the_admin(admin_client):
+    case = CaseFactory(kind="csam")  # the policy admin holds no clearance
+    admin_client.post(
+        reverse("admin:casework_case_changelist"),
+        {"action": "legal_hold_release", "_selected_action": [case.pk]},
+        follow=True,
+    )
+    case.refresh_from_db()
+    assert case.legal_hold_released_at is None
+    assert not case.events.filter(kind="legal_hold_released").exists()
+
+
+# --- restricted classes in the admin ------------------------------------------------------------------------------
+
+
+def test_every_admin_of_a_model_with_a_visibility_rule_applies_it():
+    from django.contrib import admin
+
+    from policies.admin import RestrictedAdminMixin
+
+    config = {"ThreatClass", "Queue"}  # policy configuration: policy admins govern every class
+    missing = [
+        model.__name__
+        for model, model_admin in admin.site._registry.items()
+        if hasattr(model._default_manager.all(), "visible_to")
+        and model.__name__ not in config
+        and not isinstance(model_admin, RestrictedAdminMixin)
+    ]
+    assert missing == []
+
+
+def test_a_hidden_case_answers_like_a_missing_one_and_no_filter_names_its_class(admin_client):
+    from policies.models import ThreatClass
+
+    hidden, seen = CaseFactory(kind="csam"), CaseFactory(kind="spam")
+    missing = hidden.pk + 1000
+    for view in ("change", "history", "delete"):
+        a = admin_client.get(f"/admin/casework/case/{hidden.pk}/{view}/")
+        b = admin_client.get(f"/admin/casework/case/{missing}/{view}/")
+        assert (a.status_code, a.get("Location")) == (b.status_code, b.get("Location"))
+        assert a.status_code == (403 if view == "delete" else 302)  # evidence is never deleted here
+    page = admin_client.get("/admin/casework/case/?_facets=1").content.decode()
+    assert f"/admin/casework/case/{seen.pk}/change/" in page
+    assert f"/admin/casework/case/{hidden.pk}/change/" not in page
+    csam = ThreatClass.objects.get(slug="csam")
+    assert (
+        f"threat_class__id__exact={csam.pk}" not in page and f"threat_class__id__exact={seen.threat_class_id}" in page
+    )
+    searched = admin_client.get(f"/admin/casework/case/?q={hidden.subject.external_id}").content.decode()
+    assert "0 results" in searched and f"/admin/casework/case/{hidden.pk}/change/" not in searched
+
+
+def test_a_cleared_admin_reads_restricted_cases_signals_and_decisions(client, make_user):
+    cleared = make_user("padmin-cleared", "policy_admin,senior", clearances=["csam", "cib"])
+    client.force_login(cleared)
+    case = CaseFactory(kind="csam")
+    page = client.get("/admin/casework/case/?q=" + case.subject.external_id)
+    assert f"/admin/casework/case/{case.pk}/change/" in page.content.decode()
+    assert client.get(f"/admin/casework/case/{case.pk}/change/").status_code == 200
+    assert client.get(f"/admin/casework/subject/{case.subject.pk}/change/").status_code == 200
+    Reporter.objects.create(external_id="u-reporter", first_seen_at=timezone.now())
+    reporter_page = client.get("/admin/casework/reporter/").content.decode()
+    assert "Reports upheld" in reporter_page  # every class visible: the record over every class is shown
+
+
+def test_a_superuser_follows_the_same_rule(client):
+    from django.contrib.auth import get_user_model
+
+    owner = get_user_model().objects.create_superuser("owner", password="pw-owner")
+    client.force_login(owner)
+    hidden = CaseFactory(kind="csam")
+    Reporter.objects.create(external_id="u-reporter", first_seen_at=timezone.now())
+    assert client.get(f"/admin/casework/case/{hidden.pk}/change/").status_code == 302
+    assert "Reports upheld" not in client.get("/admin/casework/reporter/").content.decode()

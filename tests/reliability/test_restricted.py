@@ -6,7 +6,9 @@ Two kinds of proof:
   metrics, campaigns, QA and relabel work, appeals) is recorded, then restricted activity happens
   (new csam and cib cases through intake, on a subject the user can see, claims, escalations into the
   shared escalations and legal queues, decisions, appeals, a campaign) and everything is read again:
-  not one byte may differ. What cannot change cannot tell.
+  not one byte may differ. What cannot change cannot tell. The Django admin likewise, as an uncleared
+  policy admin: every changelist with every filter it offers, searches, raw-id popups, and the change
+  view of every row and of the ids the activity fills.
 * indistinguishable: asking for a restricted object by id answers exactly what asking for an id that
   does not exist answers, on every detail endpoint and UI page, and no UI page names a restricted
   case, subject or class.
@@ -453,3 +455,104 @@ def test_a_contents_owner_is_named_only_to_a_reader_who_may_see_the_account(uncl
     cleared = api_client(world.cast["senior"]).get(f"/api/v1{url}").json()
     assert cleared["owner"] == {"kind": "account", "external_id": "u-csam-owner"}
     assert "u-csam-owner" in ui_client(world.cast["senior"]).get(url).content.decode()
+
+
+# --- the Django admin ----------------------------------------------------------------------------------------------
+
+# Change views of casework models are read for every id up to this far above the table's highest id before the
+# restricted activity: the rows it adds land there (the test checks), and before it they did not exist.
+ID_MARGIN = {"caseevent": 40, "notice": 20}
+ADMIN_SEARCHES = ("u-", "u-hidden", "u-hidden-1", "u-rep-0", "restricted", "csam", "cib")
+_CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
+_MESSAGES = re.compile(r'<ul class="messagelist">.*?</ul>', re.DOTALL)
+_FILTERS = re.compile(r'<nav id="changelist-filter".*?</nav>', re.DOTALL)
+
+
+def _admin_normalised(response):
+    if response.status_code != 200:
+        return (response.status_code, response.get("Location"))
+    return (200, _MESSAGES.sub("", _CSRF.sub("", response.content.decode())))
+
+
+# The admin's models that belong to a threat class (through a case, a decision or their own class).
+CASEWORK_MODELS = (
+    "casework.case casework.signal casework.subject casework.caseevent casework.campaign casework.reporter "
+    "reviews.assignment reviews.decision reviews.enforcement reviews.strike reviews.qualityreview "
+    "reviews.statementsubmission reviews.notice appeals.appeal"
+).split()
+
+
+def _casework_admins():
+    """The highest id of each casework model's table."""
+    from django.apps import apps
+
+    return {
+        (model := apps.get_model(label)): model._default_manager.order_by("-pk").values_list("pk", flat=True).first()
+        or 0
+        for label in CASEWORK_MODELS
+    }
+
+
+def _admin_urls(client, highest):
+    """Every changelist (with facets, every filter link it offers, filters naming every class and queue by id,
+    searches, the raw-id popup) and the change view of every row, plus, for casework models, of the ids above
+    ``highest`` that the restricted activity fills."""
+    from django.contrib import admin
+    from django.utils.http import urlencode
+
+    from policies.models import ThreatClass
+    from reviews.models import Queue
+
+    by_id = {model: list(model.objects.values_list("pk", flat=True)) for model in (ThreatClass, Queue)}
+    urls = ["/admin/"]
+    for model, model_admin in admin.site._registry.items():
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        lists = {base, base + "?_facets=1", base + "?_popup=1&_to_field=id"}
+        page = client.get(base + "?_facets=1")
+        assert page.status_code in (200, 403), base
+        for sidebar in _FILTERS.findall(page.content.decode()):
+            lists |= {base + href.replace("&amp;", "&") for href in re.findall(r'href="(\?[^"#]*)"', sidebar)}
+        for spec in model_admin.list_filter:
+            name = spec if isinstance(spec, str) else spec[0]
+            field = model._meta.get_field(name) if "__" not in name else None
+            if field is not None and field.is_relation and field.remote_field.model in by_id:
+                lists |= {f"{base}?{name}__id__exact={pk}" for pk in by_id[field.remote_field.model]}
+        if model_admin.search_fields:
+            lists |= {f"{base}?{urlencode({'q': q})}" for q in ADMIN_SEARCHES}
+        ids = set(model._default_manager.values_list("pk", flat=True))
+        if model in highest:
+            top = highest[model]
+            ids |= set(range(top + 1, top + ID_MARGIN.get(model._meta.model_name, 10) + 1))
+        urls += sorted(lists) + [f"{base}{pk}/change/" for pk in sorted(ids)]
+        if model is Case:
+            urls += [f"{base}{pk}/history/" for pk in sorted(ids)]
+    return urls
+
+
+def test_restricted_activity_changes_nothing_an_uncleared_policy_admin_reads_in_the_admin(uncleared):
+    from reviews.models import Decision
+
+    world = uncleared
+    client = ui_client(world.cast["policy_admin"])
+    highest = _casework_admins()
+    urls = _admin_urls(client, highest)
+    before = {url: _admin_normalised(client.get(url)) for url in urls}
+    new, decision = _restricted_activity(world)
+    # The reads covered every row the activity added.
+    margin = {m: top + ID_MARGIN.get(m._meta.model_name, 10) for m, top in highest.items()}
+    assert [m.__name__ for m in highest if (_casework_admins()[m] or 0) > margin[m]] == []
+    after = {url: _admin_normalised(client.get(url)) for url in urls}
+    differ = [url for url in urls if after[url] != before[url]]
+    assert differ == []
+    # Not blind: the new restricted rows were read, and a cleared admin sees them.
+    assert f"/admin/casework/case/{new[0].pk}/change/" in before
+    assert f"/admin/reviews/decision/{decision.pk}/change/" in before
+    cleared = ui_client(
+        user_upsert(username="r-padmin-cleared", role_names=["policy_admin", "senior"], clearances=["csam", "cib"])
+    )
+    assert cleared.get(f"/admin/casework/case/{new[0].pk}/change/").status_code == 200
+    page = cleared.get(f"/admin/reviews/decision/{decision.pk}/change/")
+    rationale = Decision.objects.get(pk=decision.pk).rationale
+    assert page.status_code == 200 and f'<div class="readonly">{rationale}</div>' in page.content.decode()
+    listed = cleared.get(f"/admin/casework/case/?threat_class__id__exact={new[0].threat_class_id}").content.decode()
+    assert world.spam_open.subject.external_id in listed and "u-hidden-1" in listed
