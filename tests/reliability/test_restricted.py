@@ -513,8 +513,8 @@ def _admin_urls(client, highest):
         for sidebar in _FILTERS.findall(page.content.decode()):
             lists |= {base + href.replace("&amp;", "&") for href in re.findall(r'href="(\?[^"#]*)"', sidebar)}
         for spec in model_admin.list_filter:
-            name = spec if isinstance(spec, str) else spec[0]
-            field = model._meta.get_field(name) if "__" not in name else None
+            name = spec if isinstance(spec, str) else spec[0] if isinstance(spec, tuple) else ""
+            field = model._meta.get_field(name) if name and "__" not in name else None
             if field is not None and field.is_relation and field.remote_field.model in by_id:
                 lists |= {f"{base}?{name}__id__exact={pk}" for pk in by_id[field.remote_field.model]}
         if model_admin.search_fields:
