@@ -463,15 +463,15 @@ def test_a_contents_owner_is_named_only_to_a_reader_who_may_see_the_account(uncl
 # restricted activity: the rows it adds land there (the test checks), and before it they did not exist.
 ID_MARGIN = {"caseevent": 40, "notice": 20}
 ADMIN_SEARCHES = ("u-", "u-hidden", "u-hidden-1", "u-rep-0", "restricted", "csam", "cib")
-_CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
-_MESSAGES = re.compile(r'<ul class="messagelist">.*?</ul>', re.DOTALL)
-_FILTERS = re.compile(r'<nav id="changelist-filter".*?</nav>', re.DOTALL)
+_ADMIN_CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
+_ADMIN_MESSAGES = re.compile(r'<ul class="messagelist">.*?</ul>', re.DOTALL)
+_ADMIN_FILTERS = re.compile(r'<nav id="changelist-filter".*?</nav>', re.DOTALL)
 
 
 def _admin_normalised(response):
     if response.status_code != 200:
         return (response.status_code, response.get("Location"))
-    return (200, _MESSAGES.sub("", _CSRF.sub("", response.content.decode())))
+    return (200, _ADMIN_MESSAGES.sub("", _ADMIN_CSRF.sub("", response.content.decode())))
 
 
 # The admin's models that belong to a threat class (through a case, a decision or their own class).
@@ -515,7 +515,7 @@ def _admin_urls(client, highest):
         lists = {base, base + "?_facets=1", base + "?_popup=1&_to_field=id"}
         page = client.get(base + "?_facets=1")
         assert page.status_code in (200, 403), base
-        for sidebar in _FILTERS.findall(page.content.decode()):
+        for sidebar in _ADMIN_FILTERS.findall(page.content.decode()):
             lists |= {base + href.replace("&amp;", "&") for href in re.findall(r'href="(\?[^"#]*)"', sidebar)}
         for spec in model_admin.list_filter:
             name = spec if isinstance(spec, str) else spec[0] if isinstance(spec, tuple) else ""
