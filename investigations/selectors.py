@@ -6,9 +6,12 @@ cases: a restricted class's cases, decisions, strikes, appeals and signals are
 left out for a user without its clearance, and a subject whose only cases (or
 signals) are of such classes does not exist for them.
 
-The searches are a few indexed statements whatever the tables' size: prefix
-matching walks the C-collation index of external ids, attribute values, reporter
-ids and case ids are equality probes, and every source of candidates is capped.
+A search is one statement whatever the tables' size. Each source of candidates
+walks an index in the order results are listed (external ids in the C-collation
+index; the holders of a value and a reporter's subjects by subject id), tests
+visibility with one index-only probe per subject and stops after the cap of
+visible subjects; the figures are read for the page alone. A value held by a
+whole CDN costs what the cap allows, never what its popularity would.
 """
 
 from __future__ import annotations
