@@ -60,10 +60,12 @@ def _visible_classes_sql(user) -> str:
 # (true: a visible one; false: only hidden ones); the signals are read only for a subject without
 # cases. Neither test can be turned into a hash of every hidden case or signal (``OFFSET 0``), which
 # the planner otherwise prefers for a popular value and then builds from the whole table.
+# Its aliases are its own: ``{s}`` may name a column of a ``casework_case`` or ``casework_signal`` row.
 _SUBJECT_VISIBLE_SQL = """
-    COALESCE((SELECT bool_or(c.threat_class_id = ANY({visible})) FROM casework_case c WHERE c.subject_id = {s}),
-             NOT EXISTS (SELECT 1 FROM casework_signal g
-                         WHERE g.subject_id = {s} AND NOT g.threat_class_id = ANY({visible}) OFFSET 0))
+    COALESCE((SELECT bool_or(vis_c.threat_class_id = ANY({visible})) FROM casework_case vis_c
+               WHERE vis_c.subject_id = {s}),
+             NOT EXISTS (SELECT 1 FROM casework_signal vis_g
+                         WHERE vis_g.subject_id = {s} AND NOT vis_g.threat_class_id = ANY({visible}) OFFSET 0))
 """
 
 

@@ -210,3 +210,19 @@ def test_a_subject_without_cases_is_absent_when_it_has_hidden_signals(inv, api_f
             SignalFactory(subject=quiet[name], threat_class=threat_class(slug))
     assert found(api_for(inv.moderator), "?q=pay-q") == [("account", "quiet-1"), ("account", "quiet-3")]
     assert found(api_for(inv.senior), "?q=pay-q") == [("account", n) for n in ("quiet-1", "quiet-2", "quiet-3")]
+
+
+def test_case_id_and_reporter_searches_test_the_found_subject_itself(inv, api_for):
+    """The visibility test of a case id or a reporter's subjects is about that subject, not the tables."""
+    from tests.factories import ReporterFactory, SignalFactory, SubjectFactory, threat_class
+
+    mod, senior = api_for(inv.moderator), api_for(inv.senior)
+    assert found(mod, f"?q={inv.hidden.pk}") == []  # hidden-1's csam case
+    assert found(senior, f"?q={inv.hidden.pk}") == [("account", "hidden-1")]
+    # A reporter's caseless subjects: visible to a moderator unless a hidden signal names them.
+    reporter = ReporterFactory(external_id="rep-quiet")
+    plain, hidden = SubjectFactory(external_id="quiet-a"), SubjectFactory(external_id="quiet-b")
+    SignalFactory(subject=plain, reporter=reporter)
+    SignalFactory(subject=hidden, reporter=reporter, threat_class=threat_class("csam"))
+    assert found(mod, "?q=rep-quiet") == [("account", "quiet-a")]
+    assert found(senior, "?q=rep-quiet") == [("account", "quiet-a"), ("account", "quiet-b")]
