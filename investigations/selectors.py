@@ -29,6 +29,7 @@ from casework.models import Case, Subject
 from docket.errors import DocketError, not_found
 from policies.models import ThreatClass
 from reviews.models import Decision, Strike
+from reviews.selectors import decisions_blind_to
 
 # Candidates read per source (external id prefix, attribute value, reporter, case id): the count of
 # results is exact up to this many and flagged as an estimate beyond (API.md "Lists").
@@ -360,22 +361,25 @@ def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: da
         history.owner = subject.owner
     history.restricted_classes = sorted({c.threat_class.slug for c in shown if c.threat_class.restricted})
     by_case = defaultdict(list)
+    # A decision under a blind second review the reader may do is left out, with its strike.
+    blind = decisions_blind_to(user)
     decisions = (
         Decision.objects.filter(case__in=shown)
         .select_related("reviewer__user", "case__threat_class")
         .order_by("created_at", "id")
     )
+    if blind is not None:
+        decisions = decisions.exclude(pk__in=blind.values("pk"))
     for d in decisions:
         by_case[d.case_id].append(d)
     for case in shown:
         case.decision_rows = by_case.get(case.pk, [])
     account_id = subject.pk if subject.kind == Subject.Kind.ACCOUNT else subject.owner_id
     if subject.kind == Subject.Kind.ACCOUNT:
-        history.strikes = list(
-            Strike.objects.filter(account_id=account_id, decision__case__threat_class_id__in=visible)
-            .select_related("decision")
-            .order_by("-created_at", "-id")
-        )
+        strikes = Strike.objects.filter(account_id=account_id, decision__case__threat_class_id__in=visible)
+        if blind is not None:
+            strikes = strikes.exclude(decision__in=blind.values("pk"))
+        history.strikes = list(strikes.select_related("decision").order_by("-created_at", "-id"))
         for strike in history.strikes:
             strike.active = strike.removed_at is None and strike.expires_at > now
     campaign_ids = {c.campaign_id for c in shown if c.campaign_id}

@@ -102,3 +102,17 @@ def test_a_pending_relabel_hides_the_decision_from_appeals_staff_too(decided, ma
     assert api_for(appeals).get(f"/api/v1/decisions/{decision.pk}/").status_code == 404
     assert api_for(make_user("other", "moderator")).get(f"/api/v1/decisions/{decision.pk}/").status_code == 404
     assert api_for(policy_admin).get(f"/api/v1/decisions/{decision.pk}/").status_code == 200
+
+
+def test_the_subject_history_leaves_out_a_decision_under_blind_review_and_its_strike(
+    decided, moderator, make_user, api_for
+):
+    case, decision = decided
+    path = f"/api/v1/subjects/account/{case.subject.external_id}/"
+
+    def history(user):
+        body = api_for(user).get(path).json()
+        return [d["id"] for c in body["cases"] for d in c["decisions"]], [s["decision"] for s in body["strikes"]]
+
+    assert history(make_user("second", "moderator")) == ([], [])
+    assert history(moderator) == ([decision.pk], [decision.pk])
