@@ -227,6 +227,10 @@ def test_the_admin_shows_clearances_and_class_flags_read_only_and_ignores_them_i
     assert 'name="clearances"' not in page
     assert f'href="{ADD}?reviewer={mod.reviewer.pk}"' in page
 
+    add = client.get("/admin/reviews/reviewer/add/")
+    assert add.status_code == 200 and 'name="clearances"' not in add.content.decode()
+    assert 'name="restricted"' in client.get("/admin/policies/threatclass/add/").content.decode()  # a new class
+
     own = client.post(
         f"/admin/reviews/reviewer/{ada.reviewer.pk}/change/",
         {"user": ada.pk, "clearances": "csam,cib", "max_active": 3, "graphic_budget": 40, "language": "en"},
