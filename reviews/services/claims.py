@@ -350,8 +350,9 @@ def case_assign(*, case_id, reviewer_username, by) -> Assignment:
     """A senior hands a waiting (or held) case to a named reviewer.
 
     The eligibility rule applies to the named reviewer exactly as for a claim
-    (the class's clearance too); whether they work the queue does not. A
-    current holder's assignment is ended (released).
+    (the class's clearance too); whether they work the queue does not. Only
+    moderators and seniors take cases (``400 invalid`` otherwise). A current
+    holder's assignment is ended (released).
     """
     by = user_of(by)
     if not roles.has(by, roles.SENIOR):
@@ -363,6 +364,13 @@ def case_assign(*, case_id, reviewer_username, by) -> Assignment:
     )
     if target is None:
         raise DocketError("invalid", "No such reviewer.", errors={"reviewer": ["No reviewer with that username."]})
+    if not roles.has_any(target.user, (roles.MODERATOR, roles.SENIOR)):
+        # They could neither decide nor escalate it (``case_worker_require``): the case would sit with them.
+        raise DocketError(
+            "invalid",
+            "Cases go to moderators and seniors; this reviewer works appeals only.",
+            errors={"reviewer": ["Not a moderator or senior."]},
+        )
     case = lock_case(case_id)
     if case.status != "in_review":
         transition_check(case.status, "in_review", verb="be assigned")

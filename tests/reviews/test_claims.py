@@ -266,6 +266,8 @@ def test_named_assignment_still_applies_capacity_and_clearance(senior, make_user
         refused("capacity_reached", 409, lambda: case_assign(case_id=case.pk, reviewer_username="full", by=senior))
         refused("clearance_required", 403, lambda: case_assign(case_id=csam.pk, reviewer_username="full", by=senior))
         refused("invalid", 400, lambda: case_assign(case_id=case.pk, reviewer_username="ghost", by=senior))
+        make_user("appeals-only", "appeals")  # a reviewer who could neither decide nor escalate it
+        refused("invalid", 400, lambda: case_assign(case_id=case.pk, reviewer_username="appeals-only", by=senior))
         refused("forbidden", 403, lambda: case_assign(case_id=case.pk, reviewer_username="full", by=full))
 
 

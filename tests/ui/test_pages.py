@@ -340,9 +340,11 @@ def test_appeals_staff_holding_a_case_cannot_decide_or_escalate_it_in_the_ui(
     login, api_for, senior, make_user, unchanged
 ):
     """The service's one rule: a case handed to an appeals-only reviewer is refused in the UI as over the API."""
-    appeals = make_user("appeals-only", "appeals")
+    # Assigned while a moderator, then moved to appeals only: the case is still theirs.
+    make_user("appeals-only", "moderator")
     case = CaseFactory(kind="spam")
     case_assign(case_id=case.pk, reviewer_username="appeals-only", by=senior)
+    appeals = make_user("appeals-only", "appeals")
     with unchanged():
         page = login(appeals).post(f"/cases/{case.pk}/decision/", {"action": "remove", "rule": "SP-1"}, follow=True)
         assert page.status_code == 403
