@@ -27,6 +27,16 @@ def _paths(moderator):
     return [
         ("UI queue page /queues/spam/", "senior", "/queues/spam/", True),
         ("UI queue page /queues/csam/ (restricted, small)", "senior", "/queues/csam/", True),
+        ("UI queue page, last page (oldest first)", "senior", "/queues/spam/?sort=oldest&page=100", True),
+        ("UI queue page ?sla=past (none in spam)", "senior", "/queues/spam/?sla=past", True),
+        ("UI queue page ?sla=soon&status=open", "senior", "/queues/spam/?sla=soon&status=open", True),
+        ("UI queue page csam ?sla=past&sort=oldest", "senior", "/queues/csam/?sla=past&sort=oldest", True),
+        (
+            "UI queue page ?threat_class=spam&sort=sla&page=20",
+            "senior",
+            "/queues/spam/?threat_class=spam&sort=sla&page=20",
+            True,
+        ),
         ("UI home /", "moderator", "/", False),
         ("API cases (default order)", "api", "/api/v1/cases/", True),
         ("API cases ?status=open&queue=spam", "api", "/api/v1/cases/?status=open&queue=spam", True),

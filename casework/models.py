@@ -307,6 +307,21 @@ class Case(models.Model):
                 name="case_active_queue_rank_idx",
                 condition=Q(status__in=list(ACTIVE_STATUSES)),
             ),
+            # A queue's page sorted oldest first or SLA due soonest (reviews.selectors.queue_listing): a walk
+            # of the queue's active cases in that order, or an index range for an SLA-state filter.
+            # The class is included so that a bounded count (and the visibility rule) reads the index alone.
+            models.Index(
+                fields=["queue", "created_at", "id"],
+                include=["threat_class"],
+                name="case_active_queue_created_idx",
+                condition=Q(status__in=list(ACTIVE_STATUSES)),
+            ),
+            models.Index(
+                fields=["queue", "sla_due_at", "id"],
+                include=["threat_class"],
+                name="case_active_queue_sla_idx",
+                condition=Q(status__in=list(ACTIVE_STATUSES)),
+            ),
             # A queue's oldest waiting case per class (casework.tallies: the oldest wait, one index probe each).
             models.Index(
                 "queue",

@@ -90,12 +90,22 @@ def _planner_rows(queryset) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-class EstimatingPaginator(DjangoPaginator):
-    """Counts at most ``EXACT_COUNT_LIMIT + 1`` rows; past that, answers the planner's estimate.
+def count_bounded(queryset, *, ordered=False) -> tuple[int, bool]:
+    """``(count, is_estimate)``: exact up to ``EXACT_COUNT_LIMIT``, past it the planner's estimate.
 
-    An exact count of a million-row list reads every row on each page; this
-    costs the same at any size. ``count_is_estimate`` says which was answered.
+    An exact count of a million-row list reads every row; this reads at most
+    ``EXACT_COUNT_LIMIT + 1``, so it costs the same at any size (the API's lists
+    and the moderator's filtered queue page count this way). ``ordered`` keeps the queryset's order in
+    the bounded read, so that PostgreSQL walks the index of that order for at most the limit's rows.
     """
+    capped = (queryset if ordered else queryset.order_by())[: EXACT_COUNT_LIMIT + 1].count()
+    if capped <= EXACT_COUNT_LIMIT:
+        return capped, False
+    return max(_planner_rows(queryset), EXACT_COUNT_LIMIT + 1), True
+
+
+class EstimatingPaginator(DjangoPaginator):
+    """Counts with ``count_bounded``; ``count_is_estimate`` says which was answered."""
 
     count_is_estimate = False
 
@@ -104,11 +114,8 @@ class EstimatingPaginator(DjangoPaginator):
         queryset = self.object_list
         if not hasattr(queryset, "query"):
             return len(queryset)
-        capped = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
-        if capped <= EXACT_COUNT_LIMIT:
-            return capped
-        self.count_is_estimate = True
-        return max(_planner_rows(queryset), EXACT_COUNT_LIMIT + 1)
+        count, self.count_is_estimate = count_bounded(queryset)
+        return count
 
 
 class Pagination(PageNumberPagination):

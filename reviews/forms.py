@@ -1,8 +1,13 @@
 """Forms of the moderator UI: they check types and sizes only; the services decide."""
 
+from urllib.parse import urlencode
+
 from django import forms
 
+from casework.models import Case
 from policies.models import Action
+
+from .selectors import QUEUE_MAX_PAGE
 
 
 class DecisionForm(forms.Form):
@@ -65,3 +70,95 @@ class SecondReviewForm(forms.Form):
         self.fields["rule"].choices = [("", "No rule (no violation)")] + [
             (r["code"], f"{r['code']} · {r['title']}") for r in version.rules
         ]
+
+
+class _ClassChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return obj.name
+
+
+class QueueFilterForm(forms.Form):
+    """The queue page's filters, sort and page (GET). ``classes`` and ``campaigns`` are what the user may see,
+    so a restricted class or campaign is refused like one that does not exist."""
+
+    threat_class = _ClassChoice(
+        queryset=None,
+        to_field_name="slug",
+        required=False,
+        empty_label="Any class",
+        label="Class",
+        error_messages={"invalid_choice": "No such class in this queue."},
+    )
+    status = forms.ChoiceField(
+        choices=[("", "Any status")] + [(s, label) for s, label in Case.Status.choices if s in Case.ACTIVE_STATUSES],
+        required=False,
+        error_messages={"invalid_choice": "Choose open, in review or escalated."},
+    )
+    campaign = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        widget=forms.NumberInput(attrs={"min": 1, "placeholder": "id"}),
+        error_messages={"invalid_choice": "No such campaign.", "invalid_pk_value": "A campaign is a number."},
+    )
+    sla = forms.ChoiceField(
+        choices=[("", "Any"), ("past", "Past SLA"), ("soon", "Due within 1 h"), ("ok", "Due later")],
+        required=False,
+        label="SLA",
+        error_messages={"invalid_choice": "Choose past SLA, due within 1 h or due later."},
+    )
+    sort = forms.ChoiceField(
+        choices=[("rank", "Rank (claim order)"), ("oldest", "Oldest first"), ("sla", "SLA due soonest")],
+        required=False,
+        label="Sort",
+        error_messages={"invalid_choice": "Sort by rank, oldest first or SLA due soonest."},
+    )
+    page = forms.IntegerField(
+        min_value=1,
+        max_value=QUEUE_MAX_PAGE,
+        required=False,
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "A page is a number.",
+            "max_value": f"Pages go up to {QUEUE_MAX_PAGE}: narrow the filters or change the sort to reach further.",
+        },
+    )
+
+    def __init__(self, *args, classes, campaigns, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["threat_class"].queryset = classes
+        self.fields["campaign"].queryset = campaigns
+
+    def clean_sort(self):
+        return self.cleaned_data["sort"] or "rank"
+
+    def clean_page(self):
+        return self.cleaned_data["page"] or 1
+
+    def is_filtered(self) -> bool:
+        """Something narrows the queue (a sort alone does not)."""
+        return any(self.cleaned_data[name] for name in ("threat_class", "status", "campaign", "sla"))
+
+    def link_query(self) -> str:
+        """The valid form's filters and sort as the query string of the page's links (without the page);
+        from the cleaned values, never the raw query."""
+        data = self.cleaned_data
+        values = {
+            "threat_class": data["threat_class"].slug if data["threat_class"] else "",
+            "status": data["status"],
+            "campaign": data["campaign"].pk if data["campaign"] else "",
+            "sla": data["sla"],
+            "sort": "" if data["sort"] == "rank" else data["sort"],
+        }
+        return urlencode({name: value for name, value in values.items() if value})
+
+    def listing_arguments(self) -> dict:
+        """The valid form as the keyword arguments of ``reviews.selectors.queue_listing``."""
+        data = self.cleaned_data
+        return {
+            "threat_class": data["threat_class"],
+            "status": data["status"] or None,
+            "campaign": data["campaign"],
+            "sla": data["sla"] or None,
+            "sort": data["sort"],
+            "page": data["page"],
+        }

@@ -1,16 +1,18 @@
 """Reads of the reviews app: queue health, decisions a user may see, QA work."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from casework.models import Case, CaseEvent, Reporter, Signal
+from casework.models import Case, CaseEvent, QueueTally, Reporter, Signal
 from casework.priority import BY_RANK, BY_RANK_ALL
 from casework.services import ESCALATION_QUEUES
 from docket import roles
+from docket.api import count_bounded
 from docket.errors import DocketError
 from docket.visibility import clearances_of, restrict
 from policies.models import VIOLATIONS, RelabelItem, ThreatClass, visible_classes_q
@@ -249,15 +251,166 @@ def _holder():
     return Assignment.objects.filter(case_id=OuterRef("pk"), state="active").values("reviewer__user__username")[:1]
 
 
-def queue_cases(user, queue, *, limit):
-    """A queue's waiting and held cases the user may see, highest priority first, with their holder."""
-    return list(
-        restrict(Case.objects.all(), user)
-        .filter(queue=queue, status__in=Case.ACTIVE_STATUSES)
+# The queue page: its sorts (the first is the default, the claim order) and SLA states.
+QUEUE_SORTS = {
+    "rank": BY_RANK,  # the claim order, on the queue's rank index
+    "oldest": ("created_at", "id"),  # on case_active_queue_created_idx
+    "sla": ("sla_due_at", "id"),  # SLA due soonest (most overdue first), on case_active_queue_sla_idx
+}
+# The same orders on expressions no index covers: for a few thousand cases, a sort beats an index walk.
+_IN_MEMORY = {
+    "rank": ((F("rank_tier") + 0).desc(), (F("rank") + 0).desc(), F("id").asc()),
+    "oldest": ((F("created_at") + timedelta(0)).asc(), F("id").asc()),
+}
+SLA_SOON = timedelta(hours=1)
+QUEUE_PAGE_SIZE = 50
+# Pages are numbered (offset) up to this one: an offset walk of the index stays short whatever the backlog.
+# Deeper cases are reached by another sort or a filter, as a reviewer would anyway.
+QUEUE_MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class QueueListing:
+    """One page of a queue: its cases, its number and the total of cases matching (``total_is_estimate`` above
+    ``docket.api.EXACT_COUNT_LIMIT`` when filtered)."""
+
+    cases: list
+    number: int
+    total: int
+    total_is_estimate: bool
+    page_size: int
+
+    @property
+    def total_shown(self) -> str:
+        return f"{self.total:,}"
+
+    @property
+    def last_page(self) -> int:
+        """The last page that may be asked for (at most ``QUEUE_MAX_PAGE``)."""
+        return max(1, min(QUEUE_MAX_PAGE, -(-self.total // self.page_size)))
+
+    @property
+    def capped(self) -> bool:
+        """More cases match than the numbered pages reach."""
+        return self.total > QUEUE_MAX_PAGE * self.page_size
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.last_page and len(self.cases) == self.page_size
+
+    @property
+    def page_numbers(self) -> list:
+        """The page links a pager shows: the first, the last and two either side of this one; None for a gap."""
+        shown = sorted({1, self.last_page, *range(max(1, self.number - 2), min(self.last_page, self.number + 2) + 1)})
+        out = []
+        for n in shown:
+            if out and n - out[-1] > 1:
+                out.append(None)
+            out.append(n)
+        return out
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * self.page_size + 1 if self.cases else 0
+
+    @property
+    def last_index(self) -> int:
+        return (self.number - 1) * self.page_size + len(self.cases)
+
+
+def queue_filter_classes(user, queue):
+    """The classes a queue's page may be filtered by: the queue's own (any class for a hand-off queue) the user
+    may see."""
+    classes = ThreatClass.objects.visible_to(user).order_by("name")
+    own = [tc.pk for tc in queue.threat_classes.all()]
+    return classes.filter(pk__in=own) if own else classes
+
+
+def _sla_state_q(sla, now):
+    if sla == "past":
+        return Q(sla_due_at__lt=now)
+    if sla == "soon":
+        return Q(sla_due_at__gte=now, sla_due_at__lt=now + SLA_SOON)
+    if sla == "ok":
+        return Q(sla_due_at__gte=now + SLA_SOON)
+    raise ValueError(f"unknown SLA state {sla!r}")
+
+
+def _queue_tally_total(user, queue, threat_class):
+    """Active cases of the queue (of one class) the user may see, from the queue tallies: a sum of a few rows."""
+    tallies = QueueTally.objects.filter(queue_id=queue.pk).exclude(
+        threat_class_id__in=ThreatClass.objects.hidden_from(user).values("id")
+    )
+    if threat_class is not None:
+        tallies = tallies.filter(threat_class_id=threat_class.pk)
+    return tallies.aggregate(n=Coalesce(Sum(F("waiting") + F("in_review")), 0))["n"]
+
+
+def queue_listing(
+    user,
+    queue,
+    *,
+    threat_class=None,
+    status=None,
+    campaign=None,
+    sla=None,
+    sort="rank",
+    page=1,
+    now=None,
+) -> QueueListing:
+    """One page of a queue's active cases the user may see, filtered and sorted, with the total matching.
+
+    Filters: ``threat_class`` (a class), ``status`` (one of the active statuses), ``campaign``, ``sla``
+    (``past`` its SLA, due within ``SLA_SOON`` (``soon``), or later (``ok``), at ``now``). ``sort`` is a
+    key of ``QUEUE_SORTS``. Each case carries its holder's username (``holder``). The total is the
+    queue tallies' (exact, a few rows summed) when only a class or nothing narrows the queue, else
+    ``docket.api.count_bounded`` (exact up to 10,000, an estimate above). Pages beyond
+    ``QUEUE_MAX_PAGE`` are not served. A constant number of queries, each walking an index of the
+    queue in the page's order, so the cost does not grow with the backlog.
+    """
+    if sort not in QUEUE_SORTS:
+        raise ValueError(f"unknown sort {sort!r}")
+    if not 1 <= page <= QUEUE_MAX_PAGE:
+        raise ValueError(f"page {page} out of 1..{QUEUE_MAX_PAGE}")
+    now = now or timezone.now()
+    page_size = QUEUE_PAGE_SIZE
+    cases = restrict(Case.objects.all(), user).filter(queue=queue, status__in=Case.ACTIVE_STATUSES)
+    if threat_class is not None:
+        cases = cases.filter(threat_class_id=threat_class.pk)
+    if status is not None:
+        cases = cases.filter(status=status)
+    if campaign is not None:
+        cases = cases.filter(campaign_id=campaign.pk)
+    order = QUEUE_SORTS[sort]
+    if sla is not None:
+        cases = cases.filter(_sla_state_q(sla, now))
+        # An SLA state is a range of the queue's SLA index: read it there, in its order. The planner cannot
+        # know how a queue's SLAs spread (one queue's cases all due in days, another's all late), and a
+        # wrong guess walks the whole queue or the whole table for a few rows.
+        by_sla = cases.order_by(*QUEUE_SORTS["sla"])
+        total, estimate = count_bounded(by_sla, ordered=True)
+        if sort != "sla" and not estimate:
+            # At most EXACT_COUNT_LIMIT cases: sorted in memory (the outer order matches no index).
+            cases = Case.objects.filter(pk__in=by_sla[: total or 1].values("pk"))
+            order = _IN_MEMORY[sort]
+    elif status is None and campaign is None:
+        total, estimate = _queue_tally_total(user, queue, threat_class), False
+    else:
+        total, estimate = count_bounded(cases)
+    # The offset is walked over the bare cases (an index), and only the page shown is joined.
+    start = (page - 1) * page_size
+    shown_ids = cases.order_by(*order).values("pk")[start : start + page_size]
+    shown = list(
+        Case.objects.filter(pk__in=shown_ids)
         .select_related("threat_class", "subject", "campaign")
         .annotate(holder=Subquery(_holder()))
-        .order_by(*BY_RANK)[:limit]
+        .order_by(*order)
     )
+    return QueueListing(cases=shown, number=page, total=total, total_is_estimate=estimate, page_size=page_size)
 
 
 def campaign_members(user, campaign):

@@ -13,9 +13,9 @@ from docket import roles
 from docket.errors import DocketError
 from docket.visibility import visible_or_404
 from policies.models import LADDER
-from reviews.forms import BulkDecisionForm, form_errors
+from reviews.forms import BulkDecisionForm, QueueFilterForm, form_errors
 from reviews.models import Queue
-from reviews.selectors import campaign_members, claimable_queue_slugs, queue_cases
+from reviews.selectors import campaign_members, claimable_queue_slugs, queue_filter_classes, queue_listing
 from reviews.services import active_version_for, campaign_decide, campaign_dismiss, decision_make
 
 from .common import ACTION_LABELS, cases_for, decision_fields, staff_required, with_shown_priority
@@ -91,16 +91,33 @@ def kept_input(post, *, selected=None):
 
 
 def queue_page(request, queue, *, kept=None, status=200):
-    """A queue's list of cases with the bulk form (filled back in with ``kept`` after a refusal)."""
-    cases = queue_cases(request.user, queue, limit=QUEUE_LIST_SHOWN)
+    """A queue's page of cases, filtered and sorted as the query asks, with the bulk form (filled back in with
+    ``kept`` after a refusal). A bad filter is a form error on the page (400), with the input kept."""
+    form = QueueFilterForm(
+        request.GET,
+        classes=queue_filter_classes(request.user, queue),
+        campaigns=Campaign.objects.visible_to(request.user),
+    )
+    listing = queue_listing(request.user, queue, **form.listing_arguments()) if form.is_valid() else None
+    if listing is None and status == 200:
+        status = 400
+    query = form.link_query() if listing else ""
+    cases = with_shown_priority(listing.cases) if listing else []
+    bulk_url = reverse("queue-bulk", kwargs={"slug": queue.slug})
+    if listing:
+        bulk_url += "?" + "&".join(filter(None, (query, f"page={listing.number}")))
     context = {
         "queue": queue,
-        "cases": with_shown_priority(cases),
+        "form": form,
+        "listing": listing,
+        "query": query,
+        "filtered": bool(listing) and form.is_filtered(),
+        "cases": cases,
         "now": timezone.now(),
         "can_claim": queue.slug in claimable_queue_slugs(request.user),
         "kept": kept or {"selected": ()},
     }
-    context.update(bulk_context(request.user, cases, action_url=reverse("queue-bulk", kwargs={"slug": queue.slug})))
+    context.update(bulk_context(request.user, cases, action_url=bulk_url))
     return render(request, "reviews/queue.html", context, status=status)
 
 
@@ -156,6 +173,10 @@ def _decided_message(request, action, case_ids):
     )
 
 
+def _same_query(request):
+    return "?" + request.GET.urlencode() if request.GET else ""
+
+
 @require_POST
 @staff_required
 def queue_bulk(request, slug):
@@ -165,7 +186,8 @@ def queue_bulk(request, slug):
         # The page again, the refused cases still ticked and the decision as entered, beside the reason.
         kept = kept_input(request.POST, selected=refused_ids)
         return queue_page(request, queue, kept=kept, status=200 if done else status)
-    return redirect("queue-detail", slug=slug)
+    # Back to the page the senior was on, with its filters (the form's action carries them).
+    return redirect(reverse("queue-detail", kwargs={"slug": slug}) + _same_query(request))
 
 
 @require_POST

@@ -165,6 +165,11 @@ class World:
             ("UI dashboard", self.senior, "/dashboard/"),
             ("UI escalations", self.senior, "/escalations/"),
             ("UI queue page", self.senior, "/queues/spam/"),
+            (
+                "UI queue page filtered",
+                self.senior,
+                f"/queues/spam/?threat_class=spam&status=open&campaign={self.campaign.pk}&sla=ok&sort=sla&page=2",
+            ),
             ("UI campaign page", self.senior, f"/campaigns/{self.campaign.pk}/"),
             ("UI source page", self.admin, "/sources/perf-classifier/"),
             ("UI case page", self.moderator, f"/cases/{focus}/"),
@@ -228,7 +233,8 @@ BOUNDS = {
     "UI home": 13,
     "UI dashboard": 29,  # sources and incidents read live; the Transparency Database outbox counts
     "UI escalations": 6,  # + the queues the user may claim from ("Claim next" only there)
-    "UI queue page": 9,
+    "UI queue page": 11,  # + the class filter's choices, the total from the queue tallies
+    "UI queue page filtered": 13,  # + the class and campaign asked for, looked up; a bounded count for the total
     "UI campaign page": 9,
     "UI source page": 6,
     "UI case page": 20,  # prior decisions, active strikes, the reporters' records, the campaign as the reader sees it

@@ -488,7 +488,7 @@ def test_queue_page_lists_waiting_cases_with_bulk_form_for_seniors(
 ):
     cases = [CaseFactory(kind="spam", priority=p) for p in (1, 2, 3)]
     c = login(senior)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         page = c.get("/queues/spam/")
     assert [c.pk for c in page.context["cases"]] == [c.pk for c in reversed(cases)]
     assert b"Decide the selected cases" in page.content
