@@ -151,8 +151,14 @@ class SourceIncident(models.Model):
             ),
         ]
 
+    KIND_LABELS = {"rate_spike": "rate spike", "score_shift": "score shift"}
+
     def __str__(self):
         return f"{self.kind} on {self.source_id} ({self.status})"
+
+    @property
+    def kind_label(self):
+        return self.KIND_LABELS.get(self.kind, self.kind.replace("_", " "))
 
 
 class Reporter(models.Model):

@@ -4,10 +4,11 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from casework.hygiene import sources_overview
+from reviews.models import Enforcement
 from reviews.selectors import decisions_visible_to
 from reviews.statements import transparency_db_overview
 from reviews.views.charts import queue_chart, series_chart, sla_chart, source_chart
-from reviews.views.common import duration, parse_time, staff_required
+from reviews.views.common import ACTION_LABELS, drain_forecast, duration, parse_time, staff_required
 
 from .metrics import metrics_snapshot
 
@@ -25,6 +26,13 @@ def dashboard(request):
     enforcement = snapshot.get("enforcement", {})
     recent = list(decisions_visible_to(request.user).order_by("-created_at")[:15])
     transparency_db = transparency_db_overview(request.user)
+    kinds = dict(Enforcement.Kind.choices)
+    failures = [
+        {**f, "kind_label": kinds.get(f["kind"], f["kind"]), "action_label": ACTION_LABELS.get(f["action"])}
+        for f in enforcement.get("recent_failures", [])
+    ]
+    for q in queues:
+        q["forecast"] = drain_forecast(q)
     for c in classes:
         c["sla_pct"] = None if c.get("sla_compliance") is None else round(100 * c["sla_compliance"], 1)
         c["p50"] = duration(c.get("time_to_action_p50_s"))
@@ -47,7 +55,7 @@ def dashboard(request):
             "classes": classes,
             "sources": sources,
             "incidents": sorted((s for s in sources if s.incident), key=lambda s: s.incident.opened_at, reverse=True),
-            "failures": enforcement.get("recent_failures", []),
+            "failures": failures,
             "recent": recent,
             "totals": totals,
             "queue_chart": queue_chart(queues),

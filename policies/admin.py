@@ -172,7 +172,6 @@ class ThreatClassAdmin(admin.ModelAdmin):
     form = ThreatClassForm
     list_display = [
         "name",
-        "slug",
         "severity",
         "harm_weight",
         "sla",

@@ -203,6 +203,11 @@ class PolicyVersion(models.Model):
     def __str__(self):
         return f"{self.policy.slug} v{self.number}"
 
+    @property
+    def label(self):
+        """The version as pages and messages name it: the policy's name and the number."""
+        return f"{self.policy.name} v{self.number}"
+
     def rule_codes(self):
         return [r["code"] for r in self.rules]
 

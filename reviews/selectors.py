@@ -135,6 +135,11 @@ def _forecast(depth, arrivals, decisions):
     return {"forecast_drain_hours": round(depth / (service_rate - arrival_rate), 2), "drain_state": "draining"}
 
 
+def queue_names() -> dict:
+    """``{slug: name}`` of every queue (pages name queues by their names; a queue's name is not secret)."""
+    return dict(Queue.objects.values_list("slug", "name"))
+
+
 def claimable_queue_slugs(user) -> frozenset:
     """Queues whose "Claim next" this user may press: a moderator or senior working the queue, cleared for it.
 

@@ -28,7 +28,7 @@ from docket import roles
 from docket.conf import setting
 from docket.errors import DocketError, forbidden, not_found
 from docket.queueing import enqueue_on_commit
-from policies.models import VIOLATIONS, Policy, PolicyVersion, ThreatClass, class_visible
+from policies.models import VIOLATIONS, Action, Policy, PolicyVersion, ThreatClass, class_visible
 
 from ..models import Assignment, Decision, Enforcement, Queue
 from ..sor import public_explanation_clean
@@ -44,6 +44,7 @@ from .common import (
     user_of,
 )
 
+ACTION_LABELS = dict(Action.choices)
 DELIVER_TASK = "reviews.tasks.deliver_enforcement"
 
 
@@ -55,9 +56,7 @@ def active_version_for(threat_class) -> PolicyVersion:
         .first()
     )
     if version is None:
-        raise DocketError(
-            "no_active_policy", f"The {threat_class.slug} class has no active policy version.", status=409
-        )
+        raise DocketError("no_active_policy", f"{threat_class.name} has no active policy version.", status=409)
     return version
 
 
@@ -66,7 +65,8 @@ def decision_validate(*, version, action, rule, duration_days, automated=False):
     if action not in version.ladder:
         raise DocketError(
             "action_not_allowed",
-            f"{action!r} is not on the ladder of {version}: {', '.join(version.ladder)}.",
+            f"{ACTION_LABELS.get(action, action)} is not on the ladder of {version.label}: "
+            f"{', '.join(ACTION_LABELS.get(a, a) for a in version.ladder)}.",
         )
     rule = (rule or "").strip()
     if rule and rule not in version.rule_codes():

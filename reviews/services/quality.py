@@ -6,7 +6,7 @@ from django.utils import timezone
 from casework import events
 from casework.services import case_event_add
 from docket.errors import DocketError, conflict, forbidden, not_found
-from policies.models import LADDER, class_visible
+from policies.models import LADDER, Action, class_visible
 
 from ..models import QualityReview
 from .common import reviewer_of
@@ -32,7 +32,8 @@ def quality_review_complete(*, review_id, reviewer, action, rule="") -> QualityR
     if review.status != QualityReview.Status.PENDING:
         raise conflict("already_reviewed", "This quality review is already done.")
     if action not in LADDER or action not in decision.policy_version.ladder:
-        raise DocketError("action_not_allowed", f"{action!r} is not on the ladder of {decision.policy_version}.")
+        label = dict(Action.choices).get(action, action)
+        raise DocketError("action_not_allowed", f"{label} is not on the ladder of {decision.policy_version.label}.")
     rule = (rule or "").strip()
     if rule and rule not in decision.policy_version.rule_codes():
         raise DocketError("invalid", f"Unknown rule {rule!r}.", errors={"rule": ["Unknown rule."]})

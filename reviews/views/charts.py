@@ -96,6 +96,8 @@ def queue_chart(queues):
         note = f"{q.get('depth') or 0} waiting, {q.get('in_review') or 0} in review"
         if q.get("breaching"):
             note += f", {q['breaching']} late"
+        if q.get("forecast"):
+            note += f" · {q['forecast']}"
         breaching = min(q.get("breaching") or 0, q.get("depth") or 0)
         rows.append(
             (
@@ -104,7 +106,7 @@ def queue_chart(queues):
                 note,
             )
         )
-    return _hbars(rows, title="Queue depth: past SLA, waiting and in review", width=760, label_w=230, note_w=190)
+    return _hbars(rows, title="Queue depth: past SLA, waiting and in review", width=860, label_w=230, note_w=290)
 
 
 def sla_chart(classes):
@@ -112,10 +114,12 @@ def sla_chart(classes):
     for c in classes:
         pct = c.get("sla_pct")
         colour = GREEN if pct is not None and pct >= 95 else AMBER if pct is not None and pct >= 80 else RED
-        rows.append((c["slug"], [(pct or 0, colour)], "no decisions yet" if pct is None else f"{pct}%"))
+        note = "no decisions yet" if pct is None else f"{pct}%"
+        rows.append((c.get("name") or c["slug"], [(pct or 0, colour)], note))
     return _hbars(
         rows,
         title="SLA compliance by threat class (target 95%)",
+        label_w=220,
         max_value=100,
         marker=95,
         value_fmt=lambda v: f"{v:.0f}%",
@@ -131,10 +135,10 @@ def source_chart(sources):
         note = (
             f"{current:.1f}/h"
             + (f" (baseline {baseline:.1f}/h)" if baseline is not None else "")
-            + f" · {s.status}"
+            + f" · {s.get_status_display().lower()}"
             + (f", {s.held} held" if s.held else "")
         )
-        rows.append((s.slug, [(current, colour)], note))
+        rows.append((s.name or s.slug, [(current, colour)], note))
     return _hbars(rows, title="Signal rate by source, last hour", width=760, label_w=170, note_w=230)
 
 

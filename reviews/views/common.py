@@ -13,7 +13,7 @@ from docket import roles
 from docket.errors import DocketError
 from docket.visibility import restrict, visible_or_404
 from policies.models import Action
-from reviews.models import Reviewer
+from reviews.models import Queue, Reviewer
 from reviews.services import queue_claim
 
 ACTION_LABELS = dict(Action.choices)
@@ -52,7 +52,8 @@ def claim_next(request, queue_slug):
         messages.error(request, e.detail)
         return redirect("home")
     if assignment is None:
-        messages.info(request, f"The {queue_slug} queue has no case for you right now.")
+        name = Queue.objects.filter(slug=queue_slug).values_list("name", flat=True).first() or queue_slug
+        messages.info(request, f"The {name} queue has no case for you right now.")
         return redirect("home")
     return redirect("case-detail", case_id=assignment.case_id)
 
@@ -75,6 +76,16 @@ def duration(seconds):
     if seconds < 86400:
         return f"{seconds // 3600}h {seconds % 3600 // 60}m"
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def drain_forecast(queue_row):
+    """A queue's drain forecast in words (``queues_overview``'s ``drain_state`` and hours)."""
+    if queue_row.get("drain_state") == "growing":
+        return "growing"
+    hours = queue_row.get("forecast_drain_hours")
+    if hours is None:
+        return "no decisions lately"
+    return f"drains in {hours:.1f} h"
 
 
 def with_shown_priority(cases):

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from casework.services import ESCALATION_QUEUES
 from docket import roles
-from reviews.selectors import claimable_queue_slugs, escalated_cases
+from reviews.selectors import claimable_queue_slugs, escalated_cases, queue_names
 
 from .bulk import QUEUE_LIST_SHOWN
 from .common import staff_required
@@ -21,8 +21,16 @@ def escalations(request):
         return redirect("home")
     cases = escalated_cases(request.user, limit=QUEUE_LIST_SHOWN)
     claimable = claimable_queue_slugs(request.user)
+    names = queue_names()
+    for case in cases:
+        case.from_queue_name = names.get(case.from_queue, case.from_queue)
     groups = [
-        {"slug": slug, "cases": [c for c in cases if c.queue.slug == slug], "can_claim": slug in claimable}
+        {
+            "slug": slug,
+            "name": names.get(slug, slug),
+            "cases": [c for c in cases if c.queue.slug == slug],
+            "can_claim": slug in claimable,
+        }
         for slug in ESCALATION_QUEUES
     ]
     return render(request, "reviews/escalations.html", {"groups": groups, "now": timezone.now()})

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from docket import roles
 from docket.errors import DocketError
 from docket.views import landing
+from policies.models import ThreatClass
 from reviews.models import Assignment
 from reviews.selectors import assignments_held, claimable_queue_slugs, queues_overview, reviewer_load
 from reviews.services import assignment_release, assignment_renew, assignment_skip
@@ -30,10 +31,15 @@ def home(request):
     own_slugs = set()
     load = None
     my_cases = []
+    clearances = []
     if reviewer is not None:
         own_slugs = claimable_queue_slugs(request.user)
         load = reviewer_load(reviewer)
         my_cases = list(assignments_held(reviewer))
+        if reviewer.clearances:  # shown by the classes' names
+            clearances = list(
+                ThreatClass.objects.filter(slug__in=reviewer.clearances).order_by("name").values_list("name", flat=True)
+            )
     queues = []
     for row in overview:
         row = dict(row)
@@ -51,6 +57,7 @@ def home(request):
             "load": load,
             "queues": queues,
             "my_cases": my_cases,
+            "clearances": clearances,
             "shortcut_queue": shortcut_queue,
         },
     )
@@ -89,7 +96,7 @@ def assignment_release_view(request, assignment_id):
     except DocketError as e:
         refused(request, e)
         return redirect("home")
-    messages.success(request, f"Case {assignment.case_id} went back to the {assignment.case.queue.slug} queue.")
+    messages.success(request, f"Case {assignment.case_id} went back to the {assignment.case.queue.name} queue.")
     return redirect("home")
 
 

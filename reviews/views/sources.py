@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from casework.hygiene import source_confirm, source_incident_resolve, source_overview, source_quarantine
+from casework.models import SignalSource
 from docket import roles
 from docket.errors import DocketError
 
@@ -28,6 +29,10 @@ def source_detail(request, slug):
     )
 
 
+def _source_name(slug):
+    return SignalSource.objects.filter(slug=slug).values_list("name", flat=True).first() or slug
+
+
 def _source_action(request, slug, act):
     """Run one admin action on the source; a refusal or a missing role is a message on the source page."""
     if not roles.has(request.user, roles.POLICY_ADMIN):
@@ -45,7 +50,10 @@ def _source_action(request, slug, act):
 def source_confirm_view(request, slug):
     def act():
         released = source_confirm(source_slug=slug, actor=request.user)["released"]
-        return f"Confirmed: {slug} is healthy; {released} held signal{'s' if released != 1 else ''} entered the queue."
+        return (
+            f"Confirmed: {_source_name(slug)} is healthy; "
+            f"{released} held signal{'s' if released != 1 else ''} entered the queue."
+        )
 
     return _source_action(request, slug, act)
 
@@ -55,7 +63,7 @@ def source_confirm_view(request, slug):
 def source_incident_resolve_view(request, slug):
     def act():
         source_incident_resolve(source_slug=slug, actor=request.user)
-        return f"Resolved: {slug}'s incident is closed; the source keeps its status."
+        return f"Resolved: the incident of {_source_name(slug)} is closed; the source keeps its status."
 
     return _source_action(request, slug, act)
 
@@ -65,6 +73,6 @@ def source_incident_resolve_view(request, slug):
 def source_quarantine_view(request, slug):
     def act():
         source_quarantine(source_slug=slug, actor=request.user)
-        return f"Quarantined: {slug}'s signals stay held, stored and out of the queue."
+        return f"Quarantined: the signals of {_source_name(slug)} stay held, stored and out of the queue."
 
     return _source_action(request, slug, act)

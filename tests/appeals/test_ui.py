@@ -138,7 +138,7 @@ def test_modify_through_the_form(decider, appeals_staff):
         ("other", {"outcome": "upheld", "rationale": "x"}, "Only the reviewer holding this appeal may resolve it."),
         ("decider", {"outcome": "upheld", "rationale": "x"}, "You made a decision on this case"),
         ("holder", {"outcome": "upheld", "rationale": ""}, "Reasons: This field is required."),
-        ("holder", {"outcome": "modified", "action": "lock", "rationale": "x"}, "'lock' is not on the ladder"),
+        ("holder", {"outcome": "modified", "action": "lock", "rationale": "x"}, "Lock account is not on the ladder"),
         ("holder", {"outcome": "modified", "rationale": "x"}, "The resolution is invalid."),
     ],
 )

@@ -75,7 +75,7 @@ def test_senior_dismisses_a_campaign_and_confirms_a_source(page, live_server, si
     screenshot(page, "sources-index")
     page.locator("#sources").get_by_role("link", name="Spam classifier").click()
     page.get_by_role("button", name="Confirm the spike is real").click()
-    expect(page.locator("#source-status")).to_have_text("healthy")
+    expect(page.locator("#source-status")).to_have_text("Healthy")
     assert SignalSource.objects.get(slug="spam-classifier").status == "healthy"
 
 

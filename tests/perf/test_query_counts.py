@@ -232,7 +232,7 @@ BOUNDS = {
     "API access log": 4,
     "UI home": 13,
     "UI dashboard": 29,  # sources and incidents read live; the Transparency Database outbox counts
-    "UI escalations": 6,  # + the queues the user may claim from ("Claim next" only there)
+    "UI escalations": 7,  # + the queues the user may claim from ("Claim next" only there), the queues' names
     "UI queue page": 11,  # + the class filter's choices, the total from the queue tallies
     "UI queue page filtered": 13,  # + the class and campaign asked for, looked up; a bounded count for the total
     "UI campaign page": 9,

@@ -120,7 +120,7 @@ def test_claim_on_an_empty_queue_goes_home_with_a_message(login, moderator, unch
     with unchanged():
         page = login(moderator).post("/queues/spam/claim/", follow=True)
     assert page.redirect_chain == [("/", 302)]
-    assert messages_of(page) == ["The spam queue has no case for you right now."]
+    assert messages_of(page) == ["The Spam queue has no case for you right now."]
 
 
 def test_capacity_refusal_is_a_message(login, make_user, unchanged):
@@ -314,7 +314,7 @@ def test_decision_on_the_last_case_goes_home_with_a_message(login, moderator):
     assert page.redirect_chain == [("/", 302)]
     assert messages_of(page) == [
         f"Case {case.pk} decided: No violation.",
-        "The spam queue has no case for you right now.",
+        "The Spam queue has no case for you right now.",
     ]
 
 
@@ -363,7 +363,7 @@ def test_off_ladder_action_is_refused_with_a_message(login, moderator, unchanged
             f"/cases/{case.pk}/decision/", {"action": "legal_report", "rule": "SP-1"}, follow=True
         )
     [message] = messages_of(page)
-    assert message.startswith("'legal_report' is not on the ladder of spam v1")
+    assert message.startswith("Legal report is not on the ladder of Spam v1")
 
 
 def test_malformed_decision_is_a_message_not_an_error(login, moderator, unchanged):
@@ -399,7 +399,7 @@ def test_escalate_without_reason_is_a_message(login, moderator, unchanged):
 def test_release_returns_the_case(login, moderator):
     case, assignment = claimed(moderator)
     page = login(moderator).post(f"/assignments/{assignment.pk}/release/", follow=True)
-    assert messages_of(page) == [f"Case {case.pk} went back to the spam queue."]
+    assert messages_of(page) == [f"Case {case.pk} went back to the Spam queue."]
     case.refresh_from_db()
     assert case.status == "open"
 
@@ -516,8 +516,8 @@ def test_bulk_decision_reports_successes_and_refusals(login, senior, moderator):
     )
     assert messages_of(page) == [
         f"Decided 1 case(s) as Reduce reach: {harassment.pk}.",
-        f"1 case(s) refused — case {csam.pk}: 'reduce' is not on the ladder of csam v1: "
-        "no_violation, remove, ban, legal_report.",
+        f"1 case(s) refused — case {csam.pk}: Reduce reach is not on the ladder of Child safety v1: "
+        "No violation, Remove, Ban, Legal report.",
     ]
     page = c.post(
         "/queues/spam/bulk-decision/", {"cases": [*(s.pk for s in spam), held.pk], "action": "remove", "rule": "SP-1"}
@@ -579,7 +579,7 @@ def test_escalations_view_for_seniors(login, senior, moderator, django_assert_ma
     case, _ = claimed(moderator, kind="harassment")
     case_escalate(case_id=case.pk, actor=moderator, queue_slug="escalations", reason="threat to life")
     c = login(senior)
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         page = c.get("/escalations/")
     [row] = page.context["groups"][0]["cases"]
     assert (row.pk, row.reason, row.escalated_by, row.from_queue) == (case.pk, "threat to life", "mod", "harassment")

@@ -28,7 +28,7 @@ def test_the_campaign_page_decides_all_or_nothing_through_the_service(login, sen
         follow=True,
     )
     [message] = [str(m) for m in page.context["messages"]]
-    assert message.startswith(f"Nothing was decided. Case {csam.pk}: 'restrict' is not on the ladder")
+    assert message.startswith(f"Nothing was decided. Case {csam.pk}: Restrict is not on the ladder")
     assert Decision.objects.count() == 0
     assert Campaign.objects.get(pk=campaign.pk).status == "open"
 

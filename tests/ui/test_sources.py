@@ -51,8 +51,8 @@ def test_the_dashboard_shows_the_suspect_source_holding_its_signals(login, polic
     page = login(policy_admin).get("/dashboard/")
 
     html = page.content.decode()
-    row = re.search(r'<a href="/sources/spam-classifier/">spam-classifier</a>.*?</tr>', html).group(0)
-    assert "suspect" in row and "holding 40" in row and "incident" not in row
+    row = re.search(r'<a href="/sources/spam-classifier/">Spam classifier</a>.*?</tr>', html).group(0)
+    assert "Suspect" in row and "holding 40" in row and "incident" not in row
     assert "No open incidents." in html
     assert page.context["totals"]["held"] == 40
 
@@ -64,18 +64,18 @@ def test_confirm_from_the_source_page_releases_the_held_signals(login, policy_ad
 
     broken.refresh_from_db()
     assert page.redirect_chain == [("/sources/spam-classifier/", 302)]
-    assert messages_of(page) == ["Confirmed: spam-classifier is healthy; 40 held signals entered the queue."]
+    assert messages_of(page) == ["Confirmed: Spam classifier is healthy; 40 held signals entered the queue."]
     assert (broken.status, held(broken)) == ("healthy", 0)
     body = text(page)
     assert "healthy" in body and "Suspect" not in body
-    assert "confirmed by padmin" in body
+    assert "Confirmed by padmin" in body
 
 
 def test_quarantine_from_the_source_page_keeps_them_held(login, policy_admin, broken):
     page = login(policy_admin).post("/sources/spam-classifier/quarantine/", follow=True)
 
     broken.refresh_from_db()
-    assert messages_of(page) == ["Quarantined: spam-classifier's signals stay held, stored and out of the queue."]
+    assert messages_of(page) == ["Quarantined: the signals of Spam classifier stay held, stored and out of the queue."]
     assert (broken.status, held(broken)) == ("quarantined", 40)
     body = text(page)
     assert "Quarantined: its signals stay held" in body and "This source holds 40 signals" in body
@@ -119,7 +119,7 @@ def test_an_open_incident_says_what_corroborated_it_and_what_an_admin_can_do(log
 
     corroboration = "30 of its 100 subjects also reported by other sources within 6 h (needs 10)."
     assert corroboration in dashboard and "confirm or quarantine" in dashboard
-    assert "Open incident: rate_spike" in page and corroboration in page
+    assert "Open incident: rate spike" in page and corroboration in page
     assert "100 signals in the hour against 5.0 usual" in page
     assert "Confirm the spike is real" in page and "Quarantine the source" in page
 
@@ -132,7 +132,7 @@ def test_quarantining_a_source_with_an_incident_closes_it_on_every_page(login, p
     dashboard = client.get("/dashboard/")
     html = dashboard.content.decode()
     row = re.search(r'<a href="/sources/spam-model/">spam-model</a>.*?</tr>', html).group(0)
-    assert "quarantined" in row and "incident" not in row
+    assert "Quarantined" in row and "incident" not in row
     assert "No open incidents." in html and dashboard.context["totals"]["incidents"] == 0
     assert "Open incident" not in text(client.get("/sources/spam-model/"))
     assert SourceIncident.objects.get().detail["resolution"] == "quarantined"
@@ -144,7 +144,7 @@ def test_confirming_an_incident_records_who_and_offers_only_quarantine(login, po
     client.post("/sources/spam-model/confirm/")
 
     page = text(client.get("/sources/spam-model/"))
-    assert "Open incident: rate_spike" in page and "Confirmed real by padmin." in page
+    assert "Open incident: rate spike" in page and "Confirmed real by padmin." in page
     assert "Confirm the spike is real" not in page and "Quarantine the source" in page
     assert "Confirmed real by padmin." in text(client.get("/dashboard/"))
 
@@ -155,7 +155,7 @@ def test_resolving_an_incident_from_the_source_page_closes_it_and_keeps_the_stat
 
     page = client.post("/sources/spam-model/resolve-incident/", follow=True)
 
-    assert messages_of(page) == ["Resolved: spam-model's incident is closed; the source keeps its status."]
+    assert messages_of(page) == ["Resolved: the incident of spam-model is closed; the source keeps its status."]
     resolved = SourceIncident.objects.get()
     assert (resolved.status, resolved.detail["resolution"], resolved.detail["resolved_by"]) == (
         "resolved",
