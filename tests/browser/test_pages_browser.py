@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from policies.models import RelabelItem
 from policies.services import threshold_change_propose
 from reviews.models import Decision, QualityReview
 from tests.factories import CaseFactory, SignalFactory, SourceFactory, active_version, threat_class
@@ -59,8 +60,12 @@ def test_reviewer_work_pages(page, live_server, sign_in, screenshot, moderator, 
     expect(page.locator(".messages")).to_contain_text("recorded")
     review.refresh_from_db()
     assert review.status == "done"
+    RelabelItem.objects.create(policy_version=version, decision=decision, created_at=at)
     page.goto(f"{live_server.url}/relabel/")
     screenshot(page, "relabel-list")
+    page.get_by_role("link", name=f"Relabel case {case.pk}").click()
+    expect(page.get_by_label("Action")).to_be_visible()
+    screenshot(page, "relabel-review")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="My decisions").click()
     expect(page.get_by_role("heading", name="My recent decisions")).to_be_visible()
     screenshot(page, "my-decisions")
