@@ -10,8 +10,8 @@ from django.test import Client
 
 from casework.events import Kind as EventKind
 from casework.models import Campaign, Case, SignalSource, SourceIncident
-from docket.accounts import user_upsert
 from policies.models import Action, RelabelItem, ThreatClass, ThresholdChange
+from reviews.accounts import user_upsert
 from reviews.models import QualityReview, Queue
 from reviews.services import queue_claim
 from tests.ui.conftest import messages_of
