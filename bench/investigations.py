@@ -165,7 +165,7 @@ def main(argv=None):
         slowest_sql = slowest["sql"]
         if slowest_sql.startswith("SET LOCAL jit = off; "):  # a search: its statement, planned as it runs
             slowest_sql = "/* jit off */ " + slowest_sql.removeprefix("SET LOCAL jit = off; ")
-        if not slowest_sql.lstrip().upper().startswith("INSERT"):
+        if slowest_sql.lstrip().upper().startswith(("SELECT", "WITH", "/* JIT OFF */")):  # not INSERT, COMMIT
             with connection.cursor() as cur:
                 cur.execute("SET jit = off" if slowest_sql.startswith("/* jit off */") else "RESET jit")
             common.explain(label, slowest_sql)
