@@ -459,21 +459,23 @@ def account_record(*, user, case, limit: int = 5, now=None) -> dict:
     if account is None:
         return {"account": None, "decisions": [], "strikes": []}
     visible_cases = Case.objects.visible_to(user).filter(Q(subject_id=account.pk) | Q(subject__owner_id=account.pk))
+    decisions = Decision.objects.filter(case__in=visible_cases.exclude(pk=case.pk))
+    strikes = Strike.objects.filter(
+        account_id=account.pk,
+        removed_at__isnull=True,
+        expires_at__gt=now,
+        decision__case__in=Case.objects.visible_to(user),
+    )
+    blind = decisions_blind_to(user)  # a decision under a blind review the user may do tells nothing
+    if blind is not None:
+        decisions = decisions.exclude(pk__in=blind.values("pk"))
+        strikes = strikes.exclude(decision__in=blind.values("pk"))
     decisions = list(
-        Decision.objects.filter(case__in=visible_cases.exclude(pk=case.pk))
-        .select_related("case__threat_class", "case__subject", "reviewer__user")
-        .order_by("-created_at", "-id")[:limit]
+        decisions.select_related("case__threat_class", "case__subject", "reviewer__user").order_by(
+            "-created_at", "-id"
+        )[:limit]
     )
-    strikes = list(
-        Strike.objects.filter(
-            account_id=account.pk,
-            removed_at__isnull=True,
-            expires_at__gt=now,
-            decision__case__in=Case.objects.visible_to(user),
-        )
-        .select_related("decision")
-        .order_by("-created_at", "-id")
-    )
+    strikes = list(strikes.select_related("decision").order_by("-created_at", "-id"))
     return {"account": account, "decisions": decisions, "strikes": strikes}
 
 
@@ -536,11 +538,16 @@ def case_display_prefetches(*, user=None) -> list[Prefetch]:
 
 def strike_actions(accounts, *, now, user) -> dict[int, str]:
     """Per account, the action of its most recent active strike (not removed, not expired) from a decision
-    on a class ``user`` may see (``None``: unrestricted classes only); one query."""
+    on a class ``user`` may see (``None``: unrestricted classes only), none under a blind second review that is
+    theirs to do; one query."""
+    strikes = Strike.objects.filter(account_id__in=accounts, removed_at__isnull=True, expires_at__gt=now).filter(
+        visible_classes_q(clearances_of(user), prefix="decision__case__threat_class__")
+    )
+    blind = decisions_blind_to(user) if user is not None else None
+    if blind is not None:  # a decision under a blind review the user may do recommends nothing to them
+        strikes = strikes.exclude(decision__in=blind.values("pk"))
     rows = (
-        Strike.objects.filter(account_id__in=accounts, removed_at__isnull=True, expires_at__gt=now)
-        .filter(visible_classes_q(clearances_of(user), prefix="decision__case__threat_class__"))
-        .order_by("account_id", "-created_at", "-id")
+        strikes.order_by("account_id", "-created_at", "-id")
         .distinct("account_id")
         .values_list("account_id", "decision__action")
     )

@@ -26,6 +26,8 @@ def sees(api, ui, case, decision):
         "events": sorted({e["kind"] for e in events} & DECISION_EVENTS),
         "page_decisions": [d.pk for d in page.context["decisions"]],
         "page_events": sorted({e.kind for e in page.context["events"]} & DECISION_EVENTS),
+        "page_strikes": [st.decision_id for st in page.context["record"]["strikes"]],
+        "recommended": detail["recommended_action"],
     }
 
 
@@ -37,6 +39,8 @@ def shown(decision):
         "events": ["decided"],
         "page_decisions": [decision.pk],
         "page_events": ["decided"],
+        "page_strikes": [decision.pk],
+        "recommended": "restrict",  # the step above the account's strike (remove) on the spam ladder
     }
 
 
@@ -47,6 +51,8 @@ HIDDEN = {
     "events": [],
     "page_decisions": [],
     "page_events": [],
+    "page_strikes": [],
+    "recommended": "label",  # the mildest violation: as for an account without strikes
 }
 
 
