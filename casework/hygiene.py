@@ -24,6 +24,7 @@ from django.utils.text import slugify
 from docket.batches import batches
 from docket.conf import setting
 from docket.errors import DocketError
+from policies.models import ThreatClass
 
 from . import events
 from .intake.fold import signals_fold
@@ -178,6 +179,9 @@ class SourceHealth:
     distance: float | None
     anomaly: str | None = None  # rate_spike | score_shift
     corroboration: dict = field(default_factory=dict)
+    # Per threat class slug: {"current", "baseline"}, the rates' parts (they add up to the source's), so a
+    # page shows each reader the rates of the classes they may see (``sources_overview``).
+    classes: dict = field(default_factory=dict)
 
     def summary(self):
         return {
@@ -186,6 +190,7 @@ class SourceHealth:
             "distance": self.distance,
             "anomaly": self.anomaly,
             "corroboration": self.corroboration,
+            "classes": self.classes,
         }
 
 
@@ -221,6 +226,20 @@ _HEALTH_SQL = f"""
 """
 
 
+# Per source and class, the signals of the last hour and of the same hour of each past week (the windows of
+# ``_HEALTH_SQL``): range scans of the (source, occurred_at) index, grouped by class.
+_CLASSES_SQL = """
+    SELECT s.id, c.*
+    FROM casework_signalsource s
+    CROSS JOIN LATERAL (
+        SELECT tc.slug, {counts}
+        FROM casework_signal g JOIN policies_threatclass tc ON tc.id = g.threat_class_id
+        WHERE g.source_id = s.id AND ({windows})
+        GROUP BY tc.slug
+    ) c
+"""
+
+
 def _windows(now):
     """(lo, hi] of the last hour and of the same hour of week 1..4 weeks back."""
     return [(now - k * WEEK - HOUR, now - k * WEEK) for k in range(BASELINE_WEEKS + 1)]
@@ -247,9 +266,19 @@ def sources_health(*, now: datetime) -> list[SourceHealth]:
     windows = _windows(now)
     params = [p for w in windows for p in w]
     params += [now - HOUR, now, now - BASELINE_WEEKS * WEEK, now - HOUR]
+    in_window = [f"(g.occurred_at > %(lo{k})s AND g.occurred_at <= %(hi{k})s)" for k in range(len(windows))]
+    by_class = defaultdict(dict)
     with connection.cursor() as cur:
         cur.execute(_HEALTH_SQL, params)
         rows = cur.fetchall()
+        cur.execute(
+            _CLASSES_SQL.format(
+                counts=", ".join(f"count(*) FILTER (WHERE {w})" for w in in_window), windows=" OR ".join(in_window)
+            ),
+            {f"{edge}{k}": t for k, (lo, hi) in enumerate(windows) for edge, t in (("lo", lo), ("hi", hi))},
+        )
+        for source_id, slug, *counts in cur.fetchall():
+            by_class[source_id][slug] = counts
     result = []
     for row in rows:
         source_id, first_at = row[0], row[1]
@@ -257,8 +286,13 @@ def sources_health(*, now: datetime) -> list[SourceHealth]:
         rn, rmean, rhist, bn, bmean, bhist = row[3 + BASELINE_WEEKS :]
         # A week counts towards the baseline only if the source was sending by the start of its window:
         # a new source has no baseline, rather than a baseline of zero.
-        history = [c for (lo, _), c in zip(windows[1:], counts[1:], strict=True) if first_at and first_at <= lo]
+        weeks = [first_at is not None and first_at <= lo for lo, _ in windows[1:]]
+        history = [c for c, counted in zip(counts[1:], weeks, strict=True) if counted]
         baseline = sum(history) / len(history) if history else None
+        classes = {}
+        for slug, (current, *past) in sorted(by_class[source_id].items()):
+            part = [c for c, counted in zip(past, weeks, strict=True) if counted]
+            classes[slug] = {"current": current, "baseline": round(sum(part) / len(part), 3) if part else None}
         result.append(
             SourceHealth(
                 source_id=source_id,
@@ -268,6 +302,7 @@ def sources_health(*, now: datetime) -> list[SourceHealth]:
                 recent_scores=_distribution(rn, rmean, rhist),
                 baseline_scores=_distribution(bn, bmean, bhist),
                 distance=_cdf_distance(rhist or [], bhist or []),
+                classes=classes,
             )
         )
     return result
@@ -549,17 +584,45 @@ def _explained(source, incident, rules):
     return []
 
 
-def sources_overview(*, slug: str | None = None) -> list[SignalSource]:
-    """Sources (all, or the one with ``slug``) as pages show them, in two queries.
+def _figures_for_reader(source, hidden: frozenset[str]):
+    """The source's rates over the classes the reader may see (its stored rates count every class).
 
-    Each carries ``held`` (how many signals it holds: a count on the held-signals
-    index), ``incident`` (its open incident or None), ``suspected`` (why it was
-    held, while it is) and ``reasons`` (``HealthRules.explain`` lines: what
-    corroborated the incident, or why the source was held).
+    ``current_rate`` and ``baseline_rate`` become the sums of the visible classes' parts, and
+    ``score_shift`` the score distribution's distance only for a reader from whom no class is
+    hidden (a distance over every class's scores cannot be split by class). Before the health job
+    has split a source's rates by class, a reader with hidden classes is shown none.
+    """
+    summary = source.score_summary or {}
+    source.score_shift = summary.get("distance")
+    if not hidden:
+        return
+    source.score_shift = None
+    classes = summary.get("classes")
+    if classes is None:
+        source.current_rate = source.baseline_rate = None
+        return
+    seen = [figures for class_slug, figures in classes.items() if class_slug not in hidden]
+    source.current_rate = float(sum(f["current"] for f in seen))
+    if source.baseline_rate is not None:
+        source.baseline_rate = round(sum(f["baseline"] or 0.0 for f in seen), 3)
+
+
+def sources_overview(*, user, slug: str | None = None) -> list[SignalSource]:
+    """Sources (all, or the one with ``slug``) as ``user`` may see them, in three queries.
+
+    Each carries ``held`` (how many signals of the classes the user may see it holds:
+    a count on the held-signals index), its rates and ``score_shift`` as the user may
+    see them (``_figures_for_reader``), ``incident`` (its open incident or None),
+    ``suspected`` (why it was held, while it is) and ``reasons`` (``HealthRules.explain``
+    lines: what corroborated the incident, or why the source was held). A source's
+    status and incidents are the source's own, whatever class moved it: they are shown
+    to every reader, as is what holding it means for their queue.
     """
     rules = HealthRules.from_settings()
+    hidden = frozenset(ThreatClass.objects.hidden_from(user).values_list("slug", flat=True))
     held = (
-        Signal.objects.filter(source_id=OuterRef("pk"), disposition=Signal.Disposition.HELD)
+        Signal.objects.visible_to(user)
+        .filter(source_id=OuterRef("pk"), disposition=Signal.Disposition.HELD)
         .order_by()
         .values("source_id")
         .annotate(n=Count("id"))
@@ -577,12 +640,13 @@ def sources_overview(*, slug: str | None = None) -> list[SignalSource]:
         source.suspected = suspected and {**suspected, "at": datetime.fromisoformat(suspected["at"])}
         source.incident = open_by_source.get(source.pk)
         source.reasons = _explained(source, source.incident, rules)
+        _figures_for_reader(source, hidden)
     return result
 
 
-def source_overview(*, slug: str) -> SignalSource:
-    """One source as its page shows it (see ``sources_overview``), with its ``recent_incidents``."""
-    found = sources_overview(slug=slug)
+def source_overview(*, user, slug: str) -> SignalSource:
+    """One source as its page shows it to ``user`` (see ``sources_overview``), with its ``recent_incidents``."""
+    found = sources_overview(user=user, slug=slug)
     if not found:
         raise DocketError("not_found", "No such source.", status=404)
     source = found[0]

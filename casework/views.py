@@ -35,7 +35,7 @@ def sources_index(request):
     return render(
         request,
         "casework/sources.html",
-        {"sources": sources_overview(), "can_decide": roles.has(request.user, roles.POLICY_ADMIN)},
+        {"sources": sources_overview(user=request.user), "can_decide": roles.has(request.user, roles.POLICY_ADMIN)},
     )
 
 

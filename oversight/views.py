@@ -22,7 +22,7 @@ def dashboard(request):
     queues = snapshot.get("queues", [])
     classes = [dict(c) for c in snapshot.get("threat_classes", [])]
     # Sources and incidents live, not from the cached snapshot: a status and its incident never disagree.
-    sources = sources_overview()
+    sources = sources_overview(user=request.user)
     enforcement = snapshot.get("enforcement", {})
     recent = list(decisions_visible_to(request.user).order_by("-created_at")[:15])
     transparency_db = transparency_db_overview(request.user)

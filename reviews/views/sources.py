@@ -19,7 +19,7 @@ from .common import refused, staff_required
 @staff_required
 def source_detail(request, slug):
     try:
-        source = source_overview(slug=slug)
+        source = source_overview(user=request.user, slug=slug)
     except DocketError as e:
         raise Http404(e.detail) from None
     return render(

@@ -561,3 +561,57 @@ def test_restricted_activity_changes_nothing_an_uncleared_policy_admin_reads_in_
     assert page.status_code == 200 and f'<div class="readonly">{rationale}</div>' in page.content.decode()
     listed = cleared.get(f"/admin/casework/case/?threat_class__id__exact={new[0].threat_class_id}").content.decode()
     assert world.spam_open.subject.external_id in listed and "u-hidden-1" in listed
+
+
+# --- the dashboard and the source pages: held signals, rates ----------------------------------------------------
+
+_PAGE_CSRF = re.compile(r'(name="csrfmiddlewaretoken" value="|"X-CSRFToken": ")[^"]*"')
+
+
+def _held_signals(n, kind, start):
+    return [
+        {
+            "source": "held-reports",
+            "external_id": f"held-{start + i}",
+            "threat_class": kind,
+            "subject": {"kind": "account", "external_id": f"u-held-{kind}-{start + i}"},
+            "reporter": f"u-held-rep-{start + i}",
+            "reason": "held",
+        }
+        for i in range(n)
+    ]
+
+
+def _figure_pages(world):
+    out = {}
+    for who in ("policy_admin", "moderator", "uncleared_senior"):
+        client = ui_client(world.cast[who])
+        for url in ("/dashboard/", "/sources/", "/sources/user-reports/", "/sources/held-reports/"):
+            response = client.get(url)
+            out[(who, url)] = (response.status_code, _PAGE_CSRF.sub(r"\1-", response.content.decode()))
+    return out
+
+
+def test_restricted_activity_changes_no_count_or_rate_on_the_dashboard_or_the_source_pages(uncleared, frozen):
+    """Held signals and the sources' rates count only the classes the reader may see (issue 19 item 6)."""
+    from casework.hygiene import source_quarantine, sources_check_health, sources_overview
+    from tests.factories import SourceFactory
+
+    world = uncleared
+    SourceFactory(slug="held-reports", kind="user_report")
+    source_quarantine(source_slug="held-reports", actor=world.cast["policy_admin"])
+    signals_ingest(items=_held_signals(2, "spam", 0), actor=world.cast["platform"])
+    sources_check_health(now=frozen)
+    before = _figure_pages(world)
+    assert [key for key, (status, _) in before.items() if status != 200] == []
+    _restricted_activity(world)  # seven csam and cib signals from user-reports
+    signals_ingest(items=_held_signals(3, "csam", 10) + _held_signals(2, "cib", 20), actor=world.cast["platform"])
+    sources_check_health(now=frozen)  # the beat job refreshes the rates
+    after = _figure_pages(world)
+    assert [key for key in before if after[key] != before[key]] == []
+    # Not blind: the cleared see the restricted activity in the same figures.
+    figures = {s.slug: s for s in sources_overview(user=world.cast["senior"])}
+    assert figures["held-reports"].held == 2 + 5
+    unrestricted = {s.slug: s for s in sources_overview(user=None)}
+    assert figures["user-reports"].current_rate == unrestricted["user-reports"].current_rate + 7
+    assert ">7<" in ui_client(world.cast["senior"]).get("/sources/held-reports/").content.decode()
