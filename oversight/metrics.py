@@ -41,7 +41,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from casework.api.hygiene import SourceSerializer
-from casework.models import SignalSource, SourceIncident
+from casework.hygiene import sources_overview
+from casework.models import SourceIncident
 from docket.conf import setting
 from docket.visibility import clearances_of
 from policies.models import VIOLATIONS, PolicyVersion, RelabelItem, ThreatClass
@@ -163,7 +164,7 @@ def compute_snapshot(*, clearances, now=None) -> dict:
         "window_days": window_days,
         "threat_classes": [_class_row(tc, cases, decisions, qa, appeals) for tc in classes],
         "queues": _queues(clearances, now=now),
-        "sources": _sources(),
+        "sources": _sources(clearances),
         "policy_versions": _policy_versions(ids, decisions, qa),
         "reviewers": _reviewers(decisions, qa),
         "enforcement": _enforcement(ids),
@@ -418,9 +419,9 @@ def _queues(clearances, *, now):
     return [dict(row) for row in QueueSerializer(queues_overview(_Cleared(clearances), now=now), many=True).data]
 
 
-def _sources():
-    """Exactly what ``GET /api/v1/sources/`` lists."""
-    return [dict(row) for row in SourceSerializer(SignalSource.objects.order_by("slug"), many=True).data]
+def _sources(clearances):
+    """Exactly what ``GET /api/v1/sources/`` lists, for users with these clearances."""
+    return [dict(row) for row in SourceSerializer(sources_overview(user=_Cleared(clearances)), many=True).data]
 
 
 def _enforcement(class_ids):

@@ -6,7 +6,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from casework.hygiene import source_confirm, source_quarantine, source_register
+from casework.hygiene import source_confirm, source_quarantine, source_register, sources_overview
 from casework.models import Campaign, Case, SignalSource
 from casework.selectors import campaign_links_visible
 from docket import roles
@@ -46,8 +46,11 @@ class SourceListView(generics.ListAPIView):
     """Any staff reviewer reads the sources and their health; a policy admin registers one."""
 
     serializer_class = SourceSerializer
-    queryset = SignalSource.objects.order_by("slug")
     filter_backends = []
+
+    def get_queryset(self):
+        # Rates over the classes the reader may see (casework.hygiene.sources_overview).
+        return sources_overview(user=self.request.user)
 
     def get_permissions(self):
         allowed = roles.STAFF if self.request.method == "GET" else (roles.POLICY_ADMIN,)

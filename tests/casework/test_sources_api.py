@@ -19,15 +19,21 @@ def sources_state():
 # --- sources -------------------------------------------------------------------------------------------------------
 
 
-def test_staff_list_sources_with_their_health(api_for, moderator, django_assert_max_num_queries):
+def test_staff_list_sources_with_their_health(api_for, moderator, make_user, django_assert_max_num_queries):
     for i in range(5):
         SourceFactory(slug=f"model-{i}", kind="classifier", trust=0.5)
-    SignalSource.objects.filter(slug="model-0").update(status="suspect", baseline_rate=4.0, current_rate=80.0)
+    # The rates as the health job stores them: the source's, and their parts per class.
+    SignalSource.objects.filter(slug="model-0").update(
+        status="suspect",
+        baseline_rate=4.0,
+        current_rate=80.0,
+        score_summary={"classes": {"spam": {"current": 70, "baseline": 3.0}, "csam": {"current": 10, "baseline": 1.0}}},
+    )
 
     client = api_for(moderator)
     client.get("/api/v1/sources/")  # the token's first use is written (then at most once a minute)
 
-    with django_assert_max_num_queries(4):  # token, roles, count, page
+    with django_assert_max_num_queries(6):  # token, roles, clearances, the classes hidden, sources, open incidents
         response = client.get("/api/v1/sources/")
 
     assert response.status_code == 200
@@ -39,10 +45,12 @@ def test_staff_list_sources_with_their_health(api_for, moderator, django_assert_
         "kind": "classifier",
         "trust": 0.5,
         "status": "suspect",
-        "baseline_rate": 4.0,
-        "current_rate": 80.0,
+        "baseline_rate": 3.0,  # the moderator is not cleared for csam: its part is not theirs to see
+        "current_rate": 70.0,
     }
     assert [r["slug"] for r in body["results"]] == [f"model-{i}" for i in range(5)] + ["user-reports"]
+    cleared = api_for(make_user("mod-csam", "moderator", clearances=["csam", "cib"])).get("/api/v1/sources/").json()
+    assert (cleared["results"][0]["current_rate"], cleared["results"][0]["baseline_rate"]) == (80.0, 4.0)
 
 
 @pytest.mark.parametrize("role", ["moderator", "senior", "appeals", "policy_admin"])

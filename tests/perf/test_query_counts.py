@@ -212,7 +212,7 @@ BOUNDS = {
     "API case detail": 8,
     "API case events": 8,
     "API case export": 12,  # + the access-log row
-    "API sources": 4,
+    "API sources": 6,  # + the reader's clearances and the classes hidden from them (rates per class), incidents
     "API campaigns": 8,  # + the classes hidden from the reader, the links their members may tell
     "API campaign detail": 7,  # the same two
     "API queues": 8,
@@ -224,19 +224,19 @@ BOUNDS = {
     "API thresholds": 3,
     "API threshold changes": 4,
     "API relabels": 5,
-    "API metrics": 24,  # a cache miss: the snapshot's aggregates (one scan per table)
+    "API metrics": 26,  # a cache miss: the snapshot's aggregates (one scan per table)
     "API policies": 6,
     "API subject search": 4,  # one statement: candidates, count, page and figures
     "API subject search by reporter": 4,
     "API subject": 11,  # appeals, campaigns, content, attributes and the chart in one statement
     "API access log": 4,
     "UI home": 13,
-    "UI dashboard": 29,  # sources and incidents read live; the Transparency Database outbox counts
+    "UI dashboard": 32,  # sources and incidents read live (held and rates per class); the TDB outbox counts
     "UI escalations": 7,  # + the queues the user may claim from ("Claim next" only there), the queues' names
     "UI queue page": 11,  # + the class filter's choices, the total from the queue tallies
     "UI queue page filtered": 13,  # + the class and campaign asked for, looked up; a bounded count for the total
     "UI campaign page": 9,
-    "UI source page": 6,
+    "UI source page": 8,  # + the reader's clearances and the classes hidden from them
     "UI case page": 20,  # prior decisions, active strikes, the reporters' records, the campaign as the reader sees it
     "UI appeals queue": 9,
     "UI appeal page": 13,  # + the access-log row

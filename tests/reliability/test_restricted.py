@@ -13,9 +13,9 @@ Two kinds of proof:
   does not exist answers, on every detail endpoint and UI page, and no UI page names a restricted
   case, subject or class.
 
-Source health (``/sources/`` and the metrics' ``sources``) is per signal source across classes by
-design: it counts signals, not cases, and is refreshed by the beat job, so it is not part of this
-contract; held-signal counts on the dashboard likewise.
+Source figures are part of it: the held signals and the rates on ``/sources/``, a source's page and the
+dashboard count only the classes the reader may see (the health job splits each rate by class). A
+source's status and incidents are the source's own, whatever class moved it, and are shown to all.
 """
 
 import json
