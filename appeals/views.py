@@ -16,6 +16,7 @@ from docket import roles
 from docket.audit import access_log_appeal_read
 from docket.errors import DocketError
 from policies.models import Action
+from reviews.services import active_version_for
 
 from . import selectors, services
 from .api.filters import AppealFilter
@@ -101,8 +102,6 @@ def appeal_claim_view(request):
 @require_GET
 @appeals_staff_required
 def appeal_detail(request, appeal_id):
-    from reviews.services import active_version_for
-
     appeal = selectors.appeal_for(request.user, appeal_id)
     if appeal is None:
         raise Http404("No such appeal.")

@@ -21,9 +21,11 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from docket.errors import not_found
 from docket.hooks import Contributions, Hook
 from docket.visibility import clearances_of
-from policies.models import ThreatClass, visible_classes_q
+from policies.models import ThreatClass, ladder_rank, visible_classes_q
+from policies.selectors import active_versions_by_class
 
 # Each provider returns, for a reader (``user``, or ``None``), the ``Prefetch``es of what its app shows
 # on a case (reviews: the active assignment as ``active_assignments``, the decisions as ``decision_list``).
@@ -188,8 +190,6 @@ class CaseEventQuerySet(models.QuerySet):
 
 def case_visible(*, user, case_id: int):
     """One case for display, or ``DocketError`` 404 when it does not exist or is hidden from the user."""
-    from docket.errors import not_found
-
     from .models import Case
 
     case = Case.objects.visible_to(user).for_display(user=user).filter(pk=case_id).first()
@@ -216,9 +216,6 @@ def recommended_actions(cases, *, user, now=None, versions=None) -> dict[int, st
     alongside a violation where the class demands it. Two queries for any number
     of cases (one when ``versions``, the classes' active versions, are given).
     """
-    from policies.models import ladder_rank
-    from policies.selectors import active_versions_by_class
-
     cases = list(cases)
     if not cases:
         return {}

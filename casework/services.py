@@ -9,6 +9,7 @@ transaction. Intake lives in ``casework.intake``, priority in
 from django.db import transaction
 from django.utils import timezone
 
+from docket import roles
 from docket.errors import DocketError
 
 from .models import Case, CaseEvent
@@ -138,8 +139,6 @@ def case_note_add(*, case_id, actor, text) -> CaseEvent:
     Refuses ``forbidden`` (403) for non-staff, ``not_found`` (404) for a case
     hidden from the actor, ``invalid`` for empty or over-long text.
     """
-    from docket import roles
-
     if not roles.has_any(actor, roles.STAFF):
         raise DocketError("forbidden", "Only staff can add notes.", status=403)
     text = (text or "").strip()

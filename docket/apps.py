@@ -7,6 +7,8 @@ class DocketConfig(AppConfig):
     verbose_name = "Docket"
 
     def ready(self):
+        # Imported here, where Django allows it: these modules read models (roles, identity, the
+        # identity admin), which cannot be imported while the app registry is still loading.
         from docket.roles import ensure_groups
 
         # After each app migrates (permissions of later apps appear as they do),

@@ -12,6 +12,9 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab  # noqa: F401  (kept for schedule edits)
 
+from docket import embedded
+from docket.keys import installation_secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -38,8 +41,6 @@ if PRODUCTION and not SECRET_KEY:
     raise RuntimeError("DJANGO_SECRET_KEY must be set when DOCKET_PRODUCTION=1")
 if not SECRET_KEY:
     # Never a key shipped in the code: one generated for this installation, kept in the data folder.
-    from docket.keys import installation_secret_key
-
     SECRET_KEY = installation_secret_key(DOCKET_DATA_DIR)
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h
@@ -109,15 +110,11 @@ TEMPLATES = [
 if os.environ.get("DATABASE_URL"):
     DATABASE_URL = os.environ["DATABASE_URL"]
 else:
-    from docket import embedded
-
     DATABASE_URL = embedded.database_url(DOCKET_DATA_DIR)
 
 if os.environ.get("REDIS_URL"):
     REDIS_URL = os.environ["REDIS_URL"]
 else:
-    from docket import embedded
-
     REDIS_URL = embedded.redis_url(DOCKET_DATA_DIR)
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}

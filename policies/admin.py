@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter
@@ -27,7 +29,15 @@ from .models import (
 )
 from .notices import template_check
 from .selectors import policy_version_active, policy_version_diff
-from .services import policy_rules_validate, policy_version_activate, policy_version_draft_from
+from .services import (
+    policy_rules_validate,
+    policy_version_activate,
+    policy_version_draft_from,
+    threshold_change_approve,
+    threshold_change_propose,
+    threshold_change_reject,
+    threshold_change_rollback_proposal,
+)
 
 ACTION_LABELS = dict(Action.choices)
 
@@ -251,8 +261,6 @@ class RulesWidget(forms.Widget):
 
 
 def _rules_from_json(value):
-    import json
-
     try:
         rules = json.loads(value) if isinstance(value, str) and value else []
     except ValueError:
@@ -549,8 +557,6 @@ class ThresholdChangeProposalForm(forms.Form):
 
     def save(self, *, actor):
         """The proposal, or the service's refusal as form errors (``None``)."""
-        from policies.services import threshold_change_propose
-
         data = self.cleaned_data
         try:
             return threshold_change_propose(
@@ -580,8 +586,6 @@ def _each_change(modeladmin, request, queryset, service, done):
 
 @admin.action(description="Approve the selected changes (applies them; not your own proposals)")
 def approve_changes(modeladmin, request, queryset):
-    from policies.services import threshold_change_approve
-
     _each_change(
         modeladmin, request, queryset, threshold_change_approve, lambda c, r: f"Threshold change {c.pk} applied."
     )
@@ -589,8 +593,6 @@ def approve_changes(modeladmin, request, queryset):
 
 @admin.action(description="Reject the selected proposals")
 def reject_changes(modeladmin, request, queryset):
-    from policies.services import threshold_change_reject
-
     _each_change(
         modeladmin, request, queryset, threshold_change_reject, lambda c, r: f"Threshold change {c.pk} rejected."
     )
@@ -598,8 +600,6 @@ def reject_changes(modeladmin, request, queryset):
 
 @admin.action(description="Propose rolling back the selected applied changes")
 def rollback_changes(modeladmin, request, queryset):
-    from policies.services import threshold_change_rollback_proposal
-
     _each_change(
         modeladmin,
         request,

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from docket.queueing import enqueue_on_commit
 from policies.models import Action
 from policies.notices import notice_render, notice_templates, redress
 
@@ -135,7 +136,7 @@ def report_outcomes_queue(decisions, *, now=None, templates=None) -> int:
         cur.execute(_REPORT_OUTCOMES_SQL, {"rows": json.dumps(rows), "now": now})
         created = len(cur.fetchall())
     if created:
-        transaction.on_commit(_enqueue_delivery)
+        _enqueue_delivery()
     return created
 
 
@@ -163,7 +164,7 @@ def appeal_outcome_queue(*, appeal_id, case_id, decision_id, appellant, outcome,
         "text": _text(rendered),
     }
     created = Notice.objects.bulk_create([notice], ignore_conflicts=True)
-    transaction.on_commit(_enqueue_delivery)
+    _enqueue_delivery()
     return created[0] if created else None
 
 
@@ -225,12 +226,8 @@ def report_receipts_queue(*, now=None) -> int:
 
 
 def _enqueue_delivery():
-    from .tasks import deliver_due_notices
-
-    try:
-        deliver_due_notices.delay()
-    except Exception:  # broker down: the periodic sweep delivers them
-        pass
+    # By the task's name: reviews.tasks imports this module. A broker outage leaves the notices to the sweep.
+    enqueue_on_commit("reviews.tasks.deliver_due_notices", what="notice delivery")
 
 
 def notices_deliver_due(*, now=None, limit=1000) -> dict:

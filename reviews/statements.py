@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from casework.models import Case
 from docket.errors import DocketError
+from docket.queueing import enqueue_on_commit
 from policies.notices import notice_templates
 
 from .models import Decision, StatementSubmission
@@ -172,7 +173,7 @@ def statements_store(publications, *, now=None, refused=None) -> list:
         with connection.cursor() as cur:
             cur.execute(_STATEMENTS_SQL, {"rows": json.dumps(rows), "now": now or timezone.now()})
         if any(row["status"] == "pending" for row in rows):
-            transaction.on_commit(_enqueue_submission)
+            _enqueue_submission()
     return [p.decision.statement for p in publications]
 
 
@@ -239,14 +240,9 @@ def statements_backfill(*, batch_size=BACKFILL_BATCH, max_batches=None, now=None
 
 
 def _enqueue_submission():
-    if not tdb_configured():
-        return
-    from .tasks import submit_statements
-
-    try:
-        submit_statements.delay()
-    except Exception:  # broker down: the periodic sweep submits them
-        log.warning("could not enqueue the statement submission", exc_info=True)
+    # By the task's name: reviews.tasks imports this module. A broker outage leaves the statements to the sweep.
+    if tdb_configured():
+        enqueue_on_commit("reviews.tasks.submit_statements", what="statement submission")
 
 
 def transparency_status(decision) -> dict:

@@ -3,6 +3,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from casework.api.serializers import CaseDetailSerializer
+from casework.selectors import case_visible
 from casework.services import ESCALATION_QUEUES
 from docket.audit import access_log_case_read
 from reviews.models import Decision, QualityReview
@@ -30,9 +32,6 @@ class QueueSerializer(serializers.Serializer):
 
 def assignment_representation(assignment, request):
     """A claim's answer: the assignment and the case in the full detail of ``casework.api`` (by id, one read)."""
-    from casework.api.serializers import CaseDetailSerializer
-    from casework.selectors import case_visible
-
     case = case_visible(user=request.user, case_id=assignment.case_id)
     access_log_case_read(user=request.user, case=case, via="api")
     return {
