@@ -161,6 +161,14 @@ class Decision(models.Model):
         return f"decision {self.pk}: {self.action}"
 
 
+class DeliveryStatus(models.TextChoices):
+    """Where a row of a webhook outbox (``Enforcement``, ``Notice``) stands."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class Enforcement(models.Model):
     """The outbox: one row per action to deliver to the platform."""
 
@@ -168,10 +176,7 @@ class Enforcement(models.Model):
         ENFORCE = "enforce"
         REVERSE = "reverse"
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        DELIVERED = "delivered"
-        FAILED = "failed"
+    Status = DeliveryStatus
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="enforcements")
@@ -332,10 +337,7 @@ class Notice(models.Model):
         REPORT_OUTCOME = "report_outcome"
         APPEAL_OUTCOME = "appeal_outcome"
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        DELIVERED = "delivered"
-        FAILED = "failed"
+    Status = DeliveryStatus
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     key = models.CharField(max_length=300, unique=True, help_text="What this notice is about: sent once.")

@@ -398,20 +398,22 @@ def _submit_batch(rows, now):
         )
         counts[outcome] = counts.get(outcome, 0) + 1
 
+    def submitted(row, **fields):
+        mark(
+            row,
+            "submitted",
+            status="submitted",
+            attempts=row.attempts + 1,
+            submitted_at=timezone.now(),
+            errors={},
+            last_error="",
+            **fields,
+        )
+
     if status == 201:
         stored = {s.get("puid"): s for s in (body or {}).get("statements", []) if isinstance(s, dict)}
         for row in rows:
-            uuid = str((stored.get(row.puid) or {}).get("uuid") or "")[:64]
-            mark(
-                row,
-                "submitted",
-                status="submitted",
-                attempts=row.attempts + 1,
-                submitted_at=timezone.now(),
-                errors={},
-                last_error="",
-                tdb_uuid=uuid,
-            )
+            submitted(row, tdb_uuid=str((stored.get(row.puid) or {}).get("uuid") or "")[:64])
         return counts, None
     if status == 422:
         rejected = _rejections(body, len(rows))
@@ -429,15 +431,7 @@ def _submit_batch(rows, now):
                     )
                 elif row.puid in existing:
                     # Already in the database (an earlier call that timed out after storing it).
-                    mark(
-                        row,
-                        "submitted",
-                        status="submitted",
-                        attempts=row.attempts + 1,
-                        submitted_at=timezone.now(),
-                        errors={},
-                        last_error="",
-                    )
+                    submitted(row)
                 else:
                     # All-or-nothing: this one was valid but not stored; it goes in the next call.
                     mark(row, "retry", attempts=row.attempts + 1, next_attempt_at=now, last_error="")

@@ -149,6 +149,15 @@ def _occurred_at(value, now):
     return min(at, now)
 
 
+def _known(raw, field, table, *, max_len):
+    """The row ``table`` holds under the slug in ``raw[field]``; ``unknown_<field>`` when it holds none."""
+    slug = _text(raw.get(field), field, max_len=max_len)
+    found = table.get(slug)
+    if found is None:
+        raise _Invalid(f"unknown_{field}", f"Unknown {field.replace('_', ' ')} '{slug}'.")
+    return found
+
+
 def _validate_one(index, raw, ref, now):
     """``(IntakeItem, None)`` or ``(None, (code, {field: [messages]}))``."""
     if not isinstance(raw, dict):
@@ -164,23 +173,9 @@ def _validate_one(index, raw, ref, now):
             codes.append(e.code)
             return None
 
-    def source():
-        slug = _text(raw.get("source"), "source", max_len=60)
-        found = ref.sources.get(slug)
-        if found is None:
-            raise _Invalid("unknown_source", f"Unknown source '{slug}'.")
-        return found
-
-    def threat_class():
-        slug = _text(raw.get("threat_class"), "threat_class", max_len=40)
-        found = ref.classes.get(slug)
-        if found is None:
-            raise _Invalid("unknown_threat_class", f"Unknown threat class '{slug}'.")
-        return found
-
-    src = check("source", source)
+    src = check("source", lambda: _known(raw, "source", ref.sources, max_len=60))
     external_id = check("external_id", lambda: _text(raw.get("external_id"), "external_id"))
-    tc = check("threat_class", threat_class)
+    tc = check("threat_class", lambda: _known(raw, "threat_class", ref.classes, max_len=40))
     subject = _subject(raw.get("subject"), errors)
     if subject is None and "subject" in errors:
         codes.append("invalid")
