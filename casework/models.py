@@ -168,6 +168,11 @@ class Reporter(models.Model):
     first_seen_at = models.DateTimeField()
     reports_decided = models.PositiveIntegerField(default=0)
     reports_upheld = models.PositiveIntegerField(default=0)
+    rerank_pending_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the record last changed with the reporter's other active cases not yet re-ranked for it.",
+    )
 
     objects = ReporterQuerySet.as_manager()
 
@@ -175,6 +180,13 @@ class Reporter(models.Model):
         constraints = [
             models.CheckConstraint(
                 name="reporter_upheld_le_decided", condition=Q(reports_upheld__lte=F("reports_decided"))
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["rerank_pending_at"],
+                name="reporter_rerank_pending_idx",
+                condition=Q(rerank_pending_at__isnull=False),
             ),
         ]
 

@@ -278,6 +278,34 @@ UPDATE casework_case c SET rank_due_at = %(now)s
 """
 
 
+# Reporters whose record changed (a decision upheld or rejected their report): their other active
+# cases rank on a stale accuracy. A few reporters at a time; their cases marked due in bounded
+# batches that skip rows others hold; then each reporter's mark cleared unless it moved meanwhile.
+_REPORTERS_PENDING_SQL = """
+SELECT id, rerank_pending_at FROM casework_reporter
+ WHERE rerank_pending_at IS NOT NULL ORDER BY rerank_pending_at, id LIMIT %(reporters)s
+"""
+
+_REPORTERS_CASES_DUE_SQL = f"""
+UPDATE casework_case c SET rank_due_at = %(now)s
+ WHERE c.id IN (
+    SELECT o.id FROM casework_case o
+     WHERE o.id IN (
+            SELECT s.case_id FROM casework_signal s
+             WHERE s.reporter_id = ANY(%(ids)s::bigint[]) AND s.case_id IS NOT NULL)
+       AND o.status IN ({_ACTIVE})
+       AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
+     ORDER BY o.id LIMIT %(batch)s
+     FOR UPDATE SKIP LOCKED)
+"""
+
+_REPORTERS_DONE_SQL = """
+UPDATE casework_reporter r SET rerank_pending_at = NULL
+  FROM unnest(%(ids)s::bigint[], %(ats)s::timestamptz[]) AS p(id, at)
+ WHERE r.id = p.id AND r.rerank_pending_at <= p.at
+"""
+
+
 def _params(now):
     return {
         "now": now,
@@ -333,15 +361,49 @@ def case_reprioritise(*, case_ids, now=None) -> int:
     return len(updated)
 
 
+def reporters_cases_mark_due(*, now=None, batch: int = BATCH, reporters: int = 100) -> int:
+    """Mark due the active cases of reporters whose record changed; returns the number of cases marked.
+
+    A reporter's accuracy weighs every case they reported (the reporter term of
+    the evidence), so when a decision upholds or rejects their report
+    (``rerank_pending_at`` set in the same statement), their other active cases'
+    rank is stale. Work proportional to that change: only those cases, marked
+    due in short transactions of at most ``batch`` rows that skip rows others
+    hold (their holder is changing them), for ``cases_reprioritise_due`` to
+    re-rank. The reporter rows are never locked here, so decisions never wait
+    on this; a record that changes again meanwhile stays pending for the next run.
+    """
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_REPORTERS_PENDING_SQL, {"reporters": reporters})
+        pending = cursor.fetchall()
+    if not pending:
+        return 0
+    ids = _id_array(r for r, _ in pending)
+    total = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_REPORTERS_CASES_DUE_SQL, {"ids": ids, "now": now, "batch": batch})
+            marked = cursor.rowcount
+        total += marked
+        if marked < batch:
+            break
+    with connection.cursor() as cursor:
+        cursor.execute(_REPORTERS_DONE_SQL, {"ids": ids, "ats": [at for _, at in pending]})
+    return total
+
+
 def cases_reprioritise_due(*, now=None, batch: int = BATCH, budget_seconds: float = BUDGET_SECONDS) -> int:
     """Re-rank the active cases whose ``rank_due_at`` has come (the periodic job). Returns the count.
 
     Due are: cases never ranked, cases whose SLA has just passed, cases whose
-    subject's velocity window moved, and cases an input change marked. Each
+    subject's velocity window moved, cases an input change marked, and (marked first) the
+    active cases of reporters whose record changed (``reporters_cases_mark_due``). Each
     batch of ``batch`` cases is its own short transaction and skips rows others
     hold (they stay due for the next run); the run stops after ``budget_seconds``.
     """
     started = time.monotonic()
+    reporters_cases_mark_due(now=now, batch=batch)
     total = 0
     while True:
         at = now or timezone.now()

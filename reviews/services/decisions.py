@@ -227,12 +227,15 @@ class DecisionDraft:
 
 # Each distinct reporter of a case gets the case's adjustment (summed over the cases of the
 # batch). Right-hand sides read the row before the update (SQL semantics), as one adjustment must.
+# The reporter's other active cases now rank on a stale accuracy: ``rerank_pending_at`` has the
+# periodic re-rank mark them due (``casework.priority.reporters_cases_mark_due``).
 _REPORTERS_UPDATE_SQL = """
 UPDATE casework_reporter p SET
     reports_decided = GREATEST(p.reports_decided + a.decided, 0),
     reports_upheld = CASE WHEN a.upheld > 0 THEN LEAST(p.reports_upheld + a.upheld, p.reports_decided + a.decided)
                           WHEN a.upheld < 0 THEN GREATEST(p.reports_upheld + a.upheld, 0)
-                          ELSE p.reports_upheld END
+                          ELSE p.reports_upheld END,
+    rerank_pending_at = %(now)s
   FROM adjust a WHERE p.id = a.reporter_id
 """
 
@@ -364,7 +367,7 @@ def reporters_adjust(case_id, *, upheld):
         cur.execute(
             "WITH adjust AS (SELECT DISTINCT reporter_id, 0 AS decided, %(upheld)s AS upheld FROM casework_signal"
             " WHERE case_id = %(case)s AND reporter_id IS NOT NULL) " + _REPORTERS_UPDATE_SQL,
-            {"case": case_id, "upheld": upheld},
+            {"case": case_id, "upheld": upheld, "now": timezone.now()},
         )
         return cur.rowcount
 

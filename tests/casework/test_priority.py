@@ -7,8 +7,16 @@ from django.utils import timezone
 
 from casework.intake import signals_ingest
 from casework.models import Case, Reporter
-from casework.priority import BREACH_OFFSET, RESTRICTED_OFFSET, case_reprioritise, cases_reprioritise_all
+from casework.priority import (
+    BREACH_OFFSET,
+    RESTRICTED_OFFSET,
+    case_reprioritise,
+    cases_reprioritise_all,
+    cases_reprioritise_due,
+    reporters_cases_mark_due,
+)
 from casework.tasks import reprioritise_cases, reprioritise_open_cases
+from reviews.services.decisions import decision_automated
 from tests.factories import CaseFactory, ReporterFactory, SourceFactory, SubjectFactory, queue
 
 pytestmark = pytest.mark.django_db
@@ -105,6 +113,39 @@ def test_rises_with_distinct_reporters_and_their_accuracy(platform):
     assert two.reporter_weight == pytest.approx(2 * 11 / 14)
     assert poorly.reporter_weight == pytest.approx(2 / 14)
     assert poorly.priority < one.priority < two.priority
+
+
+@pytest.mark.parametrize("action, moves", [("remove", "up"), ("no_violation", "down")])
+def test_a_decision_on_a_report_re_ranks_the_reporters_other_active_cases(platform, action, moves):
+    """The reporter's accuracy changed: their other active cases re-rank on the next periodic run, others not."""
+    accurate("carol", upheld=5, decided=10)
+    accurate("dave", upheld=5, decided=10)
+    signals_ingest(
+        items=[
+            signal(1, subject="decided-now", reporter="carol"),
+            signal(2, subject="carols-other", reporter="carol"),
+            signal(3, subject="daves", reporter="dave"),
+        ],
+        actor=platform,
+    )
+    decided, other, unrelated = case_of("decided-now"), case_of("carols-other"), case_of("daves")
+    cases_reprioritise_due()  # nothing pending: ranked at intake, nothing due
+    weight, priority = other.reporter_weight, other.priority
+
+    decision_automated(case=decided, action=action)
+    assert Reporter.objects.get(external_id="carol").rerank_pending_at is not None
+    cases_reprioritise_due()
+
+    other.refresh_from_db()
+    unrelated_before = unrelated.rank_due_at
+    unrelated.refresh_from_db()
+    if moves == "up":
+        assert other.reporter_weight > weight and other.priority > priority
+    else:
+        assert other.reporter_weight < weight and other.priority < priority
+    assert unrelated.rank_due_at == unrelated_before  # dave's record did not change: not touched
+    assert Reporter.objects.get(external_id="carol").rerank_pending_at is None
+    assert reporters_cases_mark_due() == 0  # done: nothing pending
 
 
 def test_repeats_by_one_reporter_add_nothing(platform):
