@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("casework", "0011_dsa_statements"),
+        ("casework", "0012_queue_page_indexes"),
     ]
 
     operations = [
