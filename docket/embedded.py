@@ -429,8 +429,12 @@ def _pg_start(paths: _Paths, pg: dict, state: dict):
         paths.pg_pid.unlink()
     pg["port"] = _pick_port(pg.get("port"), "PostgreSQL")
     _save_state(paths, state)
-    # Room for a web server's threads, workers, and the concurrency tests and soak.
-    options = f"-p {pg['port']} -c listen_addresses={HOST} -c unix_socket_directories='' -c max_connections=300"
+    # Room for a web server's threads, workers, and the concurrency tests and soak; and in the lock
+    # table for intake's per-signal advisory locks (up to a batch of 1,000 each, see docs/operations.md).
+    options = (
+        f"-p {pg['port']} -c listen_addresses={HOST} -c unix_socket_directories=''"
+        " -c max_connections=300 -c max_locks_per_transaction=256"
+    )
     _say(f"starting PostgreSQL on {HOST}:{pg['port']} ({paths.pg})")
     try:
         _run(
