@@ -2,18 +2,122 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
-from django.db.models.functions import Now
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Now
+
+from docket.hooks import Contributions
+from docket.visibility import clearances_of
+from policies.models import visible_classes_q
 
 from .events import Kind
-from .selectors import (
-    CampaignQuerySet,
-    CaseEventQuerySet,
-    CaseQuerySet,
-    ReporterQuerySet,
-    SignalQuerySet,
-    SubjectQuerySet,
-)
+
+# Each provider returns, for a reader (``user``, or ``None``), the ``Prefetch``es of what its app shows
+# on a case (reviews: the active assignment as ``active_assignments``, the decisions as ``decision_list``).
+case_display_prefetches = Contributions("casework.case_display_prefetches")
+
+
+class CaseQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Cases the user may know exist: unrestricted classes, plus restricted ones they are cleared for."""
+        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
+
+    def active(self):
+        return self.filter(status__in=self.model.ACTIVE_STATUSES)
+
+    def for_display(self, user=None):
+        """Everything the case representation reads, in a constant number of queries.
+
+        With ``user``, what is shown is what that reader may see (decisions under a blind second
+        review that is theirs to do are left out).
+        """
+        prefetches = [prefetch for provide in case_display_prefetches for prefetch in provide(user=user)]
+        return self.select_related("subject", "subject__owner", "threat_class", "queue").prefetch_related(*prefetches)
+
+
+def _subject_visible_q(user):
+    """A subject exists for ``user`` when it has a case they may see, or nothing of it (no case, no
+    signal) belongs to a class they may not see (the rule of ``SubjectQuerySet.visible_to``)."""
+
+    visible = visible_classes_q(clearances_of(user), prefix="threat_class__")
+    cases = Case.objects.filter(subject_id=OuterRef("pk"))
+    signals = Signal.objects.filter(subject_id=OuterRef("pk"))
+    nothing_hidden = ~Q(Exists(cases.exclude(visible))) & ~Q(Exists(signals.exclude(visible)))
+    return Q(Exists(cases.filter(visible))) | nothing_hidden
+
+
+class SubjectQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Subjects the user may know exist: one with a case of a class they may see, or one with no
+        case and no signal of a class hidden from them. A subject whose only cases are restricted is absent."""
+        return self.filter(_subject_visible_q(user))
+
+    def hidden_from(self, user):
+        """The subjects ``visible_to`` leaves out (what a figure over subjects must not count)."""
+        return self.exclude(_subject_visible_q(user))
+
+
+class CampaignQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Campaigns the user may know exist: their threat class is visible to the user.
+
+        Whether any member case is visible does not matter: a campaign of a visible class
+        is shown (with the members the user may see), one of a hidden class is absent.
+        """
+        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
+
+    def with_visible_figures(self, user):
+        """Each campaign annotated with what ``user`` may be told of its members.
+
+        ``visible_size``: the stored size less the member subjects hidden from the user (a
+        subject whose only cases are of a restricted class they are not cleared for);
+        ``visible_open``: the active member cases the user may see. Links are narrowed by
+        ``campaign_links_visible``. For a user who sees every class they are the stored figures.
+        """
+
+        hidden = (
+            Subject.objects.hidden_from(user)
+            .filter(campaign_id=OuterRef("pk"))
+            .order_by()
+            .values("campaign_id")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        open_members = (
+            Case.objects.visible_to(user)
+            .active()
+            .filter(campaign_id=OuterRef("pk"))
+            .order_by()
+            .values("campaign_id")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        zero = Value(0, output_field=IntegerField())
+        return self.annotate(
+            visible_size=models.F("size") - Coalesce(Subquery(hidden, output_field=IntegerField()), zero),
+            visible_open=Coalesce(Subquery(open_members, output_field=IntegerField()), zero),
+        )
+
+
+class ReporterQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Reporters the user may know exist: one of their signals is of a visible class, or none is of a hidden one."""
+
+        visible = visible_classes_q(clearances_of(user), prefix="threat_class__")
+        signals = Signal.objects.filter(reporter_id=OuterRef("pk"))
+        return self.filter(Q(Exists(signals.filter(visible))) | ~Q(Exists(signals.exclude(visible))))
+
+
+class SignalQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Signals of the classes the user may see (a held signal has no case: its own class decides)."""
+        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
+
+
+class CaseEventQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Timeline rows of the cases the user may see."""
+        return self.filter(visible_classes_q(clearances_of(user), prefix="case__threat_class__"))
+
 
 # Statuses in which a case still collects signals and awaits a decision (``Case.ACTIVE_STATUSES``).
 ACTIVE_STATUSES = ("open", "in_review", "escalated")

@@ -5,7 +5,7 @@ the one visibility rule (``policies.models.visible_classes_q``): restricted thre
 classes stay hidden from users without the matching clearance; every case read
 (lists, detail, timeline, claims, campaigns) starts from them.
 
-Model imports are deferred: ``casework.models`` imports ``CaseQuerySet`` from here.
+The querysets (``visible_to`` and the rest) stand in ``casework.models``, beside the models they read.
 
 What the upper layers add to a case's display (its active assignment and its
 decisions) and the account's active strikes behind ``recommended_actions`` come
@@ -16,110 +16,30 @@ through hooks (``docket.hooks``) that ``reviews`` fills when ready:
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from docket.errors import not_found
-from docket.hooks import Contributions, Hook
-from docket.visibility import clearances_of
-from policies.models import ThreatClass, ladder_rank, visible_classes_q
+from docket.hooks import Hook
+from policies.models import ThreatClass, ladder_rank
 from policies.selectors import active_versions_by_class
 
-# Each provider returns, for a reader (``user``, or ``None``), the ``Prefetch``es of what its app shows
-# on a case (reviews: the active assignment as ``active_assignments``, the decisions as ``decision_list``).
-case_display_prefetches = Contributions("casework.case_display_prefetches")
+from .models import (  # noqa: F401  (case_display_prefetches: reviews registers its provider through this module)
+    Case,
+    Signal,
+    Subject,
+    SubjectAttribute,
+    case_display_prefetches,
+)
+
 # ``(user) -> a queryset of the decisions hidden from user by a blind second review (QA, relabel) that is
 # theirs to do, or None`` (reviews owns both).
 blind_decisions = Hook("casework.blind_decisions")
 # ``(accounts, *, now, user) -> {account id: action of its most recent active strike ``user`` may know of}``
 # (reviews owns strikes).
 strike_actions = Hook("casework.strike_actions")
-
-
-class CaseQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        """Cases the user may know exist: unrestricted classes, plus restricted ones they are cleared for."""
-        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
-
-    def active(self):
-        return self.filter(status__in=self.model.ACTIVE_STATUSES)
-
-    def for_display(self, user=None):
-        """Everything the case representation reads, in a constant number of queries.
-
-        With ``user``, what is shown is what that reader may see (decisions under a blind second
-        review that is theirs to do are left out).
-        """
-        prefetches = [prefetch for provide in case_display_prefetches for prefetch in provide(user=user)]
-        return self.select_related("subject", "subject__owner", "threat_class", "queue").prefetch_related(*prefetches)
-
-
-def _subject_visible_q(user):
-    """A subject exists for ``user`` when it has a case they may see, or nothing of it (no case, no
-    signal) belongs to a class they may not see (the rule of ``SubjectQuerySet.visible_to``)."""
-    from .models import Case, Signal
-
-    visible = visible_classes_q(clearances_of(user), prefix="threat_class__")
-    cases = Case.objects.filter(subject_id=OuterRef("pk"))
-    signals = Signal.objects.filter(subject_id=OuterRef("pk"))
-    nothing_hidden = ~Q(Exists(cases.exclude(visible))) & ~Q(Exists(signals.exclude(visible)))
-    return Q(Exists(cases.filter(visible))) | nothing_hidden
-
-
-class SubjectQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        """Subjects the user may know exist: one with a case of a class they may see, or one with no
-        case and no signal of a class hidden from them. A subject whose only cases are restricted is absent."""
-        return self.filter(_subject_visible_q(user))
-
-    def hidden_from(self, user):
-        """The subjects ``visible_to`` leaves out (what a figure over subjects must not count)."""
-        return self.exclude(_subject_visible_q(user))
-
-
-class CampaignQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        """Campaigns the user may know exist: their threat class is visible to the user.
-
-        Whether any member case is visible does not matter: a campaign of a visible class
-        is shown (with the members the user may see), one of a hidden class is absent.
-        """
-        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
-
-    def with_visible_figures(self, user):
-        """Each campaign annotated with what ``user`` may be told of its members.
-
-        ``visible_size``: the stored size less the member subjects hidden from the user (a
-        subject whose only cases are of a restricted class they are not cleared for);
-        ``visible_open``: the active member cases the user may see. Links are narrowed by
-        ``campaign_links_visible``. For a user who sees every class they are the stored figures.
-        """
-        from .models import Case, Subject
-
-        hidden = (
-            Subject.objects.hidden_from(user)
-            .filter(campaign_id=OuterRef("pk"))
-            .order_by()
-            .values("campaign_id")
-            .annotate(n=Count("id"))
-            .values("n")
-        )
-        open_members = (
-            Case.objects.visible_to(user)
-            .active()
-            .filter(campaign_id=OuterRef("pk"))
-            .order_by()
-            .values("campaign_id")
-            .annotate(n=Count("id"))
-            .values("n")
-        )
-        zero = Value(0, output_field=IntegerField())
-        return self.annotate(
-            visible_size=models.F("size") - Coalesce(Subquery(hidden, output_field=IntegerField()), zero),
-            visible_open=Coalesce(Subquery(open_members, output_field=IntegerField()), zero),
-        )
 
 
 def campaign_links_visible(user, campaigns) -> list:
@@ -132,8 +52,6 @@ def campaign_links_visible(user, campaigns) -> list:
     (then kind and value), not by counts that include hidden members. For a user who sees every
     class they are the stored links. One query (none for such a user). Returns ``campaigns`` as a list.
     """
-
-    from .models import Subject, SubjectAttribute
 
     campaigns = list(campaigns)
     for campaign in campaigns:
@@ -166,32 +84,8 @@ def campaign_links_visible(user, campaigns) -> list:
     return campaigns
 
 
-class ReporterQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        """Reporters the user may know exist: one of their signals is of a visible class, or none is of a hidden one."""
-        from .models import Signal
-
-        visible = visible_classes_q(clearances_of(user), prefix="threat_class__")
-        signals = Signal.objects.filter(reporter_id=OuterRef("pk"))
-        return self.filter(Q(Exists(signals.filter(visible))) | ~Q(Exists(signals.exclude(visible))))
-
-
-class SignalQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        """Signals of the classes the user may see (a held signal has no case: its own class decides)."""
-        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
-
-
-class CaseEventQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        """Timeline rows of the cases the user may see."""
-        return self.filter(visible_classes_q(clearances_of(user), prefix="case__threat_class__"))
-
-
 def case_visible(*, user, case_id: int):
     """One case for display, or ``DocketError`` 404 when it does not exist or is hidden from the user."""
-    from .models import Case
-
     case = Case.objects.visible_to(user).for_display(user=user).filter(pk=case_id).first()
     if case is None:
         raise not_found("No such case.")

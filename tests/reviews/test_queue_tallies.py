@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from casework.models import Case, QueueTally
 from casework.priority import cases_reprioritise_due
-from casework.selectors import clearances_of
 from casework.tallies import queue_tallies_compact, queue_tallies_rebuild
+from docket.visibility import clearances_of
 from reviews.selectors import queues_overview
 from reviews.services import leases_expire, queue_claim
 from tests.factories import CaseFactory, queue
