@@ -60,6 +60,7 @@ def test_urls_answer_on_localhost_with_a_password(data_dir):
         assert conn.execute("SELECT current_database()").fetchone() == ("docket",)
         assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
         assert conn.execute("SHOW unix_socket_directories").fetchone() == ("",)
+        assert conn.execute("SHOW max_locks_per_transaction").fetchone() == ("256",)  # intake's key locks
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     assert client.ping() is True
     assert client.config_get("bind") == {"bind": "127.0.0.1"}
