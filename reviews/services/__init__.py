@@ -36,6 +36,7 @@ from .decisions import (
     decision_automated,
     decision_make,
     decisions_automated,
+    decisions_bulk,
     decisions_write,
 )
 from .eligibility import Clearance, ReviewerLoad, eligibility_check
@@ -59,6 +60,7 @@ __all__ = [
     "case_escalate",
     "decision_automated",
     "decisions_automated",
+    "decisions_bulk",
     "decision_make",
     "decision_overturn",
     "decision_replace",

@@ -16,7 +16,7 @@ cases do not grow with N. Deliveries are enqueued after commit.
 import json
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -31,7 +31,7 @@ from docket.queueing import enqueue_on_commit
 from policies.models import VIOLATIONS, Action, Policy, PolicyVersion, ThreatClass, class_visible
 
 from ..models import Assignment, Decision, Enforcement, Queue
-from ..sor import public_explanation_clean
+from ..sor import public_explanation_clean, statement_terms
 from ..statements import Publication, decisions_publish
 from .common import (
     assignment_active_lock,
@@ -141,6 +141,18 @@ class DecisionDraft:
     @property
     def automated(self):
         return self.reviewer_id is None
+
+    def statement_terms_check(self, *, now):
+        """Refuse now (``400 invalid``) the DSA choices the statement of reasons would refuse when published."""
+        statement_terms(
+            threat_class=self.case.threat_class,
+            action=self.action,
+            duration_days=self.duration_days,
+            decided_on=now.astimezone(UTC).date(),
+            decision_ground=self.decision_ground,
+            legal_ground=self.legal_ground,
+            territorial_scope=self.territorial_scope,
+        )
 
     def publication(self, decision) -> Publication:
         """What the decision written from this draft publishes (a campaign's decision is a group decision)."""
@@ -545,6 +557,80 @@ def decisions_automated(*, actions, at=None):
     for case_id in set(actions) - {c.pk for c in cases}:
         refused[case_id] = not_found("No such case.")
     return decisions_write(drafts, actor="automation", now=now), refused
+
+
+@transaction.atomic
+def decisions_bulk(
+    *,
+    case_ids,
+    reviewer,
+    action,
+    rule,
+    rationale="",
+    duration_days=None,
+    public_explanation="",
+    territorial_scope=None,
+    decision_ground=None,
+    legal_ground=None,
+):
+    """One decision applied to many cases at once (a queue's selected cases): one lock, one write.
+
+    The same rule for each case as ``decision_make`` on behalf of a senior
+    (visibility, who may decide, the transition, the active version's ladder,
+    rule and duration, the DSA choices), then ``decisions_write`` for all the
+    cases it accepts in one statement, stated as partially automated. A case
+    the rule refuses is left as it is and returned in ``refused`` with the
+    error. Returns ``(decisions, refused)``, in case id order.
+    """
+    reviewer = reviewer_of(reviewer)
+    case_worker_require(reviewer.user)
+    senior = roles.has(reviewer.user, roles.SENIOR)
+    now = timezone.now()
+    case_ids = sorted(set(case_ids))
+    cases = list(
+        Case.objects.select_for_update(of=("self",))
+        .select_related("threat_class", "subject")
+        .filter(pk__in=case_ids)
+        .order_by("pk")
+    )
+    holders = dict(
+        Assignment.objects.filter(case_id__in=[c.pk for c in cases], state="active").values_list(
+            "case_id", "reviewer_id"
+        )
+    )
+    versions, drafts, refused = {}, [], {}
+    for case in cases:
+        tc = case.threat_class
+        try:
+            if not class_visible(restricted=tc.restricted, slug=tc.slug, clearances=reviewer.clearances):
+                raise not_found("No such case.")
+            if holders.get(case.pk) != reviewer.pk and not senior:
+                raise forbidden("Only the reviewer holding this case may decide it.", code="not_assignee")
+            transition_check(case.status, "decided", verb="be decided again")
+            if tc.pk not in versions:
+                versions[tc.pk] = active_version_for(tc)
+            draft = draft_for(
+                case,
+                version=versions[tc.pk],
+                action=action,
+                rule=rule,
+                duration_days=duration_days,
+                rationale=rationale,
+                reviewer_id=reviewer.pk,
+                public_explanation=public_explanation or "",
+                territorial_scope=territorial_scope,
+                decision_ground=decision_ground,
+                legal_ground=legal_ground,
+                group=True,
+            )
+            draft.statement_terms_check(now=now)
+        except DocketError as e:
+            refused[case.pk] = e
+        else:
+            drafts.append(draft)
+    for case_id in set(case_ids) - {c.pk for c in cases}:
+        refused[case_id] = not_found("No such case.")
+    return decisions_write(drafts, actor=reviewer, now=now), dict(sorted(refused.items()))
 
 
 # --- escalation ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from policies.models import LADDER
 from reviews.forms import BulkDecisionForm, QueueFilterForm, form_errors
 from reviews.models import Queue
 from reviews.selectors import campaign_members, claimable_queue_slugs, queue_filter_classes, queue_listing
-from reviews.services import active_version_for, campaign_decide, campaign_dismiss, decision_make
+from reviews.services import active_version_for, campaign_decide, campaign_dismiss, decisions_bulk
 
 from .common import ACTION_LABELS, cases_for, decision_fields, staff_required, with_shown_priority
 
@@ -134,7 +134,7 @@ def campaign_detail(request, campaign_id):
 
 
 def _bulk_decide(request, cases_qs):
-    """Apply one decision to each selected case through ``decision_make``; summarise what happened.
+    """Apply one decision to each selected case through ``decisions_bulk``; summarise what happened.
 
     Answers the refused case ids (all the selected ones when the form itself is refused), the
     decided ones, and the refusals' status (400 for the form, else theirs when they all agree).
@@ -144,22 +144,20 @@ def _bulk_decide(request, cases_qs):
         messages.error(request, "Nothing was decided. " + form_errors(form))
         return request.POST.getlist("cases"), [], 400
     data = form.cleaned_data
-    done, refused, refused_ids, statuses = [], [], [], set()
-    for case in sorted(data["cases"], key=lambda c: c.pk):
-        try:
-            decision_make(
-                case_id=case.pk,
-                reviewer=request.user,
-                public_explanation=data["public_explanation"],
-                on_behalf_of_senior=True,
-                **decision_fields(data),
-            )
-        except DocketError as e:
-            refused.append(f"case {case.pk}: {e.detail}")
-            refused_ids.append(case.pk)
-            statuses.add(e.status)
-        else:
-            done.append(case.pk)
+    case_ids = sorted(c.pk for c in data["cases"])
+    try:
+        decisions, errors = decisions_bulk(
+            case_ids=case_ids,
+            reviewer=request.user,
+            public_explanation=data["public_explanation"],
+            **decision_fields(data),
+        )
+    except DocketError as e:  # refused for every case (who decides, or the batch as a whole)
+        decisions, errors = [], dict.fromkeys(case_ids, e)
+    done = [d.case_id for d in decisions]
+    refused = [f"case {case_id}: {e.detail}" for case_id, e in errors.items()]
+    refused_ids = list(errors)
+    statuses = {e.status for e in errors.values()}
     if done:
         _decided_message(request, data["action"], done)
     if refused:

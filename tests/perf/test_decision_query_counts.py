@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from casework.models import Campaign, Case, SignalSource
 from reviews.models import Decision, Enforcement, Notice, StatementSubmission
-from reviews.services import campaign_decide, decisions_automated
+from reviews.services import campaign_decide, decisions_automated, decisions_bulk
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SourceFactory, threat_class
 
 pytestmark = pytest.mark.django_db
@@ -78,5 +78,20 @@ def test_an_automated_wave_costs_the_same_queries_for_4_and_40_cases():
             decisions, refused = decisions_automated(actions={c.pk: "remove" for c in cases})
         assert refused == {} and len(decisions) == size and published(decisions)
         assert set(Case.objects.filter(pk__in=[c.pk for c in cases]).values_list("status", flat=True)) == {"decided"}
+        counts[size] = len(queries)
+    assert counts[40] == counts[4], counts
+
+
+def test_a_bulk_decision_on_a_queue_costs_the_same_queries_for_4_and_40_cases(senior):
+    counts = {}
+    for size in SIZES:
+        cases = reported_cases(size)
+        already = CaseFactory(kind="spam", status="decided", decided_at=timezone.now())  # refused, whatever the size
+        with CaptureQueriesContext(connection) as queries:
+            decisions, refused = decisions_bulk(
+                case_ids=[*(c.pk for c in cases), already.pk], reviewer=senior, action="remove", rule="SP-1"
+            )
+        assert list(refused) == [already.pk] and refused[already.pk].code == "invalid_transition"
+        assert [d.case_id for d in decisions] == [c.pk for c in cases] and published(decisions)
         counts[size] = len(queries)
     assert counts[40] == counts[4], counts

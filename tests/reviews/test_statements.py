@@ -13,7 +13,7 @@ from policies.models import LADDER, MessageTemplate, Policy, PolicyVersion, Thre
 from policies.services import policy_version_activate, policy_version_draft_from
 from reviews.accounts import user_upsert
 from reviews.models import Decision
-from reviews.services import campaign_decide, decision_automated, decision_make, decisions_automated
+from reviews.services import campaign_decide, decision_automated, decision_make, decisions_automated, decisions_bulk
 from reviews.sor import installation_prefix, sor_validate, statement_of_reasons, statement_terms
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version
 
@@ -401,3 +401,16 @@ def test_a_statement_made_in_a_batch_is_the_one_made_alone():
     assert refused == {} and len(wave) == 3
     assert machine.statement["automated_decision"] == "AUTOMATED_DECISION_FULLY"
     assert {without_puid(d) for d in wave} == {without_puid(machine)}
+
+
+def test_a_bulk_decision_refuses_a_dsa_choice_case_by_case_before_writing_anything():
+    cases = [CaseFactory(kind="spam") for _ in range(2)]
+    decisions, refused = decisions_bulk(
+        case_ids=[c.pk for c in cases], reviewer=senior(), action="remove", rule="SP-1", territorial_scope=["US"]
+    )
+    assert decisions == []
+    assert {case_id: (e.code, e.errors) for case_id, e in refused.items()} == {
+        c.pk: ("invalid", {"territorial_scope": ["Not EEA country codes: US."]}) for c in cases
+    }
+    assert not Decision.objects.filter(case__in=cases).exists()
+    assert set(Case.objects.filter(pk__in=[c.pk for c in cases]).values_list("status", flat=True)) == {"open"}
