@@ -325,7 +325,8 @@ class Campaign(models.Model):
         ordering = ["-size", "-detected_at"]
 
     def __str__(self):
-        return f"campaign {self.pk} ({self.size})"
+        # Not its size: that counts every member, and a reader may see only some (the admin names it so).
+        return f"campaign {self.pk}"
 
 
 class Case(models.Model):

@@ -615,3 +615,18 @@ def test_restricted_activity_changes_no_count_or_rate_on_the_dashboard_or_the_so
     unrestricted = {s.slug: s for s in sources_overview(user=None)}
     assert figures["user-reports"].current_rate == unrestricted["user-reports"].current_rate + 7
     assert ">7<" in ui_client(world.cast["senior"]).get("/sources/held-reports/").content.decode()
+
+
+def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_nothing_in_the_admin(mixed, frozen):
+    """The admin as an uncleared policy admin, over the mixed world: csam accounts join a spam campaign, a csam
+    signal from the campaign's reporter lands on a member (new attributes, a larger reach) and is decided."""
+    world = mixed
+    client = ui_client(world.cast["policy_admin"])
+    highest = _casework_admins()
+    urls = _admin_urls(client, highest)
+    before = {url: _admin_normalised(client.get(url)) for url in urls}
+    _mixed_restricted_activity(world, frozen)
+    margin = {m: top + ID_MARGIN.get(m._meta.model_name, 10) for m, top in highest.items()}
+    assert [m.__name__ for m, top in _casework_admins().items() if top > margin[m]] == []
+    after = {url: _admin_normalised(client.get(url)) for url in urls}
+    assert [url for url in urls if after[url] != before[url]] == []
