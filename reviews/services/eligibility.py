@@ -12,6 +12,9 @@ its own statement (the queue claim) asks again with the counts.
 from dataclasses import dataclass, replace
 
 from docket.errors import conflict, forbidden
+from policies.models import ThreatClass
+
+from ..models import Queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,15 @@ class Clearance:
     needed_by: str = ""  # e.g. "this queue"
 
 
+def _class_name(slug):
+    """A refusal names the class (a clearance is a class's slug), read only when refusing."""
+    return ThreatClass.objects.filter(slug=slug).values_list("name", flat=True).first() or slug
+
+
+def _queue_name(slug):
+    return Queue.objects.filter(slug=slug).values_list("name", flat=True).first() or slug
+
+
 def eligibility_check(
     load: ReviewerLoad, *, needs=(), works_queue=True, queue_slug="", graphic=False, holds="case(s)"
 ) -> None:
@@ -45,10 +57,10 @@ def eligibility_check(
     who = load.username
     for need in needs:
         if need.slug and need.slug not in load.clearances:
-            tail = f" {need.needed_by} needs" if need.needed_by else ""
-            raise forbidden(f"{who} lacks the {need.slug} clearance{tail}.", code="clearance_required")
+            tail = f"; {need.needed_by} needs that clearance" if need.needed_by else ""
+            raise forbidden(f"{who} is not cleared for {_class_name(need.slug)}{tail}.", code="clearance_required")
     if not works_queue:
-        raise forbidden(f"{who} does not work the {queue_slug} queue.")
+        raise forbidden(f"{who} does not work the {_queue_name(queue_slug)} queue.")
     if not load.on_shift:
         raise conflict("off_shift", f"{who} is off shift.")
     if load.active is not None and load.active >= load.max_active:

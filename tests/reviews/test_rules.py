@@ -117,7 +117,7 @@ def test_eligibility_refuses_in_one_order_and_skips_figures_not_known_yet():
 
     assert refused("clearance_required", lambda: eligibility_check(load, needs=[Clearance("csam", "this queue")]))
     assert refused("forbidden", lambda: eligibility_check(load, works_queue=False, queue_slug="spam")).detail == (
-        "ann does not work the spam queue."
+        "ann does not work the Spam queue."
     )
     assert refused("off_shift", lambda: eligibility_check(load)).detail == "ann is off shift."
     on = ReviewerLoad(username="ann", on_shift=True, max_active=1, clearances=frozenset(), graphic_budget=0)

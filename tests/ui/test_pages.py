@@ -149,7 +149,7 @@ def test_clearance_refusal_is_a_message(login, moderator, unchanged):
     with unchanged():
         page = login(moderator).post("/queues/csam/claim/", follow=True)
     assert page.status_code == 200
-    assert messages_of(page) == ["mod lacks the csam clearance this queue needs."]
+    assert messages_of(page) == ["mod is not cleared for Child sexual abuse material; this queue needs that clearance."]
 
 
 def test_exposure_budget_refusal_is_a_message(login, make_user, unchanged):
