@@ -72,20 +72,13 @@ class SecondReviewForm(forms.Form):
         ]
 
 
-class _ClassChoice(forms.ModelChoiceField):
-    def label_from_instance(self, obj):
-        return obj.name
-
-
 class QueueFilterForm(forms.Form):
-    """The queue page's filters, sort and page (GET). ``classes`` and ``campaigns`` are what the user may see,
+    """The queue page's filters, sort and page (GET). ``classes`` (a list) and ``campaigns`` are what the user may see,
     so a restricted class or campaign is refused like one that does not exist."""
 
-    threat_class = _ClassChoice(
-        queryset=None,
-        to_field_name="slug",
+    threat_class = forms.ChoiceField(
+        choices=(),
         required=False,
-        empty_label="Any class",
         label="Class",
         error_messages={"invalid_choice": "No such class in this queue."},
     )
@@ -125,8 +118,14 @@ class QueueFilterForm(forms.Form):
 
     def __init__(self, *args, classes, campaigns, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["threat_class"].queryset = classes
+        # A list read once (the choices and the check), by name; the selector takes the class itself.
+        self._classes = {tc.slug: tc for tc in classes}
+        self.fields["threat_class"].choices = [("", "Any class")] + [(tc.slug, tc.name) for tc in classes]
         self.fields["campaign"].queryset = campaigns
+
+    def clean_threat_class(self):
+        slug = self.cleaned_data["threat_class"]
+        return self._classes[slug] if slug else None
 
     def clean_sort(self):
         return self.cleaned_data["sort"] or "rank"

@@ -95,7 +95,7 @@ def queue_page(request, queue, *, kept=None, status=200):
     ``kept`` after a refusal). A bad filter is a form error on the page (400), with the input kept."""
     form = QueueFilterForm(
         request.GET,
-        classes=queue_filter_classes(request.user, queue),
+        classes=list(queue_filter_classes(request.user, queue)),
         campaigns=Campaign.objects.visible_to(request.user),
     )
     listing = queue_listing(request.user, queue, **form.listing_arguments()) if form.is_valid() else None
