@@ -11,7 +11,7 @@ leak through a forgotten view. Superusers follow the same rule.
 
 The clearances live on reviewer profiles (an app); this core imports no app
 and reads them through the lookup that app registers with the identity
-services at start-up (``docket.identity.services.grants_register``).
+services at start-up (the hook ``docket.identity.services.user_clearances``).
 """
 
 from contextlib import contextmanager

@@ -9,18 +9,18 @@ class ReviewsConfig(AppConfig):
         # Imported here, the one place Django allows it: these modules read models.
         from casework import retention
         from casework import selectors as casework_selectors
-        from casework.intake import automation_register, fold
-        from docket.identity.services import grants_register
-        from reviews.identity import clearances_of, grants_apply
+        from casework.intake import automated_decisions, fold
+        from docket.identity import services as identity_services
 
+        from . import identity, selectors
         from . import retention as reviews_retention
-        from . import selectors
-        from .services import decision_automated, decisions_automated
+        from .services import decisions_automated
 
         # Clearances live on reviewer profiles: the core (identity, visibility) reads them through this.
-        grants_register(clearances_of=clearances_of, apply=grants_apply)
+        identity_services.user_clearances.register(identity.clearances_of)
+        identity_services.grants_apply.register(identity.grants_apply)
         # Intake (casework, a layer below) asks the reviews decision pipeline to decide auto-actioned cases.
-        automation_register(decision_automated, decide_many=decisions_automated)
+        automated_decisions.register(decisions_automated)
         # A case's display (casework) shows its assignment and decisions; its recommended action reads strikes.
         casework_selectors.case_display_prefetches.register(selectors.case_display_prefetches)
         casework_selectors.strike_actions.register(selectors.strike_actions)

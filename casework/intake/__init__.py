@@ -28,7 +28,7 @@ from .store import (
     HELD,
     QUEUED,
     IntakeResult,
-    automation_register,
+    automated_decisions,
     signals_ingest,
 )
 from .validate import IntakeReference
@@ -41,7 +41,7 @@ __all__ = [
     "QUEUED",
     "IntakeReference",
     "IntakeResult",
-    "automation_register",
+    "automated_decisions",
     "cases_open_or_join",
     "routes_resolve",
     "signals_fold",

@@ -15,11 +15,12 @@ from django.utils import timezone
 
 from docket.conf import setting
 from docket.errors import DocketError
+from docket.hooks import Hook
 from docket.queueing import enqueue_on_commit
 from policies.thresholds import signal_disposition
 
 from .. import events
-from ..models import Case, Signal, SignalSource
+from ..models import Signal, SignalSource
 from ..priority import case_reprioritise
 from ..services import actor_fields
 from .fold import routes_resolve, signals_fold
@@ -447,46 +448,21 @@ def _events_write(items, opened, *, actor, now):
 
 
 # The automated decision is the reviews app's (a layer above): it registers it at start-up.
-_automation = None
-_automation_many = None
-
-
-def automation_register(decide, *, decide_many=None) -> None:
-    """Register ``decide(*, case, action, at)``, the automated decision intake asks for (reviews does, when ready).
-
-    It raises ``DocketError`` to refuse (the case then stays open for a human).
-    ``decide_many(*, actions, at)`` (``{case id: action}`` -> ``(decisions,
-    {case id: DocketError})``), the same rule over a whole wave in one write, is
-    used when registered.
-    """
-    global _automation, _automation_many
-    _automation = decide
-    _automation_many = decide_many
+# ``automated_decisions(*, actions, at)`` takes ``{case id: action}`` and decides the whole wave in
+# one write, returning ``(decisions, {case id: DocketError})`` for the cases the rule refuses.
+automated_decisions = Hook("casework.intake.automated_decisions")
 
 
 def _automation_decide(items, *, now):
     """Automation decides each open case an auto-actioned signal joined (through the registered decision).
 
-    A wave is decided set-based when the batch decision is registered; a case
-    the rule refuses keeps its signals for a human either way.
+    The wave is decided set-based; a case the rule refuses keeps its signals for a human.
     """
-    auto_cases = sorted({i.case_id for i in items if i.disposition == AUTO_ACTIONED})
-    if not auto_cases:
-        return
-    if _automation is None:
-        raise RuntimeError("no automated decision registered (the reviews app registers it when ready)")
     actions = {i.case_id: i.threat_class.auto_action for i in items if i.disposition == AUTO_ACTIONED}
-    refused = {}
-    if _automation_many is not None:
-        with transaction.atomic():
-            _, refused = _automation_many(actions=actions, at=now)
-    else:
-        for case in Case.objects.filter(pk__in=auto_cases).select_related("threat_class").order_by("pk"):
-            try:
-                with transaction.atomic():
-                    _automation(case=case, action=actions[case.pk], at=now)
-            except DocketError as e:
-                refused[case.pk] = e
+    if not actions:
+        return
+    with transaction.atomic():
+        _, refused = automated_decisions(actions=actions, at=now)
     for case_id, e in sorted(refused.items()):
         # Misconfigured automation (e.g. the action left the ladder) must not lose the
         # signals: the case stays open for a human.

@@ -6,12 +6,11 @@ with its username as ``object_id``.
 
 Roles are Django groups (the core's); clearances live on reviewer profiles, in ``reviews``. The core
 reads and writes clearances only through the functions that ``reviews`` registers at start-up
-(``grants_register``), so nothing here imports an app.
+(the hooks ``user_clearances`` and ``grants_apply``), so nothing here imports an app.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
 
@@ -25,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from docket import roles
 from docket.audit import access_log_add
 from docket.errors import DocketError
+from docket.hooks import Hook
 from docket.models import AccessLog
 
 from .models import ApiToken, UserSession
@@ -37,25 +37,18 @@ PENDING_SECONDS = 5 * 60
 # --- hooks: clearances live in an upper layer -------------------------------------------------------
 
 
-@dataclass
-class _Grants:
-    clearances_of: object = None  # (user) -> iterable of threat class slugs
-    apply: object = None  # (*, username, roles, clearances) -> user or None; empty roles strip access
-
-
-_grants = _Grants()
-
-
-def grants_register(*, clearances_of, apply):
-    """Called once by the app that owns clearances (``reviews``) when it starts."""
-    _grants.clearances_of = clearances_of
-    _grants.apply = apply
+# ``reviews`` owns clearances and registers both when ready.
+# ``user_clearances(user)``: the threat class slugs ``user`` is cleared for.
+user_clearances = Hook("docket.identity.user_clearances")
+# ``grants_apply(*, username, roles, clearances, request)``: give the account exactly these roles and
+# clearances; returns the user, or ``None`` when refused (empty roles strip access).
+grants_apply = Hook("docket.identity.grants_apply")
 
 
 def clearances_of(user) -> frozenset:
-    if user is None or not user.is_authenticated or _grants.clearances_of is None:
+    if user is None or not user.is_authenticated or user_clearances.provider is None:
         return frozenset()
-    return frozenset(_grants.clearances_of(user))
+    return frozenset(user_clearances(user))
 
 
 def grants_of(user) -> dict:
@@ -119,9 +112,9 @@ def oidc_grants_apply(*, username, role_names, clearances, request=None):
     With no role the user is refused: an existing account loses every role and clearance (and its
     sessions); no account is created. Returns the user, or ``None`` when refused.
     """
-    if _grants.apply is None:
+    if grants_apply.provider is None:
         raise DocketError("unavailable", "No app has registered how clearances are granted.", status=503)
-    return _grants.apply(username=username, roles=sorted(role_names), clearances=sorted(clearances), request=request)
+    return grants_apply(username=username, roles=sorted(role_names), clearances=sorted(clearances), request=request)
 
 
 # --- sessions --------------------------------------------------------------------------------------------

@@ -42,9 +42,12 @@ def test_the_upper_layers_register_their_providers_at_start_up():
     from appeals.services import appeals_purge_personal_data
     from casework import retention
     from casework import selectors as casework_selectors
-    from casework.intake import fold
+    from casework.intake import automated_decisions, fold
+    from docket.identity import services as identity_services
+    from reviews import identity as reviews_identity
     from reviews import retention as reviews_retention
     from reviews import selectors as reviews_selectors
+    from reviews.services import decisions_automated
     from reviews.webhooks import payload_notices
 
     assert payload_notices.provider is enforcement_notices
@@ -57,3 +60,6 @@ def test_the_upper_layers_register_their_providers_at_start_up():
     ]
     assert list(retention.export_contributions) == [reviews_retention.case_export_items]
     assert casework_selectors.blind_decisions.provider is reviews_selectors.decisions_blind_to
+    assert automated_decisions.provider is decisions_automated
+    assert identity_services.user_clearances.provider is reviews_identity.clearances_of
+    assert identity_services.grants_apply.provider is reviews_identity.grants_apply
