@@ -166,6 +166,30 @@ class Subject(models.Model):
         return f"{self.kind}:{self.external_id}"
 
 
+class SubjectFacet(models.Model):
+    """What one threat class's signals said of a subject: the largest reach and the attribute values they carried.
+
+    A subject is shown through the facets of the classes the reader may see (``casework.selectors.
+    subject_facts``), so a restricted class's signals tell no one without its clearance what they
+    carried; the subject's own ``reach`` and ``attributes`` merge every class (campaign detection,
+    statements of reasons). Written by intake beside the subject.
+    """
+
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="facets")
+    threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="+")
+    reach = models.BigIntegerField(default=0)
+    attributes = models.JSONField(default=dict, blank=True, help_text='{"kind": ["value", ...]}')
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "threat_class"], name="subjectfacet_unique"),
+            models.CheckConstraint(name="subjectfacet_reach_non_negative", condition=Q(reach__gte=0)),
+        ]
+
+    def __str__(self):
+        return f"{self.subject_id} as {self.threat_class_id}"
+
+
 class SubjectAttribute(models.Model):
     """One (kind, value) a subject carries (device, ip, payment, link_domain…).
 

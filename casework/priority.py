@@ -150,7 +150,14 @@ inputs AS (
            c.severity::float8 AS severity,
            LEAST(c.harm_weight, %(harm_cap)s) AS harm,
            tc.restricted OR tc.legal_escalation AS restricted,
-           subj.reach,
+           -- the reach the signals of the case's class or of unrestricted classes reported (SubjectFacet): what
+           -- everyone who may read the case may know; the subject's own figure when it has no facet at all
+           CASE WHEN EXISTS (SELECT 1 FROM casework_subjectfacet f WHERE f.subject_id = c.subject_id)
+                THEN COALESCE((SELECT max(f.reach) FROM casework_subjectfacet f
+                                 JOIN policies_threatclass ftc ON ftc.id = f.threat_class_id
+                                WHERE f.subject_id = c.subject_id
+                                  AND (f.threat_class_id = c.threat_class_id OR NOT ftc.restricted)), 0)
+                ELSE subj.reach END AS reach,
            COALESCE(sig.signals, c.signal_count) AS signals,
            COALESCE(sig.reporters, c.reporter_count) AS reporters,
            COALESCE(sig.first_at, c.first_signal_at) AS first_at,
@@ -490,7 +497,7 @@ def priority_sql(now=None) -> tuple[str, list]:
 FACTORS = {
     "severity": ("Severity", "of the threat class, 1 to 5"),
     "harm_weight": ("Harm weight", "the class's harm multiplier"),
-    "reach": ("Reach", "the subject's audience, log-scaled from 0 to 1"),
+    "reach": ("Reach", "the subject's audience (as this class and unrestricted ones report it), log-scaled 0 to 1"),
     "signal_strength": ("Signal strength", "the best score times its source's trust, 0 to 1"),
     "reporter_weight": ("Reporter weight", "distinct reporters, each weighted by their past accuracy"),
     "reporter_term": ("Reporter term", "the reporter weight scaled to 0 to 1"),

@@ -16,14 +16,15 @@ through hooks (``docket.hooks``) that ``reviews`` fills when ready:
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Count, Q
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from docket.errors import not_found
 from docket.hooks import Hook
-from policies.models import ThreatClass, ladder_rank
+from docket.visibility import clearances_of
+from policies.models import ThreatClass, ladder_rank, visible_classes_q
 from policies.selectors import active_versions_by_class
 
 from .models import (  # noqa: F401  (case_display_prefetches: reviews registers its provider through this module)
@@ -31,6 +32,7 @@ from .models import (  # noqa: F401  (case_display_prefetches: reviews registers
     Signal,
     Subject,
     SubjectAttribute,
+    SubjectFacet,
     case_display_prefetches,
 )
 
@@ -82,6 +84,52 @@ def campaign_links_visible(user, campaigns) -> list:
                 shown.append((-seen, str(link.get("kind")), str(link.get("value")), link))
         campaign.visible_links = [link for *_key, link in sorted(shown, key=lambda row: row[:3])]
     return campaigns
+
+
+def subject_facts(*, user, subjects) -> dict[int, dict]:
+    """Per subject id, what the signals of classes ``user`` may see said of it: ``{"reach", "attributes"}``.
+
+    The largest reach and the attribute values (``{kind: [values]}``, sorted) of the subject's
+    facets (``SubjectFacet``) of visible classes: a value or a reach only a restricted class's
+    signals carried is not told to someone without its clearance. A subject with no facet at all
+    (only ever named as a content's owner, or older than facets) shows its own figures. One query.
+    """
+    subjects = list(subjects)
+    visible = ExpressionWrapper(
+        visible_classes_q(clearances_of(user), prefix="threat_class__"), output_field=BooleanField()
+    )
+    rows = (
+        SubjectFacet.objects.filter(subject_id__in=[s.pk for s in subjects])
+        .annotate(seen=visible)
+        .values_list("subject_id", "reach", "attributes", "seen")
+    )
+    faceted, reach, attributes = set(), {}, {}
+    for subject_id, facet_reach, facet_attributes, seen in rows:
+        faceted.add(subject_id)
+        if not seen:
+            continue
+        reach[subject_id] = max(reach.get(subject_id, 0), facet_reach)
+        merged = attributes.setdefault(subject_id, {})
+        for kind, values in (facet_attributes if isinstance(facet_attributes, dict) else {}).items():
+            merged.setdefault(kind, set()).update(values if isinstance(values, list) else [values])
+    out = {}
+    for subject in subjects:
+        if subject.pk in faceted:
+            merged = attributes.get(subject.pk, {})
+            out[subject.pk] = {
+                "reach": reach.get(subject.pk, 0),
+                "attributes": {kind: sorted(map(str, values)) for kind, values in sorted(merged.items())},
+            }
+        else:
+            own = subject.attributes if isinstance(subject.attributes, dict) else {}
+            out[subject.pk] = {
+                "reach": subject.reach,
+                "attributes": {
+                    kind: sorted(map(str, values if isinstance(values, list) else [values]))
+                    for kind, values in sorted(own.items())
+                },
+            }
+    return out
 
 
 def case_visible(*, user, case_id: int):

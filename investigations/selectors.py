@@ -77,6 +77,30 @@ def _subject_visible(s: str, visible: str = "%(visible)s") -> str:
     return _SUBJECT_VISIBLE_SQL.format(s=s, visible=visible)
 
 
+# An attribute row (alias ``{a}``) the reader may be told of: a class they may see carried the value
+# (``SubjectFacet``), or the subject has no facet at all (only ever named as an owner, or older than facets).
+# ``{visible}`` is an array of the visible class ids.
+_VALUE_SEEN_SQL = """
+    (EXISTS (SELECT 1 FROM casework_subjectfacet seen_f
+              WHERE seen_f.subject_id = {a}.subject_id AND seen_f.threat_class_id = ANY({visible})
+                AND seen_f.attributes -> {a}.kind ? {a}.value)
+     OR NOT EXISTS (SELECT 1 FROM casework_subjectfacet seen_f WHERE seen_f.subject_id = {a}.subject_id))
+"""
+
+# A subject's reach as the reader may know it: the largest its visible classes' signals reported (``{id}`` the
+# subject id, ``{own}`` its own reach, for a subject with no facet at all).
+_REACH_SEEN_SQL = """
+    CASE WHEN EXISTS (SELECT 1 FROM casework_subjectfacet seen_f WHERE seen_f.subject_id = {id})
+         THEN COALESCE((SELECT max(seen_f.reach) FROM casework_subjectfacet seen_f
+                         WHERE seen_f.subject_id = {id} AND seen_f.threat_class_id = ANY({visible})), 0)
+         ELSE {own} END
+"""
+
+
+def _value_seen(a: str, visible: str = "%(visible)s") -> str:
+    return _VALUE_SEEN_SQL.format(a=a, visible=visible)
+
+
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -161,8 +185,9 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
     if query.attribute:
         params["akind"], params["avalue"] = query.attribute
         if query.q:
-            filters += """ AND EXISTS (SELECT 1 FROM casework_subjectattribute fa
-                                       WHERE fa.subject_id = {s} AND fa.kind = %(akind)s AND fa.value = %(avalue)s)"""
+            filters += f""" AND EXISTS (SELECT 1 FROM casework_subjectattribute fa
+                                       WHERE fa.subject_id = {{s}} AND fa.kind = %(akind)s AND fa.value = %(avalue)s
+                                         AND {_value_seen("fa", VISIBLE_IDS)})"""
 
     def admitted(s: str) -> str:  # visible to the reader, and passing the filters
         visible = f"((SELECT everything FROM vis) OR {_subject_visible(s, VISIBLE_IDS)})"
@@ -179,7 +204,7 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
         )
         sources.append(
             f"""(SELECT DISTINCT 2, NULL::text, a.subject_id FROM casework_subjectattribute a
-                 WHERE a.value = %(q)s AND {admitted("a.subject_id")}
+                 WHERE a.value = %(q)s AND {_value_seen("a", VISIBLE_IDS)} AND {admitted("a.subject_id")}
                  ORDER BY a.subject_id LIMIT %(cap)s)"""
         )
         sources.append(
@@ -197,7 +222,8 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
     elif query.attribute:
         sources.append(
             f"""(SELECT 2, NULL::text, a.subject_id FROM casework_subjectattribute a
-                 WHERE a.value = %(avalue)s AND a.kind = %(akind)s AND {admitted("a.subject_id")}
+                 WHERE a.value = %(avalue)s AND a.kind = %(akind)s AND {_value_seen("a", VISIBLE_IDS)}
+                   AND {admitted("a.subject_id")}
                  ORDER BY a.subject_id LIMIT %(cap)s)"""
         )
     sql = f"""
@@ -214,7 +240,8 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
             FROM (SELECT * FROM hits ORDER BY grp, sort_key, subject_id LIMIT %(limit)s OFFSET %(offset)s) h
             JOIN casework_subject s ON s.id = h.subject_id
         )
-        SELECT counted.n, capped.capped, p.kind, p.external_id, p.reach,
+        SELECT counted.n, capped.capped, p.kind, p.external_id,
+               {_REACH_SEEN_SQL.format(id="p.id", own="p.reach", visible=VISIBLE_IDS)},
                (SELECT count(*) FROM casework_case c
                  WHERE c.subject_id = p.id AND c.status = ANY(%(active)s)
                    AND c.threat_class_id = ANY({VISIBLE_IDS})),
@@ -261,8 +288,8 @@ def _linked_sql(hop_sources: str) -> str:
     """
     return f"""
         WITH mine AS (
-            SELECT DISTINCT kind, value FROM casework_subjectattribute
-            WHERE subject_id = ANY({hop_sources}) AND seen_at >= %(since)s
+            SELECT DISTINCT m.kind, m.value FROM casework_subjectattribute m
+            WHERE m.subject_id = ANY({hop_sources}) AND m.seen_at >= %(since)s AND {_value_seen("m")}
         ),
         shared AS (
             SELECT m.kind, m.value FROM mine m
@@ -275,7 +302,7 @@ def _linked_sql(hop_sources: str) -> str:
             SELECT a.subject_id, array_agg(a.kind ORDER BY a.kind, a.value) AS kinds,
                    array_agg(a.value ORDER BY a.kind, a.value) AS vals
             FROM shared JOIN casework_subjectattribute a ON a.kind = shared.kind AND a.value = shared.value
-            WHERE a.seen_at >= %(since)s AND NOT a.subject_id = ANY(%(exclude)s)
+            WHERE a.seen_at >= %(since)s AND NOT a.subject_id = ANY(%(exclude)s) AND {_value_seen("a")}
             GROUP BY a.subject_id
         )
         SELECT s.id, s.kind, s.external_id, l.kinds, l.vals
@@ -329,6 +356,7 @@ class SubjectHistory:
     signals_per_day: list = field(default_factory=list)
     restricted_classes: list = field(default_factory=list)
     owner: Subject | None = None
+    reach: int = 0
 
 
 def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: datetime | None = None) -> SubjectHistory:
@@ -392,7 +420,8 @@ def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: da
         campaign_ids=sorted(campaign_ids),
         now=now,
     )
-    history.appeals, history.campaigns, history.content, history.attributes, history.signals_per_day = extras
+    history.appeals, history.campaigns, history.content, history.attributes, history.reach = extras[:5]
+    history.signals_per_day = extras[5]
     history.linked = linked_subjects(subject_id=subject.pk, visible=visible, hops=hops, now=now)
     return history
 
@@ -411,10 +440,11 @@ def _nothing_hidden(subject_id, visible, cases) -> bool:
 
 
 def _history_extras(*, subject, visible: list[int], decision_ids, campaign_ids, now: datetime, days: int = CHART_DAYS):
-    """The history's small reads in one statement: ``(appeals, campaigns, content, attributes, signals_per_day)``.
+    """The history's small reads in one statement: ``(appeals, campaigns, content, attributes, reach, per day)``.
 
     Appeals of the shown decisions (received order), the visible campaigns among ``campaign_ids``,
-    an account's visible content items, the attribute values by key, and ``[{day, count}]`` of the
+    an account's visible content items, the attribute values by key and the reach (as the visible
+    classes' signals told them, ``SubjectFacet``), and ``[{day, count}]`` of the
     visible classes' signals for each of the last ``days`` days (UTC), zeros included.
     """
     start = (now - timedelta(days=days - 1)).date()
@@ -424,6 +454,7 @@ def _history_extras(*, subject, visible: list[int], decision_ids, campaign_ids, 
         "decisions": decision_ids,
         "campaigns": campaign_ids,
         "account": subject.kind == Subject.Kind.ACCOUNT,
+        "reach": subject.reach,
         "limit": CONTENT_LIMIT,
         "since": datetime.combine(start, datetime.min.time(), tzinfo=now.tzinfo),
     }
@@ -437,7 +468,9 @@ def _history_extras(*, subject, visible: list[int], decision_ids, campaign_ids, 
                 WHERE %(account)s AND q.owner_id = %(subject)s AND {_subject_visible("q.id", "%(visible)s::bigint[]")}
                 ORDER BY q.external_id COLLATE "C", q.id LIMIT %(limit)s),
           ARRAY(SELECT ARRAY[a.kind, a.value]::text[] FROM casework_subjectattribute a
-                WHERE a.subject_id = %(subject)s ORDER BY a.kind, a.value),
+                WHERE a.subject_id = %(subject)s AND {_value_seen("a", "%(visible)s::bigint[]")}
+                ORDER BY a.kind, a.value),
+          {_REACH_SEEN_SQL.format(id="%(subject)s", own="%(reach)s", visible="%(visible)s::bigint[]")},
           ARRAY(SELECT ARRAY[d.day, d.n] FROM (
                     SELECT (g.occurred_at AT TIME ZONE 'UTC')::date - %(start)s::date AS day, count(*) AS n
                     FROM casework_signal g
@@ -448,7 +481,7 @@ def _history_extras(*, subject, visible: list[int], decision_ids, campaign_ids, 
     params["start"] = start
     with connection.cursor() as cur:
         cur.execute(sql, params)
-        appeals, campaigns, content, attribute_rows, day_counts = cur.fetchone()
+        appeals, campaigns, content, attribute_rows, reach, day_counts = cur.fetchone()
     attributes = defaultdict(list)
     for akind, value in attribute_rows:
         attributes[akind].append(value)
@@ -459,5 +492,6 @@ def _history_extras(*, subject, visible: list[int], decision_ids, campaign_ids, 
         list(campaigns),
         [{"kind": k, "external_id": e} for k, e in content],
         dict(attributes),
+        reach,
         chart,
     )

@@ -5,7 +5,7 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from casework.models import Case, Reporter, Signal, SignalSource, Subject
+from casework.models import Case, Reporter, Signal, SignalSource, Subject, SubjectFacet
 from casework.priority import BREACH_OFFSET, RESTRICTED_OFFSET, TIER_BREACHED, TIER_RESTRICTED
 from policies.models import PolicyVersion, ThreatClass
 from reviews.models import Queue
@@ -55,6 +55,7 @@ class CaseFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Case
+        skip_postgeneration_save = True  # the facet hook writes its own row; the case needs no second save
 
     class Params:
         kind = "spam"
@@ -82,6 +83,17 @@ class CaseFactory(factory.django.DjangoModelFactory):
         )
     )
     rank = factory.LazyAttribute(lambda o: o.priority)
+
+    @factory.post_generation
+    def facet(case, create, extracted, **kwargs):
+        """What intake records beside a case's first signal: its class's facet of the subject (reach, attributes)."""
+        if create:
+            subject = case.subject
+            SubjectFacet.objects.get_or_create(
+                subject=subject,
+                threat_class=case.threat_class,
+                defaults={"reach": subject.reach, "attributes": subject.attributes or {}},
+            )
 
 
 class SignalFactory(factory.django.DjangoModelFactory):

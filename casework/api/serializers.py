@@ -110,6 +110,8 @@ class CaseDetailSerializer(serializers.ModelSerializer):
 
     def to_representation(self, case):
         data = super().to_representation(case)
+        # The subject's reach as the case's readers may know it (its class's and unrestricted classes' signals).
+        data["subject"]["reach"] = case.reach
         # The priority and its breakdown at the time of the answer (they age), not as last ranked.
         data["priority"], data["priority_breakdown"] = priority_shown(case)
         return data

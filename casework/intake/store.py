@@ -169,6 +169,7 @@ def _store(items, *, ref, actor, now):
         return results, 0, set()
 
     _subjects_upsert(new, now)
+    _facets_upsert(new)
     _reporters_upsert(new)
     draws = random.random
     for item in new:
@@ -270,6 +271,36 @@ def _subjects_upsert(items, now):
             """,
             [json_rows(attr_rows)],
         )
+
+
+def _facets_upsert(items):
+    """What each class's signals of the batch said of each subject (``SubjectFacet``): reach grows, values merge.
+
+    Written for every new signal, whatever its disposition, like the subject itself.
+    """
+    facets: dict[tuple[int, int], dict] = {}
+    for item in items:
+        row = facets.setdefault((item.subject_id, item.threat_class.id), {"reach": 0, "attributes": defaultdict(set)})
+        row["reach"] = max(row["reach"], item.reach)
+        for k, vs in item.attributes.items():
+            row["attributes"][k].update(vs)
+    rows = [
+        [subject_id, class_id, r["reach"], {k: sorted(v) for k, v in r["attributes"].items()}]
+        for (subject_id, class_id), r in sorted(facets.items())
+    ]
+    fetch(
+        f"""
+        INSERT INTO casework_subjectfacet AS s (subject_id, threat_class_id, reach, attributes)
+        SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::bigint, (r->3)::jsonb FROM json_array_elements(%s::json) r
+        ORDER BY 1, 2
+        ON CONFLICT (subject_id, threat_class_id) DO UPDATE SET
+            reach = GREATEST(s.reach, EXCLUDED.reach),
+            attributes = {_MERGE_ATTRIBUTES}
+        -- A facet that learns nothing new is not rewritten.
+        WHERE EXCLUDED.reach > s.reach OR NOT (s.attributes @> EXCLUDED.attributes)
+        """,
+        [json_rows(rows)],
+    )
 
 
 _MERGE_ATTRIBUTES = """

@@ -86,7 +86,7 @@ class SubjectHistorySerializer(serializers.Serializer):
 
     kind = serializers.ChoiceField(choices=Subject.Kind.choices, source="subject.kind")
     external_id = serializers.CharField(source="subject.external_id")
-    reach = serializers.IntegerField(source="subject.reach")
+    reach = serializers.IntegerField(help_text="As the signals of the classes you may see reported it.")
     owner = serializers.SerializerMethodField()
     attributes = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
     cases = SubjectCaseSerializer(many=True)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from casework.models import Campaign, Case
 from casework.priority import FACTORS, priority_explain, priority_shown
-from casework.selectors import recommended_action
+from casework.selectors import recommended_action, subject_facts
 from casework.services import ESCALATION_QUEUES, case_note_add
 from docket import roles
 from docket.audit import access_log_case_read
@@ -156,7 +156,7 @@ def _case_page(request, case_id, *, forms=None, status=200):
             "recommended_label": ACTION_LABELS.get(recommended, recommended),
             "priority": shown_priority,
             "breakdown": _breakdown(shown_breakdown),
-            "attributes": _attributes(case.subject.attributes),
+            "attributes": _attributes(subject_facts(user=user, subjects=[case.subject])[case.subject.pk]["attributes"]),
             "velocity_chart": sparkline(hourly, now),
             "sla_left": duration((case.sla_due_at - now).total_seconds()) if case.sla_due_at > now else None,
             "sla_overdue": duration((now - case.sla_due_at).total_seconds()) if case.sla_due_at <= now else None,

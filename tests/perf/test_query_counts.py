@@ -237,7 +237,7 @@ BOUNDS = {
     "UI queue page filtered": 13,  # + the class and campaign asked for, looked up; a bounded count for the total
     "UI campaign page": 9,
     "UI source page": 8,  # + the reader's clearances and the classes hidden from them
-    "UI case page": 20,  # prior decisions, active strikes, the reporters' records, the campaign as the reader sees it
+    "UI case page": 21,  # prior decisions, strikes, reporters' records, the campaign and subject as the reader sees
     "UI appeals queue": 9,
     "UI appeal page": 13,  # + the access-log row
     "UI search": 5,

@@ -244,11 +244,13 @@ def test_appeals_staff_without_clearance_are_never_handed_a_restricted_appeal(un
 #
 # A spam campaign of five accounts that one reporter reported; then restricted activity touches it: csam accounts
 # that share the campaign's address (and a device of their own) join the campaign, a csam signal lands on a
-# campaign member (and on content it owns), that csam case is decided (a strike on the account), detection and the
-# re-ranking job run. The clock stands still meanwhile, so every figure a page computes "as of now" is comparable.
+# campaign member (for the pages, with a far larger reach, an address and a payment id of its own) and on content
+# it owns, that csam case is decided (a strike on the account), detection and the re-ranking job
+# run. The clock stands still meanwhile, so every figure a page computes "as of now" is comparable.
 
 MIX_IP = "198.51.100.1"
 CSAM_ONLY = "d-csam-pair"  # a device only the csam accounts carry
+CSAM_IP, CSAM_PAYMENT = "203.0.113.99", "pay-csam-1"  # values only a csam signal on a spam member carries
 
 
 def _mix_signal(n, kind, subject, *, reach=0, attributes=None, owner=None, subject_kind="account", reporter=None):
@@ -292,11 +294,15 @@ def mixed(uncleared, frozen):
     return world
 
 
-def _mixed_restricted_activity(world, frozen):
-    """csam accounts join the spam campaign; a csam case on a member, decided (a strike on the account)."""
+def _mixed_restricted_activity(world, frozen, *, carrying=False):
+    """csam accounts join the spam campaign; a csam case on a member, decided (a strike on the account).
+
+    ``carrying``: the csam signal on the member also brings a far larger reach, an address and a payment id.
+    """
     cast = world.cast
+    carried = {"reach": 5_000_000, "attributes": {"ip": [CSAM_IP], "payment": [CSAM_PAYMENT]}} if carrying else {}
     items = [
-        _mix_signal(10, "csam", "u-mix-0"),
+        _mix_signal(10, "csam", "u-mix-0", **carried),
         _mix_signal(11, "csam", "c-mix-csam", subject_kind="content", owner="u-mix-0"),
         _mix_signal(12, "csam", "u-mix-csam-0", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY]}),
         _mix_signal(13, "csam", "u-mix-csam-1", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY]}),
@@ -326,6 +332,7 @@ def _mixed_reads(world):
         "/subjects/account/u-mix-0/",
         "/subjects/account/u-mix-0/?hops=2",
         "/search/?q=u-mix",
+        f"/search/?q={CSAM_PAYMENT}",
     ]
     api = [
         "/api/v1/campaigns/",
@@ -334,7 +341,8 @@ def _mixed_reads(world):
         f"/api/v1/cases/?campaign={campaign}",
         "/api/v1/subjects/account/u-mix-0/",
         "/api/v1/subjects/?q=u-mix",
-        f"/api/v1/subjects/?q={CSAM_ONLY}",
+        *(f"/api/v1/subjects/?q={value}" for value in (CSAM_ONLY, CSAM_IP, CSAM_PAYMENT)),
+        f"/api/v1/subjects/?attribute=payment:{CSAM_PAYMENT}",
     ]
     return ui, api
 
@@ -357,7 +365,7 @@ def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_no_page_a
     world = mixed
     before = _read_mixed(world)
     assert [key for key, (status, _) in before.items() if status != 200] == []
-    _mixed_restricted_activity(world, frozen)
+    _mixed_restricted_activity(world, frozen, carrying=True)
     after = _read_mixed(world)
     differ = [f"{who} GET {url}" for (who, url), answer in before.items() if after[(who, url)] != answer]
     assert differ == []

@@ -209,7 +209,7 @@ def test_case_page_shows_evidence_blurred_policy_ladder_and_priority(login, mode
     other = CaseFactory(kind="harassment", subject=owner)
     _signals(case, 3)
     c = login(moderator)
-    with django_assert_max_num_queries(19):  # + the reporters' records over visible classes
+    with django_assert_max_num_queries(20):  # + the reporters' records, the subject's facets
         page = c.get(f"/cases/{case.pk}/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -244,7 +244,7 @@ def test_case_page_query_count_is_constant(login, moderator, django_assert_max_n
     for _ in range(5):
         CaseFactory(kind="harassment", subject=SubjectFactory(kind="content", owner=case.subject))
     c = login(moderator)
-    with django_assert_max_num_queries(19):  # + the reporters' records over visible classes
+    with django_assert_max_num_queries(20):  # + the reporters' records, the subject's facets
         assert c.get(f"/cases/{case.pk}/").status_code == 200
 
 
