@@ -34,7 +34,7 @@ def test_moderator_signs_in_with_roles_from_groups_and_loses_them_with_the_group
     screenshot(maria, "sso-moderator-home")
     # Her queues, the cleared child-safety queue among them, each with a claim button.
     expect(maria.get_by_role("row", name="Child safety")).to_contain_text("Claim next")
-    expect(maria.locator("main")).to_contain_text("csam")  # her clearances
+    expect(maria.locator("main")).to_contain_text("Child sexual abuse material")  # her clearance, by the class's name
     user = get_user_model().objects.get(username="maria")
     assert set(user.groups.values_list("name", flat=True)) == {"moderator"}
     assert Reviewer.objects.get(user=user).clearances == ["csam"]
