@@ -155,5 +155,5 @@ def test_dashboard_charts_with_the_demo_incident(page, live_server, sign_in, scr
     sign_in(page, "senior", "demo-password-1")
     page.get_by_role("navigation").get_by_role("link", name="Dashboard").click()
     expect(page.locator("svg.chart")).to_have_count(4)
-    expect(page.get_by_role("cell", name="spam-classifier").first).to_be_visible()
+    expect(page.get_by_role("cell", name="Spam classifier").first).to_be_visible()
     screenshot(page, "dashboard-demo")
