@@ -92,11 +92,11 @@ def appeal_claim_view(request):
         appeal = services.appeal_claim(reviewer=_reviewer(request))
     except DocketError as e:
         _refused(request, e)
-        return redirect("appeals-queue")
+        return redirect("appeals:queue")
     if appeal is None:
         messages.info(request, "No appeal is waiting for you right now.")
-        return redirect("appeals-queue")
-    return redirect("appeal-detail", appeal_id=appeal.pk)
+        return redirect("appeals:queue")
+    return redirect("appeals:appeal", appeal_id=appeal.pk)
 
 
 @require_GET
@@ -168,7 +168,7 @@ def appeal_resolve_view(request, appeal_id):
     form = ResolveForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
-        return redirect("appeal-detail", appeal_id=appeal_id)
+        return redirect("appeals:appeal", appeal_id=appeal_id)
     data = form.cleaned_data
     try:
         appeal = services.appeal_resolve(
@@ -182,9 +182,9 @@ def appeal_resolve_view(request, appeal_id):
         )
     except DocketError as e:
         _refused(request, e)
-        return redirect("appeal-detail", appeal_id=appeal_id)
+        return redirect("appeals:appeal", appeal_id=appeal_id)
     messages.success(request, f"Appeal {appeal.pk} resolved: {appeal.get_outcome_display().lower()}.")
-    return redirect("appeals-queue")
+    return redirect("appeals:queue")
 
 
 @require_POST
@@ -194,6 +194,6 @@ def appeal_release_view(request, appeal_id):
         services.appeal_release(appeal_id=appeal_id, reviewer=_reviewer(request))
     except DocketError as e:
         _refused(request, e)
-        return redirect("appeal-detail", appeal_id=appeal_id)
+        return redirect("appeals:appeal", appeal_id=appeal_id)
     messages.info(request, f"Appeal {appeal_id} went back to the queue.")
-    return redirect("appeals-queue")
+    return redirect("appeals:queue")

@@ -2,10 +2,12 @@ from django.urls import path
 
 from . import views
 
+app_name = "casework"
+
 urlpatterns = [
     path("sources/", views.sources_index, name="sources"),
     path("thresholds/", views.thresholds_index, name="thresholds"),
-    path("threshold-changes/<int:change_id>/", views.threshold_change_detail, name="threshold-change-detail"),
+    path("threshold-changes/<int:change_id>/", views.threshold_change_detail, name="threshold-change"),
     path(
         "threshold-changes/<int:change_id>/approve/",
         views.threshold_change_approve_view,

@@ -104,7 +104,7 @@ def _decide(request, change_id, service, done):
         messages.error(request, e.detail)
         return _detail(request, _change(change_id), status=e.status)
     messages.success(request, done.format(id=change.pk))
-    return redirect("threshold-change-detail", change_id=change.pk)
+    return redirect("casework:threshold-change", change_id=change.pk)
 
 
 @require_POST

@@ -17,4 +17,4 @@ class SchemaView(SpectacularAPIView):
 
 schema = SchemaView.as_view()
 # A page for people: an anonymous visitor is sent to sign in, then back.
-docs = login_required(SpectacularSwaggerView.as_view(url_name="schema"))
+docs = login_required(SpectacularSwaggerView.as_view(url_name="api:schema"))

@@ -158,9 +158,9 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "login"
+LOGIN_URL = "identity:login"
+LOGIN_REDIRECT_URL = "reviews:home"
+LOGOUT_REDIRECT_URL = "identity:login"
 
 # --- Identity: passwords with a second factor, single sign-on, sessions ---------
 # Password sign-in (an operator signing everyone in through OpenID Connect can switch it off).
@@ -184,6 +184,7 @@ OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_SIGN_ALGO", "RS256")
 OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "groups")
 OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "preferred_username")
 OIDC_USE_PKCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "identity:oidc-callback"
 OIDC_TIMEOUT = env_float("OIDC_TIMEOUT_SECONDS", 10)
 # Which provider groups grant which Docket roles and clearances:
 # "tns-moderators=moderator,tns-csam=clearance:csam" (a group may appear more than once).

@@ -4,9 +4,11 @@ from django.urls import include, path
 from docket import api_docs
 from docket.audit_api import AccessLogList
 
-# The REST API's URL names live in the `api` namespace (`reverse("api:queue-claim")`), so an API name
-# can never shadow a moderator page's (`reverse("queue-claim")`); tests/docket/test_urls.py checks
-# that no full name is used twice.
+# Every URL name lives in a namespace: the REST API's and its documentation's in `api`
+# (`reverse("api:queue-claim")`), each app's pages in the app's own (`reverse("reviews:queue-claim")`,
+# `{% url 'appeals:appeal' pk %}`), sign-in in `identity`. So an API name can never shadow a page's,
+# nor one app's page another's; tests/docket/test_urls.py refuses a name outside its app's namespace
+# and a full name used twice.
 api_v1 = [
     path("", include("casework.api.urls")),
     path("", include("reviews.api.urls")),
@@ -18,16 +20,19 @@ api_v1 = [
     path("", include("oversight.api.urls")),
 ]
 
+api = [
+    path("v1/", include(api_v1)),
+    path("schema/", api_docs.schema, name="schema"),
+    path("docs/", api_docs.docs, name="docs"),
+]
+
 urlpatterns = [
     path("", include("docket.identity.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include((api_v1, "api"))),
-    path("api/schema/", api_docs.schema, name="schema"),
-    path("api/docs/", api_docs.docs, name="api-docs"),
+    path("api/", include((api, "api"))),
     path("", include("casework.urls")),
     path("", include("investigations.urls")),
     path("", include("reviews.urls")),
-    path("", include("reviews.work_urls")),
     path("", include("oversight.urls")),
     path("appeals/", include("appeals.urls")),
     path("transparency/", include("transparency.urls")),

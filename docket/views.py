@@ -20,7 +20,7 @@ def landing(request):
     """
     user = request.user
     if roles.has(user, roles.APPEALS):
-        return redirect("appeals-queue")
+        return redirect("appeals:queue")
     if user.is_superuser or roles.has(user, roles.POLICY_ADMIN):
         return render(request, "docket/landing_admin.html", {"is_policy_admin": roles.has(user, roles.POLICY_ADMIN)})
     if roles.has(user, roles.PLATFORM):

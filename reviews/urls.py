@@ -1,16 +1,16 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import views, work_views
+
+app_name = "reviews"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("escalations/", views.escalations, name="escalations"),
-    path("queues/<slug:slug>/", views.queue_detail, name="queue-detail"),
+    path("queues/<slug:slug>/", views.queue_detail, name="queue"),
     path("queues/<slug:slug>/claim/", views.queue_claim_view, name="queue-claim"),
     path("queues/<slug:slug>/bulk-decision/", views.queue_bulk, name="queue-bulk"),
-    path("sources/<slug:slug>/", views.source_detail, name="source-detail"),
+    path("sources/<slug:slug>/", views.source_detail, name="source"),
     path("sources/<slug:slug>/confirm/", views.source_confirm_view, name="source-confirm"),
     path("sources/<slug:slug>/quarantine/", views.source_quarantine_view, name="source-quarantine"),
     path(
@@ -18,10 +18,11 @@ urlpatterns = [
         views.source_incident_resolve_view,
         name="source-incident-resolve",
     ),
-    path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign-detail"),
+    path("campaigns/", work_views.campaigns_index, name="campaigns"),
+    path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign"),
     path("campaigns/<int:campaign_id>/bulk-decision/", views.campaign_bulk, name="campaign-bulk"),
     path("campaigns/<int:campaign_id>/dismiss/", views.campaign_dismiss_view, name="campaign-dismiss"),
-    path("cases/<int:case_id>/", views.case_detail, name="case-detail"),
+    path("cases/<int:case_id>/", views.case_detail, name="case"),
     path("cases/<int:case_id>/decision/", views.case_decide, name="case-decide"),
     path("cases/<int:case_id>/escalate/", views.case_escalate_view, name="case-escalate"),
     path("cases/<int:case_id>/notes/", views.case_note, name="case-note"),
@@ -29,4 +30,9 @@ urlpatterns = [
     path("assignments/<int:assignment_id>/renew/", views.assignment_renew_view, name="assignment-renew"),
     path("assignments/<int:assignment_id>/release/", views.assignment_release_view, name="assignment-release"),
     path("assignments/<int:assignment_id>/skip/", views.assignment_skip_view, name="assignment-skip"),
+    path("qa/", work_views.qa_list, name="qa-reviews"),
+    path("qa/<int:review_id>/", work_views.qa_detail, name="qa-review"),
+    path("relabel/", work_views.relabel_list, name="relabel-items"),
+    path("relabel/<int:item_id>/", work_views.relabel_detail, name="relabel-item"),
+    path("decisions/mine/", work_views.my_decisions, name="my-decisions"),
 ]

@@ -96,7 +96,7 @@ def qa_detail(request, review_id):
             review_id=review.pk, reviewer=request.user, action=action, rule=rule
         ),
         done=f"Second review of case {review.decision.case_id} recorded.",
-        back="qa-list",
+        back="reviews:qa-reviews",
     )
 
 
@@ -127,7 +127,7 @@ def relabel_detail(request, item_id):
             item_id=item.pk, reviewer=reviewer, action=action, rule=rule
         ),
         done=f"Relabel of case {item.decision.case_id} recorded.",
-        back="relabel-list",
+        back="reviews:relabel-items",
     )
 
 

@@ -78,8 +78,8 @@ class LoginView(auth_views.LoginView):
             "failures": 0,
         }
         if services.second_factor_enrolled(user):
-            return redirect("login-second-factor")
-        return redirect("login-enrol")
+            return redirect("identity:login-second-factor")
+        return redirect("identity:login-enrol")
 
 
 class AdminLoginView(LoginView):
@@ -105,7 +105,7 @@ def _pending_user(request):
 def _start_again(request):
     request.session.pop(PENDING, None)
     messages.error(request, "Your sign-in expired. Enter your username and password again.")
-    return redirect("login")
+    return redirect("identity:login")
 
 
 def _next(request, pending):
@@ -131,7 +131,7 @@ def second_factor(request):
     if user is None:
         return _start_again(request)
     if not services.second_factor_enrolled(user):
-        return redirect("login-enrol")
+        return redirect("identity:login-enrol")
     error = None
     if request.method == "POST":
         try:
@@ -172,7 +172,7 @@ def enrol(request):
     if user is None:
         return _start_again(request)
     if services.second_factor_enrolled(user):
-        return redirect("login-second-factor")
+        return redirect("identity:login-second-factor")
     device = services.second_factor_enrol_begin(user=user)
     error = None
     if request.method == "POST":

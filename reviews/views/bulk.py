@@ -71,7 +71,7 @@ def campaign_context(user, campaign):
         "now": timezone.now(),
         "can_dismiss": campaign.status == Campaign.Status.OPEN and roles.has(user, roles.SENIOR),
         "bulk_allowed": roles.has(user, roles.SENIOR),
-        "bulk_url": reverse("campaign-bulk", kwargs={"campaign_id": campaign.pk}),
+        "bulk_url": reverse("reviews:campaign-bulk", kwargs={"campaign_id": campaign.pk}),
         "rule_groups": [group] if group else [],
         "ladder_all": [{"value": a, "label": ACTION_LABELS[a]} for a in group["version"].ladder] if group else [],
     }
@@ -103,7 +103,7 @@ def queue_page(request, queue, *, kept=None, status=200):
         status = 400
     query = form.link_query() if listing else ""
     cases = with_shown_priority(listing.cases) if listing else []
-    bulk_url = reverse("queue-bulk", kwargs={"slug": queue.slug})
+    bulk_url = reverse("reviews:queue-bulk", kwargs={"slug": queue.slug})
     if listing:
         bulk_url += "?" + "&".join(filter(None, (query, f"page={listing.number}")))
     context = {
@@ -185,7 +185,7 @@ def queue_bulk(request, slug):
         kept = kept_input(request.POST, selected=refused_ids)
         return queue_page(request, queue, kept=kept, status=200 if done else status)
     # Back to the page the senior was on, with its filters (the form's action carries them).
-    return redirect(reverse("queue-detail", kwargs={"slug": slug}) + _same_query(request))
+    return redirect(reverse("reviews:queue", kwargs={"slug": slug}) + _same_query(request))
 
 
 @require_POST
@@ -213,7 +213,7 @@ def campaign_bulk(request, campaign_id):
         messages.error(request, f"Nothing was decided. {e.detail}")
         return campaign_page(request, campaign, kept=kept_input(request.POST), status=e.status)
     _decided_message(request, data["action"], [d.case_id for d in decisions])
-    return redirect("campaign-detail", campaign_id=campaign.pk)
+    return redirect("reviews:campaign", campaign_id=campaign.pk)
 
 
 @require_POST
@@ -223,7 +223,7 @@ def campaign_dismiss_view(request, campaign_id):
     campaign = visible_or_404(Campaign.objects.all(), request.user, pk=campaign_id)
     if request.POST.get("confirm") != "yes":
         messages.error(request, "Tick the confirmation to dismiss the campaign; nothing was changed.")
-        return redirect("campaign-detail", campaign_id=campaign.pk)
+        return redirect("reviews:campaign", campaign_id=campaign.pk)
     try:
         campaign_dismiss(campaign_id=campaign.pk, actor=request.user)
     except DocketError as e:
@@ -232,4 +232,4 @@ def campaign_dismiss_view(request, campaign_id):
         messages.error(request, f"The campaign was not dismissed. {e.detail}")
     else:
         messages.success(request, f"Campaign {campaign.pk} dismissed as coincidental; its cases stay in their queues.")
-    return redirect("campaign-detail", campaign_id=campaign.pk)
+    return redirect("reviews:campaign", campaign_id=campaign.pk)

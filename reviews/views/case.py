@@ -296,7 +296,7 @@ def case_escalate_view(request, case_id):
         return _case_page(request, case.pk, forms={"escalate_form": form}, status=e.status)
     messages.success(request, f"Case {case.pk} escalated to {form.cleaned_data['queue']}.")
     if case.queue.slug in ESCALATION_QUEUES:
-        return redirect("escalations")
+        return redirect("reviews:escalations")
     return claim_next(request, case.queue.slug)
 
 
@@ -314,7 +314,7 @@ def case_note(request, case_id):
         _refused_on_form(request, form, e)
         return _case_page(request, case.pk, forms={"note_form": form}, status=e.status)
     messages.success(request, "Note added to the timeline.")
-    return redirect(reverse("case-detail", kwargs={"case_id": case.pk}) + "#timeline")
+    return redirect(reverse("reviews:case", kwargs={"case_id": case.pk}) + "#timeline")
 
 
 @require_POST
@@ -324,15 +324,15 @@ def case_assign_view(request, case_id):
     form = AssignForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The case was not assigned. " + form_errors(form))
-        return redirect("case-detail", case_id=case.pk)
+        return redirect("reviews:case", case_id=case.pk)
     username = form.cleaned_data["reviewer"]
-    back = redirect("escalations") if request.POST.get("back") == "escalations" else None
+    back = redirect("reviews:escalations") if request.POST.get("back") == "escalations" else None
     try:
         case_assign(case_id=case.pk, reviewer_username=username, by=request.user)
     except DocketError as e:
         refused(request, e)
-        return back or redirect("case-detail", case_id=case.pk)
+        return back or redirect("reviews:case", case_id=case.pk)
     messages.success(request, f"Case {case.pk} assigned to {username}.")
     if username == request.user.get_username():
-        return redirect("case-detail", case_id=case.pk)
-    return back or redirect("case-detail", case_id=case.pk)
+        return redirect("reviews:case", case_id=case.pk)
+    return back or redirect("reviews:case", case_id=case.pk)

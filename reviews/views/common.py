@@ -50,12 +50,12 @@ def claim_next(request, queue_slug):
         if e.status == 404:
             raise Http404(e.detail) from None
         messages.error(request, e.detail)
-        return redirect("home")
+        return redirect("reviews:home")
     if assignment is None:
         name = Queue.objects.filter(slug=queue_slug).values_list("name", flat=True).first() or queue_slug
         messages.info(request, f"The {name} queue has no case for you right now.")
-        return redirect("home")
-    return redirect("case-detail", case_id=assignment.case_id)
+        return redirect("reviews:home")
+    return redirect("reviews:case", case_id=assignment.case_id)
 
 
 def parse_time(value):

@@ -18,7 +18,7 @@ from .common import staff_required
 def escalations(request):
     if not roles.has(request.user, roles.SENIOR):
         messages.error(request, "The escalations view is for seniors.")
-        return redirect("home")
+        return redirect("reviews:home")
     cases = escalated_cases(request.user, limit=QUEUE_LIST_SHOWN)
     claimable = claimable_queue_slugs(request.user)
     names = queue_names()

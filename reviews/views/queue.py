@@ -95,9 +95,9 @@ def assignment_release_view(request, assignment_id):
         assignment_release(assignment_id=assignment_id, reviewer=request.user)
     except DocketError as e:
         refused(request, e)
-        return redirect("home")
+        return redirect("reviews:home")
     messages.success(request, f"Case {assignment.case_id} went back to the {assignment.case.queue.name} queue.")
-    return redirect("home")
+    return redirect("reviews:home")
 
 
 @require_POST
@@ -108,7 +108,7 @@ def assignment_skip_view(request, assignment_id):
         assignment_skip(assignment_id=assignment_id, reviewer=request.user)
     except DocketError as e:
         refused(request, e)
-        return redirect("home")
+        return redirect("reviews:home")
     messages.info(request, f"Skipped case {assignment.case_id}; it will not be served to you again for a while.")
     return claim_next(request, assignment.case.queue.slug)
 

@@ -42,7 +42,7 @@ def _source_action(request, slug, act):
             messages.success(request, act())
         except DocketError as e:
             refused(request, e)
-    return redirect("source-detail", slug=slug)
+    return redirect("reviews:source", slug=slug)
 
 
 @require_POST

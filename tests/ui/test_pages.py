@@ -1,5 +1,6 @@
 """Every page of the moderator UI, its refusals as messages, visibility and CSRF."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -51,6 +52,18 @@ def test_logout_is_post_only(login, moderator):
     assert c.get("/")["Location"] == "/login/?next=/"
 
 
+@pytest.mark.parametrize(
+    "url, current",
+    [("/", "Queues"), ("/campaigns/", "Campaigns"), ("/campaigns/{campaign}/", "Campaigns"), ("/qa/", "QA")],
+)
+def test_the_menu_marks_the_page_you_are_on(login, moderator, url, current):
+    campaign = Campaign.objects.create(threat_class=threat_class("spam"), size=1, detected_at=timezone.now())
+    CaseFactory(kind="spam", campaign=campaign)
+    html = login(moderator).get(url.format(campaign=campaign.pk)).content.decode()
+    [menu] = re.findall(r'<nav class="site-nav".*?</nav>', html, re.S)
+    assert re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', menu) == [current]
+
+
 @pytest.mark.parametrize("url", ["/", "/dashboard/", "/escalations/", "/queues/spam/", "/cases/1/"])
 def test_anonymous_users_are_sent_to_login(url):
     response = Client().get(url)
@@ -91,7 +104,7 @@ def test_home_lists_my_queues_capacity_and_exposure(login, moderator, django_ass
     html = page.content.decode()
     assert 'id="capacity">1 <small>of 3</small>' in html
     assert 'id="exposure">40 <small>of 40</small>' in html
-    assert f'action="{reverse("queue-claim", args=["spam"])}"' in html
+    assert f'action="{reverse("reviews:queue-claim", args=["spam"])}"' in html
     assert "Cases you are holding" in html
 
 
