@@ -98,11 +98,28 @@ HAVING sum(waiting) <> 0 OR sum(in_review) <> 0 OR sum(breached) <> 0
 """
 
 
+# Whether a compaction would change anything: two rows of one (queue, class, hour), or an hour to fold.
+_FOLDED_SQL = """
+SELECT NOT EXISTS (SELECT 1 FROM casework_queuetally WHERE hour < %(keep_since)s)
+   AND NOT EXISTS (SELECT 1 FROM casework_queuetally
+                    GROUP BY queue_id, threat_class_id, hour HAVING count(*) > 1),
+       (SELECT count(*) FROM casework_queuetally)
+"""
+
+
 def queue_tallies_compact(*, now: datetime | None = None) -> int:
-    """Fold the tally rows into one per (queue, class, recent hour); returns the rows left."""
+    """Fold the tally rows into one per (queue, class, recent hour); returns the rows left.
+
+    When the rows are folded already (nothing appended since the last run, no hour to
+    fold), nothing is written: an idle run rewrites no row.
+    """
     now = now or timezone.now()
     keep_since = (now - timedelta(hours=ARRIVAL_HOURS_KEPT)).replace(minute=0, second=0, microsecond=0)
     with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(_FOLDED_SQL, {"keep_since": keep_since})
+        folded, rows = cur.fetchone()
+        if folded:
+            return rows
         cur.execute(_COMPACT_SQL, {"keep_since": keep_since})
         return cur.rowcount
 
