@@ -6,15 +6,20 @@ Against a running Docket (gunicorn, a worker and beat; ``python -m docket.run``
 or the operations guide), seeded with reviewers ``bench-r0`` ... (password
 ``LOCUST_PASSWORD``, default ``bench-pass``, e.g. ``manage.py docket_user``
 or ``bench.common.reviewers``) working the spam queue, an appeals user
-``bench-appeals`` and a platform token in ``LOCUST_PLATFORM_TOKEN``:
+``bench-appeals`` and a platform token in ``LOCUST_PLATFORM_TOKEN``
+(``python -m bench.load`` makes them, starts the servers and steps ``-u``):
 
 - ``Moderator``: signs in, opens the home page, claims the next case, reads
   it, decides it, and goes on to the next, with think time between steps;
 - ``AppealsStaff``: signs in and reads the appeals queue;
 - ``Platform``: posts batches of 20 signals through the intake API.
 
-Raise ``-u`` until the p99 of the pages passes 200 ms; Locust's summary names
-the slowest pages.
+``LOCUST_APPEALS`` appeals staff (default 2) and ``LOCUST_PLATFORMS`` intake
+clients (default 1) run whatever ``-u`` is, so ``-u`` minus those is the
+number of moderators. Moderators sign in as ``bench-r<LOCUST_FIRST + i>``
+(the sign-in throttle allows 5 password checks per user in 15 minutes, so
+successive runs start further along). Raise ``-u`` until the p99 of the pages
+passes 200 ms; Locust's summary names the slowest pages.
 """
 
 import itertools
@@ -26,6 +31,7 @@ from locust import HttpUser, between, task
 
 PASSWORD = os.environ.get("LOCUST_PASSWORD", "bench-pass")
 MODERATORS = int(os.environ.get("LOCUST_MODERATORS", "64"))
+FIRST = int(os.environ.get("LOCUST_FIRST", "0"))
 _numbers = itertools.count()
 _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 _CASE = re.compile(r"/cases/(\d+)/")
@@ -50,7 +56,7 @@ class Moderator(HttpUser):
     wait_time = between(2, 6)  # reading a case takes a moderator seconds, not milliseconds
 
     def on_start(self):
-        _sign_in(self, f"bench-r{next(_numbers) % MODERATORS}")
+        _sign_in(self, f"bench-r{FIRST + next(_numbers) % MODERATORS}")
         self.client.get("/", name="home")
 
     @task
@@ -72,7 +78,7 @@ class Moderator(HttpUser):
 
 
 class AppealsStaff(HttpUser):
-    weight = 1
+    fixed_count = int(os.environ.get("LOCUST_APPEALS", "2"))
     wait_time = between(5, 15)
 
     def on_start(self):
@@ -84,7 +90,7 @@ class AppealsStaff(HttpUser):
 
 
 class Platform(HttpUser):
-    weight = 1
+    fixed_count = int(os.environ.get("LOCUST_PLATFORMS", "1"))
     wait_time = between(0.5, 1.5)
 
     def on_start(self):
