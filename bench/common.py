@@ -151,6 +151,10 @@ INSERT INTO casework_reporter (id, external_id, first_seen_at, reports_decided, 
 SELECT i, 'bench-rep-' || i, now() - (i %% 90) * interval '1 day' - interval '1 hour', i %% 23, (i %% 23) * (i %% 7) / 7
   FROM generate_series(1, %(reporters)s) i;
 SELECT setval(pg_get_serial_sequence('casework_reporter', 'id'), %(reporters)s);
+-- Each reporter's record lies on one unrestricted class, so it weighs every case they report.
+INSERT INTO casework_reporterclassrecord (reporter_id, threat_class_id, reports_decided, reports_upheld)
+SELECT id, (SELECT min(id) FROM policies_threatclass WHERE NOT restricted), reports_decided, reports_upheld
+  FROM casework_reporter;
 
 INSERT INTO casework_subject (id, kind, external_id, reach, attributes, created_at, updated_at)
 SELECT i, 'account', 'bench-u-' || i, floor(exp(random() * 14))::bigint, '{}'::jsonb, now(), now()
@@ -217,6 +221,11 @@ UPDATE casework_case SET status = 'open', decided_at = NULL, first_action_at = N
  WHERE status <> 'open';
 UPDATE casework_reporter SET reports_decided = id %% 23, reports_upheld = (id %% 23) * (id %% 7) / 7
  WHERE reports_decided <> id %% 23 OR reports_upheld <> (id %% 23) * (id %% 7) / 7;
+TRUNCATE casework_reporterclassrecord;
+-- Each reporter's record lies on one unrestricted class, so it weighs every case they report.
+INSERT INTO casework_reporterclassrecord (reporter_id, threat_class_id, reports_decided, reports_upheld)
+SELECT id, (SELECT min(id) FROM policies_threatclass WHERE NOT restricted), reports_decided, reports_upheld
+  FROM casework_reporter;
 """
 
 

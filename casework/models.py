@@ -330,6 +330,32 @@ class Reporter(models.Model):
         return (self.reports_upheld + self.PRIOR_UPHELD) / (self.reports_decided + self.PRIOR_DECIDED)
 
 
+class ReporterClassRecord(models.Model):
+    """A reporter's record on one threat class: their reports of it that were decided, and upheld.
+
+    A case ranks by its reporters' records on its own class and on unrestricted ones
+    (``casework.priority``), so a decision of a restricted class moves no other class's case;
+    ``Reporter``'s counters are the record over every class. Kept by the decision pipeline
+    (``reviews.services.decisions``) in the same statement as those counters.
+    """
+
+    reporter = models.ForeignKey(Reporter, on_delete=models.CASCADE, related_name="class_records")
+    threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="+")
+    reports_decided = models.PositiveIntegerField(default=0)
+    reports_upheld = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reporter", "threat_class"], name="reporterclassrecord_unique"),
+            models.CheckConstraint(
+                name="reporterclassrecord_upheld_le_decided", condition=Q(reports_upheld__lte=F("reports_decided"))
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.reporter_id} on {self.threat_class_id}"
+
+
 class Campaign(models.Model):
     class Status(models.TextChoices):
         OPEN = "open"

@@ -3,8 +3,8 @@
 DESIGN.md "Priority". For every case it touches, ``_REFRESH_SQL`` recomputes
 from the stored signals the counts (signals, distinct reporters), the first and
 last signal time, the signal strength (max of score x source trust), the
-reporter weight (distinct reporters weighted by their accuracy, new reporters
-down-weighted), brigading, the subject's velocity (signals of the case's class and of
+reporter weight (distinct reporters weighted by their accuracy on the case's class and
+unrestricted ones, new reporters down-weighted), brigading, the subject's velocity (signals of the case's class and of
 unrestricted classes: a restricted class's activity moves no other class's case), and then the case's rank,
 priority and breakdown. ``case_reprioritise`` (intake and the per-case task),
 ``cases_reprioritise_due`` (the periodic job) and ``cases_reprioritise_all``
@@ -109,14 +109,29 @@ sig AS (
 first_reports AS (  -- each distinct reporter once per case: their first report on it
     SELECT DISTINCT ON (s.case_id, s.reporter_id)
            s.case_id,
+           s.reporter_id,
+           t.threat_class_id,
            s.occurred_at,
-           (r.reports_upheld + %(prior_upheld)s)::float8 / (r.reports_decided + %(prior_decided)s) AS accuracy,
            s.occurred_at < r.first_seen_at + interval '1 day' AS fresh,
            s.occurred_at < r.first_seen_at + interval '{SUSPICIOUS_AGE}' AS young
     FROM casework_signal s
     JOIN target t ON t.id = s.case_id
     JOIN casework_reporter r ON r.id = s.reporter_id
     ORDER BY s.case_id, s.reporter_id, s.occurred_at
+),
+scored AS (  -- each one's accuracy: their record on the case's class and on unrestricted classes (what everyone
+             -- who may read the case may know of: a decision of a restricted class moves no other class's case)
+    SELECT f.*,
+           (COALESCE(k.upheld, 0) + %(prior_upheld)s)::float8 / (COALESCE(k.decided, 0) + %(prior_decided)s)
+               AS accuracy
+    FROM first_reports f
+    LEFT JOIN LATERAL (
+        SELECT sum(rec.reports_upheld) AS upheld, sum(rec.reports_decided) AS decided
+        FROM casework_reporterclassrecord rec
+        JOIN policies_threatclass rtc ON rtc.id = rec.threat_class_id
+        WHERE rec.reporter_id = f.reporter_id
+          AND (rec.threat_class_id = f.threat_class_id OR NOT rtc.restricted)
+    ) k ON true
 ),
 rep AS (
     SELECT case_id,
@@ -126,7 +141,7 @@ rep AS (
            COALESCE(sum(accuracy * CASE WHEN fresh THEN %(new_factor)s ELSE 1 END)
                     FILTER (WHERE young OR accuracy < %(low_accuracy)s), 0) AS weight_suspicious,
            extract(epoch FROM max(occurred_at) - min(occurred_at)) / 3600.0 AS span_hours
-    FROM first_reports
+    FROM scored
     GROUP BY case_id
 ),
 vel AS (  -- signals on the subject (any source) in the last hour and the hour before, of the case's class or an
@@ -499,7 +514,10 @@ FACTORS = {
     "harm_weight": ("Harm weight", "the class's harm multiplier"),
     "reach": ("Reach", "the subject's audience (as this class and unrestricted ones report it), log-scaled 0 to 1"),
     "signal_strength": ("Signal strength", "the best score times its source's trust, 0 to 1"),
-    "reporter_weight": ("Reporter weight", "distinct reporters, each weighted by their past accuracy"),
+    "reporter_weight": (
+        "Reporter weight",
+        "distinct reporters, each weighted by their past accuracy (on this class and unrestricted ones)",
+    ),
     "reporter_term": ("Reporter term", "the reporter weight scaled to 0 to 1"),
     "brigading": ("Brigade suspected", "many new or inaccurate reporters at once: they count for little"),
     "evidence": ("Evidence", "half the reach, plus signal strength, plus the reporter term"),

@@ -238,17 +238,38 @@ class DecisionDraft:
 
 
 # Each distinct reporter of a case gets the case's adjustment (summed over the cases of the
-# batch). Right-hand sides read the row before the update (SQL semantics), as one adjustment must.
+# batch), on their record over every class and on their record of the case's class
+# (``ReporterClassRecord``: what a case of another class ranks by, if this one is unrestricted).
+# ``adjust`` is (reporter_id, threat_class_id, decided, upheld). Right-hand sides read the row before
+# the update (SQL semantics), as one adjustment must; a new class record starts from nothing, an
+# existing one takes the raw adjustment.
 # The reporter's other active cases now rank on a stale accuracy: ``rerank_pending_at`` has the
 # periodic re-rank mark them due (``casework.priority.reporters_cases_mark_due``).
-_REPORTERS_UPDATE_SQL = """
-UPDATE casework_reporter p SET
-    reports_decided = GREATEST(p.reports_decided + a.decided, 0),
-    reports_upheld = CASE WHEN a.upheld > 0 THEN LEAST(p.reports_upheld + a.upheld, p.reports_decided + a.decided)
-                          WHEN a.upheld < 0 THEN GREATEST(p.reports_upheld + a.upheld, 0)
-                          ELSE p.reports_upheld END,
-    rerank_pending_at = %(now)s
-  FROM adjust a WHERE p.id = a.reporter_id
+# The raw adjustment of a class record already there (``excluded`` holds the clamped one a new record starts with).
+_RAW = "(SELECT a.{0} FROM adjust a WHERE a.reporter_id = k.reporter_id AND a.threat_class_id = k.threat_class_id)"
+_DECIDED, _UPHELD = _RAW.format("decided"), _RAW.format("upheld")
+_REPORTERS_UPDATE_SQL = f"""
+reporters AS (
+    UPDATE casework_reporter p SET
+        reports_decided = GREATEST(p.reports_decided + a.decided, 0),
+        reports_upheld = CASE WHEN a.upheld > 0 THEN LEAST(p.reports_upheld + a.upheld, p.reports_decided + a.decided)
+                              WHEN a.upheld < 0 THEN GREATEST(p.reports_upheld + a.upheld, 0)
+                              ELSE p.reports_upheld END,
+        rerank_pending_at = %(now)s
+      FROM (SELECT reporter_id, sum(decided) AS decided, sum(upheld) AS upheld FROM adjust GROUP BY reporter_id) a
+     WHERE p.id = a.reporter_id
+),
+class_records AS (
+    INSERT INTO casework_reporterclassrecord AS k (reporter_id, threat_class_id, reports_decided, reports_upheld)
+    SELECT reporter_id, threat_class_id, GREATEST(decided, 0), LEAST(GREATEST(upheld, 0), GREATEST(decided, 0))
+      FROM adjust ORDER BY reporter_id, threat_class_id
+    ON CONFLICT (reporter_id, threat_class_id) DO UPDATE SET
+        reports_decided = GREATEST(k.reports_decided + {_DECIDED}, 0),
+        reports_upheld = CASE WHEN {_UPHELD} > 0
+                              THEN LEAST(k.reports_upheld + {_UPHELD}, k.reports_decided + {_DECIDED})
+                              WHEN {_UPHELD} < 0 THEN GREATEST(k.reports_upheld + {_UPHELD}, 0)
+                              ELSE k.reports_upheld END
+)
 """
 
 _DECISIONS_SQL = f"""
@@ -294,14 +315,14 @@ strike AS (
       FROM dr WHERE strike_account IS NOT NULL
 ),
 adjust AS (
-    SELECT s.reporter_id, sum(r.decided) AS decided, sum(r.upheld) AS upheld
-      FROM r JOIN LATERAL (
+    SELECT s.reporter_id, c.threat_class_id, sum(r.decided) AS decided, sum(r.upheld) AS upheld
+      FROM r JOIN casework_case c ON c.id = r.case_id JOIN LATERAL (
           SELECT DISTINCT reporter_id FROM casework_signal WHERE case_id = r.case_id AND reporter_id IS NOT NULL
       ) s ON true
      WHERE r.decided <> 0 OR r.upheld <> 0
-     GROUP BY s.reporter_id
+     GROUP BY s.reporter_id, c.threat_class_id
 ),
-reporters AS ({_REPORTERS_UPDATE_SQL}),
+{_REPORTERS_UPDATE_SQL},
 enforcements AS (
     INSERT INTO reviews_enforcement (public_id, decision_id, kind, action, duration_days, payload, status, attempts,
                                      next_attempt_at, last_error, created_at)
@@ -377,11 +398,14 @@ def reporters_adjust(case_id, *, upheld):
     """Change whether the case's reports were upheld (an overturn): the pipeline's reporter rule, for one case."""
     with connection.cursor() as cur:
         cur.execute(
-            "WITH adjust AS (SELECT DISTINCT reporter_id, 0 AS decided, %(upheld)s AS upheld FROM casework_signal"
-            " WHERE case_id = %(case)s AND reporter_id IS NOT NULL) " + _REPORTERS_UPDATE_SQL,
+            "WITH adjust AS (SELECT DISTINCT s.reporter_id, c.threat_class_id, 0 AS decided, %(upheld)s AS upheld"
+            " FROM casework_signal s JOIN casework_case c ON c.id = s.case_id"
+            " WHERE s.case_id = %(case)s AND s.reporter_id IS NOT NULL), "
+            + _REPORTERS_UPDATE_SQL
+            + " SELECT count(*) FROM adjust",
             {"case": case_id, "upheld": upheld, "now": timezone.now()},
         )
-        return cur.rowcount
+        return cur.fetchone()[0]
 
 
 # --- human decisions ----------------------------------------------------------------------------

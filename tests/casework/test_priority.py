@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from casework.intake import signals_ingest
-from casework.models import Case, Reporter
+from casework.models import Case, Reporter, ReporterClassRecord
 from casework.priority import (
     BREACH_OFFSET,
     RESTRICTED_OFFSET,
@@ -17,7 +17,7 @@ from casework.priority import (
 )
 from casework.tasks import reprioritise_cases, reprioritise_open_cases
 from reviews.services.decisions import decision_automated
-from tests.factories import CaseFactory, ReporterFactory, SourceFactory, SubjectFactory, queue
+from tests.factories import CaseFactory, ReporterFactory, SourceFactory, SubjectFactory, queue, threat_class
 
 pytestmark = pytest.mark.django_db
 
@@ -51,8 +51,13 @@ def case_of(subject, threat="harassment"):
     return Case.objects.get(subject__external_id=subject, threat_class__slug=threat)
 
 
-def accurate(name, upheld=9, decided=10):
-    return ReporterFactory(external_id=name, reports_upheld=upheld, reports_decided=decided)
+def accurate(name, upheld=9, decided=10, threat="harassment"):
+    """A reporter with a record: over every class, and on ``threat`` (what a case of that class ranks by)."""
+    reporter = ReporterFactory(external_id=name, reports_upheld=upheld, reports_decided=decided)
+    ReporterClassRecord.objects.create(
+        reporter=reporter, threat_class=threat_class(threat), reports_upheld=upheld, reports_decided=decided
+    )
+    return reporter
 
 
 # --- monotonic in each input ---------------------------------------------------------------------
@@ -146,6 +151,52 @@ def test_a_decision_on_a_report_re_ranks_the_reporters_other_active_cases(platfo
     assert unrelated.rank_due_at == unrelated_before  # dave's record did not change: not touched
     assert Reporter.objects.get(external_id="carol").rerank_pending_at is None
     assert reporters_cases_mark_due() == 0  # done: nothing pending
+
+
+def _standing(case):
+    """What does not move with the clock: the rank and every input of the breakdown."""
+    moving = {"aging_factor", "base", "sla_breached", "breach_offset"}
+    return case.rank, {k: v for k, v in case.priority_breakdown.items() if k not in moving}
+
+
+def test_a_case_ranks_by_its_reporters_record_on_its_own_class_and_unrestricted_ones(platform):
+    """A decision of a restricted class moves no other class's case: a reporter's upheld csam report weighs
+    their csam cases, not their spam or harassment ones; an upheld spam report weighs every class's."""
+    accurate("erin", upheld=5, decided=10)
+    signals_ingest(
+        items=[
+            signal(1, subject="csam-decided", threat="csam", reporter="erin"),
+            signal(2, subject="csam-other", threat="csam", reporter="erin"),
+            signal(3, subject="harassment-other", reporter="erin"),
+            signal(4, subject="spam-decided", threat="spam", reporter="erin"),
+        ],
+        actor=platform,
+    )
+    csam_other, harassment_other = case_of("csam-other", "csam"), case_of("harassment-other")
+    csam_weight = csam_other.reporter_weight
+    harassment = _standing(harassment_other)
+    assert csam_weight == harassment_other.reporter_weight == pytest.approx(7 / 14)
+
+    decision_automated(case=case_of("csam-decided", "csam"), action="remove")
+    assert reporters_cases_mark_due() == 3  # erin's active cases are due: the formula says which it moves
+    cases_reprioritise_due()
+    csam_other.refresh_from_db()
+    harassment_other.refresh_from_db()
+    assert csam_other.reporter_weight == pytest.approx(8 / 15) and csam_other.reporter_weight > csam_weight
+    assert _standing(harassment_other) == harassment
+    records = ReporterClassRecord.objects.filter(reporter__external_id="erin")
+    assert sorted(records.values_list("threat_class__slug", "reports_decided", "reports_upheld")) == [
+        ("csam", 1, 1),
+        ("harassment", 10, 5),
+    ]
+
+    decision_automated(case=case_of("spam-decided", "spam"), action="remove")  # an unrestricted class
+    cases_reprioritise_due()
+    csam_other.refresh_from_db()
+    harassment_other.refresh_from_db()
+    assert csam_other.reporter_weight == pytest.approx(9 / 16)
+    assert harassment_other.reporter_weight == pytest.approx(8 / 15)
+    assert harassment_other.rank > harassment[0]
 
 
 def test_repeats_by_one_reporter_add_nothing(platform):

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from casework.campaigns import campaigns_detect
 from casework.intake import signals_ingest
-from casework.models import Campaign, Case
+from casework.models import Campaign, Case, Reporter
 from casework.priority import cases_reprioritise_all, cases_reprioritise_due
 from reviews.accounts import user_upsert
 from reviews.services import case_assign, case_escalate
@@ -295,14 +295,15 @@ def mixed(uncleared, frozen):
 
 
 def _mixed_restricted_activity(world, frozen, *, carrying=False):
-    """csam accounts join the spam campaign; a csam case on a member, decided (a strike on the account).
+    """csam accounts join the spam campaign; a csam case on a member, reported by the campaign's reporter, decided
+    (a strike on the account, an upheld report on the reporter's record: what the members' spam cases rank by).
 
     ``carrying``: the csam signal on the member also brings a far larger reach, an address and a payment id.
     """
     cast = world.cast
     carried = {"reach": 5_000_000, "attributes": {"ip": [CSAM_IP], "payment": [CSAM_PAYMENT]}} if carrying else {}
     items = [
-        _mix_signal(10, "csam", "u-mix-0", **carried),
+        _mix_signal(10, "csam", "u-mix-0", reporter="u-rep-shared", **carried),
         _mix_signal(11, "csam", "c-mix-csam", subject_kind="content", owner="u-mix-0"),
         _mix_signal(12, "csam", "u-mix-csam-0", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY]}),
         _mix_signal(13, "csam", "u-mix-csam-1", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY]}),
@@ -365,10 +366,16 @@ def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_no_page_a
     world = mixed
     before = _read_mixed(world)
     assert [key for key, (status, _) in before.items() if status != 200] == []
+    ranked = Case.objects.filter(pk__in=[c.pk for c in world.mix_cases]).order_by("pk")
+    ranks = list(ranked.values_list("pk", "rank", "priority", "priority_breakdown", "reporter_weight"))
     _mixed_restricted_activity(world, frozen, carrying=True)
     after = _read_mixed(world)
     differ = [f"{who} GET {url}" for (who, url), answer in before.items() if after[(who, url)] != answer]
     assert differ == []
+    # The spam cases were re-ranked for their reporter's changed record (it now holds the upheld csam report),
+    # and rank exactly as before: their priority and its explanation (on the pages above) are unmoved.
+    assert Reporter.objects.filter(external_id="u-rep-shared", reports_upheld=1, rerank_pending_at=None).exists()
+    assert list(ranked.values_list("pk", "rank", "priority", "priority_breakdown", "reporter_weight")) == ranks
     # The cleared read the activity: the campaign has seven members and the csam-only values.
     cleared = api_client(world.cast["senior"]).get(f"/api/v1/campaigns/{world.mix_campaign.pk}/").json()
     assert cleared["size"] == 7 and CSAM_ONLY in {link["value"] for link in cleared["links"]}

@@ -1,11 +1,13 @@
 """Decisions: who may decide, the ladder, what a decision sets off, overturns and QA."""
 
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
-from casework.models import Case, Reporter
+from casework.models import Case, Reporter, ReporterClassRecord
 from casework.selectors import recommended_action
 from docket.errors import DocketError
 from reviews.models import Assignment, Decision, Enforcement, QualityReview, Strike
@@ -199,6 +201,47 @@ def test_reporter_accuracy_counts_each_distinct_reporter_once(moderator):
     decision_make(case_id=case2.pk, reviewer=moderator, action="no_violation", rule="")
     alice.refresh_from_db()
     assert (alice.reports_decided, alice.reports_upheld) == (2, 1)
+
+
+def _class_records():
+    return sorted(
+        ReporterClassRecord.objects.values_list(
+            "reporter_id", "threat_class__slug", "reports_decided", "reports_upheld"
+        )
+    )
+
+
+def test_a_reporters_record_is_kept_per_class_and_the_stored_decisions_rebuild_it(moderator, senior):
+    """Beside the record over every class, one per class (what a case of another class ranks by); the migration
+    that introduced them rebuilds them from the stored decisions by the same rule."""
+    alice, bob = ReporterFactory(), ReporterFactory()
+    cases = {}
+    for kind, action, reporters in (
+        ("spam", "remove", (alice, bob)),
+        ("spam", "no_violation", (alice,)),
+        ("csam", "remove", (alice,)),
+        ("harassment", "remove", (bob,)),
+    ):
+        case = CaseFactory(kind=kind)
+        for reporter in reporters:
+            SignalFactory(
+                subject=case.subject, threat_class=case.threat_class, reporter=reporter, case=case, disposition="queued"
+            )
+        cases[(kind, action)] = decision_automated(case=case, action=action)
+    decision_overturn(decision=cases[("harassment", "remove")], actor=senior, reason="appeal upheld")
+    decision_overturn(decision=cases[("spam", "no_violation")], actor=senior, reason="it was spam")
+    kept = _class_records()
+    assert kept == sorted(
+        [(alice.pk, "spam", 2, 2), (alice.pk, "csam", 1, 1), (bob.pk, "spam", 1, 1), (bob.pk, "harassment", 1, 0)]
+    )
+    alice.refresh_from_db()
+    assert (alice.reports_decided, alice.reports_upheld) == (3, 3)  # over every class
+
+    ReporterClassRecord.objects.all().delete()
+    migration = importlib.import_module("reviews.migrations.0006_reporter_class_records_backfill")
+    with connection.schema_editor() as editor:
+        migration.backfill(None, editor)
+    assert _class_records() == kept
 
 
 def test_strikes_land_on_the_owner_of_content(moderator):
