@@ -52,7 +52,7 @@ def _appeals_reviewer(reviewer):
 def _lock_appeal(appeal_id, reviewer):
     """Lock one appeal the reviewer may see (404 otherwise: restricted appeals do not exist for them)."""
     appeal = (
-        Appeal.objects.select_for_update(of=("self",))
+        Appeal.objects.select_for_update(no_key=True, of=("self",))
         .select_related("decision__case__threat_class")
         .filter(visible_q(reviewer.user), pk=appeal_id)
         .first()
@@ -82,7 +82,7 @@ def appeal_file(*, decision_id, appellant, statement, actor, language="en", at=N
     if case_id is None:
         raise DocketError("invalid", "No such decision.", errors={"decision": ["No such decision."]})
     case = lock_case(case_id)
-    decision = Decision.objects.select_for_update(of=("self",)).get(pk=decision_id)
+    decision = Decision.objects.select_for_update(no_key=True, of=("self",)).get(pk=decision_id)
     if decision.overturned:
         raise DocketError("invalid", "This decision has been overturned; there is nothing left to appeal.")
     window = setting("APPEAL_WINDOW_DAYS")
@@ -119,14 +119,14 @@ def appeal_claim(*, reviewer, at=None) -> Appeal | None:
     """Hand this appeals reviewer the received appeal with the oldest deadline they may take, or None.
 
     Never an appeal on a case they made a decision on; restricted classes only
-    with the clearance. ``FOR UPDATE SKIP LOCKED``: concurrent claimers never
+    with the clearance. ``FOR NO KEY UPDATE SKIP LOCKED``: concurrent claimers never
     get one appeal twice. Refusals: ``403 forbidden`` (not appeals staff),
     ``409 off_shift``, ``409 capacity_reached`` (holding ``max_active`` appeals).
     """
     at = at or timezone.now()
     _appeals_reviewer(reviewer)
     # Serialises this reviewer's own claims so capacity holds under double clicks.
-    me = Reviewer.objects.select_for_update(of=("self",)).select_related("user").get(pk=reviewer.pk)
+    me = Reviewer.objects.select_for_update(no_key=True, of=("self",)).select_related("user").get(pk=reviewer.pk)
     load = ReviewerLoad(
         username=me.user.get_username(),
         on_shift=me.on_shift,
@@ -139,7 +139,7 @@ def appeal_claim(*, reviewer, at=None) -> Appeal | None:
         Appeal.objects.filter(visible_q(me.user), status=Appeal.Status.RECEIVED)
         .exclude(decided_on_case_q(me))
         .order_by("deadline", "id")
-        .select_for_update(of=("self",), skip_locked=True)
+        .select_for_update(no_key=True, of=("self",), skip_locked=True)
         .first()
     )
     if appeal is None:
@@ -179,7 +179,7 @@ def appeals_release_stale(*, now=None) -> int:
     cutoff = now - timedelta(hours=setting("APPEAL_CLAIM_HOURS"))
     stale = list(
         Appeal.objects.filter(status=Appeal.Status.IN_REVIEW, claimed_at__lt=cutoff)
-        .select_for_update(of=("self",), skip_locked=True)
+        .select_for_update(no_key=True, of=("self",), skip_locked=True)
         .values_list("id", "decision__case_id", "assigned_to_id")
     )
     if not stale:

@@ -47,7 +47,7 @@ _CASES_JOIN_SQL = """
           AND c.campaign_id IS DISTINCT FROM
               (CASE WHEN s.campaign_id = ANY(%(campaigns)s) THEN s.campaign_id ELSE o.campaign_id END)
         ORDER BY c.id
-        FOR UPDATE OF c SKIP LOCKED  -- a case held by a claim or a decision joins on the next run
+        FOR NO KEY UPDATE OF c SKIP LOCKED  -- a case held by a claim or a decision joins on the next run
     )
     UPDATE casework_case c SET campaign_id = t.campaign_id, updated_at = %(now)s
     FROM target t WHERE c.id = t.id
@@ -61,7 +61,7 @@ _SUBJECTS_JOIN_SQL = """
           ON m.subject_id = s.id
         WHERE s.campaign_id IS DISTINCT FROM m.campaign_id
         ORDER BY s.id
-        FOR UPDATE OF s
+        FOR NO KEY UPDATE OF s
     )
     UPDATE casework_subject s SET campaign_id = t.campaign_id FROM target t WHERE s.id = t.id
 """
@@ -182,7 +182,7 @@ def _cases_join(*, now):
 def _campaigns_write(found, *, now):
     everyone = [s for subjects, _ in found for s in subjects]
     current = dict(Subject.objects.filter(pk__in=everyone, campaign__isnull=False).values_list("pk", "campaign_id"))
-    campaigns = Campaign.objects.select_for_update().in_bulk(set(current.values()))
+    campaigns = Campaign.objects.select_for_update(no_key=True).in_bulk(set(current.values()))
     is_open = {pk for pk, c in campaigns.items() if c.status == Campaign.Status.OPEN}
     before = {pk: (c.links, c.size, c.threat_class_id) for pk, c in campaigns.items()}
     default_class = ThreatClass.objects.get(slug=DEFAULT_CLASS)

@@ -496,24 +496,38 @@ def sources_check_health(*, now: datetime | None = None, rules: HealthRules | No
     """
     now = now or timezone.now()
     rules = rules or HealthRules.from_settings()
+    # The figures and the corroboration are reads over the last weeks of signals (seconds at a
+    # flood): made before any source is locked, so an admin action on a source never waits on them.
+    figures = sources_health(now=now)
+    first_seen = {h.source_id: h.first_at for h in figures}
+    statuses = dict(SignalSource.objects.values_list("pk", "status"))
+    healthy = [pk for pk, status in statuses.items() if status == SignalSource.Status.HEALTHY]
+    anomalies = {}
+    for h in figures:
+        h.anomaly = _anomaly(h, rules)
+        if h.anomaly and statuses.get(h.source_id) == SignalSource.Status.HEALTHY:
+            others = [pk for pk in healthy if pk != h.source_id]
+            anomalies[h.source_id] = _corroboration(h, others=others, first_seen=first_seen, now=now, rules=rules)
+    # One short transaction writes the verdicts. FOR NO KEY UPDATE: intake's signals reference their
+    # source (a foreign key checked at commit with FOR KEY SHARE), which this lock never blocks.
     with transaction.atomic():
-        sources = {s.pk: s for s in SignalSource.objects.select_for_update()}
-        healthy = [pk for pk, s in sources.items() if s.status == SignalSource.Status.HEALTHY]
+        sources = {s.pk: s for s in SignalSource.objects.select_for_update(no_key=True)}
         open_incidents = {i.source_id: i for i in SourceIncident.objects.filter(status=SourceIncident.Status.OPEN)}
         grace = now - timedelta(hours=rules.confirm_grace_hours)
         suspect, incidents, calm = [], [], []
-        figures = sources_health(now=now)
-        first_seen = {h.source_id: h.first_at for h in figures}
         for h in figures:
             source = sources[h.source_id]
-            h.anomaly = _anomaly(h, rules)
             held_now = False
             if h.anomaly and source.status == SignalSource.Status.HEALTHY:
                 confirmed = _admin_confirmation(source, open_incidents.get(h.source_id), grace=grace)
                 if confirmed:
                     h.corroboration = {"confirmed_by_admin": True, **confirmed, "by": "confirmed_by_admin"}
-                else:
-                    others = [pk for pk in healthy if pk != h.source_id]
+                elif h.source_id in anomalies:
+                    h.corroboration = anomalies[h.source_id]
+                else:  # it became healthy while the figures were read: corroborate now
+                    others = [
+                        pk for pk, s in sources.items() if pk != h.source_id and s.status == SignalSource.Status.HEALTHY
+                    ]
                     h.corroboration = _corroboration(h, others=others, first_seen=first_seen, now=now, rules=rules)
                 held_now = not h.corroboration["by"]
                 (suspect if held_now else incidents).append(h)
@@ -548,13 +562,16 @@ def sources_check_health(*, now: datetime | None = None, rules: HealthRules | No
             ignore_conflicts=True,  # one open incident per source (partial unique constraint)
         )
         _incidents_resolve(source_ids=calm, at=now, resolution="calm")
-        # One probe of the held-signals index per healthy source, not a scan of everything held.
-        holds = Signal.objects.filter(source_id=OuterRef("pk"), disposition=Signal.Disposition.HELD)
-        stray = list(
-            SignalSource.objects.filter(Exists(holds), status=SignalSource.Status.HEALTHY).values_list("pk", flat=True)
-        )
-        # A chunk per source and run (the job stays short; the next run releases the rest).
-        released = sum(_held_release(source_id=pk, actor=None, at=now, limit=RELEASE_CHUNK) for pk in stray)
+    # One probe of the held-signals index per healthy source, not a scan of everything held.
+    holds = Signal.objects.filter(source_id=OuterRef("pk"), disposition=Signal.Disposition.HELD)
+    stray = list(
+        SignalSource.objects.filter(Exists(holds), status=SignalSource.Status.HEALTHY).values_list("pk", flat=True)
+    )
+    # A chunk per source and run, each its own transaction (the job stays short; the next run releases the rest).
+    released = 0
+    for pk in stray:
+        with transaction.atomic():
+            released += _held_release(source_id=pk, actor=None, at=now, limit=RELEASE_CHUNK)
     return {
         "checked": len(figures),
         "suspect": sorted(sources[h.source_id].slug for h in suspect),
@@ -661,7 +678,7 @@ def source_overview(*, user, slug: str) -> SignalSource:
 
 def _lock_source(slug):
     try:
-        return SignalSource.objects.select_for_update().get(slug=slug)
+        return SignalSource.objects.select_for_update(no_key=True).get(slug=slug)
     except SignalSource.DoesNotExist:
         raise DocketError("not_found", "No such source.", status=404) from None
 
@@ -692,7 +709,7 @@ def _held_release(*, source_id, actor, at, limit) -> int:
     Returns how many signals were released (fewer than ``limit``: none are left).
     """
     held = list(
-        Signal.objects.select_for_update()
+        Signal.objects.select_for_update(no_key=True)
         .filter(source_id=source_id, disposition=Signal.Disposition.HELD)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
@@ -766,7 +783,7 @@ def source_confirm(*, source_slug: str, actor, now: datetime | None = None) -> d
             source.status_changed_at = now
             fields += ["status", "status_changed_at"]
         source.save(update_fields=fields)
-        incident = SourceIncident.objects.select_for_update().filter(source=source, status="open").first()
+        incident = SourceIncident.objects.select_for_update(no_key=True).filter(source=source, status="open").first()
         if incident is not None and not incident.detail.get("confirmed_at"):
             incident.detail = {**incident.detail, "confirmed_by": label, "confirmed_at": now.isoformat()}
             incident.save(update_fields=["detail"])
@@ -804,7 +821,7 @@ def source_incident_resolve(*, source_slug: str, actor, now: datetime | None = N
     """
     now = now or timezone.now()
     source = _lock_source(source_slug)
-    incident = SourceIncident.objects.select_for_update().filter(source=source, status="open").first()
+    incident = SourceIncident.objects.select_for_update(no_key=True).filter(source=source, status="open").first()
     if incident is None:
         raise DocketError("conflict", f"{source.slug} has no open incident.", status=409)
     _, label = actor_fields(actor)

@@ -91,7 +91,7 @@ WITH target AS (
     SELECT c.id, c.subject_id, c.threat_class_id
     FROM casework_case c
     WHERE c.status IN ({_ACTIVE}) {{extra}}
-    FOR UPDATE OF c SKIP LOCKED
+    FOR NO KEY UPDATE OF c SKIP LOCKED
 ),
 sig AS (
     SELECT s.case_id,
@@ -296,7 +296,7 @@ UPDATE casework_case c SET rank_due_at = %(now)s
        AND o.status IN ({_ACTIVE})
        AND NOT (o.id = ANY(%(ids)s::bigint[]))
        AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
-     FOR UPDATE SKIP LOCKED)
+     FOR NO KEY UPDATE SKIP LOCKED)
 """
 
 
@@ -318,7 +318,7 @@ UPDATE casework_case c SET rank_due_at = %(now)s
        AND o.status IN ({_ACTIVE})
        AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
      ORDER BY o.id LIMIT %(batch)s
-     FOR UPDATE SKIP LOCKED)
+     FOR NO KEY UPDATE SKIP LOCKED)
 """
 
 _REPORTERS_DONE_SQL = """

@@ -61,7 +61,11 @@ def cases_purge_personal_data(*, now=None, batch=1000):
     Set-based: a few UPDATEs per batch. Legal holds are never purged.
     """
     now = now or timezone.now()
-    ids = list(cases_due_for_purge(now=now).select_for_update(skip_locked=True).values_list("id", flat=True)[:batch])
+    ids = list(
+        cases_due_for_purge(now=now)
+        .select_for_update(no_key=True, skip_locked=True)
+        .values_list("id", flat=True)[:batch]
+    )
     if not ids:
         return 0
     reporters = set(

@@ -88,7 +88,7 @@ def case_events_add_bulk(rows):
 def lock_case(case_id):
     """Lock one case row for the rest of the transaction."""
     try:
-        return Case.objects.select_for_update(of=("self",)).select_related("threat_class").get(pk=case_id)
+        return Case.objects.select_for_update(no_key=True, of=("self",)).select_related("threat_class").get(pk=case_id)
     except Case.DoesNotExist:
         raise DocketError("not_found", "No such case.", status=404) from None
 

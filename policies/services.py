@@ -40,13 +40,13 @@ def policy_version_activate(*, version, actor):
     one (``relabel_sample_start``), so precision is never mixed across a label
     shift.
     """
-    version = PolicyVersion.objects.select_for_update().get(pk=version.pk)
+    version = PolicyVersion.objects.select_for_update(no_key=True).get(pk=version.pk)
     if version.status == PolicyVersion.Status.ACTIVE:
         raise DocketError("invalid_transition", "This version is already active.", status=409)
     if version.status == PolicyVersion.Status.RETIRED:
         raise DocketError("invalid_transition", "A retired version cannot be reactivated; copy it.", status=409)
     now = timezone.now()
-    PolicyVersion.objects.select_for_update().filter(policy=version.policy, status="active").update(
+    PolicyVersion.objects.select_for_update(no_key=True).filter(policy=version.policy, status="active").update(
         status="retired", retired_at=now
     )
     version.status = PolicyVersion.Status.ACTIVE
@@ -68,7 +68,7 @@ def policy_version_draft_from(*, version, actor) -> PolicyVersion:
     if not (actor.is_superuser or roles.has(actor, roles.POLICY_ADMIN)):
         raise DocketError("forbidden", "Only policy admins draft policy versions.", status=403)
     Policy = apps.get_model("policies", "Policy")
-    policy = Policy.objects.select_for_update().get(pk=version.policy_id)
+    policy = Policy.objects.select_for_update(no_key=True).get(pk=version.policy_id)
     source = PolicyVersion.objects.get(pk=version.pk)
     last = policy.versions.order_by("-number").values_list("number", flat=True).first() or 0
     return PolicyVersion.objects.create(
@@ -144,7 +144,7 @@ def relabel_item_complete(*, item_id, reviewer, action, rule=""):
     RelabelItem = apps.get_model("policies", "RelabelItem")
     try:
         item = (
-            RelabelItem.objects.select_for_update(of=("self",))
+            RelabelItem.objects.select_for_update(no_key=True, of=("self",))
             .select_related("decision", "policy_version")
             .get(pk=item_id)
         )
@@ -324,7 +324,11 @@ def threshold_change_propose(
 
 def _lock_change(change_id):
     try:
-        return ThresholdChange.objects.select_for_update(of=("self",)).select_related("source").get(pk=change_id)
+        return (
+            ThresholdChange.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("source")
+            .get(pk=change_id)
+        )
     except (ThresholdChange.DoesNotExist, ValueError, TypeError):
         raise DocketError("not_found", "No such threshold change.", status=404) from None
 

@@ -244,7 +244,7 @@ def notices_deliver_due(*, now=None, limit=1000) -> dict:
         moment = now or timezone.now()
         with transaction.atomic():
             notice = (
-                Notice.objects.select_for_update(skip_locked=True)
+                Notice.objects.select_for_update(no_key=True, skip_locked=True)
                 .filter(status=Notice.Status.PENDING, next_attempt_at__lte=moment)
                 .order_by("next_attempt_at", "id")
                 .first()

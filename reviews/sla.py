@@ -42,7 +42,7 @@ def cases_escalate_sla_breaches(*, now=None, batch: int = BATCH_SIZE) -> int:
             )
             .exclude(queue__slug__in=ESCALATION_QUEUES)
             .order_by("sla_due_at")
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(no_key=True, skip_locked=True, of=("self",))
         )
         moved = list(due.values_list("id", "queue__slug")[:size])
         if not moved:

@@ -219,7 +219,7 @@ def statements_backfill(*, batch_size=BACKFILL_BATCH, max_batches=None, now=None
         errors = {}
         with transaction.atomic():
             decisions = list(
-                Decision.objects.select_for_update(skip_locked=True, of=("self",))
+                Decision.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
                 .select_related("case__threat_class", "case__subject", "policy_version__policy")
                 .filter(statement__isnull=True, action__in=list(ACTION_RESTRICTIONS), pk__gt=after)
                 .order_by("pk")[:batch_size]
@@ -459,7 +459,7 @@ def statements_submit_due(*, now=None, max_batches=100) -> dict:
         moment = now or timezone.now()
         with transaction.atomic():
             rows = list(
-                StatementSubmission.objects.select_for_update(skip_locked=True, of=("self",))
+                StatementSubmission.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
                 .select_related("decision")
                 .filter(status=StatementSubmission.Status.PENDING, next_attempt_at__lte=moment)
                 .order_by("next_attempt_at", "id")[:BATCH_SIZE]
@@ -477,7 +477,7 @@ def statements_submit_due(*, now=None, max_batches=100) -> dict:
 def statement_submission_retry(*, submission_id) -> StatementSubmission:
     """Send a rejected statement again (after the cause was fixed at the database's side)."""
     with transaction.atomic():
-        row = StatementSubmission.objects.select_for_update().get(pk=submission_id)
+        row = StatementSubmission.objects.select_for_update(no_key=True).get(pk=submission_id)
         if row.status == StatementSubmission.Status.REJECTED:
             row.status = StatementSubmission.Status.PENDING
             row.next_attempt_at = timezone.now()

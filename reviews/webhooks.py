@@ -1,6 +1,6 @@
 """Enforcement delivery: the outbox rows POSTed, signed, to the platform's webhook.
 
-A row is sent while it is locked (``FOR UPDATE SKIP LOCKED``), so two workers
+A row is sent while it is locked (``FOR NO KEY UPDATE SKIP LOCKED``), so two workers
 never send one row at the same time; its body is built once and stored, so
 every retry sends the same ``id`` and the same bytes. Failures back off
 exponentially; after ``WEBHOOK_MAX_ATTEMPTS`` the row is ``failed``.
@@ -200,7 +200,7 @@ def attempt_send(row, *, url, now, extra_fields=()):
 
 
 def _locked_due(now, enforcement_id=None):
-    rows = Enforcement.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
+    rows = Enforcement.objects.select_for_update(no_key=True, skip_locked=True, of=("self",)).select_related(
         "decision__case__subject", "decision__case__threat_class", "decision__policy_version__policy"
     )
     rows = _due(rows, now)

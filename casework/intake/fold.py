@@ -105,7 +105,7 @@ def cases_open_or_join(items, *, ref, now):
                 JOIN casework_case c ON c.subject_id = k.subject_id AND c.threat_class_id = k.tc
                 WHERE c.status IN ({_ACTIVE_SQL})
                 ORDER BY c.subject_id, c.threat_class_id
-                FOR UPDATE OF c
+                FOR NO KEY UPDATE OF c
                 """,
                 [json_rows(rest)],
             )

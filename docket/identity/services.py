@@ -193,7 +193,7 @@ def second_factor_enrol_confirm(*, user, code, request=None) -> list[str]:
 
 @transaction.atomic
 def _enrol_confirm(*, user, code, request):
-    device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).order_by("id").first()
+    device = TOTPDevice.objects.select_for_update(no_key=True).filter(user=user, confirmed=False).order_by("id").first()
     if device is None:
         raise DocketError("invalid", "Start the set-up again: no authenticator is waiting to be confirmed.")
     if not device.verify_token(_normalise(code)):
@@ -245,9 +245,12 @@ def second_factor_verify(*, user, code, request=None) -> str:
 @transaction.atomic
 def _verify(*, user, code):
     if code.isdigit():
-        devices, kind = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True), "totp"
+        devices, kind = TOTPDevice.objects.select_for_update(no_key=True).filter(user=user, confirmed=True), "totp"
     else:
-        devices, kind = StaticDevice.objects.select_for_update().filter(user=user, confirmed=True), "recovery"
+        devices, kind = (
+            StaticDevice.objects.select_for_update(no_key=True).filter(user=user, confirmed=True),
+            "recovery",
+        )
     for device in devices:
         if device.verify_token(code):
             return kind
@@ -287,7 +290,7 @@ def token_issue(*, user, expires_days=None, rotate=False, by=None) -> ApiToken:
         raise DocketError("invalid", "--expires-days must be 0 (expires now) or more.")
     now = timezone.now()
     expires_at = now + timedelta(days=expires_days) if expires_days is not None else None
-    token = ApiToken.objects.select_for_update().filter(user=user).first()
+    token = ApiToken.objects.select_for_update(no_key=True).filter(user=user).first()
     account = user.get_username()
     if token is None or rotate:
         action = "token_rotated" if token is not None else "token_created"
@@ -329,7 +332,7 @@ def tokens_expired_record(*, batch=500) -> int:
     while True:
         with transaction.atomic():
             due = list(
-                ApiToken.objects.select_for_update(skip_locked=True, of=("self",))
+                ApiToken.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
                 .select_related("user")
                 .filter(expires_at__lte=timezone.now(), expiry_recorded_at__isnull=True)
                 .order_by("expires_at")[:batch]

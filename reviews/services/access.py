@@ -172,7 +172,7 @@ def access_change_propose_class_flags(
 def _lock_change(change_id):
     try:
         return (
-            AccessChange.objects.select_for_update(of=("self",))
+            AccessChange.objects.select_for_update(no_key=True, of=("self",))
             .select_related("account", "proposed_by", "threat_class")
             .get(pk=change_id)
         )
@@ -207,7 +207,7 @@ def access_change_approve(*, change_id, actor, request=None) -> AccessChange:
         raise forbidden("Nobody approves a change of their own clearances.", code="self_grant")
     now = timezone.now()
     if change.kind == AccessChange.Kind.CLEARANCES:
-        reviewer = Reviewer.objects.select_for_update().get(pk=change.reviewer_id)
+        reviewer = Reviewer.objects.select_for_update(no_key=True).get(pk=change.reviewer_id)
         if sorted(reviewer.clearances) != sorted(change.old_clearances):
             raise _stale()
         user = get_user_model().objects.get(pk=change.account_id)
@@ -216,7 +216,7 @@ def access_change_approve(*, change_id, actor, request=None) -> AccessChange:
         with access_change_allowed():
             reviewer.save(update_fields=["clearances"])
     else:
-        tc = ThreatClass.objects.select_for_update().get(pk=change.threat_class_id)
+        tc = ThreatClass.objects.select_for_update(no_key=True).get(pk=change.threat_class_id)
         if (tc.restricted, tc.legal_escalation) != (change.old_restricted, change.old_legal_escalation):
             raise _stale()
         tc.restricted, tc.legal_escalation = change.restricted, change.legal_escalation

@@ -22,7 +22,9 @@ from .decisions import active_version_for, decisions_write, draft_for
 
 def _lock_open_campaign(campaign_id, actor, verb):
     """Lock a campaign the actor may see (404 otherwise) that is still open (409 otherwise)."""
-    campaign = Campaign.objects.visible_to(actor).select_for_update(of=("self",)).filter(pk=campaign_id).first()
+    campaign = (
+        Campaign.objects.visible_to(actor).select_for_update(no_key=True, of=("self",)).filter(pk=campaign_id).first()
+    )
     if campaign is None:
         raise not_found("No such campaign.")
     if campaign.status != Campaign.Status.OPEN:
@@ -61,7 +63,7 @@ def campaign_decide(
         .active()
         .filter(campaign_id=campaign.pk)
         .select_related("threat_class", "subject")
-        .select_for_update(of=("self",))
+        .select_for_update(no_key=True, of=("self",))
         .order_by("pk")
     )
     if case_ids is not None:

@@ -59,7 +59,7 @@ pick_escalated AS (
        AND NOT (c.threat_class_id = ANY(%(hidden)s::bigint[]))
        AND NOT EXISTS (SELECT 1 FROM reviews_assignment s WHERE s.case_id = c.id AND s.reviewer_id = %(reviewer)s
                         AND s.state = 'skipped' AND s.ended_at > %(skipped_since)s)
-     ORDER BY c.rank_tier DESC, c.rank DESC, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED
+     ORDER BY c.rank_tier DESC, c.rank DESC, c.id LIMIT 1 FOR NO KEY UPDATE OF c SKIP LOCKED
 ),
 pick_open AS (
     SELECT c.id, c.status, c.threat_class_id FROM casework_case c
@@ -67,7 +67,7 @@ pick_open AS (
        AND NOT (c.threat_class_id = ANY(%(hidden)s::bigint[]))
        AND NOT EXISTS (SELECT 1 FROM reviews_assignment s WHERE s.case_id = c.id AND s.reviewer_id = %(reviewer)s
                         AND s.state = 'skipped' AND s.ended_at > %(skipped_since)s)
-     ORDER BY c.rank_tier DESC, c.rank DESC, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED
+     ORDER BY c.rank_tier DESC, c.rank DESC, c.id LIMIT 1 FOR NO KEY UPDATE OF c SKIP LOCKED
 ),
 pick AS (
     SELECT p.*, tc.graphic FROM (
@@ -106,7 +106,7 @@ _CLAIMER_SQL = """
 SELECT r.on_shift, r.max_active, r.graphic_budget, r.clearances, q.id, q.required_clearance,
        EXISTS (SELECT 1 FROM reviews_reviewer_queues rq WHERE rq.reviewer_id = r.id AND rq.queue_id = q.id)
   FROM reviews_reviewer r LEFT JOIN reviews_queue q ON q.slug = %s
- WHERE r.id = %s FOR UPDATE OF r
+ WHERE r.id = %s FOR NO KEY UPDATE OF r
 """
 
 
@@ -192,7 +192,7 @@ def _lock_own_assignment(assignment_id, reviewer):
     tc = case.threat_class
     if not class_visible(restricted=tc.restricted, slug=tc.slug, clearances=reviewer.clearances):
         raise not_found("No such assignment.")
-    assignment = Assignment.objects.select_for_update(of=("self",)).get(pk=assignment_id)
+    assignment = Assignment.objects.select_for_update(no_key=True, of=("self",)).get(pk=assignment_id)
     if assignment.reviewer_id != reviewer.pk:
         raise forbidden("Only the reviewer holding this case may do that.", code="not_assignee")
     if assignment.state != Assignment.State.ACTIVE:
@@ -245,7 +245,7 @@ WITH due AS (
       JOIN casework_case c ON c.id = a.case_id
      WHERE a.state = 'active' AND a.lease_expires_at <= %(now)s
      ORDER BY a.lease_expires_at LIMIT %(batch)s
-       FOR UPDATE OF c, a SKIP LOCKED
+       FOR NO KEY UPDATE OF c, a SKIP LOCKED
 ),
 expired AS (
     UPDATE reviews_assignment a SET state = 'expired', ended_at = %(now)s FROM due WHERE a.id = due.id
@@ -302,7 +302,7 @@ def _reviewer_load(reviewer, now) -> ReviewerLoad:
     with connection.cursor() as cur:
         # Lock first, read after: a statement's subqueries keep the snapshot taken
         # before it waited for the lock, so the counts must come from a new statement.
-        cur.execute("SELECT 1 FROM reviews_reviewer WHERE id = %s FOR UPDATE", [reviewer.pk])
+        cur.execute("SELECT 1 FROM reviews_reviewer WHERE id = %s FOR NO KEY UPDATE", [reviewer.pk])
         cur.execute(
             """
             SELECT r.on_shift, r.max_active, r.graphic_budget, r.clearances,

@@ -48,7 +48,7 @@ def lease_until(now):
 def assignment_active_lock(case_id):
     """The case's active assignment, locked (the case row must be locked first), or ``None``."""
     return (
-        Assignment.objects.select_for_update(of=("self",))
+        Assignment.objects.select_for_update(no_key=True, of=("self",))
         .select_related("reviewer__user")
         .filter(case_id=case_id, state="active")
         .first()

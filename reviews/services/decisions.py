@@ -420,7 +420,7 @@ SELECT {returning(Case, "c")}, {returning(ThreatClass, "tc")}, {returning(Subjec
   JOIN policies_threatclass tc ON tc.id = c.threat_class_id
   JOIN casework_subject s ON s.id = c.subject_id
  WHERE c.id = %(case)s
-   FOR UPDATE OF c;
+   FOR NO KEY UPDATE OF c;
 SELECT reviewer_id FROM reviews_assignment WHERE case_id = %(case)s AND state = 'active';
 SELECT {returning(PolicyVersion, "pv")}, {returning(Policy, "p")}
   FROM policies_policyversion pv JOIN policies_policy p ON p.id = pv.policy_id
@@ -562,7 +562,7 @@ def decisions_automated(*, actions, at=None):
     """
     now = at or timezone.now()
     cases = list(
-        Case.objects.select_for_update(of=("self",))
+        Case.objects.select_for_update(no_key=True, of=("self",))
         .select_related("threat_class", "subject")
         .filter(pk__in=list(actions))
         .order_by("pk")
@@ -612,7 +612,7 @@ def decisions_bulk(
     now = timezone.now()
     case_ids = sorted(set(case_ids))
     cases = list(
-        Case.objects.select_for_update(of=("self",))
+        Case.objects.select_for_update(no_key=True, of=("self",))
         .select_related("threat_class", "subject")
         .filter(pk__in=case_ids)
         .order_by("pk")

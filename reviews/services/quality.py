@@ -19,7 +19,9 @@ def quality_review_complete(*, review_id, reviewer, action, rule="") -> QualityR
     The second reviewer must not be the one who decided (``conflict_of_interest``).
     """
     reviewer = reviewer_of(reviewer)
-    review = QualityReview.objects.select_for_update(of=("self",)).select_related("decision__case__threat_class")
+    review = QualityReview.objects.select_for_update(no_key=True, of=("self",)).select_related(
+        "decision__case__threat_class"
+    )
     review = review.filter(pk=review_id).first()
     if review is None:
         raise not_found("No such quality review.")

@@ -53,7 +53,7 @@ def _lock_decision(decision):
     if case_id is None:
         raise not_found("No such decision.")
     case = lock_case(case_id)
-    locked = Decision.objects.select_for_update(of=("self",)).get(pk=decision_id)
+    locked = Decision.objects.select_for_update(no_key=True, of=("self",)).get(pk=decision_id)
     locked.case = case
     return locked
 
