@@ -15,6 +15,7 @@ whichever worker or process the second firing lands on.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from importlib import import_module
 
@@ -69,8 +70,11 @@ def job_run(name):
     if not locked:
         log.info("periodic job %s skipped: the previous run is still going", name)
         return SKIPPED
+    started = time.monotonic()
     try:
-        return job.task.run()
+        result = job.task.run()
+        log.info("periodic job %s done in %.0f ms: %s", name, (time.monotonic() - started) * 1000, result)
+        return result
     finally:
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [LOCK_NAMESPACE, name])

@@ -82,3 +82,15 @@ def test_claim_and_intake_complete_at_once_while_a_priority_batch_is_in_flight(m
     # The batch committed: its cases are ranked and not due again before their next moment.
     now = timezone.now()
     assert not Case.objects.filter(pk__in=[c.pk for c in due], rank_due_at__lte=now).exists()
+
+
+def test_the_priority_refresh_runs_without_jit():
+    """The refresh's cost estimate passes jit_above_cost at any size; compiling it cost more than running it."""
+    case = CaseFactory(kind="spam", priority=1.0, rank_due_at=timezone.now())
+    with transaction.atomic():
+        assert cases_reprioritise_due() == 1
+        with connection.cursor() as cur:
+            cur.execute("SHOW jit")
+            assert cur.fetchone()[0] == "off"
+    case.refresh_from_db()
+    assert case.priority_breakdown["merit"] > 0

@@ -89,3 +89,32 @@ def test_beat_fires_every_job_through_the_once_at_a_time_wrapper():
     for name, entry in beat_schedule().items():
         assert entry["task"] == run_periodic_job.name
         assert entry["args"] == (name,)
+
+
+@pytest.mark.django_db
+def test_each_batch_runs_without_jit_and_a_job_logs_its_duration(caplog):
+    """A batch statement's cost estimate must not buy a JIT compile longer than the batch (rows held meanwhile)."""
+    from docket.batches import batches
+
+    seen = []
+
+    def step(size):
+        with connection.cursor() as cur:
+            cur.execute("SHOW jit")
+            seen.append(cur.fetchone()[0])
+        return 0
+
+    batches(step, size=10)
+    assert seen == ["off"]
+
+    @shared_task(name="tests.docket.quick_job")
+    def quick_job():
+        return 7
+
+    periodic(seconds=60)(quick_job)
+    try:
+        with caplog.at_level("INFO", logger="docket.periodic"):
+            assert job_run(quick_job.name) == 7
+        assert any("periodic job tests.docket.quick_job done in" in r.getMessage() for r in caplog.records)
+    finally:
+        _JOBS.pop(quick_job.name, None)
