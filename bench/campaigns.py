@@ -15,6 +15,8 @@ state of the 10-minute beat job). The population:
   over households, so some small chance clusters appear, as in real data);
 - 2% belong to rings of 20 sharing a device and a link domain, rings paired by a
   shared payment fingerprint (so 100 campaigns of 40 to find, by union);
+- 1% carry a media hash that only csam signals brought, shared by about 20 subjects each (the
+  restricted class's detection, walked from those values through the unrestricted ones they reach);
 - a fifth of the subjects have an open case.
 """
 
@@ -34,9 +36,11 @@ SELECT i, 'account', 'bench-u-' || i, 100, '{}'::jsonb, now(), now() FROM genera
 
 SELECT setval(pg_get_serial_sequence('casework_subject', 'id'), %(n)s);
 
-INSERT INTO casework_subjectattribute (subject_id, kind, value, seen_at)
-SELECT i, a.kind, a.value, now() - (i %% 240) * interval '1 hour'
+INSERT INTO casework_subjectattribute (subject_id, kind, value, seen_at, seen_by)
+SELECT i, a.kind, a.value, t.seen_at,
+       jsonb_build_object(%(spam)s::text, floor(extract(epoch FROM t.seen_at))::bigint)  -- brought by spam signals
 FROM generate_series(1, %(n)s) i
+CROSS JOIN LATERAL (SELECT now() - (i %% 240) * interval '1 hour' AS seen_at) t
 CROSS JOIN LATERAL (VALUES
     ('device', CASE WHEN i %% 50 = 0 THEN 'ring-dev-' || (i / 50) %% %(rings)s ELSE 'dev-' || i END),
     ('payment', CASE WHEN i %% 50 = 0 THEN 'ring-pay-' || ((i / 50) %% %(rings)s) / 2 ELSE 'pay-' || i END),
@@ -46,6 +50,11 @@ CROSS JOIN LATERAL (VALUES
     ('referral', CASE WHEN i %% 25 = 7 THEN 'ref-' || abs(hashtext(i::text)) %% (%(n)s / 50) END)
 ) AS a(kind, value)
 WHERE a.value IS NOT NULL;
+
+INSERT INTO casework_subjectattribute (subject_id, kind, value, seen_at, seen_by)
+SELECT i, 'media_hash', 'csam-hash-' || (i / 100) %% greatest(1, %(n)s / 2000), now(),
+       jsonb_build_object(%(csam)s::text, floor(extract(epoch FROM now()))::bigint)  -- brought by csam signals
+FROM generate_series(1, %(n)s) i WHERE i %% 100 = 3;
 
 ANALYZE casework_subject;
 ANALYZE casework_subjectattribute;
@@ -61,6 +70,7 @@ def _seed(n):
     from reviews.models import Queue
 
     rings = max(2, n // 50 // 20)  # rings of ~20 members
+    spam, csam = ThreatClass.objects.get(slug="spam"), ThreatClass.objects.get(slug="csam")
     with connection.cursor() as cur:
         cur.execute(
             "TRUNCATE casework_caseevent, casework_case, casework_campaign, casework_subjectattribute,"
@@ -68,10 +78,9 @@ def _seed(n):
         )
         for statement in SEED_SQL.split(";\n"):
             if statement.strip():
-                cur.execute(statement, {"n": n, "rings": rings})
+                cur.execute(statement, {"n": n, "rings": rings, "spam": spam.pk, "csam": csam.pk})
         cur.execute("SELECT count(*) FROM casework_subjectattribute")
         (attribute_rows,) = cur.fetchone()
-    spam = ThreatClass.objects.get(slug="spam")
     queue = Queue.objects.get(slug="spam")
     now = timezone.now()
     cases = (
@@ -127,8 +136,9 @@ def run(subjects=200_000):
     common.setup(database=DB_NAME)
     from django.conf import settings
     from django.db import connection
+    from django.utils import timezone
 
-    from casework.campaigns import _GROUPS_SQL, campaigns_detect, components
+    from casework.campaigns import _GROUPS_SQL, _groups, campaigns_detect, components, groups_params
     from casework.models import Campaign, Case
 
     started = time.perf_counter()
@@ -145,21 +155,13 @@ def run(subjects=200_000):
 
     # The in-memory part alone, under tracemalloc (slower, so timed separately above).
     config = settings.DOCKET
-    from datetime import timedelta
-
-    from django.utils import timezone
-
+    params = groups_params(now=timezone.now())
     with connection.cursor() as cur:
         started = time.perf_counter()
-        cur.execute(
-            _GROUPS_SQL,
-            {
-                "since": timezone.now() - timedelta(days=config["CAMPAIGN_WINDOW_DAYS"]),
-                "max_share": config["CAMPAIGN_MAX_VALUE_SHARE"],
-            },
-        )
-        groups = cur.fetchall()
+        cur.execute(_GROUPS_SQL, params)
+        rows = cur.fetchall()
         query_s = time.perf_counter() - started
+    groups, _ = _groups(rows, max_share=params["max_share"])
     tracemalloc.start()
     started = time.perf_counter()
     found = components(groups, min_size=config["CAMPAIGN_MIN_SIZE"])

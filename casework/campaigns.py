@@ -3,6 +3,20 @@
 Detection reads the (attribute value -> subjects) groups of the window in one
 SQL statement, joins them with an in-memory union-find (near-linear, no pairwise
 comparison), and writes the result back in a handful of set-based statements.
+
+Which values may link whom follows who may read the campaign. Each stored value
+records which classes' signals brought it (``SubjectAttribute.seen_by``):
+
+* campaigns linked through values of unrestricted classes only (``link_class``
+  empty) are found first, from those values alone, and their threat class is the
+  most common among their members' cases of unrestricted classes: what restricted
+  classes' signals say changes none of their members, sizes, links or classes;
+* then, for each restricted class, campaigns linked through that class's values
+  and unrestricted ones (``link_class`` and threat class: that class), among the
+  subjects no other kind of campaign holds, reached from that class's values (the
+  work follows the restricted values, not the whole window again). Only that
+  class's cases join them: a case of another class never points at a campaign
+  some of its readers may not know.
 """
 
 import json
@@ -22,30 +36,53 @@ from .services import case_events_add_bulk
 MAX_LINKS = 50  # links kept on a campaign, most shared first: enough to explain it, bounded for the API
 DEFAULT_CLASS = "cib"  # a campaign none of whose members has a case yet is coordinated inauthentic behaviour
 
-# Each shared value once, with its subjects. Values carried by a single subject link nothing; values
-# carried by more than max_share subjects (a CDN address, a big mail domain) would link everything.
+# Each value of the window carried by two subjects or more, once: the subjects an unrestricted class's signal
+# brought it to, and (subject, [restricted classes]) for those a restricted class's signal brought it to.
+# Values carried by a single subject link nothing; values carried by more than max_share subjects (a CDN
+# address, a big mail domain) would link everything; both are counted over the classes that may link.
 _GROUPS_SQL = """
-    SELECT kind, value, array_agg(subject_id)
-    FROM casework_subjectattribute
-    WHERE seen_at >= %(since)s
+    SELECT kind, value,
+           array_agg(subject_id) FILTER (WHERE open_seen),
+           jsonb_agg(jsonb_build_array(subject_id, restricted_seen)) FILTER (WHERE cardinality(restricted_seen) > 0)
+    FROM (
+        SELECT a.subject_id, a.kind, a.value,
+               EXISTS (SELECT 1 FROM jsonb_each_text(a.seen_by) e
+                        WHERE e.key = ANY(%(open)s) AND e.value::bigint >= %(since_epoch)s) AS open_seen,
+               ARRAY(SELECT e.key::bigint FROM jsonb_each_text(a.seen_by) e
+                      WHERE e.key = ANY(%(restricted)s) AND e.value::bigint >= %(since_epoch)s) AS restricted_seen
+        FROM casework_subjectattribute a
+        WHERE a.seen_at >= %(since)s
+    ) carried
+    WHERE open_seen OR cardinality(restricted_seen) > 0
     GROUP BY kind, value
-    HAVING count(*) BETWEEN 2 AND %(max_share)s
+    HAVING count(*) >= 2 AND count(*) FILTER (WHERE open_seen) <= %(max_share)s
+"""
+
+# Of these subjects, those a campaign of another kind holds (a restricted class's detection leaves them be).
+_HELD_ELSEWHERE_SQL = """
+    SELECT s.id FROM casework_subject s JOIN casework_campaign c ON c.id = s.campaign_id
+    WHERE s.id = ANY(%(subjects)s) AND c.link_class_id IS DISTINCT FROM %(link_class)s
 """
 
 # Active cases whose subject (or, for content, whose owner account) sits in one of the campaigns,
-# but which do not point at it yet. Locked in id order so concurrent case writers cannot deadlock us.
+# but which do not point at it yet; a campaign of a restricted class's links takes that class's cases only.
+# Locked in id order so concurrent case writers cannot deadlock us.
 _CASES_JOIN_SQL = """
-    WITH target AS (
+    WITH wanted AS (
         SELECT c.id,
-               CASE WHEN s.campaign_id = ANY(%(campaigns)s) THEN s.campaign_id ELSE o.campaign_id END AS campaign_id,
-               c.campaign_id AS previous
+               CASE WHEN s.campaign_id = ANY(%(campaigns)s) THEN s.campaign_id ELSE o.campaign_id END AS campaign_id
         FROM casework_case c
         JOIN casework_subject s ON s.id = c.subject_id
         LEFT JOIN casework_subject o ON o.id = s.owner_id
         WHERE c.status = ANY(%(active)s)
           AND (s.campaign_id = ANY(%(campaigns)s) OR o.campaign_id = ANY(%(campaigns)s))
-          AND c.campaign_id IS DISTINCT FROM
-              (CASE WHEN s.campaign_id = ANY(%(campaigns)s) THEN s.campaign_id ELSE o.campaign_id END)
+    ), target AS (
+        SELECT c.id, w.campaign_id, c.campaign_id AS previous
+        FROM casework_case c
+        JOIN wanted w ON w.id = c.id
+        JOIN casework_campaign k ON k.id = w.campaign_id
+        WHERE c.campaign_id IS DISTINCT FROM w.campaign_id
+          AND (k.link_class_id IS NULL OR k.link_class_id = c.threat_class_id)
         ORDER BY c.id
         FOR NO KEY UPDATE OF c SKIP LOCKED  -- a case held by a claim or a decision joins on the next run
     )
@@ -56,7 +93,7 @@ _CASES_JOIN_SQL = """
 
 _SUBJECTS_JOIN_SQL = """
     WITH target AS (
-        SELECT s.id, m.campaign_id FROM casework_subject s
+        SELECT s.id, m.campaign_id, s.campaign_id AS previous FROM casework_subject s
         JOIN unnest(%(subjects)s::bigint[], %(campaigns)s::bigint[]) AS m(subject_id, campaign_id)
           ON m.subject_id = s.id
         WHERE s.campaign_id IS DISTINCT FROM m.campaign_id
@@ -64,11 +101,14 @@ _SUBJECTS_JOIN_SQL = """
         FOR NO KEY UPDATE OF s
     )
     UPDATE casework_subject s SET campaign_id = t.campaign_id FROM target t WHERE s.id = t.id
+    RETURNING t.previous
 """
 
+# The most common class among member cases of the given classes (a campaign of unrestricted links: of
+# unrestricted classes, so that restricted cases joining it never change its class).
 _MOST_COMMON_CLASS_SQL = """
     SELECT DISTINCT ON (campaign_id) campaign_id, threat_class_id
-    FROM casework_case WHERE campaign_id = ANY(%(campaigns)s)
+    FROM casework_case WHERE campaign_id = ANY(%(campaigns)s) AND threat_class_id = ANY(%(classes)s)
     GROUP BY campaign_id, threat_class_id
     ORDER BY campaign_id, count(*) DESC, threat_class_id
 """
@@ -141,28 +181,122 @@ def _link_list(new, old=()):
 def campaigns_detect(*, now: datetime | None = None) -> dict:
     """Turn linked subjects of the window into campaigns; returns counts of what changed.
 
-    Subjects whose attribute rows were seen within ``CAMPAIGN_WINDOW_DAYS`` and
+    Subjects whose attribute values were brought within ``CAMPAIGN_WINDOW_DAYS`` and
     share a value (ignoring values of more than ``CAMPAIGN_MAX_VALUE_SHARE``
     subjects) form components; a component of at least ``CAMPAIGN_MIN_SIZE``
     subjects becomes a new open campaign, or grows the open campaign its members
-    are in (several open ones merge into the oldest). Members of decided or
-    dismissed campaigns stay there: they still link others, so accounts that
-    return after a decision form a new campaign. Active cases of members (and of
-    content their accounts own) join their campaign with a ``campaign_joined``
-    event; the threat class is the most common among member cases. Idempotent:
-    a second run with nothing new changes nothing. One run at a time.
+    are in (several open ones merge into the oldest). Values link only as the
+    module says: unrestricted classes' values for a campaign every reader may be
+    shown, a restricted class's values only for a campaign of that class. Members
+    of decided or dismissed campaigns stay there: they still link others, so
+    accounts that return after a decision form a new campaign. Active cases of
+    members (and of content their accounts own) join their campaign with a
+    ``campaign_joined`` event; the threat class is the most common among member
+    cases. Idempotent: a second run with nothing new changes nothing. One run at a time.
     """
     now = now or timezone.now()
-    since = now - timedelta(days=setting("CAMPAIGN_WINDOW_DAYS"))
+    min_size = setting("CAMPAIGN_MIN_SIZE")
+    params = groups_params(now=now)
+    open_classes = [int(pk) for pk in params["open"]]
+    totals = {"components": 0, "created": 0, "merged": 0, "subjects_joined": 0}
+    joined = set()
     with transaction.atomic():
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('docket.campaigns_detect'))")
-            cur.execute(_GROUPS_SQL, {"since": since, "max_share": setting("CAMPAIGN_MAX_VALUE_SHARE")})
-            found = components(cur, min_size=setting("CAMPAIGN_MIN_SIZE"))
-        if not found:
-            joined = _cases_join(now=now)
-            return {"components": 0, "created": 0, "merged": 0, "subjects_joined": 0, "cases_joined": len(joined)}
-        return _campaigns_write(found, now=now)
+            cur.execute(_GROUPS_SQL, params)
+            open_groups, restricted_groups = _groups(cur, max_share=params["max_share"])
+        passes = [(None, components(open_groups, min_size=min_size))]
+        if restricted_groups:
+            reached = _Reach(open_groups)
+            for link_class in sorted(restricted_groups):
+                passes.append(
+                    (link_class, reached.components(restricted_groups[link_class], link_class, min_size=min_size))
+                )
+        for link_class, found in passes:
+            if found:
+                counts, cases = _campaigns_write(found, link_class=link_class, open_classes=open_classes, now=now)
+                totals = {k: totals[k] + counts[k] for k in totals}
+                joined |= cases
+        joined |= {case_id for case_id, _, _ in _cases_join(now=now)}
+    return {**totals, "cases_joined": len(joined)}
+
+
+def groups_params(*, now) -> dict:
+    """The grouping query's parameters: the window, the classes by restriction, the largest share that links."""
+    since = now - timedelta(days=setting("CAMPAIGN_WINDOW_DAYS"))
+    classes = sorted(ThreatClass.objects.values_list("pk", "restricted"))
+    return {
+        "since": since,
+        "since_epoch": int(since.timestamp()),
+        "open": [str(pk) for pk, restricted in classes if not restricted],
+        "restricted": [str(pk) for pk, restricted in classes if restricted],
+        "max_share": setting("CAMPAIGN_MAX_VALUE_SHARE"),
+    }
+
+
+def _groups(rows, *, max_share):
+    """Split the grouping query's rows: ``(open groups, {restricted class id: groups})``.
+
+    An open group is a value and the subjects unrestricted classes' signals brought it to; a restricted
+    class's group, the subjects that class's or unrestricted classes' signals brought it to.
+    """
+    open_groups, restricted_groups = [], defaultdict(list)
+    for kind, value, open_carriers, restricted in rows:
+        open_carriers = open_carriers or []
+        if len(open_carriers) >= 2:
+            open_groups.append((kind, value, open_carriers))
+        if not restricted:
+            continue
+        if isinstance(restricted, str):
+            restricted = json.loads(restricted)
+        by_class = defaultdict(set)
+        for subject_id, class_ids in restricted:
+            for class_id in class_ids:
+                by_class[class_id].add(subject_id)
+        for class_id, carriers in by_class.items():
+            subjects = sorted(carriers.union(open_carriers))
+            if 2 <= len(subjects) <= max_share:
+                restricted_groups[class_id].append((kind, value, subjects))
+    return open_groups, restricted_groups
+
+
+class _Reach:
+    """The components a restricted class's values take part in, walked from those values only."""
+
+    def __init__(self, open_groups):
+        self.open_groups = open_groups
+        self.by_subject = defaultdict(list)
+        for index, (_, _, subjects) in enumerate(open_groups):
+            for subject in subjects:
+                self.by_subject[subject].append(index)
+
+    def components(self, own_groups, link_class, *, min_size):
+        """Components over ``own_groups`` and the open groups they reach, without the subjects a campaign of
+        another kind holds."""
+        by_subject = defaultdict(list)
+        for index, (_, _, subjects) in enumerate(own_groups):
+            for subject in subjects:
+                by_subject[subject].append(index)
+        seen, used_open, frontier = set(), set(), {s for _, _, subjects in own_groups for s in subjects}
+        while frontier:
+            seen |= frontier
+            following = set()
+            for subject in frontier:
+                for index in self.by_subject.get(subject, ()):
+                    if index not in used_open:
+                        used_open.add(index)
+                        following.update(self.open_groups[index][2])
+            frontier = following - seen
+        with connection.cursor() as cur:
+            cur.execute(_HELD_ELSEWHERE_SQL, {"subjects": sorted(seen), "link_class": link_class})
+            held = {subject for (subject,) in cur.fetchall()}
+        groups = own_groups + [self.open_groups[index] for index in sorted(used_open)]
+        kept = []
+        for kind, value, subjects in groups:
+            free = [s for s in subjects if s not in held]
+            if len(free) >= 2:
+                kept.append((kind, value, free))
+        return components(kept, min_size=min_size)
 
 
 def _cases_join(*, now):
@@ -179,13 +313,20 @@ def _cases_join(*, now):
     return joined
 
 
-def _campaigns_write(found, *, now):
+def _campaigns_write(found, *, link_class, open_classes, now):
+    """Write one kind of campaign's components (``link_class``: see ``Campaign.link_class``); returns the counts
+    and the ids of the cases that joined."""
     everyone = [s for subjects, _ in found for s in subjects]
-    current = dict(Subject.objects.filter(pk__in=everyone, campaign__isnull=False).values_list("pk", "campaign_id"))
+    # Only campaigns of this kind count as the subjects' own: one of another kind gives its member up.
+    current = dict(
+        Subject.objects.filter(pk__in=everyone, campaign__isnull=False, campaign__link_class_id=link_class).values_list(
+            "pk", "campaign_id"
+        )
+    )
     campaigns = Campaign.objects.select_for_update(no_key=True).in_bulk(set(current.values()))
     is_open = {pk for pk, c in campaigns.items() if c.status == Campaign.Status.OPEN}
     before = {pk: (c.links, c.size, c.threat_class_id) for pk, c in campaigns.items()}
-    default_class = ThreatClass.objects.get(slug=DEFAULT_CLASS)
+    new_class = ThreatClass.objects.get(slug=DEFAULT_CLASS).pk if link_class is None else link_class
 
     # Open campaigns found in one component merge; one campaign may span components (its links thinned out),
     # so the merge is itself a union over campaigns, and the oldest of each set survives.
@@ -208,7 +349,7 @@ def _campaigns_write(found, *, now):
 
     new = Campaign.objects.bulk_create(
         [
-            Campaign(threat_class=default_class, links=_link_list(links), detected_at=now)
+            Campaign(threat_class_id=new_class, link_class_id=link_class, links=_link_list(links), detected_at=now)
             for ids, _, links in plans
             if not ids
         ]
@@ -246,15 +387,26 @@ def _campaigns_write(found, *, now):
         else:
             moved = []
         cur.execute(_SUBJECTS_JOIN_SQL, {"subjects": subject_ids, "campaigns": campaign_ids})
+        # Campaigns of another kind that gave members up (to one of unrestricted links) are a member smaller.
+        left = sorted({previous for (previous,) in cur.fetchall() if previous is not None} - set(campaigns))
         subjects_joined = cur.rowcount
         joined = _cases_join(now=now)
-        cur.execute(_MOST_COMMON_CLASS_SQL, {"campaigns": touched_ids})
-        classes = dict(cur.fetchall())
+        if link_class is None:
+            cur.execute(_MOST_COMMON_CLASS_SQL, {"campaigns": touched_ids, "classes": open_classes})
+            classes = dict(cur.fetchall())
+        else:
+            classes = dict.fromkeys(touched_ids, link_class)
         cur.execute(
             "SELECT campaign_id, count(*) FROM casework_subject WHERE campaign_id = ANY(%s) GROUP BY campaign_id",
             [touched_ids],
         )
         sizes = dict(cur.fetchall())
+        if left:
+            cur.execute(
+                "UPDATE casework_campaign c SET size = (SELECT count(*) FROM casework_subject s"
+                " WHERE s.campaign_id = c.id), updated_at = %s WHERE c.id = ANY(%s)",
+                [now, left],
+            )
     if merges:
         Campaign.objects.filter(pk__in=list(merges)).delete()
 
@@ -283,10 +435,5 @@ def _campaigns_write(found, *, now):
                     [c.threat_class_id for c in changed],
                 ],
             )
-    return {
-        "components": len(found),
-        "created": len(new),
-        "merged": len(merges),
-        "subjects_joined": subjects_joined,
-        "cases_joined": len({case_id for case_id, _, _ in moved + joined}),
-    }
+    counts = {"components": len(found), "created": len(new), "merged": len(merges), "subjects_joined": subjects_joined}
+    return counts, {case_id for case_id, _, _ in moved + joined}

@@ -193,13 +193,20 @@ class SubjectFacet(models.Model):
 class SubjectAttribute(models.Model):
     """One (kind, value) a subject carries (device, ip, payment, link_domain…).
 
-    Kept as rows so campaign detection can join on shared values in SQL.
+    Kept as rows so campaign detection can join on shared values in SQL. ``seen_by`` tells which
+    classes' signals brought the value, and when each last did: campaign detection links a campaign
+    only through values of the classes its readers may see (``casework.campaigns``).
     """
 
     subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="attribute_rows")
     kind = models.CharField(max_length=40)
     value = models.CharField(max_length=300)
-    seen_at = models.DateTimeField()
+    seen_at = models.DateTimeField(help_text="When a signal of any class last brought it (to the hour).")
+    seen_by = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='{"<threat class id>": <epoch seconds>}: when a signal of each class last brought it (to the hour).',
+    )
 
     class Meta:
         constraints = [
@@ -363,6 +370,17 @@ class Campaign(models.Model):
         DISMISSED = "dismissed"
 
     threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="+")
+    # Which classes' attribute values may link its members: empty, those of unrestricted classes only (its
+    # members, size and links are the same whatever restricted classes' signals say); a restricted class,
+    # that class's and unrestricted ones' (its threat class is then that class). ``casework.campaigns``.
+    link_class = models.ForeignKey(
+        "policies.ThreatClass",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The restricted class whose signals' values may link its members; empty: unrestricted classes only.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     links = models.JSONField(default=list, help_text='[{"kind", "value"}] shared by the members.')
     size = models.PositiveIntegerField(default=0)

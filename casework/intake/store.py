@@ -236,15 +236,18 @@ def _subjects_upsert(items, now):
         if owner is not None:
             row["owner"] = owner
 
-    seen_at: dict[tuple[str, str], datetime] = {}
+    # (subject kind, subject external id, attribute kind, value) -> {class id: latest occurred_at}
+    seen_by: dict[tuple[str, str, str, str], dict[int, datetime]] = {}
     for item in items:
         bucket = accounts if item.kind == "account" else contents
         merge(bucket, item.subject_external_id, item.reach, item.attributes, item.owner)
         if item.owner is not None:
             merge(accounts, item.owner, 0, {})
-        k = (item.kind, item.subject_external_id)
-        if item.attributes:
-            seen_at[k] = max(seen_at.get(k, item.occurred_at), item.occurred_at)
+        for kind, values in item.attributes.items():
+            for value in values:
+                by = seen_by.setdefault((item.kind, item.subject_external_id, kind, value), {})
+                at = by.get(item.threat_class.id)
+                by[item.threat_class.id] = item.occurred_at if at is None else max(at, item.occurred_at)
 
     ids = _subject_rows_upsert("account", accounts, {}, now)
     owner_ids = {ext: sid for (kind, ext), sid in ids.items()}
@@ -254,23 +257,43 @@ def _subjects_upsert(items, now):
         item.subject_id = ids[(item.kind, item.subject_external_id)]
 
     attr_rows = sorted(
-        [ids[k], kind, value, at]
-        for k, at in seen_at.items()
-        for kind, values in (accounts if k[0] == "account" else contents)[k[1]]["attributes"].items()
-        for value in values
+        [
+            ids[(subject_kind, external_id)],
+            kind,
+            value,
+            max(by.values()),
+            {str(class_id): int(at.timestamp()) for class_id, at in sorted(by.items())},
+        ]
+        for (subject_kind, external_id, kind, value), by in seen_by.items()
     )
     if attr_rows:
         fetch(
-            """
-            INSERT INTO casework_subjectattribute AS a (subject_id, kind, value, seen_at)
-            SELECT (r->>0)::bigint, r->>1, r->>2, (r->>3)::timestamptz FROM json_array_elements(%s::json) r
+            f"""
+            INSERT INTO casework_subjectattribute AS a (subject_id, kind, value, seen_at, seen_by)
+            SELECT (r->>0)::bigint, r->>1, r->>2, (r->>3)::timestamptz, (r->4)::jsonb
+              FROM json_array_elements(%s::json) r
             ORDER BY 1, 2, 3
-            ON CONFLICT (subject_id, kind, value) DO UPDATE SET seen_at = EXCLUDED.seen_at
+            ON CONFLICT (subject_id, kind, value) DO UPDATE SET
+                seen_at = GREATEST(a.seen_at, EXCLUDED.seen_at),
+                seen_by = {_MERGE_SEEN_BY}
                 -- to the hour is enough for campaign windows, and spares a rewrite per signal
-                WHERE a.seen_at < EXCLUDED.seen_at - interval '1 hour'
+                WHERE EXISTS (SELECT 1 FROM jsonb_each_text(EXCLUDED.seen_by) e
+                               WHERE COALESCE((a.seen_by ->> e.key)::bigint, 0) < e.value::bigint - 3600)
             """,
             [json_rows(attr_rows)],
         )
+
+
+# Per class, the later of the stored and the new time.
+_MERGE_SEEN_BY = """(
+    SELECT jsonb_object_agg(k, t) FROM (
+        SELECT k, max(t) AS t FROM (
+            SELECT key AS k, value::bigint AS t FROM jsonb_each_text(a.seen_by)
+            UNION ALL
+            SELECT key, value::bigint FROM jsonb_each_text(EXCLUDED.seen_by)
+        ) both_times GROUP BY k
+    ) latest
+)"""
 
 
 def _facets_upsert(items):

@@ -11,6 +11,7 @@ from django.utils import timezone
 from casework.campaigns import campaigns_detect, components
 from casework.models import Campaign, Case, CaseEvent, Subject, SubjectAttribute
 from docket.errors import DocketError
+from policies.models import ThreatClass
 from reviews.services import campaign_decide, campaign_dismiss
 from tests.factories import CaseFactory
 
@@ -26,12 +27,15 @@ def accounts(n, *, prefix="acct", kind="account", owner=None):
     )
 
 
-def attach(subjects, kind, value=None, *, seen_at=None):
-    """Give each subject the attribute: one shared ``value``, or a value of its own when ``value`` is None."""
+def attach(subjects, kind, value=None, *, seen_at=None, by="spam"):
+    """Give each subject the attribute, as a signal of class ``by`` brought it: one shared ``value``, or a value
+    of its own when ``value`` is None."""
+    seen_at = seen_at or NOW - timedelta(hours=1)
+    seen_by = {str(ThreatClass.objects.get(slug=by).pk): int(seen_at.timestamp())}
     SubjectAttribute.objects.bulk_create(
         [
             SubjectAttribute(
-                subject=s, kind=kind, value=value or f"{kind}-own-{s.pk}", seen_at=seen_at or NOW - timedelta(hours=1)
+                subject=s, kind=kind, value=value or f"{kind}-own-{s.pk}", seen_at=seen_at, seen_by=seen_by
             )
             for s in subjects
         ]

@@ -243,19 +243,23 @@ def test_appeals_staff_without_clearance_are_never_handed_a_restricted_appeal(un
 # --- mixed campaigns, shared subjects and reporters ---------------------------------------------------------------
 #
 # A spam campaign of five accounts that one reporter reported; then restricted activity touches it: csam accounts
-# that share the campaign's address (and a device of their own) join the campaign, a csam signal lands on a
-# campaign member (for the pages, with a far larger reach, an address and a payment id of its own) and on content
-# it owns, that csam case is decided (a strike on the account), detection and the re-ranking job
-# run. The clock stands still meanwhile, so every figure a page computes "as of now" is comparable.
+# that share the campaign's address (and a device of their own) are reported (they do not join: a csam signal's
+# values link no campaign of an unrestricted class), a csam signal lands on a campaign member (for the pages, with a
+# far larger reach, an address and a payment id of its own) and on content three members own (those cases join
+# the campaign through their owners), the member's csam case is decided (a strike on the account), detection and
+# the re-ranking job run. The clock stands still meanwhile, so every figure a page computes "as of now" is
+# comparable.
 
 MIX_IP = "198.51.100.1"
 CSAM_ONLY = "d-csam-pair"  # a device only the csam accounts carry
 CSAM_IP, CSAM_PAYMENT = "203.0.113.99", "pay-csam-1"  # values only a csam signal on a spam member carries
 
 
-def _mix_signal(n, kind, subject, *, reach=0, attributes=None, owner=None, subject_kind="account", reporter=None):
+def _mix_signal(
+    n, kind, subject, *, reach=0, attributes=None, owner=None, subject_kind="account", reporter=None, source=None
+):
     return {
-        "source": "user-reports",
+        "source": source or "user-reports",
         "external_id": f"mix-{n}",
         "threat_class": kind,
         "subject": {
@@ -295,8 +299,9 @@ def mixed(uncleared, frozen):
 
 
 def _mixed_restricted_activity(world, frozen, *, carrying=False):
-    """csam accounts join the spam campaign; a csam case on a member, reported by the campaign's reporter, decided
-    (a strike on the account, an upheld report on the reporter's record: what the members' spam cases rank by).
+    """csam accounts share the spam campaign's address; csam content of three members joins it; a csam case on a
+    member, reported by the campaign's reporter, decided (a strike on the account, an upheld report on the
+    reporter's record: what the members' spam cases rank by).
 
     ``carrying``: the csam signal on the member also brings a far larger reach, an address and a payment id.
     """
@@ -307,6 +312,8 @@ def _mixed_restricted_activity(world, frozen, *, carrying=False):
         _mix_signal(11, "csam", "c-mix-csam", subject_kind="content", owner="u-mix-0"),
         _mix_signal(12, "csam", "u-mix-csam-0", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY]}),
         _mix_signal(13, "csam", "u-mix-csam-1", attributes={"ip": [MIX_IP], "device": [CSAM_ONLY]}),
+        _mix_signal(14, "csam", "c-mix-csam-1", subject_kind="content", owner="u-mix-1"),
+        _mix_signal(15, "csam", "c-mix-csam-2", subject_kind="content", owner="u-mix-2"),
     ]
     result = signals_ingest(items=items, actor=cast["platform"])
     csam_on_member = Case.objects.get(pk=result.body[0]["case"])
@@ -314,8 +321,26 @@ def _mixed_restricted_activity(world, frozen, *, carrying=False):
     campaigns_detect(now=frozen)
     cases_reprioritise_due(now=frozen)  # the beat job: the member's other cases were marked due
     world.mix_campaign.refresh_from_db()
-    assert world.mix_campaign.size == 7  # the two csam accounts joined
-    assert {link["value"] for link in world.mix_campaign.links} >= {MIX_IP, CSAM_ONLY}
+    assert world.mix_campaign.size == 5  # the csam accounts did not join: only csam signals brought them the address
+    assert {link["value"] for link in world.mix_campaign.links} == {MIX_IP, "d-mix"}
+    assert world.mix_campaign.cases.filter(threat_class__slug="csam").count() == 3  # the content's (open)
+
+
+def _hidden_members_join(world, frozen):
+    """The csam accounts are also named, with the campaign's address, by spam reports of a quarantined source (held,
+    no case): through that unrestricted value they join the spam campaign, as members hidden from the uncleared."""
+    from casework.hygiene import source_quarantine
+    from tests.factories import SourceFactory
+
+    SourceFactory(slug="mix-held", kind="user_report")
+    source_quarantine(source_slug="mix-held", actor=world.cast["policy_admin"])
+    items = [
+        _mix_signal(50 + n, "spam", f"u-mix-csam-{n}", attributes={"ip": [MIX_IP]}, source="mix-held") for n in (0, 1)
+    ]
+    assert {row["disposition"] for row in signals_ingest(items=items, actor=world.cast["platform"]).body} == {"held"}
+    campaigns_detect(now=frozen)
+    world.mix_campaign.refresh_from_db()
+    assert world.mix_campaign.size == 7
 
 
 _CSRF = re.compile(r'(name="csrfmiddlewaretoken" value="|"X-CSRFToken": ")[^"]*"')
@@ -376,14 +401,17 @@ def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_no_page_a
     # and rank exactly as before: their priority and its explanation (on the pages above) are unmoved.
     assert Reporter.objects.filter(external_id="u-rep-shared", reports_upheld=1, rerank_pending_at=None).exists()
     assert list(ranked.values_list("pk", "rank", "priority", "priority_breakdown", "reporter_weight")) == ranks
-    # The cleared read the activity: the campaign has seven members and the csam-only values.
+    # The cleared read the activity: the members' csam cases are in the campaign.
     cleared = api_client(world.cast["senior"]).get(f"/api/v1/campaigns/{world.mix_campaign.pk}/").json()
-    assert cleared["size"] == 7 and CSAM_ONLY in {link["value"] for link in cleared["links"]}
+    assert cleared["size"] == 5
+    assert cleared["cases"] == sorted(Case.objects.filter(campaign=world.mix_campaign).values_list("pk", flat=True))
+    assert len(cleared["cases"]) == 5 + 3
 
 
 def test_a_mixed_campaign_is_sized_and_linked_by_the_members_the_reader_may_see(mixed, frozen):
     world = mixed
     _mixed_restricted_activity(world, frozen)
+    _hidden_members_join(world, frozen)
     campaign = world.mix_campaign
     spam_ids = sorted(c.pk for c in world.mix_cases)
     seen = api_client(world.cast["moderator"]).get(f"/api/v1/campaigns/{campaign.pk}/").json()
@@ -403,7 +431,64 @@ def test_a_mixed_campaign_is_sized_and_linked_by_the_members_the_reader_may_see(
     cleared = api_client(world.cast["senior"]).get(f"/api/v1/campaigns/{campaign.pk}/").json()
     assert cleared["size"] == 7
     assert cleared["cases"] == sorted(Case.objects.filter(campaign=campaign).values_list("pk", flat=True))
-    assert {"kind": "device", "value": CSAM_ONLY} in cleared["links"]
+    assert cleared["links"] == [{"kind": "ip", "value": MIX_IP}, {"kind": "device", "value": "d-mix"}]
+
+
+PAIR_IP = "192.0.2.77"  # an address three spam accounts share: too few for a campaign of their own
+
+
+def _unrestricted_campaigns():
+    """Every campaign of an unrestricted class as stored: its row, its member subjects and cases (of any class)."""
+    return {
+        campaign.pk: (
+            campaign.threat_class.slug,
+            campaign.status,
+            campaign.size,
+            campaign.links,
+            campaign.updated_at,
+            sorted(campaign.subjects.values_list("external_id", flat=True)),
+            sorted(campaign.cases.filter(threat_class__restricted=False).values_list("pk", flat=True)),
+        )
+        for campaign in Campaign.objects.filter(threat_class__restricted=False).select_related("threat_class")
+    }
+
+
+def test_values_only_restricted_signals_brought_link_no_campaign_of_an_unrestricted_class(mixed, frozen):
+    """Detection, run again after csam signals share values with visible subjects (new csam accounts carrying the
+    campaign's device and the pair's address, a csam signal bringing the pair's address to a member and the
+    campaign's device to one of the pair): every campaign of an unrestricted class, its members, size and links
+    are as they were, and so is everything the uncleared read."""
+    world = mixed
+    pair = [_mix_signal(40 + n, "spam", f"u-pair-{n}", attributes={"ip": [PAIR_IP]}) for n in range(3)]
+    pair_cases = [row["case"] for row in signals_ingest(items=pair, actor=world.cast["platform"]).body]
+    campaigns_detect(now=frozen)
+    stored = _unrestricted_campaigns()
+    assert stored[world.mix_campaign.pk][2:4] == (5, world.mix_campaign.links)
+    assert [pk for pk, row in stored.items() if "u-pair-0" in row[5]] == []  # the pair is too small a component
+    before = _read_mixed(world)
+
+    shared = {"ip": [PAIR_IP], "device": ["d-mix"]}
+    items = [_mix_signal(60 + n, "csam", f"u-csam-net-{n}", attributes=shared) for n in range(5)]
+    items += [
+        _mix_signal(70, "csam", "u-mix-1", attributes={"ip": [PAIR_IP]}),
+        _mix_signal(71, "csam", "u-pair-0", attributes={"device": ["d-mix"]}),
+    ]
+    signals_ingest(items=items, actor=world.cast["platform"])
+    campaigns_detect(now=frozen)
+
+    assert _unrestricted_campaigns() == stored
+    after = _read_mixed(world)
+    assert [f"{who} GET {url}" for (who, url), answer in before.items() if after[(who, url)] != answer] == []
+    # Not blind: the csam network is a campaign of its own class, for the cleared, linked through the csam
+    # signals' values and the pair's address; the pair's spam cases stay out of it.
+    network = Campaign.objects.get(threat_class__slug="csam")
+    assert network.link_class.slug == "csam"
+    members = set(network.subjects.values_list("external_id", flat=True))
+    assert members == {f"u-csam-net-{n}" for n in range(5)} | {f"u-pair-{n}" for n in range(3)}
+    assert Case.objects.filter(pk__in=pair_cases, campaign__isnull=False).count() == 0
+    assert {link["value"] for link in network.links} == {PAIR_IP, "d-mix"}
+    assert api_client(world.cast["senior"]).get(f"/api/v1/campaigns/{network.pk}/").json()["size"] == 8
+    assert api_client(world.cast["moderator"]).get(f"/api/v1/campaigns/{network.pk}/").status_code == 404
 
 
 def test_a_reporters_record_on_the_case_page_counts_only_the_classes_the_reader_may_see(mixed):
@@ -439,7 +524,7 @@ def test_an_uncleared_senior_decides_only_the_members_they_see_and_leaves_the_ca
     campaign = world.mix_campaign
     members = Case.objects.filter(campaign=campaign)
     csam_open = set(members.filter(threat_class__slug="csam", status="open").values_list("pk", flat=True))
-    assert len(csam_open) == 3  # the two csam accounts and the member's content (its own csam case is decided)
+    assert len(csam_open) == 3  # the members' content (the member's own csam case is decided)
 
     assert _decide_campaign(uncleared_via, world.cast["uncleared_senior"], campaign, "spam") in (201, 302)
     campaign.refresh_from_db()
