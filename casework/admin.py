@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from docket import roles
 from docket.errors import DocketError
@@ -15,6 +17,7 @@ from .models import (
     Subject,
 )
 from .retention import case_legal_hold_release, case_legal_hold_set
+from .selectors import subject_facts
 
 
 @admin.register(SignalSource)
@@ -91,11 +94,61 @@ class CaseEventAdmin(RestrictedReadOnlyAdmin):
 
 @admin.register(Subject)
 class SubjectAdmin(RestrictedReadOnlyAdmin):
-    list_display = ["id", "kind", "external_id", "reach", "campaign"]
+    """Subjects with the reach and attribute values the signals of the classes the reader may see told
+    (``casework.selectors.subject_facts``, as on the subject pages), not the figures merged over every class."""
+
+    list_display = ["id", "kind", "external_id", "shown_reach", "campaign"]
+    fields = ["kind", "external_id", "shown_owner", "shown_reach", "shown_attributes", "campaign"]
+    readonly_fields = ["shown_owner", "shown_reach", "shown_attributes"]
     search_fields = ["external_id"]
     show_full_result_count = False
-    # Merged from the signals of every class, and the campaign may be of another class than what is visible.
-    all_classes_fields = ("attributes", "campaign")
+    # The campaign may be of another class than what is visible, and joined by what another class's signals carried.
+    all_classes_fields = ("campaign",)
+
+    @staticmethod
+    def _tell(request, subjects):
+        """Set on each subject what ``request.user`` may be told of it (``_facts``) and whether its owner is named."""
+        subjects = list(subjects)
+        facts = subject_facts(user=request.user, subjects=subjects)
+        owners = {s.owner_id for s in subjects if s.owner_id is not None}
+        named = set(Subject.objects.visible_to(request.user).filter(pk__in=owners).values_list("pk", flat=True))
+        for subject in subjects:
+            subject._facts = facts[subject.pk]
+            subject._owner_named = subject.owner_id in named
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        self._tell(request, changelist.result_list)  # evaluates the page once; the template reuses its rows
+        return changelist
+
+    def get_object(self, request, object_id, from_field=None):
+        subject = super().get_object(request, object_id, from_field)
+        if subject is not None:
+            self._tell(request, [subject])
+        return subject
+
+    @staticmethod
+    def _facts_of(subject):
+        # Told to nobody but through _tell; a row reached another way shows what the unrestricted classes told.
+        return getattr(subject, "_facts", None) or subject_facts(user=None, subjects=[subject])[subject.pk]
+
+    @admin.display(description="Reach")
+    def shown_reach(self, subject):
+        return self._facts_of(subject)["reach"]
+
+    @admin.display(description="Attributes")
+    def shown_attributes(self, subject):
+        attributes = self._facts_of(subject)["attributes"]
+        if not attributes:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"), "{}: {}", ((kind, ", ".join(values)) for kind, values in attributes.items())
+        )
+
+    @admin.display(description="Owner")
+    def shown_owner(self, subject):
+        # A content item's owner account is named only to a reader for whom that account exists.
+        return str(subject.owner) if subject.owner_id is not None and getattr(subject, "_owner_named", False) else "-"
 
 
 @admin.register(Campaign)

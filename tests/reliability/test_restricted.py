@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from casework.campaigns import campaigns_detect
 from casework.intake import signals_ingest
-from casework.models import Campaign, Case, Reporter
+from casework.models import Campaign, Case, Reporter, Subject
 from casework.priority import cases_reprioritise_all, cases_reprioritise_due
 from reviews.accounts import user_upsert
 from reviews.services import case_assign, case_escalate
@@ -555,6 +555,36 @@ def test_a_contents_owner_is_named_only_to_a_reader_who_may_see_the_account(uncl
     cleared = api_client(world.cast["senior"]).get(f"/api/v1{url}").json()
     assert cleared["owner"] == {"kind": "account", "external_id": "u-csam-owner"}
     assert "u-csam-owner" in ui_client(world.cast["senior"]).get(url).content.decode()
+    # The admin likewise.
+    content = Subject.objects.get(external_id="c-owned")
+    admin_page = f"/admin/casework/subject/{content.pk}/change/"
+    assert "u-csam-owner" not in ui_client(world.cast["policy_admin"]).get(admin_page).content.decode()
+    assert "account:u-csam-owner" in ui_client(_cleared_policy_admin()).get(admin_page).content.decode()
+
+
+def _cleared_policy_admin():
+    return user_upsert(username="r-padmin-cleared", role_names=["policy_admin", "senior"], clearances=["csam", "cib"])
+
+
+def test_the_subject_admin_tells_the_reach_and_values_of_the_classes_the_admin_may_see(mixed, frozen):
+    world = mixed
+    _mixed_restricted_activity(world, frozen, carrying=True)  # a csam signal on u-mix-0: reach 5M, an ip, a payment
+    member = Subject.objects.get(external_id="u-mix-0")
+    assert member.reach == 5_000_000  # the subject's own figure merges every class
+    pages = {"change": f"/admin/casework/subject/{member.pk}/change/", "list": "/admin/casework/subject/?q=u-mix-0"}
+    for who, client in (
+        ("uncleared", ui_client(world.cast["policy_admin"])),
+        ("cleared", ui_client(_cleared_policy_admin())),
+    ):
+        change, listed = (client.get(url).content.decode() for url in pages.values())
+        told = re.search(r'<td class="field-shown_reach">([^<]*)</td>', listed).group(1)
+        if who == "uncleared":
+            assert told == "100" and '<div class="readonly">100</div>' in change
+            assert f"ip: {MIX_IP}" in change and "device: d-mix" in change
+            assert CSAM_IP not in change + listed and CSAM_PAYMENT not in change + listed and "5000000" not in change
+        else:
+            assert told == "5000000" and '<div class="readonly">5000000</div>' in change
+            assert f"ip: {MIX_IP}, {CSAM_IP}" in change and f"payment: {CSAM_PAYMENT}" in change
 
 
 # --- the Django admin ----------------------------------------------------------------------------------------------
@@ -652,9 +682,7 @@ def test_restricted_activity_changes_nothing_an_uncleared_policy_admin_reads_in_
     # Not blind: the new restricted rows were read, and a cleared admin sees them.
     assert f"/admin/casework/case/{new[0].pk}/change/" in before
     assert f"/admin/reviews/decision/{decision.pk}/change/" in before
-    cleared = ui_client(
-        user_upsert(username="r-padmin-cleared", role_names=["policy_admin", "senior"], clearances=["csam", "cib"])
-    )
+    cleared = ui_client(_cleared_policy_admin())
     assert cleared.get(f"/admin/casework/case/{new[0].pk}/change/").status_code == 200
     page = cleared.get(f"/admin/reviews/decision/{decision.pk}/change/")
     rationale = Decision.objects.get(pk=decision.pk).rationale
@@ -725,7 +753,7 @@ def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_nothing_i
     highest = _casework_admins()
     urls = _admin_urls(client, highest)
     before = {url: _admin_normalised(client.get(url)) for url in urls}
-    _mixed_restricted_activity(world, frozen)
+    _mixed_restricted_activity(world, frozen, carrying=True)
     margin = {m: top + ID_MARGIN.get(m._meta.model_name, 10) for m, top in highest.items()}
     assert [m.__name__ for m, top in _casework_admins().items() if top > margin[m]] == []
     after = {url: _admin_normalised(client.get(url)) for url in urls}
