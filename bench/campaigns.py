@@ -27,6 +27,16 @@ import tracemalloc
 
 from bench import common
 
+import psutil
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from casework.campaigns import _GROUPS_SQL, _groups, campaigns_detect, components, groups_params
+from casework.models import Campaign, Case
+from policies.models import ThreatClass
+from reviews.models import Queue
+
 DB_NAME = "docket_bench_campaigns"
 
 
@@ -62,13 +72,6 @@ ANALYZE casework_subjectattribute;
 
 
 def _seed(n):
-    from django.db import connection
-    from django.utils import timezone
-
-    from casework.models import Case
-    from policies.models import ThreatClass
-    from reviews.models import Queue
-
     rings = max(2, n // 50 // 20)  # rings of ~20 members
     spam, csam = ThreatClass.objects.get(slug="spam"), ThreatClass.objects.get(slug="csam")
     with connection.cursor() as cur:
@@ -106,8 +109,6 @@ class _PeakRSS:
     """Samples the process's resident memory every 10 ms; ``peak`` above the level at start."""
 
     def __init__(self):
-        import psutil
-
         self.process = psutil.Process()
         self.start = self.peak = self.process.memory_info().rss
         self.stop = threading.Event()
@@ -134,12 +135,6 @@ class _PeakRSS:
 def run(subjects=200_000):
     """Seed, detect twice, and return the figures."""
     common.setup(database=DB_NAME)
-    from django.conf import settings
-    from django.db import connection
-    from django.utils import timezone
-
-    from casework.campaigns import _GROUPS_SQL, _groups, campaigns_detect, components, groups_params
-    from casework.models import Campaign, Case
 
     started = time.perf_counter()
     attribute_rows = _seed(subjects)

@@ -30,18 +30,27 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
 from bench import common
+
+import psycopg
+import redis
+import requests
+from django.contrib.auth import get_user_model
+from django.db import connection, connections
+from django.utils import timezone
+
+from docket.accounts import token_for
+from policies.models import PolicyVersion
+from reviews.models import Queue
+from reviews.services import claims, decision_make, queue_claim
 
 QUEUE = "spam"
 
 
 def _seed(n_cases, n_reviewers):
     common.scale_setup(n_cases)
-    from django.db import connection
-
-    from docket.accounts import token_for
-    from reviews.models import Queue
 
     users = common.reviewers(n_reviewers, prefix="bench-r", queues=[QUEUE], max_active=3)
     tokens = [token_for(u) for u in users]
@@ -55,8 +64,6 @@ def _seed(n_cases, n_reviewers):
 
 
 def _sql_worker(conninfo, queue_id):
-    import psycopg
-
     conn = psycopg.connect(conninfo, autocommit=False)
     cur = conn.cursor()
 
@@ -86,7 +93,6 @@ def _sql_worker(conninfo, queue_id):
 def _sqlrows_worker(conninfo, queue_id, reviewer_id, user_id, version_id):
     """Bare SQL writing the rows Docket writes, one plain statement at a time: the assignment, the case
     moves and their events, the decision, the strike and the enforcement (no checks, no QA, no task)."""
-    import psycopg
 
     conn = psycopg.connect(conninfo, autocommit=False)
     cur = conn.cursor()
@@ -156,11 +162,6 @@ def _sqlrows_worker(conninfo, queue_id, reviewer_id, user_id, version_id):
 
 
 def _service_worker(username):
-    from django.contrib.auth import get_user_model
-    from django.db import connection
-
-    from reviews.services import decision_make, queue_claim
-
     user = get_user_model().objects.get(username=username)
     reviewer = user.reviewer
 
@@ -177,8 +178,6 @@ def _service_worker(username):
 
 
 def _api_worker(base_url, token):
-    import requests
-
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
 
@@ -240,8 +239,6 @@ def _process_main(mode, specs, start_at, seconds, out):
 
 
 def _run(mode, specs, processes, seconds):
-    from django.db import connections
-
     connections.close_all()  # children must not share the parent's socket
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
@@ -266,8 +263,6 @@ def _double_assignments(mode, ids):
     """Cases handed out twice: by the driver's own record, and for Docket's paths by the database."""
     doubles = len(ids) - len(set(ids))
     if mode != "sql":
-        from django.db import connection
-
         with connection.cursor() as cur:
             cur.execute(
                 "SELECT count(*) FROM (SELECT case_id FROM reviews_assignment GROUP BY case_id HAVING count(*) > 1) d"
@@ -293,8 +288,6 @@ def _free_port():
 
 
 def _start_gunicorn(workers, threads, redis_db):
-    import requests
-
     port = _free_port()
     env = {
         **os.environ,
@@ -333,9 +326,6 @@ def _start_gunicorn(workers, threads, redis_db):
 
 def _sqlrows_ids(usernames):
     """(reviewer id, user id, spam's active version id) per bench reviewer, for the same-rows bare loop."""
-    from django.contrib.auth import get_user_model
-
-    from policies.models import PolicyVersion
 
     version = PolicyVersion.objects.get(policy__threat_class__slug=QUEUE, status="active").pk
     users = {u.username: u for u in get_user_model().objects.filter(username__in=usernames).select_related("reviewer")}
@@ -344,12 +334,6 @@ def _sqlrows_ids(usernames):
 
 def _explain_claim(queue_id, username):
     """The plans of the claim: the service's one-statement CTE and the bare pick (both rolled back)."""
-    from datetime import timedelta
-
-    from django.contrib.auth import get_user_model
-    from django.utils import timezone
-
-    from reviews.services import claims
 
     user = get_user_model().objects.get(username=username)
     now = timezone.now()
@@ -499,8 +483,6 @@ def main(argv=None):
             server.terminate()
             server.wait(timeout=30)
         try:
-            import redis
-
             redis.Redis.from_url(common.redis_url(args.redis_db) or "redis://127.0.0.1:6379/15").delete("celery")
         except Exception as e:  # the bench's own queue only; nothing else to clean
             print(f"could not empty the bench Redis queue: {e!r}")

@@ -7,10 +7,13 @@
     common.compare("claim + decide @16", docket=120.0, bare=200.0, unit="cycles/s", target=">= 50%")
     common.report("claim", {"service cycles/s @16": 120.0, ...})
 
-``setup`` points Django at a database of its own on the configured PostgreSQL
-server (``DATABASE_URL``, else the embedded one), created and migrated if
-needed, and at Redis database 15 so task messages never reach a development
-worker. Benchmarks never touch the ``docket`` database nor any test database.
+Importing this module sets Django up for a benchmark (``bench.boot``: the
+settings, and Redis database 15 so task messages never reach a development
+worker), so a benchmark imports models and services at its top, after
+``from bench import common``. ``setup`` then points Django at a database of its
+own on the configured PostgreSQL server (``DATABASE_URL``, else the embedded
+one), created and migrated if needed. Benchmarks never touch the ``docket``
+database nor any test database.
 
 ``scale_setup`` is ``setup`` for ``docket_bench_scale``, the database the
 claim, reprioritisation, lease and page benchmarks share: ``cases`` open cases
@@ -28,11 +31,20 @@ import re
 import statistics
 import time
 from contextlib import contextmanager
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
+
+from bench.boot import BENCH_REDIS_DB as BENCH_REDIS_DB  # first: sets Django up; both names used by benchmarks
+from bench.boot import redis_url as redis_url
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, connections, transaction
+
+from casework.models import SignalSource
+from reviews.accounts import user_upsert
 
 BENCH_DATABASE = os.environ.get("DOCKET_BENCH_DATABASE", "docket_bench")
 SCALE_DATABASE = os.environ.get("DOCKET_BENCH_SCALE_DATABASE", "docket_bench_scale")
-BENCH_REDIS_DB = int(os.environ.get("DOCKET_BENCH_REDIS_DB", "15"))
 RESULT_FILE_ENV = "DOCKET_BENCH_RESULT"
 COMPARE_KEY = "__compare__"
 EXPLAIN_KEY = "__explain__"
@@ -59,29 +71,10 @@ def scaled(n: int, scale: float, minimum: int = 1) -> int:
 # --- databases ------------------------------------------------------------------------
 
 
-def redis_url(db: int = BENCH_REDIS_DB) -> str | None:
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        return None  # the embedded Redis: settings start it
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
-
-
-def setup(*, database: str = BENCH_DATABASE, fresh: bool = False, redis_db: int = BENCH_REDIS_DB) -> None:
-    """Configure Django for the benchmark database (``fresh`` drops it first), migrate it, isolate Redis."""
+def setup(*, database: str = BENCH_DATABASE, fresh: bool = False) -> None:
+    """Point Django at the benchmark database ``database`` (``fresh`` drops it first) and migrate it."""
     if not database.startswith("docket_bench"):
         raise SystemExit(f"refusing to benchmark in {database!r}: bench databases are named docket_bench*")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "docket.settings")
-    redis = redis_url(redis_db)
-    if redis:
-        os.environ["REDIS_URL"] = redis
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection, connections
-
     with connection.cursor() as cur:  # autocommit, as CREATE DATABASE needs
         if fresh:
             cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -97,7 +90,6 @@ def setup(*, database: str = BENCH_DATABASE, fresh: bool = False, redis_db: int 
 
 def conninfo() -> str:
     """A libpq URL of the benchmark database, for bare-SQL comparisons on their own connections."""
-    from django.conf import settings
 
     db = settings.DATABASES["default"]
     auth = quote(db["USER"] or "")
@@ -108,7 +100,6 @@ def conninfo() -> str:
 
 def insert_sql(model, explicit: dict) -> tuple[str, str, list]:
     """``INSERT ... SELECT`` columns for ``model``: explicit SQL expressions, else the fields' defaults."""
-    from django.db import connection
 
     columns, values, params = [], [], []
     for field in model._meta.concrete_fields:
@@ -241,9 +232,6 @@ def _seeded_cases(cur):
 def scale_setup(cases: int, *, reseed: bool = False, reset: bool = True, database: str = SCALE_DATABASE) -> None:
     """Django on ``docket_bench_scale`` (or ``database``) holding ``cases`` open cases (seeded once, reset per run)."""
     setup(database=database)
-    from django.db import connection
-
-    from casework.models import SignalSource
 
     for slug, kind, trust in SOURCES:
         SignalSource.objects.update_or_create(slug=slug, defaults={"kind": kind, "trust": trust, "status": "healthy"})
@@ -268,7 +256,6 @@ def scale_setup(cases: int, *, reseed: bool = False, reset: bool = True, databas
 
 def reviewers(n: int, *, prefix: str = "bench-r", queues=("spam",), **fields) -> list:
     """``n`` moderators working ``queues`` (created or updated), as users."""
-    from reviews.accounts import user_upsert
 
     return [
         user_upsert(username=f"{prefix}{i}", role_names=["moderator"], queues=list(queues), **fields) for i in range(n)
@@ -355,7 +342,6 @@ def explain(label: str, sql: str, params=None, *, analyze: bool = True, full_sca
     The plan goes into the report, so the indexes a hot path relies on are shown, not assumed.
     ``full_scan``: the work reads every row by design (a sweep), so a sequential scan is no finding.
     """
-    from django.db import connection, transaction
 
     options = "ANALYZE, BUFFERS, COSTS OFF, TIMING OFF" if analyze else "COSTS OFF"
 

@@ -29,6 +29,7 @@ Target (issue 14): periodic work with no new signals writes under 1% of a full
 sweep's WAL per minute.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -37,6 +38,14 @@ import tempfile
 import time
 
 from bench import common
+
+import psycopg
+from django.db import connection, transaction
+from django.utils import timezone
+
+from casework import priority
+from casework.priority import cases_reprioritise_due
+from docket.periodic import job_run, jobs
 
 SAMPLE_BATCHES = 10
 TABLES_SQL = """
@@ -105,7 +114,6 @@ def _wal_of_database(dump, start, end):
 
 def _stats_settled():
     """This process's table counters handed over to the statistics (else up to 10 s late), then a moment."""
-    from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute("SELECT pg_stat_force_next_flush()")
@@ -125,12 +133,6 @@ def _start_worker():
 
 def _sweep_wal_per_case():
     """WAL bytes per case of re-ranking every active case, from EXPLAIN (ANALYZE, WAL) of its first batches."""
-    import json
-
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from casework import priority
 
     class _Rollback(Exception):
         pass
@@ -166,11 +168,6 @@ def main(argv=None):
     args = common.parser(__doc__, cases=1_000_000, seconds=120, runs=3).parse_args(argv)
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     common.scale_setup(cases)
-    import psycopg
-    from django.db import connection
-
-    from casework.priority import cases_reprioritise_due
-    from docket.periodic import job_run, jobs
 
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')")

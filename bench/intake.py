@@ -27,6 +27,15 @@ from datetime import UTC, datetime, timedelta
 
 from bench import common
 
+import psycopg
+from django.db import connection
+from django.test import Client
+
+from casework.models import Case, Signal, SignalSource
+from docket.accounts import token_for
+from policies.models import ThreatClass
+from reviews.accounts import user_upsert
+
 CLASSES_BY_REPORT = [("spam", 0.4), ("harassment", 0.4), ("payment_fraud", 0.1), ("cib", 0.1)]
 SOURCES = [
     ("spam-classifier", "classifier", 0.8),
@@ -77,12 +86,6 @@ def workload(n, seed=7):
 
 
 def _reset():
-    from django.db import connection
-
-    from casework.models import SignalSource
-    from docket.accounts import token_for
-    from reviews.accounts import user_upsert
-
     with connection.cursor() as cur:
         cur.execute(
             "TRUNCATE casework_signal, casework_caseevent, casework_case, casework_subjectattribute,"
@@ -102,8 +105,6 @@ def _reset():
 
 def _bare_rows(items):
     """The same signals as rows of the plain table (ids resolved the way intake resolves them)."""
-    from casework.models import SignalSource
-    from policies.models import ThreatClass
 
     sources = dict(SignalSource.objects.values_list("slug", "id"))
     classes = dict(ThreatClass.objects.values_list("slug", "id"))
@@ -130,8 +131,6 @@ def _bare_rows(items):
 
 
 def _bare_insert(rows, batch, *, copy):
-    import psycopg
-
     with psycopg.connect(common.conninfo()) as conn, common.stopwatch() as elapsed:
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
@@ -158,10 +157,6 @@ def main(argv=None):
 
     os.environ.setdefault("DOCKET_INTAKE_RATE", "1000000/min")  # the benchmark measures intake, not the throttle
     common.setup()
-    from django.db import connection
-    from django.test import Client
-
-    from casework.models import Case, Signal
 
     token = _reset()
     items = workload(args.signals, seed=args.seed)

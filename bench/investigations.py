@@ -26,6 +26,15 @@ import time
 from bench import common
 from bench.pages import _replay
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from casework.models import Case
+from docket.accounts import token_for
+from reviews.accounts import user_upsert
+from reviews.services import case_assign, decision_make
+
 _ATTRIBUTES_SQL = """
 TRUNCATE casework_subjectattribute;
 INSERT INTO casework_subjectattribute (subject_id, kind, value, seen_at)
@@ -48,8 +57,6 @@ INSERT INTO bench_attribute_seed VALUES (%(n)s, %(per)s);
 
 
 def _seed_attributes(n, per):
-    from django.db import connection
-
     with connection.cursor() as cur:
         cur.execute("SELECT to_regclass('bench_attribute_seed') IS NOT NULL")
         seeded = None
@@ -68,8 +75,6 @@ def _seed_attributes(n, per):
 
 def _decide(subject_ids, senior, decider):
     """Decisions (with strikes) on the open cases of these subjects, through the services."""
-    from casework.models import Case
-    from reviews.services import case_assign, decision_make
 
     for case in Case.objects.filter(subject_id__in=subject_ids, status="open").select_related("threat_class"):
         if case.threat_class.slug != "spam":
@@ -86,12 +91,6 @@ def main(argv=None):
     common.scale_setup(cases)
     per = max(1, min(args.attributes, 5))
     _seed_attributes(cases, per)
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-    from rest_framework.test import APIClient
-
-    from docket.accounts import token_for
-    from reviews.accounts import user_upsert
 
     senior = user_upsert(
         username="bench-inv-senior", role_names=["senior", "moderator"], queues=["spam"], clearances=["csam", "cib"]

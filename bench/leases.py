@@ -20,6 +20,13 @@ import time
 
 from bench import common
 
+import psycopg
+from django.db import connection, transaction
+from django.utils import timezone
+
+from docket.batches import BATCH_SIZE
+from reviews.services import claims, leases_expire
+
 BARE_SQL = """
 WITH expired AS (
     UPDATE reviews_assignment SET state = 'expired', ended_at = %(now)s
@@ -69,11 +76,6 @@ def main(argv=None):
     live = common.scaled(args.live, args.scale, minimum=10)
     history = common.scaled(args.history, args.scale, minimum=100)
     common.scale_setup(cases)
-    import psycopg
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from reviews.services import claims, leases_expire
 
     common.reviewers(50, prefix="bench-lease-", max_active=1000)
     with connection.cursor() as cur:
@@ -90,7 +92,7 @@ def main(argv=None):
     common.explain(
         "lease sweep (docket)",
         claims._LEASES_EXPIRE_SQL,
-        {"now": now, "system": "system", "reopen": True, "kind": "lease_expired", "detail": "{}"},
+        {"now": now, "system": "system", "reopen": True, "kind": "lease_expired", "detail": "{}", "batch": BATCH_SIZE},
     )
     common.explain("lease sweep: bare statement", BARE_SQL, {"now": now})
 

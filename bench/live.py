@@ -20,6 +20,7 @@ Targets (issue 14): 0 claims answered 204 while work waits; claim p99 < 50 ms
 with 16 reviewers; no case-row lock wait over 200 ms.
 """
 
+import itertools
 import os
 import random
 import re
@@ -31,6 +32,15 @@ import time
 
 from bench import common
 from bench.claim import _start_gunicorn
+
+import psycopg
+import requests
+from django.db import connection
+
+from casework.hygiene import source_confirm
+from casework.models import Signal, SignalSource
+from docket.accounts import token_for
+from reviews.accounts import user_upsert
 
 QUEUE = "spam"
 BATCH = 100
@@ -122,8 +132,6 @@ def _machine_busy_seconds():
 
 
 def _sampler(stop, out):
-    import psycopg
-
     conn = psycopg.connect(common.conninfo(), autocommit=True)
     waits = {}  # (waiter pid, lock) -> longest wait seen and what it was
     backends = {}  # pid -> (CPU seconds when first seen, last seen)
@@ -147,8 +155,6 @@ def _sampler(stop, out):
 
 
 def _reviewer(base, token, stop, out):
-    import requests
-
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
     claims, decisions, empty, errors = [], [], 0, []
@@ -173,8 +179,6 @@ def _reviewer(base, token, stop, out):
 
 
 def _intake(base, token, rate, subjects, stop, out, seq):
-    import requests
-
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
     period = BATCH / rate
@@ -214,12 +218,6 @@ def main(argv=None):
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     os.environ["DOCKET_INTAKE_RATE"] = "10000000/min"  # the bench measures the server, not the throttle
     common.scale_setup(cases)
-    import itertools
-
-    from django.db import connection
-
-    from docket.accounts import token_for
-    from reviews.accounts import user_upsert
 
     users = common.reviewers(args.reviewers, prefix="bench-live-r", queues=[QUEUE], max_active=3)
     tokens = [token_for(u) for u in users]
@@ -233,8 +231,6 @@ def main(argv=None):
     # The bench's flood is expected: an admin confirms the source, as one would before a known wave,
     # so the health check opens an incident rather than holding the bench's own signals (held signals
     # fold into no case, and intake would measure less than it should). Printed at the end.
-    from casework.hygiene import source_confirm
-    from casework.models import Signal, SignalSource
 
     source_confirm(source_slug="spam-classifier", actor=platform)
     held_before = Signal.objects.filter(disposition=Signal.Disposition.HELD).count()

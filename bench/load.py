@@ -31,6 +31,13 @@ from pathlib import Path
 from bench import common
 from bench.claim import _start_gunicorn
 
+import psycopg
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+
+from docket.accounts import token_for
+from reviews.accounts import user_upsert
+
 HERE = Path(__file__).resolve().parent
 PAGES = ("home", "claim next", "case page", "decide", "appeals queue")
 PASSWORD = "bench-pass"
@@ -85,11 +92,6 @@ def _backends(conn):
 
 def _users(moderators):
     """Moderators ``bench-r0..`` (spam), ``bench-appeals`` and a platform token; one password hash for all."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.hashers import make_password
-
-    from docket.accounts import token_for
-    from reviews.accounts import user_upsert
 
     users = common.reviewers(moderators, prefix="bench-r", queues=("spam",))
     users.append(user_upsert(username="bench-appeals", role_names=["appeals"]))
@@ -109,7 +111,6 @@ def main(argv=None):
     steps = [int(n) for n in args.steps.split(",")]
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     common.scale_setup(cases)
-    import psycopg
 
     token = _users(sum(steps))
     gunicorn, base = _start_gunicorn(args.workers, args.threads, common.BENCH_REDIS_DB)

@@ -25,6 +25,18 @@ import time
 
 from bench import common
 
+import psycopg
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from casework.models import Case
+from docket.accounts import token_for
+from oversight import metrics
+from oversight.metrics import compute_snapshot
+from reviews.accounts import user_upsert
+
 DB_NAME = "docket_bench_metrics"
 REVIEWERS = 50
 
@@ -113,11 +125,6 @@ ANALYZE;
 
 
 def _seed(n):
-    from django.db import connection
-
-    from casework.models import Case
-    from reviews.accounts import user_upsert
-
     if Case.objects.count() == n:
         print(f"seed: reusing {n:,} cases in {DB_NAME}")
         return
@@ -135,7 +142,6 @@ def _report(label, times):
 
 def _replay(queries, runs):
     """Milliseconds to run the snapshot's own queries on a bare psycopg connection."""
-    import psycopg
 
     times = []
     with psycopg.connect(common.conninfo(), autocommit=True) as conn, conn.cursor() as cur:
@@ -154,17 +160,6 @@ def main(argv=None):
     cases = common.scaled(args.cases, args.scale, minimum=10_000)
     common.setup(database=DB_NAME)
     _seed(cases)
-
-    from django.core.cache import cache
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-    from rest_framework.test import APIClient
-
-    from casework.models import Case
-    from docket.accounts import token_for
-    from oversight import metrics
-    from oversight.metrics import compute_snapshot
-    from reviews.accounts import user_upsert
 
     open_cases = Case.objects.filter(status__in=("open", "in_review", "escalated")).count()
     print(f"data: {Case.objects.count():,} cases ({open_cases:,} awaiting a decision)")

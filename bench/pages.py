@@ -19,6 +19,16 @@ import time
 
 from bench import common
 
+import psycopg
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from docket.accounts import token_for
+from reviews.accounts import user_upsert
+from reviews.models import Reviewer
+
 IN_REVIEW = 300  # cases held by the bench moderators, so holders, assignments and assigned_to have rows
 
 
@@ -60,7 +70,6 @@ def _paths(moderator):
 
 def _hold_cases(reviewer_ids):
     """Put ``IN_REVIEW`` spam cases under active assignments (set-based)."""
-    from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute(
@@ -84,7 +93,6 @@ def _hold_cases(reviewer_ids):
 
 def _replay(queries, runs):
     """Milliseconds to run the request's own queries on a bare psycopg connection, ``runs`` times."""
-    import psycopg
 
     times = []
     with psycopg.connect(common.conninfo(), autocommit=True) as conn, conn.cursor() as cur:
@@ -102,14 +110,6 @@ def main(argv=None):
     args = common.parser(__doc__, cases=1_000_000, requests=80).parse_args(argv)
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     common.scale_setup(cases)
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-    from rest_framework.test import APIClient
-
-    from docket.accounts import token_for
-    from reviews.accounts import user_upsert
-    from reviews.models import Reviewer
 
     mods = common.reviewers(10, prefix="bench-page-mod-", queues=("spam", "harassment"), max_active=100)
     senior = user_upsert(

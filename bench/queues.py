@@ -27,6 +27,19 @@ import time
 
 from bench import common
 
+from django.contrib.auth import get_user_model
+from django.db import connection, connections
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from casework.priority import BATCH, cases_reprioritise_due
+from oversight.metrics import _queues
+from policies.models import ThreatClass
+from reviews.accounts import user_upsert
+from reviews.models import Queue
+from reviews.selectors import _TALLY_SQL, _queue_tally_total
+
 PATHS = [
     ("home", "/"),
     ("GET /api/v1/queues/", "/api/v1/queues/"),
@@ -38,7 +51,6 @@ CLEARANCES = ("csam", "cib")
 
 def _catch_up():
     """Run the re-ranking job until nothing is due (what beat does every 15 s); returns the cases re-ranked."""
-    from casework.priority import BATCH, cases_reprioritise_due
 
     total = 0
     while True:
@@ -50,14 +62,6 @@ def _catch_up():
 
 def _explain(size):
     """The plans of the queue figures' query and of the queue page's total, on the size's database."""
-    from django.contrib.auth import get_user_model
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-    from django.utils import timezone
-
-    from policies.models import ThreatClass
-    from reviews.models import Queue
-    from reviews.selectors import _TALLY_SQL, _queue_tally_total
 
     user = get_user_model().objects.get(username="bench-queues-senior")
     queues = list(Queue.objects.visible_to(user).values_list("id", flat=True))
@@ -76,7 +80,6 @@ def _database(size):
 
 def _use(database):
     """Point Django's default connection at ``database`` and connect (outside any timing)."""
-    from django.db import connection, connections
 
     connections.close_all()
     connection.settings_dict["NAME"] = database
@@ -92,10 +95,6 @@ def main(argv=None):
     clients, active = {}, {}
     for size in sizes:  # seed (or reuse) each size's database, and sign a senior in on it
         common.scale_setup(size, database=_database(size))
-        from django.db import connection
-        from django.test import Client
-
-        from reviews.accounts import user_upsert
 
         user = user_upsert(
             username="bench-queues-senior",
@@ -112,9 +111,6 @@ def main(argv=None):
             cur.execute("SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')")
             (active[size],) = cur.fetchone()
         print(f"{active[size]:,} active: {due:,} due cases re-ranked first in {time.perf_counter() - started:.0f} s")
-    from django.utils import timezone
-
-    from oversight.metrics import _queues
 
     _use(_database(max(sizes)))
     _explain(max(sizes))

@@ -27,6 +27,11 @@ import time
 
 from bench import common
 
+from django.db import connection
+from django.utils import timezone
+
+from casework import priority
+
 JOB_PERIOD_SECONDS = 15
 
 
@@ -42,7 +47,6 @@ def _wal_since(cur, start):
 
 def _timed_batches(fn):
     """Run ``fn`` with ``casework.priority._refresh`` timed per batch; returns (result, batch milliseconds)."""
-    from casework import priority
 
     original = priority._refresh
     times = []
@@ -67,10 +71,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     common.scale_setup(cases)
-    from django.db import connection
-    from django.utils import timezone
-
-    from casework import priority
 
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')")

@@ -6,8 +6,10 @@ import pytest
 from django.utils import timezone
 
 from appeals.models import Appeal
+from casework.models import Reporter
 from reviews.models import Decision
-from tests.factories import CaseFactory, active_version
+from reviews.services import decision_make, queue_claim
+from tests.factories import CaseFactory, ReporterFactory, SignalFactory, active_version, threat_class
 
 
 def decided(*, kind="spam", reviewer=None, action="remove", rule=None, at=None, subject=None):
@@ -63,9 +65,6 @@ def appeals_staff_2(make_user):
 
 def decide_for_real(moderator, *, kind="spam", action="remove", rule=None, reporters=2, duration_days=None, **case):
     """A case decided through the reviews services: claim, then decide (enforcement, strike, reporters)."""
-    from casework.models import Reporter
-    from reviews.services import decision_make, queue_claim
-    from tests.factories import ReporterFactory, SignalFactory, threat_class
 
     case = CaseFactory(kind=kind, signal_count=max(reporters, 1), reporter_count=reporters, **case)
     for _ in range(reporters):

@@ -4,6 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from celery import current_app
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -12,6 +13,7 @@ from appeals.models import Appeal
 from appeals.services import appeal_claim, appeal_file, appeal_release, appeal_resolve, appeals_release_stale
 from casework.models import Case, CaseEvent, Reporter
 from docket.errors import DocketError
+from docket.periodic import jobs
 from reviews.models import Decision, Enforcement, Strike
 from tests.appeals.conftest import appeal_on, decide_for_real, decided
 
@@ -279,10 +281,6 @@ def test_periodic_jobs_never_resolve_an_overdue_appeal(decider, appeals_staff):
 
 
 def test_no_celery_task_resolves_appeals():
-    from celery import current_app
-
-    from docket.periodic import jobs
-
     names = [job.name for job in jobs()] + list(current_app.tasks)
     assert "appeals.tasks.release_stale_appeal_claims" in names
     assert [n for n in names if "appeal" in n and ("resolve" in n or "overturn" in n)] == []

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from tests.twofactor import code_for, code_for_secret
 
@@ -21,7 +22,6 @@ def browser():
     # this thread, and while that loop lives Django's connection handler (a
     # context-local) hands out fresh connection objects that lack the serialized
     # test data. Every later transactional test would then start with empty tables.
-    from playwright.sync_api import expect, sync_playwright
 
     # Two shared cores: give assertions room under load instead of failing on time.
     expect.set_options(timeout=15_000)

@@ -3,12 +3,13 @@
 import re
 
 import pytest
+from django.core.management import call_command
 from playwright.sync_api import expect
 
 from casework.intake import signals_ingest
 from casework.models import Case
-from reviews.models import Assignment, Decision
-from reviews.services import queue_claim
+from reviews.models import Assignment, Decision, Reviewer
+from reviews.services import case_escalate, decision_make, queue_claim
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -119,7 +120,6 @@ def test_dashboard_and_escalations_for_a_senior(page, live_server, sign_in, scre
     cases = ingest(platform, n=4)
     for case in cases[:2]:
         assignment = queue_claim(reviewer=moderator, queue_slug="spam")
-        from reviews.services import case_escalate, decision_make
 
         if case is cases[0]:
             decision_make(case_id=assignment.case_id, reviewer=moderator, action="remove", rule="SP-1")
@@ -142,10 +142,6 @@ def test_dashboard_and_escalations_for_a_senior(page, live_server, sign_in, scre
 
 def test_dashboard_charts_with_the_demo_incident(page, live_server, sign_in, screenshot):
     """The dashboard as a newcomer sees it after `make run`: the demo incident, some of it decided."""
-    from django.core.management import call_command
-
-    from reviews.models import Reviewer
-    from reviews.services import decision_make
 
     call_command("docket_demo", password="demo-password-1")
     moderator = Reviewer.objects.get(user__username="mod")

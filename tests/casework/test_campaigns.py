@@ -12,7 +12,8 @@ from casework.campaigns import campaigns_detect, components
 from casework.models import Campaign, Case, CaseEvent, Subject, SubjectAttribute
 from docket.errors import DocketError
 from policies.models import ThreatClass
-from reviews.services import campaign_decide, campaign_dismiss
+from reviews.models import Assignment, Decision, Enforcement
+from reviews.services import campaign_decide, campaign_dismiss, case_assign
 from tests.factories import CaseFactory
 
 pytestmark = pytest.mark.django_db
@@ -249,8 +250,6 @@ def open_campaign(n=5, kind="spam"):
 
 
 def test_each_member_case_gets_its_own_decision_statement_and_enforcement(senior):
-    from reviews.models import Decision, Enforcement
-
     campaign, _ = open_campaign(5)
 
     made = campaign_decide(campaign_id=campaign.pk, actor=senior, action="remove", rule="SP-2", rationale="network")
@@ -268,9 +267,6 @@ def test_each_member_case_gets_its_own_decision_statement_and_enforcement(senior
 
 
 def test_a_member_another_reviewer_holds_is_decided_and_the_assignment_ends(senior, moderator):
-    from reviews.models import Assignment
-    from reviews.services import case_assign
-
     campaign, _ = open_campaign(5)
     held = Case.objects.filter(campaign=campaign).order_by("pk").first()
     assignment = case_assign(case_id=held.pk, reviewer_username="mod", by=senior)
@@ -283,8 +279,6 @@ def test_a_member_another_reviewer_holds_is_decided_and_the_assignment_ends(seni
 
 
 def test_a_member_case_the_action_does_not_fit_refuses_the_whole_decision(senior):
-    from reviews.models import Decision
-
     campaign, _ = open_campaign(5)
     CaseFactory(kind="csam", campaign=campaign)  # csam's ladder has no "restrict"
     before = list(Case.objects.order_by("pk").values_list("pk", "status"))
@@ -355,8 +349,6 @@ def run_concurrently(*fns):
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_seniors_deciding_at_once_decide_each_case_once(make_user):
-    from reviews.models import Decision
-
     first = make_user("senior-a", "senior")
     second = make_user("senior-b", "senior")
     campaign, _ = open_campaign(5)
@@ -382,8 +374,6 @@ def test_concurrent_detection_runs_make_one_campaign():
 
 
 def test_the_campaign_decision_api_carries_the_public_explanation_to_every_member(senior, api_for):
-    from reviews.models import Decision
-
     campaign, _ = open_campaign(5)
 
     response = api_for(senior).post(

@@ -16,6 +16,7 @@ from casework.hygiene import (
     sources_check_health,
     sources_health,
 )
+from casework.intake import signals_ingest
 from casework.models import Case, CaseEvent, Signal, SignalSource, SourceIncident, Subject, SubjectAttribute
 from tests.factories import CaseFactory, SourceFactory, threat_class
 
@@ -449,7 +450,6 @@ def test_suspect_and_quarantined_sources_keep_their_status(classifier):
 
 def ingest(source_slug, n, *, subjects_prefix="t", per_subject=1, start=0, at=None):
     """Push ``n`` signals of the source through intake, ``per_subject`` on each subject; returns the results."""
-    from casework.intake import signals_ingest
 
     at = at or NOW - timedelta(minutes=5)
     items = [

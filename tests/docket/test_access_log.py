@@ -7,8 +7,11 @@ from django.db import connection, transaction
 from django.db.utils import InternalError, ProgrammingError
 from django.utils import timezone
 
+from casework.models import Case
+from casework.retention import cases_purge_personal_data
 from docket.audit import access_log_add
 from docket.models import AccessLog
+from tests.casework.test_retention import closed_case
 
 pytestmark = pytest.mark.django_db
 
@@ -97,9 +100,6 @@ def test_admin_lists_read_only(policy_admin, client):
 
 def test_retention_keeps_the_log_of_the_cases_it_purges(moderator):
     """Purging a case's personal data leaves the log of who saw it: the log lasts as long as the cases."""
-    from casework.models import Case
-    from casework.retention import cases_purge_personal_data
-    from tests.casework.test_retention import closed_case
 
     case = closed_case(reviewer=moderator.reviewer)
     access_log_add(user=moderator, action="export", object_type="case", object_id=case.pk, threat_class="spam")

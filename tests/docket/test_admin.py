@@ -1,11 +1,14 @@
 """The Django admin: policy admins edit policy; evidence is read-only; activation goes through the service."""
 
 import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from casework.models import Case, Reporter
-from policies.models import PolicyVersion
+from casework.models import Case, CaseEvent, Reporter
+from policies.admin import RestrictedAdminMixin
+from policies.models import PolicyVersion, ThreatClass
 from tests.factories import CaseFactory, active_version
 
 pytestmark = pytest.mark.django_db
@@ -94,8 +97,6 @@ def test_activate_action_refuses_retired_version(admin_client):
 
 
 def test_legal_hold_release_from_the_admin_goes_through_the_service(client, make_user):
-    from casework.models import CaseEvent
-
     cleared_admin = make_user("padmin-csam", "policy_admin,senior", clearances=["csam"])
     client.force_login(cleared_admin)
     case = CaseFactory(kind="csam")
@@ -126,10 +127,6 @@ def test_an_admin_action_never_reaches_a_case_hidden_from_the_admin(admin_client
 
 
 def test_every_admin_of_a_model_with_a_visibility_rule_applies_it():
-    from django.contrib import admin
-
-    from policies.admin import RestrictedAdminMixin
-
     config = {"ThreatClass", "Queue"}  # policy configuration: policy admins govern every class
     missing = [
         model.__name__
@@ -142,8 +139,6 @@ def test_every_admin_of_a_model_with_a_visibility_rule_applies_it():
 
 
 def test_a_hidden_case_answers_like_a_missing_one_and_no_filter_names_its_class(admin_client):
-    from policies.models import ThreatClass
-
     hidden, seen = CaseFactory(kind="csam"), CaseFactory(kind="spam")
     missing = hidden.pk + 1000
     for view in ("change", "history", "delete"):
@@ -176,8 +171,6 @@ def test_a_cleared_admin_reads_restricted_cases_signals_and_decisions(client, ma
 
 
 def test_a_superuser_follows_the_same_rule(client):
-    from django.contrib.auth import get_user_model
-
     owner = get_user_model().objects.create_superuser("owner", password="pw-owner")
     client.force_login(owner)
     hidden = CaseFactory(kind="csam")

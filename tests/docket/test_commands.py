@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 
 from docket.models import ApiToken as Token
@@ -66,8 +67,6 @@ def test_docket_token(capsys):
 
 
 def test_policy_admin_group_has_admin_permissions():
-    from django.contrib.auth.models import Group
-
     perms = set(Group.objects.get(name="policy_admin").permissions.values_list("codename", flat=True))
     assert {"change_threatclass", "add_policyversion", "change_reviewer", "view_case"} <= perms
     assert "change_case" not in perms

@@ -11,7 +11,7 @@ from appeals.models import Appeal
 from casework.models import Case, CaseEvent, Signal, SignalSource, Subject
 from casework.services import case_event_add
 from policies.models import PolicyVersion, ThreatClass, Threshold
-from reviews.models import Assignment, Decision, Reviewer
+from reviews.models import Assignment, Decision, Queue, Reviewer
 from tests.factories import CaseFactory, SignalFactory, SubjectFactory, active_version, threat_class
 
 pytestmark = pytest.mark.django_db
@@ -213,7 +213,6 @@ def test_defaults_shipped():
         "spam",
     }
     assert PolicyVersion.objects.filter(status="active").count() == 6
-    from reviews.models import Queue
 
     assert set(Queue.objects.values_list("slug", flat=True)) >= {"escalations", "legal", "spam", "csam"}
     assert SignalSource.objects.filter(slug="user-reports", kind="user_report").exists()

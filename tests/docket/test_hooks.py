@@ -2,7 +2,18 @@
 
 import pytest
 
+from appeals.selectors import enforcement_notices
+from appeals.services import appeals_purge_personal_data
+from casework import retention
+from casework import selectors as casework_selectors
+from casework.intake import automated_decisions, fold
 from docket.hooks import Contributions, Hook, HookMissing
+from docket.identity import services as identity_services
+from reviews import identity as reviews_identity
+from reviews import retention as reviews_retention
+from reviews import selectors as reviews_selectors
+from reviews.services import decisions_automated
+from reviews.webhooks import payload_notices
 
 
 def test_a_hook_calls_its_registered_provider_and_a_new_registration_replaces_it():
@@ -38,17 +49,6 @@ def test_contributions_run_in_registration_order_and_a_function_registered_twice
 
 def test_the_upper_layers_register_their_providers_at_start_up():
     """Each cross-layer effect is wired when Django is ready (docs/architecture.md lists them)."""
-    from appeals.selectors import enforcement_notices
-    from appeals.services import appeals_purge_personal_data
-    from casework import retention
-    from casework import selectors as casework_selectors
-    from casework.intake import automated_decisions, fold
-    from docket.identity import services as identity_services
-    from reviews import identity as reviews_identity
-    from reviews import retention as reviews_retention
-    from reviews import selectors as reviews_selectors
-    from reviews.services import decisions_automated
-    from reviews.webhooks import payload_notices
 
     assert payload_notices.provider is enforcement_notices
     assert list(casework_selectors.case_display_prefetches) == [reviews_selectors.case_display_prefetches]

@@ -3,11 +3,14 @@
 import io
 import logging
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.staticfiles import finders
 from django.test import Client
 
+from docket.accounts import token_for
 from docket.logs import ExpectedRefusalFilter
 
 pytestmark = pytest.mark.django_db
@@ -116,8 +119,6 @@ def test_the_filter_keeps_tracebacks_of_real_faults():
 
 
 def test_api_docs_serve_swagger_ui_from_local_static_files(signed_in, platform):
-    from django.contrib.staticfiles import finders
-
     response = signed_in(platform).get("/api/docs/")
     page = response.content.decode()
     assert response.status_code == 200
@@ -131,15 +132,11 @@ def test_api_docs_serve_swagger_ui_from_local_static_files(signed_in, platform):
 
 
 def test_readme_links_the_api_docs():
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "/api/docs/" in readme and "shared/API.md" not in readme
 
 
 def test_the_schema_and_its_docs_need_a_login(client, platform):
-    from docket.accounts import token_for
-
     schema = client.get("/api/schema/")  # YAML by default; a refusal is still the JSON envelope
     docs = client.get("/api/docs/")
 

@@ -5,6 +5,7 @@ from celery import shared_task
 from django.core.management import call_command
 from django.db import connection
 
+from docket.batches import batches
 from docket.celery import app
 from docket.periodic import _JOBS, SKIPPED, beat_schedule, job_run, jobs, periodic, run_periodic_job
 
@@ -94,8 +95,6 @@ def test_beat_fires_every_job_through_the_once_at_a_time_wrapper():
 @pytest.mark.django_db
 def test_each_batch_runs_without_jit_and_a_job_logs_its_duration(caplog):
     """A batch statement's cost estimate must not buy a JIT compile longer than the batch (rows held meanwhile)."""
-    from docket.batches import batches
-
     seen = []
 
     def step(size):

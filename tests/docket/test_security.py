@@ -9,6 +9,7 @@ import pytest
 from django.core.cache import cache
 from django.test import override_settings
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
@@ -80,8 +81,6 @@ class _Scoped(APIView):
     }
 )
 def test_intake_scope_is_rate_limited_per_account_with_429(make_user):
-    from rest_framework.settings import api_settings
-
     api_settings.reload()
     ScopedThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
     factory = APIRequestFactory()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.core.cache import cache
 
 from docket.identity import oidc
 from tests.browser.conftest import browser, page, screenshot  # noqa: F401  (the browser fixtures, here too)
@@ -21,7 +22,6 @@ ROLE_MAP = "tns-moderators=moderator,tns-csam=clearance:csam,tns-seniors=senior,
 def private_cache(settings):
     """A per-test in-memory cache: the login throttle never leaks between tests."""
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "id"}}
-    from django.core.cache import cache
 
     cache.clear()
 

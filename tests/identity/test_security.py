@@ -2,7 +2,7 @@
 caching of secrets."""
 
 import pytest
-from django.contrib.auth import SESSION_KEY
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.test import Client
 
 from tests.twofactor import client_sign_in, code_for
@@ -82,8 +82,6 @@ def test_an_unreachable_provider_is_a_clear_page_and_passwords_still_work(settin
 
 
 def test_an_sso_only_account_has_no_password(make_user):
-    from django.contrib.auth import get_user_model
-
     user = get_user_model().objects.create(username="sso-user")
     user.set_unusable_password()
     user.save()

@@ -1,11 +1,17 @@
 """Subject search and history over the API: every key kind, clearances, linked subjects, the access log."""
 
 import pytest
+from django.utils import timezone
 
-from casework.models import Subject
+from appeals.services import appeal_file
+from casework.models import Subject, SubjectAttribute
 from docket.models import AccessLog
+from investigations import selectors
 from reviews.models import Decision
+from tests.factories import ReporterFactory, SignalFactory, SubjectFactory, threat_class
 from tests.reliability.conftest import decide
+
+from .conftest import ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +85,6 @@ def test_restricted_only_subject_absent_and_restricted_cases_never_counted(inv, 
 
 def test_subject_history(inv, api_for):
     decision = decide(inv.alice, inv.decider, inv.senior)
-    from appeals.services import appeal_file
 
     appeal = appeal_file(decision_id=decision.pk, appellant="alice-1", statement="not me", actor=inv.platform)
     body = api_for(inv.moderator).get(f"{SEARCH}account/alice-1/").json()
@@ -172,7 +177,6 @@ def test_pages(inv, api_for):
 
 def test_each_source_stops_at_the_cap_of_visible_subjects(inv, api_for, monkeypatch):
     """The count is exact up to the cap and flagged beyond; hidden holders never fill the cap."""
-    from investigations import selectors
 
     mod = api_for(inv.moderator)
     monkeypatch.setattr(selectors, "SEARCH_CAP", 2)
@@ -186,8 +190,6 @@ def test_each_source_stops_at_the_cap_of_visible_subjects(inv, api_for, monkeypa
 
 
 def test_external_id_matches_come_first_and_a_subject_found_twice_is_listed_once(inv, api_for, platform):
-    from .conftest import ingest
-
     # An account whose external id is also a value alice holds, and whose own device is that value.
     ingest(platform, subject="account:dev-a", attributes={"device": ["dev-a"]})
     body = api_for(inv.moderator).get(SEARCH + "?q=dev-a").json()
@@ -196,11 +198,6 @@ def test_external_id_matches_come_first_and_a_subject_found_twice_is_listed_once
 
 
 def test_a_subject_without_cases_is_absent_when_it_has_hidden_signals(inv, api_for):
-    from django.utils import timezone
-
-    from casework.models import SubjectAttribute
-    from tests.factories import SignalFactory, SubjectFactory, threat_class
-
     # Signals below threshold: stored, no case. A spam signal leaves the subject visible; a csam one hides it.
     quiet = {}
     for name, classes in (("quiet-1", ["spam"]), ("quiet-2", ["spam", "csam"]), ("quiet-3", [])):
@@ -214,7 +211,6 @@ def test_a_subject_without_cases_is_absent_when_it_has_hidden_signals(inv, api_f
 
 def test_case_id_and_reporter_searches_test_the_found_subject_itself(inv, api_for):
     """The visibility test of a case id or a reporter's subjects is about that subject, not the tables."""
-    from tests.factories import ReporterFactory, SignalFactory, SubjectFactory, threat_class
 
     mod, senior = api_for(inv.moderator), api_for(inv.senior)
     assert found(mod, f"?q={inv.hidden.pk}") == []  # hidden-1's csam case

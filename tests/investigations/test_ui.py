@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from appeals.services import appeal_file
 from docket.models import AccessLog
 from tests.reliability.conftest import decide
 
@@ -85,8 +86,6 @@ def test_restricted_case_page_and_reveal_are_logged(inv):
 
 
 def test_exports_and_appeal_reads_are_logged(inv, api_for, make_user):
-    from appeals.services import appeal_file
-
     decision = decide(inv.alice, inv.decider, inv.senior)
     appeal = appeal_file(decision_id=decision.pk, appellant="alice-1", statement="no", actor=inv.platform)
     appeals_user = make_user("inv-appeals", "appeals")

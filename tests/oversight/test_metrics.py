@@ -9,6 +9,7 @@ from django.utils import timezone
 from appeals.models import Appeal
 from casework.models import SourceIncident
 from casework.services import case_event_add
+from docket.periodic import jobs
 from oversight import metrics
 from oversight.metrics import compute_snapshot, metrics_snapshot, wilson_interval
 from reviews.models import Decision, Enforcement, QualityReview
@@ -325,8 +326,6 @@ def test_wilson_interval():
 
 
 def test_refresh_runs_every_minute_with_the_other_periodic_jobs(monkeypatch):
-    from docket.periodic import jobs
-
     job = next(j for j in jobs() if j.name == "policies.tasks.refresh_metrics")
     assert job.seconds == 60
     monkeypatch.setattr(metrics.cache, "set", lambda *args, **kwargs: None)

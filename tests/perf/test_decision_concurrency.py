@@ -11,6 +11,7 @@ import pytest
 
 from casework.models import Case, CaseEvent, Reporter
 from docket.errors import DocketError
+from reviews import tasks
 from reviews.accounts import user_upsert
 from reviews.models import Assignment, Decision, Enforcement, Strike
 from reviews.services import decision_make, queue_claim
@@ -23,7 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch, settings):
     """Deliveries recorded, not published; no QA sample (the counts below stay exact)."""
-    from reviews import tasks
 
     settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
     calls = []

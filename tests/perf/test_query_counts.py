@@ -9,6 +9,7 @@ relabel items): the count must stay the same (no N+1) and within its bound.
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -17,6 +18,8 @@ from django.utils import timezone
 from appeals.models import Appeal
 from casework.models import Campaign, SubjectAttribute
 from casework.services import case_note_add
+from docket.accounts import token_for
+from docket.models import ApiToken
 from policies.models import RelabelItem
 from policies.services import threshold_change_propose
 from reviews.models import Decision, QualityReview
@@ -182,10 +185,6 @@ class World:
 
 def _counts(world):
     """Queries per path (a fresh client per user: session and token lookups are part of the count)."""
-    from django.core.cache import cache
-
-    from docket.accounts import token_for
-    from docket.models import ApiToken
 
     counts = {}
     for label, user, path in world.paths():

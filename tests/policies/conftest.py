@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 import pytest
 
 from policies.models import Threshold, ThresholdChange
@@ -49,8 +51,6 @@ def governance_state():
 
 @pytest.fixture
 def unchanged():
-    from contextlib import contextmanager
-
     @contextmanager
     def check():
         before = governance_state()

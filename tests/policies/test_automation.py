@@ -12,7 +12,7 @@ from casework.models import Case, Signal
 from oversight.metrics import compute_snapshot
 from policies.models import REVERSIBLE_ACTIONS
 from reviews.models import Decision, Enforcement
-from reviews.services import decision_make, queue_claim
+from reviews.services import decision_make, decisions_automated, queue_claim
 
 pytestmark = pytest.mark.django_db
 
@@ -168,8 +168,6 @@ def test_a_wave_of_auto_actioned_signals_is_decided_set_based(automation_everywh
 
 
 def test_a_wave_keeps_the_cases_automation_may_not_decide_for_a_human(automation_everywhere, no_holdout, platform):
-    from reviews.services import decisions_automated
-
     results = ingest([detection(n, source="spam-clf", kind="spam", score=0.95) for n in range(3)], platform)
     already = results[0]["case"]
     open_case = Case.objects.create(

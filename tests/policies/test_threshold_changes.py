@@ -8,6 +8,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from casework.models import SignalSource
+from docket.errors import DocketError
 from policies.models import Threshold, ThresholdChange
 from policies.services import (
     blast_radius,
@@ -131,8 +133,6 @@ def test_blast_radius_agrees_with_disposition_for_signal_by_signal(sources, set_
 
 
 def test_blast_radius_counts_unscored_signals_once(policy_admin):
-    from casework.models import SignalSource
-
     reports = SignalSource.objects.get(slug="user-reports")
     backfill(reports, "spam", [None, None, None])
     change = propose(policy_admin, source="user-reports", auto_action_at=None, review_at=0.5)
@@ -162,8 +162,6 @@ def test_approval_by_another_admin_applies_the_change(sources, policy_admin, sec
 def test_self_approval_is_refused_and_changes_nothing(sources, policy_admin, unchanged):
     change = propose(policy_admin)
     with unchanged():
-        from docket.errors import DocketError
-
         with pytest.raises(DocketError) as exc:
             threshold_change_approve(change_id=change.pk, actor=policy_admin)
     assert (exc.value.code, exc.value.status) == ("self_approval", 403)
@@ -173,7 +171,6 @@ def test_stale_proposal_is_refused(sources, policy_admin, second_admin, unchange
     first = propose(policy_admin, auto_action_at=0.8, review_at=0.3)
     second = propose(policy_admin, auto_action_at=0.95, review_at=0.5)
     threshold_change_approve(change_id=first.pk, actor=second_admin)
-    from docket.errors import DocketError
 
     with unchanged(), pytest.raises(DocketError) as exc:
         threshold_change_approve(change_id=second.pk, actor=second_admin)

@@ -4,6 +4,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
+from docket.errors import DocketError
 from policies.models import PolicyVersion, ThreatClass
 from policies.services import policy_version_activate, policy_version_draft_from
 from tests.factories import active_version
@@ -114,8 +115,6 @@ def test_draft_from_copies_content_with_the_next_number(policy_admin):
 
 
 def test_draft_from_refuses_a_moderator(moderator):
-    from docket.errors import DocketError
-
     before = PolicyVersion.objects.count()
     with pytest.raises(DocketError) as exc:
         policy_version_draft_from(version=active_version("spam"), actor=moderator)

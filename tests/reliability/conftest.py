@@ -23,7 +23,7 @@ from policies.services import threshold_change_propose
 from reviews.accounts import user_upsert
 from reviews.models import QualityReview
 from reviews.services import case_assign, decision_make
-from tests.factories import CaseFactory, SourceFactory, active_version
+from tests.factories import CaseFactory, SourceFactory, active_version, threat_class
 
 # The roles of the matrix, in the order tables list them.
 ROLES = ("anonymous", "platform", "moderator", "moderator_cleared", "senior", "appeals", "policy_admin")
@@ -183,8 +183,6 @@ def build_world(cast):
 
 
 def _campaign(kind, cases, now):
-    from tests.factories import threat_class
-
     campaign = Campaign.objects.create(
         threat_class=threat_class(kind),
         links=[{"kind": "device", "value": f"d-{kind}"}],

@@ -38,6 +38,7 @@ from unittest import mock
 
 import psycopg
 import pytest
+import redis
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
@@ -50,8 +51,10 @@ from casework.priority import case_reprioritise
 from docket import queueing
 from docket.celery import app as celery_app
 from docket.periodic import jobs
-from reviews.models import Enforcement
+from reviews.accounts import user_upsert
+from reviews.models import Enforcement, Queue
 from reviews.tasks import deliver_due_enforcements, deliver_enforcement
+from tests.factories import threat_class
 
 from .conftest import api_client, db_state, decide
 
@@ -240,7 +243,6 @@ def celery_worker(queue, webhook_url):
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(10)
-        import redis
 
         redis.Redis.from_url(settings.REDIS_URL).delete(queue)
 
@@ -277,18 +279,13 @@ def test_a_worker_killed_mid_delivery_redelivers_and_the_effect_happens_once(cas
 
 
 def _decider():
-    from reviews.accounts import user_upsert
-
     return user_upsert(username="r-decider", role_names=["moderator"], clearances=["csam", "cib"], max_active=50)
 
 
 def _open_case_fields(kind):
-    from tests.factories import threat_class
-
     tc = threat_class(kind)
     now = timezone.now()
     subject = Subject.objects.create(kind="account", external_id=f"u-{uuid.uuid4().hex[:10]}", reach=10)
-    from reviews.models import Queue
 
     return dict(
         subject=subject,

@@ -26,8 +26,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from appeals.models import Appeal
+from casework.models import Campaign, Case, SignalSource
 from docket.accounts import token_for
 from docket.wsgi import application
+from policies.models import RelabelItem, ThresholdChange
+from reviews.models import Assignment, Decision, QualityReview, Queue
 
 from .conftest import build_world
 
@@ -53,10 +57,6 @@ def _settings(examples):
 
 def _known_ids(world):
     """Real ids and slugs per path prefix, for the path parameters of the fuzzed requests."""
-    from appeals.models import Appeal
-    from casework.models import Campaign, Case, SignalSource
-    from policies.models import RelabelItem, ThresholdChange
-    from reviews.models import Assignment, Decision, QualityReview, Queue
 
     def ids(model):
         return list(model.objects.order_by("pk").values_list("pk", flat=True))

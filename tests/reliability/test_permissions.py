@@ -21,10 +21,12 @@ import pytest
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.messages import constants, get_messages
+from django.core.cache import cache
 from django.db import transaction
 from django.test import Client, RequestFactory
 from django.urls import URLResolver, get_resolver, resolve
 
+from appeals.services import appeal_claim, appeal_file
 from casework.models import Subject
 from docket.security import login_attempt_key
 
@@ -453,8 +455,6 @@ def _ui_outcome(response):
 
 @pytest.fixture
 def matrix_world(world):
-    from appeals.services import appeal_claim, appeal_file
-
     # The appeals reviewer holds one appeal, so resolve and release have a holder.
     world.ap_held = appeal_claim(reviewer=world.cast["appeals"].reviewer)
     assert world.ap_held.pk == world.ap_spam.pk
@@ -559,7 +559,6 @@ def test_the_admin_is_for_policy_admins_only(cast):
 
 def test_the_login_page_throttles_repeated_failures(make_user):
     """Through the real page: after five failures even the right password is refused for a while."""
-    from django.core.cache import cache
 
     username, address = f"throttled-{uuid.uuid4().hex[:8]}", "198.51.100.77"
     make_user(username, "moderator", password="right-password")

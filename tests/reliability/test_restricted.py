@@ -22,14 +22,23 @@ import json
 import re
 
 import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.db import connection
 from django.utils import timezone
+from django.utils.http import urlencode
 
+from appeals.services import appeal_file
 from casework.campaigns import campaigns_detect
+from casework.hygiene import source_quarantine, sources_check_health, sources_overview
 from casework.intake import signals_ingest
 from casework.models import Campaign, Case, Reporter, Subject
 from casework.priority import cases_reprioritise_all, cases_reprioritise_due
+from policies.models import ThreatClass
 from reviews.accounts import user_upsert
+from reviews.models import Decision, Queue
 from reviews.services import case_assign, case_escalate
+from tests.factories import SourceFactory
 
 from .conftest import RESTRICTED, _campaign, api_client, decide, rule_of, ui_client, violation_of
 
@@ -120,7 +129,6 @@ def _restricted_activity(world):
     case_escalate(case_id=csam_hidden.pk, actor=cast["senior"], queue_slug="escalations", reason="restricted")
     case_escalate(case_id=cib_seen.pk, actor=cast["senior"], queue_slug="legal", reason="restricted")
     decision = decide(cib_hidden, world.decider, cast["senior"])
-    from appeals.services import appeal_file
 
     appeal_file(decision_id=decision.pk, appellant="u-someone", statement="no", actor=cast["platform"])
     _campaign("cib", network, decision.created_at)
@@ -614,8 +622,6 @@ CASEWORK_MODELS = (
 
 def _casework_admins():
     """The highest id each casework table has handed out (its sequence: earlier tests' rolled-back rows took ids)."""
-    from django.apps import apps
-    from django.db import connection
 
     highest = {}
     with connection.cursor() as cursor:
@@ -632,11 +638,6 @@ def _admin_urls(client, highest):
     """Every changelist (with facets, every filter link it offers, filters naming every class and queue by id,
     searches, the raw-id popup) and the change view of every row, plus, for casework models, of the ids above
     ``highest`` that the restricted activity fills."""
-    from django.contrib import admin
-    from django.utils.http import urlencode
-
-    from policies.models import ThreatClass
-    from reviews.models import Queue
 
     by_id = {model: list(model.objects.values_list("pk", flat=True)) for model in (ThreatClass, Queue)}
     urls = ["/admin/"]
@@ -665,8 +666,6 @@ def _admin_urls(client, highest):
 
 
 def test_restricted_activity_changes_nothing_an_uncleared_policy_admin_reads_in_the_admin(uncleared):
-    from reviews.models import Decision
-
     world = uncleared
     client = ui_client(world.cast["policy_admin"])
     highest = _casework_admins()
@@ -722,8 +721,6 @@ def _figure_pages(world):
 
 def test_restricted_activity_changes_no_count_or_rate_on_the_dashboard_or_the_source_pages(uncleared, frozen):
     """Held signals and the sources' rates count only the classes the reader may see (issue 19 item 6)."""
-    from casework.hygiene import source_quarantine, sources_check_health, sources_overview
-    from tests.factories import SourceFactory
 
     world = uncleared
     SourceFactory(slug="held-reports", kind="user_report")

@@ -1,6 +1,9 @@
+from contextlib import contextmanager
+
 import pytest
 
 from casework.models import Case, CaseEvent, Reporter
+from reviews import tasks
 from reviews.models import Assignment, Decision, Enforcement, QualityReview, Strike
 
 
@@ -23,7 +26,6 @@ def db_state():
 @pytest.fixture
 def unchanged():
     """``with unchanged(): ...`` asserts the block left the database as it found it."""
-    from contextlib import contextmanager
 
     @contextmanager
     def check():
@@ -47,7 +49,6 @@ def always_qa(settings):
 @pytest.fixture(autouse=True)
 def enqueued(monkeypatch):
     """Delivery tasks are recorded, not published to the shared broker; the list of enforcement ids."""
-    from reviews import tasks
 
     calls = []
     monkeypatch.setattr(tasks.deliver_enforcement, "delay", lambda enforcement_id: calls.append(enforcement_id))

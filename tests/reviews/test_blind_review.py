@@ -2,6 +2,7 @@
 may do it (all but the decider) sees neither the decision nor its events, over the API and in the UI."""
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from policies.models import RelabelItem
@@ -70,8 +71,6 @@ def reader(api_for, client_for):
 
 @pytest.fixture
 def client_for():
-    from django.test import Client
-
     def make(user):
         c = Client()
         c.force_login(user)

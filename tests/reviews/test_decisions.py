@@ -12,6 +12,7 @@ from casework.selectors import recommended_action
 from docket.errors import DocketError
 from reviews.models import Assignment, Decision, Enforcement, QualityReview, Strike
 from reviews.services import (
+    case_escalate,
     decision_automated,
     decision_make,
     decision_overturn,
@@ -393,7 +394,6 @@ def test_automated_decisions_are_not_qa_sampled(always_qa):
 
 def test_decisions_of_escalated_cases_come_from_the_senior_who_claimed_them(moderator, senior):
     case, _ = claimed(moderator, kind="harassment")
-    from reviews.services import case_escalate
 
     case_escalate(case_id=case.pk, actor=moderator, queue_slug="escalations", reason="threat to life")
     a = queue_claim(reviewer=senior, queue_slug="escalations")

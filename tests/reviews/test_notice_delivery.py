@@ -14,8 +14,11 @@ from reviews.accounts import user_upsert
 from reviews.models import Notice
 from reviews.notices import notices_deliver_due
 from reviews.services import decision_make
+from reviews.statements import statements_submit_due
+from reviews.webhooks import enforcements_deliver_due
 from tests.appeals.conftest import appeal_on, decided
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory
+from tests.reviews.tdb_standin import TransparencyDatabase
 from tests.reviews.test_webhooks import SECRET, Receiver
 
 pytestmark = pytest.mark.django_db
@@ -170,10 +173,6 @@ def test_reports_are_acknowledged_only_when_switched_on(receiver, settings):
 
 
 def test_no_outgoing_body_carries_the_rationale(receiver, settings):
-    from reviews.statements import statements_submit_due
-    from reviews.webhooks import enforcements_deliver_due
-    from tests.reviews.tdb_standin import TransparencyDatabase
-
     with TransparencyDatabase("tok") as tdb:
         settings.DSA_TDB_URL, settings.DSA_TDB_TOKEN = tdb.url, "tok"
         case = reported_case(kind="harassment", reporters=("u-8",))

@@ -14,6 +14,7 @@ from docket.errors import DocketError
 from policies.models import ThreatClass
 from reviews.models import Assignment, Decision, Queue
 from reviews.services import (
+    Clearance,
     ReviewerLoad,
     campaign_decide,
     case_assign,
@@ -113,7 +114,6 @@ def test_assignment_asks_the_table(senior, without):
 
 def test_eligibility_refuses_in_one_order_and_skips_figures_not_known_yet():
     load = ReviewerLoad(username="ann", on_shift=False, max_active=1, clearances=frozenset(), graphic_budget=0)
-    from reviews.services import Clearance
 
     assert refused("clearance_required", lambda: eligibility_check(load, needs=[Clearance("csam", "this queue")]))
     assert refused("forbidden", lambda: eligibility_check(load, works_queue=False, queue_slug="spam")).detail == (

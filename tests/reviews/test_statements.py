@@ -13,8 +13,17 @@ from policies.models import LADDER, MessageTemplate, Policy, PolicyVersion, Thre
 from policies.services import policy_version_activate, policy_version_draft_from
 from reviews.accounts import user_upsert
 from reviews.models import Decision
-from reviews.services import campaign_decide, decision_automated, decision_make, decisions_automated, decisions_bulk
+from reviews.services import (
+    campaign_decide,
+    decision_automated,
+    decision_make,
+    decision_overturn,
+    decisions_automated,
+    decisions_bulk,
+    queue_claim,
+)
 from reviews.sor import installation_prefix, sor_validate, statement_of_reasons, statement_terms
+from reviews.webhooks import enforcement_payload
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version
 
 pytestmark = pytest.mark.django_db
@@ -219,8 +228,6 @@ def test_territorial_scope_defaults_from_the_class_then_the_settings_and_is_chos
 
 
 def test_the_decision_api_takes_the_dsa_choices_and_refuses_bad_ones(api_for, moderator):
-    from reviews.services import queue_claim
-
     client = api_for(moderator)
     CaseFactory(kind="spam")
     assignment = queue_claim(reviewer=moderator, queue_slug="spam")
@@ -296,9 +303,6 @@ def test_article_16_only_for_notices_alleging_illegality():
 
 
 def test_a_reversal_carries_its_own_payload_not_the_statement_again():
-    from reviews.services import decision_overturn
-    from reviews.webhooks import enforcement_payload
-
     decision = decide("spam", "remove")
     decision_overturn(decision=decision, actor=senior(), reason="Mistake")
     reverse = decision.enforcements.get(kind="reverse")
@@ -320,8 +324,6 @@ def test_what_the_user_is_told_is_fixed_with_the_decision():
 
 
 def test_the_case_page_takes_a_public_explanation_apart_from_the_rationale(client, moderator):
-    from reviews.services import queue_claim
-
     CaseFactory(kind="spam")
     assignment = queue_claim(reviewer=moderator, queue_slug="spam")
     client.force_login(moderator)

@@ -1,4 +1,7 @@
+from contextlib import contextmanager
+
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from casework.models import Case, CaseEvent
@@ -9,7 +12,6 @@ from reviews.models import Assignment, Decision
 def private_cache(settings):
     """A per-test in-memory cache: the metrics snapshot and login throttle never leak between tests."""
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ui"}}
-    from django.core.cache import cache
 
     cache.clear()
 
@@ -43,8 +45,6 @@ def db_state():
 
 @pytest.fixture
 def unchanged():
-    from contextlib import contextmanager
-
     @contextmanager
     def check():
         before = db_state()

@@ -9,8 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from casework.models import Campaign, CaseEvent
+from reviews.accounts import user_upsert
 from reviews.models import Assignment, Decision
-from reviews.services import case_assign, case_escalate, queue_claim
+from reviews.services import case_assign, case_escalate, leases_expire, queue_claim
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version, threat_class
 from tests.ui.conftest import messages_of
 
@@ -292,8 +293,6 @@ def test_read_only_when_someone_else_holds_the_case(login, moderator, make_user)
 
 
 def test_an_expired_lease_is_announced(login, moderator):
-    from reviews.services import leases_expire
-
     case, assignment = claimed(moderator)
     leases_expire(now=assignment.lease_expires_at + timedelta(seconds=1))
     html = login(moderator).get(f"/cases/{case.pk}/").content.decode()
@@ -609,7 +608,6 @@ def test_escalations_view_refuses_moderators_with_a_message(login, moderator):
 
 def test_assign_refusal_is_a_message(login, senior, make_user, unchanged):
     make_user("full", "moderator", max_active=1)
-    from reviews.accounts import user_upsert
 
     full = user_upsert(username="full", role_names=["moderator"])
     claimed(full)

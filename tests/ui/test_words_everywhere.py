@@ -5,6 +5,7 @@ import html
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
@@ -14,6 +15,7 @@ from policies.models import Action, RelabelItem, ThreatClass, ThresholdChange
 from reviews.accounts import user_upsert
 from reviews.models import QualityReview, Queue
 from reviews.services import queue_claim
+from tests.factories import CaseFactory
 from tests.ui.conftest import messages_of
 
 pytestmark = pytest.mark.django_db
@@ -65,8 +67,6 @@ def demo(settings):
 
 
 def client_for(username):
-    from django.contrib.auth import get_user_model
-
     client = Client()
     client.force_login(get_user_model().objects.get(username=username))
     return client
@@ -140,7 +140,6 @@ def test_messages_name_queues_and_actions(db):
     client.force_login(senior)
     empty = client.post("/queues/spam/claim/", follow=True)
     assert messages_of(empty) == ["The Spam queue has no case for you right now."]
-    from tests.factories import CaseFactory
 
     case = CaseFactory(kind="spam", priority=100.0)
     assignment = queue_claim(reviewer=senior, queue_slug="spam")
