@@ -337,8 +337,6 @@ def _mixed_restricted_activity(world, frozen, *, carrying=False):
 def _hidden_members_join(world, frozen):
     """The csam accounts are also named, with the campaign's address, by spam reports of a quarantined source (held,
     no case): through that unrestricted value they join the spam campaign, as members hidden from the uncleared."""
-    from casework.hygiene import source_quarantine
-    from tests.factories import SourceFactory
 
     SourceFactory(slug="mix-held", kind="user_report")
     source_quarantine(source_slug="mix-held", actor=world.cast["policy_admin"])
