@@ -90,11 +90,10 @@ _LN2 = math.log(2)
 _LN_KNEE = math.log(BASE_KNEE)
 
 _REFRESH_SQL = f"""
-WITH target AS (
-    SELECT c.id, c.subject_id, c.threat_class_id
+WITH target AS (  -- read without a lock: the rows are locked only once their new rank is computed
+    SELECT c.id, c.subject_id, c.threat_class_id, c.updated_at AS seen_updated, c.rank_due_at AS seen_due
     FROM casework_case c
     WHERE c.status IN ({_ACTIVE}) {{extra}}
-    FOR NO KEY UPDATE OF c SKIP LOCKED
 ),
 sig AS (
     SELECT s.case_id,
@@ -242,11 +241,24 @@ ranked AS (
            CASE WHEN k.restricted THEN %(restricted_offset)s ELSE 0 END AS restricted_offset
     FROM keyed k
 ),
-based AS (
+based AS MATERIALIZED (
     SELECT r.*,
            CASE WHEN r.ln_z <= {_LN_KNEE!r} THEN exp(GREATEST(r.ln_z, -700))
                 ELSE %(knee)s * (1 + r.ln_z - {_LN_KNEE!r}) END AS base
     FROM ranked r
+),
+-- Every rank computed (the sort needs all of them), the rows are locked, skipping those others hold
+-- and those that changed since they were read (a fold, a claim, a mark: their new rank is someone
+-- else's to compute, or the next run's): rows are held for the writes only.
+locked AS (
+    SELECT c.id FROM based b
+      JOIN target t ON t.id = b.id
+      JOIN casework_case c ON c.id = b.id
+     WHERE c.status IN ({_ACTIVE})
+       AND c.updated_at = t.seen_updated
+       AND c.rank_due_at IS NOT DISTINCT FROM t.seen_due
+     ORDER BY c.id
+       FOR NO KEY UPDATE OF c SKIP LOCKED
 )
 UPDATE casework_case c SET
     reach = r.reach,
@@ -283,7 +295,7 @@ UPDATE casework_case c SET
         'restricted_offset', r.restricted_offset
     ),
     updated_at = %(now)s
-FROM based r
+FROM based r JOIN locked l ON l.id = r.id
 WHERE c.id = r.id
 RETURNING c.id
 """
@@ -311,16 +323,20 @@ SELECT id, rerank_pending_at FROM casework_reporter
  WHERE rerank_pending_at IS NOT NULL ORDER BY rerank_pending_at, id LIMIT %(reporters)s
 """
 
-_REPORTERS_CASES_DUE_SQL = f"""
+# Their cases, read once per run through the signals' reporter index (no lock), then marked by id.
+_REPORTERS_CASES_SQL = """
+SELECT DISTINCT s.case_id FROM casework_signal s
+ WHERE s.reporter_id = ANY(%(ids)s::bigint[]) AND s.case_id IS NOT NULL
+ ORDER BY s.case_id
+"""
+
+_CASES_MARK_DUE_SQL = f"""
 UPDATE casework_case c SET rank_due_at = %(now)s
  WHERE c.id IN (
     SELECT o.id FROM casework_case o
-     WHERE o.id IN (
-            SELECT s.case_id FROM casework_signal s
-             WHERE s.reporter_id = ANY(%(ids)s::bigint[]) AND s.case_id IS NOT NULL)
+     WHERE o.id = ANY(%(ids)s::bigint[])
        AND o.status IN ({_ACTIVE})
        AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
-     ORDER BY o.id LIMIT %(batch)s
      FOR NO KEY UPDATE SKIP LOCKED)
 """
 
@@ -406,15 +422,14 @@ def reporters_cases_mark_due(*, now=None, batch: int = BATCH, reporters: int = 1
     if not pending:
         return 0
     ids = _id_array(r for r, _ in pending)
+    with connection.cursor() as cursor:
+        cursor.execute(_REPORTERS_CASES_SQL, {"ids": ids})
+        case_ids = [row[0] for row in cursor.fetchall()]
     total = 0
-    while True:
+    for start in range(0, len(case_ids), batch):
         with transaction.atomic(), connection.cursor() as cursor:
-            jit_off()
-            cursor.execute(_REPORTERS_CASES_DUE_SQL, {"ids": ids, "now": now, "batch": batch})
-            marked = cursor.rowcount
-        total += marked
-        if marked < batch:
-            break
+            cursor.execute(_CASES_MARK_DUE_SQL, {"ids": _id_array(case_ids[start : start + batch]), "now": now})
+            total += cursor.rowcount
     with connection.cursor() as cursor:
         cursor.execute(_REPORTERS_DONE_SQL, {"ids": ids, "ats": [at for _, at in pending]})
     return total

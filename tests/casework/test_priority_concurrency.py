@@ -94,3 +94,40 @@ def test_the_priority_refresh_runs_without_jit():
             assert cur.fetchone()[0] == "off"
     case.refresh_from_db()
     assert case.priority_breakdown["merit"] > 0
+
+
+def test_a_batch_skips_a_due_case_another_transaction_holds_and_leaves_it_due():
+    """The batch locks its rows only to write them, skipping held ones: it never waits, the held case stays due."""
+    from casework.services import lock_case
+
+    now = timezone.now()
+    held = CaseFactory(kind="spam", priority=1.0, rank_due_at=now - timedelta(minutes=1))
+    others = [CaseFactory(kind="spam", priority=1.0, rank_due_at=now) for _ in range(3)]
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                lock_case(held.pk)  # as a decision holds it
+                locked.set()
+                release.wait(20)
+        finally:
+            locked.set()
+            connection.close()
+
+    runner = threading.Thread(target=hold)
+    runner.start()
+    try:
+        assert locked.wait(20)
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = '1s'")
+        assert cases_reprioritise_due() == len(others)
+    finally:
+        release.set()
+        runner.join(20)
+        with connection.cursor() as cur:
+            cur.execute("RESET lock_timeout")
+    held.refresh_from_db()
+    assert held.rank_due_at <= timezone.now()  # still due: the next run ranks it
+    assert not Case.objects.filter(pk__in=[c.pk for c in others], rank_due_at__lte=now).exists()
+    assert cases_reprioritise_due() == 1
