@@ -1,5 +1,6 @@
 """Pages for QA second reviews, relabels, my decisions and the campaigns index."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -116,6 +117,53 @@ def test_relabel_page_records_a_relabel(signed_in, moderator, decider, policy_ad
     item.refresh_from_db()
     assert (item.status, item.agrees) == ("done", False)
     assert PolicyVersion.objects.get(pk=v2.pk).status == "active"
+
+
+def table_of(html):
+    """The page's heading, its count line, and its table as rows of cell texts (header row first)."""
+
+    def text(fragment):
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", fragment)).strip()
+
+    [head] = re.findall(r'<div class="page-head">(.*?)</div>', html, re.S)
+    rows = [
+        [text(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, re.S)]
+        for r in re.findall(r"<tr>(.*?)</tr>", html, re.S)
+    ]
+    return text(head), rows
+
+
+def test_the_qa_and_relabel_lists_each_show_their_columns_their_rows_and_an_empty_state(
+    signed_in, moderator, decider, policy_admin, qa
+):
+    case = qa.decision.case
+    assert table_of(signed_in(moderator).get("/qa/").content.decode()) == (
+        "QA: blind second reviews 1 waiting for you",
+        [
+            ["Review", "Class", "Subject", "Sampled"],
+            [
+                f"Review case {case.pk}",
+                case.threat_class.name,
+                f"{case.subject.kind}:{case.subject.external_id}",
+                timezone.localtime(qa.created_at).strftime("%b %-d, %H:%M"),
+            ],
+        ],
+    )
+    assert table_of(signed_in(moderator).get("/relabel/").content.decode()) == (
+        "Relabels under new policy versions 0 waiting",
+        [["Item", "Policy version", "Class", "Queued"], ["Nothing to relabel."]],
+    )
+    v2 = policy_version_activate(
+        version=policy_version_draft_from(version=active_version("spam"), actor=policy_admin), actor=policy_admin
+    )
+    item = RelabelItem.objects.get(policy_version=v2)
+    assert table_of(signed_in(moderator).get("/relabel/").content.decode())[1][1] == [
+        f"Relabel case {item.decision.case_id}",
+        f"{v2.policy.name} v{v2.number}",
+        v2.policy.threat_class.name,
+        timezone.localtime(item.created_at).strftime("%b %-d, %H:%M"),
+    ]
+    assert table_of(signed_in(decider).get("/qa/").content.decode())[1][1] == ["Nothing to review."]
 
 
 def test_my_decisions_lists_mine_with_labels(signed_in, decider, moderator):
