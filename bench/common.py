@@ -242,7 +242,7 @@ def scale_setup(cases: int, *, reseed: bool = False, reset: bool = True, databas
             cur.execute(_SEED_SQL, {"n": cases, "reporters": max(1000, cases // 20), "slots": CLASS_SLOTS})
             cur.execute("VACUUM ANALYZE casework_case")  # Django's connection autocommits here, as VACUUM needs
             cur.execute("VACUUM ANALYZE casework_signal")
-            cur.execute("ANALYZE casework_subject")
+            cur.execute("VACUUM ANALYZE casework_subject")  # the case trigger wrote every subject's class ids
             cur.execute("ANALYZE casework_reporter")
             print(
                 f"seed: {cases:,} open cases with their subjects and signals in {time.perf_counter() - started:.1f} s"

@@ -1,13 +1,15 @@
 """Subjects, sources, signals, cases, campaigns and the case timeline."""
 
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Now
 
 from docket.hooks import Contributions
 from docket.visibility import clearances_of
-from policies.models import visible_classes_q
+from policies.models import ThreatClass, visible_classes_q
 
 from .events import Kind
 
@@ -36,13 +38,13 @@ class CaseQuerySet(models.QuerySet):
 
 def _subject_visible_q(user):
     """A subject exists for ``user`` when it has a case they may see, or nothing of it (no case, no
-    signal) belongs to a class they may not see (the rule of ``SubjectQuerySet.visible_to``)."""
+    signal) belongs to a class they may not see (the rule of ``SubjectQuerySet.visible_to``).
 
-    visible = visible_classes_q(clearances_of(user), prefix="threat_class__")
-    cases = Case.objects.filter(subject_id=OuterRef("pk"))
-    signals = Signal.objects.filter(subject_id=OuterRef("pk"))
-    nothing_hidden = ~Q(Exists(cases.exclude(visible))) & ~Q(Exists(signals.exclude(visible)))
-    return Q(Exists(cases.filter(visible))) | nothing_hidden
+    Read from the class ids the subject's row keeps (``casework.subject_classes``): its cases'
+    classes meet the visible ones, or all its classes are among them.
+    """
+    visible = ArraySubquery(ThreatClass.objects.filter(visible_classes_q(clearances_of(user))).values("id"))
+    return Q(case_class_ids__overlap=visible) | Q(class_ids__contained_by=visible)
 
 
 class SubjectQuerySet(models.QuerySet):
@@ -143,6 +145,17 @@ class Subject(models.Model):
     reach = models.BigIntegerField(default=0)
     attributes = models.JSONField(default=dict, blank=True)
     campaign = models.ForeignKey("Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="subjects")
+    # Kept by database triggers on cases and signals (``casework.subject_classes``); never written by hand.
+    case_class_ids = ArrayField(
+        models.BigIntegerField(), default=list, blank=True, editable=False, help_text="Classes of its cases, sorted."
+    )
+    class_ids = ArrayField(
+        models.BigIntegerField(),
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Classes of its cases and signals, sorted.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -9,9 +9,10 @@ signals) are of such classes does not exist for them.
 A search is one statement whatever the tables' size. Each source of candidates
 walks an index in the order results are listed (external ids in the C-collation
 index; the holders of a value and a reporter's subjects by subject id), tests
-visibility with one index-only probe per subject and stops after the cap of
-visible subjects; the figures are read for the page alone. A value held by a
-whole CDN costs what the cap allows, never what its popularity would.
+visibility on the subject's row (the class ids it keeps, ``casework.subject_classes``)
+and stops after the cap of visible subjects; the figures are read for the page
+alone. A value held by a whole CDN costs what the cap allows, never what its
+popularity would.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django.db import connection
 from django.utils import timezone
 
 from casework.models import Case, Subject
+from casework.subject_classes import subject_visible_with
 from docket.errors import DocketError, not_found
 from policies.models import ThreatClass
 from reviews.models import Decision, Strike
@@ -56,35 +58,27 @@ def _visible_classes_sql(user) -> str:
 
 
 # A subject exists for the reader when it has a case they may see, or when nothing of it (no case,
-# no signal) belongs to a class they may not see. ``{visible}`` is an array of the visible class ids.
-# One probe of ``case_subject_class_idx`` (subject id, class id) decides for a subject with cases
-# (true: a visible one; false: only hidden ones); the signals are read only for a subject without
-# cases. Neither test can be turned into a hash of every hidden case or signal (``OFFSET 0``), which
-# the planner otherwise prefers for a popular value and then builds from the whole table.
-# Its aliases are its own: ``{s}`` may name a column of a ``casework_case`` or ``casework_signal`` row.
-_SUBJECT_VISIBLE_SQL = """
-    COALESCE((SELECT bool_or(vis_c.threat_class_id = ANY({visible})) FROM casework_case vis_c
-               WHERE vis_c.subject_id = {s}),
-             NOT EXISTS (SELECT 1 FROM casework_signal vis_g
-                         WHERE vis_g.subject_id = {s} AND NOT vis_g.threat_class_id = ANY({visible}) OFFSET 0))
-"""
+# no signal) belongs to a class they may not see: read from the class ids the subject's row keeps
+# (``casework.subject_classes``), so the test costs nothing beyond the row. ``{s}`` is the alias of a
+# ``casework_subject`` row, ``{visible}`` an array of the visible class ids.
+_SUBJECT_VISIBLE_SQL = "({s}.case_class_ids && {visible} OR {s}.class_ids <@ {visible})"
 
 
 VISIBLE_IDS = "(SELECT ids FROM vis)::bigint[]"  # the visible class ids, in a statement WITH vis AS (...)
 
 
-def _subject_visible(s: str, visible: str = "%(visible)s") -> str:
+def _subject_visible(s: str, visible: str = "%(visible)s::bigint[]") -> str:
     return _SUBJECT_VISIBLE_SQL.format(s=s, visible=visible)
 
 
 # An attribute row (alias ``{a}``) the reader may be told of: a class they may see carried the value
 # (``SubjectFacet``), or the subject has no facet at all (only ever named as an owner, or older than facets).
-# ``{visible}`` is an array of the visible class ids.
+# ``{visible}`` is an array of the visible class ids. One probe of the subject's facets (by subject id
+# alone: a subject has a facet per class it was reported for, a handful), read whatever their classes.
 _VALUE_SEEN_SQL = """
-    (EXISTS (SELECT 1 FROM casework_subjectfacet seen_f
-              WHERE seen_f.subject_id = {a}.subject_id AND seen_f.threat_class_id = ANY({visible})
-                AND seen_f.attributes -> {a}.kind ? {a}.value)
-     OR NOT EXISTS (SELECT 1 FROM casework_subjectfacet seen_f WHERE seen_f.subject_id = {a}.subject_id))
+    COALESCE((SELECT bool_or(COALESCE(seen_f.threat_class_id = ANY({visible})
+                                      AND seen_f.attributes -> {a}.kind ? {a}.value, false))
+                FROM casework_subjectfacet seen_f WHERE seen_f.subject_id = {a}.subject_id), true)
 """
 
 # A subject's reach as the reader may know it: the largest its visible classes' signals reported (``{id}`` the
@@ -181,17 +175,22 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
     filters = ""
     if query.kind:
         params["kind"] = query.kind
-        filters += " AND EXISTS (SELECT 1 FROM casework_subject fs WHERE fs.id = {s} AND fs.kind = %(kind)s)"
+        filters += " AND {s}.kind = %(kind)s"
     if query.attribute:
         params["akind"], params["avalue"] = query.attribute
         if query.q:
             filters += f""" AND EXISTS (SELECT 1 FROM casework_subjectattribute fa
-                                       WHERE fa.subject_id = {{s}} AND fa.kind = %(akind)s AND fa.value = %(avalue)s
+                                       WHERE fa.subject_id = {{s}}.id AND fa.kind = %(akind)s AND fa.value = %(avalue)s
                                          AND {_value_seen("fa", VISIBLE_IDS)})"""
 
-    def admitted(s: str) -> str:  # visible to the reader, and passing the filters
+    def admitted(s: str) -> str:  # the subject row ``s`` is visible to the reader and passes the filters
         visible = f"((SELECT everything FROM vis) OR {_subject_visible(s, VISIBLE_IDS)})"
         return visible + filters.format(s=s)
+
+    def holder_admitted(subject_id: str) -> str:
+        # The holder's row, probed by id for each candidate in the walk's order (a join may be planned
+        # as a merge that reads the subject table from the first id to the last candidate's).
+        return f"(SELECT {admitted('vs')} FROM casework_subject vs WHERE vs.id = {subject_id})"
 
     # (group, the order within the group, subject id): each source capped after the visibility test.
     sources = []
@@ -199,31 +198,32 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
         params["prefix"] = _like_prefix(query.q)
         sources.append(
             f"""(SELECT 1 AS grp, s.external_id COLLATE "C" AS sort_key, s.id AS subject_id FROM casework_subject s
-                 WHERE s.external_id COLLATE "C" LIKE %(prefix)s AND {admitted("s.id")}
+                 WHERE s.external_id COLLATE "C" LIKE %(prefix)s AND {admitted("s")}
                  ORDER BY s.external_id COLLATE "C", s.id LIMIT %(cap)s)"""
         )
         sources.append(
             f"""(SELECT DISTINCT 2, NULL::text, a.subject_id FROM casework_subjectattribute a
-                 WHERE a.value = %(q)s AND {_value_seen("a", VISIBLE_IDS)} AND {admitted("a.subject_id")}
+                 WHERE a.value = %(q)s AND {_value_seen("a", VISIBLE_IDS)} AND {holder_admitted("a.subject_id")}
                  ORDER BY a.subject_id LIMIT %(cap)s)"""
         )
         sources.append(
             f"""(SELECT DISTINCT 3, NULL::text, g.subject_id FROM casework_signal g
                  WHERE g.reporter_id = (SELECT r.id FROM casework_reporter r WHERE r.external_id = %(q)s)
-                   AND g.threat_class_id = ANY({VISIBLE_IDS}) AND {admitted("g.subject_id")}
+                   AND g.threat_class_id = ANY({VISIBLE_IDS}) AND {holder_admitted("g.subject_id")}
                  ORDER BY g.subject_id LIMIT %(cap)s)"""
         )
         if query.q.isdigit() and len(query.q) < 19:
             params["case_id"] = int(query.q)
             sources.append(
-                f"""(SELECT 4, NULL::text, c.subject_id FROM casework_case c
-                     WHERE c.id = %(case_id)s AND {admitted("c.subject_id")})"""
+                f"""(SELECT 4, NULL::text, c.subject_id
+                     FROM casework_case c JOIN casework_subject s ON s.id = c.subject_id
+                     WHERE c.id = %(case_id)s AND {admitted("s")})"""
             )
     elif query.attribute:
         sources.append(
             f"""(SELECT 2, NULL::text, a.subject_id FROM casework_subjectattribute a
                  WHERE a.value = %(avalue)s AND a.kind = %(akind)s AND {_value_seen("a", VISIBLE_IDS)}
-                   AND {admitted("a.subject_id")}
+                   AND {holder_admitted("a.subject_id")}
                  ORDER BY a.subject_id LIMIT %(cap)s)"""
         )
     sql = f"""
@@ -307,7 +307,7 @@ def _linked_sql(hop_sources: str) -> str:
         )
         SELECT s.id, s.kind, s.external_id, l.kinds, l.vals
         FROM linked l JOIN casework_subject s ON s.id = l.subject_id
-        WHERE {_subject_visible("s.id")}
+        WHERE {_subject_visible("s")}
         ORDER BY cardinality(l.kinds) DESC, s.external_id COLLATE "C", s.id
         LIMIT %(limit)s
     """
@@ -377,15 +377,15 @@ def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: da
         raise not_found("No such subject.")
     visible = list(subject.visible_ids)
     visible_set = set(visible)
+    if not subject_visible_with(subject, visible_set):
+        raise not_found("No such subject.")
     cases = list(
         Case.objects.filter(subject=subject).select_related("threat_class").order_by("-created_at", "-id")[:CASES_LIMIT]
     )
     shown = [c for c in cases if c.threat_class_id in visible_set]
-    if not shown and not _nothing_hidden(subject.pk, visible, cases):
-        raise not_found("No such subject.")
     history = SubjectHistory(subject=subject, cases=shown)
     # A content item's owner account is named only when that account exists for the reader.
-    if subject.owner_id is not None and Subject.objects.visible_to(user).filter(pk=subject.owner_id).exists():
+    if subject.owner_id is not None and subject_visible_with(subject.owner, visible_set):
         history.owner = subject.owner
     history.restricted_classes = sorted({c.threat_class.slug for c in shown if c.threat_class.restricted})
     by_case = defaultdict(list)
@@ -426,19 +426,6 @@ def subject_history(*, user, kind: str, external_id: str, hops: int = 1, now: da
     return history
 
 
-def _nothing_hidden(subject_id, visible, cases) -> bool:
-    """True when the subject has no case and no signal of a class hidden from the reader."""
-    visible_set = set(visible)
-    if any(c.threat_class_id not in visible_set for c in cases):
-        return False
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM casework_signal WHERE subject_id = %s AND NOT threat_class_id = ANY(%s))",
-            [subject_id, visible],
-        )
-        return not cur.fetchone()[0]
-
-
 def _history_extras(*, subject, visible: list[int], decision_ids, campaign_ids, now: datetime, days: int = CHART_DAYS):
     """The history's small reads in one statement: ``(appeals, campaigns, content, attributes, reach, per day)``.
 
@@ -465,7 +452,7 @@ def _history_extras(*, subject, visible: list[int], decision_ids, campaign_ids, 
           ARRAY(SELECT id FROM casework_campaign
                 WHERE id = ANY(%(campaigns)s::bigint[]) AND threat_class_id = ANY(%(visible)s::bigint[]) ORDER BY id),
           ARRAY(SELECT ARRAY[q.kind, q.external_id]::text[] FROM casework_subject q
-                WHERE %(account)s AND q.owner_id = %(subject)s AND {_subject_visible("q.id", "%(visible)s::bigint[]")}
+                WHERE %(account)s AND q.owner_id = %(subject)s AND {_subject_visible("q")}
                 ORDER BY q.external_id COLLATE "C", q.id LIMIT %(limit)s),
           ARRAY(SELECT ARRAY[a.kind, a.value]::text[] FROM casework_subjectattribute a
                 WHERE a.subject_id = %(subject)s AND {_value_seen("a", "%(visible)s::bigint[]")}

@@ -1,0 +1,169 @@
+"""A subject's classes, stored on its row: what "may this reader know the subject exists?" reads.
+
+The rule (``SubjectQuerySet.visible_to``): a subject exists for a reader when it has a case of a
+class they may see, or when nothing of it (no case, no signal) belongs to a class they may not see.
+It depends on which classes the subject's cases and signals belong to, never on anything else, so
+each subject keeps them:
+
+* ``case_class_ids``: the classes of its cases (any status), sorted;
+* ``class_ids``: the classes of its cases and of its signals (held ones included), sorted.
+
+With ``V`` the ids of the classes the reader may see, the subject exists for them when
+``case_class_ids && V OR class_ids <@ V``: a test on the row itself, which a search applies to
+each candidate as it walks an index, with no probe of the case and signal tables.
+
+Class ids, not the ``restricted`` flag: a class restricted or released later (an access change)
+changes ``V``, not the stored ids, so nothing goes stale.
+
+Triggers on ``casework_case`` and ``casework_signal`` (installed by migration casework 0017) keep
+the ids in step in the same transaction as every write, whoever makes it: a statement that inserts
+cases or signals adds the classes its subjects did not have yet (a subject that gains nothing is
+not rewritten); one that deletes them, or moves one to another subject or class, recounts those
+subjects from the tables. A bulk load that bypasses triggers (``TRUNCATE`` and a set-based
+reload) calls ``subject_classes_rebuild``.
+"""
+
+from __future__ import annotations
+
+from django.db import connection, transaction
+
+# The recount of the subjects whose ids are in ``{ids}`` (an SQL expression of a bigint[]): locks
+# them first (in id order, like every other writer), then reads the tables with a snapshot taken
+# after the locks, so a concurrent writer's classes are seen once it has committed.
+RECOUNT_SQL = """
+PERFORM 1 FROM casework_subject WHERE id = ANY({ids}) ORDER BY id FOR UPDATE;
+UPDATE casework_subject s
+   SET case_class_ids = x.case_class_ids, class_ids = x.class_ids
+  FROM (SELECT i.id,
+               ARRAY(SELECT DISTINCT c.threat_class_id FROM casework_case c
+                      WHERE c.subject_id = i.id ORDER BY 1) AS case_class_ids,
+               ARRAY(SELECT c.threat_class_id FROM casework_case c WHERE c.subject_id = i.id
+                     UNION
+                     SELECT g.threat_class_id FROM casework_signal g WHERE g.subject_id = i.id
+                     ORDER BY 1) AS class_ids
+          FROM unnest({ids}) AS i(id)) x
+ WHERE s.id = x.id AND (s.case_class_ids, s.class_ids) IS DISTINCT FROM (x.case_class_ids, x.class_ids);
+"""
+
+
+def _added(table: str, *, cases: bool) -> str:
+    """The statement that adds the classes of the rows in transition table ``table`` to their subjects."""
+    merged = "ARRAY(SELECT DISTINCT u FROM unnest(s.{col} || n.ids) AS u ORDER BY u)"
+    sets = [f"class_ids = {merged.format(col='class_ids')}"]
+    missing = "NOT s.class_ids @> n.ids"
+    if cases:
+        sets.insert(0, f"case_class_ids = {merged.format(col='case_class_ids')}")
+        missing = f"({missing} OR NOT s.case_class_ids @> n.ids)"
+    return f"""
+        UPDATE casework_subject s SET {", ".join(sets)}
+          FROM (SELECT subject_id, array_agg(DISTINCT threat_class_id) AS ids FROM {table}
+                 GROUP BY subject_id) n
+         WHERE s.id = n.subject_id AND {missing};"""
+
+
+def _trigger_function(name: str, table: str, *, cases: bool) -> str:
+    recount_gone = RECOUNT_SQL.format(ids="ARRAY(SELECT DISTINCT subject_id FROM gone)")
+    recount_moved = RECOUNT_SQL.format(ids="ARRAY[OLD.subject_id, NEW.subject_id]")
+    return f"""
+CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {_added("added", cases=cases)}
+    ELSIF TG_OP = 'DELETE' THEN
+        {recount_gone}
+    ELSE  -- a row moved to another subject or class (row-level, rare)
+        {recount_moved}
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER {name}_insert AFTER INSERT ON {table}
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION {name}();
+CREATE TRIGGER {name}_delete AFTER DELETE ON {table}
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION {name}();
+CREATE TRIGGER {name}_move AFTER UPDATE OF subject_id, threat_class_id ON {table} FOR EACH ROW
+    WHEN (OLD.subject_id IS DISTINCT FROM NEW.subject_id OR OLD.threat_class_id IS DISTINCT FROM NEW.threat_class_id)
+    EXECUTE FUNCTION {name}();
+"""
+
+
+TRIGGER_SQL = _trigger_function("casework_case_subject_classes", "casework_case", cases=True) + _trigger_function(
+    "casework_signal_subject_classes", "casework_signal", cases=False
+)
+
+TRIGGER_DROP_SQL = """
+DROP TRIGGER IF EXISTS casework_case_subject_classes_insert ON casework_case;
+DROP TRIGGER IF EXISTS casework_case_subject_classes_delete ON casework_case;
+DROP TRIGGER IF EXISTS casework_case_subject_classes_move ON casework_case;
+DROP TRIGGER IF EXISTS casework_signal_subject_classes_insert ON casework_signal;
+DROP TRIGGER IF EXISTS casework_signal_subject_classes_delete ON casework_signal;
+DROP TRIGGER IF EXISTS casework_signal_subject_classes_move ON casework_signal;
+DROP FUNCTION IF EXISTS casework_case_subject_classes();
+DROP FUNCTION IF EXISTS casework_signal_subject_classes();
+"""
+
+# The stored ids are the triggers' alone: an ordinary write of a subject row (an ORM ``save()`` of an
+# instance read before a case was opened, say) leaves them as they are, and a new row starts empty.
+# Only the triggers above (a nested statement) and ``subject_classes_rebuild`` (which sets
+# ``docket.subject_classes``) change them.
+GUARD_SQL = """
+CREATE OR REPLACE FUNCTION casework_subject_classes_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_trigger_depth() < 2 AND coalesce(current_setting('docket.subject_classes', true), '') <> 'recount' THEN
+        IF TG_OP = 'INSERT' THEN
+            NEW.case_class_ids := '{}';
+            NEW.class_ids := '{}';
+        ELSE
+            NEW.case_class_ids := OLD.case_class_ids;
+            NEW.class_ids := OLD.class_ids;
+        END IF;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER casework_subject_classes_guard_insert BEFORE INSERT ON casework_subject FOR EACH ROW
+    WHEN (NEW.case_class_ids <> '{}' OR NEW.class_ids <> '{}')
+    EXECUTE FUNCTION casework_subject_classes_guard();
+CREATE TRIGGER casework_subject_classes_guard_update BEFORE UPDATE ON casework_subject FOR EACH ROW
+    WHEN (NEW.case_class_ids IS DISTINCT FROM OLD.case_class_ids OR NEW.class_ids IS DISTINCT FROM OLD.class_ids)
+    EXECUTE FUNCTION casework_subject_classes_guard();
+"""
+
+GUARD_DROP_SQL = """
+DROP TRIGGER IF EXISTS casework_subject_classes_guard_insert ON casework_subject;
+DROP TRIGGER IF EXISTS casework_subject_classes_guard_update ON casework_subject;
+DROP FUNCTION IF EXISTS casework_subject_classes_guard();
+"""
+
+# Every subject, recounted set-based (the migration's first fill; after a bulk load that bypassed the triggers).
+REBUILD_SQL = """
+UPDATE casework_subject s
+   SET case_class_ids = COALESCE(x.case_class_ids, '{}'), class_ids = COALESCE(x.class_ids, '{}')
+  FROM casework_subject s0
+  LEFT JOIN (
+      SELECT subject_id,
+             array_agg(DISTINCT threat_class_id ORDER BY threat_class_id) FILTER (WHERE from_case) AS case_class_ids,
+             array_agg(DISTINCT threat_class_id ORDER BY threat_class_id) AS class_ids
+        FROM (SELECT subject_id, threat_class_id, true AS from_case FROM casework_case
+              UNION ALL
+              SELECT subject_id, threat_class_id, false FROM casework_signal) t
+       GROUP BY subject_id
+  ) x ON x.subject_id = s0.id
+ WHERE s.id = s0.id
+   AND (s.case_class_ids, s.class_ids) IS DISTINCT FROM (COALESCE(x.case_class_ids, '{}'), COALESCE(x.class_ids, '{}'))
+"""
+
+
+def subject_visible_with(subject, visible) -> bool:
+    """The rule on one subject row already read: a case of a class in ``visible`` (class ids), or
+    nothing of a class outside it."""
+    visible = set(visible)
+    return not visible.isdisjoint(subject.case_class_ids) or visible.issuperset(subject.class_ids)
+
+
+def subject_classes_rebuild() -> int:
+    """Recount every subject's classes from its cases and signals; returns how many rows changed."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL docket.subject_classes = 'recount'")
+        cur.execute(REBUILD_SQL)
+        changed = cur.rowcount
+        cur.execute("SET LOCAL docket.subject_classes = ''")
+        return changed
