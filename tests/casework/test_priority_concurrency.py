@@ -11,6 +11,7 @@ from django.utils import timezone
 from casework.intake import signals_ingest
 from casework.models import Case
 from casework.priority import cases_reprioritise_due
+from casework.services import lock_case
 from docket import queueing
 from reviews.services import queue_claim
 from tests.factories import CaseFactory, SubjectFactory
@@ -98,8 +99,6 @@ def test_the_priority_refresh_runs_without_jit():
 
 def test_a_batch_skips_a_due_case_another_transaction_holds_and_leaves_it_due():
     """The batch locks its rows only to write them, skipping held ones: it never waits, the held case stays due."""
-    from casework.services import lock_case
-
     now = timezone.now()
     held = CaseFactory(kind="spam", priority=1.0, rank_due_at=now - timedelta(minutes=1))
     others = [CaseFactory(kind="spam", priority=1.0, rank_due_at=now) for _ in range(3)]
