@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from casework.selectors import case_signals_shown
 from docket import roles
 from docket.audit import access_log_appeal_read
 from docket.errors import DocketError
@@ -23,7 +24,6 @@ from .api.filters import AppealFilter
 from .forms import ResolveForm
 from .models import Appeal
 
-SIGNALS_SHOWN = 50
 EVENTS_SHOWN = 40
 ACTION_LABELS = dict(Action.choices)
 # Keys of the outcome radios (the moderator UI's data-action-key convention) and where focus goes next.
@@ -109,7 +109,7 @@ def appeal_detail(request, appeal_id):
     reviewer = _reviewer(request)
     decision = appeal.decision
     case = decision.case
-    signals = list(case.signals.select_related("source", "reporter").order_by("-occurred_at", "-id")[:SIGNALS_SHOWN])
+    signals, signals_more = case_signals_shown(case)
     events = list(case.events.order_by("-at", "-id")[:EVENTS_SHOWN])
     for event in events:
         event.summary = event.kind.replace("_", " ")
@@ -133,7 +133,7 @@ def appeal_detail(request, appeal_id):
             "sor": _sor_rows(decision.statement),
             "decision_rule_title": _rule_title(decision.policy_version, decision.rule),
             "signals": signals,
-            "signals_more": max(case.signal_count - len(signals), 0),
+            "signals_more": signals_more,
             "events": events,
             "decisions": decisions,
             "version": version,

@@ -189,6 +189,16 @@ def recommended_action(case, *, user, now=None) -> str | None:
     return recommended_actions([case], user=user, now=now).get(case.id)
 
 
+SIGNALS_SHOWN = 50
+
+
+def case_signals_shown(case, *, limit: int = SIGNALS_SHOWN) -> tuple[list, int]:
+    """The case's latest ``limit`` signals with their source and reporter, newest first, and how many older
+    ones are not shown (the case page and the appeal page show the same evidence)."""
+    signals = list(case.signals.select_related("source", "reporter").order_by("-occurred_at", "-id")[:limit])
+    return signals, max(case.signal_count - len(signals), 0)
+
+
 def case_events(*, case, user=None):
     """The case's timeline, oldest first; with ``user``, without the events of decisions hidden from them
     by a blind second review (``blind_decisions``)."""

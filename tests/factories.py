@@ -107,3 +107,19 @@ class SignalFactory(factory.django.DjangoModelFactory):
     occurred_at = factory.LazyFunction(timezone.now)
     received_at = factory.LazyAttribute(lambda o: o.occurred_at)
     disposition = "below_threshold"
+
+
+def classified_and_reported(case, classifier):
+    """Two queued signals on ``case``: one from ``classifier``, one user report by a new reporter (what a
+    statement of reasons and the decision path read of a case's sources)."""
+    reports = SignalSource.objects.get(slug="user-reports")
+    for source, reporter in ((classifier, None), (reports, ReporterFactory())):
+        SignalFactory(
+            case=case,
+            subject=case.subject,
+            threat_class=case.threat_class,
+            source=source,
+            reporter=reporter,
+            disposition="queued",
+        )
+    return case

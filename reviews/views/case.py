@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from casework.models import Campaign, Case
 from casework.priority import FACTORS, priority_explain, priority_shown
-from casework.selectors import recommended_action, subject_facts
+from casework.selectors import case_signals_shown, recommended_action, subject_facts
 from casework.services import ESCALATION_QUEUES, case_note_add
 from docket import roles
 from docket.audit import access_log_case_read
@@ -56,7 +56,6 @@ EVENT_WORDS = {
     "personal_data_purged": "personal data purged",
 }
 
-SIGNALS_SHOWN = 50
 EVENTS_SHOWN = 200
 LINKED_SHOWN = 20
 
@@ -91,7 +90,7 @@ def _case_page(request, case_id, *, forms=None, status=200):
         if latest_mine is not None and latest_mine.state == "expired":
             lost = latest_mine
 
-    signals = list(case.signals.select_related("source", "reporter").order_by("-occurred_at", "-id")[:SIGNALS_SHOWN])
+    signals, signals_more = case_signals_shown(case)
     # Each reporter's record over the classes the user may see (a restricted decision tells nothing).
     records = reporter_records(user=user, reporter_ids=[s.reporter_id for s in signals])
     for signal in signals:
@@ -144,7 +143,7 @@ def _case_page(request, case_id, *, forms=None, status=200):
             "mine": mine,
             "lost": lost,
             "signals": signals,
-            "signals_more": max(case.signal_count - len(signals), 0),
+            "signals_more": signals_more,
             "events": events,
             "linked": linked,
             "campaign": campaign,

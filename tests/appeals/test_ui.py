@@ -91,6 +91,21 @@ def test_the_appeal_page_shows_case_evidence_decision_reasons_and_statement(deci
     assert '<option value="label"' in html
 
 
+def test_the_appeal_page_shows_the_evidence_as_the_case_page_does(decider, appeals_staff, senior):
+    """One signals list for both pages: sources by name and kind in words, not their slugs."""
+    decision = decide_for_real(decider, reporters=1)
+    appeal = appeal_on(decision, holder=appeals_staff.reviewer, statement="Mine.")
+    [signal] = decision.case.signals.all()
+    appeal_page = browser(appeals_staff).get(f"/appeals/{appeal.pk}/").content.decode()
+    case_page = browser(senior).get(f"/cases/{decision.case_id}/").content.decode()
+    for html in (appeal_page, case_page):
+        assert '<strong>User reports</strong> <span class="badge">User Report</span>' in html
+        assert f'Reporter <span class="mono">{signal.reporter.external_id}</span>' in html
+    assert ">user-reports<" not in appeal_page and ">user_report<" not in appeal_page
+    assert 'data-reveal-page="appeal"' in appeal_page and 'data-reveal-page="case"' in case_page
+    assert '<h2 id="signals-h">Evidence</h2>' in appeal_page and '<h2 id="signals-h">Signals</h2>' in case_page
+
+
 def test_a_restricted_appeal_is_404_without_clearance(make_user, appeals_staff):
     senior = make_user("cib-senior", "senior,moderator", clearances=["cib"])
     appeal = appeal_on(decided(kind="cib", reviewer=senior.reviewer), holder=appeals_staff.reviewer)

@@ -11,10 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from casework.models import Campaign, Case, SignalSource
+from casework.models import Campaign, Case
 from reviews.models import Decision, Enforcement, Notice, StatementSubmission
 from reviews.services import campaign_decide, decisions_automated, decisions_bulk
-from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SourceFactory, threat_class
+from tests.factories import CaseFactory, SourceFactory, classified_and_reported, threat_class
 
 pytestmark = pytest.mark.django_db
 
@@ -29,21 +29,12 @@ def every_decision_sampled(settings):
 
 def reported_cases(n, *, campaign=None):
     classifier = SourceFactory(slug="qc-classifier")
-    reports = SignalSource.objects.get(slug="user-reports")
-    cases = []
-    for _ in range(n):
-        case = CaseFactory(kind="spam", campaign=campaign, signal_count=2, reporter_count=1)
-        for source, reporter in ((classifier, None), (reports, ReporterFactory())):
-            SignalFactory(
-                case=case,
-                subject=case.subject,
-                threat_class=case.threat_class,
-                source=source,
-                reporter=reporter,
-                disposition="queued",
-            )
-        cases.append(case)
-    return cases
+    return [
+        classified_and_reported(
+            CaseFactory(kind="spam", campaign=campaign, signal_count=2, reporter_count=1), classifier
+        )
+        for _ in range(n)
+    ]
 
 
 def published(decisions):

@@ -24,7 +24,14 @@ from reviews.services import (
 )
 from reviews.sor import installation_prefix, sor_validate, statement_of_reasons, statement_terms
 from reviews.webhooks import enforcement_payload
-from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version
+from tests.factories import (
+    CaseFactory,
+    ReporterFactory,
+    SignalFactory,
+    SubjectFactory,
+    active_version,
+    classified_and_reported,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -351,23 +358,13 @@ def test_the_case_page_takes_a_public_explanation_apart_from_the_rationale(clien
 def equivalent_cases(n, *, at, campaign=None):
     """Cases alike in everything a statement reads: class, subject kind and attributes, sources, first signal."""
     classifier, _ = SignalSource.objects.get_or_create(slug="eq-classifier", kind="classifier", name="Spam model")
-    reports = SignalSource.objects.get(slug="user-reports")
     cases = []
     for _ in range(n):
         subject = SubjectFactory(attributes={"language": "de-AT", "content_type": ["image", "text"]})
         case = CaseFactory(
             kind="spam", subject=subject, campaign=campaign, first_signal_at=at, signal_count=2, reporter_count=1
         )
-        for source, reporter in ((classifier, None), (reports, ReporterFactory())):
-            SignalFactory(
-                case=case,
-                subject=subject,
-                threat_class=case.threat_class,
-                source=source,
-                reporter=reporter,
-                disposition="queued",
-            )
-        cases.append(case)
+        cases.append(classified_and_reported(case, classifier))
     return cases
 
 
