@@ -74,9 +74,11 @@ def signals_released(*, signals, source) -> Event:
     return Event(Kind.SIGNALS_RELEASED, {"signals": signals, "source": source})
 
 
-def campaign_joined(*, campaign, previous=None, merged_from=None) -> Event:
+def campaign_joined(*, campaign, previous=None, merged_from=None, dismissed_from=None) -> Event:
     if merged_from is not None:
         return Event(Kind.CAMPAIGN_JOINED, {"campaign": campaign, "merged_from": merged_from})
+    if dismissed_from is not None:  # the part of a campaign a senior dismissed, apart from what is hidden from them
+        return Event(Kind.CAMPAIGN_JOINED, {"campaign": campaign, "dismissed_from": dismissed_from})
     return Event(Kind.CAMPAIGN_JOINED, {"campaign": campaign, "previous": previous})
 
 

@@ -69,7 +69,10 @@ def campaign_context(user, campaign):
         "cases": [c for c in members if c.status in Case.ACTIVE_STATUSES],
         "decided_cases": [c for c in members if c.status not in Case.ACTIVE_STATUSES],
         "now": timezone.now(),
-        "can_dismiss": campaign.status == Campaign.Status.OPEN and roles.has(user, roles.SENIOR),
+        # Once the members a senior may see are dismissed, what is left is for one cleared for it.
+        "can_dismiss": campaign.status == Campaign.Status.OPEN
+        and roles.has(user, roles.SENIOR)
+        and bool(members or campaign.visible_size),
         "bulk_allowed": roles.has(user, roles.SENIOR),
         "bulk_url": reverse("reviews:campaign-bulk", kwargs={"campaign_id": campaign.pk}),
         "rule_groups": [group] if group else [],
@@ -225,11 +228,20 @@ def campaign_dismiss_view(request, campaign_id):
         messages.error(request, "Tick the confirmation to dismiss the campaign; nothing was changed.")
         return redirect("reviews:campaign", campaign_id=campaign.pk)
     try:
-        campaign_dismiss(campaign_id=campaign.pk, actor=request.user)
+        dismissed = campaign_dismiss(campaign_id=campaign.pk, actor=request.user)
     except DocketError as e:
         if e.status == 404:
             raise Http404(e.detail) from None
         messages.error(request, f"The campaign was not dismissed. {e.detail}")
     else:
-        messages.success(request, f"Campaign {campaign.pk} dismissed as coincidental; its cases stay in their queues.")
+        if dismissed.pk == campaign.pk:
+            messages.success(
+                request, f"Campaign {campaign.pk} dismissed as coincidental; its cases stay in their queues."
+            )
+        else:  # members hidden from this senior keep the campaign open
+            messages.success(
+                request,
+                f"The members of campaign {campaign.pk} you may see were dismissed as coincidental (now campaign"
+                f" {dismissed.pk}); their cases stay in their queues.",
+            )
     return redirect("reviews:campaign", campaign_id=campaign.pk)

@@ -32,7 +32,7 @@ from appeals.services import appeal_file
 from casework.campaigns import campaigns_detect
 from casework.hygiene import source_quarantine, sources_check_health, sources_overview
 from casework.intake import signals_ingest
-from casework.models import Campaign, Case, Reporter, Subject
+from casework.models import Campaign, Case, CaseEvent, Reporter, Subject
 from casework.priority import cases_reprioritise_all, cases_reprioritise_due
 from policies.models import ThreatClass
 from reviews.accounts import user_upsert
@@ -545,6 +545,84 @@ def test_an_uncleared_senior_decides_only_the_members_they_see_and_leaves_the_ca
     campaign.refresh_from_db()
     assert campaign.status == "decided"
     assert not members.active().exists()
+
+
+def _dismiss_campaign(via, user, campaign):
+    """A senior's dismissal through the API or the campaign page; the answer's status and message."""
+    if via == "api":
+        response = api_client(user).post(f"/api/v1/campaigns/{campaign.pk}/dismiss/")
+        return response.status_code, response.json()
+    browser = ui_client(user)
+    response = browser.post(f"/campaigns/{campaign.pk}/dismiss/", {"confirm": "yes"})
+    page = browser.get(response["Location"]).content.decode() if response.status_code == 302 else ""
+    return response.status_code, page
+
+
+def _membership(campaign):
+    """(status, size, member subjects, member cases with their status) as stored."""
+    campaign.refresh_from_db()
+    return (
+        campaign.status,
+        campaign.size,
+        sorted(campaign.subjects.values_list("external_id", flat=True)),
+        sorted(campaign.cases.values_list("pk", "status")),
+    )
+
+
+@pytest.mark.parametrize("uncleared_via, cleared_via", [("api", "ui"), ("ui", "api")])
+def test_an_uncleared_senior_dismisses_only_the_members_they_see_and_leaves_the_campaign_to_the_cleared(
+    mixed, frozen, uncleared_via, cleared_via
+):
+    world = mixed
+    _mixed_restricted_activity(world, frozen)
+    _hidden_members_join(world, frozen)
+    campaign = world.mix_campaign
+    spam = sorted(Case.objects.filter(campaign=campaign, threat_class__slug="spam").values_list("pk", "status"))
+    csam = sorted(Case.objects.filter(campaign=campaign, threat_class__slug="csam").values_list("pk", "status"))
+    assert (len(spam), len(csam)) == (5, 5)  # the content's and the hidden accounts' (all open)
+    campaigns_before = Campaign.objects.count()
+
+    status, answer = _dismiss_campaign(uncleared_via, world.cast["uncleared_senior"], campaign)
+    assert status == (200 if uncleared_via == "api" else 302)
+    # The members the uncleared senior may see left as a dismissed campaign of their own, their cases as they were;
+    # the campaign stays open with the hidden accounts and the csam cases.
+    part = Campaign.objects.exclude(pk=campaign.pk).get(subjects__external_id="u-mix-0")
+    assert Campaign.objects.count() == campaigns_before + 1
+    assert _membership(part) == ("dismissed", 5, [f"u-mix-{n}" for n in range(5)], spam)
+    assert (part.threat_class_id, part.link_class_id) == (campaign.threat_class_id, campaign.link_class_id)
+    assert part.links == [{"kind": "device", "value": "d-mix"}, {"kind": "ip", "value": MIX_IP}]
+    hidden_left = ("open", 2, ["u-mix-csam-0", "u-mix-csam-1"], csam)
+    assert _membership(campaign) == hidden_left
+    events = CaseEvent.objects.filter(case_id__in=[pk for pk, _ in spam], kind="campaign_joined").order_by("id")
+    assert [e.detail for e in events][-5:] == [{"campaign": part.pk, "dismissed_from": campaign.pk}] * 5
+    if uncleared_via == "api":
+        assert (answer["status"], answer["size"], answer["cases"]) == ("open", 0, [])
+    else:
+        assert f"(now campaign {part.pk})" in answer and "Not a campaign?" not in answer
+    # Nothing the uncleared senior may see is left to dismiss; detection leaves both parts as they are.
+    assert _dismiss_campaign("api", world.cast["uncleared_senior"], campaign)[0] == 409
+    campaigns_detect(now=frozen)
+    assert _membership(campaign) == hidden_left
+    assert _membership(part)[:3] == ("dismissed", 5, [f"u-mix-{n}" for n in range(5)])
+
+    status, _ = _dismiss_campaign(cleared_via, world.cast["senior"], campaign)
+    assert status == (200 if cleared_via == "api" else 302)
+    assert _membership(campaign) == ("dismissed", *hidden_left[1:])
+    assert Case.objects.filter(pk__in=[pk for pk, _ in csam], status="open").count() == 5  # cases stay as they are
+
+
+@pytest.mark.parametrize("via", ["api", "ui"])
+def test_a_senior_cleared_for_every_member_dismisses_the_whole_campaign(mixed, frozen, via):
+    world = mixed
+    _mixed_restricted_activity(world, frozen)
+    _hidden_members_join(world, frozen)
+    campaign = world.mix_campaign
+    before = _membership(campaign)
+    campaigns_before = Campaign.objects.count()
+    status, _ = _dismiss_campaign(via, world.cast["senior"], campaign)
+    assert status == (200 if via == "api" else 302)
+    assert _membership(campaign) == ("dismissed", *before[1:])
+    assert Campaign.objects.count() == campaigns_before
 
 
 def test_a_contents_owner_is_named_only_to_a_reader_who_may_see_the_account(uncleared):
