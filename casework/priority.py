@@ -47,7 +47,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from docket.batches import jit_off
+from docket.batches import jit_off, sweep_settings
 
 from .models import Case, Reporter
 
@@ -371,10 +371,17 @@ def _params(now):
     }
 
 
-def _refresh(extra, params) -> list[int]:
-    """One short transaction: lock the target cases (skipping held rows), refresh and rank them."""
+def _refresh(extra, params, *, sweep=False) -> list[int]:
+    """One short transaction: refresh and rank the target cases, locking (skipping held rows) only to write.
+
+    ``sweep``: a periodic batch, committed asynchronously (``sweep_settings``); otherwise only JIT is off.
+    """
     with transaction.atomic(), connection.cursor() as cursor:
-        jit_off()  # the statement's estimated cost invites a JIT compile that costs more than the statement
+        # The statement's estimated cost invites a JIT compile that costs more than the statement.
+        if sweep:
+            sweep_settings()
+        else:
+            jit_off()
         cursor.execute(_REFRESH_SQL.format(extra=extra), params)
         return [row[0] for row in cursor.fetchall()]
 
@@ -452,6 +459,7 @@ def cases_reprioritise_due(*, now=None, batch: int = BATCH, budget_seconds: floa
         done = _refresh(
             "AND c.rank_due_at <= %(now)s ORDER BY c.rank_due_at LIMIT %(batch)s",
             {**_params(at), "batch": batch},
+            sweep=True,
         )
         total += len(done)
         if len(done) < batch or time.monotonic() - started > budget_seconds:
@@ -470,6 +478,7 @@ def cases_reprioritise_all(*, now=None, batch: int = BATCH) -> int:
         done = _refresh(
             "AND c.id > %(after)s ORDER BY c.id LIMIT %(batch)s",
             {**_params(now or timezone.now()), "after": after, "batch": batch},
+            sweep=True,
         )
         total += len(done)
         if len(done) < batch:

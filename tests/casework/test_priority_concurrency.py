@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from casework.intake import signals_ingest
 from casework.models import Case
-from casework.priority import cases_reprioritise_due
+from casework.priority import case_reprioritise, cases_reprioritise_due
 from casework.services import lock_case
 from docket import queueing
 from reviews.services import queue_claim
@@ -85,16 +85,26 @@ def test_claim_and_intake_complete_at_once_while_a_priority_batch_is_in_flight(m
     assert not Case.objects.filter(pk__in=[c.pk for c in due], rank_due_at__lte=now).exists()
 
 
-def test_the_priority_refresh_runs_without_jit():
-    """The refresh's cost estimate passes jit_above_cost at any size; compiling it cost more than running it."""
+def test_the_priority_refresh_runs_without_jit_and_only_the_sweep_commits_asynchronously():
+    """The refresh's cost estimate passes jit_above_cost at any size; compiling it cost more than running it.
+
+    The periodic sweep commits asynchronously (it is redone if lost); a refresh inside intake's transaction
+    leaves intake's commit synchronous.
+    """
     case = CaseFactory(kind="spam", priority=1.0, rank_due_at=timezone.now())
+    settings = "SELECT current_setting('jit'), current_setting('synchronous_commit')"
     with transaction.atomic():
         assert cases_reprioritise_due() == 1
         with connection.cursor() as cur:
-            cur.execute("SHOW jit")
-            assert cur.fetchone()[0] == "off"
+            cur.execute(settings)
+            assert cur.fetchone() == ("off", "off")
     case.refresh_from_db()
     assert case.priority_breakdown["merit"] > 0
+    with transaction.atomic():
+        assert case_reprioritise(case_ids=[case.pk]) == 1
+        with connection.cursor() as cur:
+            cur.execute(settings)
+            assert cur.fetchone() == ("off", "on")
 
 
 def test_a_batch_skips_a_due_case_another_transaction_holds_and_leaves_it_due():
