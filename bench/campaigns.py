@@ -33,9 +33,8 @@ from django.db import connection
 from django.utils import timezone
 
 from casework.campaigns import _GROUPS_SQL, _groups, campaigns_detect, components, groups_params
-from casework.models import Campaign, Case
+from casework.models import Campaign, Case, Queue
 from policies.models import ThreatClass
-from reviews.models import Queue
 
 DB_NAME = "docket_bench_campaigns"
 

@@ -41,9 +41,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection, connections
 from django.utils import timezone
 
+from casework.models import Queue
 from docket.accounts import token_for
 from policies.models import PolicyVersion
-from reviews.models import Queue
 from reviews.services import claims, decision_make, queue_claim
 
 QUEUE = "spam"

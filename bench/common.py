@@ -135,7 +135,7 @@ SELECT s.slot1 - 1 AS slot, tc.id AS class_id, tc.slug, q.queue_id, tc.severity,
        tc.restricted OR tc.legal_escalation AS restricted
   FROM unnest(%(slots)s::text[]) WITH ORDINALITY AS s(slug, slot1)
   JOIN policies_threatclass tc ON tc.slug = s.slug
-  JOIN LATERAL (SELECT min(queue_id) AS queue_id FROM reviews_queue_threat_classes qt
+  JOIN LATERAL (SELECT min(queue_id) AS queue_id FROM casework_queue_threat_classes qt
                  WHERE qt.threatclass_id = tc.id) q ON true;
 
 INSERT INTO casework_reporter (id, external_id, first_seen_at, reports_decided, reports_upheld)

@@ -274,7 +274,7 @@ def main(argv=None):
             t.join(30)
         with connection.cursor() as cur:
             cur.execute(
-                "SELECT count(*) FROM casework_case c JOIN reviews_queue q ON q.id = c.queue_id"
+                "SELECT count(*) FROM casework_case c JOIN casework_queue q ON q.id = c.queue_id"
                 " WHERE q.slug = %s AND c.status = 'open'",
                 [QUEUE],
             )

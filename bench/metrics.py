@@ -54,8 +54,8 @@ CREATE TEMP TABLE bench_class AS
 SELECT row_number() OVER (ORDER BY tc.slug) - 1 AS k, tc.id, q.id AS queue_id, tc.sla_seconds, tc.severity,
        tc.harm_weight, NULLIF(tc.auto_action, '') AS auto_action, pv.id AS version_id
 FROM policies_threatclass tc
-JOIN reviews_queue_threat_classes qt ON qt.threatclass_id = tc.id
-JOIN reviews_queue q ON q.id = qt.queue_id
+JOIN casework_queue_threat_classes qt ON qt.threatclass_id = tc.id
+JOIN casework_queue q ON q.id = qt.queue_id
 JOIN policies_policy p ON p.threat_class_id = tc.id
 JOIN policies_policyversion pv ON pv.policy_id = p.id AND pv.status = 'active';
 

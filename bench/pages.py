@@ -76,7 +76,7 @@ def _hold_cases(reviewer_ids):
             """
             WITH picked AS (
                 SELECT id, row_number() OVER (ORDER BY id) AS n FROM casework_case
-                 WHERE status = 'open' AND queue_id = (SELECT id FROM reviews_queue WHERE slug = 'spam')
+                 WHERE status = 'open' AND queue_id = (SELECT id FROM casework_queue WHERE slug = 'spam')
                  ORDER BY id LIMIT %(n)s
             ), held AS (
                 INSERT INTO reviews_assignment (case_id, reviewer_id, state, graphic, claimed_at, lease_expires_at)

@@ -33,11 +33,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from casework.models import Queue
 from casework.priority import BATCH, cases_reprioritise_due
 from oversight.metrics import _queues
 from policies.models import ThreatClass
 from reviews.accounts import user_upsert
-from reviews.models import Queue
 from reviews.selectors import _TALLY_SQL, _queue_tally_total
 
 PATHS = [

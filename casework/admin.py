@@ -10,6 +10,7 @@ from .models import (
     Campaign,
     Case,
     CaseEvent,
+    Queue,
     Reporter,
     Signal,
     SignalSource,
@@ -35,6 +36,12 @@ class SignalSourceAdmin(RestrictedAdminMixin, admin.ModelAdmin):
     ]
     # Rates and score distributions count every class's signals (the /sources/ pages show each user theirs).
     all_classes_fields = ("baseline_rate", "current_rate", "score_summary")
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "required_clearance", "sla_seconds", "position"]
+    filter_horizontal = ["threat_classes"]
 
 
 def _legal_hold_action(service, verb):

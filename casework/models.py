@@ -1,4 +1,4 @@
-"""Subjects, sources, signals, cases, campaigns and the case timeline."""
+"""Subjects, sources, signals, queues, cases, campaigns and the case timeline."""
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
@@ -410,6 +410,34 @@ class Campaign(models.Model):
         return f"campaign {self.pk}"
 
 
+class QueueQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Queues the user may know exist: no clearance required, or one the user holds."""
+        return self.filter(Q(required_clearance="") | Q(required_clearance__in=sorted(clearances_of(user))))
+
+
+class Queue(models.Model):
+    """Where cases wait for a human: intake routes a new case into the first queue taking its class
+    (``casework.intake.fold.queue_routes``); reviewers work the queues their profile names."""
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    threat_classes = models.ManyToManyField("policies.ThreatClass", related_name="queues", blank=True)
+    required_clearance = models.CharField(
+        max_length=40, blank=True, help_text="A clearance (threat class slug) needed to work this queue."
+    )
+    sla_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Blank: the class's SLA.")
+    position = models.PositiveSmallIntegerField(default=100)
+
+    objects = QueueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "slug"]
+
+    def __str__(self):
+        return self.slug
+
+
 class Case(models.Model):
     """The unit of review: one open case per (subject, threat class)."""
 
@@ -425,7 +453,7 @@ class Case(models.Model):
 
     subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="cases")
     threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="cases")
-    queue = models.ForeignKey("reviews.Queue", on_delete=models.PROTECT, related_name="cases")
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="cases")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     severity = models.PositiveSmallIntegerField()
     harm_weight = models.FloatField()

@@ -44,7 +44,6 @@ _ADMIN_PERMISSIONS = {
             "messagetemplate": "avcd",
         },
         "reviews": {
-            "queue": "avcd",
             "reviewer": "avcd",
             "accesschange": "av",
             "decision": "v",
@@ -56,6 +55,7 @@ _ADMIN_PERMISSIONS = {
             "notice": "v",
         },
         "casework": {
+            "queue": "avcd",
             "signalsource": "avc",
             "case": "v",
             "signal": "v",

@@ -4,13 +4,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from casework.models import Queue
 from docket import roles
 from docket.errors import DocketError
 from docket.identity.services import account_grants_changed, grants_of
 from docket.visibility import access_change_allowed
 from policies.models import ThreatClass
 
-from .models import Queue, Reviewer
+from .models import Reviewer
 
 
 @transaction.atomic

@@ -19,7 +19,6 @@ from .models import (
     Enforcement,
     Notice,
     QualityReview,
-    Queue,
     Reviewer,
     StatementSubmission,
     Strike,
@@ -31,12 +30,6 @@ from .services.access import (
     access_change_reject,
 )
 from .statements import statement_submission_retry
-
-
-@admin.register(Queue)
-class QueueAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "required_clearance", "sla_seconds", "position"]
-    filter_horizontal = ["threat_classes"]
 
 
 @admin.register(Reviewer)

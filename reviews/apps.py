@@ -9,7 +9,7 @@ class ReviewsConfig(AppConfig):
         # Imported here, the one place Django allows it: these modules read models.
         from casework import retention
         from casework import selectors as casework_selectors
-        from casework.intake import automated_decisions, fold
+        from casework.intake import automated_decisions
         from docket.identity import services as identity_services
 
         from . import identity, selectors
@@ -24,8 +24,6 @@ class ReviewsConfig(AppConfig):
         # A case's display (casework) shows its assignment and decisions; its recommended action reads strikes.
         casework_selectors.case_display_prefetches.register(selectors.case_display_prefetches)
         casework_selectors.strike_actions.register(selectors.strike_actions)
-        # Intake (casework) routes a new case to the queue reviews says takes its class.
-        fold.queue_routes.register(selectors.queue_routes)
         # Retention and export (casework) cover what reviews keeps of a case: decisions and enforcements.
         retention.personal_data_purgers.register(reviews_retention.decisions_purge_personal_data)
         retention.export_contributions.register(reviews_retention.case_export_items)

@@ -1,4 +1,4 @@
-"""Queues, reviewers, assignments, decisions, enforcement, strikes and QA."""
+"""Reviewers, assignments, decisions, enforcement, strikes and QA."""
 
 import uuid
 
@@ -7,33 +7,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
-from docket.visibility import clearances_of
+from casework.models import Queue
 from policies.models import Action, ThreatClass, class_visible_queryset
-
-
-class QueueQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        """Queues the user may know exist: no clearance required, or one the user holds."""
-        return self.filter(Q(required_clearance="") | Q(required_clearance__in=sorted(clearances_of(user))))
-
-
-class Queue(models.Model):
-    slug = models.SlugField(max_length=40, unique=True)
-    name = models.CharField(max_length=100)
-    threat_classes = models.ManyToManyField("policies.ThreatClass", related_name="queues", blank=True)
-    required_clearance = models.CharField(
-        max_length=40, blank=True, help_text="A clearance (threat class slug) needed to work this queue."
-    )
-    sla_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Blank: the class's SLA.")
-    position = models.PositiveSmallIntegerField(default=100)
-
-    objects = QueueQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["position", "slug"]
-
-    def __str__(self):
-        return self.slug
 
 
 class Reviewer(models.Model):

@@ -8,16 +8,15 @@ from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Subquery, 
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from casework.models import Case, CaseEvent, QueueTally, Reporter, Signal
+from casework.models import Case, CaseEvent, Queue, QueueTally, Reporter, Signal
 from casework.priority import BY_RANK, BY_RANK_ALL
 from casework.services import ESCALATION_QUEUES
 from docket import roles
 from docket.api import count_bounded
-from docket.errors import DocketError
 from docket.visibility import clearances_of, restrict
 from policies.models import VIOLATIONS, RelabelItem, ThreatClass, visible_classes_q
 
-from .models import Assignment, Decision, QualityReview, Queue, Strike
+from .models import Assignment, Decision, QualityReview, Strike
 
 # Arrival and decision rates are measured over this many recent hours.
 FORECAST_WINDOW_HOURS = 6
@@ -552,22 +551,3 @@ def strike_actions(accounts, *, now, user) -> dict[int, str]:
         .values_list("account_id", "decision__action")
     )
     return dict(rows)
-
-
-def queue_routes(class_ids) -> dict[int, int]:
-    """Per threat class id, the queue a new case of it enters: the first queue taking it (by position,
-    then slug); a class no queue takes still reaches humans, in the escalations queue. One query, two
-    when a class needs the fallback; ``DocketError`` ``unroutable`` when there is no escalations queue."""
-    routes: dict[int, int] = {}
-    through = Queue.threat_classes.through
-    rows = through.objects.filter(threatclass_id__in=class_ids).order_by("queue__position", "queue__slug")
-    for class_id, queue_id in rows.values_list("threatclass_id", "queue_id"):
-        routes.setdefault(class_id, queue_id)
-    missing = set(class_ids) - routes.keys()
-    if missing:
-        fallback = Queue.objects.filter(slug="escalations").values_list("id", flat=True).first()
-        if fallback is None:
-            raise DocketError("unroutable", "No queue takes this threat class and there is no escalations queue.")
-        for class_id in missing:
-            routes[class_id] = fallback
-    return routes

@@ -12,12 +12,10 @@ from datetime import timedelta
 from django.utils import timezone
 
 from casework import events
-from casework.models import Case
+from casework.models import Case, Queue
 from casework.services import ESCALATION_QUEUES, case_events_add_bulk, transition_allowed
 from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
-
-from .models import Queue
 
 
 def cases_escalate_sla_breaches(*, now=None, batch: int = BATCH_SIZE) -> int:

@@ -13,16 +13,31 @@ from datetime import datetime
 
 from django.db import OperationalError
 
-from docket.hooks import Hook
+from docket.errors import DocketError
 from policies.models import Threshold
 
-from ..models import Case
+from ..models import Case, Queue
 from .rows import fetch, json_rows
 from .validate import IntakeReference
 
-# ``(class_ids) -> {class id: queue id}`` for every class given: which queue a new case of the class
-# enters. Queues are reviews' (``reviews.selectors.queue_routes``, registered when reviews is ready).
-queue_routes = Hook("casework.queue_routes")
+
+def queue_routes(class_ids) -> dict[int, int]:
+    """Per threat class id, the queue a new case of it enters: the first queue taking it (by position,
+    then slug); a class no queue takes still reaches humans, in the escalations queue. One query, two
+    when a class needs the fallback; ``DocketError`` ``unroutable`` when there is no escalations queue."""
+    routes: dict[int, int] = {}
+    through = Queue.threat_classes.through
+    rows = through.objects.filter(threatclass_id__in=class_ids).order_by("queue__position", "queue__slug")
+    for class_id, queue_id in rows.values_list("threatclass_id", "queue_id"):
+        routes.setdefault(class_id, queue_id)
+    missing = set(class_ids) - routes.keys()
+    if missing:
+        fallback = Queue.objects.filter(slug="escalations").values_list("id", flat=True).first()
+        if fallback is None:
+            raise DocketError("unroutable", "No queue takes this threat class and there is no escalations queue.")
+        for class_id in missing:
+            routes[class_id] = fallback
+    return routes
 
 
 def routes_resolve(ref, items):

@@ -105,7 +105,7 @@ SELECT counts.active,
 _CLAIMER_SQL = """
 SELECT r.on_shift, r.max_active, r.graphic_budget, r.clearances, q.id, q.required_clearance,
        EXISTS (SELECT 1 FROM reviews_reviewer_queues rq WHERE rq.reviewer_id = r.id AND rq.queue_id = q.id)
-  FROM reviews_reviewer r LEFT JOIN reviews_queue q ON q.slug = %s
+  FROM reviews_reviewer r LEFT JOIN casework_queue q ON q.slug = %s
  WHERE r.id = %s FOR NO KEY UPDATE OF r
 """
 

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from casework import events
-from casework.models import Case, Subject
+from casework.models import Case, Queue, Subject
 from casework.services import ESCALATION_QUEUES, actor_fields, case_transition, lock_case, transition_check
 from docket import roles
 from docket.conf import setting
@@ -30,7 +30,7 @@ from docket.errors import DocketError, forbidden, not_found
 from docket.queueing import enqueue_on_commit
 from policies.models import VIOLATIONS, Action, Policy, PolicyVersion, ThreatClass, class_visible
 
-from ..models import Assignment, Decision, Enforcement, Queue
+from ..models import Assignment, Decision, Enforcement
 from ..sor import public_explanation_clean, statement_terms
 from ..statements import Publication, decisions_publish
 from .common import (

@@ -11,10 +11,9 @@ its own statement (the queue claim) asks again with the counts.
 
 from dataclasses import dataclass, replace
 
+from casework.models import Queue
 from docket.errors import conflict, forbidden
 from policies.models import ThreatClass
-
-from ..models import Queue
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,14 +7,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from casework.models import Campaign, Case
+from casework.models import Campaign, Case, Queue
 from casework.selectors import campaign_links_visible
 from docket import roles
 from docket.errors import DocketError
 from docket.visibility import visible_or_404
 from policies.models import LADDER
 from reviews.forms import BulkDecisionForm, QueueFilterForm, form_errors
-from reviews.models import Queue
 from reviews.selectors import campaign_members, claimable_queue_slugs, queue_filter_classes, queue_listing
 from reviews.services import active_version_for, campaign_decide, campaign_dismiss, decisions_bulk
 

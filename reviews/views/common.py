@@ -7,13 +7,13 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.utils import timezone
 
-from casework.models import Case
+from casework.models import Case, Queue
 from casework.priority import priority_shown
 from docket import roles
 from docket.errors import DocketError
 from docket.visibility import restrict, visible_or_404
 from policies.models import Action
-from reviews.models import Queue, Reviewer
+from reviews.models import Reviewer
 from reviews.services import queue_claim
 
 ACTION_LABELS = dict(Action.choices)

@@ -7,12 +7,12 @@ import pytest
 from django.utils import timezone
 
 from casework.intake import signals_ingest
-from casework.models import Case, CaseEvent, Reporter, Signal, SignalSource, Subject, SubjectAttribute
+from casework.models import Case, CaseEvent, Queue, Reporter, Signal, SignalSource, Subject, SubjectAttribute
 from docket import queueing
 from docket.errors import DocketError
 from policies.models import Threshold
 from policies.thresholds import AUTO_ACTIONED, BELOW_THRESHOLD, HELD, HOLDING_STATUSES, QUEUED, disposition_for
-from reviews.models import Decision, Queue
+from reviews.models import Decision
 from tests.factories import SourceFactory, queue, threat_class
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from casework.management.commands.simulate import scenario_run
-from casework.models import Case, Reporter, Signal, SignalSource, SubjectAttribute
-from reviews.models import Queue
+from casework.models import Case, Queue, Reporter, Signal, SignalSource, SubjectAttribute
 
 pytestmark = pytest.mark.django_db
 

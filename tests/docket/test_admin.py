@@ -26,7 +26,7 @@ def admin_client(client, policy_admin):
         "policies/threatclass",
         "policies/policy",
         "policies/policyversion",
-        "reviews/queue",
+        "casework/queue",
         "reviews/reviewer",
         "casework/signalsource",
         "policies/messagetemplate",

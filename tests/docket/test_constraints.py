@@ -8,10 +8,10 @@ from django.db.utils import InternalError, ProgrammingError
 from django.utils import timezone
 
 from appeals.models import Appeal
-from casework.models import Case, CaseEvent, Signal, SignalSource, Subject
+from casework.models import Case, CaseEvent, Queue, Signal, SignalSource, Subject
 from casework.services import case_event_add
 from policies.models import PolicyVersion, ThreatClass, Threshold
-from reviews.models import Assignment, Decision, Queue, Reviewer
+from reviews.models import Assignment, Decision, Reviewer
 from tests.factories import CaseFactory, SignalFactory, SubjectFactory, active_version, threat_class
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ from appeals.selectors import enforcement_notices
 from appeals.services import appeals_purge_personal_data
 from casework import retention
 from casework import selectors as casework_selectors
-from casework.intake import automated_decisions, fold
+from casework.intake import automated_decisions
 from docket.hooks import Contributions, Hook, HookMissing
 from docket.identity import services as identity_services
 from reviews import identity as reviews_identity
@@ -53,7 +53,6 @@ def test_the_upper_layers_register_their_providers_at_start_up():
     assert payload_notices.provider is enforcement_notices
     assert list(casework_selectors.case_display_prefetches) == [reviews_selectors.case_display_prefetches]
     assert casework_selectors.strike_actions.provider is reviews_selectors.strike_actions
-    assert fold.queue_routes.provider is reviews_selectors.queue_routes
     assert list(retention.personal_data_purgers) == [
         reviews_retention.decisions_purge_personal_data,
         appeals_purge_personal_data,

@@ -46,13 +46,13 @@ from django.test import override_settings
 from django.utils import timezone
 
 from casework.intake import store as intake_store
-from casework.models import Case, Signal, Subject
+from casework.models import Case, Queue, Signal, Subject
 from casework.priority import case_reprioritise
 from docket import queueing
 from docket.celery import app as celery_app
 from docket.periodic import jobs
 from reviews.accounts import user_upsert
-from reviews.models import Enforcement, Queue
+from reviews.models import Enforcement
 from reviews.tasks import deliver_due_enforcements, deliver_enforcement
 from tests.factories import threat_class
 

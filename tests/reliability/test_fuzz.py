@@ -27,11 +27,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from appeals.models import Appeal
-from casework.models import Campaign, Case, SignalSource
+from casework.models import Campaign, Case, Queue, SignalSource
 from docket.accounts import token_for
 from docket.wsgi import application
 from policies.models import RelabelItem, ThresholdChange
-from reviews.models import Assignment, Decision, QualityReview, Queue
+from reviews.models import Assignment, Decision, QualityReview
 
 from .conftest import build_world
 

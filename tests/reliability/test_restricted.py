@@ -32,11 +32,11 @@ from appeals.services import appeal_file
 from casework.campaigns import campaigns_detect
 from casework.hygiene import source_quarantine, sources_check_health, sources_overview
 from casework.intake import signals_ingest
-from casework.models import Campaign, Case, CaseEvent, Reporter, Subject
+from casework.models import Campaign, Case, CaseEvent, Queue, Reporter, Subject
 from casework.priority import cases_reprioritise_all, cases_reprioritise_due
 from policies.models import ThreatClass
 from reviews.accounts import user_upsert
-from reviews.models import Decision, Queue
+from reviews.models import Decision
 from reviews.services import case_assign, case_escalate
 from tests.factories import SourceFactory
 

@@ -27,7 +27,7 @@ def counted(user, now):
                    count(*) FILTER (WHERE c.status = 'in_review'),
                    min(c.created_at) FILTER (WHERE c.status IN ('open', 'escalated')),
                    count(*) FILTER (WHERE c.sla_due_at < %s AND c.status IN ('open', 'in_review', 'escalated'))
-              FROM casework_case c JOIN reviews_queue q ON q.id = c.queue_id
+              FROM casework_case c JOIN casework_queue q ON q.id = c.queue_id
               JOIN policies_threatclass tc ON tc.id = c.threat_class_id
              WHERE NOT (tc.restricted AND NOT (tc.slug = ANY(%s)))
              GROUP BY q.slug

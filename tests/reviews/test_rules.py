@@ -8,11 +8,11 @@ from django.utils import timezone
 
 from appeals.services import appeal_claim
 from casework import services as casework_services
-from casework.models import Campaign, Case, CaseEvent
+from casework.models import Campaign, Case, CaseEvent, Queue
 from docket import queueing
 from docket.errors import DocketError
 from policies.models import ThreatClass
-from reviews.models import Assignment, Decision, Queue
+from reviews.models import Assignment, Decision
 from reviews.services import (
     Clearance,
     ReviewerLoad,

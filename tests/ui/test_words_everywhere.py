@@ -10,10 +10,10 @@ from django.core.management import call_command
 from django.test import Client
 
 from casework.events import Kind as EventKind
-from casework.models import Campaign, Case, SignalSource, SourceIncident
+from casework.models import Campaign, Case, Queue, SignalSource, SourceIncident
 from policies.models import Action, RelabelItem, ThreatClass, ThresholdChange
 from reviews.accounts import user_upsert
-from reviews.models import QualityReview, Queue
+from reviews.models import QualityReview
 from reviews.services import queue_claim
 from tests.factories import CaseFactory
 from tests.ui.conftest import messages_of
