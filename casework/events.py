@@ -39,7 +39,7 @@ class Kind(models.TextChoices):
     APPEAL_RELEASED = "appeal_released"
     APPEAL_RESOLVED = "appeal_resolved"
     APPEAL_CLOSED = "appeal_closed"
-    # A status change with no more specific kind (``case_transition`` without a kind).
+    # Status changes before every transition named its own kind: kept for the rows written then, built no more.
     STATUS_OPEN = "status_open"
     STATUS_IN_REVIEW = "status_in_review"
     STATUS_ESCALATED = "status_escalated"

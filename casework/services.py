@@ -12,6 +12,7 @@ from django.utils import timezone
 from docket import roles
 from docket.errors import DocketError
 
+from . import events
 from .models import Case, CaseEvent
 
 SYSTEM = "system"
@@ -58,10 +59,10 @@ def actor_fields(actor):
     return user, user.get_username()
 
 
-def case_event_add(*, case, kind=None, actor=None, detail=None, at=None, event=None):
-    """Append one event to the case's timeline: an ``event`` from ``casework.events`` (or its kind and detail)."""
-    if event is not None:
-        kind, detail = event
+def case_event_add(*, case, event, actor=None, at=None):
+    """Append one event to the case's timeline: an ``Event`` from a ``casework.events`` builder (the only way a
+    kind and its detail are written)."""
+    kind, detail = event
     user, label = actor_fields(actor)
     return CaseEvent.objects.create(
         case=case, kind=kind, actor=user, actor_label=label, detail=detail or {}, at=at or timezone.now()
@@ -71,18 +72,13 @@ def case_event_add(*, case, kind=None, actor=None, detail=None, at=None, event=N
 def case_events_add_bulk(rows):
     """Append many events at once.
 
-    ``rows`` are ``(case_id, event, actor, at)`` with an ``Event`` from ``casework.events``
-    (or ``(case_id, kind, actor, detail, at)``).
+    ``rows`` are ``(case_id, event, actor, at)`` with an ``Event`` from a ``casework.events`` builder.
     """
-    events = []
-    for row in rows:
-        if len(row) == 4:
-            case_id, (kind, detail), actor, at = row
-        else:
-            case_id, kind, actor, detail, at = row
+    written = []
+    for case_id, (kind, detail), actor, at in rows:
         user, label = actor_fields(actor)
-        events.append(CaseEvent(case_id=case_id, kind=kind, actor=user, actor_label=label, detail=detail or {}, at=at))
-    return CaseEvent.objects.bulk_create(events)
+        written.append(CaseEvent(case_id=case_id, kind=kind, actor=user, actor_label=label, detail=detail or {}, at=at))
+    return CaseEvent.objects.bulk_create(written)
 
 
 def lock_case(case_id):
@@ -94,17 +90,15 @@ def lock_case(case_id):
 
 
 @transaction.atomic
-def case_transition(*, case, to, actor=None, kind=None, detail=None, at=None, extra_fields=(), event=None):
+def case_transition(*, case, to, event, actor=None, at=None, extra_fields=()):
     """Move a locked case to ``to`` if the transition table allows it, with its event.
 
-    The event is an ``Event`` from ``casework.events`` (or a kind and detail);
-    its detail always says ``from`` and ``to``. Sets the time fields that go
-    with the status (``decided_at``, ``closed_at``, ``first_action_at``) and
-    saves only the changed fields.
+    The event is an ``Event`` from a ``casework.events`` builder; its detail always says ``from`` and
+    ``to``. Sets the time fields that go with the status (``decided_at``, ``closed_at``,
+    ``first_action_at``) and saves only the changed fields.
     """
     at = at or timezone.now()
-    if event is not None:
-        kind, detail = event
+    kind, detail = event
     transition_check(case.status, to)
     previous = case.status
     case.status = to
@@ -119,13 +113,8 @@ def case_transition(*, case, to, actor=None, kind=None, detail=None, at=None, ex
         case.closed_at = at
         fields.add("closed_at")
     case.save(update_fields=sorted(fields))
-    case_event_add(
-        case=case,
-        kind=kind or f"status_{to}",
-        actor=actor,
-        at=at,
-        detail={"from": previous, "to": to, **(detail or {})},
-    )
+    moved = events.Event(kind, {"from": previous, "to": to, **detail})
+    case_event_add(case=case, actor=actor, at=at, event=moved)
     return case
 
 
@@ -149,4 +138,4 @@ def case_note_add(*, case_id, actor, text) -> CaseEvent:
     case = Case.objects.visible_to(actor).filter(pk=case_id).first()
     if case is None:
         raise DocketError("not_found", "No such case.", status=404)
-    return case_event_add(case=case, kind="note", actor=actor, detail={"text": text})
+    return case_event_add(case=case, actor=actor, event=events.note(text=text))

@@ -51,7 +51,7 @@ def cases_escalate_sla_breaches(*, now=None, batch: int = BATCH_SIZE) -> int:
         rows = []
         for case_id, queue in moved:
             event = events.sla_escalated(from_status="open", from_queue=queue, to_queue=target.slug)
-            rows.append((case_id, event.kind, "system", event.detail, now))
+            rows.append((case_id, event, "system", now))
         case_events_add_bulk(rows)
         return len(moved)
 

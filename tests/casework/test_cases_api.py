@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from casework import events
 from casework.models import Campaign
 from casework.services import case_event_add
 from reviews.models import Assignment, Decision, Strike
@@ -195,19 +196,20 @@ def test_out_of_range_values_never_5xx(client, params):
 def test_events_oldest_first(client, moderator):
     case = CaseFactory()
     t = timezone.now()
-    case_event_add(case=case, kind="opened", actor="system", at=t - timedelta(minutes=5))
-    case_event_add(case=case, kind="signals_added", actor=moderator, detail={"signals": 2}, at=t)
-    case_event_add(case=case, kind="noted", actor=None, at=t - timedelta(minutes=1))
+    case_event_add(case=case, event=events.opened(), actor="system", at=t - timedelta(minutes=5))
+    added = events.signals_added(signals=2, reporters=1, sources=["user-reports"])
+    case_event_add(case=case, event=added, actor=moderator, at=t)
+    case_event_add(case=case, event=events.note(text="seen"), actor=None, at=t - timedelta(minutes=1))
 
     response = client.get(f"{URL}{case.id}/events/")
 
     assert response.status_code == 200
     assert [(e["kind"], e["actor"]) for e in response.json()["results"]] == [
         ("opened", "system"),
-        ("noted", "system"),
+        ("note", "system"),
         ("signals_added", "mod"),
     ]
-    assert response.json()["results"][2]["detail"] == {"signals": 2}
+    assert response.json()["results"][2]["detail"] == {"signals": 2, "reporters": 1, "sources": ["user-reports"]}
     assert set(response.json()["results"][0]) == {"at", "actor", "kind", "detail"}
 
 
@@ -232,7 +234,7 @@ def test_the_platform_may_not_read_cases(api_for, platform):
 
 def test_restricted_classes_are_invisible_without_clearance(api_for, make_user):
     csam, cib, spam = CaseFactory(kind="csam", priority=9), CaseFactory(kind="cib", priority=8), CaseFactory(priority=1)
-    case_event_add(case=csam, kind="opened")
+    case_event_add(case=csam, event=events.opened())
     plain = api_for(make_user("plain", "moderator"))
     cleared = api_for(make_user("cleared", "moderator", clearances=["csam"]))
     admin = api_for(make_user("admin", "policy_admin"))
@@ -281,7 +283,7 @@ def test_list_query_count_does_not_grow_with_the_page(client, moderator, django_
 def test_detail_and_events_query_counts(client, moderator, django_assert_max_num_queries):
     case = busy_case(moderator.reviewer, 1)
     for _ in range(20):
-        case_event_add(case=case, kind="noted")
+        case_event_add(case=case, event=events.note(text="seen"))
     with django_assert_max_num_queries(9):
         assert client.get(f"{URL}{case.id}/").status_code == 200
     with django_assert_max_num_queries(9):

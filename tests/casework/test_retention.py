@@ -11,6 +11,7 @@ from django.db.utils import InternalError, ProgrammingError
 from django.utils import timezone
 
 from appeals.models import Appeal
+from casework import events
 from casework.models import Case, CaseEvent, Reporter, Signal
 from casework.retention import (
     case_export,
@@ -41,8 +42,8 @@ def closed_case(kind="spam", closed_at=OLD, reviewer=None):
         reason="he keeps messaging me at home",
         occurred_at=closed_at - timedelta(days=1),
     )
-    case_event_add(case=case, kind="note", detail={"text": "appellant's phone number is 555-0100"})
-    case_event_add(case=case, kind="status_decided", detail={"from": "in_review", "to": "decided"})
+    case_event_add(case=case, event=events.note(text="appellant's phone number is 555-0100"))
+    case_event_add(case=case, event=events.lease_expired(from_status="in_review", assignment=None))
     Case.objects.filter(pk=case.pk).update(status="closed", decided_at=closed_at, closed_at=closed_at)
     if reviewer is not None:
         decision = Decision.objects.create(
@@ -72,7 +73,11 @@ def test_purges_reporters_reasons_notes_rationales_and_appeal_statements(moderat
     assert not Reporter.objects.filter(external_id=f"victim-of-{case.pk}").exists()
     note = CaseEvent.objects.get(case=case, kind="note")
     assert note.detail == {"redacted": True}
-    assert CaseEvent.objects.get(case=case, kind="status_decided").detail == {"from": "in_review", "to": "decided"}
+    assert CaseEvent.objects.get(case=case, kind="lease_expired").detail == {
+        "from": "in_review",
+        "to": "open",
+        "assignment": None,
+    }
     assert Decision.objects.get(case=case).rationale == ""
     appeal = Appeal.objects.get(decision__case=case)
     assert appeal.statement == "" and appeal.appellant == f"redacted-{appeal.pk}"

@@ -15,6 +15,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from casework import events
 from casework.hygiene import _lock_source
 from casework.intake import signals_ingest
 from casework.services import case_events_add_bulk, lock_case
@@ -64,7 +65,7 @@ def test_an_event_on_a_case_another_transaction_holds_commits_at_once():
     try:
         _lock_timeout()
         with transaction.atomic():
-            case_events_add_bulk([(case.pk, "note", None, {"text": "while held"}, timezone.now())])
+            case_events_add_bulk([(case.pk, events.note(text="while held"), None, timezone.now())])
         # and the holder still excludes every other locker
         with pytest.raises(Exception, match="lock timeout"), transaction.atomic():
             lock_case(case.pk)

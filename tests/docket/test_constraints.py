@@ -8,6 +8,7 @@ from django.db.utils import InternalError, ProgrammingError
 from django.utils import timezone
 
 from appeals.models import Appeal
+from casework import events
 from casework.models import Case, CaseEvent, Queue, Signal, SignalSource, Subject
 from casework.services import case_event_add
 from policies.models import PolicyVersion, ThreatClass, Threshold
@@ -182,7 +183,7 @@ def test_reviewer_capacity_positive(make_user):
 
 class TestCaseEventAppendOnly:
     def test_orm_update_and_delete_refused(self):
-        event = case_event_add(case=CaseFactory(), kind="note", detail={"text": "x"})
+        event = case_event_add(case=CaseFactory(), event=events.note(text="x"))
         for attempt in (
             lambda: CaseEvent.objects.filter(pk=event.pk).update(kind="edited"),
             lambda: CaseEvent.objects.filter(pk=event.pk).delete(),
@@ -193,7 +194,7 @@ class TestCaseEventAppendOnly:
         assert CaseEvent.objects.get(pk=event.pk).kind == "note"
 
     def test_raw_sql_update_and_delete_refused(self):
-        event = case_event_add(case=CaseFactory(), kind="note")
+        event = case_event_add(case=CaseFactory(), event=events.note(text="x"))
         for sql in (
             "UPDATE casework_caseevent SET kind = 'x' WHERE id = %s",
             "DELETE FROM casework_caseevent WHERE id = %s",

@@ -7,6 +7,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from appeals.models import Appeal
+from casework import events
 from casework.models import SourceIncident
 from casework.services import case_event_add
 from docket.periodic import jobs
@@ -286,7 +287,7 @@ def test_snapshot_is_cached_per_clearance_set(moderator, senior, monkeypatch):
         assert metrics_snapshot(moderator)["generated_at"] == first["generated_at"]  # nothing changed: cached
         case = CaseFactory(kind="spam")  # a row written without an event: the cache may lag, briefly
         assert by_slug(metrics_snapshot(moderator)["threat_classes"])["spam"]["open"] == 0
-        case_event_add(case=case, kind="opened")  # every state change writes an event: a new snapshot
+        case_event_add(case=case, event=events.opened())  # every state change writes an event: a new snapshot
         fresh = metrics_snapshot(moderator)
         assert fresh["generated_at"] != first["generated_at"]
         assert by_slug(fresh["threat_classes"])["spam"]["open"] == 1

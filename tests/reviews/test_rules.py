@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from appeals.services import appeal_claim
+from casework import events
 from casework import services as casework_services
 from casework.models import Campaign, Case, CaseEvent, Queue
 from docket import queueing
@@ -107,6 +108,24 @@ def test_assignment_asks_the_table(senior, without):
     case = CaseFactory(kind="spam")
     without("open", "in_review")
     refused("invalid_transition", lambda: case_assign(case_id=case.pk, reviewer_username="senior", by=senior))
+
+
+# --- one builder per event kind ---------------------------------------------------------------------
+
+
+def test_an_event_is_written_only_from_its_kinds_builder(moderator):
+    """No writer names a kind and a detail of its own: the timeline takes an ``Event`` from ``casework.events``."""
+    case = CaseFactory(kind="spam")
+    for write in (
+        lambda: casework_services.case_event_add(case=case, kind="noted", detail={"text": "x"}),
+        lambda: casework_services.case_events_add_bulk([(case.pk, "noted", None, {}, timezone.now())]),
+        lambda: casework_services.case_transition(case=case, to="closed", kind="closed_by_hand"),
+    ):
+        with pytest.raises((TypeError, ValueError)):
+            write()
+    note = casework_services.case_note_add(case_id=case.pk, actor=moderator, text="called the reporter")
+    assert (note.kind, note.detail) == events.note(text="called the reporter")
+    assert set(CaseEvent.objects.filter(case=case).values_list("kind", flat=True)) == {"note"}
 
 
 # --- one eligibility rule --------------------------------------------------------------------------
