@@ -45,11 +45,17 @@ _GROUPS_SQL = """
            array_agg(subject_id) FILTER (WHERE open_seen),
            jsonb_agg(jsonb_build_array(subject_id, restricted_seen)) FILTER (WHERE cardinality(restricted_seen) > 0)
     FROM (
+        -- A value only unrestricted classes brought (nearly all) is told by two operators on the row: its
+        -- latest time is then seen_at, inside the window. Only rows a restricted class touched are taken apart.
         SELECT a.subject_id, a.kind, a.value,
-               EXISTS (SELECT 1 FROM jsonb_each_text(a.seen_by) e
-                        WHERE e.key = ANY(%(open)s) AND e.value::bigint >= %(since_epoch)s) AS open_seen,
-               ARRAY(SELECT e.key::bigint FROM jsonb_each_text(a.seen_by) e
-                      WHERE e.key = ANY(%(restricted)s) AND e.value::bigint >= %(since_epoch)s) AS restricted_seen
+               CASE WHEN a.seen_by ?| %(restricted)s::text[]
+                    THEN EXISTS (SELECT 1 FROM jsonb_each_text(a.seen_by) e
+                                  WHERE e.key = ANY(%(open)s) AND e.value::bigint >= %(since_epoch)s)
+                    ELSE a.seen_by ?| %(open)s::text[] END AS open_seen,
+               CASE WHEN a.seen_by ?| %(restricted)s::text[]
+                    THEN ARRAY(SELECT e.key::bigint FROM jsonb_each_text(a.seen_by) e
+                                WHERE e.key = ANY(%(restricted)s) AND e.value::bigint >= %(since_epoch)s)
+                    ELSE '{}'::bigint[] END AS restricted_seen
         FROM casework_subjectattribute a
         WHERE a.seen_at >= %(since)s
     ) carried
@@ -149,22 +155,40 @@ def components(groups, *, min_size):
     ``groups`` yields ``(kind, value, [subject ids])``; returns a list of
     ``(subject ids, links)`` where links are ``(kind, value, how many members share it)``.
     """
-    uf = _UnionFind()
-    kept = []
-    for kind, value, subjects in groups:
-        first = subjects[0]
-        for other in subjects[1:]:
-            uf.union(first, other)
-        kept.append((kind, value, first, len(subjects)))
-    members = defaultdict(list)
-    for subject in uf.parent:
-        members[uf.find(subject)].append(subject)
-    links = defaultdict(list)
-    for kind, value, first, n in kept:
-        root = uf.find(first)
-        if len(members[root]) >= min_size:
-            links[root].append((kind, value, n))
-    return [(sorted(members[root]), links[root]) for root in links]
+    return _Joined(groups).components(min_size=min_size)
+
+
+class _Joined:
+    """Groups joined by a union-find: their components, and which groups each component holds."""
+
+    def __init__(self, groups):
+        self.groups = groups if isinstance(groups, list) else list(groups)
+        uf = self.uf = _UnionFind()
+        for _, _, subjects in self.groups:
+            first = subjects[0]
+            for other in subjects[1:]:
+                uf.union(first, other)
+
+    def components(self, *, min_size):
+        uf = self.uf
+        members = defaultdict(list)
+        for subject in uf.parent:
+            members[uf.find(subject)].append(subject)
+        links = defaultdict(list)
+        for kind, value, subjects in self.groups:
+            root = uf.find(subjects[0])
+            if len(members[root]) >= min_size:
+                links[root].append((kind, value, len(subjects)))
+        return [(sorted(members[root]), links[root]) for root in links]
+
+    def groups_reached(self, subjects):
+        """The groups of the components these subjects are in (indexed by component on first use)."""
+        if not hasattr(self, "by_root"):
+            self.by_root = defaultdict(list)
+            for index, (_, _, carriers) in enumerate(self.groups):
+                self.by_root[self.uf.find(carriers[0])].append(index)
+        roots = {self.uf.find(s) for s in subjects if s in self.uf.parent}
+        return [self.groups[index] for root in roots for index in self.by_root[root]]
 
 
 def _link_list(new, old=()):
@@ -199,26 +223,27 @@ def campaigns_detect(*, now: datetime | None = None) -> dict:
     params = groups_params(now=now)
     open_classes = [int(pk) for pk in params["open"]]
     totals = {"components": 0, "created": 0, "merged": 0, "subjects_joined": 0}
-    joined = set()
     with transaction.atomic():
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('docket.campaigns_detect'))")
             cur.execute(_GROUPS_SQL, params)
-            open_groups, restricted_groups = _groups(cur, max_share=params["max_share"])
-        passes = [(None, components(open_groups, min_size=min_size))]
-        if restricted_groups:
-            reached = _Reach(open_groups)
-            for link_class in sorted(restricted_groups):
-                passes.append(
-                    (link_class, reached.components(restricted_groups[link_class], link_class, min_size=min_size))
-                )
-        for link_class, found in passes:
+            open_groups, restricted_groups = _groups(cur.fetchall(), max_share=params["max_share"])
+        joined_open = _Joined(open_groups)
+        written = []
+        found = joined_open.components(min_size=min_size)
+        if found:
+            written.append(_campaigns_write(found, link_class=None, now=now))
+        # After the campaigns of unrestricted links are written: the subjects they hold are not the others' to take.
+        for link_class in sorted(restricted_groups):
+            found = _restricted_components(restricted_groups[link_class], joined_open, link_class, min_size=min_size)
             if found:
-                counts, cases = _campaigns_write(found, link_class=link_class, open_classes=open_classes, now=now)
-                totals = {k: totals[k] + counts[k] for k in totals}
-                joined |= cases
-        joined |= {case_id for case_id, _, _ in _cases_join(now=now)}
-    return {**totals, "cases_joined": len(joined)}
+                written.append(_campaigns_write(found, link_class=link_class, now=now))
+        joined = _cases_join(now=now)
+        _campaigns_settle(written, open_classes=open_classes, now=now)
+    for counts, *_ in written:
+        totals = {k: totals[k] + counts[k] for k in totals}
+    moved = {case_id for _, _, _, cases in written for case_id in cases}
+    return {**totals, "cases_joined": len(moved | {case_id for case_id, _, _ in joined})}
 
 
 def groups_params(*, now) -> dict:
@@ -260,43 +285,23 @@ def _groups(rows, *, max_share):
     return open_groups, restricted_groups
 
 
-class _Reach:
-    """The components a restricted class's values take part in, walked from those values only."""
-
-    def __init__(self, open_groups):
-        self.open_groups = open_groups
-        self.by_subject = defaultdict(list)
-        for index, (_, _, subjects) in enumerate(open_groups):
-            for subject in subjects:
-                self.by_subject[subject].append(index)
-
-    def components(self, own_groups, link_class, *, min_size):
-        """Components over ``own_groups`` and the open groups they reach, without the subjects a campaign of
-        another kind holds."""
-        by_subject = defaultdict(list)
-        for index, (_, _, subjects) in enumerate(own_groups):
-            for subject in subjects:
-                by_subject[subject].append(index)
-        seen, used_open, frontier = set(), set(), {s for _, _, subjects in own_groups for s in subjects}
-        while frontier:
-            seen |= frontier
-            following = set()
-            for subject in frontier:
-                for index in self.by_subject.get(subject, ()):
-                    if index not in used_open:
-                        used_open.add(index)
-                        following.update(self.open_groups[index][2])
-            frontier = following - seen
-        with connection.cursor() as cur:
-            cur.execute(_HELD_ELSEWHERE_SQL, {"subjects": sorted(seen), "link_class": link_class})
-            held = {subject for (subject,) in cur.fetchall()}
-        groups = own_groups + [self.open_groups[index] for index in sorted(used_open)]
-        kept = []
-        for kind, value, subjects in groups:
-            free = [s for s in subjects if s not in held]
-            if len(free) >= 2:
-                kept.append((kind, value, free))
-        return components(kept, min_size=min_size)
+def _restricted_components(own_groups, joined, link_class, *, min_size):
+    """Components over a restricted class's groups and the open components they touch (a restricted value
+    glues whole open components), without the subjects a campaign of another kind holds."""
+    reached = joined.groups_reached({s for _, _, subjects in own_groups for s in subjects})
+    groups = own_groups + reached
+    with connection.cursor() as cur:
+        cur.execute(
+            _HELD_ELSEWHERE_SQL,
+            {"subjects": sorted({s for _, _, subjects in groups for s in subjects}), "link_class": link_class},
+        )
+        held = {subject for (subject,) in cur.fetchall()}
+    kept = []
+    for kind, value, subjects in groups:
+        free = [s for s in subjects if s not in held]
+        if len(free) >= 2:
+            kept.append((kind, value, free))
+    return components(kept, min_size=min_size)
 
 
 def _cases_join(*, now):
@@ -313,9 +318,10 @@ def _cases_join(*, now):
     return joined
 
 
-def _campaigns_write(found, *, link_class, open_classes, now):
-    """Write one kind of campaign's components (``link_class``: see ``Campaign.link_class``); returns the counts
-    and the ids of the cases that joined."""
+def _campaigns_write(found, *, link_class, now):
+    """Write one kind of campaign's components (``link_class``: see ``Campaign.link_class``): new campaigns,
+    merges, members, links. Returns ``(counts, touched campaigns with their figures before, campaigns that gave
+    members up, ids of the cases a merge moved)`` for ``_campaigns_settle``."""
     everyone = [s for subjects, _ in found for s in subjects]
     # Only campaigns of this kind count as the subjects' own: one of another kind gives its member up.
     current = dict(
@@ -368,7 +374,6 @@ def _campaigns_write(found, *, link_class, open_classes, now):
         campaigns[pk].links = _link_list(links, old)
     touched = list(touched.values())
 
-    touched_ids = [c.pk for c in touched]
     with connection.cursor() as cur:
         if merges:
             # Everything of a merged campaign moves to the survivor, members outside this run's window too.
@@ -388,25 +393,8 @@ def _campaigns_write(found, *, link_class, open_classes, now):
             moved = []
         cur.execute(_SUBJECTS_JOIN_SQL, {"subjects": subject_ids, "campaigns": campaign_ids})
         # Campaigns of another kind that gave members up (to one of unrestricted links) are a member smaller.
-        left = sorted({previous for (previous,) in cur.fetchall() if previous is not None} - set(campaigns))
+        left = {previous for (previous,) in cur.fetchall() if previous is not None} - set(campaigns)
         subjects_joined = cur.rowcount
-        joined = _cases_join(now=now)
-        if link_class is None:
-            cur.execute(_MOST_COMMON_CLASS_SQL, {"campaigns": touched_ids, "classes": open_classes})
-            classes = dict(cur.fetchall())
-        else:
-            classes = dict.fromkeys(touched_ids, link_class)
-        cur.execute(
-            "SELECT campaign_id, count(*) FROM casework_subject WHERE campaign_id = ANY(%s) GROUP BY campaign_id",
-            [touched_ids],
-        )
-        sizes = dict(cur.fetchall())
-        if left:
-            cur.execute(
-                "UPDATE casework_campaign c SET size = (SELECT count(*) FROM casework_subject s"
-                " WHERE s.campaign_id = c.id), updated_at = %s WHERE c.id = ANY(%s)",
-                [now, left],
-            )
     if merges:
         Campaign.objects.filter(pk__in=list(merges)).delete()
 
@@ -414,11 +402,37 @@ def _campaigns_write(found, *, link_class, open_classes, now):
         [(case_id, events.campaign_joined(campaign=cid, merged_from=old), None, now) for case_id, cid, old in moved]
     )
 
+    counts = {"components": len(found), "created": len(new), "merged": len(merges), "subjects_joined": subjects_joined}
+    return counts, [(c, before.get(c.pk)) for c in touched], left, {case_id for case_id, _, _ in moved}
+
+
+def _campaigns_settle(written, *, open_classes, now):
+    """After the cases joined: each written campaign's size and class, stored where they or its links changed;
+    the campaigns that gave members up, resized."""
+    touched = [(campaign, before) for _, pairs, _, _ in written for campaign, before in pairs]
+    left = set().union(*(gave for _, _, gave, _ in written)) - {c.pk for c, _ in touched} if written else set()
+    if not touched:
+        return
+    ids = [c.pk for c, _ in touched]
+    open_links = [c.pk for c, _ in touched if c.link_class_id is None]
+    with connection.cursor() as cur:
+        cur.execute(_MOST_COMMON_CLASS_SQL, {"campaigns": open_links, "classes": open_classes})
+        classes = dict(cur.fetchall())
+        cur.execute(
+            "SELECT campaign_id, count(*) FROM casework_subject WHERE campaign_id = ANY(%s) GROUP BY campaign_id", [ids]
+        )
+        sizes = dict(cur.fetchall())
+        if left:
+            cur.execute(
+                "UPDATE casework_campaign c SET size = (SELECT count(*) FROM casework_subject s"
+                " WHERE s.campaign_id = c.id), updated_at = %s WHERE c.id = ANY(%s)",
+                [now, sorted(left)],
+            )
     changed = []
-    for campaign in touched:
+    for campaign, before in touched:
         campaign.size = sizes.get(campaign.pk, 0)
         campaign.threat_class_id = classes.get(campaign.pk, campaign.threat_class_id)
-        if (campaign.links, campaign.size, campaign.threat_class_id) != before.get(campaign.pk):
+        if (campaign.links, campaign.size, campaign.threat_class_id) != before:
             changed.append(campaign)
     if changed:
         with connection.cursor() as cur:
@@ -435,5 +449,3 @@ def _campaigns_write(found, *, link_class, open_classes, now):
                     [c.threat_class_id for c in changed],
                 ],
             )
-    counts = {"components": len(found), "created": len(new), "merged": len(merges), "subjects_joined": subjects_joined}
-    return counts, {case_id for case_id, _, _ in moved + joined}
