@@ -403,7 +403,9 @@ class Campaign(models.Model):
     objects = CampaignQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-size", "-detected_at"]
+        # Newest first, not largest: the stored size counts every member, and a reader may see only some (a list
+        # by size, such as the admin's, would move when members hidden from its reader join).
+        ordering = ["-detected_at", "-id"]
 
     def __str__(self):
         # Not its size: that counts every member, and a reader may see only some (the admin names it so).

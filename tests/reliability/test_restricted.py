@@ -625,6 +625,30 @@ def test_a_senior_cleared_for_every_member_dismisses_the_whole_campaign(mixed, f
     assert Campaign.objects.count() == campaigns_before
 
 
+def test_members_hidden_from_the_reader_joining_a_campaign_move_no_list_of_campaigns(mixed, frozen):
+    """The admin's campaign list, the campaigns page and the API list, as uncleared staff read them, keep their order
+    and figures when members hidden from them join a campaign (its stored size grows past another's)."""
+    world = mixed
+    _mixed_restricted_activity(world, frozen)
+    Campaign.objects.create(threat_class=world.mix_campaign.threat_class, size=6, links=[], detected_at=frozen)
+    admin, moderator = ui_client(world.cast["policy_admin"]), ui_client(world.cast["moderator"])
+    api = api_client(world.cast["moderator"])
+
+    def lists():
+        listed = admin.get("/admin/casework/campaign/").content.decode()
+        page = moderator.get("/campaigns/?status=all").content.decode()
+        return (
+            re.findall(r'href="/admin/casework/campaign/(\d+)/change/', listed),
+            re.findall(r'<tr><td><a href="/campaigns/(\d+)/">.*?</tr>', page, re.S),
+            json.dumps(_normalised(api.get("/api/v1/campaigns/").json()), sort_keys=True),
+        )
+
+    before = lists()
+    assert str(world.mix_campaign.pk) in before[0]
+    _hidden_members_join(world, frozen)  # stored size 7, above the other campaign's 6; 5 seen
+    assert lists() == before
+
+
 def test_a_contents_owner_is_named_only_to_a_reader_who_may_see_the_account(uncleared):
     world = uncleared
     items = [
