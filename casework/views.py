@@ -43,7 +43,7 @@ def sources_index(request):
 @policy_admin_required
 def thresholds_index(request):
     """Thresholds in force, changes waiting for a second admin, and the recent history."""
-    changes = list(threshold_changes_list()[:CHANGES_SHOWN])
+    changes = list(threshold_changes_list(user=request.user)[:CHANGES_SHOWN])
     return render(
         request,
         "casework/thresholds.html",
@@ -55,8 +55,8 @@ def thresholds_index(request):
     )
 
 
-def _change(change_id):
-    change = threshold_changes_list().filter(pk=change_id).first()
+def _change(request, change_id):
+    change = threshold_changes_list(user=request.user).filter(pk=change_id).first()
     if change is None:
         raise Http404("No such threshold change.")
     return change
@@ -75,7 +75,7 @@ def blast_radius_rows(radius):
 @require_GET
 @policy_admin_required
 def threshold_change_detail(request, change_id):
-    change = _change(change_id)
+    change = _change(request, change_id)
     return _detail(request, change)
 
 
@@ -95,14 +95,14 @@ def _detail(request, change, status=200):
 
 
 def _decide(request, change_id, service, done):
-    change = _change(change_id)
+    change = _change(request, change_id)
     try:
         service(change_id=change.pk, actor=request.user)
     except DocketError as e:
         if e.status == 404:
             raise Http404(e.detail) from None
         messages.error(request, e.detail)
-        return _detail(request, _change(change_id), status=e.status)
+        return _detail(request, _change(request, change_id), status=e.status)
     messages.success(request, done.format(id=change.pk))
     return redirect("casework:threshold-change", change_id=change.pk)
 

@@ -549,11 +549,13 @@ class ThresholdChangeProposalForm(forms.Form):
     review_at = forms.FloatField(help_text="Score at which a signal enters human review.")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         # The sources through the relation the model declares (policies names no casework module).
         sources = ThresholdChange._meta.get_field("source").related_model
         self.fields["source"].queryset = sources.objects.order_by("slug")
+        # A class's blast radius counts its signals: only the classes the admin may see are offered.
+        self.fields["threat_class"].queryset = ThreatClass.objects.visible_to(user).order_by("slug")
 
     def save(self, *, actor):
         """The proposal, or the service's refusal as form errors (``None``)."""
@@ -610,8 +612,11 @@ def rollback_changes(modeladmin, request, queryset):
 
 
 @admin.register(ThresholdChange)
-class ThresholdChangeAdmin(admin.ModelAdmin):
-    """Proposals are made with a form that calls the service; approval is an action that calls the service."""
+class ThresholdChangeAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+    """Proposals are made with a form that calls the service; approval is an action that calls the service.
+
+    A change of a restricted class (its blast radius counts that class's signals) is listed, shown and
+    acted on only for policy admins cleared for it."""
 
     list_display = [
         "id",
@@ -653,7 +658,7 @@ class ThresholdChangeAdmin(admin.ModelAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = ThresholdChangeProposalForm(request.POST or None)
+        form = ThresholdChangeProposalForm(request.POST or None, user=request.user)
         if request.method == "POST" and form.is_valid():
             change = form.save(actor=request.user)
             if change is not None:

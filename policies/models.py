@@ -235,8 +235,18 @@ class Threshold(models.Model):
         return f"{self.source_id}/{self.threat_class_id}"
 
 
+class ThresholdChangeQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Changes of the classes ``user`` may see: a change's blast radius counts its class's signals."""
+        return self.filter(visible_classes_q(clearances_of(user), prefix="threat_class__"))
+
+
 class ThresholdChange(models.Model):
-    """A proposed move of a threshold, applied only when a second admin approves."""
+    """A proposed move of a threshold, applied only when a second admin approves.
+
+    Its blast radius counts the stored signals of its class, so a change of a restricted class is
+    proposed, read and decided only by policy admins cleared for it (``visible_to``).
+    """
 
     class Status(models.TextChoices):
         PROPOSED = "proposed"
@@ -258,6 +268,8 @@ class ThresholdChange(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ThresholdChangeQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -16,9 +16,12 @@ def thresholds_list():
     return Threshold.objects.select_related("source", "threat_class").order_by("source__slug", "threat_class__slug")
 
 
-def threshold_changes_list():
-    return ThresholdChange.objects.select_related("source", "threat_class", "proposed_by", "approved_by").order_by(
-        "-created_at", "-id"
+def threshold_changes_list(*, user):
+    """The threshold changes ``user`` may read (of the classes they may see), newest first."""
+    return (
+        ThresholdChange.objects.visible_to(user)
+        .select_related("source", "threat_class", "proposed_by", "approved_by")
+        .order_by("-created_at", "-id")
     )
 
 

@@ -302,6 +302,14 @@ def threshold_change_propose(
     _require_policy_admin(actor)
     source = _source_by_slug(source_slug)
     threat_class = _threat_class_by_slug(threat_class_slug)
+    if not ThreatClass.objects.visible_to(actor).filter(pk=threat_class.pk).exists():
+        # The blast radius counts the class's signals: told only to those cleared for it.
+        raise DocketError(
+            "forbidden",
+            f"Only policy admins cleared for {threat_class.name} propose its thresholds "
+            "(the blast radius counts its signals).",
+            status=403,
+        )
     if isinstance(auto_action_at, int | float) and not isinstance(auto_action_at, bool):
         auto_action_at = float(auto_action_at)
     if isinstance(review_at, int | float) and not isinstance(review_at, bool):
@@ -322,10 +330,12 @@ def threshold_change_propose(
     )
 
 
-def _lock_change(change_id):
+def _lock_change(change_id, actor):
+    # A change of a class hidden from the actor answers like a missing one.
     try:
         return (
-            ThresholdChange.objects.select_for_update(no_key=True, of=("self",))
+            ThresholdChange.objects.visible_to(actor)
+            .select_for_update(no_key=True, of=("self",))
             .select_related("source")
             .get(pk=change_id)
         )
@@ -350,7 +360,7 @@ def threshold_change_approve(*, change_id, actor) -> ThresholdChange:
     ``stale_proposal``: its blast radius no longer describes the move).
     """
     _require_policy_admin(actor)
-    change = _lock_change(change_id)
+    change = _lock_change(change_id, actor)
     if change.status != ThresholdChange.Status.PROPOSED:
         raise DocketError("invalid_transition", f"This change is already {change.status}.", status=409)
     if change.proposed_by_id == actor.pk:
@@ -380,7 +390,7 @@ def threshold_change_approve(*, change_id, actor) -> ThresholdChange:
 def threshold_change_reject(*, change_id, actor) -> ThresholdChange:
     """Withdraw (the proposer) or turn down (another admin) a proposed change; nothing moves."""
     _require_policy_admin(actor)
-    change = _lock_change(change_id)
+    change = _lock_change(change_id, actor)
     if change.status != ThresholdChange.Status.PROPOSED:
         raise DocketError("invalid_transition", f"This change is already {change.status}.", status=409)
     change.status = ThresholdChange.Status.REJECTED
@@ -393,7 +403,7 @@ def threshold_change_rollback_proposal(*, change_id, actor) -> ThresholdChange:
     """Propose putting back the values an applied change replaced (a new proposal, approved as any other)."""
     _require_policy_admin(actor)
     try:
-        change = ThresholdChange.objects.select_related("source", "threat_class").get(pk=change_id)
+        change = ThresholdChange.objects.visible_to(actor).select_related("source", "threat_class").get(pk=change_id)
     except (ThresholdChange.DoesNotExist, ValueError, TypeError):
         raise DocketError("not_found", "No such threshold change.", status=404) from None
     if change.status != ThresholdChange.Status.APPLIED:

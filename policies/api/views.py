@@ -55,7 +55,7 @@ class ThresholdChangeListCreate(generics.ListCreateAPIView):
     filterset_class = ThresholdChangeFilter
 
     def get_queryset(self):
-        return selectors.threshold_changes_list()
+        return selectors.threshold_changes_list(user=self.request.user)
 
     @extend_schema(
         request=ThresholdChangeProposeSerializer,
@@ -81,7 +81,7 @@ class ThresholdChangeDetail(generics.RetrieveAPIView):
     serializer_class = ThresholdChangeSerializer
 
     def get_queryset(self):
-        return selectors.threshold_changes_list()
+        return selectors.threshold_changes_list(user=self.request.user)
 
 
 class _ThresholdChangeAction(APIView):
@@ -95,7 +95,7 @@ class _ThresholdChangeAction(APIView):
     @extend_schema(request=None, responses={200: ThresholdChangeSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
     def post(self, request, pk):
         change = self.act(pk, request.user)
-        change = selectors.threshold_changes_list().get(pk=change.pk)
+        change = selectors.threshold_changes_list(user=request.user).get(pk=change.pk)
         return Response(ThresholdChangeSerializer(change).data, status=self.answer_status)
 
 

@@ -24,8 +24,15 @@ def sources(db):
 
 
 @pytest.fixture
-def set_threshold(policy_admin, second_admin):
+def cleared_admins(make_user):
+    """Two policy admins cleared for every restricted class (clearances sit on a reviewer profile: seniors too)."""
+    return [make_user(f"padmin-cleared-{n}", "policy_admin,senior", clearances=["csam", "cib"]) for n in (1, 2)]
+
+
+@pytest.fixture
+def set_threshold(cleared_admins):
     """Move a threshold the only way there is: a proposal approved by a second admin."""
+    proposer, approver = cleared_admins
 
     def apply(source_slug, threat_class_slug, *, auto_action_at, review_at):
         change = threshold_change_propose(
@@ -34,9 +41,9 @@ def set_threshold(policy_admin, second_admin):
             auto_action_at=auto_action_at,
             review_at=review_at,
             reason="test setup",
-            actor=policy_admin,
+            actor=proposer,
         )
-        return threshold_change_approve(change_id=change.pk, actor=second_admin)
+        return threshold_change_approve(change_id=change.pk, actor=approver)
 
     return apply
 

@@ -32,9 +32,9 @@ from appeals.services import appeal_file
 from casework.campaigns import campaigns_detect
 from casework.hygiene import source_quarantine, sources_check_health, sources_overview
 from casework.intake import signals_ingest
-from casework.models import Campaign, Case, CaseEvent, Queue, Reporter, Subject
+from casework.models import Campaign, Case, CaseEvent, Queue, Reporter, Signal, Subject
 from casework.priority import cases_reprioritise_all, cases_reprioritise_due
-from policies.models import ThreatClass
+from policies.models import ThreatClass, ThresholdChange
 from reviews.accounts import user_upsert
 from reviews.models import Decision
 from reviews.services import case_assign, case_escalate
@@ -855,3 +855,81 @@ def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_nothing_i
     assert [m.__name__ for m, top in _casework_admins().items() if top > margin[m]] == []
     after = {url: _admin_normalised(client.get(url)) for url in urls}
     assert [url for url in urls if after[url] != before[url]] == []
+
+
+# --- threshold changes: a blast radius counts its class's signals -------------------------------------------------
+
+THRESHOLD_CHANGES = "/api/v1/threshold-changes/"
+
+
+def _threshold_proposal(kind):
+    return {"source": "user-reports", "threat_class": kind, "auto_action_at": None, "review_at": 0.0, "reason": "tune"}
+
+
+def _threshold_reads(admin):
+    api, ui = api_client(admin), ui_client(admin)
+    out = {}
+    for url in (THRESHOLD_CHANGES, f"{THRESHOLD_CHANGES}?threat_class=csam", "/api/v1/thresholds/"):
+        response = api.get(url)
+        out[url] = (response.status_code, json.dumps(_normalised(response.json()), sort_keys=True))
+    page = ui.get("/thresholds/")
+    out["/thresholds/"] = (page.status_code, _CSRF.sub(r"\1-\"", page.content.decode()))
+    for url in (
+        "/admin/policies/thresholdchange/",
+        "/admin/policies/thresholdchange/?_facets=1",
+        "/admin/policies/thresholdchange/add/",
+    ):
+        out[url] = _admin_normalised(ui.get(url))
+    for kind in ("csam", "cib"):  # proposing one: refused, nothing written, whatever the class's signals
+        response = api.post(THRESHOLD_CHANGES, _threshold_proposal(kind), format="json")
+        out[f"propose {kind}"] = (response.status_code, response.json())
+    return out
+
+
+def test_a_restricted_classs_threshold_changes_are_governed_only_by_admins_cleared_for_them(uncleared):
+    """A threshold is per (source, class) and its change's blast radius counts the class's signals: a restricted
+    class's changes are proposed, read and decided only by policy admins cleared for it."""
+    world = uncleared
+    admin = world.cast["policy_admin"]
+    existing = ThresholdChange.objects.count()
+    before = _threshold_reads(admin)
+    assert before["propose csam"][0] == 403 and 'value="csam"' not in before["/admin/policies/thresholdchange/add/"][1]
+    _restricted_activity(world)  # csam and cib signals from user-reports
+    proposer = _cleared_policy_admin()
+    approver = user_upsert(username="r-padmin-cleared-2", role_names=["policy_admin", "senior"], clearances=["csam"])
+    proposed = api_client(proposer).post(THRESHOLD_CHANGES, _threshold_proposal("csam"), format="json")
+    assert proposed.status_code == 201
+    after = _threshold_reads(admin)
+    assert [url for url in before if after[url] != before[url]] == []
+    assert ThresholdChange.objects.count() == existing + 1  # the uncleared admin's attempts wrote nothing
+
+    # The hidden change answers exactly like a missing one, wherever it is named.
+    change = proposed.json()["id"]
+    api, ui = api_client(admin), ui_client(admin)
+    different = []
+    for method, template in [
+        (api.get, THRESHOLD_CHANGES + "{}/"),
+        *((api.post, THRESHOLD_CHANGES + "{}/" + verb + "/") for verb in ("approve", "reject", "rollback")),
+    ]:
+        hidden, missing = method(template.format(change)), method(template.format(MISSING))
+        if (hidden.status_code, hidden.json()) != (missing.status_code, missing.json()):
+            different.append(f"{template.format(change)}: {hidden.status_code} {hidden.json()}")
+    for method, template in [
+        (ui.get, "/threshold-changes/{}/"),
+        (ui.post, "/threshold-changes/{}/approve/"),
+        (ui.post, "/threshold-changes/{}/reject/"),
+        (ui.get, "/admin/policies/thresholdchange/{}/change/"),
+    ]:
+        hidden, missing = method(template.format(change)), method(template.format(MISSING))
+        if hidden.status_code != missing.status_code:
+            different.append(f"{template.format(change)}: {hidden.status_code} vs {missing.status_code}")
+    assert different == []
+    assert ThresholdChange.objects.get(pk=change).status == "proposed"
+
+    # The cleared read it, its blast radius counting the csam signals, and decide it.
+    seen = api_client(approver).get(f"{THRESHOLD_CHANGES}{change}/").json()
+    csam_reports = Signal.objects.filter(source__slug="user-reports", threat_class__slug="csam").count()
+    assert seen["blast_radius"]["signals"] == csam_reports >= 2
+    assert 'value="csam"' in ui_client(approver).get("/admin/policies/thresholdchange/add/").content.decode()
+    approved = api_client(approver).post(f"{THRESHOLD_CHANGES}{change}/approve/")
+    assert (approved.status_code, approved.json()["status"]) == (200, "applied")
