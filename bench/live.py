@@ -88,7 +88,10 @@ SELECT l.pid, extract(epoch FROM clock_timestamp() - l.waitstart), l.locktype, l
        (SELECT string_agg(format('pid %s %s %s s into its transaction: %s', b.pid, b.state,
                                  round(extract(epoch FROM clock_timestamp() - b.xact_start)::numeric, 1),
                                  left(b.query, 100)), ' | ')
-          FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(l.pid)))
+          FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(l.pid))),
+       -- the row waited for: a row-lock waiter holds the tuple lock of the row it queues for
+       (SELECT string_agg(format('%s (%s,%s)', t.relation::regclass, t.page, t.tuple), ', ')
+          FROM pg_locks t WHERE t.pid = l.pid AND t.locktype = 'tuple' AND t.granted)
   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
  WHERE NOT l.granted AND a.datname = current_database() AND l.waitstart IS NOT NULL
 """
@@ -137,10 +140,16 @@ def _sampler(stop, out):
     backends = {}  # pid -> (CPU seconds when first seen, last seen)
     ticks = 0
     while not stop.is_set():
-        for pid, seconds, locktype, relation, query, blockers in conn.execute(_WAITS_SQL).fetchall():
+        for pid, seconds, locktype, relation, query, blockers, row in conn.execute(_WAITS_SQL).fetchall():
             key = (pid, locktype, relation, query)
             if seconds and seconds > waits.get(key, (0.0,))[0]:
-                waits[key] = (float(seconds), locktype, relation, " ".join((query or "").split()), blockers or "")
+                waits[key] = (
+                    float(seconds),
+                    locktype,
+                    relation or row or "",
+                    " ".join((query or "").split()),
+                    blockers or "",
+                )
         if ticks % 10 == 0:
             for (pid,) in conn.execute(_BACKENDS_SQL).fetchall():
                 cpu = _cpu_seconds(pid)
