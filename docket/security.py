@@ -1,8 +1,8 @@
-"""Login throttling: at most ``FAILURE_LIMIT`` password checks per account and address in 15 minutes.
+"""Login throttling: at most ``LOGIN_FAILURE_LIMIT`` password checks per account and address in 15 minutes.
 
 Every password sign-in attempt (the UI's and the admin's) first takes a
 numbered slot from an atomic counter (Redis ``INCR``) keyed on the username
-*and* the client's address; only the first ``FAILURE_LIMIT`` slots of a window
+*and* the client's address; only the first ``LOGIN_FAILURE_LIMIT`` slots of a window
 have their password checked, so attempts sent in parallel cannot all pass a
 read-then-increment check. A successful sign-in clears its counter. Keyed on
 the pair, failures on one account never lock the other accounts behind the
@@ -18,14 +18,14 @@ checks no password until Redis is back. Whoever is signed in stays signed in
 import hashlib
 import logging
 
-from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
+from docket.conf import setting
+
 log = logging.getLogger(__name__)
 
-FAILURE_LIMIT = getattr(settings, "DOCKET_LOGIN_FAILURE_LIMIT", 5)
 WINDOW_SECONDS = 15 * 60
 
 
@@ -81,7 +81,7 @@ class ThrottledLoginMixin:
         except ThrottleUnavailable:
             log.error("sign-in refused: the attempt counter (Redis) is unavailable", exc_info=True)
             raise ValidationError(self.throttle_messages["throttle_unavailable"], code="throttle_unavailable") from None
-        if attempt > FAILURE_LIMIT:
+        if attempt > setting("LOGIN_FAILURE_LIMIT"):
             raise ValidationError(self.throttle_messages["throttled"], code="throttled")
         cleaned = super().clean()  # a wrong password raises here: its attempt stays counted
         login_attempts_clear(key)

@@ -21,13 +21,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
 from django.utils import timezone
 
 from casework.models import Case, Subject
 from casework.subject_classes import subject_visible_with
+from docket.conf import setting
 from docket.errors import DocketError, not_found
 from policies.models import ThreatClass
 from reviews.models import Decision, Strike
@@ -321,8 +321,8 @@ def linked_subjects(*, subject_id: int, visible: list[int], hops: int = 1, now: 
     """
     now = now or timezone.now()
     params = {
-        "since": now - timedelta(days=settings.DOCKET["CAMPAIGN_WINDOW_DAYS"]),
-        "max_share": settings.DOCKET["CAMPAIGN_MAX_VALUE_SHARE"],
+        "since": now - timedelta(days=setting("CAMPAIGN_WINDOW_DAYS")),
+        "max_share": setting("CAMPAIGN_MAX_VALUE_SHARE"),
         "visible": visible,
         "limit": LINKED_LIMIT,
     }

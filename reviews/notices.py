@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from docket.conf import setting
 from docket.queueing import enqueue_on_commit
 from policies.models import Action
 from policies.notices import notice_render, notice_templates, redress
@@ -33,11 +34,11 @@ RECEIPT_BATCH = 5000
 
 
 def _language():
-    return getattr(settings, "LANGUAGE_CODE", "en") or "en"
+    return settings.LANGUAGE_CODE
 
 
 def _appeal_until(decided_at):
-    window = settings.DOCKET.get("APPEAL_WINDOW_DAYS", 180)
+    window = setting("APPEAL_WINDOW_DAYS")
     return (decided_at + timedelta(days=window)).date().isoformat()
 
 
@@ -199,7 +200,7 @@ def report_receipts_queue(*, now=None) -> int:
     Only with ``DOCKET_ACKNOWLEDGE_REPORTS``. Reads forward from the last
     acknowledged signal id (an index probe), in batches.
     """
-    if not getattr(settings, "DOCKET_ACKNOWLEDGE_REPORTS", False):
+    if not settings.DOCKET_ACKNOWLEDGE_REPORTS:
         return 0
     now = now or timezone.now()
     rendered = notice_render(kind="report_received", language=_language(), context={"redress": redress()})

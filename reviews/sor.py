@@ -112,7 +112,7 @@ def default_territorial_scope(threat_class):
     """The class's scope, else ``DOCKET_DSA_TERRITORIAL_SCOPE``, else every EEA country."""
     if threat_class.dsa_territorial_scope:
         return sorted(set(threat_class.dsa_territorial_scope))
-    configured = getattr(settings, "DOCKET_DSA_TERRITORIAL_SCOPE", None)
+    configured = settings.DOCKET_DSA_TERRITORIAL_SCOPE
     return sorted(set(configured or EUROPEAN_COUNTRY_CODES))
 
 
@@ -261,7 +261,7 @@ def _stored_prefix():
 
 def installation_prefix():
     """``DOCKET_DSA_PUID_PREFIX`` if set, else this database's random prefix: puids unique across installations."""
-    configured = getattr(settings, "DOCKET_DSA_PUID_PREFIX", "")
+    configured = settings.DOCKET_DSA_PUID_PREFIX
     if configured:
         if not PUID_RE.match(configured):
             raise ValueError("DOCKET_DSA_PUID_PREFIX may hold only letters, digits, '-' and '_'.")

@@ -34,6 +34,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from casework.models import Case
+from docket.conf import setting
 from docket.errors import DocketError
 from docket.queueing import enqueue_on_commit
 from policies.notices import notice_templates
@@ -52,7 +53,7 @@ AUTOMATED_DECISION_PARTIALLY = "AUTOMATED_DECISION_PARTIALLY"
 
 
 def tdb_configured() -> bool:
-    return bool(getattr(settings, "DSA_TDB_URL", "") and getattr(settings, "DSA_TDB_TOKEN", ""))
+    return bool(settings.DSA_TDB_URL and settings.DSA_TDB_TOKEN)
 
 
 # --- the snapshot ------------------------------------------------------------------------
@@ -311,7 +312,7 @@ def _redis():
 
 def _rate_limit_wait():
     """Wait until a call keeps this installation within ``DSA_TDB_MAX_REQUESTS_PER_SECOND`` over any second."""
-    limit = max(int(getattr(settings, "DSA_TDB_MAX_REQUESTS_PER_SECOND", 100)), 1)
+    limit = max(int(settings.DSA_TDB_MAX_REQUESTS_PER_SECOND), 1)
     key = f"{settings.CACHES['default'].get('KEY_PREFIX', 'docket')}:dsa-tdb-calls"
     while True:
         try:
@@ -325,7 +326,7 @@ def _rate_limit_wait():
 
 
 def _backoff(attempts):
-    base = settings.DOCKET["WEBHOOK_BACKOFF_SECONDS"]
+    base = setting("WEBHOOK_BACKOFF_SECONDS")
     return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
 
 
@@ -342,7 +343,7 @@ def _post(statements):
                 "Accept": "application/json",
                 "Content-Type": "application/json",
             },
-            timeout=settings.DOCKET["WEBHOOK_TIMEOUT_SECONDS"] * 4,
+            timeout=setting("WEBHOOK_TIMEOUT_SECONDS") * 4,
             allow_redirects=False,
         )
     except requests.RequestException as e:

@@ -38,7 +38,7 @@ _discovered = {"url": None, "at": 0.0, "doc": None}
 
 
 def enabled():
-    return bool(getattr(settings, "OIDC_DISCOVERY_URL", "") and getattr(settings, "OIDC_RP_CLIENT_ID", ""))
+    return bool(settings.OIDC_DISCOVERY_URL and settings.OIDC_RP_CLIENT_ID)
 
 
 def discovery():

@@ -11,11 +11,13 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
 from django.test import Client, RequestFactory, override_settings
 
-from docket.security import FAILURE_LIMIT, login_attempt_key
+from docket.conf import setting
+from docket.security import login_attempt_key
 from tests.reliability.test_faults import free_port
 
 WRONG = "Please enter a correct username and password"
 THROTTLED = "Too many failed sign-in attempts"
+FAILURE_LIMIT = setting("LOGIN_FAILURE_LIMIT")  # the throttle reads it on every check
 UNAVAILABLE = "Sign-in is unavailable for a moment"
 
 
@@ -76,6 +78,17 @@ def test_five_failures_refuse_even_the_right_password_from_that_address(account)
 
     assert THROTTLED in page and not signed_in
     assert checks == {"failed": FAILURE_LIMIT, "ok": 0}  # the sixth password was never checked
+
+
+@pytest.mark.django_db
+def test_the_limit_is_the_setting_read_on_each_check(account):
+    name, key = account
+    key("198.51.100.7")
+    with override_settings(DOCKET={**settings.DOCKET, "LOGIN_FAILURE_LIMIT": 2}), password_checks() as checks:
+        for _ in range(2):
+            assert WRONG in sign_in(name, "wrong")[0]
+        assert THROTTLED in sign_in(name, "right-password")[0]
+    assert checks == {"failed": 2, "ok": 0}
 
 
 @pytest.mark.django_db

@@ -12,6 +12,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.test import override_settings
 
 from appeals.services import appeal_file
 from casework.campaigns import campaigns_detect
@@ -130,9 +131,8 @@ class Command(BaseCommand):
         if Decision.objects.filter(reviewer__user=mod2).exists():
             return ""
         decisions = []
-        qa_rate = settings.DOCKET["QA_SAMPLE_RATE"]
-        settings.DOCKET["QA_SAMPLE_RATE"] = 1.0  # these demo decisions are all sampled for QA
-        try:
+        # These demo decisions are all sampled for QA.
+        with override_settings(DOCKET={**settings.DOCKET, "QA_SAMPLE_RATE": 1.0}):
             for queue_slug in ("spam", "harassment", "spam", "harassment"):
                 assignment = queue_claim(reviewer=mod2, queue_slug=queue_slug)
                 if assignment is None:
@@ -148,8 +148,6 @@ class Command(BaseCommand):
                         rationale="Demo: matches the rule on first read.",
                     )
                 )
-        finally:
-            settings.DOCKET["QA_SAMPLE_RATE"] = qa_rate
         appeals = 0
         for decision in decisions[:2]:
             appeal_file(
