@@ -284,7 +284,8 @@ def _linked_sql(hop_sources: str) -> str:
 
     A value held by more than ``max_share`` subjects in the window links nothing (as in campaign
     detection); the holders of a value are counted only up to that bound, so a CDN address costs
-    no more than any other value.
+    no more than any other value. Only holders to whom the reader's classes brought the value count:
+    subjects a restricted class alone gave it do not move the bound for a reader who cannot see them.
     """
     return f"""
         WITH mine AS (
@@ -296,6 +297,7 @@ def _linked_sql(hop_sources: str) -> str:
             WHERE (SELECT count(*) FROM (
                        SELECT 1 FROM casework_subjectattribute a
                        WHERE a.kind = m.kind AND a.value = m.value AND a.seen_at >= %(since)s
+                         AND {_value_seen("a")}
                        LIMIT %(max_share)s + 1) x) <= %(max_share)s
         ),
         linked AS (

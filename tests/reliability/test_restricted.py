@@ -393,8 +393,13 @@ def _read_mixed(world):
     return out
 
 
-def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_no_page_an_uncleared_user_reads(mixed, frozen):
+def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_no_page_an_uncleared_user_reads(
+    mixed, frozen, settings
+):
     world = mixed
+    # A value held by more subjects than this links nothing: the two csam accounts that join the campaign's
+    # address must not push it over the bound for a reader who cannot see them.
+    settings.DOCKET = {**settings.DOCKET, "CAMPAIGN_MAX_VALUE_SHARE": 6}
     before = _read_mixed(world)
     assert [key for key, (status, _) in before.items() if status != 200] == []
     ranked = Case.objects.filter(pk__in=[c.pk for c in world.mix_cases]).order_by("pk")
@@ -412,6 +417,14 @@ def test_restricted_activity_on_a_campaign_subject_or_reporter_changes_no_page_a
     assert cleared["size"] == 5
     assert cleared["cases"] == sorted(Case.objects.filter(campaign=world.mix_campaign).values_list("pk", flat=True))
     assert len(cleared["cases"]) == 5 + 3
+
+    # Seven subjects now hold the campaign's address, more than links anything, for a reader who sees them all.
+    def via(user):
+        linked = api_client(user).get("/api/v1/subjects/account/u-mix-0/").json()["linked"]
+        return {link["external_id"]: sorted(v["value"] for v in link["via"]) for link in linked}
+
+    assert via(world.cast["moderator"])["u-mix-1"] == [MIX_IP, "d-mix"]
+    assert via(world.cast["senior"])["u-mix-1"] == ["d-mix"]
 
 
 def test_a_mixed_campaign_is_sized_and_linked_by_the_members_the_reader_may_see(mixed, frozen):
