@@ -69,15 +69,18 @@ def _tree(pid):
     return found
 
 
+_seen: dict = {}  # pid -> its CPU seconds when last read: a process that exits keeps what it used
+
+
 def _cpu_seconds(pids):
-    total = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / TICKS
+        if fields[0] != "Z":  # a zombie's counters read zero
+            _seen[pid] = max(_seen.get(pid, 0), (int(fields[11]) + int(fields[12])) / TICKS)  # utime + stime
+    return sum(_seen.get(pid, 0) for pid in pids)
 
 
 def _machine_cpu_seconds():

@@ -8,7 +8,7 @@ from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Subquery, 
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from casework.models import Case, CaseEvent, Queue, QueueTally, Reporter, Signal
+from casework.models import Case, CaseEvent, Queue, QueueTally, Reporter, Signal, Subject
 from casework.priority import BY_RANK, BY_RANK_ALL
 from casework.services import ESCALATION_QUEUES
 from docket import roles
@@ -228,12 +228,14 @@ def cases_linked(user, case, *, limit):
     """Other cases the user may see on the same subject, its owner account, or the owner's other content."""
     subject = case.subject
     account_id = subject.owner_id if subject.kind == "content" else subject.pk
-    links = Q(subject_id=subject.pk)
+    # The linked subjects first (a probe of the subject's key and of the owner index), then their cases by the
+    # case's subject index: an OR across the join would walk every case by creation time instead.
+    subjects = Q(pk=subject.pk)
     if account_id is not None:
-        links |= Q(subject_id=account_id) | Q(subject__owner_id=account_id)
+        subjects |= Q(pk=account_id) | Q(owner_id=account_id)
     return list(
         restrict(Case.objects.all(), user)
-        .filter(links)
+        .filter(subject_id__in=Subject.objects.filter(subjects).values("pk"))
         .exclude(pk=case.pk)
         .select_related("threat_class", "subject")
         .order_by("-created_at")[:limit]
