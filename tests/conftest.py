@@ -2,6 +2,7 @@ import os
 import shutil
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from docket.accounts import token_for
@@ -17,6 +18,18 @@ def make_user(db):
         return user_upsert(
             username=username, role_names=role_names, password=kwargs.pop("password", "pw-" + username), **kwargs
         )
+
+    return make
+
+
+@pytest.fixture
+def login():
+    """``login(user)`` -> a test client with that user's session."""
+
+    def make(user, **kwargs):
+        c = Client(**kwargs)
+        c.force_login(user)
+        return c
 
     return make
 

@@ -1,23 +1,12 @@
 """Pages for sources and threshold governance, over the same services as the API."""
 
 import pytest
-from django.test import Client
 
 from policies.models import Threshold, ThresholdChange
 from policies.services import threshold_change_propose
 from tests.factories import SignalFactory, SourceFactory, threat_class
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def signed_in():
-    def make(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
 
 
 @pytest.fixture
@@ -47,29 +36,29 @@ def governance():
     )
 
 
-def test_sources_index_lists_health_in_words(signed_in, moderator):
+def test_sources_index_lists_health_in_words(login, moderator):
     SourceFactory(slug="spam-clf", kind="classifier", name="Spam classifier", status="quarantined")
-    page = signed_in(moderator).get("/sources/").content.decode()
+    page = login(moderator).get("/sources/").content.decode()
     assert 'href="/sources/spam-clf/"' in page and "Spam classifier" in page
     assert "Quarantined" in page and "Pipeline judged broken" in page
 
 
-def test_sources_index_is_for_staff(signed_in, platform):
-    assert signed_in(platform).get("/sources/").status_code == 403
+def test_sources_index_is_for_staff(login, platform):
+    assert login(platform).get("/sources/").status_code == 403
 
 
-def test_thresholds_index_lists_waiting_changes(signed_in, second_admin, change):
-    page = signed_in(second_admin).get("/thresholds/").content.decode()
+def test_thresholds_index_lists_waiting_changes(login, second_admin, change):
+    page = login(second_admin).get("/thresholds/").content.decode()
     assert f'href="/threshold-changes/{change.pk}/"' in page and "Waiting for a second admin" in page
 
 
-def test_thresholds_pages_are_for_policy_admins(signed_in, moderator, change):
+def test_thresholds_pages_are_for_policy_admins(login, moderator, change):
     for url in ("/thresholds/", f"/threshold-changes/{change.pk}/"):
-        assert signed_in(moderator).get(url).status_code == 403
+        assert login(moderator).get(url).status_code == 403
 
 
-def test_change_detail_shows_the_blast_radius_as_a_table(signed_in, second_admin, change):
-    response = signed_in(second_admin).get(f"/threshold-changes/{change.pk}/")
+def test_change_detail_shows_the_blast_radius_as_a_table(login, second_admin, change):
+    response = login(second_admin).get(f"/threshold-changes/{change.pk}/")
     page = response.content.decode()
     rows = {r["key"]: (r["before"], r["after"], r["delta"]) for r in response.context["rows"]}
     radius = change.blast_radius
@@ -79,16 +68,16 @@ def test_change_detail_shows_the_blast_radius_as_a_table(signed_in, second_admin
     assert "Approve and apply" in page
 
 
-def test_second_admin_approves_from_the_page(signed_in, second_admin, change):
-    response = signed_in(second_admin).post(f"/threshold-changes/{change.pk}/approve/", follow=True)
+def test_second_admin_approves_from_the_page(login, second_admin, change):
+    response = login(second_admin).post(f"/threshold-changes/{change.pk}/approve/", follow=True)
     assert "approved and applied" in response.content.decode()
     change.refresh_from_db()
     assert (change.status, change.approved_by) == ("applied", second_admin)
     assert Threshold.objects.get().auto_action_at == 0.9
 
 
-def test_proposer_sees_no_approve_button_and_is_refused_on_the_page(signed_in, policy_admin, change):
-    client = signed_in(policy_admin)
+def test_proposer_sees_no_approve_button_and_is_refused_on_the_page(login, policy_admin, change):
+    client = login(policy_admin)
     assert "Approve and apply" not in client.get(f"/threshold-changes/{change.pk}/").content.decode()
     before = governance()
     response = client.post(f"/threshold-changes/{change.pk}/approve/")
@@ -98,12 +87,12 @@ def test_proposer_sees_no_approve_button_and_is_refused_on_the_page(signed_in, p
     assert governance() == before
 
 
-def test_reject_moves_nothing(signed_in, second_admin, change):
-    signed_in(second_admin).post(f"/threshold-changes/{change.pk}/reject/")
+def test_reject_moves_nothing(login, second_admin, change):
+    login(second_admin).post(f"/threshold-changes/{change.pk}/reject/")
     change.refresh_from_db()
     assert change.status == "rejected" and not Threshold.objects.exists()
 
 
-def test_unknown_change_is_404(signed_in, second_admin):
-    assert signed_in(second_admin).get("/threshold-changes/99999/").status_code == 404
-    assert signed_in(second_admin).post("/threshold-changes/99999/approve/").status_code == 404
+def test_unknown_change_is_404(login, second_admin):
+    assert login(second_admin).get("/threshold-changes/99999/").status_code == 404
+    assert login(second_admin).post("/threshold-changes/99999/approve/").status_code == 404

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.staticfiles import finders
-from django.test import Client
 
 from docket.accounts import token_for
 from docket.logs import ExpectedRefusalFilter
@@ -16,22 +15,12 @@ from docket.logs import ExpectedRefusalFilter
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def signed_in():
-    def make(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
-
-
 def has_layout(page):
     return 'class="site-nav"' in page and "Sign out" in page
 
 
-def test_policy_admin_lands_on_governance_links(signed_in, policy_admin):
-    response = signed_in(policy_admin).get("/")
+def test_policy_admin_lands_on_governance_links(login, policy_admin):
+    response = login(policy_admin).get("/")
     page = response.content.decode()
     assert response.status_code == 200 and has_layout(page)
     for href in (
@@ -44,65 +33,65 @@ def test_policy_admin_lands_on_governance_links(signed_in, policy_admin):
         assert f'href="{href}"' in page, href
 
 
-def test_superuser_without_a_role_lands_on_the_admin_links(signed_in):
+def test_superuser_without_a_role_lands_on_the_admin_links(login):
     root = get_user_model().objects.create_superuser("root", password="pw")
-    response = signed_in(root).get("/")
+    response = login(root).get("/")
     page = response.content.decode()
     assert response.status_code == 200 and has_layout(page)
     assert 'href="/admin/"' in page and "without the policy admin role" in page
 
 
-def test_platform_account_is_told_it_is_an_api_account(signed_in, platform):
-    response = signed_in(platform).get("/")
+def test_platform_account_is_told_it_is_an_api_account(login, platform):
+    response = login(platform).get("/")
     page = response.content.decode()
     assert response.status_code == 200
     assert "This is an API account" in page and 'href="/api/docs/"' in page
     assert 'action="/logout/"' in page
 
 
-def test_appeals_staff_land_on_their_queue(signed_in, make_user):
+def test_appeals_staff_land_on_their_queue(login, make_user):
     appeals = make_user("ap", "appeals")
-    response = signed_in(appeals).get("/")
+    response = login(appeals).get("/")
     assert (response.status_code, response.url) == (302, "/appeals/")
 
 
-def test_user_without_role_is_told_so_and_can_sign_out(signed_in):
+def test_user_without_role_is_told_so_and_can_sign_out(login):
     nobody = get_user_model().objects.create_user("nobody", password="pw")
-    response = signed_in(nobody).get("/")
+    response = login(nobody).get("/")
     page = response.content.decode()
     assert response.status_code == 403
     assert "has no role yet" in page and 'action="/logout/"' in page
 
 
-def test_403_page_has_navigation_and_sign_out(signed_in, platform):
-    response = signed_in(platform).get("/dashboard/")
+def test_403_page_has_navigation_and_sign_out(login, platform):
+    response = login(platform).get("/dashboard/")
     page = response.content.decode()
     assert response.status_code == 403
     assert has_layout(page) and "You cannot open this page" in page
 
 
-def test_404_page_has_navigation_and_sign_out(signed_in, moderator):
+def test_404_page_has_navigation_and_sign_out(login, moderator):
     for url in ("/cases/987654/", "/no-such-page/"):
-        response = signed_in(moderator).get(url)
+        response = login(moderator).get(url)
         page = response.content.decode()
         assert response.status_code == 404, url
         assert has_layout(page) and "Nothing here" in page and 'href="/dashboard/"' in page
 
 
-def test_api_404_keeps_the_error_envelope(signed_in, moderator):
-    response = signed_in(moderator).get("/api/v1/no-such-endpoint/")
+def test_api_404_keeps_the_error_envelope(login, moderator):
+    response = login(moderator).get("/api/v1/no-such-endpoint/")
     assert response.status_code == 404 and response.json()["code"] == "not_found"
 
 
-def test_an_expected_403_is_one_log_line_without_traceback(signed_in, platform):
+def test_an_expected_403_is_one_log_line_without_traceback(login, platform):
     handler = next(
         h for h in logging.getLogger().handlers if any(isinstance(f, ExpectedRefusalFilter) for f in h.filters)
     )
     stream = io.StringIO()
     old = handler.setStream(stream)
     try:
-        signed_in(platform).get("/dashboard/")
-        signed_in(platform).get("/no-such-page/")
+        login(platform).get("/dashboard/")
+        login(platform).get("/no-such-page/")
     finally:
         handler.setStream(old)
     lines = stream.getvalue().splitlines()
@@ -118,8 +107,8 @@ def test_the_filter_keeps_tracebacks_of_real_faults():
     assert record.exc_info is not None
 
 
-def test_api_docs_serve_swagger_ui_from_local_static_files(signed_in, platform):
-    response = signed_in(platform).get("/api/docs/")
+def test_api_docs_serve_swagger_ui_from_local_static_files(login, platform):
+    response = login(platform).get("/api/docs/")
     page = response.content.decode()
     assert response.status_code == 200
     assert "/api/schema/" in page

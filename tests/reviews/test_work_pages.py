@@ -4,7 +4,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from casework.models import Campaign
@@ -14,16 +13,6 @@ from reviews.models import Decision, QualityReview
 from tests.factories import CaseFactory, active_version, threat_class
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def signed_in():
-    def make(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
 
 
 @pytest.fixture
@@ -56,13 +45,13 @@ def qa_state():
     return sorted(QualityReview.objects.values_list("id", "status", "action", "agrees"))
 
 
-def test_qa_list_shows_others_decisions_only(signed_in, moderator, decider, qa):
-    assert f'href="/qa/{qa.pk}/"' in signed_in(moderator).get("/qa/").content.decode()
-    assert f'href="/qa/{qa.pk}/"' not in signed_in(decider).get("/qa/").content.decode()
+def test_qa_list_shows_others_decisions_only(login, moderator, decider, qa):
+    assert f'href="/qa/{qa.pk}/"' in login(moderator).get("/qa/").content.decode()
+    assert f'href="/qa/{qa.pk}/"' not in login(decider).get("/qa/").content.decode()
 
 
-def test_qa_review_is_blind_and_recorded(signed_in, moderator, qa):
-    client = signed_in(moderator)
+def test_qa_review_is_blind_and_recorded(login, moderator, qa):
+    client = login(moderator)
     page = client.get(f"/qa/{qa.pk}/").content.decode()
     assert "Record" in page and "Remove" in page  # the ladder in words
     assert "Sampled decisions" not in page and qa.decision.get_action_display() not in page.split("Your call")[0]
@@ -72,8 +61,8 @@ def test_qa_review_is_blind_and_recorded(signed_in, moderator, qa):
     assert (qa.status, qa.agrees, qa.reviewer.user) == ("done", True, moderator)
 
 
-def test_qa_refusal_re_renders_the_form_with_the_choice_kept(signed_in, moderator, qa):
-    client = signed_in(moderator)
+def test_qa_refusal_re_renders_the_form_with_the_choice_kept(login, moderator, qa):
+    client = login(moderator)
     before = qa_state()
     # A choice off the ladder is refused by the form; the page comes back with the error beside the field.
     response = client.post(f"/qa/{qa.pk}/", {"action": "teleport", "rule": qa.decision.rule})
@@ -84,8 +73,8 @@ def test_qa_refusal_re_renders_the_form_with_the_choice_kept(signed_in, moderato
     assert qa_state() == before
 
 
-def test_qa_by_the_decider_is_not_offered_and_refused(signed_in, decider, qa):
-    client = signed_in(decider)
+def test_qa_by_the_decider_is_not_offered_and_refused(login, decider, qa):
+    client = login(decider)
     assert "your own decision" in client.get(f"/qa/{qa.pk}/").content.decode()
     before = qa_state()
     response = client.post(f"/qa/{qa.pk}/", {"action": "remove"})
@@ -93,24 +82,24 @@ def test_qa_by_the_decider_is_not_offered_and_refused(signed_in, decider, qa):
     assert qa_state() == before
 
 
-def test_qa_of_a_restricted_class_is_404_without_clearance(signed_in, moderator, make_user):
+def test_qa_of_a_restricted_class_is_404_without_clearance(login, moderator, make_user):
     cleared = make_user("cleared", "moderator", clearances=["csam"])
     d = decision("csam", by=cleared)
     review = QualityReview.objects.create(decision=d, created_at=timezone.now())
-    assert signed_in(moderator).get(f"/qa/{review.pk}/").status_code == 404
+    assert login(moderator).get(f"/qa/{review.pk}/").status_code == 404
 
 
-def test_qa_is_for_case_workers(signed_in, make_user, qa):
-    assert signed_in(make_user("ap", "appeals")).get("/qa/").status_code == 403
+def test_qa_is_for_case_workers(login, make_user, qa):
+    assert login(make_user("ap", "appeals")).get("/qa/").status_code == 403
 
 
-def test_relabel_page_records_a_relabel(signed_in, moderator, decider, policy_admin):
+def test_relabel_page_records_a_relabel(login, moderator, decider, policy_admin):
     decision("spam", by=decider)
     v2 = policy_version_activate(
         version=policy_version_draft_from(version=active_version("spam"), actor=policy_admin), actor=policy_admin
     )
     item = RelabelItem.objects.get(policy_version=v2)
-    client = signed_in(moderator)
+    client = login(moderator)
     assert f'href="/relabel/{item.pk}/"' in client.get("/relabel/").content.decode()
     response = client.post(f"/relabel/{item.pk}/", {"action": "no_violation", "rule": ""})
     assert response.status_code == 302
@@ -134,10 +123,10 @@ def table_of(html):
 
 
 def test_the_qa_and_relabel_lists_each_show_their_columns_their_rows_and_an_empty_state(
-    signed_in, moderator, decider, policy_admin, qa
+    login, moderator, decider, policy_admin, qa
 ):
     case = qa.decision.case
-    assert table_of(signed_in(moderator).get("/qa/").content.decode()) == (
+    assert table_of(login(moderator).get("/qa/").content.decode()) == (
         "QA: blind second reviews 1 waiting for you",
         [
             ["Review", "Class", "Subject", "Sampled"],
@@ -149,7 +138,7 @@ def test_the_qa_and_relabel_lists_each_show_their_columns_their_rows_and_an_empt
             ],
         ],
     )
-    assert table_of(signed_in(moderator).get("/relabel/").content.decode()) == (
+    assert table_of(login(moderator).get("/relabel/").content.decode()) == (
         "Relabels under new policy versions 0 waiting",
         [["Item", "Policy version", "Class", "Queued"], ["Nothing to relabel."]],
     )
@@ -157,45 +146,45 @@ def test_the_qa_and_relabel_lists_each_show_their_columns_their_rows_and_an_empt
         version=policy_version_draft_from(version=active_version("spam"), actor=policy_admin), actor=policy_admin
     )
     item = RelabelItem.objects.get(policy_version=v2)
-    assert table_of(signed_in(moderator).get("/relabel/").content.decode())[1][1] == [
+    assert table_of(login(moderator).get("/relabel/").content.decode())[1][1] == [
         f"Relabel case {item.decision.case_id}",
         f"{v2.policy.name} v{v2.number}",
         v2.policy.threat_class.name,
         timezone.localtime(item.created_at).strftime("%b %-d, %H:%M"),
     ]
-    assert table_of(signed_in(decider).get("/qa/").content.decode())[1][1] == ["Nothing to review."]
+    assert table_of(login(decider).get("/qa/").content.decode())[1][1] == ["Nothing to review."]
 
 
-def test_my_decisions_lists_mine_with_labels(signed_in, decider, moderator):
+def test_my_decisions_lists_mine_with_labels(login, decider, moderator):
     mine = decision("spam", by=decider, action="reduce")
     decision("spam", by=moderator)
-    page = signed_in(decider).get("/decisions/mine/").content.decode()
+    page = login(decider).get("/decisions/mine/").content.decode()
     assert f'href="/cases/{mine.case_id}/"' in page and "Reduce reach" in page
     assert page.count('href="/cases/') == 1
 
 
-def test_campaigns_index_lists_visible_open_campaigns(signed_in, moderator):
+def test_campaigns_index_lists_visible_open_campaigns(login, moderator):
     spam = Campaign.objects.create(threat_class=threat_class("spam"), size=6, detected_at=timezone.now())
     cib = Campaign.objects.create(threat_class=threat_class("cib"), size=9, detected_at=timezone.now())
     done = Campaign.objects.create(
         threat_class=threat_class("spam"), size=5, detected_at=timezone.now(), status="dismissed"
     )
-    page = signed_in(moderator).get("/campaigns/").content.decode()
+    page = login(moderator).get("/campaigns/").content.decode()
     assert f'href="/campaigns/{spam.pk}/"' in page
     assert f'href="/campaigns/{cib.pk}/"' not in page  # restricted class, no clearance
     assert f'href="/campaigns/{done.pk}/"' not in page
-    assert f'href="/campaigns/{done.pk}/"' in signed_in(moderator).get("/campaigns/?status=all").content.decode()
+    assert f'href="/campaigns/{done.pk}/"' in login(moderator).get("/campaigns/?status=all").content.decode()
 
 
-def test_senior_dismisses_a_campaign_after_confirming(signed_in, senior, moderator):
+def test_senior_dismisses_a_campaign_after_confirming(login, senior, moderator):
     campaign = Campaign.objects.create(threat_class=threat_class("spam"), size=6, detected_at=timezone.now())
     url = f"/campaigns/{campaign.pk}/dismiss/"
-    assert "Dismiss the campaign" in signed_in(senior).get(f"/campaigns/{campaign.pk}/").content.decode()
-    assert "Dismiss the campaign" not in signed_in(moderator).get(f"/campaigns/{campaign.pk}/").content.decode()
-    signed_in(senior).post(url, {})  # no confirmation: nothing happens
+    assert "Dismiss the campaign" in login(senior).get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert "Dismiss the campaign" not in login(moderator).get(f"/campaigns/{campaign.pk}/").content.decode()
+    login(senior).post(url, {})  # no confirmation: nothing happens
     assert Campaign.objects.get(pk=campaign.pk).status == "open"
-    signed_in(moderator).post(url, {"confirm": "yes"})  # not a senior: refused
+    login(moderator).post(url, {"confirm": "yes"})  # not a senior: refused
     assert Campaign.objects.get(pk=campaign.pk).status == "open"
-    response = signed_in(senior).post(url, {"confirm": "yes"}, follow=True)
+    response = login(senior).post(url, {"confirm": "yes"}, follow=True)
     assert "dismissed as coincidental" in response.content.decode()
     assert Campaign.objects.get(pk=campaign.pk).status == "dismissed"

@@ -2,7 +2,6 @@ from contextlib import contextmanager
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
 
 from casework.models import Case, CaseEvent
 from reviews.models import Assignment, Decision
@@ -19,18 +18,6 @@ def private_cache(settings):
 @pytest.fixture(autouse=True)
 def no_qa(settings):
     settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
-
-
-@pytest.fixture
-def login():
-    """``login(user)`` -> a test client with that user's session."""
-
-    def make(user, **kwargs):
-        c = Client(**kwargs)
-        c.force_login(user)
-        return c
-
-    return make
 
 
 def db_state():
