@@ -135,12 +135,12 @@ def campaign_dismiss(*, campaign_id: int, actor) -> Campaign:
     seen_subjects = list(
         subjects.select_for_update(of=("self",), no_key=True).order_by("pk").values_list("pk", flat=True)
     )
-    if not seen_cases and not seen_subjects:
-        raise conflict("invalid_transition", "Nothing of this campaign you may see is left to dismiss.")
     if (len(seen_cases), len(seen_subjects)) == everything:
         campaign.status = Campaign.Status.DISMISSED
         campaign.save(update_fields=["status", "updated_at"])
         return campaign
+    if not seen_cases and not seen_subjects:
+        raise conflict("invalid_transition", "Nothing of this campaign you may see is left to dismiss.")
     now = timezone.now()
     links = campaign_links_visible(actor, [campaign])[0].visible_links
     part = Campaign.objects.create(
