@@ -36,6 +36,7 @@ from reviews.selectors import decisions_blind_to
 # Candidates read per source (external id prefix, attribute value, reporter, case id): the count of
 # results is exact up to this many and flagged as an estimate beyond (API.md "Lists").
 SEARCH_CAP = 10_000
+RANK_SPAN = 1_000_000  # above any rank a source gives (at most SEARCH_CAP + 1)
 LINKED_LIMIT = 50  # linked subjects shown per hop, most shared values first
 CASES_LIMIT = 500  # a subject's cases shown, newest first
 CONTENT_LIMIT = 100  # content items listed under an account
@@ -95,19 +96,29 @@ def _value_seen(a: str, visible: str = "%(visible)s") -> str:
     return _VALUE_SEEN_SQL.format(a=a, visible=visible)
 
 
+def _ranked(group: int, candidates: str) -> str:
+    """A source of search candidates: ``candidates`` (subject ids, in their order) as (group, rank, subject id)."""
+    return f"""(SELECT {group} AS grp, row_number() OVER (ORDER BY x.subject_id) AS rn, x.subject_id
+                FROM ({candidates}) x(subject_id))"""
+
+
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _fetch_all_without_jit(sql: str, params: dict) -> list[tuple]:
-    """The rows of ``sql``, planned without JIT compilation, in one round trip.
+def _fetch_all_planned(sql: str, params: dict) -> list[tuple]:
+    """The rows of ``sql``, planned without JIT compilation nor bitmap scans, in one round trip.
 
     A popular value makes the planner's estimate pass ``jit_above_cost`` although the capped
-    statement runs in milliseconds; compiling it then costs a few hundred. ``SET LOCAL`` and the
-    statement go in one message, so they share its implicit transaction and nothing outlives it.
+    statement runs in milliseconds; compiling it then costs a few hundred. Every probe of a search
+    reads a handful of rows by key, once per candidate: a bitmap (built and freed each time) costs
+    more than the rows, which a small table's statistics can hide from the planner. ``SET LOCAL``
+    and the statement go in one message, so they share its implicit transaction and nothing
+    outlives it.
     """
     with connection.cursor() as cur:
-        cur.execute("SET LOCAL jit = off; " + sql, params)
+        cur.execute("SET LOCAL jit = off; SET LOCAL enable_bitmapscan = off; " + sql, params)
+        cur.nextset()
         cur.nextset()
         return cur.fetchall()
 
@@ -192,52 +203,65 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
         # as a merge that reads the subject table from the first id to the last candidate's).
         return f"(SELECT {admitted('vs')} FROM casework_subject vs WHERE vs.id = {subject_id})"
 
-    # (group, the order within the group, subject id): each source capped after the visibility test.
+    # (group, rank within the group, subject id): each source ranks its candidates in the order it walks
+    # them and stops at the cap, after the visibility test.
     sources = []
     if query.q:
         params["prefix"] = _like_prefix(query.q)
         sources.append(
-            f"""(SELECT 1 AS grp, s.external_id COLLATE "C" AS sort_key, s.id AS subject_id FROM casework_subject s
+            f"""(SELECT 1 AS grp, row_number() OVER (ORDER BY s.external_id COLLATE "C", s.id) AS rn,
+                        s.id AS subject_id
+                 FROM casework_subject s
                  WHERE s.external_id COLLATE "C" LIKE %(prefix)s AND {admitted("s")}
                  ORDER BY s.external_id COLLATE "C", s.id LIMIT %(cap)s)"""
         )
         sources.append(
-            f"""(SELECT DISTINCT 2, NULL::text, a.subject_id FROM casework_subjectattribute a
-                 WHERE a.value = %(q)s AND {_value_seen("a", VISIBLE_IDS)} AND {holder_admitted("a.subject_id")}
-                 ORDER BY a.subject_id LIMIT %(cap)s)"""
+            _ranked(
+                2,
+                f"""SELECT DISTINCT a.subject_id FROM casework_subjectattribute a
+                    WHERE a.value = %(q)s AND {_value_seen("a", VISIBLE_IDS)} AND {holder_admitted("a.subject_id")}
+                    ORDER BY a.subject_id LIMIT %(cap)s""",
+            )
         )
         sources.append(
-            f"""(SELECT DISTINCT 3, NULL::text, g.subject_id FROM casework_signal g
-                 WHERE g.reporter_id = (SELECT r.id FROM casework_reporter r WHERE r.external_id = %(q)s)
-                   AND g.threat_class_id = ANY({VISIBLE_IDS}) AND {holder_admitted("g.subject_id")}
-                 ORDER BY g.subject_id LIMIT %(cap)s)"""
+            _ranked(
+                3,
+                f"""SELECT DISTINCT g.subject_id FROM casework_signal g
+                    WHERE g.reporter_id = (SELECT r.id FROM casework_reporter r WHERE r.external_id = %(q)s)
+                      AND g.threat_class_id = ANY({VISIBLE_IDS}) AND {holder_admitted("g.subject_id")}
+                    ORDER BY g.subject_id LIMIT %(cap)s""",
+            )
         )
         if query.q.isdigit() and len(query.q) < 19:
             params["case_id"] = int(query.q)
             sources.append(
-                f"""(SELECT 4, NULL::text, c.subject_id
+                f"""(SELECT 4, 1::bigint, c.subject_id
                      FROM casework_case c JOIN casework_subject s ON s.id = c.subject_id
                      WHERE c.id = %(case_id)s AND {admitted("s")})"""
             )
     elif query.attribute:
         sources.append(
-            f"""(SELECT 2, NULL::text, a.subject_id FROM casework_subjectattribute a
-                 WHERE a.value = %(avalue)s AND a.kind = %(akind)s AND {_value_seen("a", VISIBLE_IDS)}
-                   AND {holder_admitted("a.subject_id")}
-                 ORDER BY a.subject_id LIMIT %(cap)s)"""
+            _ranked(
+                2,
+                f"""SELECT a.subject_id FROM casework_subjectattribute a
+                    WHERE a.value = %(avalue)s AND a.kind = %(akind)s AND {_value_seen("a", VISIBLE_IDS)}
+                      AND {holder_admitted("a.subject_id")}
+                    ORDER BY a.subject_id LIMIT %(cap)s""",
+            )
         )
     sql = f"""
         WITH vis AS ({_visible_classes_sql(user)}),
-        cand (grp, sort_key, subject_id) AS MATERIALIZED ({" UNION ALL ".join(sources)}),
-        capped AS (SELECT bool_or(n >= %(cap)s) AS capped FROM (SELECT count(*) AS n FROM cand GROUP BY grp) x),
+        cand (grp, rn, subject_id) AS MATERIALIZED ({" UNION ALL ".join(sources)}),
+        capped AS (SELECT EXISTS (SELECT 1 FROM cand WHERE rn >= %(cap)s) AS capped),
         hits AS (
-            -- A subject found several ways is listed once, where it ranks first.
-            SELECT subject_id, min(grp) AS grp, min(sort_key) AS sort_key FROM cand GROUP BY subject_id
+            -- A subject found several ways is listed once, where it ranks first (group, then rank: one
+            -- integer, as a rank never reaches RANK_SPAN).
+            SELECT subject_id, min(grp * {RANK_SPAN} + rn) AS ord FROM cand GROUP BY subject_id
         ),
         counted AS (SELECT count(*) AS n FROM hits),
         page AS (
-            SELECT h.grp, h.sort_key, s.id, s.kind, s.external_id, s.reach
-            FROM (SELECT * FROM hits ORDER BY grp, sort_key, subject_id LIMIT %(limit)s OFFSET %(offset)s) h
+            SELECT h.ord, s.id, s.kind, s.external_id, s.reach
+            FROM (SELECT * FROM hits ORDER BY ord LIMIT %(limit)s OFFSET %(offset)s) h
             JOIN casework_subject s ON s.id = h.subject_id
         )
         SELECT counted.n, capped.capped, p.kind, p.external_id,
@@ -256,9 +280,9 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
                  WHERE g.subject_id = p.id AND g.threat_class_id = ANY({VISIBLE_IDS})
                  ORDER BY g.occurred_at DESC LIMIT 1)
         FROM counted CROSS JOIN capped LEFT JOIN page p ON true
-        ORDER BY p.grp, p.sort_key, p.id
+        ORDER BY p.ord
     """
-    rows = _fetch_all_without_jit(sql, params)
+    rows = _fetch_all_planned(sql, params)
     total, capped = (rows[0][0], bool(rows[0][1])) if rows else (0, False)
     results = [
         {
