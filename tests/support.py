@@ -16,6 +16,14 @@ def refused(code, status, fn):
     return exc.value
 
 
+def refused_code(code, fn):
+    """Run ``fn``; it must raise ``DocketError`` with this ``code`` (whatever its HTTP status). Returns the error."""
+    with pytest.raises(DocketError) as exc:
+        fn()
+    assert exc.value.code == code, exc.value.detail
+    return exc.value
+
+
 def run_threads(n, work):
     """Start ``n`` threads at one barrier; each runs ``work(i)`` and closes its own connection."""
     barrier = threading.Barrier(n)

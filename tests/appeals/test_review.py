@@ -12,19 +12,12 @@ from django.utils import timezone
 from appeals.models import Appeal
 from appeals.services import appeal_claim, appeal_file, appeal_release, appeal_resolve, appeals_release_stale
 from casework.models import Case, CaseEvent, Reporter
-from docket.errors import DocketError
 from docket.periodic import jobs
 from reviews.models import Decision, Enforcement, Strike
 from tests.appeals.conftest import appeal_on, decide_for_real, decided
+from tests.support import refused_code
 
 pytestmark = pytest.mark.django_db
-
-
-def refused(fn, code):
-    with pytest.raises(DocketError) as exc:
-        fn()
-    assert exc.value.code == code, exc.value.detail
-    return exc.value
 
 
 def state(appeal):
@@ -89,9 +82,9 @@ def test_claim_refusals_change_nothing(make_user, decider):
     full = make_user("full", "appeals", max_active=1)
     appeal_on(decided(reviewer=decider.reviewer), holder=full.reviewer)
 
-    refused(lambda: appeal_claim(reviewer=off.reviewer), "off_shift")
-    refused(lambda: appeal_claim(reviewer=full.reviewer), "capacity_reached")
-    refused(lambda: appeal_claim(reviewer=decider.reviewer), "forbidden")
+    refused_code("off_shift", lambda: appeal_claim(reviewer=off.reviewer))
+    refused_code("capacity_reached", lambda: appeal_claim(reviewer=full.reviewer))
+    refused_code("forbidden", lambda: appeal_claim(reviewer=decider.reviewer))
 
     assert Appeal.objects.get(pk=appeal.pk).status == "received"
     assert not CaseEvent.objects.filter(kind="appeal_claimed").exists()
@@ -132,7 +125,7 @@ def test_concurrent_claimers_never_hold_one_appeal_twice(make_user, decider):
 def test_holder_may_release_and_others_may_not(decider, appeals_staff, appeals_staff_2):
     appeal = appeal_on(decided(reviewer=decider.reviewer), holder=appeals_staff.reviewer)
 
-    refused(lambda: appeal_release(appeal_id=appeal.pk, reviewer=appeals_staff_2.reviewer), "not_assignee")
+    refused_code("not_assignee", lambda: appeal_release(appeal_id=appeal.pk, reviewer=appeals_staff_2.reviewer))
     assert Appeal.objects.get(pk=appeal.pk).assigned_to_id == appeals_staff.reviewer.pk
     appeal_release(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer)
 
@@ -162,13 +155,13 @@ def test_only_the_holder_resolves(decider, appeals_staff, appeals_staff_2):
     received = appeal_on(decided(reviewer=decider.reviewer))
     before = state(appeal), state(received)
 
-    refused(
+    refused_code(
+        "not_assignee",
         lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff_2.reviewer, outcome="upheld", rationale="x"),
-        "not_assignee",
     )
-    refused(
-        lambda: appeal_resolve(appeal_id=received.pk, reviewer=appeals_staff.reviewer, outcome="upheld", rationale="x"),
+    refused_code(
         "not_assignee",
+        lambda: appeal_resolve(appeal_id=received.pk, reviewer=appeals_staff.reviewer, outcome="upheld", rationale="x"),
     )
 
     assert (state(appeal), state(received)) == before
@@ -181,9 +174,9 @@ def test_the_original_decider_has_a_conflict_of_interest_even_holding_it(make_us
     before = state(appeal), state(other)
 
     for target in (appeal, other):
-        error = refused(
-            lambda t=target: appeal_resolve(appeal_id=t.pk, reviewer=both.reviewer, outcome="upheld", rationale="x"),
+        error = refused_code(
             "conflict_of_interest",
+            lambda t=target: appeal_resolve(appeal_id=t.pk, reviewer=both.reviewer, outcome="upheld", rationale="x"),
         )
         assert error.status == 403
 
@@ -195,9 +188,9 @@ def test_restricted_appeal_is_not_found_without_clearance(make_user, appeals_sta
     appeal = appeal_on(decided(kind="cib", reviewer=senior.reviewer), holder=appeals_staff.reviewer)
     before = state(appeal)
 
-    error = refused(
-        lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, outcome="upheld", rationale="x"),
+    error = refused_code(
         "not_found",
+        lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, outcome="upheld", rationale="x"),
     )
 
     assert error.status == 404
@@ -217,7 +210,9 @@ def test_invalid_resolutions_change_nothing(decider, appeals_staff, kwargs, fiel
     appeal = appeal_on(decided(reviewer=decider.reviewer, action="remove"), holder=appeals_staff.reviewer)
     before = state(appeal)
 
-    error = refused(lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, **kwargs), "invalid")
+    error = refused_code(
+        "invalid", lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, **kwargs)
+    )
 
     assert list(error.errors) == [field]
     assert state(appeal) == before
@@ -228,9 +223,9 @@ def test_a_resolved_appeal_cannot_be_resolved_again(decider, appeals_staff):
     appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, outcome="upheld", rationale="fine")
     before = state(appeal)
 
-    refused(
-        lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, outcome="upheld", rationale="y"),
+    refused_code(
         "invalid_transition",
+        lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, outcome="upheld", rationale="y"),
     )
     assert state(appeal) == before
 
@@ -243,7 +238,9 @@ def test_no_automated_actor_can_resolve(decider, appeals_staff, who):
     appeal = appeal_on(decided(reviewer=decider.reviewer), holder=appeals_staff.reviewer)
     before = state(appeal)
 
-    refused(lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=who, outcome="overturned", rationale="x"), "forbidden")
+    refused_code(
+        "forbidden", lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=who, outcome="overturned", rationale="x")
+    )
 
     assert state(appeal) == before
 
@@ -253,9 +250,9 @@ def test_a_reviewer_without_the_appeals_role_cannot_resolve(decider, moderator, 
     Appeal.objects.filter(pk=appeal.pk).update(assigned_to=moderator.reviewer)
     before = state(appeal)
 
-    refused(
-        lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=moderator.reviewer, outcome="upheld", rationale="x"),
+    refused_code(
         "forbidden",
+        lambda: appeal_resolve(appeal_id=appeal.pk, reviewer=moderator.reviewer, outcome="upheld", rationale="x"),
     )
     assert state(appeal) == before
 
@@ -368,11 +365,11 @@ def test_modified_action_must_be_on_the_ladder_and_nothing_is_half_written(decid
     appeal = file_and_claim(decision, platform, appeals_staff)
     before = state(appeal)
 
-    refused(
+    refused_code(
+        "action_not_allowed",
         lambda: appeal_resolve(
             appeal_id=appeal.pk, reviewer=appeals_staff.reviewer, outcome="modified", action="lock", rationale="x"
         ),
-        "action_not_allowed",
     )
 
     assert state(appeal) == before

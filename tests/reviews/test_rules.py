@@ -11,7 +11,6 @@ from casework import events
 from casework import services as casework_services
 from casework.models import Campaign, Case, CaseEvent, Queue
 from docket import queueing
-from docket.errors import DocketError
 from policies.models import ThreatClass
 from reviews.models import Assignment, Decision
 from reviews.services import (
@@ -29,15 +28,9 @@ from reviews.services import (
 from reviews.services.decisions import draft_for
 from reviews.sla import cases_escalate_sla_breaches
 from tests.factories import CaseFactory, threat_class
+from tests.support import refused_code
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_qa")]
-
-
-def refused(code, fn):
-    with pytest.raises(DocketError) as exc:
-        fn()
-    assert exc.value.code == code
-    return exc.value
 
 
 @pytest.fixture
@@ -94,20 +87,20 @@ def test_a_decision_asks_the_table(senior, without, unchanged):
     case = CaseFactory(kind="spam")
     without("open", "decided")
     with unchanged():
-        error = refused(
+        error = refused_code(
             "invalid_transition",
             lambda: decision_make(
                 case_id=case.pk, reviewer=senior, action="remove", rule="SP-1", on_behalf_of_senior=True
             ),
         )
     assert error.status == 409
-    refused("invalid_transition", lambda: decision_automated(case=case, action="remove"))
+    refused_code("invalid_transition", lambda: decision_automated(case=case, action="remove"))
 
 
 def test_assignment_asks_the_table(senior, without):
     case = CaseFactory(kind="spam")
     without("open", "in_review")
-    refused("invalid_transition", lambda: case_assign(case_id=case.pk, reviewer_username="senior", by=senior))
+    refused_code("invalid_transition", lambda: case_assign(case_id=case.pk, reviewer_username="senior", by=senior))
 
 
 # --- one builder per event kind ---------------------------------------------------------------------
@@ -134,15 +127,15 @@ def test_an_event_is_written_only_from_its_kinds_builder(moderator):
 def test_eligibility_refuses_in_one_order_and_skips_figures_not_known_yet():
     load = ReviewerLoad(username="ann", on_shift=False, max_active=1, clearances=frozenset(), graphic_budget=0)
 
-    assert refused("clearance_required", lambda: eligibility_check(load, needs=[Clearance("csam", "this queue")]))
-    assert refused("forbidden", lambda: eligibility_check(load, works_queue=False, queue_slug="spam")).detail == (
+    assert refused_code("clearance_required", lambda: eligibility_check(load, needs=[Clearance("csam", "this queue")]))
+    assert refused_code("forbidden", lambda: eligibility_check(load, works_queue=False, queue_slug="spam")).detail == (
         "ann does not work the Spam queue."
     )
-    assert refused("off_shift", lambda: eligibility_check(load)).detail == "ann is off shift."
+    assert refused_code("off_shift", lambda: eligibility_check(load)).detail == "ann is off shift."
     on = ReviewerLoad(username="ann", on_shift=True, max_active=1, clearances=frozenset(), graphic_budget=0)
     eligibility_check(on, graphic=True)  # nothing counted yet: nothing to refuse
-    assert refused("capacity_reached", lambda: eligibility_check(on.counted(active=1)))
-    assert refused(
+    assert refused_code("capacity_reached", lambda: eligibility_check(on.counted(active=1)))
+    assert refused_code(
         "exposure_budget_reached", lambda: eligibility_check(on.counted(active=0, graphic_today=0), graphic=True)
     )
     eligibility_check(on.counted(active=0, graphic_today=0), graphic=False)
@@ -152,7 +145,9 @@ def test_appeal_claims_use_the_same_rule_and_words(make_user):
     staff = make_user("appeals-off", "appeals")
     staff.reviewer.on_shift = False
     staff.reviewer.save()
-    assert refused("off_shift", lambda: appeal_claim(reviewer=staff.reviewer)).detail == "appeals-off is off shift."
+    assert (
+        refused_code("off_shift", lambda: appeal_claim(reviewer=staff.reviewer)).detail == "appeals-off is off shift."
+    )
 
 
 def test_a_refused_claim_writes_nothing(make_user, unchanged):
@@ -163,7 +158,7 @@ def test_a_refused_claim_writes_nothing(make_user, unchanged):
     CaseFactory(kind="spam")
     queue_claim(reviewer=busy, queue_slug="spam")
     with unchanged():
-        refused("capacity_reached", lambda: queue_claim(reviewer=busy, queue_slug="spam"))
+        refused_code("capacity_reached", lambda: queue_claim(reviewer=busy, queue_slug="spam"))
 
 
 # --- one decision pipeline -------------------------------------------------------------------------
