@@ -10,7 +10,8 @@ or ``bench.common.reviewers``) working the spam queue, an appeals user
 (``python -m bench.load`` makes them, starts the servers and steps ``-u``):
 
 - ``Moderator``: signs in, opens the home page, claims the next case, reads
-  it, decides it, and goes on to the next, with think time between steps;
+  it (think time), decides it, and goes on to the next case the decision
+  claimed (the UI's "decide and next"), each page a request of its own;
 - ``AppealsStaff``: signs in and reads the appeals queue;
 - ``Platform``: posts batches of 20 signals through the intake API.
 
@@ -58,23 +59,36 @@ class Moderator(HttpUser):
     def on_start(self):
         _sign_in(self, f"bench-r{FIRST + next(_numbers) % MODERATORS}")
         self.client.get("/", name="home")
+        self.case_id = None
+
+    def _go_on(self, answer):
+        """Where a claim or a decision sends the moderator: the next case's page, or home when there is none."""
+        found = _CASE.search(answer.headers.get("Location", ""))
+        self.case_id = found.group(1) if found else None
+        if self.case_id:
+            self.client.get(f"/cases/{self.case_id}/", name="case page")
+        else:
+            self.client.get("/", name="home")
 
     @task
     def next_case(self):
-        claimed = self.client.post(
-            "/queues/spam/claim/", data={"csrfmiddlewaretoken": _csrf(self)}, name="claim next", allow_redirects=True
-        )
-        found = _CASE.search(claimed.url or "")
-        if not found:
-            self.client.get("/", name="home")
+        """Claim when holding nothing; else decide the case read during the think time (which claims the next)."""
+        if self.case_id is None:
+            claimed = self.client.post(
+                "/queues/spam/claim/",
+                data={"csrfmiddlewaretoken": _csrf(self)},
+                name="claim next",
+                allow_redirects=False,
+            )
+            self._go_on(claimed)
             return
-        case_id = found.group(1)
-        self.client.get(f"/cases/{case_id}/", name="case page")
-        self.client.post(
-            f"/cases/{case_id}/decision/",
+        decided = self.client.post(
+            f"/cases/{self.case_id}/decision/",
             data={"action": "remove", "rule": "SP-1", "rationale": "", "csrfmiddlewaretoken": _csrf(self)},
             name="decide",
+            allow_redirects=False,
         )
+        self._go_on(decided)
 
 
 class AppealsStaff(HttpUser):
