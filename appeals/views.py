@@ -18,6 +18,7 @@ from docket.audit import access_log_appeal_read
 from docket.errors import DocketError
 from policies.models import Action
 from reviews.services import active_version_for
+from reviews.views.timeline import events_told
 
 from . import selectors, services
 from .api.filters import AppealFilter
@@ -111,8 +112,7 @@ def appeal_detail(request, appeal_id):
     case = decision.case
     signals, signals_more = case_signals_shown(case)
     events = list(case.events.order_by("-at", "-id")[:EVENTS_SHOWN])
-    for event in events:
-        event.summary = event.kind.replace("_", " ")
+    events_told(events)
     decisions = list(case.decisions.select_related("reviewer__user", "policy_version__policy").order_by("created_at"))
     try:
         version = active_version_for(case.threat_class)

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from casework.models import Campaign, Case
+from casework.models import Campaign
 from casework.priority import FACTORS, priority_explain, priority_shown
 from casework.selectors import case_signals_shown, recommended_action, subject_facts
 from casework.services import ESCALATION_QUEUES, case_note_add
@@ -23,7 +23,6 @@ from reviews.selectors import (
     case_signals_by_hour,
     cases_linked,
     decisions_blind_to,
-    queue_names,
     reporter_records,
     reviewer_load,
 )
@@ -40,21 +39,10 @@ from .common import (
     staff_required,
     visible_case,
 )
+from .timeline import events_told
 
 # --- the case page ----------------------------------------------------------------------
 
-STATUS_WORDS = {value: label.lower() for value, label in Case.Status.choices}
-# Event kinds whose name with its underscores replaced would not read as words.
-EVENT_WORDS = {
-    "qa_reviewed": "QA second review recorded",
-    "status_open": "reopened",
-    "status_in_review": "in review",
-    "status_escalated": "escalated",
-    "status_decided": "decided",
-    "status_appealed": "appealed",
-    "status_closed": "closed",
-    "personal_data_purged": "personal data purged",
-}
 
 EVENTS_SHOWN = 200
 LINKED_SHOWN = 20
@@ -108,9 +96,7 @@ def _case_page(request, case_id, *, forms=None, status=200):
     if hidden:
         events = events.exclude(detail__decision__in=hidden)
     events = list(events[:EVENTS_SHOWN])
-    names = queue_names() if any(e.detail and ("to_queue" in e.detail) for e in events) else {}
-    for event in events:
-        event.summary = _event_summary(event, names)
+    events_told(events)
     linked = cases_linked(user, case, limit=LINKED_SHOWN)
     # The case's campaign as the user may know it (a campaign of a class hidden from them is not named).
     campaign = (
@@ -215,38 +201,6 @@ def _breakdown(raw):
 def _factor(key):
     label, meaning = FACTORS.get(key, (key.replace("_", " "), ""))
     return {"factor": label, "meaning": meaning}
-
-
-def _status_word(status):
-    return STATUS_WORDS.get(status, str(status).replace("_", " "))
-
-
-def _event_summary(event, queue_names):
-    """What the timeline says of an event, in words: labels of actions, queues and statuses, never their slugs."""
-    d = event.detail or {}
-    kind = event.kind
-    if kind == "note":
-        return "added a note"
-    if kind in ("claimed", "assigned"):
-        who = d.get("reviewer", "")
-        return f"{kind} the case" if kind == "claimed" else f"assigned the case to {who}"
-    if kind == "decided":
-        text = f"decided: {ACTION_LABELS.get(d.get('action'), d.get('action'))}"
-        return text + (f" under {d['rule']}" if d.get("rule") else "")
-    if kind in ("escalated", "sla_escalated"):
-        to = d.get("to_queue", "?")
-        text = "escalated" if kind == "escalated" else "escalated past its SLA"
-        return f"{text} to the {queue_names.get(to, to)} queue"
-    if kind == "lease_expired":
-        return "lease expired; back to the queue"
-    if kind in ("released", "skipped"):
-        return f"{kind} the case back to the queue"
-    if kind == "signals_released":
-        return f"{d.get('signals', 0)} held signal(s) released into the case"
-    text = EVENT_WORDS.get(kind, kind.replace("_", " "))
-    if d.get("to") and d.get("from"):
-        text += f" ({_status_word(d['from'])} → {_status_word(d['to'])})"
-    return text
 
 
 # --- decisions, escalation, notes ------------------------------------------------------------

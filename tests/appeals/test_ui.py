@@ -6,6 +6,7 @@ from django.test import Client
 
 from appeals.models import Appeal
 from casework.models import CaseEvent
+from policies.models import Action
 from reviews.models import Decision, Enforcement
 from tests.appeals.conftest import appeal_on, decide_for_real, decided
 
@@ -104,6 +105,17 @@ def test_the_appeal_page_shows_the_evidence_as_the_case_page_does(decider, appea
     assert ">user-reports<" not in appeal_page and ">user_report<" not in appeal_page
     assert 'data-reveal-page="appeal"' in appeal_page and 'data-reveal-page="case"' in case_page
     assert '<h2 id="signals-h">Evidence</h2>' in appeal_page and '<h2 id="signals-h">Signals</h2>' in case_page
+
+
+def test_the_appeal_page_tells_the_case_timeline_in_the_case_pages_words(decider, appeals_staff, senior):
+    decision = decide_for_real(decider, reporters=1)
+    appeal = appeal_on(decision, holder=appeals_staff.reviewer, statement="Mine.")
+    label = dict(Action.choices)[decision.action]
+    told = f"decided: {label} under {decision.rule}"
+    appeal_page = browser(appeals_staff).get(f"/appeals/{appeal.pk}/").content.decode()
+    assert told in appeal_page
+    assert told in browser(senior).get(f"/cases/{decision.case_id}/").content.decode()
+    assert "</strong> decided</div>" not in appeal_page  # the bare kind, as the appeal page once said it
 
 
 def test_a_restricted_appeal_is_404_without_clearance(make_user, appeals_staff):
