@@ -172,6 +172,22 @@ class SourceIncidentAdmin(RestrictedReadOnlyAdmin):
 
 @admin.register(Reporter)
 class ReporterAdmin(RestrictedReadOnlyAdmin):
-    list_display = ["external_id", "first_seen_at", "reports_decided", "reports_upheld"]
+    """Reporters with their record over the classes the admin may see (not the counters over every class)."""
+
+    list_display = ["external_id", "first_seen_at", "seen_decided", "seen_upheld"]
+    fields = ["external_id", "first_seen_at", "seen_decided", "seen_upheld"]
+    readonly_fields = ["seen_decided", "seen_upheld"]
     search_fields = ["external_id"]
-    all_classes_fields = ("reports_decided", "reports_upheld")  # the record over every class's decisions
+    # Their first report of any class: it may be one of a class hidden from the admin.
+    all_classes_fields = ("first_seen_at",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_visible_record(request.user)
+
+    @admin.display(description="Reports decided", ordering="seen_decided")
+    def seen_decided(self, reporter):
+        return reporter.seen_decided
+
+    @admin.display(description="Reports upheld", ordering="seen_upheld")
+    def seen_upheld(self, reporter):
+        return reporter.seen_upheld

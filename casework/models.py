@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Now
 
 from docket.hooks import Contributions
@@ -107,6 +107,16 @@ class ReporterQuerySet(models.QuerySet):
         visible = visible_classes_q(clearances_of(user), prefix="threat_class__")
         signals = Signal.objects.filter(reporter_id=OuterRef("pk"))
         return self.filter(Q(Exists(signals.filter(visible))) | ~Q(Exists(signals.exclude(visible))))
+
+    def with_visible_record(self, user):
+        """Each reporter with their record over the classes ``user`` may see (``ReporterClassRecord``):
+        ``seen_decided`` and ``seen_upheld``. A decision of a hidden class tells the reader nothing."""
+        visible = visible_classes_q(clearances_of(user), prefix="threat_class__")
+        records = ReporterClassRecord.objects.filter(visible, reporter_id=OuterRef("pk")).values("reporter_id")
+        return self.annotate(
+            seen_decided=Coalesce(Subquery(records.annotate(n=Sum("reports_decided")).values("n")), 0),
+            seen_upheld=Coalesce(Subquery(records.annotate(n=Sum("reports_upheld")).values("n")), 0),
+        )
 
 
 class SignalQuerySet(models.QuerySet):

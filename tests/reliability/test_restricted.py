@@ -687,6 +687,22 @@ def _cleared_policy_admin():
     return user_upsert(username="r-padmin-cleared", role_names=["policy_admin", "senior"], clearances=["csam", "cib"])
 
 
+def test_the_reporter_admin_tells_the_record_of_the_classes_the_admin_may_see(mixed, frozen):
+    world = mixed
+    decide(world.mix_cases[1], world.decider, world.cast["senior"])  # the campaign's reporter: a spam report upheld
+    _mixed_restricted_activity(world, frozen)  # and their csam report on a member, upheld
+    reporter = Reporter.objects.get(external_id="u-rep-shared")
+    assert (reporter.reports_decided, reporter.reports_upheld) == (2, 2)  # over every class
+    listed = "/admin/casework/reporter/?q=u-rep-shared"
+    for user, told in ((world.cast["policy_admin"], "1"), (_cleared_policy_admin(), "2")):
+        page = ui_client(user).get(listed).content.decode()
+        assert re.findall(r'<td class="field-seen_(?:decided|upheld)">(\d+)</td>', page) == [told, told]
+        change = ui_client(user).get(f"/admin/casework/reporter/{reporter.pk}/change/").content.decode()
+        assert change.count(f'<div class="readonly">{told}</div>') == 2
+    # When they were first seen counts every class (their first report may be of a hidden one): not shown.
+    assert "field-first_seen_at" not in ui_client(world.cast["policy_admin"]).get(listed).content.decode()
+
+
 def test_the_subject_admin_tells_the_reach_and_values_of_the_classes_the_admin_may_see(mixed, frozen):
     world = mixed
     _mixed_restricted_activity(world, frozen, carrying=True)  # a csam signal on u-mix-0: reach 5M, an ip, a payment
