@@ -40,7 +40,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, connections, transaction
 
-from casework.models import SignalSource
+from policies.models import SignalSource
 from reviews.accounts import user_upsert
 
 BENCH_DATABASE = os.environ.get("DOCKET_BENCH_DATABASE", "docket_bench")
@@ -187,7 +187,7 @@ SELECT src.id, 'bench-s-' || p.i || '-' || j, p.i, p.class_id,
        '', p.t + j * interval '1 minute', p.t + j * interval '1 minute', 'queued', p.i, false
   FROM bench_plan p
  CROSS JOIN LATERAL generate_series(0, p.extra) j
-  JOIN casework_signalsource src ON src.slug = CASE
+  JOIN policies_signalsource src ON src.slug = CASE
        WHEN j > 0 OR p.first_is_report THEN 'user-reports'
        WHEN p.slug = 'spam' THEN 'spam-classifier'
        WHEN p.slug = 'ato' THEN 'ato-rules'

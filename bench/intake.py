@@ -31,9 +31,9 @@ import psycopg
 from django.db import connection
 from django.test import Client
 
-from casework.models import Case, Signal, SignalSource
+from casework.models import Case, Signal
 from docket.accounts import token_for
-from policies.models import ThreatClass
+from policies.models import SignalSource, ThreatClass
 from reviews.accounts import user_upsert
 
 CLASSES_BY_REPORT = [("spam", 0.4), ("harassment", 0.4), ("payment_fraud", 0.1), ("cib", 0.1)]

@@ -38,8 +38,9 @@ import requests
 from django.db import connection
 
 from casework.hygiene import source_confirm
-from casework.models import Signal, SignalSource
+from casework.models import Signal
 from docket.accounts import token_for
+from policies.models import SignalSource
 from reviews.accounts import user_upsert
 
 QUEUE = "spam"

@@ -4,7 +4,7 @@ from django.utils.safestring import mark_safe
 
 from docket import roles
 from docket.errors import DocketError
-from policies.admin import RestrictedAdminMixin, RestrictedReadOnlyAdmin
+from policies.admin import RestrictedReadOnlyAdmin
 
 from .models import (
     Campaign,
@@ -13,29 +13,11 @@ from .models import (
     Queue,
     Reporter,
     Signal,
-    SignalSource,
     SourceIncident,
     Subject,
 )
 from .retention import case_legal_hold_release, case_legal_hold_set
 from .selectors import subject_facts
-
-
-@admin.register(SignalSource)
-class SignalSourceAdmin(RestrictedAdminMixin, admin.ModelAdmin):
-    list_display = ["slug", "kind", "trust", "status", "baseline_rate", "current_rate", "health_checked_at"]
-    list_filter = ["kind", "status"]
-    readonly_fields = [
-        "status",
-        "baseline_rate",
-        "current_rate",
-        "score_summary",
-        "status_changed_at",
-        "health_checked_at",
-        "created_at",
-    ]
-    # Rates and score distributions count every class's signals (the /sources/ pages show each user theirs).
-    all_classes_fields = ("baseline_rate", "current_rate", "score_summary")
 
 
 @admin.register(Queue)

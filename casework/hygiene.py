@@ -24,11 +24,11 @@ from django.utils.text import slugify
 from docket.batches import batches
 from docket.conf import setting
 from docket.errors import DocketError
-from policies.models import ThreatClass
+from policies.models import SignalSource, ThreatClass
 
 from . import events
 from .intake.fold import signals_fold
-from .models import Signal, SignalSource, SourceIncident
+from .models import Signal, SourceIncident
 from .priority import case_reprioritise
 from .services import actor_fields, case_events_add_bulk
 
@@ -219,7 +219,7 @@ _HEALTH_SQL = f"""
            (SELECT min(g.occurred_at) FROM casework_signal g WHERE g.source_id = s.id) AS first_at,
            {", ".join(_COUNT for _ in range(BASELINE_WEEKS + 1))},
            recent.n, recent.mean, recent.hist, base.n, base.mean, base.hist
-    FROM casework_signalsource s
+    FROM policies_signalsource s
     CROSS JOIN LATERAL ({_SCORES}) recent
     CROSS JOIN LATERAL ({_SCORES}) base
     ORDER BY s.id
@@ -230,7 +230,7 @@ _HEALTH_SQL = f"""
 # ``_HEALTH_SQL``): range scans of the (source, occurred_at) index, grouped by class.
 _CLASSES_SQL = """
     SELECT s.id, c.*
-    FROM casework_signalsource s
+    FROM policies_signalsource s
     CROSS JOIN LATERAL (
         SELECT tc.slug, {counts}
         FROM casework_signal g JOIN policies_threatclass tc ON tc.id = g.threat_class_id

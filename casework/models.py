@@ -1,4 +1,4 @@
-"""Subjects, sources, signals, queues, cases, campaigns and the case timeline."""
+"""Subjects, signals, source incidents, queues, cases, campaigns and the case timeline."""
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce, Now
 
 from docket.hooks import Contributions
 from docket.visibility import clearances_of
-from policies.models import ThreatClass, visible_classes_q
+from policies.models import SignalSource, ThreatClass, visible_classes_q
 
 from .events import Kind
 
@@ -242,49 +242,6 @@ class SubjectAttribute(models.Model):
 
     def __str__(self):
         return f"{self.kind}={self.value}"
-
-
-class SignalSource(models.Model):
-    class Kind(models.TextChoices):
-        USER_REPORT = "user_report"
-        CLASSIFIER = "classifier"
-        RULE = "rule"
-        HASH_MATCH = "hash_match"
-        TRUSTED_FLAGGER = "trusted_flagger"
-        LEGAL_REQUEST = "legal_request"
-
-    class Status(models.TextChoices):
-        HEALTHY = "healthy"
-        SUSPECT = "suspect"
-        QUARANTINED = "quarantined"
-
-    # Kinds whose signals carry a score (required on intake).
-    SCORED_KINDS = frozenset({"classifier", "rule", "hash_match"})
-
-    slug = models.SlugField(max_length=60, unique=True)
-    name = models.CharField(max_length=120, blank=True)
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    trust = models.FloatField(default=1.0, help_text="Weight of this source's signals, 0 to 1.")
-    dsa_article_16 = models.BooleanField(
-        default=False,
-        help_text="Its reports are notices alleging illegal content (DSA Art. 16); others are other notifications.",
-    )
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.HEALTHY)
-    baseline_rate = models.FloatField(null=True, blank=True, help_text="Signals per hour, this hour of week.")
-    current_rate = models.FloatField(null=True, blank=True, help_text="Signals per hour, last hour.")
-    score_summary = models.JSONField(default=dict, blank=True)
-    status_changed_at = models.DateTimeField(null=True, blank=True)
-    health_checked_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["slug"]
-        constraints = [
-            models.CheckConstraint(name="signalsource_trust_in_unit", condition=Q(trust__gte=0, trust__lte=1)),
-        ]
-
-    def __str__(self):
-        return self.slug
 
 
 class SourceIncident(models.Model):

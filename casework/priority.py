@@ -105,7 +105,7 @@ sig AS (
            bool_or(s.holdout) AS holdout
     FROM casework_signal s
     JOIN target t ON t.id = s.case_id
-    JOIN casework_signalsource src ON src.id = s.source_id
+    JOIN policies_signalsource src ON src.id = s.source_id
     GROUP BY s.case_id
 ),
 first_reports AS (  -- each distinct reporter once per case: their first report on it

@@ -41,6 +41,7 @@ _ADMIN_PERMISSIONS = {
             "policyversion": "avc",
             "threshold": "v",
             "thresholdchange": "avc",
+            "signalsource": "avc",
             "messagetemplate": "avcd",
         },
         "reviews": {
@@ -56,7 +57,6 @@ _ADMIN_PERMISSIONS = {
         },
         "casework": {
             "queue": "avcd",
-            "signalsource": "avc",
             "case": "v",
             "signal": "v",
             "caseevent": "v",

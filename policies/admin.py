@@ -22,6 +22,7 @@ from .models import (
     MessageTemplate,
     Policy,
     PolicyVersion,
+    SignalSource,
     ThreatClass,
     Threshold,
     ThresholdChange,
@@ -531,6 +532,23 @@ class PolicyVersionAdmin(admin.ModelAdmin):
         )
 
 
+@admin.register(SignalSource)
+class SignalSourceAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+    list_display = ["slug", "kind", "trust", "status", "baseline_rate", "current_rate", "health_checked_at"]
+    list_filter = ["kind", "status"]
+    readonly_fields = [
+        "status",
+        "baseline_rate",
+        "current_rate",
+        "score_summary",
+        "status_changed_at",
+        "health_checked_at",
+        "created_at",
+    ]
+    # Rates and score distributions count every class's signals (the /sources/ pages show each user theirs).
+    all_classes_fields = ("baseline_rate", "current_rate", "score_summary")
+
+
 @admin.register(Threshold)
 class ThresholdAdmin(ReadOnlyAdmin):
     """Read-only: thresholds move only through an approved threshold change."""
@@ -541,7 +559,7 @@ class ThresholdAdmin(ReadOnlyAdmin):
 class ThresholdChangeProposalForm(forms.Form):
     """Propose a threshold change in the admin; saving calls the same service as the API."""
 
-    source = forms.ModelChoiceField(queryset=None, to_field_name="slug")
+    source = forms.ModelChoiceField(queryset=SignalSource.objects.order_by("slug"), to_field_name="slug")
     threat_class = forms.ModelChoiceField(queryset=ThreatClass.objects.order_by("slug"), to_field_name="slug")
     auto_action_at = forms.FloatField(
         required=False, help_text="Score at which automation acts (within the class's tolerance); blank: never."
@@ -551,9 +569,6 @@ class ThresholdChangeProposalForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        # The sources through the relation the model declares (policies names no casework module).
-        sources = ThresholdChange._meta.get_field("source").related_model
-        self.fields["source"].queryset = sources.objects.order_by("slug")
         # A class's blast radius counts its signals: only the classes the admin may see are offered.
         self.fields["threat_class"].queryset = ThreatClass.objects.visible_to(user).order_by("slug")
 

@@ -1,6 +1,6 @@
-"""Threat classes, versioned policies, the action ladder and thresholds.
+"""Threat classes, versioned policies, the action ladder, signal sources and their thresholds.
 
-Nothing here imports the other apps; thresholds name their source lazily.
+Nothing here imports the other apps.
 """
 
 from django.conf import settings
@@ -212,10 +212,58 @@ class PolicyVersion(models.Model):
         return [r["code"] for r in self.rules]
 
 
+class SignalSource(models.Model):
+    """Where signals come from, and how far they are trusted: configuration governed like thresholds.
+
+    Casework's signal hygiene keeps the figures (rates, score summary) and moves the status.
+    """
+
+    class Kind(models.TextChoices):
+        USER_REPORT = "user_report"
+        CLASSIFIER = "classifier"
+        RULE = "rule"
+        HASH_MATCH = "hash_match"
+        TRUSTED_FLAGGER = "trusted_flagger"
+        LEGAL_REQUEST = "legal_request"
+
+    class Status(models.TextChoices):
+        HEALTHY = "healthy"
+        SUSPECT = "suspect"
+        QUARANTINED = "quarantined"
+
+    # Kinds whose signals carry a score (required on intake).
+    SCORED_KINDS = frozenset({"classifier", "rule", "hash_match"})
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=120, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    trust = models.FloatField(default=1.0, help_text="Weight of this source's signals, 0 to 1.")
+    dsa_article_16 = models.BooleanField(
+        default=False,
+        help_text="Its reports are notices alleging illegal content (DSA Art. 16); others are other notifications.",
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.HEALTHY)
+    baseline_rate = models.FloatField(null=True, blank=True, help_text="Signals per hour, this hour of week.")
+    current_rate = models.FloatField(null=True, blank=True, help_text="Signals per hour, last hour.")
+    score_summary = models.JSONField(default=dict, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(name="signalsource_trust_in_unit", condition=Q(trust__gte=0, trust__lte=1)),
+        ]
+
+    def __str__(self):
+        return self.slug
+
+
 class Threshold(models.Model):
     """Per source and threat class, where automation acts and where review starts."""
 
-    source = models.ForeignKey("casework.SignalSource", on_delete=models.CASCADE, related_name="thresholds")
+    source = models.ForeignKey(SignalSource, on_delete=models.CASCADE, related_name="thresholds")
     threat_class = models.ForeignKey(ThreatClass, on_delete=models.CASCADE, related_name="thresholds")
     auto_action_at = models.FloatField(null=True, blank=True, help_text="Score at which automation acts.")
     review_at = models.FloatField(default=0.0, help_text="Score at which a signal enters review.")
@@ -253,7 +301,7 @@ class ThresholdChange(models.Model):
         APPLIED = "applied"
         REJECTED = "rejected"
 
-    source = models.ForeignKey("casework.SignalSource", on_delete=models.PROTECT, related_name="+")
+    source = models.ForeignKey(SignalSource, on_delete=models.PROTECT, related_name="+")
     threat_class = models.ForeignKey(ThreatClass, on_delete=models.PROTECT, related_name="+")
     old_auto_action_at = models.FloatField(null=True, blank=True)
     old_review_at = models.FloatField(null=True, blank=True)

@@ -17,7 +17,7 @@ from docket import roles
 from docket.conf import setting
 from docket.errors import DocketError
 
-from .models import PolicyVersion, ThreatClass, Threshold, ThresholdChange
+from .models import PolicyVersion, SignalSource, ThreatClass, Threshold, ThresholdChange
 from .thresholds import disposition_for
 
 BLAST_RADIUS_WINDOW_DAYS = 7
@@ -170,7 +170,6 @@ def relabel_item_complete(*, item_id, reviewer, action, rule=""):
 
 
 def _source_by_slug(slug):
-    SignalSource = apps.get_model("casework", "SignalSource")
     try:
         return SignalSource.objects.get(slug=slug)
     except SignalSource.DoesNotExist:

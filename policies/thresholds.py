@@ -12,7 +12,7 @@ QUEUED = "queued"
 AUTO_ACTIONED = "auto_actioned"
 HELD = "held"
 BELOW_THRESHOLD = "below_threshold"
-# A source in one of these statuses (``casework.SignalSource.Status``) has its signals held out of the queue.
+# A source in one of these statuses (``policies.SignalSource.Status``) has its signals held out of the queue.
 HOLDING_STATUSES = ("suspect", "quarantined")
 
 

@@ -84,7 +84,7 @@ def _sources(case_ids) -> dict:
         cur.execute(
             """
             SELECT DISTINCT s.case_id, src.kind, COALESCE(NULLIF(src.name, ''), src.slug), src.dsa_article_16
-              FROM casework_signal s JOIN casework_signalsource src ON src.id = s.source_id
+              FROM casework_signal s JOIN policies_signalsource src ON src.id = s.source_id
              WHERE s.case_id = ANY(%s)
              ORDER BY 1, 2, 3, 4
             """,

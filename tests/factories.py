@@ -5,9 +5,9 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from casework.models import Case, Queue, Reporter, Signal, SignalSource, Subject, SubjectFacet
+from casework.models import Case, Queue, Reporter, Signal, Subject, SubjectFacet
 from casework.priority import BREACH_OFFSET, RESTRICTED_OFFSET, TIER_BREACHED, TIER_RESTRICTED
-from policies.models import PolicyVersion, ThreatClass
+from policies.models import PolicyVersion, SignalSource, ThreatClass
 
 
 def threat_class(slug):

@@ -106,7 +106,7 @@ def notices_figures(period) -> dict:
                     ELSE 'SOURCE_TYPE_OTHER_NOTIFICATION' END AS source_type,
                count(*)
           FROM casework_signal s
-          JOIN casework_signalsource src ON src.id = s.source_id
+          JOIN policies_signalsource src ON src.id = s.source_id
           JOIN policies_threatclass tc ON tc.id = s.threat_class_id
          WHERE s.received_at >= %s AND s.received_at < %s AND src.kind = ANY(%s)
          GROUP BY 1, 2
@@ -224,7 +224,7 @@ def median_time_to_action_seconds(period):
           FROM reviews_decision d
           CROSS JOIN LATERAL (
               SELECT min(s.received_at) AS received_at FROM casework_signal s
-                JOIN casework_signalsource src ON src.id = s.source_id
+                JOIN policies_signalsource src ON src.id = s.source_id
                WHERE s.case_id = d.case_id AND src.kind = ANY(%s)
           ) first
          WHERE d.created_at >= %s AND d.created_at < %s AND d.statement IS NOT NULL

@@ -7,11 +7,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from casework.hygiene import source_confirm, source_quarantine, source_register, sources_overview
-from casework.models import Campaign, Case, SignalSource
+from casework.models import Campaign, Case
 from casework.selectors import campaign_links_visible
 from docket import roles
 from docket.api import RestrictedMixin, role_permission
 from docket.visibility import restrict
+from policies.models import SignalSource
 
 # --- sources -------------------------------------------------------------------------------------------------------
 

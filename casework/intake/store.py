@@ -17,10 +17,11 @@ from docket.conf import setting
 from docket.errors import DocketError
 from docket.hooks import Hook
 from docket.queueing import enqueue_on_commit
+from policies.models import SignalSource
 from policies.thresholds import signal_disposition
 
 from .. import events
-from ..models import Signal, SignalSource
+from ..models import Signal
 from ..priority import case_reprioritise
 from ..services import actor_fields
 from .fold import routes_resolve, signals_fold

@@ -9,9 +9,7 @@ from datetime import datetime
 from django.utils.dateparse import parse_datetime
 
 from docket.errors import DocketError
-from policies.models import ThreatClass, Threshold
-
-from ..models import SignalSource
+from policies.models import SignalSource, ThreatClass, Threshold
 
 MAX_TEXT = 200
 MAX_REASON = 10_000

@@ -6,9 +6,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from casework.hygiene import source_confirm, source_incident_resolve, source_overview, source_quarantine
-from casework.models import SignalSource
 from docket import roles
 from docket.errors import DocketError
+from policies.models import SignalSource
 
 from .common import refused, staff_required
 

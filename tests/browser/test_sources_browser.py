@@ -4,7 +4,8 @@ import pytest
 from playwright.sync_api import expect
 
 from casework.management.commands.simulate import scenario_run
-from casework.models import Signal, SignalSource
+from casework.models import Signal
+from policies.models import SignalSource
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

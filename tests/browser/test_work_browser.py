@@ -5,7 +5,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from casework.management.commands.simulate import scenario_run
-from casework.models import Campaign, SignalSource
+from casework.models import Campaign
+from policies.models import SignalSource
 from reviews.models import Decision
 from reviews.services import queue_claim
 from tests.factories import CaseFactory, active_version, threat_class

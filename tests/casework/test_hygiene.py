@@ -17,7 +17,8 @@ from casework.hygiene import (
     sources_health,
 )
 from casework.intake import signals_ingest
-from casework.models import Case, CaseEvent, Signal, SignalSource, SourceIncident, Subject, SubjectAttribute
+from casework.models import Case, CaseEvent, Signal, SourceIncident, Subject, SubjectAttribute
+from policies.models import SignalSource
 from tests.factories import CaseFactory, SourceFactory, threat_class
 
 pytestmark = pytest.mark.django_db

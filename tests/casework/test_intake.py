@@ -7,10 +7,10 @@ import pytest
 from django.utils import timezone
 
 from casework.intake import signals_ingest
-from casework.models import Case, CaseEvent, Queue, Reporter, Signal, SignalSource, Subject, SubjectAttribute
+from casework.models import Case, CaseEvent, Queue, Reporter, Signal, Subject, SubjectAttribute
 from docket import queueing
 from docket.errors import DocketError
-from policies.models import Threshold
+from policies.models import SignalSource, Threshold
 from policies.thresholds import AUTO_ACTIONED, BELOW_THRESHOLD, HELD, HOLDING_STATUSES, QUEUED, disposition_for
 from reviews.models import Decision
 from tests.factories import SourceFactory, queue, threat_class

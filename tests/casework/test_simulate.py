@@ -5,7 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from casework.management.commands.simulate import scenario_run
-from casework.models import Case, Queue, Reporter, Signal, SignalSource, SubjectAttribute
+from casework.models import Case, Queue, Reporter, Signal, SubjectAttribute
+from policies.models import SignalSource
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from casework.models import Campaign, Case, SignalSource
+from casework.models import Campaign, Case
+from policies.models import SignalSource
 from reviews.models import Decision
 from tests.factories import CaseFactory, SourceFactory, threat_class
 

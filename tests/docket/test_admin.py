@@ -28,7 +28,7 @@ def admin_client(client, policy_admin):
         "policies/policyversion",
         "casework/queue",
         "reviews/reviewer",
-        "casework/signalsource",
+        "policies/signalsource",
         "policies/messagetemplate",
     ],
 )

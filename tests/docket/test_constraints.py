@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from appeals.models import Appeal
 from casework import events
-from casework.models import Case, CaseEvent, Queue, Signal, SignalSource, Subject
+from casework.models import Case, CaseEvent, Queue, Signal, Subject
 from casework.services import case_event_add
-from policies.models import PolicyVersion, ThreatClass, Threshold
+from policies.models import PolicyVersion, SignalSource, ThreatClass, Threshold
 from reviews.models import Assignment, Decision, Reviewer
 from tests.factories import CaseFactory, SignalFactory, SubjectFactory, active_version, threat_class
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 # What an idle run still writes, by design: the source health check records when it checked each source
 # (``health_checked_at``, "Last checked" on the source page), one row per source every five minutes.
-RECORDS_ITS_RUN = {"casework_signalsource": (0, 2, 0)}  # the world's two sources, updated
+RECORDS_ITS_RUN = {"policies_signalsource": (0, 2, 0)}  # the world's two sources, updated
 
 COUNTERS = "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables"
 

@@ -8,9 +8,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from casework.models import SignalSource
 from docket.errors import DocketError
-from policies.models import Threshold, ThresholdChange
+from policies.models import SignalSource, Threshold, ThresholdChange
 from policies.services import (
     blast_radius,
     threshold_change_approve,

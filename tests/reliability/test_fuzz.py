@@ -27,10 +27,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from appeals.models import Appeal
-from casework.models import Campaign, Case, Queue, SignalSource
+from casework.models import Campaign, Case, Queue
 from docket.accounts import token_for
 from docket.wsgi import application
-from policies.models import RelabelItem, ThresholdChange
+from policies.models import RelabelItem, SignalSource, ThresholdChange
 from reviews.models import Assignment, Decision, QualityReview
 
 from .conftest import build_world

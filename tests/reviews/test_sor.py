@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from casework.models import SignalSource
 from policies.defaults import THREAT_CLASSES
-from policies.models import LADDER
+from policies.models import LADDER, SignalSource
 from reviews.models import Decision
 from reviews.sor import sor_validate, statement_of_reasons
 from tests.factories import CaseFactory, SignalFactory, SubjectFactory, active_version

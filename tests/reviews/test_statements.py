@@ -6,10 +6,10 @@ from datetime import date, timedelta
 import pytest
 from django.utils import timezone
 
-from casework.models import Campaign, Case, SignalSource
+from casework.models import Campaign, Case
 from casework.retention import cases_purge_personal_data
 from docket.errors import DocketError
-from policies.models import LADDER, MessageTemplate, Policy, PolicyVersion, ThreatClass
+from policies.models import LADDER, MessageTemplate, Policy, PolicyVersion, SignalSource, ThreatClass
 from policies.services import policy_version_activate, policy_version_draft_from
 from reviews.accounts import user_upsert
 from reviews.models import Decision

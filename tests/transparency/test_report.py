@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from appeals.models import Appeal
-from casework.models import SignalSource
+from policies.models import SignalSource
 from reviews.accounts import user_upsert
 from reviews.models import Decision
 from reviews.statements import Publication, decisions_publish

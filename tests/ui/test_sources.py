@@ -6,7 +6,8 @@ import pytest
 
 from casework.hygiene import sources_check_health
 from casework.management.commands.simulate import scenario_run
-from casework.models import Signal, SignalSource, SourceIncident
+from casework.models import Signal, SourceIncident
+from policies.models import SignalSource
 from tests.casework.test_hygiene import NOW, add_signals, last_hour, normal_weeks
 from tests.factories import SourceFactory
 

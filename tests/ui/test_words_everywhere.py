@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from casework.events import Kind as EventKind
-from casework.models import Campaign, Case, Queue, SignalSource, SourceIncident
-from policies.models import Action, RelabelItem, ThreatClass, ThresholdChange
+from casework.models import Campaign, Case, Queue, SourceIncident
+from policies.models import Action, RelabelItem, SignalSource, ThreatClass, ThresholdChange
 from reviews.accounts import user_upsert
 from reviews.models import QualityReview
 from reviews.services import queue_claim

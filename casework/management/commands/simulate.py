@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from casework.hygiene import HealthRules, sources_check_health
 from casework.intake import signals_ingest
-from casework.models import SignalSource
+from policies.models import SignalSource
 
 SOURCES = {
     "user-reports": ("User reports", "user_report", 0.6),
