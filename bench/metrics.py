@@ -43,7 +43,7 @@ REVIEWERS = 50
 
 SEED_SQL = """
 TRUNCATE casework_subject, casework_case, reviews_decision, appeals_appeal, reviews_qualityreview,
-         reviews_enforcement, reviews_strike, policies_relabelitem, casework_queuetally CASCADE;
+         reviews_enforcement, reviews_strike, reviews_relabelitem, casework_queuetally CASCADE;
 
 INSERT INTO casework_subject (id, kind, external_id, reach, attributes, created_at, updated_at)
 SELECT i, 'account', 'bench-u-' || i, 100, '{}'::jsonb, now(), now() FROM generate_series(1, %(n)s) i;

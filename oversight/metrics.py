@@ -45,9 +45,9 @@ from casework.hygiene import sources_overview
 from casework.models import SourceIncident
 from docket.conf import setting
 from docket.visibility import clearances_of
-from policies.models import VIOLATIONS, PolicyVersion, RelabelItem, ThreatClass
+from policies.models import VIOLATIONS, PolicyVersion, ThreatClass
 from reviews.api.serializers import QueueSerializer
-from reviews.models import Enforcement, Reviewer
+from reviews.models import Enforcement, RelabelItem, Reviewer
 from reviews.selectors import queues_overview
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Threat classes, versioned policies, the action ladder, signal sources and their thresholds.
 
-Nothing here imports the other apps.
+Nothing here imports or names the other apps' models.
 """
 
 from django.conf import settings
@@ -339,47 +339,6 @@ class ThresholdChange(models.Model):
 
     def __str__(self):
         return f"threshold change {self.pk} ({self.status})"
-
-
-class RelabelItem(models.Model):
-    """A recent decision re-reviewed, blind, under a newly activated policy version.
-
-    Kept apart from QA (one QualityReview per decision): a decision may be
-    QA-sampled and later relabelled under each new version.
-    """
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        DONE = "done"
-
-    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.CASCADE, related_name="relabel_items")
-    decision = models.ForeignKey("reviews.Decision", on_delete=models.PROTECT, related_name="relabel_items")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    reviewer = models.ForeignKey("reviews.Reviewer", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    action = models.CharField(max_length=20, choices=Action.choices, blank=True)
-    rule = models.CharField(max_length=80, blank=True)
-    agrees = models.BooleanField(null=True, help_text="Violation vs no violation, same as the original decision.")
-    created_at = models.DateTimeField()
-    completed_at = models.DateTimeField(null=True, blank=True)
-
-    objects = class_visible_queryset("decision__case__threat_class").as_manager()
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        constraints = [
-            models.UniqueConstraint(fields=["policy_version", "decision"], name="relabelitem_once_per_version"),
-            models.CheckConstraint(
-                name="relabelitem_done_complete",
-                condition=~Q(status="done")
-                | (Q(reviewer__isnull=False, agrees__isnull=False, completed_at__isnull=False) & ~Q(action="")),
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["policy_version"], name="relabelitem_pending_idx", condition=Q(status="pending"))
-        ]
-
-    def __str__(self):
-        return f"relabel of decision {self.decision_id} under {self.policy_version_id} ({self.status})"
 
 
 class MessageTemplate(models.Model):

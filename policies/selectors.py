@@ -1,12 +1,10 @@
-"""Policy reads: thresholds, threshold changes, relabel work and the classes a clearance set shows."""
+"""Policy reads: thresholds, threshold changes, versions and the classes a clearance set shows."""
 
 import difflib
 
 from django.db.models import F, Prefetch
 
-from docket import roles
-
-from .models import Action, Policy, PolicyVersion, RelabelItem, ThreatClass, Threshold, ThresholdChange
+from .models import Action, Policy, PolicyVersion, ThreatClass, Threshold, ThresholdChange
 
 ACTION_LABELS = dict(Action.choices)
 
@@ -23,17 +21,6 @@ def threshold_changes_list(*, user):
         .select_related("source", "threat_class", "proposed_by", "approved_by")
         .order_by("-created_at", "-id")
     )
-
-
-def relabel_items_for(user):
-    """Relabel items of the classes ``user`` may see, oldest first."""
-    visible = ThreatClass.objects.visible_to(user)
-    qs = RelabelItem.objects.select_related(
-        "policy_version__policy__threat_class", "decision__case__subject", "reviewer__user"
-    ).filter(policy_version__policy__threat_class__in=visible)
-    if not roles.has_any(user, roles.STAFF):
-        return qs.none()
-    return qs
 
 
 def policy_version_active(policy_id):

@@ -1,4 +1,4 @@
-"""Policy writes: version activation, relabel samples and threshold governance.
+"""Policy writes: version activation and threshold governance.
 
 Thresholds move only through a ``ThresholdChange``: proposed with its blast
 radius, applied when a *different* policy admin approves, rolled back by
@@ -14,8 +14,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from docket import roles
-from docket.conf import setting
 from docket.errors import DocketError
+from docket.hooks import Contributions
 
 from .models import PolicyVersion, SignalSource, ThreatClass, Threshold, ThresholdChange
 from .thresholds import disposition_for
@@ -26,6 +26,10 @@ DEFAULT_REVIEW_AT = 0.0
 DEFAULT_AUTO_ACTION_AT = None
 RULE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 
+# What follows a version's activation in the apps above (reviews: the relabel sample), each called as
+# ``react(version=version)`` inside the activation's transaction, in registration order.
+version_activated = Contributions("policies.version_activated")
+
 
 # --- Policy versions ----------------------------------------------------------
 
@@ -34,11 +38,11 @@ RULE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 def policy_version_activate(*, version, actor):
     """Make ``version`` the policy's only active version; the previous one is retired.
 
-    Returns the activated version. Decisions made from now on record it. The
-    activation also starts a relabel sample: recent human decisions of the
-    class, made under earlier versions, are queued for re-review under this
-    one (``relabel_sample_start``), so precision is never mixed across a label
-    shift.
+    Returns the activated version. Decisions made from now on record it. Then, in the
+    same transaction, every ``version_activated`` contribution reacts (reviews starts a
+    relabel sample: recent human decisions of the class, made under earlier versions,
+    are queued for blind re-review under this one, so precision is never mixed across a
+    label shift).
     """
     version = PolicyVersion.objects.select_for_update(no_key=True).get(pk=version.pk)
     if version.status == PolicyVersion.Status.ACTIVE:
@@ -53,7 +57,8 @@ def policy_version_activate(*, version, actor):
     version.effective_at = now
     version.activated_by = actor
     version.save(update_fields=["status", "effective_at", "activated_by"])
-    relabel_sample_start(version=version)
+    for react in version_activated:
+        react(version=version)
     return version
 
 
@@ -102,68 +107,6 @@ def policy_rules_validate(rules):
         if not (rule.get("title") or "").strip():
             problems.append(f"Rule {i} ({code}): a title is required.")
     return problems
-
-
-def relabel_sample_start(*, version, size=None):
-    """Queue up to ``size`` recent human decisions of the version's class for relabelling under it.
-
-    Takes the most recent human, non-relabel decisions made under any other
-    version of the same policy (``DOCKET["RELABEL_SAMPLE_SIZE"]``, default 50)
-    and creates one pending ``RelabelItem`` each, in one set-based INSERT.
-    Idempotent: a decision is sampled at most once per version. Returns the
-    number of items created.
-    """
-    size = setting("RELABEL_SAMPLE_SIZE") if size is None else size
-    if size <= 0:
-        return 0
-    Decision = apps.get_model("reviews", "Decision")
-    RelabelItem = apps.get_model("policies", "RelabelItem")
-    recent = (
-        Decision.objects.filter(policy_version__policy_id=version.policy_id, automated=False, relabel=False)
-        .exclude(policy_version=version)
-        .order_by("-created_at", "-id")
-        .values_list("id", flat=True)[:size]
-    )
-    now = timezone.now()
-    items = [RelabelItem(policy_version=version, decision_id=d, created_at=now) for d in recent]
-    created = RelabelItem.objects.bulk_create(items, ignore_conflicts=True)
-    return len(created)
-
-
-@transaction.atomic
-def relabel_item_complete(*, item_id, reviewer, action, rule=""):
-    """Record a blind relabel of a sampled decision under the new version.
-
-    ``reviewer`` is a Reviewer; the action must be on the new version's ladder.
-    Records whether the relabel agrees with the original decision on
-    violation versus no violation. Refuses (409) an item already done and
-    (403) the reviewer who made the original decision.
-    """
-    from .models import VIOLATIONS
-
-    RelabelItem = apps.get_model("policies", "RelabelItem")
-    try:
-        item = (
-            RelabelItem.objects.select_for_update(no_key=True, of=("self",))
-            .select_related("decision", "policy_version")
-            .get(pk=item_id)
-        )
-    except RelabelItem.DoesNotExist:
-        raise DocketError("not_found", "No such relabel item.", status=404) from None
-    if item.status != RelabelItem.Status.PENDING:
-        raise DocketError("invalid_transition", "This relabel item is already done.", status=409)
-    if item.decision.reviewer_id == reviewer.pk:
-        raise DocketError("conflict_of_interest", "You made the original decision.", status=403)
-    if action not in item.policy_version.ladder:
-        raise DocketError("action_not_allowed", f"{action!r} is not on this version's ladder.")
-    item.reviewer = reviewer
-    item.action = action
-    item.rule = rule
-    item.agrees = (action in VIOLATIONS) == (item.decision.action in VIOLATIONS)
-    item.status = RelabelItem.Status.DONE
-    item.completed_at = timezone.now()
-    item.save(update_fields=["reviewer", "action", "rule", "agrees", "status", "completed_at"])
-    return item
 
 
 # --- Thresholds ---------------------------------------------------------------

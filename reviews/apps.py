@@ -11,10 +11,11 @@ class ReviewsConfig(AppConfig):
         from casework import selectors as casework_selectors
         from casework.intake import automated_decisions
         from docket.identity import services as identity_services
+        from policies import services as policies_services
 
         from . import identity, selectors
         from . import retention as reviews_retention
-        from .services import decisions_automated
+        from .services import decisions_automated, relabel_sample_start
 
         # Clearances live on reviewer profiles: the core (identity, visibility) reads them through this.
         identity_services.user_clearances.register(identity.clearances_of)
@@ -27,5 +28,7 @@ class ReviewsConfig(AppConfig):
         # Retention and export (casework) cover what reviews keeps of a case: decisions and enforcements.
         retention.personal_data_purgers.register(reviews_retention.decisions_purge_personal_data)
         retention.export_contributions.register(reviews_retention.case_export_items)
+        # A policy version's activation (policies) starts a relabel sample of recent decisions under it.
+        policies_services.version_activated.register(relabel_sample_start)
         # Case reads (casework) leave out decisions under a blind second review the reader may do.
         casework_selectors.blind_decisions.register(selectors.decisions_blind_to)

@@ -14,9 +14,9 @@ from casework.services import ESCALATION_QUEUES
 from docket import roles
 from docket.api import count_bounded
 from docket.visibility import clearances_of, restrict
-from policies.models import VIOLATIONS, RelabelItem, ThreatClass, visible_classes_q
+from policies.models import VIOLATIONS, ThreatClass, visible_classes_q
 
-from .models import Assignment, Decision, QualityReview, Strike
+from .models import Assignment, Decision, QualityReview, RelabelItem, Strike
 
 # Arrival and decision rates are measured over this many recent hours.
 FORECAST_WINDOW_HOURS = 6
@@ -553,3 +553,14 @@ def strike_actions(accounts, *, now, user) -> dict[int, str]:
         .values_list("account_id", "decision__action")
     )
     return dict(rows)
+
+
+def relabel_items_for(user):
+    """Relabel items of the classes ``user`` may see, oldest first."""
+    visible = ThreatClass.objects.visible_to(user)
+    qs = RelabelItem.objects.select_related(
+        "policy_version__policy__threat_class", "decision__case__subject", "reviewer__user"
+    ).filter(policy_version__policy__threat_class__in=visible)
+    if not roles.has_any(user, roles.STAFF):
+        return qs.none()
+    return qs

@@ -16,13 +16,11 @@ from casework.selectors import campaign_links_visible
 from docket import roles
 from docket.errors import DocketError
 from policies.models import Action
-from policies.selectors import relabel_items_for
-from policies.services import relabel_item_complete
 
 from .forms import SecondReviewForm
 from .models import QualityReview, Reviewer
-from .selectors import decisions_visible_to, quality_reviews_pending
-from .services import quality_review_complete
+from .selectors import decisions_visible_to, quality_reviews_pending, relabel_items_for
+from .services import quality_review_complete, relabel_item_complete
 
 ACTION_LABELS = dict(Action.choices)
 SIGNALS_SHOWN = 20

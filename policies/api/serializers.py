@@ -1,9 +1,9 @@
-"""Thresholds, threshold changes, relabel items: input shapes and output fields."""
+"""Thresholds, threshold changes, policies: input shapes and output fields."""
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from policies.models import LADDER, Action, Policy, PolicyVersion, RelabelItem, Threshold, ThresholdChange
+from policies.models import Action, Policy, PolicyVersion, Threshold, ThresholdChange
 
 
 class ThresholdSerializer(serializers.ModelSerializer):
@@ -73,52 +73,6 @@ class ThresholdChangeProposeSerializer(serializers.Serializer):
     auto_action_at = serializers.FloatField(allow_null=True, required=False, default=None)
     review_at = serializers.FloatField()
     reason = serializers.CharField(max_length=2000, allow_blank=True, trim_whitespace=True)
-
-
-class RelabelItemSerializer(serializers.ModelSerializer):
-    """Blind: the original decision's action and rule are not shown."""
-
-    threat_class = serializers.CharField(source="policy_version.policy.threat_class.slug", read_only=True)
-    policy_version = serializers.SerializerMethodField()
-    case = serializers.IntegerField(source="decision.case_id", read_only=True)
-    subject = serializers.SerializerMethodField()
-    reviewer = serializers.SerializerMethodField()
-    ladder = serializers.ListField(source="policy_version.ladder", read_only=True)
-    # Blank until the item is done; declared so the schema admits the blank.
-    action = serializers.ChoiceField(choices=Action.choices, allow_blank=True, read_only=True)
-
-    class Meta:
-        model = RelabelItem
-        fields = [
-            "id",
-            "status",
-            "threat_class",
-            "policy_version",
-            "case",
-            "subject",
-            "ladder",
-            "reviewer",
-            "action",
-            "rule",
-            "created_at",
-            "completed_at",
-        ]
-        read_only_fields = fields
-
-    def get_policy_version(self, item) -> str:
-        return str(item.policy_version)
-
-    def get_subject(self, item) -> dict:
-        subject = item.decision.case.subject
-        return {"kind": subject.kind, "external_id": subject.external_id}
-
-    def get_reviewer(self, item) -> str | None:
-        return item.reviewer.user.get_username() if item.reviewer_id else None
-
-
-class RelabelCompleteSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=LADDER)
-    rule = serializers.CharField(max_length=80, allow_blank=True, required=False, default="")
 
 
 class PolicyRuleSerializer(serializers.Serializer):

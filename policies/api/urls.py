@@ -17,6 +17,4 @@ urlpatterns = [
         views.ThresholdChangeRollback.as_view(),
         name="threshold-change-rollback",
     ),
-    path("relabels/", views.RelabelList.as_view(), name="relabel-list"),
-    path("relabels/<int:pk>/complete/", views.RelabelComplete.as_view(), name="relabel-complete"),
 ]

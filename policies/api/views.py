@@ -9,12 +9,10 @@ from rest_framework.views import APIView
 from docket import roles
 from docket.api import role_permission
 from policies import selectors, services
-from policies.models import RelabelItem, ThresholdChange
+from policies.models import ThresholdChange
 
 from .serializers import (
     PolicySerializer,
-    RelabelCompleteSerializer,
-    RelabelItemSerializer,
     ThresholdChangeProposeSerializer,
     ThresholdChangeSerializer,
     ThresholdSerializer,
@@ -22,7 +20,6 @@ from .serializers import (
 
 PolicyAdminOnly = role_permission(roles.POLICY_ADMIN)
 Staff = role_permission(*roles.STAFF)
-Reviewers = role_permission(*roles.REVIEWING)
 
 ERROR = OpenApiResponse(description='`{"code", "detail"}` (validation adds `errors`).')
 
@@ -122,37 +119,6 @@ class ThresholdChangeRollback(_ThresholdChangeAction):
 
     def act(self, pk, actor):
         return services.threshold_change_rollback_proposal(change_id=pk, actor=actor)
-
-
-class RelabelFilter(filters.FilterSet):
-    status = filters.ChoiceFilter(choices=RelabelItem.Status.choices)
-    threat_class = filters.CharFilter(field_name="policy_version__policy__threat_class__slug")
-
-
-class RelabelList(generics.ListAPIView):
-    """The relabel sample of newly activated versions (blind: no original action shown)."""
-
-    permission_classes = [Reviewers]
-    serializer_class = RelabelItemSerializer
-    filterset_class = RelabelFilter
-
-    def get_queryset(self):
-        return selectors.relabel_items_for(self.request.user)
-
-
-class RelabelComplete(APIView):
-    permission_classes = [Reviewers]
-
-    @extend_schema(request=RelabelCompleteSerializer, responses={200: RelabelItemSerializer, 400: ERROR, 403: ERROR})
-    def post(self, request, pk):
-        # Invisible (restricted) items answer 404 like any unknown id.
-        generics.get_object_or_404(selectors.relabel_items_for(request.user), pk=pk)
-        data = RelabelCompleteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        reviewer = getattr(request.user, "reviewer", None)
-        item = services.relabel_item_complete(item_id=pk, reviewer=reviewer, **data.validated_data)
-        item = selectors.relabel_items_for(request.user).get(pk=item.pk)
-        return Response(RelabelItemSerializer(item).data)
 
 
 class _VisiblePolicies:

@@ -7,7 +7,8 @@ from casework.api.serializers import CaseDetailSerializer
 from casework.selectors import case_visible
 from casework.services import ESCALATION_QUEUES
 from docket.audit import access_log_case_read
-from reviews.models import Decision, QualityReview
+from policies.models import LADDER, Action
+from reviews.models import Decision, QualityReview, RelabelItem
 from reviews.statements import transparency_status
 
 
@@ -117,3 +118,49 @@ class QualityReviewSerializer(serializers.ModelSerializer):
 class QualityReviewInputSerializer(serializers.Serializer):
     action = serializers.CharField(max_length=40)
     rule = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+
+
+class RelabelItemSerializer(serializers.ModelSerializer):
+    """Blind: the original decision's action and rule are not shown."""
+
+    threat_class = serializers.CharField(source="policy_version.policy.threat_class.slug", read_only=True)
+    policy_version = serializers.SerializerMethodField()
+    case = serializers.IntegerField(source="decision.case_id", read_only=True)
+    subject = serializers.SerializerMethodField()
+    reviewer = serializers.SerializerMethodField()
+    ladder = serializers.ListField(source="policy_version.ladder", read_only=True)
+    # Blank until the item is done; declared so the schema admits the blank.
+    action = serializers.ChoiceField(choices=Action.choices, allow_blank=True, read_only=True)
+
+    class Meta:
+        model = RelabelItem
+        fields = [
+            "id",
+            "status",
+            "threat_class",
+            "policy_version",
+            "case",
+            "subject",
+            "ladder",
+            "reviewer",
+            "action",
+            "rule",
+            "created_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+    def get_policy_version(self, item) -> str:
+        return str(item.policy_version)
+
+    def get_subject(self, item) -> dict:
+        subject = item.decision.case.subject
+        return {"kind": subject.kind, "external_id": subject.external_id}
+
+    def get_reviewer(self, item) -> str | None:
+        return item.reviewer.user.get_username() if item.reviewer_id else None
+
+
+class RelabelCompleteSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=LADDER)
+    rule = serializers.CharField(max_length=80, allow_blank=True, required=False, default="")

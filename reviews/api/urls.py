@@ -29,4 +29,6 @@ urlpatterns = [
         views.QualityReviewCompleteView.as_view(),
         name="quality-review-complete",
     ),
+    path("relabels/", views.RelabelList.as_view(), name="relabel-list"),
+    path("relabels/<int:pk>/complete/", views.RelabelComplete.as_view(), name="relabel-complete"),
 ]

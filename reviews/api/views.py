@@ -1,8 +1,9 @@
 """Thin views: check the role and visibility, validate input, call one service."""
 
 from django.db import transaction
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,6 +14,7 @@ from docket.api import Pagination, role_permission
 from docket.errors import DocketError, not_found
 from docket.visibility import restrict
 from reviews import selectors, services
+from reviews.models import RelabelItem
 
 from .serializers import (
     AssignInputSerializer,
@@ -23,6 +25,8 @@ from .serializers import (
     QualityReviewInputSerializer,
     QualityReviewSerializer,
     QueueSerializer,
+    RelabelCompleteSerializer,
+    RelabelItemSerializer,
     assignment_representation,
 )
 
@@ -198,3 +202,42 @@ class CampaignDismissView(VisibleCampaigns, APIView):
     def post(self, request, pk):
         services.campaign_dismiss(campaign_id=pk, actor=request.user)
         return Response(CampaignSerializer(self.visible_object(pk=pk)).data)
+
+
+# --- relabels: blind re-review of a sample of decisions under a newly activated policy version ---
+
+RELABEL_ERROR = OpenApiResponse(description='`{"code", "detail"}` (validation adds `errors`).')
+
+
+class RelabelFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=RelabelItem.Status.choices)
+    threat_class = filters.CharFilter(field_name="policy_version__policy__threat_class__slug")
+
+
+class RelabelList(generics.ListAPIView):
+    """The relabel sample of newly activated versions (blind: no original action shown)."""
+
+    permission_classes = [role_permission(*roles.REVIEWING)]
+    serializer_class = RelabelItemSerializer
+    filterset_class = RelabelFilter
+
+    def get_queryset(self):
+        return selectors.relabel_items_for(self.request.user)
+
+
+class RelabelComplete(APIView):
+    permission_classes = [role_permission(*roles.REVIEWING)]
+
+    @extend_schema(
+        request=RelabelCompleteSerializer,
+        responses={200: RelabelItemSerializer, 400: RELABEL_ERROR, 403: RELABEL_ERROR},
+    )
+    def post(self, request, pk):
+        # Invisible (restricted) items answer 404 like any unknown id.
+        generics.get_object_or_404(selectors.relabel_items_for(request.user), pk=pk)
+        data = RelabelCompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        reviewer = getattr(request.user, "reviewer", None)
+        item = services.relabel_item_complete(item_id=pk, reviewer=reviewer, **data.validated_data)
+        item = selectors.relabel_items_for(request.user).get(pk=item.pk)
+        return Response(RelabelItemSerializer(item).data)

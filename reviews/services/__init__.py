@@ -6,6 +6,7 @@
 - ``campaigns``: a campaign's decision and dismissal (API and UI);
 - ``reversals``: overturning and replacing decisions;
 - ``quality``: blind QA;
+- ``relabel``: blind relabels of a sample of decisions under a newly activated policy version;
 - ``access``: clearances and restricted classes, changed only with a second policy admin.
 
 Lock order is always case row first, then assignment/reviewer rows, so claims,
@@ -41,6 +42,7 @@ from .decisions import (
 )
 from .eligibility import Clearance, ReviewerLoad, eligibility_check
 from .quality import quality_review_complete
+from .relabel import relabel_item_complete, relabel_sample_start
 from .reversals import decision_overturn, decision_replace
 
 __all__ = [
@@ -69,5 +71,7 @@ __all__ = [
     "leases_expire",
     "queue_claim",
     "quality_review_complete",
+    "relabel_item_complete",
+    "relabel_sample_start",
     "reviewer_of",
 ]

@@ -4,9 +4,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from policies.models import RelabelItem
 from policies.services import threshold_change_propose
-from reviews.models import Decision, QualityReview
+from reviews.models import Decision, QualityReview, RelabelItem
 from tests.factories import CaseFactory, SignalFactory, SourceFactory, active_version, threat_class
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]

@@ -9,10 +9,11 @@ from casework import selectors as casework_selectors
 from casework.intake import automated_decisions
 from docket.hooks import Contributions, Hook, HookMissing
 from docket.identity import services as identity_services
+from policies import services as policies_services
 from reviews import identity as reviews_identity
 from reviews import retention as reviews_retention
 from reviews import selectors as reviews_selectors
-from reviews.services import decisions_automated
+from reviews.services import decisions_automated, relabel_sample_start
 from reviews.webhooks import payload_notices
 
 
@@ -62,3 +63,4 @@ def test_the_upper_layers_register_their_providers_at_start_up():
     assert automated_decisions.provider is decisions_automated
     assert identity_services.user_clearances.provider is reviews_identity.clearances_of
     assert identity_services.grants_apply.provider is reviews_identity.grants_apply
+    assert list(policies_services.version_activated) == [relabel_sample_start]

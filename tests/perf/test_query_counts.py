@@ -20,9 +20,8 @@ from casework.models import Campaign, SubjectAttribute
 from casework.services import case_note_add
 from docket.accounts import token_for
 from docket.models import ApiToken
-from policies.models import RelabelItem
 from policies.services import threshold_change_propose
-from reviews.models import Decision, QualityReview
+from reviews.models import Decision, QualityReview, RelabelItem
 from reviews.services import case_escalate, decision_make, queue_claim
 from tests.factories import (
     CaseFactory,

@@ -18,10 +18,9 @@ from rest_framework.test import APIClient
 from appeals.services import appeal_file
 from casework.models import Campaign
 from docket.accounts import token_for
-from policies.models import RelabelItem
 from policies.services import threshold_change_propose
 from reviews.accounts import user_upsert
-from reviews.models import QualityReview
+from reviews.models import QualityReview, RelabelItem
 from reviews.services import case_assign, decision_make
 from tests.factories import CaseFactory, SourceFactory, active_version, threat_class
 

@@ -30,8 +30,8 @@ from appeals.models import Appeal
 from casework.models import Campaign, Case, Queue
 from docket.accounts import token_for
 from docket.wsgi import application
-from policies.models import RelabelItem, SignalSource, ThresholdChange
-from reviews.models import Assignment, Decision, QualityReview
+from policies.models import SignalSource, ThresholdChange
+from reviews.models import Assignment, Decision, QualityReview, RelabelItem
 
 from .conftest import build_world
 

@@ -5,8 +5,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from policies.models import RelabelItem
-from reviews.models import QualityReview
+from reviews.models import QualityReview, RelabelItem
 from reviews.services import decision_make, quality_review_complete, queue_claim
 from tests.factories import CaseFactory, active_version
 

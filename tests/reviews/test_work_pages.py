@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from casework.models import Campaign
-from policies.models import PolicyVersion, RelabelItem
+from policies.models import PolicyVersion
 from policies.services import policy_version_activate, policy_version_draft_from
-from reviews.models import Decision, QualityReview
+from reviews.models import Decision, QualityReview, RelabelItem
 from tests.factories import CaseFactory, active_version, threat_class
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ from django.test import Client
 
 from casework.events import Kind as EventKind
 from casework.models import Campaign, Case, Queue, SourceIncident
-from policies.models import Action, RelabelItem, SignalSource, ThreatClass, ThresholdChange
+from policies.models import Action, SignalSource, ThreatClass, ThresholdChange
 from reviews.accounts import user_upsert
-from reviews.models import QualityReview
+from reviews.models import QualityReview, RelabelItem
 from reviews.services import queue_claim
 from tests.factories import CaseFactory
 from tests.ui.conftest import messages_of

@@ -7,9 +7,10 @@ from django.utils import timezone
 
 from docket.errors import DocketError
 from oversight.metrics import compute_snapshot
-from policies.models import PolicyVersion, RelabelItem
-from policies.services import policy_version_activate, relabel_item_complete
-from reviews.models import Decision
+from policies.models import PolicyVersion
+from policies.services import policy_version_activate
+from reviews.models import Decision, RelabelItem
+from reviews.services import relabel_item_complete
 from tests.factories import CaseFactory, active_version
 
 pytestmark = pytest.mark.django_db
