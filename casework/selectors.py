@@ -211,3 +211,9 @@ def case_events(*, case, user=None):
             Q(decision_ref__isnull=True) | ~Q(decision_ref__in=hidden)
         )
     return events
+
+
+def signals_since(*, source, threat_class, since):
+    """The stored signals of a (source, threat class) that occurred after ``since`` (a threshold change's blast
+    radius counts them by score; registered for ``policies.services.signals_since``)."""
+    return Signal.objects.filter(source=source, threat_class=threat_class, occurred_at__gt=since)

@@ -8,16 +8,15 @@ proposing the old values again.
 import re
 from datetime import timedelta
 
-from django.apps import apps
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from docket import roles
 from docket.errors import DocketError
-from docket.hooks import Contributions
+from docket.hooks import Contributions, Hook
 
-from .models import PolicyVersion, SignalSource, ThreatClass, Threshold, ThresholdChange
+from .models import Policy, PolicyVersion, SignalSource, ThreatClass, Threshold, ThresholdChange
 from .thresholds import disposition_for
 
 BLAST_RADIUS_WINDOW_DAYS = 7
@@ -29,6 +28,9 @@ RULE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 # What follows a version's activation in the apps above (reviews: the relabel sample), each called as
 # ``react(version=version)`` inside the activation's transaction, in registration order.
 version_activated = Contributions("policies.version_activated")
+# ``(source, threat_class, since) -> a queryset of the pair's stored signals that occurred after since``, with their
+# ``score``: what a threshold change's blast radius counts. Signals are casework's; casework registers it when ready.
+signals_since = Hook("policies.signals_since")
 
 
 # --- Policy versions ----------------------------------------------------------
@@ -72,7 +74,6 @@ def policy_version_draft_from(*, version, actor) -> PolicyVersion:
     """
     if not (actor.is_superuser or roles.has(actor, roles.POLICY_ADMIN)):
         raise DocketError("forbidden", "Only policy admins draft policy versions.", status=403)
-    Policy = apps.get_model("policies", "Policy")
     policy = Policy.objects.select_for_update(no_key=True).get(pk=version.policy_id)
     source = PolicyVersion.objects.get(pk=version.pk)
     last = policy.versions.order_by("-number").values_list("number", flat=True).first() or 0
@@ -184,7 +185,8 @@ def blast_radius(*, source, threat_class, auto_action_at, review_at, now=None, w
         if i + 1 < len(points):
             nxt = points[i + 1]
             buckets.append((f"in{i}", Q(score__gt=p, score__lt=nxt), (p + nxt) / 2))
-    counts = _signals_in_window(source, threat_class, now, window_days).aggregate(
+    since = now - timedelta(days=window_days)
+    counts = signals_since(source=source, threat_class=threat_class, since=since).aggregate(
         signals=Count("id"), **{label: Count("id", filter=q) for label, q, _ in buckets}
     )
 
@@ -220,14 +222,6 @@ def blast_radius(*, source, threat_class, auto_action_at, review_at, now=None, w
             if after in key:
                 result[key[after]] += n
     return result
-
-
-def _signals_in_window(source, threat_class, now, window_days):
-    """The pair's stored signals whose ``occurred_at`` falls in the window."""
-    Signal = apps.get_model("casework", "Signal")
-    return Signal.objects.filter(
-        source=source, threat_class=threat_class, occurred_at__gt=now - timedelta(days=window_days)
-    )
 
 
 @transaction.atomic

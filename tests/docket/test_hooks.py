@@ -64,3 +64,4 @@ def test_the_upper_layers_register_their_providers_at_start_up():
     assert identity_services.user_clearances.provider is reviews_identity.clearances_of
     assert identity_services.grants_apply.provider is reviews_identity.grants_apply
     assert list(policies_services.version_activated) == [relabel_sample_start]
+    assert policies_services.signals_since.provider is casework_selectors.signals_since
