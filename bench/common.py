@@ -336,6 +336,18 @@ def _big_seq_scans(lines, threshold=10_000):
     return found
 
 
+def wal_lsn(cur):
+    """The server's current WAL position (``pg_current_wal_lsn``), to measure what a piece of work writes."""
+    cur.execute("SELECT pg_current_wal_lsn()")
+    return cur.fetchone()[0]
+
+
+def wal_since(cur, start) -> int:
+    """Bytes of WAL written on the server since ``start`` (a ``wal_lsn``)."""
+    cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start])
+    return int(cur.fetchone()[0])
+
+
 def explain(label: str, sql: str, params=None, *, analyze: bool = True, full_scan: bool = False) -> str:
     """Print the plan of ``sql`` (``EXPLAIN ANALYZE`` rolled back when it writes) and note seq scans on big tables.
 

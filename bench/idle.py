@@ -58,16 +58,6 @@ SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE
 """
 
 
-def _lsn(cur):
-    cur.execute("SELECT pg_current_wal_lsn()")
-    return cur.fetchone()[0]
-
-
-def _wal_since(cur, start):
-    cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start])
-    return int(cur.fetchone()[0])
-
-
 def _rows_written(conn):
     """Rows inserted + updated + deleted per table of this database, as the statistics collector has them."""
     conn.execute("SELECT pg_stat_clear_snapshot()")
@@ -215,12 +205,12 @@ def main(argv=None):
             before = _rows_written(stats)
             deltas = []
             for _ in range(args.runs):
-                start = _lsn(cur)
+                start = common.wal_lsn(cur)
                 job_run(job.name)
                 if dump:
-                    deltas.append(_wal_of_database(dump, start, _lsn(cur)))
+                    deltas.append(_wal_of_database(dump, start, common.wal_lsn(cur)))
                 else:
-                    deltas.append(_wal_since(cur, start))
+                    deltas.append(common.wal_since(cur, start))
             _stats_settled()
             rows = _delta(before, _rows_written(stats))
             firings = 60 / job.seconds
@@ -251,18 +241,18 @@ def main(argv=None):
     worker = _start_worker()
     try:
         time.sleep(10)  # up, and past the jobs' first firings
-        before, start = _rows_written(stats), _lsn(cur)
+        before, start = _rows_written(stats), common.wal_lsn(cur)
         time.sleep(args.seconds)
-        live_wal = _wal_since(cur, start)
+        live_wal = common.wal_since(cur, start)
     finally:
         worker.terminate()
         worker.wait(timeout=60)
     time.sleep(2)  # the worker's backends hand their counters over as they exit
     live_rows = _delta(before, _rows_written(stats))
     time.sleep(5)
-    start = _lsn(cur)
+    start = common.wal_lsn(cur)
     time.sleep(args.seconds)
-    floor_wal = _wal_since(cur, start)
+    floor_wal = common.wal_since(cur, start)
     minutes = args.seconds / 60
     shown = ", ".join(f"{t} {n}" for t, n in sorted(live_rows.items())) or "none"
     print(

@@ -289,12 +289,10 @@ def main(argv=None):
                 [QUEUE],
             )
             (claimable,) = cur.fetchone()
-            cur.execute("SELECT pg_current_wal_lsn()")
-            (start_lsn,) = cur.fetchone()
+            start_lsn = common.wal_lsn(cur)
         time.sleep(args.idle)
         with connection.cursor() as cur:
-            cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start_lsn])
-            idle_wal = float(cur.fetchone()[0])
+            idle_wal = float(common.wal_since(cur, start_lsn))
     finally:
         worker.terminate()
         server.terminate()

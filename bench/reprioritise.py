@@ -35,26 +35,15 @@ from casework import priority
 JOB_PERIOD_SECONDS = 15
 
 
-def _lsn(cur):
-    cur.execute("SELECT pg_current_wal_lsn()")
-    return cur.fetchone()[0]
-
-
-def _wal_since(cur, start):
-    cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [start])
-    return int(cur.fetchone()[0])
-
-
 def _timed_batches(fn):
     """Run ``fn`` with ``casework.priority._refresh`` timed per batch; returns (result, batch milliseconds)."""
-
     original = priority._refresh
     times = []
 
-    def timed(extra, params):
+    def timed(*args, **kwargs):
         started = time.perf_counter()
         try:
-            return original(extra, params)
+            return original(*args, **kwargs)
         finally:
             times.append((time.perf_counter() - started) * 1000)
 
@@ -85,7 +74,7 @@ def main(argv=None):
 
     # Backfill: every due case, batch after batch, until none is due.
     with connection.cursor() as cur:
-        start = _lsn(cur)
+        start = common.wal_lsn(cur)
     started = time.perf_counter()
     ranked, batch_ms = 0, []
     while True:
@@ -97,7 +86,7 @@ def main(argv=None):
         print(f"  backfill: {ranked:,} ranked ({time.perf_counter() - started:.0f} s)", flush=True)
     took = time.perf_counter() - started
     with connection.cursor() as cur:
-        wal = _wal_since(cur, start)
+        wal = common.wal_since(cur, start)
     figures.update(
         {
             "backfill cases ranked": ranked,
@@ -112,11 +101,11 @@ def main(argv=None):
     # Steady state, no new signals: the same span without the job (noise floor), then with it.
     span = args.minutes * 60
     with connection.cursor() as cur:
-        start = _lsn(cur)
+        start = common.wal_lsn(cur)
     time.sleep(span)
     with connection.cursor() as cur:
-        idle_wal = _wal_since(cur, start)
-        start = _lsn(cur)
+        idle_wal = common.wal_since(cur, start)
+        start = common.wal_lsn(cur)
     steady_started = time.perf_counter()
     reranked, steady_ms = 0, []
     while time.perf_counter() - steady_started < span:
@@ -126,7 +115,7 @@ def main(argv=None):
         steady_ms += times
         time.sleep(max(0.0, JOB_PERIOD_SECONDS - (time.perf_counter() - fired)))
     with connection.cursor() as cur:
-        job_wal = _wal_since(cur, start)
+        job_wal = common.wal_since(cur, start)
     minutes = span / 60
     figures.update(
         {
@@ -139,12 +128,12 @@ def main(argv=None):
 
     if args.full:
         with connection.cursor() as cur:
-            start = _lsn(cur)
+            start = common.wal_lsn(cur)
         full_started = time.perf_counter()
         done, times = _timed_batches(lambda: priority.cases_reprioritise_all(now=timezone.now()))
         full = time.perf_counter() - full_started
         with connection.cursor() as cur:
-            wal = _wal_since(cur, start)
+            wal = common.wal_since(cur, start)
         figures.update(
             {
                 "full re-rank cases": done,
