@@ -1,10 +1,11 @@
 """Shared API pieces: the error envelope, pagination and role permissions."""
 
 import json
+import time
 
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator as DjangoPaginator
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections, transaction
 from django.http import Http404
 from django.utils.functional import cached_property
 from rest_framework import exceptions, permissions, serializers, status
@@ -73,6 +74,35 @@ def exception_handler(exc, context):
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
     response.data = {"code": code, "detail": str(detail)}
     return response
+
+
+# How many fresh connections the answer to a committed write gets before it gives up.
+ANSWER_ATTEMPTS = 10
+
+
+def answer_after_commit(build, *, committed: str):
+    """Build the answer to a write that has already committed, on a fresh connection if need be.
+
+    The write's transaction is over before its answer is read, so the rows it locked
+    are free at once. A lost connection while reading is retried on a new one (each
+    attempt in its own transaction); it must not become the generic "nothing was
+    changed" 503, because something was. If the database stays unreachable through
+    every attempt (about 1.5 s), the 503 says what was committed (``committed``).
+    """
+    if connection.in_atomic_block:  # called inside a caller's transaction: nothing to retry on
+        return build()
+    for attempt in range(ANSWER_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return build()
+        except (OperationalError, InterfaceError):
+            connection.close()
+            if attempt == ANSWER_ATTEMPTS - 1:
+                raise DocketError(
+                    "unavailable", f"{committed} was made, but the database is unavailable to show it.", status=503
+                ) from None
+            time.sleep(min(0.05 * (attempt + 1), 0.2))
+    return None  # not reached
 
 
 # A list's count is exact up to this many rows; above it, the planner's estimate (API.md "Lists").

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from casework.api.hygiene import CampaignSerializer, VisibleCampaigns
 from casework.models import Case
 from docket import roles
-from docket.api import Pagination, role_permission
+from docket.api import Pagination, answer_after_commit, role_permission
 from docket.errors import DocketError, not_found
 from docket.visibility import restrict
 from reviews import selectors, services
@@ -56,13 +56,15 @@ class QueueClaimView(APIView):
 
     @extend_schema(request=None, responses={201: OpenApiResponse(description="claimed"), 204: None})
     def post(self, request, slug):
-        # The answer is read inside the claim's transaction: once the claim commits no
-        # query is left to fail, so a 503 always means nothing was claimed.
-        with transaction.atomic():
-            assignment = services.queue_claim(reviewer=request.user, queue_slug=slug)
-            if assignment is None:
-                return Response(status=status.HTTP_204_NO_CONTENT)
-            body = assignment_representation(assignment, request)
+        # The claim commits first (its case row is free before the answer is built); the
+        # answer is then read on a fresh connection if need be, never answered as
+        # "nothing was changed".
+        assignment = services.queue_claim(reviewer=request.user, queue_slug=slug)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        body = answer_after_commit(
+            lambda: assignment_representation(assignment, request), committed=f"The claim (assignment {assignment.pk})"
+        )
         return Response(body, status=status.HTTP_201_CREATED)
 
 

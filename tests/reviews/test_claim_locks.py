@@ -1,0 +1,71 @@
+"""A claim holds case rows only for its own statement: the answer is built after the commit.
+
+While the API builds a claim's answer, a second PostgreSQL connection must be able to lock
+the claimed case (and every other case of the queue, the ones the claim passed over too)
+at once: a decision or an intake fold on that case never waits for someone else's answer.
+"""
+
+import psycopg
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from docket.accounts import token_for
+from reviews.accounts import user_upsert
+from reviews.api import views
+from tests.factories import CaseFactory
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def api_client(user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
+    return client
+
+
+def other_connection():
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"],
+        user=db["USER"],
+        password=db.get("PASSWORD") or None,
+        dbname=db["NAME"],
+        autocommit=True,
+    )
+
+
+def test_a_claimed_case_is_not_locked_while_the_claim_answer_is_built(monkeypatch):
+    cases = [CaseFactory(kind="spam", priority=float(n)) for n in range(5)]
+    moderator = user_upsert(username="lock-claimer", role_names=["moderator"], queues=["spam"])
+    seen = {}
+    build = views.assignment_representation
+
+    def answer_watched(assignment, request):
+        # Between the claim and its answer: another connection tries the row locks a decision takes.
+        with other_connection() as other:
+            try:
+                other.execute("SET lock_timeout = '100ms'")
+                with other.transaction():
+                    locked = other.execute(
+                        "SELECT id FROM casework_case WHERE queue_id = (SELECT queue_id FROM casework_case"
+                        " WHERE id = %s) FOR NO KEY UPDATE NOWAIT",
+                        [assignment.case_id],
+                    ).fetchall()
+                seen["locked"] = {row[0] for row in locked}
+            except psycopg.errors.LockNotAvailable:
+                seen["locked"] = None
+            seen["status"] = other.execute(
+                "SELECT status FROM casework_case WHERE id = %s", [assignment.case_id]
+            ).fetchone()[0]
+        return build(assignment, request)
+
+    monkeypatch.setattr(views, "assignment_representation", answer_watched)
+
+    response = api_client(moderator).post("/api/v1/queues/spam/claim/")
+
+    assert response.status_code == 201, response.content
+    assert seen["status"] == "in_review"  # committed before the answer was built
+    assert seen["locked"] == {c.pk for c in cases}  # nothing held: the claimed case nor any other
+    assert response.json()["case"]["id"] == cases[-1].pk
