@@ -1,5 +1,11 @@
 """Roles are Django groups; these helpers are the one place that reads them."""
 
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied
+
 MODERATOR = "moderator"
 SENIOR = "senior"
 APPEALS = "appeals"
@@ -74,7 +80,6 @@ _VERBS = {"a": "add", "v": "view", "c": "change", "d": "delete"}
 
 def ensure_groups(**kwargs):
     """Create the role groups and give each its admin permissions (idempotent)."""
-    from django.contrib.auth.models import Group, Permission
 
     for name in ALL:
         group, _ = Group.objects.get_or_create(name=name)
@@ -91,10 +96,6 @@ def ensure_groups(**kwargs):
 
 def role_required(*allowed):
     """A view decorator: signed in (else the login page) and in one of ``allowed`` (else 403)."""
-    from functools import wraps
-
-    from django.contrib.auth.decorators import login_required
-    from django.core.exceptions import PermissionDenied
 
     def decorator(view):
         @wraps(view)
