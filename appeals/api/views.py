@@ -1,6 +1,5 @@
 """Appeals API: thin views that validate and call appeals.services."""
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
@@ -17,7 +16,7 @@ from appeals.api.serializers import (
     AppealSerializer,
 )
 from docket import roles
-from docket.api import role_permission
+from docket.api import answer_after_commit, role_permission
 from docket.audit import access_log_appeal_read
 from docket.errors import forbidden, not_found
 
@@ -85,15 +84,15 @@ class AppealClaimView(APIView):
 
     @extend_schema(request=None, responses={201: AppealClaimSerializer, 204: OpenApiResponse(description="None left")})
     def post(self, request):
-        # The answer is read inside the claim's transaction: once the claim commits no
-        # query is left to fail, so a 503 always means nothing was claimed.
-        with transaction.atomic():
-            appeal = services.appeal_claim(reviewer=_reviewer(request))
-            if appeal is None:
-                return Response(status=status.HTTP_204_NO_CONTENT)
-            # Like a queue claim's "assignment": "appeal" is the id to resolve; the
-            # appeal's other fields stand beside it.
-            detail = _detail(request, appeal.pk)
+        # The claim commits first (the appeal row is free before the answer is built); the
+        # answer is then read on a fresh connection if need be, never answered as
+        # "nothing was changed".
+        appeal = services.appeal_claim(reviewer=_reviewer(request))
+        if appeal is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        # Like a queue claim's "assignment": "appeal" is the id to resolve; the
+        # appeal's other fields stand beside it.
+        detail = answer_after_commit(lambda: _detail(request, appeal.pk), committed=f"The claim of appeal {appeal.pk}")
         body = {"appeal": detail.pop("id"), **detail}
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -1,6 +1,5 @@
 """Thin views: check the role and visibility, validate input, call one service."""
 
-from django.db import transaction
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
@@ -91,11 +90,13 @@ class CaseAssignView(APIView):
         _visible_case_or_404(request.user, pk)
         data = AssignInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        with transaction.atomic():  # the answer read before the commit, as for a claim
-            assignment = services.case_assign(
-                case_id=pk, reviewer_username=data.validated_data["reviewer"], by=request.user
-            )
-            body = assignment_representation(assignment, request)
+        # As for a claim: the assignment commits first, its case row free before the answer is built.
+        assignment = services.case_assign(
+            case_id=pk, reviewer_username=data.validated_data["reviewer"], by=request.user
+        )
+        body = answer_after_commit(
+            lambda: assignment_representation(assignment, request), committed=f"The assignment {assignment.pk}"
+        )
         return Response(body, status=status.HTTP_201_CREATED)
 
 
