@@ -2,11 +2,11 @@ import os
 import shutil
 
 import pytest
-from django.test import Client
 from rest_framework.test import APIClient
 
 from docket.accounts import token_for
 from reviews.accounts import user_upsert
+from tests.support import signed_in
 
 
 @pytest.fixture
@@ -26,12 +26,7 @@ def make_user(db):
 def login():
     """``login(user)`` -> a test client with that user's session."""
 
-    def make(user, **kwargs):
-        c = Client(**kwargs)
-        c.force_login(user)
-        return c
-
-    return make
+    return signed_in
 
 
 @pytest.fixture

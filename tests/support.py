@@ -4,8 +4,16 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test import Client
 
 from docket.errors import DocketError
+
+
+def signed_in(user, **kwargs):
+    """A test client with ``user``'s session (``kwargs`` go to ``Client``)."""
+    client = Client(**kwargs)
+    client.force_login(user)
+    return client
 
 
 def refused(code, status, fn):

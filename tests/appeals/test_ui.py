@@ -9,14 +9,9 @@ from casework.models import CaseEvent
 from policies.models import Action
 from reviews.models import Decision, Enforcement
 from tests.appeals.conftest import appeal_on, decide_for_real, decided
+from tests.support import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def texts(response):
@@ -26,7 +21,7 @@ def texts(response):
 def test_the_queue_lists_waiting_appeals_with_a_claim_button(decider, appeals_staff):
     appeal = appeal_on(decided(reviewer=decider.reviewer))
 
-    response = browser(appeals_staff).get("/appeals/")
+    response = signed_in(appeals_staff).get("/appeals/")
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -36,7 +31,7 @@ def test_the_queue_lists_waiting_appeals_with_a_claim_button(decider, appeals_st
 
 
 def test_the_queue_keeps_a_constant_query_count(decider, appeals_staff, django_assert_max_num_queries):
-    client = browser(appeals_staff)
+    client = signed_in(appeals_staff)
     for _ in range(3):
         appeal_on(decided(reviewer=decider.reviewer))
     client.get("/appeals/")
@@ -53,9 +48,9 @@ def test_the_queue_keeps_a_constant_query_count(decider, appeals_staff, django_a
 def test_only_appeals_staff_see_the_appeals_ui(decider, moderator):
     appeal = appeal_on(decided(reviewer=decider.reviewer))
 
-    assert browser(moderator).get("/appeals/").status_code == 403
-    assert browser(moderator).get(f"/appeals/{appeal.pk}/").status_code == 403
-    assert browser(moderator).post("/appeals/claim/").status_code == 403
+    assert signed_in(moderator).get("/appeals/").status_code == 403
+    assert signed_in(moderator).get(f"/appeals/{appeal.pk}/").status_code == 403
+    assert signed_in(moderator).post("/appeals/claim/").status_code == 403
     anonymous = Client().get("/appeals/")
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
     assert Appeal.objects.get().status == "received"
@@ -63,7 +58,7 @@ def test_only_appeals_staff_see_the_appeals_ui(decider, moderator):
 
 def test_claim_next_goes_to_the_appeal_or_says_there_is_none(decider, appeals_staff):
     appeal = appeal_on(decided(reviewer=decider.reviewer))
-    client = browser(appeals_staff)
+    client = signed_in(appeals_staff)
 
     first = client.post("/appeals/claim/")
     second = client.post("/appeals/claim/", follow=True)
@@ -76,7 +71,7 @@ def test_the_appeal_page_shows_case_evidence_decision_reasons_and_statement(deci
     decision = decide_for_real(decider)
     appeal = appeal_on(decision, holder=appeals_staff.reviewer, statement="It was my own shop.")
 
-    response = browser(appeals_staff).get(f"/appeals/{appeal.pk}/")
+    response = signed_in(appeals_staff).get(f"/appeals/{appeal.pk}/")
 
     html = response.content.decode()
     assert response.status_code == 200
@@ -97,8 +92,8 @@ def test_the_appeal_page_shows_the_evidence_as_the_case_page_does(decider, appea
     decision = decide_for_real(decider, reporters=1)
     appeal = appeal_on(decision, holder=appeals_staff.reviewer, statement="Mine.")
     [signal] = decision.case.signals.all()
-    appeal_page = browser(appeals_staff).get(f"/appeals/{appeal.pk}/").content.decode()
-    case_page = browser(senior).get(f"/cases/{decision.case_id}/").content.decode()
+    appeal_page = signed_in(appeals_staff).get(f"/appeals/{appeal.pk}/").content.decode()
+    case_page = signed_in(senior).get(f"/cases/{decision.case_id}/").content.decode()
     for html in (appeal_page, case_page):
         assert '<strong>User reports</strong> <span class="badge">User Report</span>' in html
         assert f'Reporter <span class="mono">{signal.reporter.external_id}</span>' in html
@@ -112,9 +107,9 @@ def test_the_appeal_page_tells_the_case_timeline_in_the_case_pages_words(decider
     appeal = appeal_on(decision, holder=appeals_staff.reviewer, statement="Mine.")
     label = dict(Action.choices)[decision.action]
     told = f"decided: {label} under {decision.rule}"
-    appeal_page = browser(appeals_staff).get(f"/appeals/{appeal.pk}/").content.decode()
+    appeal_page = signed_in(appeals_staff).get(f"/appeals/{appeal.pk}/").content.decode()
     assert told in appeal_page
-    assert told in browser(senior).get(f"/cases/{decision.case_id}/").content.decode()
+    assert told in signed_in(senior).get(f"/cases/{decision.case_id}/").content.decode()
     assert "</strong> decided</div>" not in appeal_page  # the bare kind, as the appeal page once said it
 
 
@@ -122,9 +117,9 @@ def test_a_restricted_appeal_is_404_without_clearance(make_user, appeals_staff):
     senior = make_user("cib-senior", "senior,moderator", clearances=["cib"])
     appeal = appeal_on(decided(kind="cib", reviewer=senior.reviewer), holder=appeals_staff.reviewer)
 
-    assert browser(appeals_staff).get(f"/appeals/{appeal.pk}/").status_code == 404
+    assert signed_in(appeals_staff).get(f"/appeals/{appeal.pk}/").status_code == 404
     assert (
-        browser(appeals_staff)
+        signed_in(appeals_staff)
         .post(f"/appeals/{appeal.pk}/resolve/", {"outcome": "upheld", "rationale": "x"})
         .status_code
         == 404
@@ -136,7 +131,7 @@ def test_overturn_through_the_form(decider, appeals_staff):
     decision = decide_for_real(decider)
     appeal = appeal_on(decision, holder=appeals_staff.reviewer)
 
-    response = browser(appeals_staff).post(
+    response = signed_in(appeals_staff).post(
         f"/appeals/{appeal.pk}/resolve/", {"outcome": "overturned", "rationale": "Not spam."}, follow=True
     )
 
@@ -150,7 +145,7 @@ def test_modify_through_the_form(decider, appeals_staff):
     decision = decide_for_real(decider)
     appeal = appeal_on(decision, holder=appeals_staff.reviewer)
 
-    browser(appeals_staff).post(
+    signed_in(appeals_staff).post(
         f"/appeals/{appeal.pk}/resolve/",
         {"outcome": "modified", "action": "suspend", "rule": "SP-2", "duration_days": "7", "rationale": "Repeat."},
     )
@@ -176,7 +171,7 @@ def test_refusals_are_messages_and_change_nothing(make_user, appeals_staff, appe
     user = {"other": appeals_staff_2, "decider": both, "holder": appeals_staff}[who]
     before = (Decision.objects.count(), Enforcement.objects.count(), CaseEvent.objects.count())
 
-    response = browser(user).post(f"/appeals/{appeal.pk}/resolve/", data, follow=True)
+    response = signed_in(user).post(f"/appeals/{appeal.pk}/resolve/", data, follow=True)
 
     assert response.status_code == 200
     assert response.redirect_chain == [(f"/appeals/{appeal.pk}/", 302)]
@@ -196,7 +191,7 @@ def test_forms_need_the_csrf_token(decider, appeals_staff):
 
 def test_a_resolved_appeal_shows_what_the_appellant_is_told(decider, appeals_staff):
     appeal = appeal_on(decided(reviewer=decider.reviewer), holder=appeals_staff.reviewer)
-    client = browser(appeals_staff)
+    client = signed_in(appeals_staff)
     client.post(f"/appeals/{appeal.pk}/resolve/", {"outcome": "upheld", "rationale": "Spam it is."})
 
     html = client.get(f"/appeals/{appeal.pk}/").content.decode()

@@ -1,30 +1,24 @@
 """The search box, the results page, the subject page, the case page's account history, media reveals."""
 
 import pytest
-from django.test import Client
 
 from appeals.services import appeal_file
 from docket.models import AccessLog
 from tests.reliability.conftest import decide
+from tests.support import signed_in
 
 pytestmark = pytest.mark.django_db
 
 
-def login(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_every_staff_page_has_the_search_box(inv):
-    client = login(inv.moderator)
+    client = signed_in(inv.moderator)
     for url in ("/", "/dashboard/", f"/cases/{inv.alice.pk}/", "/search/?q=alice"):
         html = client.get(url).content.decode()
         assert 'id="site-search"' in html and 'data-shortcut="/"' in html, url
 
 
 def test_results_link_to_subject_pages_and_keep_the_query(inv):
-    html = login(inv.moderator).get("/search/?q=dev-a").content.decode()
+    html = signed_in(inv.moderator).get("/search/?q=dev-a").content.decode()
     assert 'value="dev-a"' in html
     assert 'href="/subjects/account/alice-1/" data-result' in html
     assert 'href="/subjects/account/bob-1/" data-result' in html
@@ -32,7 +26,7 @@ def test_results_link_to_subject_pages_and_keep_the_query(inv):
 
 
 def test_a_bad_search_is_a_message_not_an_error_page(inv):
-    page = login(inv.moderator).get("/search/?q=x&attribute=nonsense")
+    page = signed_in(inv.moderator).get("/search/?q=x&attribute=nonsense")
     assert page.status_code == 200
     assert "Write it as &lt;key&gt;:&lt;value&gt;" in page.content.decode()
     assert 'value="x"' in page.content.decode()
@@ -40,7 +34,7 @@ def test_a_bad_search_is_a_message_not_an_error_page(inv):
 
 def test_subject_page_shows_history_linked_and_second_hop(inv):
     decision = decide(inv.alice, inv.decider, inv.senior)
-    client = login(inv.moderator)
+    client = signed_in(inv.moderator)
     html = client.get("/subjects/account/alice-1/").content.decode()
     assert f'href="/cases/{inv.alice.pk}/"' in html
     assert decision.rule in html and f"/api/v1/decisions/{decision.pk}/statement-of-reasons/" in html
@@ -49,14 +43,14 @@ def test_subject_page_shows_history_linked_and_second_hop(inv):
     assert 'href="/subjects/content/post-77/"' in html
     assert "carol-1" in client.get("/subjects/account/alice-1/?hops=2").content.decode()
     assert client.get("/subjects/account/hidden-1/").status_code == 404
-    assert login(inv.senior).get("/subjects/account/hidden-1/").status_code == 200
+    assert signed_in(inv.senior).get("/subjects/account/hidden-1/").status_code == 200
     assert AccessLog.objects.filter(kind="access", object_type="subject", detail__via="ui").count() == 3
 
 
 def test_case_page_links_the_subject_page_with_prior_decisions_and_strikes(inv):
     decision = decide(inv.alice, inv.decider, inv.senior)
     # The content case: its owner's (alice's) prior decision and strike show at a glance.
-    html = login(inv.moderator).get(f"/cases/{inv.post.pk}/").content.decode()
+    html = signed_in(inv.moderator).get(f"/cases/{inv.post.pk}/").content.decode()
     assert 'href="/subjects/account/alice-1/" data-shortcut="h"' in html
     record = html[html.index('id="account-record"') : html.index('aria-labelledby="signals-h"')]
     assert f"Case {inv.alice.pk}" in record and decision.rule in record
@@ -64,7 +58,7 @@ def test_case_page_links_the_subject_page_with_prior_decisions_and_strikes(inv):
 
 
 def test_restricted_case_page_and_reveal_are_logged(inv):
-    senior = login(inv.senior)
+    senior = signed_in(inv.senior)
     assert senior.get(f"/cases/{inv.alice.pk}/").status_code == 200  # unrestricted: not logged
     assert not AccessLog.objects.filter(kind="access").exists()
     page = senior.get(f"/cases/{inv.hidden.pk}/").content.decode()
@@ -79,7 +73,7 @@ def test_restricted_case_page_and_reveal_are_logged(inv):
         ("inv-senior", "view", str(inv.hidden.pk), "csam"),
         ("inv-senior", "reveal", str(inv.hidden.pk), "csam"),
     ]
-    moderator = login(inv.moderator)
+    moderator = signed_in(inv.moderator)
     assert moderator.post(f"/cases/{inv.hidden.pk}/reveal/").status_code == 404
     assert moderator.get(f"/cases/{inv.hidden.pk}/reveal/").status_code == 405
     assert AccessLog.objects.filter(kind="access").count() == 2
@@ -91,7 +85,7 @@ def test_exports_and_appeal_reads_are_logged(inv, api_for, make_user):
     appeals_user = make_user("inv-appeals", "appeals")
     assert api_for(inv.senior).get(f"/api/v1/cases/{inv.alice.pk}/export/").status_code == 200
     assert api_for(appeals_user).get(f"/api/v1/appeals/{appeal.pk}/").status_code == 200
-    assert login(appeals_user).get(f"/appeals/{appeal.pk}/").status_code == 200
+    assert signed_in(appeals_user).get(f"/appeals/{appeal.pk}/").status_code == 200
     assert api_for(inv.senior).get(f"/api/v1/cases/{inv.hidden.pk}/").status_code == 200
     assert api_for(inv.senior).get(f"/api/v1/cases/{inv.alice.pk}/").status_code == 200  # unrestricted: not logged
     rows = list(

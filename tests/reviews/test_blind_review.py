@@ -2,12 +2,12 @@
 may do it (all but the decider) sees neither the decision nor its events, over the API and in the UI."""
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from reviews.models import QualityReview, RelabelItem
 from reviews.services import decision_make, quality_review_complete, queue_claim
 from tests.factories import CaseFactory, active_version
+from tests.support import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -70,12 +70,7 @@ def reader(api_for, client_for):
 
 @pytest.fixture
 def client_for():
-    def make(user):
-        c = Client()
-        c.force_login(user)
-        return c
-
-    return make
+    return signed_in
 
 
 def test_a_pending_qa_review_hides_the_decision_from_its_possible_reviewers_until_done(
