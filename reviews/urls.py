@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import views, work_views
+from . import views
+from .views import work
 
 app_name = "reviews"
 
@@ -18,7 +19,7 @@ urlpatterns = [
         views.source_incident_resolve_view,
         name="source-incident-resolve",
     ),
-    path("campaigns/", work_views.campaigns_index, name="campaigns"),
+    path("campaigns/", work.campaigns_index, name="campaigns"),
     path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign"),
     path("campaigns/<int:campaign_id>/bulk-decision/", views.campaign_bulk, name="campaign-bulk"),
     path("campaigns/<int:campaign_id>/dismiss/", views.campaign_dismiss_view, name="campaign-dismiss"),
@@ -30,9 +31,9 @@ urlpatterns = [
     path("assignments/<int:assignment_id>/renew/", views.assignment_renew_view, name="assignment-renew"),
     path("assignments/<int:assignment_id>/release/", views.assignment_release_view, name="assignment-release"),
     path("assignments/<int:assignment_id>/skip/", views.assignment_skip_view, name="assignment-skip"),
-    path("qa/", work_views.qa_list, name="qa-reviews"),
-    path("qa/<int:review_id>/", work_views.qa_detail, name="qa-review"),
-    path("relabel/", work_views.relabel_list, name="relabel-items"),
-    path("relabel/<int:item_id>/", work_views.relabel_detail, name="relabel-item"),
-    path("decisions/mine/", work_views.my_decisions, name="my-decisions"),
+    path("qa/", work.qa_list, name="qa-reviews"),
+    path("qa/<int:review_id>/", work.qa_detail, name="qa-review"),
+    path("relabel/", work.relabel_list, name="relabel-items"),
+    path("relabel/<int:item_id>/", work.relabel_detail, name="relabel-item"),
+    path("decisions/mine/", work.my_decisions, name="my-decisions"),
 ]

@@ -9,7 +9,8 @@ through ``reviews.selectors`` and the one visibility helper
 - ``case``: the case page, decide, escalate, note, assign;
 - ``bulk``: bulk decisions on a queue's cases and a campaign's;
 - ``escalations``: the seniors' view;
-- ``sources``: a source's health and an admin's confirm / quarantine.
+- ``sources``: a source's health and an admin's confirm / quarantine;
+- ``work``: reviewer work that had only an API: blind QA reviews, relabels, my decisions, campaigns.
 """
 
 from .bulk import campaign_bulk, campaign_detail, campaign_dismiss_view, queue_bulk

@@ -17,10 +17,10 @@ from docket import roles
 from docket.errors import DocketError
 from policies.models import Action
 
-from .forms import SecondReviewForm
-from .models import QualityReview, Reviewer
-from .selectors import decisions_visible_to, quality_reviews_pending, relabel_items_for
-from .services import quality_review_complete, relabel_item_complete
+from ..forms import SecondReviewForm
+from ..models import QualityReview, Reviewer
+from ..selectors import decisions_visible_to, quality_reviews_pending, relabel_items_for
+from ..services import quality_review_complete, relabel_item_complete
 
 ACTION_LABELS = dict(Action.choices)
 SIGNALS_SHOWN = 20
