@@ -2,11 +2,25 @@
 
 import threading
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
 
 from docket.errors import DocketError
+
+
+def second_connection(*, autocommit=False):
+    """A psycopg connection of its own to the database Django's connection uses (a second backend)."""
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"],
+        user=db["USER"],
+        password=db.get("PASSWORD") or None,
+        dbname=db["NAME"],
+        autocommit=autocommit,
+    )
 
 
 def signed_in(user, **kwargs):

@@ -11,7 +11,6 @@ nobody who knows it, out of the queue until its lease runs out.
 import random
 import threading
 
-import psycopg
 import pytest
 from django.db import connection
 
@@ -20,6 +19,7 @@ from appeals.services import appeal_file
 from reviews.accounts import user_upsert
 from reviews.models import Assignment
 from tests.factories import CaseFactory
+from tests.support import second_connection
 
 from .conftest import api_client, decide
 
@@ -37,15 +37,7 @@ class BackendKiller(threading.Thread):
         self.rng = random.Random(503)
 
     def run(self):
-        db = connection.settings_dict
-        with psycopg.connect(
-            host=db["HOST"],
-            port=db["PORT"],
-            user=db["USER"],
-            password=db.get("PASSWORD") or None,
-            dbname=db["NAME"],
-            autocommit=True,
-        ) as other:
+        with second_connection(autocommit=True) as other:
             while not self.stop.wait(self.rng.uniform(0.01, 0.2)):
                 killed = other.execute(
                     "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"

@@ -36,7 +36,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from unittest import mock
 
-import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -55,6 +54,7 @@ from reviews.accounts import user_upsert
 from reviews.models import Enforcement
 from reviews.tasks import deliver_due_enforcements, deliver_enforcement
 from tests.factories import threat_class
+from tests.support import second_connection
 
 from .conftest import api_client, db_state, decide
 
@@ -345,19 +345,13 @@ def test_webhook_down_for_an_hour_every_enforcement_arrives_once_it_returns(cast
 def _kill_my_backend():
     """From a second connection, terminate the backend serving Django's connection."""
     pid = connection.connection.info.backend_pid
-    db = connection.settings_dict
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db.get("PASSWORD") or None, dbname=db["NAME"]
-    ) as other:
+    with second_connection() as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
     wait_for(lambda: not _backend_alive(pid), 10, "the backend to go")
 
 
 def _backend_alive(pid):
-    db = connection.settings_dict
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db.get("PASSWORD") or None, dbname=db["NAME"]
-    ) as other:
+    with second_connection() as other:
         return other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone() is not None
 
 

@@ -7,7 +7,6 @@ at once: a decision or an intake fold on that case never waits for someone else'
 
 import psycopg
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from appeals.api import views as appeal_views
@@ -16,6 +15,7 @@ from reviews.accounts import user_upsert
 from reviews.api import views
 from tests.appeals.conftest import appeal_on, decided
 from tests.factories import CaseFactory
+from tests.support import second_connection
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -26,21 +26,9 @@ def api_client(user):
     return client
 
 
-def other_connection():
-    db = connection.settings_dict
-    return psycopg.connect(
-        host=db["HOST"],
-        port=db["PORT"],
-        user=db["USER"],
-        password=db.get("PASSWORD") or None,
-        dbname=db["NAME"],
-        autocommit=True,
-    )
-
-
 def row_free(table, pk):
     """Another connection's view of one row right now: (locked at once?, its status)."""
-    with other_connection() as other:
+    with second_connection(autocommit=True) as other:
         other.execute("SET lock_timeout = '100ms'")
         try:
             with other.transaction():
@@ -98,7 +86,7 @@ def test_a_claimed_case_is_not_locked_while_the_claim_answer_is_built(monkeypatc
 
     def answer_watched(assignment, request):
         # Between the claim and its answer: another connection tries the row locks a decision takes.
-        with other_connection() as other:
+        with second_connection(autocommit=True) as other:
             try:
                 other.execute("SET lock_timeout = '100ms'")
                 with other.transaction():
