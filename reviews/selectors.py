@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models import BooleanField, Count, Exists, F, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
@@ -229,16 +230,22 @@ def cases_linked(user, case, *, limit):
     subject = case.subject
     account_id = subject.owner_id if subject.kind == "content" else subject.pk
     # The linked subjects first (a probe of the subject's key and of the owner index), then their cases by the
-    # case's subject index: an OR across the join would walk every case by creation time instead.
+    # case's subject index. The ids come as one array (``= ANY(ARRAY(...))``) and the order is on an expression no
+    # index covers, so no plan can walk every case by creation time hoping to meet ten linked ones early: the
+    # planner chose that walk whenever its statistics were missing or stale (a join, or ``IN``, with ``LIMIT``).
     subjects = Q(pk=subject.pk)
     if account_id is not None:
         subjects |= Q(pk=account_id) | Q(owner_id=account_id)
+    linked_sql, linked_params = Subject.objects.filter(subjects).values("pk").query.sql_with_params()
+    linked = RawSQL(
+        f'"casework_case"."subject_id" = ANY(ARRAY({linked_sql}))', linked_params, output_field=BooleanField()
+    )
     return list(
         restrict(Case.objects.all(), user)
-        .filter(subject_id__in=Subject.objects.filter(subjects).values("pk"))
+        .filter(linked)
         .exclude(pk=case.pk)
         .select_related("threat_class", "subject")
-        .order_by("-created_at")[:limit]
+        .order_by((F("created_at") + timedelta(0)).desc(), "-id")[:limit]
     )
 
 
