@@ -40,8 +40,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, connections, transaction
 
+from appeals.services import appeal_file
 from policies.models import SignalSource
 from reviews.accounts import user_upsert
+from reviews.services import decision_make, queue_claim
 
 BENCH_DATABASE = os.environ.get("DOCKET_BENCH_DATABASE", "docket_bench")
 SCALE_DATABASE = os.environ.get("DOCKET_BENCH_SCALE_DATABASE", "docket_bench_scale")
@@ -260,6 +262,21 @@ def reviewers(n: int, *, prefix: str = "bench-r", queues=("spam",), **fields) ->
     return [
         user_upsert(username=f"{prefix}{i}", role_names=["moderator"], queues=list(queues), **fields) for i in range(n)
     ]
+
+
+def appeals_filed(n: int, *, prefix: str = "bench") -> list[int]:
+    """``n`` appeals waiting for the appeals staff: spam cases decided by ``<prefix>-decider``, each appealed."""
+
+    decider = user_upsert(username=f"{prefix}-decider", role_names=["moderator"], queues=["spam"])
+    platform = user_upsert(username=f"{prefix}-appeals-platform", role_names=["platform"])
+    filed = []
+    for i in range(n):
+        held = queue_claim(reviewer=decider, queue_slug="spam")
+        decision = decision_make(case_id=held.case_id, reviewer=decider, action="remove", rule="SP-1")
+        filed.append(
+            appeal_file(decision_id=decision.pk, appellant=f"bench-u-{i}", statement="Not spam.", actor=platform).pk
+        )
+    return filed
 
 
 # --- timing ------------------------------------------------------------------------------

@@ -8,13 +8,18 @@ locustfile signs in as (moderators ``bench-r<i>`` working the spam queue,
 x ``--threads``) and a Celery worker with beat (every periodic job on its
 schedule), then runs ``bench/locustfile.py`` headless once per step: that
 many moderators (sign in, home, claim next, case page, decide, next, with 2-6
-s of think time) plus 2 appeals staff and 1 intake client (20 signals a
+s of think time) plus 2 appeals staff (the appeals queue, then one of the
+``APPEALS`` waiting appeals it lists) and 1 intake client (20 signals a
 second or so). Statistics start once every user is spawned and signed in
 (``--reset-stats``). Printed per step: requests/s, p50/p99 of each page and
 the worst page p99 (sign-in excluded: a deliberate password hash), errors,
 and where the machine's CPU went during the step (gunicorn, the worker and
 beat, this database's PostgreSQL backends, Locust itself, and everything
-else on the machine, which is shared), with the load average.
+else on the machine, which is shared), with the load average. At the end, a
+summary: the moderator count found, each page's p50/p99 per step, the CPU
+split (Docket's processes, PostgreSQL, Locust, other) and the Docket +
+PostgreSQL CPU per request. ``python -m bench.pages --only costs`` gives the
+load-independent side: each page's queries and CPU per request.
 
 Target (issue 14): the largest number of moderators with every page's p99
 under 200 ms.
@@ -39,7 +44,9 @@ from docket.accounts import token_for
 from reviews.accounts import user_upsert
 
 HERE = Path(__file__).resolve().parent
-PAGES = ("home", "claim next", "case page", "decide", "appeals queue")
+PAGES = ("home", "claim next", "case page", "decide", "appeals queue", "appeal page")
+SHOWN = (*PAGES, "intake (20 signals)")  # the summary's rows: the pages, then the platform's intake (no page)
+APPEALS = 200  # waiting appeals, so the appeals staff's queue and appeal pages have rows
 PASSWORD = "bench-pass"
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -99,12 +106,46 @@ def _users(moderators):
     users = common.reviewers(moderators, prefix="bench-r", queues=("spam",))
     users.append(user_upsert(username="bench-appeals", role_names=["appeals"]))
     get_user_model().objects.filter(pk__in=[u.pk for u in users]).update(password=make_password(PASSWORD))
+    common.appeals_filed(APPEALS, prefix="bench-load")
     return token_for(user_upsert(username="bench-load-platform", role_names=["platform"]))
 
 
 def _read_stats(prefix):
     with open(f"{prefix}_stats.csv") as f:
         return {row["Name"]: row for row in csv.DictReader(f)}
+
+
+def _summary(steps, best, requested):
+    """The closing table: the moderator count found, each page's p50/p99 per step, where the CPU went."""
+
+    print(f"\n=== Locust: most moderators with every page p99 < 200 ms and no failure: {best} (steps {requested})")
+    width = max(len(n) for n in SHOWN) + 2
+    print(f"{'p50 / p99 ms':<{width}}" + "".join(f"{str(s['moderators']) + ' moderators':>18}" for s in steps))
+    for name in SHOWN:
+        cells = []
+        for step in steps:
+            row = step["rows"].get(name)
+            cells.append(f"{row['50%']} / {row['99%']}" if row else "-")
+        print(f"{name:<{width}}" + "".join(f"{c:>18}" for c in cells))
+    for label, key in (("worst page p99 ms", "worst"), ("requests/s", "rate"), ("failures", "failures")):
+        print(f"{label:<{width}}" + "".join(f"{s[key]:>18.0f}" for s in steps))
+    print(f"CPU cores used (the machine has {os.cpu_count()}; Docket = gunicorn + worker and beat)")
+    for label, keys in (
+        ("Docket processes", ("web", "jobs")),
+        ("  gunicorn", ("web",)),
+        ("  worker + beat", ("jobs",)),
+        ("PostgreSQL (this db)", ("pg",)),
+        ("Locust", ("locust",)),
+        ("other (shared machine)", ("other",)),
+    ):
+        print(f"{label:<{width}}" + "".join(f"{sum(s['cpu'][k] for k in keys):>18.2f}" for s in steps))
+    print(f"{'load average (1 min)':<{width}}" + "".join(f"{s['load']:>18.1f}" for s in steps))
+    for step in steps:
+        served = step["rate"] or float("nan")
+        docket = step["cpu"]["web"] + step["cpu"]["jobs"] + step["cpu"]["pg"]
+        print(
+            f"{step['moderators']} moderators: {1000 * docket / served:.1f} ms of Docket + PostgreSQL CPU per request"
+        )
 
 
 def main(argv=None):
@@ -120,7 +161,7 @@ def main(argv=None):
     worker = _start_worker()
     stats = psycopg.connect(common.conninfo(), autocommit=True)
     locust = os.path.join(os.path.dirname(sys.executable), "locust")
-    figures, best, first = {}, 0, 0
+    figures, best, first, done = {}, 0, 0, []
     try:
         time.sleep(5)
         for moderators in steps:
@@ -146,13 +187,13 @@ def main(argv=None):
             web, jobs, pg = _tree(gunicorn.pid), _tree(worker.pid), _backends(stats)
             cpu0 = {k: _cpu_seconds(v) for k, v in (("web", web), ("jobs", jobs), ("pg", pg), ("locust", {proc.pid}))}
             machine0, started = _machine_cpu_seconds(), time.perf_counter()
-            proc.wait()
+            # Reaped here, with what it used: once it has exited, /proc no longer tells.
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
             took = time.perf_counter() - started
             pg |= _backends(stats)
-            cpu = {
-                k: _cpu_seconds(v) - cpu0[k]
-                for k, v in (("web", web), ("jobs", jobs), ("pg", pg), ("locust", {proc.pid}))
-            }
+            cpu = {k: _cpu_seconds(v) - cpu0[k] for k, v in (("web", web), ("jobs", jobs), ("pg", pg))}
+            cpu["locust"] = usage.ru_utime + usage.ru_stime - cpu0["locust"]
             other = max(0.0, _machine_cpu_seconds() - machine0 - sum(cpu.values()))
             load = os.getloadavg()[0]
             rows = _read_stats(prefix)
@@ -161,7 +202,8 @@ def main(argv=None):
             total = rows.get("Aggregated", {})
             failures = int(total.get("Failure Count", 0) or 0)
             rate = float(total.get("Requests/s", 0) or 0)
-            shares = ", ".join(f"{k} {v / took:.2f}" for k, v in cpu.items()) + f", other {other / took:.2f}"
+            cores = {k: v / took for k, v in cpu.items()} | {"other": other / took}
+            shares = ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
             print(
                 f"{moderators} moderators: {rate:.1f} req/s, worst page p99 {worst:.0f} ms, {failures} failures; "
                 f"CPU cores used: {shares}; load {load:.1f}",
@@ -172,12 +214,26 @@ def main(argv=None):
                     f"   {name:<22} {int(row['Request Count']):>6} req  p50 {row['50%']:>5} ms  p99 {row['99%']:>5} ms"
                     f"  max {float(row['Max Response Time']):>7.0f} ms  failures {row['Failure Count']}"
                 )
+            done.append(
+                {
+                    "moderators": moderators,
+                    "rows": rows,
+                    "worst": worst,
+                    "rate": rate,
+                    "failures": failures,
+                    "cpu": cores,
+                    "load": load,
+                }
+            )
             figures[f"{moderators} moderators: worst page p99 ms"] = worst
             figures[f"{moderators} moderators: req/s, failures"] = f"{rate:.1f}, {failures}"
             figures[f"{moderators} moderators: CPU cores (web/jobs/pg/locust/other)"] = "/".join(
-                f"{v / took:.2f}" for v in [*cpu.values(), other]
+                f"{v:.2f}" for v in cores.values()
             )
             figures[f"{moderators} moderators: load average (1 min)"] = round(load, 1)
+            for name, row in rows.items():
+                if name in SHOWN:
+                    figures[f"{moderators} moderators: {name} p50/p99 ms"] = f"{row['50%']} / {row['99%']}"
             if worst < 200 and failures == 0:
                 best = moderators
     finally:
@@ -185,6 +241,7 @@ def main(argv=None):
             proc.terminate()
             proc.wait(timeout=60)
         stats.close()
+    _summary(done, best, args.steps)
     figures["most moderators with every page p99 < 200 ms"] = best
     common.compare(
         "Locust: moderators served, page p99 < 200 ms",

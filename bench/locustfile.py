@@ -12,7 +12,8 @@ or ``bench.common.reviewers``) working the spam queue, an appeals user
 - ``Moderator``: signs in, opens the home page, claims the next case, reads
   it (think time), decides it, and goes on to the next case the decision
   claimed (the UI's "decide and next"), each page a request of its own;
-- ``AppealsStaff``: signs in and reads the appeals queue;
+- ``AppealsStaff``: signs in, reads the appeals queue and opens one of the
+  appeals it lists (the appeal page);
 - ``Platform``: posts batches of 20 signals through the intake API.
 
 ``LOCUST_APPEALS`` appeals staff (default 2) and ``LOCUST_PLATFORMS`` intake
@@ -36,6 +37,7 @@ FIRST = int(os.environ.get("LOCUST_FIRST", "0"))
 _numbers = itertools.count()
 _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 _CASE = re.compile(r"/cases/(\d+)/")
+_APPEAL = re.compile(r'href="/appeals/(\d+)/"')
 
 
 def _sign_in(user, username):
@@ -100,7 +102,9 @@ class AppealsStaff(HttpUser):
 
     @task
     def appeals_queue(self):
-        self.client.get("/appeals/", name="appeals queue")
+        listed = _APPEAL.findall(self.client.get("/appeals/", name="appeals queue").text)
+        if listed:
+            self.client.get(f"/appeals/{random.choice(listed)}/", name="appeal page")
 
 
 class Platform(HttpUser):
