@@ -123,6 +123,13 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DOCKET_TEST_DATABASE") or None}
+# PostgreSQL's JIT compilation is off on Docket's connections: its statements are short, and one whose
+# plan's estimate passes ``jit_above_cost`` compiles for longer than it runs (the home page's per-queue
+# figures at a million cases: 80 ms of compiling for a few of work). ``DB_JIT=1`` leaves the server's
+# setting alone (behind a pooler that refuses the ``options`` startup parameter: set it on the role).
+if not env_bool("DB_JIT", False):
+    _db_options = DATABASES["default"]["OPTIONS"]
+    _db_options["options"] = f"{_db_options.get('options', '')} -c jit=off".strip()
 
 CACHES = {
     "default": {

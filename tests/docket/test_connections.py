@@ -83,3 +83,11 @@ def test_every_request_after_the_database_drops_pooled_connections_is_answered(m
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+@pytest.mark.django_db
+def test_docket_connections_run_without_jit():
+    """A short statement whose estimate passes ``jit_above_cost`` is not compiled (the server's default is on)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT current_setting('jit')")
+        assert cur.fetchone()[0] == "off"
