@@ -545,6 +545,9 @@ class Case(models.Model):
                 condition=Q(status__in=list(ACTIVE_STATUSES), rank_due_at__isnull=False),
             ),
             models.Index(fields=["status", "sla_due_at"], name="case_status_sla_idx"),
+            # SLA escalation (reviews.sla): one severity's open cases, oldest SLA first. Walked per severity
+            # from the escalation's minimum up, so the low-severity breaches left in their queues are never read.
+            models.Index("severity", "sla_due_at", "id", name="case_open_severity_sla_idx", condition=Q(status="open")),
             # The case list ordered by SLA (``ordering=sla_due_at``) across statuses: a walk, not a sort of all.
             models.Index("sla_due_at", "id", name="case_sla_idx"),
             models.Index(fields=["threat_class", "status"], name="case_class_status_idx"),

@@ -3,12 +3,15 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from casework.models import Case, CaseEvent
 from reviews.services import queue_claim
 from reviews.sla import cases_escalate_sla_breaches
 from tests.factories import CaseFactory
+from tests.support import second_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -42,3 +45,81 @@ def test_escalated_case_is_claimable_by_a_senior(senior):
     cases_escalate_sla_breaches()
     assignment = queue_claim(reviewer=senior.reviewer, queue_slug="escalations")
     assert assignment.case_id == case.pk
+
+
+def test_oldest_breach_goes_first_across_severities_in_one_statement_a_batch():
+    """SLA order over every severity from the minimum up: the batch boundary falls where the SLA says."""
+    hours_ago = lambda h: timezone.now() - timedelta(hours=h)  # noqa: E731
+    recent_csam = CaseFactory(kind="csam", first_signal_at=LONG_AGO, sla_due_at=hours_ago(1))
+    old_ato = CaseFactory(kind="ato", first_signal_at=LONG_AGO, sla_due_at=hours_ago(2))
+    older_payment = CaseFactory(kind="payment_fraud", first_signal_at=LONG_AGO, sla_due_at=hours_ago(3))
+    with CaptureQueriesContext(connection) as captured:
+        assert cases_escalate_sla_breaches(batch=2) == 3
+    moved = list(
+        CaseEvent.objects.filter(kind="sla_escalated").order_by("id").values_list("case_id", "detail__from_queue")
+    )
+    # the first batch: the two oldest breaches, whatever their severity; the second: the csam case
+    assert set(moved[:2]) == {(older_payment.pk, "payment_fraud"), (old_ato.pk, "ato")}
+    assert moved[2:] == [(recent_csam.pk, "csam")]
+    # two batches (2 + 1), one statement each, beside the settings of each batch and the queues read once
+    escalations = [q["sql"] for q in captured.captured_queries if "casework_caseevent" in q["sql"]]
+    assert len(escalations) == 2, escalations
+
+
+def test_a_batch_reads_the_cases_it_moves_not_the_backlog():
+    """Rows read grow with the cases moved, never with the breached spam left in its queue or the cases still due.
+
+    The table holds 20,000 breached low-severity cases (never escalated), 1,000 due csam cases, and no
+    statistics (as in a test database or before the first ANALYZE). The rows of ``casework_case`` the
+    escalation fetched in this transaction are counted: each moved case is read by its severity's walk, by
+    its lock and by the UPDATE, plus at most one look ahead per severity and batch. Walking the spam, or sorting
+    every due case for each batch of 100, reads many times that.
+    """
+    spam = CaseFactory(kind="spam", first_signal_at=LONG_AGO - timedelta(days=5))
+    csam = CaseFactory(kind="csam", first_signal_at=LONG_AGO)
+    CaseFactory(kind="ato", first_signal_at=LONG_AGO)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns"
+            " WHERE table_name = 'casework_case' AND column_name NOT IN ('id', 'subject_id')"
+        )
+        columns = cur.fetchone()[0]
+        for case, copies in ((spam, 20_000), (csam, 999)):
+            cur.execute(
+                f"INSERT INTO casework_case (subject_id, {columns}) SELECT -g - %s, {columns}"
+                " FROM casework_case, generate_series(1, %s) g WHERE id = %s",
+                [case.pk * 100_000, copies, case.pk],
+            )
+        cur.execute("DELETE FROM pg_statistic WHERE starelid = 'casework_case'::regclass")
+        cur.execute("SET LOCAL enable_seqscan = off")  # a walk of an index is what is counted, not a table scan
+        fetched = "SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'casework_case'"
+        cur.execute(fetched)
+        (before,) = cur.fetchone()
+        assert cases_escalate_sla_breaches(batch=100) == 1001
+        cur.execute(fetched)
+        (after,) = cur.fetchone()
+        left = Case.objects.filter(status="open").count()
+        transaction.set_rollback(True)  # the copies go; their foreign keys are never checked
+    assert left == 20_001  # the spam stays in its queue
+    batches, levels = 11, 2  # 1,001 cases in batches of 100; severities 5 and 4
+    assert after - before <= 3 * 1001 + batches * levels, after - before
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_case_another_transaction_holds_is_skipped_not_waited_for():
+    """A real second connection holds the oldest breach (a claim in flight): the run moves the rest at once."""
+    held = CaseFactory(kind="csam", first_signal_at=LONG_AGO - timedelta(days=1))
+    others = [CaseFactory(kind=kind, first_signal_at=LONG_AGO) for kind in ("csam", "ato")]
+    with second_connection() as other:
+        other.execute("SELECT 1 FROM casework_case WHERE id = %s FOR NO KEY UPDATE", [held.pk])
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = '2s'")  # a wait fails the test instead of passing slowly
+        try:
+            assert cases_escalate_sla_breaches(batch=1) == 2
+        finally:
+            with connection.cursor() as cur:
+                cur.execute("RESET lock_timeout")
+        other.rollback()
+    statuses = dict(Case.objects.values_list("id", "status"))
+    assert [statuses[held.pk], *(statuses[c.pk] for c in others)] == ["open", "escalated", "escalated"]
+    assert cases_escalate_sla_breaches() == 1  # the next run catches it
