@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
 from docket.errors import DocketError
 from docket.hooks import Contributions
@@ -54,20 +55,43 @@ def cases_due_for_purge(*, now=None):
     )
 
 
-@transaction.atomic
-def cases_purge_personal_data(*, now=None, batch=1000):
+def cases_purge_personal_data(*, now=None, batch: int = BATCH_SIZE) -> int:
     """Purge personal data from closed cases past retention; returns how many cases.
 
-    Set-based: a few UPDATEs per batch. Legal holds are never purged.
+    In short batches (``docket.batches``: a few set-based UPDATEs each), oldest
+    closure first over the index of closed cases not yet purged, each batch
+    starting where the previous one stopped: a batch reads the cases it purges
+    (and the held ones it passes, once a run), never the purged history. Legal
+    holds are never purged; rows another transaction holds are skipped and
+    caught on the next run.
     """
     now = now or timezone.now()
-    ids = list(
-        cases_due_for_purge(now=now)
-        .select_for_update(no_key=True, skip_locked=True)
-        .values_list("id", flat=True)[:batch]
+    after = None
+
+    def step(size):
+        nonlocal after
+        done, last = _purge_batch(now=now, batch=size, after=after)
+        after = last or after
+        return done
+
+    return batches(step, size=batch)
+
+
+@transaction.atomic
+def _purge_batch(*, now, batch, after):
+    """Purge up to ``batch`` due cases after the (closed_at, id) ``after``; returns (count, the last one's key)."""
+    due = cases_due_for_purge(now=now)
+    if after is not None:
+        due = due.filter(Q(closed_at__gt=after[0]) | Q(closed_at=after[0], id__gt=after[1]))
+    # OF self: the class and queue rows the legal-hold test joins are read, never locked.
+    found = list(
+        due.order_by("closed_at", "id")
+        .select_for_update(no_key=True, skip_locked=True, of=("self",))
+        .values_list("id", "closed_at")[:batch]
     )
-    if not ids:
-        return 0
+    if not found:
+        return 0, None
+    ids = [case_id for case_id, _ in found]
     reporters = set(
         Signal.objects.filter(case_id__in=ids, reporter__isnull=False).values_list("reporter_id", flat=True)
     )
@@ -89,7 +113,8 @@ def cases_purge_personal_data(*, now=None, batch=1000):
     Reporter.objects.filter(pk__in=reporters, signals__isnull=True).delete()
     Case.objects.filter(id__in=ids).update(personal_data_purged_at=now)
     case_events_add_bulk([(case_id, events.personal_data_purged(), "system", now) for case_id in ids])
-    return len(ids)
+    last_id, last_at = found[-1]
+    return len(ids), (last_at, last_id)
 
 
 @transaction.atomic

@@ -5,7 +5,6 @@ State lives in PostgreSQL, so a rerun or a duplicate is harmless.
 
 from celery import shared_task
 
-from docket.batches import batches
 from docket.periodic import periodic
 
 from .campaigns import campaigns_detect
@@ -59,4 +58,4 @@ def detect_campaigns():
 @shared_task(acks_late=True)
 def purge_personal_data():
     """Purge personal data of closed cases past retention (idempotent, in short batches within a time budget)."""
-    return batches(lambda size: cases_purge_personal_data(batch=size), size=1000)
+    return cases_purge_personal_data()

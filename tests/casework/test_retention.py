@@ -22,6 +22,7 @@ from casework.retention import (
 from casework.services import case_event_add
 from reviews.models import Decision
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, active_version
+from tests.support import second_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +156,55 @@ def test_export_api_for_seniors_with_clearance_only(api_for, make_user, moderato
     assert response.json()["items"][0]["data"]["id"] == case.pk
     assert api_for(uncleared).get(f"/api/v1/cases/{case.pk}/export/").json()["code"] == "not_found"
     assert api_for(moderator).get(f"/api/v1/cases/{case.pk}/export/").status_code == 403
+
+
+def test_a_purge_reads_what_is_left_to_purge_not_the_purged_history():
+    """Rows read grow with the cases purged, never with the closed cases purged before (they leave the index).
+
+    The table holds 20,000 closed, purged cases and no statistics (as in a test database or before the first
+    ANALYZE); the rows of ``casework_case`` the purge fetched in this transaction are counted: a few reads of
+    each purged case (the walk and its lock, the UPDATE), plus a look past the end per batch.
+    """
+    purged = closed_case(closed_at=OLD - timedelta(days=30))
+    Case.objects.filter(pk=purged.pk).update(personal_data_purged_at=OLD)
+    due = [closed_case() for _ in range(3)]
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns"
+            " WHERE table_name = 'casework_case' AND column_name NOT IN ('id', 'subject_id')"
+        )
+        columns = cur.fetchone()[0]
+        cur.execute(
+            f"INSERT INTO casework_case (subject_id, {columns}) SELECT -g, {columns}"
+            " FROM casework_case, generate_series(1, 20000) g WHERE id = %s",
+            [purged.pk],
+        )
+        cur.execute("DELETE FROM pg_statistic WHERE starelid = 'casework_case'::regclass")
+        cur.execute("SET LOCAL enable_seqscan = off")  # a walk of an index is what is counted, not a table scan
+        fetched = "SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'casework_case'"
+        cur.execute(fetched)
+        (before,) = cur.fetchone()
+        assert cases_purge_personal_data(batch=2) == 3
+        cur.execute(fetched)
+        (after,) = cur.fetchone()
+        transaction.set_rollback(True)  # the copies go; their foreign keys are never checked
+    assert len(due) == 3
+    assert after - before <= 3 * 4 + 2 * 2, after - before
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_purge_locks_only_the_cases_not_their_class_or_queue():
+    """A real second connection holds the case's class row (an admin editing it): the purge neither waits nor skips."""
+    case = closed_case(kind="harassment")
+    with second_connection() as other:
+        other.execute("SELECT 1 FROM policies_threatclass WHERE id = %s FOR UPDATE", [case.threat_class_id])
+        other.execute("SELECT 1 FROM casework_queue WHERE id = %s FOR UPDATE", [case.queue_id])
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = '2s'")  # a wait fails the test instead of passing slowly
+        try:
+            assert cases_purge_personal_data() == 1
+        finally:
+            with connection.cursor() as cur:
+                cur.execute("RESET lock_timeout")
+        other.rollback()
+    assert Case.objects.get(pk=case.pk).personal_data_purged_at is not None
