@@ -1,8 +1,11 @@
 """Campaigns: subjects linked by shared attributes, detected on the beat (decided as one unit by ``reviews``).
 
 Detection reads the (attribute value -> subjects) groups of the window in one
-SQL statement, joins them with an in-memory union-find (near-linear, no pairwise
-comparison), and writes the result back in a handful of set-based statements.
+SQL statement, outside any transaction, joins them with an in-memory union-find
+(near-linear, no pairwise comparison), and writes the result back in short
+transactions of set-based statements, a bounded batch of subjects or cases each,
+passing over rows someone else holds (the next run picks them up): no claim,
+decision or intake fold waits for detection longer than one batch.
 
 Which values may link whom follows who may read the campaign. Each stored value
 records which classes' signals brought it (``SubjectAttribute.seen_by``):
@@ -21,11 +24,15 @@ records which classes' signals brought it (``SubjectAttribute.seen_by``):
 
 import json
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
+from itertools import groupby
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from docket.batches import BATCH_SIZE, sweep_settings
 from docket.conf import setting
 from policies.models import ThreatClass
 
@@ -70,11 +77,12 @@ _HELD_ELSEWHERE_SQL = """
     WHERE s.id = ANY(%(subjects)s) AND c.link_class_id IS DISTINCT FROM %(link_class)s
 """
 
-# Active cases whose subject (or, for content, whose owner account) sits in one of the campaigns,
-# but which do not point at it yet; a campaign of a restricted class's links takes that class's cases only.
-# Locked in id order so concurrent case writers cannot deadlock us.
-_CASES_JOIN_SQL = """
-    WITH wanted AS (
+# Active cases whose subject (or, for content, whose owner account) sits in one of the campaigns, but which do
+# not point at it yet; a campaign of a restricted class's links takes that class's cases only. Read without locks:
+# each batch locks its cases and checks this again (``_CASES_JOIN_SQL``).
+_CASES_WANTED_SQL = """
+    SELECT c.id, w.campaign_id
+    FROM (
         SELECT c.id,
                CASE WHEN s.campaign_id = ANY(%(campaigns)s) THEN s.campaign_id ELSE o.campaign_id END AS campaign_id
         FROM casework_case c
@@ -82,32 +90,82 @@ _CASES_JOIN_SQL = """
         LEFT JOIN casework_subject o ON o.id = s.owner_id
         WHERE c.status = ANY(%(active)s)
           AND (s.campaign_id = ANY(%(campaigns)s) OR o.campaign_id = ANY(%(campaigns)s))
-    ), target AS (
-        SELECT c.id, w.campaign_id, c.campaign_id AS previous
-        FROM casework_case c
-        JOIN wanted w ON w.id = c.id
-        JOIN casework_campaign k ON k.id = w.campaign_id
-        WHERE c.campaign_id IS DISTINCT FROM w.campaign_id
+    ) w
+    JOIN casework_case c ON c.id = w.id
+    JOIN casework_campaign k ON k.id = w.campaign_id
+    WHERE c.campaign_id IS DISTINCT FROM w.campaign_id
+      AND (k.link_class_id IS NULL OR k.link_class_id = c.threat_class_id)
+    ORDER BY c.id
+"""
+
+# One batch of those cases joins, as far as it still holds now: a case decided, moved or held meanwhile stays.
+_CASES_JOIN_SQL = """
+    WITH target AS (
+        SELECT c.id, m.campaign_id, c.campaign_id AS previous
+        FROM unnest(%(cases)s::bigint[], %(targets)s::bigint[]) AS m(case_id, campaign_id)
+        JOIN casework_case c ON c.id = m.case_id
+        JOIN casework_subject s ON s.id = c.subject_id
+        LEFT JOIN casework_subject o ON o.id = s.owner_id
+        JOIN casework_campaign k ON k.id = m.campaign_id
+        WHERE c.status = ANY(%(active)s)
+          AND c.campaign_id IS DISTINCT FROM m.campaign_id
+          AND m.campaign_id = CASE WHEN s.campaign_id = ANY(%(campaigns)s) THEN s.campaign_id ELSE o.campaign_id END
           AND (k.link_class_id IS NULL OR k.link_class_id = c.threat_class_id)
         ORDER BY c.id
-        FOR NO KEY UPDATE OF c SKIP LOCKED  -- a case held by a claim or a decision joins on the next run
+        FOR NO KEY UPDATE OF c SKIP LOCKED  -- a case held by a claim, a decision or intake joins on the next run
     )
     UPDATE casework_case c SET campaign_id = t.campaign_id, updated_at = %(now)s
     FROM target t WHERE c.id = t.id
     RETURNING c.id, c.campaign_id, t.previous
 """
 
+# One batch of subjects joins its campaigns, each only if it is still where it was read (a subject a senior's
+# dismissal moved meanwhile stays in the dismissed part) and nobody holds it (intake folding a signal into it).
 _SUBJECTS_JOIN_SQL = """
     WITH target AS (
         SELECT s.id, m.campaign_id, s.campaign_id AS previous FROM casework_subject s
-        JOIN unnest(%(subjects)s::bigint[], %(campaigns)s::bigint[]) AS m(subject_id, campaign_id)
+        JOIN unnest(%(subjects)s::bigint[], %(campaigns)s::bigint[], %(previous)s::bigint[])
+             AS m(subject_id, campaign_id, previous)
           ON m.subject_id = s.id
-        WHERE s.campaign_id IS DISTINCT FROM m.campaign_id
+        WHERE s.campaign_id IS NOT DISTINCT FROM m.previous AND s.campaign_id IS DISTINCT FROM m.campaign_id
         ORDER BY s.id
-        FOR NO KEY UPDATE OF s
+        FOR NO KEY UPDATE OF s SKIP LOCKED
     )
     UPDATE casework_subject s SET campaign_id = t.campaign_id FROM target t WHERE s.id = t.id
-    RETURNING t.previous
+    RETURNING s.id, t.campaign_id, t.previous
+"""
+
+# A merge moves a batch of the merged campaign's cases (every status), then of its members, to the survivor.
+_MERGE_CASES_SQL = """
+    WITH target AS (
+        SELECT id FROM casework_case WHERE campaign_id = %(merged)s ORDER BY id LIMIT %(size)s
+        FOR NO KEY UPDATE SKIP LOCKED
+    )
+    UPDATE casework_case c SET campaign_id = %(survivor)s, updated_at = %(now)s FROM target t WHERE c.id = t.id
+    RETURNING c.id
+"""
+_MERGE_SUBJECTS_SQL = """
+    WITH target AS (
+        SELECT id FROM casework_subject WHERE campaign_id = %(merged)s ORDER BY id LIMIT %(size)s
+        FOR NO KEY UPDATE SKIP LOCKED
+    )
+    UPDATE casework_subject s SET campaign_id = %(survivor)s FROM target t WHERE s.id = t.id
+    RETURNING s.id
+"""
+
+# Campaign rows a batch writes or writes about, locked first, in id order; one a senior is deciding or dismissing
+# right now is skipped (what would touch it waits for the next run), so detection never waits for a senior.
+_CAMPAIGNS_LOCK_SQL = """
+    SELECT id, status, links, size, threat_class_id FROM casework_campaign WHERE id = ANY(%s)
+    ORDER BY id FOR NO KEY UPDATE SKIP LOCKED
+"""
+
+# Each batch moves its campaigns' figures with the members it moves (and writes a survivor's links the first time).
+_CAMPAIGNS_MOVE_SQL = """
+    UPDATE casework_campaign c
+    SET size = c.size + m.delta, links = COALESCE(m.links::jsonb, c.links), updated_at = %s
+    FROM unnest(%s::bigint[], %s::int[], %s::text[]) AS m(id, delta, links)
+    WHERE c.id = m.id
 """
 
 # The most common class among member cases of the given classes (a campaign of unrestricted links: of
@@ -117,6 +175,21 @@ _MOST_COMMON_CLASS_SQL = """
     FROM casework_case WHERE campaign_id = ANY(%(campaigns)s) AND threat_class_id = ANY(%(classes)s)
     GROUP BY campaign_id, threat_class_id
     ORDER BY campaign_id, count(*) DESC, threat_class_id
+"""
+
+# The class a new campaign of unrestricted links is created with: the same rule over the cases that are to join
+# it (the active cases, of unrestricted classes, of its members and of content they own), so that a reader never
+# sees it under another class while its cases join.
+_PLANNED_CLASS_SQL = """
+    SELECT DISTINCT ON (m.plan) m.plan, c.threat_class_id
+    FROM unnest(%(subjects)s::bigint[], %(plans)s::int[]) AS m(subject_id, plan)
+    CROSS JOIN LATERAL (
+        SELECT m.subject_id AS id UNION ALL SELECT o.id FROM casework_subject o WHERE o.owner_id = m.subject_id
+    ) s
+    JOIN casework_case c ON c.subject_id = s.id
+    WHERE c.status = ANY(%(active)s) AND c.threat_class_id = ANY(%(classes)s)
+    GROUP BY m.plan, c.threat_class_id
+    ORDER BY m.plan, count(*) DESC, c.threat_class_id
 """
 
 
@@ -202,7 +275,7 @@ def _link_list(new, old=()):
     return result
 
 
-def campaigns_detect(*, now: datetime | None = None) -> dict:
+def campaigns_detect(*, now: datetime | None = None, batch: int = BATCH_SIZE) -> dict:
     """Turn linked subjects of the window into campaigns; returns counts of what changed.
 
     Subjects whose attribute values were brought within ``CAMPAIGN_WINDOW_DAYS`` and
@@ -217,33 +290,47 @@ def campaigns_detect(*, now: datetime | None = None) -> dict:
     members (and of content their accounts own) join their campaign with a
     ``campaign_joined`` event; the threat class is the most common among member
     cases. Idempotent: a second run with nothing new changes nothing. One run at a time.
+
+    No row is held for long: the groups and their components are read outside any
+    transaction, and the writes are short transactions of at most ``batch`` subjects
+    or cases each (``_Run``), which pass over rows another transaction holds (intake
+    folding a signal into a subject, a reviewer claiming or deciding a case, a senior
+    deciding or dismissing a campaign): those join on the next run, which finds them
+    again, so detection never waits for anyone and nobody waits for it longer than a
+    batch. What a batch commits is coherent for readers (``_Run``).
     """
     now = now or timezone.now()
     min_size = setting("CAMPAIGN_MIN_SIZE")
-    params = groups_params(now=now)
-    open_classes = [int(pk) for pk in params["open"]]
-    totals = {"components": 0, "created": 0, "merged": 0, "subjects_joined": 0}
-    with transaction.atomic():
+    with _one_run():
+        params = groups_params(now=now)
         with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('docket.campaigns_detect'))")
             cur.execute(_GROUPS_SQL, params)
             open_groups, restricted_groups = _groups(cur.fetchall(), max_share=params["max_share"])
+        run = _Run(now=now, batch=batch, open_classes=[int(pk) for pk in params["open"]])
         joined_open = _Joined(open_groups)
-        written = []
-        found = joined_open.components(min_size=min_size)
-        if found:
-            written.append(_campaigns_write(found, link_class=None, now=now))
+        run.write(joined_open.components(min_size=min_size), link_class=None)
         # After the campaigns of unrestricted links are written: the subjects they hold are not the others' to take.
         for link_class in sorted(restricted_groups):
-            found = _restricted_components(restricted_groups[link_class], joined_open, link_class, min_size=min_size)
-            if found:
-                written.append(_campaigns_write(found, link_class=link_class, now=now))
-        joined = _cases_join(now=now)
-        _campaigns_settle(written, open_classes=open_classes, now=now)
-    for counts, *_ in written:
-        totals = {k: totals[k] + counts[k] for k in totals}
-    moved = {case_id for _, _, _, cases in written for case_id in cases}
-    return {**totals, "cases_joined": len(moved | {case_id for case_id, _, _ in joined})}
+            found = _restricted_components(
+                restricted_groups[link_class], joined_open, link_class, min_size=min_size, taken=run.taken(link_class)
+            )
+            run.write(found, link_class=link_class)
+        run.cases_join()
+        run.settle()
+    return run.counts()
+
+
+@contextmanager
+def _one_run():
+    """One detection at a time, wherever it was started: a lock of the session's, held across the run's
+    transactions (beat's firings are also kept from overlapping by ``docket.periodic``; this covers direct calls)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtext('docket.campaigns_detect'))")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(hashtext('docket.campaigns_detect'))")
 
 
 def groups_params(*, now) -> dict:
@@ -285,9 +372,10 @@ def _groups(rows, *, max_share):
     return open_groups, restricted_groups
 
 
-def _restricted_components(own_groups, joined, link_class, *, min_size):
+def _restricted_components(own_groups, joined, link_class, *, min_size, taken=frozenset()):
     """Components over a restricted class's groups and the open components they touch (a restricted value
-    glues whole open components), without the subjects a campaign of another kind holds."""
+    glues whole open components), without the subjects a campaign of another kind holds (or is to hold:
+    ``taken``, the members this run gave one and which were held, so they join on the next run)."""
     reached = joined.groups_reached({s for _, _, subjects in own_groups for s in subjects})
     groups = own_groups + reached
     with connection.cursor() as cur:
@@ -295,7 +383,7 @@ def _restricted_components(own_groups, joined, link_class, *, min_size):
             _HELD_ELSEWHERE_SQL,
             {"subjects": sorted({s for _, _, subjects in groups for s in subjects}), "link_class": link_class},
         )
-        held = {subject for (subject,) in cur.fetchall()}
+        held = {subject for (subject,) in cur.fetchall()} | taken
     kept = []
     for kind, value, subjects in groups:
         free = [s for s in subjects if s not in held]
@@ -304,148 +392,347 @@ def _restricted_components(own_groups, joined, link_class, *, min_size):
     return components(kept, min_size=min_size)
 
 
-def _cases_join(*, now):
-    """Active cases of members of open campaigns join them (new cases, and members whose links aged out)."""
-    open_ids = list(Campaign.objects.filter(status=Campaign.Status.OPEN).values_list("pk", flat=True))
-    if not open_ids:
-        return []
+def _in_transaction(work):
+    """``work()`` in a short transaction of its own, with a periodic sweep's settings (``docket.batches``)."""
+    with transaction.atomic():
+        sweep_settings()
+        return work()
+
+
+def _batches(items, size, *, key):
+    """``items`` (sorted by ``key``) in batches of at most ``size``, those of one key together where they fit: a
+    campaign's members (or cases) are written in one batch unless it has more than a batch of them."""
+    batch = []
+    for _, group in groupby(items, key=key):
+        group = list(group)
+        if batch and len(batch) + len(group) > size:
+            yield batch
+            batch = []
+        while len(group) > size:
+            yield group[:size]
+            group = group[size:]
+        batch += group
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _campaigns_lock(ids) -> dict:
+    """Of these campaigns, the ones this transaction now holds: ``{id: (status, links, size, threat class)}``."""
+    if not ids:
+        return {}
     with connection.cursor() as cur:
-        cur.execute(_CASES_JOIN_SQL, {"campaigns": open_ids, "now": now, "active": list(Case.ACTIVE_STATUSES)})
-        joined = cur.fetchall()
-    case_events_add_bulk(
-        [(case_id, events.campaign_joined(campaign=cid, previous=old), None, now) for case_id, cid, old in joined]
-    )
-    return joined
+        cur.execute(_CAMPAIGNS_LOCK_SQL, [sorted(ids)])
+        rows = cur.fetchall()
+    return {
+        pk: (status, json.loads(links) if isinstance(links, str) else links, size, threat_class)
+        for pk, status, links, size, threat_class in rows
+    }
 
 
-def _campaigns_write(found, *, link_class, now):
-    """Write one kind of campaign's components (``link_class``: see ``Campaign.link_class``): new campaigns,
-    merges, members, links. Returns ``(counts, touched campaigns with their figures before, campaigns that gave
-    members up, ids of the cases a merge moved)`` for ``_campaigns_settle``."""
-    everyone = [s for subjects, _ in found for s in subjects]
-    # Only campaigns of this kind count as the subjects' own: one of another kind gives its member up.
-    current = dict(
-        Subject.objects.filter(pk__in=everyone, campaign__isnull=False, campaign__link_class_id=link_class).values_list(
-            "pk", "campaign_id"
-        )
-    )
-    campaigns = Campaign.objects.select_for_update(no_key=True).in_bulk(set(current.values()))
-    is_open = {pk for pk, c in campaigns.items() if c.status == Campaign.Status.OPEN}
-    before = {pk: (c.links, c.size, c.threat_class_id) for pk, c in campaigns.items()}
-    new_class = ThreatClass.objects.get(slug=DEFAULT_CLASS).pk if link_class is None else link_class
+class _Run:
+    """One detection's writes, a batch at a time, and the counts of what they changed.
 
-    # Open campaigns found in one component merge; one campaign may span components (its links thinned out),
-    # so the merge is itself a union over campaigns, and the oldest of each set survives.
-    merging = _UnionFind()
-    plans = []  # (open campaign ids, assignable subjects, links)
-    for subjects, links in found:
-        # Members of a decided or dismissed campaign stay with it.
-        assignable = [s for s in subjects if current.get(s) is None or current[s] in is_open]
-        if not assignable:
-            continue
-        open_ids = sorted({current[s] for s in assignable if s in current})
-        for other in open_ids[1:]:
-            merging.union(open_ids[0], other)
-        plans.append((open_ids, assignable, links))
-    oldest = {}
-    for pk in list(merging.parent):
-        root = merging.find(pk)
-        oldest[root] = min(oldest.get(root, pk), pk)
-    merges = {pk: oldest[merging.find(pk)] for pk in merging.parent if oldest[merging.find(pk)] != pk}
+    Each batch is its own transaction: it locks the campaign rows it writes (skipping one a senior holds, and
+    leaving alone one no longer open), then at most ``batch`` subject or case rows with ``SKIP LOCKED``.
+    Readers see, after every commit:
 
-    new = Campaign.objects.bulk_create(
-        [
-            Campaign(threat_class_id=new_class, link_class_id=link_class, links=_link_list(links), detected_at=now)
-            for ids, _, links in plans
-            if not ids
-        ]
-    )
-    fresh = iter(new)
-    subject_ids, campaign_ids, touched, new_links = [], [], {}, defaultdict(list)
-    for open_ids, assignable, links in plans:
-        campaign = campaigns[merges.get(open_ids[0], open_ids[0])] if open_ids else next(fresh)
-        if open_ids:
-            new_links[campaign.pk] += links
-        touched[campaign.pk] = campaign
-        subject_ids += assignable
-        campaign_ids += [campaign.pk] * len(assignable)
-    for pk, links in new_links.items():
-        old = [link for m in [pk, *(m for m, s in merges.items() if s == pk)] for link in campaigns[m].links]
-        campaigns[pk].links = _link_list(links, old)
-    touched = list(touched.values())
+    * a campaign's stored size equal to its members: a batch moving members moves the sizes of the campaigns
+      they join and leave by as many; a new campaign is written with its first batch of members (its links
+      and its class, planned from the cases that are to join it, with it), never empty;
+    * a growing campaign's new links stored by the first batch that grows it; its class, and every figure
+      counted again, settled at the end of the run (``settle``);
+    * open member counts derived from the case rows (``CampaignQuerySet.with_visible_figures``), so true at any
+      time; a merge moves the merged campaign's cases to the oldest, then its members, then deletes it: if
+      something of it was held, it stays with what is left and the next run goes on with the merge.
+    """
 
-    with connection.cursor() as cur:
-        if merges:
-            # Everything of a merged campaign moves to the survivor, members outside this run's window too.
-            cur.execute(
-                "UPDATE casework_subject s SET campaign_id = m.survivor"
-                " FROM unnest(%s::bigint[], %s::bigint[]) AS m(merged, survivor) WHERE s.campaign_id = m.merged",
-                [list(merges), list(merges.values())],
-            )
-            cur.execute(
-                "UPDATE casework_case c SET campaign_id = m.survivor, updated_at = %s"
-                " FROM unnest(%s::bigint[], %s::bigint[]) AS m(merged, survivor) WHERE c.campaign_id = m.merged"
-                " RETURNING c.id, c.campaign_id, m.merged",
-                [now, list(merges), list(merges.values())],
-            )
-            moved = cur.fetchall()
-        else:
-            moved = []
-        cur.execute(_SUBJECTS_JOIN_SQL, {"subjects": subject_ids, "campaigns": campaign_ids})
-        # Campaigns of another kind that gave members up (to one of unrestricted links) are a member smaller.
-        left = {previous for (previous,) in cur.fetchall() if previous is not None} - set(campaigns)
-        subjects_joined = cur.rowcount
-    if merges:
-        Campaign.objects.filter(pk__in=list(merges)).delete()
+    def __init__(self, *, now, batch, open_classes):
+        self.now, self.batch, self.open_classes = now, batch, open_classes
+        self.totals = {"components": 0, "created": 0, "merged": 0, "subjects_joined": 0}
+        self.cases = set()  # cases that joined a campaign, or moved with a merge
+        self.touched = {}  # campaign id -> its link class: the campaigns this run created or grew
+        self.links_due = {}  # campaign id -> links, stored with the first batch that touches it
+        self.left = set()  # campaigns of another kind that gave members up
+        self.unmerged = set()  # campaigns merged into another something of which is still theirs
+        self.planned = {}  # subject -> the link class of the campaign this run gave it
 
-    case_events_add_bulk(
-        [(case_id, events.campaign_joined(campaign=cid, merged_from=old), None, now) for case_id, cid, old in moved]
-    )
+    def counts(self) -> dict:
+        return {**self.totals, "cases_joined": len(self.cases)}
 
-    counts = {"components": len(found), "created": len(new), "merged": len(merges), "subjects_joined": subjects_joined}
-    return counts, [(c, before.get(c.pk)) for c in touched], left, {case_id for case_id, _, _ in moved}
+    def taken(self, link_class) -> set:
+        """The subjects this run gave a campaign of another kind than ``link_class``."""
+        return {s for s, planned in self.planned.items() if planned != link_class}
 
+    # --- campaigns and members ---------------------------------------------------------------------------------
 
-def _campaigns_settle(written, *, open_classes, now):
-    """After the cases joined: each written campaign's size and class, stored where they or its links changed;
-    the campaigns that gave members up, resized."""
-    touched = [(campaign, before) for _, pairs, _, _ in written for campaign, before in pairs]
-    left = set().union(*(gave for _, _, gave, _ in written)) - {c.pk for c, _ in touched} if written else set()
-    if not touched:
-        return
-    ids = [c.pk for c, _ in touched]
-    open_links = [c.pk for c, _ in touched if c.link_class_id is None]
-    with connection.cursor() as cur:
-        cur.execute(_MOST_COMMON_CLASS_SQL, {"campaigns": open_links, "classes": open_classes})
-        classes = dict(cur.fetchall())
-        cur.execute(
-            "SELECT campaign_id, count(*) FROM casework_subject WHERE campaign_id = ANY(%s) GROUP BY campaign_id", [ids]
-        )
-        sizes = dict(cur.fetchall())
-        if left:
-            cur.execute(
-                "UPDATE casework_campaign c SET size = (SELECT count(*) FROM casework_subject s"
-                " WHERE s.campaign_id = c.id), updated_at = %s WHERE c.id = ANY(%s)",
-                [now, sorted(left)],
-            )
-    changed = []
-    for campaign, before in touched:
-        campaign.size = sizes.get(campaign.pk, 0)
-        campaign.threat_class_id = classes.get(campaign.pk, campaign.threat_class_id)
-        if (campaign.links, campaign.size, campaign.threat_class_id) != before:
-            changed.append(campaign)
-    if changed:
+    def write(self, found, *, link_class):
+        """Write one kind of campaign's components (``link_class``: see ``Campaign.link_class``): new campaigns,
+        merges, members, links. Everything is decided from what is read here, outside any transaction; each batch
+        checks again, under its locks, that what it writes still holds."""
+        if not found:
+            return
+        self.totals["components"] += len(found)
+        everyone = [s for subjects, _ in found for s in subjects]
+        where = dict(Subject.objects.filter(pk__in=everyone, campaign__isnull=False).values_list("pk", "campaign_id"))
+        campaigns = Campaign.objects.in_bulk(set(where.values()))
+        # Only campaigns of this kind count as the subjects' own: one of another kind gives its member up.
+        current = {s: pk for s, pk in where.items() if pk in campaigns and campaigns[pk].link_class_id == link_class}
+        is_open = {pk for pk, c in campaigns.items() if c.status == Campaign.Status.OPEN}
+
+        # Open campaigns found in one component merge; one campaign may span components (its links thinned out),
+        # so the merge is itself a union over campaigns, and the oldest of each set survives.
+        merging = _UnionFind()
+        plans = []  # (open campaign ids, assignable subjects, links)
+        for subjects, links in found:
+            # Members of a decided or dismissed campaign stay with it.
+            assignable = [s for s in subjects if current.get(s) is None or current[s] in is_open]
+            if not assignable:
+                continue
+            open_ids = sorted({current[s] for s in assignable if s in current})
+            for other in open_ids[1:]:
+                merging.union(open_ids[0], other)
+            plans.append((open_ids, assignable, links))
+        oldest = {}
+        for pk in list(merging.parent):
+            root = merging.find(pk)
+            oldest[root] = min(oldest.get(root, pk), pk)
+        merges = {pk: oldest[merging.find(pk)] for pk in merging.parent if oldest[merging.find(pk)] != pk}
+        self.totals["merged"] += len(merges)
+
+        new = {}  # -1 - plan index (a campaign to create) -> (subjects, links)
+        new_links = defaultdict(list)
+        moves = []  # (subject, its campaign: an id, or a campaign to create, where the subject is now)
+        for index, (open_ids, assignable, links) in enumerate(plans):
+            if open_ids:
+                target = merges.get(open_ids[0], open_ids[0])
+                new_links[target] += links
+                self.touched[target] = link_class
+            else:
+                target = -1 - index
+                new[target] = (assignable, _link_list(links))
+            self.planned.update(dict.fromkeys(assignable, link_class))
+            # A merged campaign's members move with the merge (after its cases), not one by one.
+            moves += [(s, target, where.get(s)) for s in assignable if where.get(s) not in (target, *merges)]
+        for pk, links in new_links.items():
+            old = [link for m in [pk, *(m for m, s in merges.items() if s == pk)] for link in campaigns[m].links]
+            self.links_due[pk] = _link_list(links, old)
+
+        for merged, survivor in sorted(merges.items()):
+            self._merge(merged, survivor)
+        classes = self._planned_classes(new, link_class=link_class)
+        created = {}  # campaign to create -> its id, once written
+        # By campaign, so that a batch touches few; new ones in the order found, the first created first.
+        moves.sort(key=lambda move: (move[1] > 0, abs(move[1]), move[0]))
+        for chunk in _batches(moves, self.batch, key=lambda move: move[1]):
+            _in_transaction(partial(self._subjects_batch, chunk, new, classes, created, link_class))
+
+    def _planned_classes(self, new, *, link_class) -> dict:
+        """The class each new campaign is created with: its link class; for unrestricted links, the most common
+        among the cases that are to join it (``_PLANNED_CLASS_SQL``), else coordinated inauthentic behaviour."""
+        if link_class is not None or not new:
+            return dict.fromkeys(new, link_class)
+        pairs = [(s, target) for target, (subjects, _) in new.items() for s in subjects]
         with connection.cursor() as cur:
             cur.execute(
-                "UPDATE casework_campaign c"
-                " SET links = m.links::jsonb, size = m.size, threat_class_id = m.tc, updated_at = %s"
-                " FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::bigint[]) AS m(id, links, size, tc)"
-                " WHERE c.id = m.id",
-                [
-                    now,
-                    [c.pk for c in changed],
-                    [json.dumps(c.links) for c in changed],
-                    [c.size for c in changed],
-                    [c.threat_class_id for c in changed],
-                ],
+                _PLANNED_CLASS_SQL,
+                {
+                    "subjects": [s for s, _ in pairs],
+                    "plans": [target for _, target in pairs],
+                    "active": list(Case.ACTIVE_STATUSES),
+                    "classes": self.open_classes,
+                },
             )
+            planned = dict(cur.fetchall())
+        default = ThreatClass.objects.get(slug=DEFAULT_CLASS).pk
+        return {target: planned.get(target, default) for target in new}
+
+    def _subjects_batch(self, chunk, new, classes, created, link_class):
+        """One transaction: these subjects join their campaigns, as far as nobody holds them or their campaigns."""
+        held = _campaigns_lock({c for _, c, _ in chunk if c > 0} | {p for _, _, p in chunk if p is not None})
+        chunk = [
+            (s, c, p)
+            for s, c, p in chunk
+            if (c < 0 or (c in held and held[c][0] == Campaign.Status.OPEN)) and (p is None or p in held)
+        ]
+        fresh = sorted({c for _, c, _ in chunk if c < 0 and c not in created})
+        written = Campaign.objects.bulk_create(
+            [
+                Campaign(
+                    threat_class_id=classes[c], link_class_id=link_class, links=new[c][1], size=0, detected_at=self.now
+                )
+                for c in fresh
+            ]
+        )
+        ids = {**created, **{c: campaign.pk for c, campaign in zip(fresh, written, strict=True)}}
+        if not chunk:
+            return
+        with connection.cursor() as cur:
+            cur.execute(
+                _SUBJECTS_JOIN_SQL,
+                {
+                    "subjects": [s for s, _, _ in chunk],
+                    "campaigns": [ids.get(c, c) for _, c, _ in chunk],
+                    "previous": [p for _, _, p in chunk],
+                },
+            )
+            joined = cur.fetchall()
+        deltas = defaultdict(int)
+        for _, pk, previous in joined:
+            deltas[pk] += 1
+            if previous is not None:
+                deltas[previous] -= 1
+                self.left.add(previous)
+        empty = [ids[c] for c in fresh if not deltas[ids[c]]]
+        if empty:  # every member it was to start with is held: it is created with the first it gets
+            with connection.cursor() as cur:
+                cur.execute("DELETE FROM casework_campaign WHERE id = ANY(%s)", [empty])
+        for c in fresh:
+            if ids[c] not in empty:
+                created[c] = ids[c]
+                self.touched[ids[c]] = link_class
+                self.totals["created"] += 1
+        self.totals["subjects_joined"] += len(joined)
+        self._figures(deltas)
+
+    def _figures(self, deltas):
+        """In the batch's transaction: sizes moved by ``deltas`` ({campaign id: members gained}), links due."""
+        rows = []
+        for pk, delta in sorted(deltas.items()):
+            links = self.links_due.pop(pk, None)
+            if delta or links is not None:
+                rows.append((pk, delta, None if links is None else json.dumps(links)))
+        if rows:
+            with connection.cursor() as cur:
+                cur.execute(_CAMPAIGNS_MOVE_SQL, [self.now, *map(list, zip(*rows, strict=True))])
+
+    def _merge(self, merged, survivor):
+        """Everything of ``merged`` moves to ``survivor`` (members outside this run's window too), a batch at a
+        time: its cases, then, once none is left, its members; then it is deleted. Whatever of it someone holds
+        stays with it (its members too while a case does), for the next run, which merges it again."""
+        self.unmerged.add(merged)
+        for sql in (_MERGE_CASES_SQL, _MERGE_SUBJECTS_SQL):
+            while True:
+                done = _in_transaction(partial(self._merge_batch, sql, merged, survivor))
+                if done is None:  # a senior holds one of the two, or decided it: the next run goes on
+                    return
+                if done < self.batch:
+                    break
+            if sql is _MERGE_CASES_SQL and Case.objects.filter(campaign_id=merged).exists():
+                return
+        if _in_transaction(partial(self._merge_end, merged)):
+            self.unmerged.discard(merged)
+
+    def _merge_batch(self, sql, merged, survivor):
+        held = _campaigns_lock([merged, survivor])
+        if any(pk not in held or held[pk][0] != Campaign.Status.OPEN for pk in (merged, survivor)):
+            return None
+        with connection.cursor() as cur:
+            cur.execute(sql, {"merged": merged, "survivor": survivor, "size": self.batch, "now": self.now})
+            moved = [pk for (pk,) in cur.fetchall()]
+        if not moved:
+            return 0
+        if sql is _MERGE_CASES_SQL:
+            case_events_add_bulk(
+                [(pk, events.campaign_joined(campaign=survivor, merged_from=merged), None, self.now) for pk in moved]
+            )
+            self.cases.update(moved)
+            self._figures({survivor: 0})
+        else:
+            self._figures({survivor: len(moved), merged: -len(moved)})
+        return len(moved)
+
+    def _merge_end(self, merged) -> bool:
+        if merged not in _campaigns_lock([merged]):
+            return False
+        if Subject.objects.filter(campaign_id=merged).exists() or Case.objects.filter(campaign_id=merged).exists():
+            return False
+        Campaign.objects.filter(pk=merged).delete()  # its decisions, if any, no longer name a campaign
+        return True
+
+    # --- cases -------------------------------------------------------------------------------------------------
+
+    def cases_join(self):
+        """Active cases of members of open campaigns join them (new cases, and members whose links aged out), a
+        batch at a time. A merged campaign something of which is left takes none: its cases are on their way."""
+        open_ids = list(
+            Campaign.objects.filter(status=Campaign.Status.OPEN)
+            .exclude(pk__in=self.unmerged)
+            .values_list("pk", flat=True)
+        )
+        if not open_ids:
+            return
+        params = {"campaigns": open_ids, "active": list(Case.ACTIVE_STATUSES)}
+        with connection.cursor() as cur:
+            cur.execute(_CASES_WANTED_SQL, params)
+            wanted = sorted(cur.fetchall(), key=lambda row: (row[1], row[0]))  # a batch touches few campaigns
+        for chunk in _batches(wanted, self.batch, key=lambda row: row[1]):
+            _in_transaction(partial(self._cases_batch, chunk, params))
+
+    def _cases_batch(self, chunk, params):
+        held = _campaigns_lock({pk for _, pk in chunk})
+        chunk = [(case, pk) for case, pk in chunk if pk in held and held[pk][0] == Campaign.Status.OPEN]
+        if not chunk:
+            return
+        with connection.cursor() as cur:
+            cur.execute(
+                _CASES_JOIN_SQL,
+                {**params, "cases": [c for c, _ in chunk], "targets": [pk for _, pk in chunk], "now": self.now},
+            )
+            joined = cur.fetchall()
+        case_events_add_bulk(
+            [(pk, events.campaign_joined(campaign=c, previous=old), None, self.now) for pk, c, old in joined]
+        )
+        self.cases.update(pk for pk, _, _ in joined)
+
+    # --- figures -----------------------------------------------------------------------------------------------
+
+    def settle(self):
+        """After the cases joined: each campaign this run created or grew has its size counted again and its class
+        (of unrestricted links: the most common among its cases of unrestricted classes) and links stored where
+        they changed; the campaigns that gave members up, their size counted again. Campaign rows only."""
+        for chunk in _chunks(sorted(set(self.touched) | self.left), self.batch):
+            _in_transaction(partial(self._settle_batch, chunk))
+
+    def _settle_batch(self, ids):
+        held = _campaigns_lock(ids)
+        if not held:
+            return
+        ids = sorted(held)
+        open_links = [pk for pk in ids if pk in self.touched and self.touched[pk] is None]
+        with connection.cursor() as cur:
+            cur.execute(_MOST_COMMON_CLASS_SQL, {"campaigns": open_links, "classes": self.open_classes})
+            classes = dict(cur.fetchall())
+            cur.execute(
+                "SELECT campaign_id, count(*) FROM casework_subject WHERE campaign_id = ANY(%s) GROUP BY campaign_id",
+                [ids],
+            )
+            sizes = dict(cur.fetchall())
+        changed = []
+        for pk in ids:
+            _, links, size, threat_class = held[pk]
+            figures = (self.links_due.pop(pk, links), sizes.get(pk, 0), classes.get(pk, threat_class))
+            if figures != (links, size, threat_class):
+                changed.append((pk, *figures))
+        if changed:
+            with connection.cursor() as cur:
+                cur.execute(
+                    "UPDATE casework_campaign c"
+                    " SET links = m.links::jsonb, size = m.size, threat_class_id = m.tc, updated_at = %s"
+                    " FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::bigint[]) AS m(id, links, size, tc)"
+                    " WHERE c.id = m.id",
+                    [
+                        self.now,
+                        [pk for pk, *_ in changed],
+                        [json.dumps(links) for _, links, _, _ in changed],
+                        [size for _, _, size, _ in changed],
+                        [tc for *_, tc in changed],
+                    ],
+                )

@@ -1,20 +1,23 @@
 """Campaign detection (shared attribute values -> connected components) and campaign decisions."""
 
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
 from itertools import count
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 from django.utils import timezone
 
+from casework import campaigns
 from casework.campaigns import campaigns_detect, components
 from casework.models import Campaign, Case, CaseEvent, Subject, SubjectAttribute
 from docket.errors import DocketError
 from policies.models import ThreatClass
 from reviews.models import Assignment, Decision, Enforcement
-from reviews.services import campaign_decide, campaign_dismiss, case_assign
+from reviews.services import campaign_decide, campaign_dismiss, case_assign, queue_claim
 from tests.factories import CaseFactory
+from tests.support import second_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -392,3 +395,220 @@ def test_the_campaign_decision_api_carries_the_public_explanation_to_every_membe
     assert set(Decision.objects.filter(campaign=campaign).values_list("public_explanation", "rationale")) == {
         ("Spam network.", "internal: one network")
     }
+
+
+# --- short transactions: detection never waits for anyone, nobody waits for it longer than a batch --------------
+
+
+@contextmanager
+def held_by_another(sql, params):
+    """Another connection holds these rows (as a reviewer's claim or decision, or intake's fold, does) until the
+    block ends; meanwhile a wait of this connection's on a lock fails instead of hanging."""
+    with second_connection() as other:
+        other.execute(sql, params)
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = '2s'")
+        try:
+            yield
+        finally:
+            other.rollback()
+            with connection.cursor() as cur:
+                cur.execute("RESET lock_timeout")
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_member_case_another_connection_holds_is_passed_over_and_joins_on_the_next_run():
+    members = ring(10)
+    held = Case.objects.get(subject=members[4])
+
+    with held_by_another("SELECT id FROM casework_case WHERE id = %s FOR UPDATE", [held.pk]):
+        result = campaigns_detect(now=NOW, batch=3)
+
+        campaign = Campaign.objects.get()
+        assert (result["created"], result["subjects_joined"], result["cases_joined"]) == (1, 10, 9)
+        assert campaign.size == 10
+        joined = set(Case.objects.filter(campaign=campaign).values_list("pk", flat=True))
+        assert joined == {c.pk for c in Case.objects.filter(subject__in=members)} - {held.pk}
+
+    result = campaigns_detect(now=NOW + timedelta(minutes=10), batch=3)
+
+    assert (result["created"], result["subjects_joined"], result["cases_joined"]) == (0, 0, 1)
+    assert Case.objects.get(pk=held.pk).campaign_id == campaign.pk
+    assert CaseEvent.objects.filter(kind="campaign_joined").count() == 10
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_member_intake_holds_is_passed_over_and_joins_on_the_next_run():
+    members = ring(10)
+    folding = members[7]  # intake's upsert of the subject holds its row while it folds a signal in
+
+    with held_by_another("SELECT id FROM casework_subject WHERE id = %s FOR NO KEY UPDATE", [folding.pk]):
+        result = campaigns_detect(now=NOW, batch=3)
+
+        campaign = Campaign.objects.get()
+        assert (result["subjects_joined"], result["cases_joined"]) == (9, 9)
+        assert campaign.size == 9 == Subject.objects.filter(campaign=campaign).count()
+        assert campaign_of([folding]) == {None}
+
+    result = campaigns_detect(now=NOW + timedelta(minutes=10), batch=3)
+
+    campaign.refresh_from_db()
+    assert (result["created"], result["subjects_joined"], result["cases_joined"]) == (0, 1, 1)
+    assert campaign.size == 10
+    assert campaign_of(members) == {campaign.pk}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_merge_passes_over_a_held_case_keeps_what_is_left_apart_and_the_next_run_finishes_it():
+    rings = [ring(6, device="d-1", domain="one.example"), ring(6, device="d-2", domain="two.example")]
+    campaigns_detect(now=NOW)
+    older, newer = Campaign.objects.order_by("pk")
+    staying, merged = sorted(rings, key=lambda members: campaign_of(members) != {older.pk})
+    bridge = accounts(1, prefix="bridge")
+    attach(bridge, "device", "d-1")
+    attach(bridge, "link_domain", "two.example")
+    held = Case.objects.get(subject=merged[2])
+
+    with held_by_another("SELECT id FROM casework_case WHERE id = %s FOR UPDATE", [held.pk]):
+        result = campaigns_detect(now=NOW + timedelta(minutes=10), batch=2)
+
+    # The cases nobody held moved to the older campaign; the held one keeps the newer campaign, and its members
+    # with it, until the next run: every campaign's size is its members, every case in one campaign.
+    assert (result["merged"], result["subjects_joined"], result["cases_joined"]) == (1, 1, 5)
+    older.refresh_from_db()
+    newer.refresh_from_db()
+    assert (older.size, newer.size) == (7, 6)
+    assert campaign_of(staying + bridge) == {older.pk} and campaign_of(merged) == {newer.pk}
+    assert set(Case.objects.filter(campaign=newer).values_list("pk", flat=True)) == {held.pk}
+    assert {"kind": "device", "value": "d-2"} in older.links and {"kind": "device", "value": "d-1"} in older.links
+
+    result = campaigns_detect(now=NOW + timedelta(minutes=20), batch=2)
+
+    assert (result["merged"], result["cases_joined"]) == (1, 1)
+    assert list(Campaign.objects.values_list("pk", flat=True)) == [older.pk]
+    older.refresh_from_db()
+    assert older.size == 13
+    assert campaign_of(staying + merged + bridge) == {older.pk}
+    assert set(Case.objects.filter(subject__in=merged).values_list("campaign_id", flat=True)) == {older.pk}
+    assert CaseEvent.objects.filter(kind="campaign_joined", detail__merged_from=newer.pk).count() == 6
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_member_held_while_its_campaign_is_written_is_not_taken_by_a_restricted_classs_campaign_meanwhile(
+    monkeypatch,
+):
+    members = ring(6)
+    held = members[0]
+    network = accounts(5, prefix="csam-net")
+    for s in network:
+        CaseFactory(subject=s, kind="csam")
+    attach([held, *network], "media_hash", "h-1", by="csam")  # a value only csam signals brought
+
+    with second_connection() as intake:  # folds a signal into the member while its campaign is written, no longer
+        intake.execute("SELECT id FROM casework_subject WHERE id = %s FOR NO KEY UPDATE", [held.pk])
+        _between_batches(monkeypatch, lambda work: intake.rollback())
+        campaigns_detect(now=NOW)
+    monkeypatch.undo()
+
+    spam, csam = (Campaign.objects.get(link_class__isnull=True), Campaign.objects.get(link_class__slug="csam"))
+    assert campaign_of(members[1:]) == {spam.pk} and campaign_of(network) == {csam.pk}
+    assert campaign_of([held]) == {None}  # left for the next run, which gives it its campaign of unrestricted links
+
+    campaigns_detect(now=NOW + timedelta(minutes=10))
+
+    assert campaign_of(members) == {spam.pk} and campaign_of(network) == {csam.pk}
+    spam.refresh_from_db()
+    csam.refresh_from_db()
+    assert (spam.size, csam.size) == (6, 5)
+
+
+def _between_batches(monkeypatch, each):
+    """Call ``each(work)`` after every committed batch of detection (between two of its transactions)."""
+    batch = campaigns._in_transaction
+
+    def watched(work):
+        result = batch(work)
+        each(work)
+        return result
+
+    monkeypatch.setattr(campaigns, "_in_transaction", watched)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_between_batches_readers_see_every_campaign_as_its_members_make_it(monkeypatch):
+    members = ring(7, cases=False)
+    posts = [accounts(1, prefix="post", kind="content", owner=s)[0] for s in members]
+    for post in posts:
+        CaseFactory(subject=post, kind="spam")
+    CaseFactory(subject=members[0], kind="harassment")
+    seen = []
+
+    def read(work):
+        with second_connection(autocommit=True) as reader:  # what any page reads after this commit
+            seen.append(
+                reader.execute(
+                    "SELECT k.size, tc.slug, jsonb_array_length(k.links),"
+                    " (SELECT count(*) FROM casework_subject s WHERE s.campaign_id = k.id),"
+                    " (SELECT count(*) FROM casework_case c WHERE c.campaign_id = k.id)"
+                    " FROM casework_campaign k JOIN policies_threatclass tc ON tc.id = k.threat_class_id"
+                ).fetchall()
+            )
+
+    _between_batches(monkeypatch, read)
+    campaigns_detect(now=NOW, batch=3)
+
+    # Written with its first three members, its links and the class of the cases to come; then a batch at a time.
+    assert seen == [
+        [(3, "spam", 2, 3, 0)],
+        [(6, "spam", 2, 6, 0)],
+        [(7, "spam", 2, 7, 0)],
+        [(7, "spam", 2, 7, 3)],
+        [(7, "spam", 2, 7, 6)],
+        [(7, "spam", 2, 7, 8)],
+        [(7, "spam", 2, 7, 8)],  # settled: nothing left to change
+    ]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_claim_made_while_detection_is_mid_run_completes_at_once_with_the_top_case(monkeypatch, moderator):
+    members = ring(6, cases=False)
+    cases = [CaseFactory(subject=s, kind="spam", priority=10.0 - n) for n, s in enumerate(members)]
+    mid_run, go_on, run = threading.Event(), threading.Event(), {}
+
+    def pause(work):
+        if work.func.__name__ == "_cases_batch" and not mid_run.is_set():
+            mid_run.set()  # a batch of cases has joined, the others have not
+            go_on.wait(20)
+
+    _between_batches(monkeypatch, pause)
+
+    def detect():
+        try:
+            run["result"] = campaigns_detect(now=NOW, batch=2)
+        except Exception as e:  # surfaced below
+            run["error"] = e
+        finally:
+            mid_run.set()
+            connection.close()
+
+    detection = threading.Thread(target=detect)
+    detection.start()
+    try:
+        assert mid_run.wait(20) and "error" not in run
+        with connection.cursor() as cur:  # a wait on a row detection holds fails instead of hanging
+            cur.execute("SET lock_timeout = '2s'")
+        joined = set(Case.objects.filter(campaign__isnull=False).values_list("pk", flat=True))
+        assignment = queue_claim(reviewer=moderator, queue_slug="spam")
+    finally:
+        go_on.set()
+        detection.join(20)
+        with connection.cursor() as cur:
+            cur.execute("RESET lock_timeout")
+
+    assert joined == {cases[0].pk, cases[1].pk}
+    assert assignment is not None and assignment.case_id == cases[0].pk  # the highest-ranked claimable case
+    assert "error" not in run and run["result"]["cases_joined"] == 6
+    assert set(Case.objects.filter(subject__in=members).values_list("campaign_id", flat=True)) == {
+        Campaign.objects.get().pk
+    }
+    assert Case.objects.get(pk=cases[0].pk).status == "in_review"
