@@ -29,14 +29,19 @@ MAX_SEVERITY = 5
 # not by the backlog. ``due``: those rows locked one by one (a probe of the primary key each), each
 # rechecked as it is now; a row another transaction holds is skipped (caught on the next run), not
 # waited for, and not met again by this run's later batches. Then the move and its events.
+# The SLA bounds are written over the index's own columns (severity, SLA, id) so that no other index can
+# take them: the planner would otherwise walk (status, SLA) past every low-severity breach, which it
+# prices cheaply because nearly every case is open.
 _ESCALATE_SQL = """
 WITH pick AS (
     SELECT w.id, w.sla_due_at
       FROM unnest(%(severities)s::smallint[]) AS l(severity)
      CROSS JOIN LATERAL (
            SELECT id, sla_due_at FROM casework_case
-            WHERE status = 'open' AND severity = l.severity AND sla_due_at < %(cutoff)s
-              AND (sla_due_at, id) > (%(after_at)s, %(after_id)s) AND queue_id <> ALL(%(excluded)s::bigint[])
+            WHERE status = 'open' AND severity = l.severity
+              AND (severity, sla_due_at, id) > (l.severity, %(after_at)s, %(after_id)s)
+              AND (severity, sla_due_at) < (l.severity, %(cutoff)s)
+              AND queue_id <> ALL(%(excluded)s::bigint[])
             ORDER BY sla_due_at, id
             LIMIT %(batch)s) w
      ORDER BY w.sla_due_at, w.id
