@@ -24,6 +24,7 @@ from casework.services import (
     transition_allowed,
 )
 from docket import roles
+from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
 from docket.errors import DocketError, conflict, forbidden, not_found
 from reviews.models import Decision, Reviewer
@@ -169,31 +170,39 @@ def appeal_release(*, appeal_id, reviewer, at=None) -> Appeal:
     return appeal
 
 
-@transaction.atomic
-def appeals_release_stale(*, now=None) -> int:
+def appeals_release_stale(*, now=None, batch: int = BATCH_SIZE) -> int:
     """Return to the queue appeals held longer than ``DOCKET["APPEAL_CLAIM_HOURS"]`` (default 24); how many.
 
-    Set-based. Releasing is not resolving: the appeals go back to a human.
+    Set-based, in short batches (``docket.batches``), longest held first: a
+    backlog of stale claims (staff away for a weekend) never holds every appeal
+    it releases in one transaction. Claims another transaction holds (their
+    holder resolving or releasing them now) are skipped. Releasing is not
+    resolving: the appeals go back to a human.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(hours=setting("APPEAL_CLAIM_HOURS"))
-    stale = list(
-        Appeal.objects.filter(status=Appeal.Status.IN_REVIEW, claimed_at__lt=cutoff)
-        .select_for_update(no_key=True, of=("self",), skip_locked=True)
-        .values_list("id", "decision__case_id", "assigned_to_id")
-    )
-    if not stale:
-        return 0
-    Appeal.objects.filter(pk__in=[s[0] for s in stale]).update(
-        status=Appeal.Status.RECEIVED, assigned_to=None, claimed_at=None
-    )
-    case_events_add_bulk(
-        [
-            (case_id, events.appeal_released(appeal=appeal_id, held_by=holder, expired=True), "system", now)
-            for appeal_id, case_id, holder in stale
-        ]
-    )
-    return len(stale)
+
+    def release(size):
+        stale = list(
+            Appeal.objects.filter(status=Appeal.Status.IN_REVIEW, claimed_at__lt=cutoff)
+            .order_by("claimed_at", "id")
+            .select_for_update(no_key=True, of=("self",), skip_locked=True)
+            .values_list("id", "decision__case_id", "assigned_to_id")[:size]
+        )
+        if not stale:
+            return 0
+        Appeal.objects.filter(pk__in=[s[0] for s in stale]).update(
+            status=Appeal.Status.RECEIVED, assigned_to=None, claimed_at=None
+        )
+        case_events_add_bulk(
+            [
+                (case_id, events.appeal_released(appeal=appeal_id, held_by=holder, expired=True), "system", now)
+                for appeal_id, case_id, holder in stale
+            ]
+        )
+        return len(stale)
+
+    return batches(release, size=batch)
 
 
 def _validate_resolution(*, appeal, outcome, action, rule, duration_days, rationale):

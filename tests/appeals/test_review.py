@@ -7,6 +7,7 @@ import pytest
 from celery import current_app
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from appeals.models import Appeal
@@ -145,6 +146,22 @@ def test_stale_claims_return_to_the_queue_unresolved(decider, appeals_staff):
     assert Appeal.objects.get(pk=fresh.pk).status == "in_review"
     event = CaseEvent.objects.get(kind="appeal_released")
     assert (event.actor_label, event.detail["appeal"]) == ("system", stale.pk)
+
+
+def test_a_backlog_of_stale_claims_is_released_in_short_batches(decider, appeals_staff):
+    """Each batch its own transaction of at most ``batch`` appeals, longest held first: none holds them all."""
+    now = timezone.now()
+    stale = [appeal_on(decided(reviewer=decider.reviewer), holder=appeals_staff.reviewer) for _ in range(5)]
+    for hours, appeal in enumerate(stale):
+        Appeal.objects.filter(pk=appeal.pk).update(claimed_at=now - timedelta(hours=30 - hours))
+    with CaptureQueriesContext(connection) as captured:
+        assert appeals_release_stale(now=now, batch=2) == 5
+    locking = [q["sql"] for q in captured.captured_queries if "FOR NO KEY UPDATE" in q["sql"]]
+    assert len(locking) == 3 and all("LIMIT 2" in sql for sql in locking), locking
+    savepoints = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SAVEPOINT")]
+    assert len(savepoints) == 3  # one transaction (here a savepoint of the test's) per batch
+    released = CaseEvent.objects.filter(kind="appeal_released").order_by("id").values_list("detail__appeal", flat=True)
+    assert list(released) == [a.pk for a in stale]
 
 
 # --- resolution: who may ----------------------------------------------------------------
