@@ -8,6 +8,7 @@ from django.db import connection
 from docket.batches import batches
 from docket.celery import app
 from docket.periodic import _JOBS, SKIPPED, beat_schedule, job_run, jobs, periodic, run_periodic_job
+from tests.support import second_connection
 
 # Every periodic job and its period in seconds, pinned: a job that stops being registered (say, its
 # tasks module is no longer imported) or changes period fails here, not silently in production.
@@ -84,6 +85,97 @@ def test_two_overlapping_firings_of_a_job_run_it_once():
     finally:
         release.set()
         _JOBS.pop(slow_job.name, None)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_simultaneous_firings_on_separate_connections_run_the_job_once():
+    """Four firings released at one barrier, each on its own connection: one runs, three are skipped, not doubled.
+
+    The run holds until every other firing has answered, so they all overlap it, whichever reaches
+    PostgreSQL first.
+    """
+    n = 4
+    barrier, answered, runs = threading.Barrier(n), threading.Semaphore(0), []
+    others_answered = threading.Event()
+
+    @shared_task(name="tests.docket.contended_job")
+    def contended_job():
+        runs.append(threading.get_ident())
+        others_answered.wait(20)
+        return "done"
+
+    periodic(seconds=60)(contended_job)
+    results = [None] * n
+
+    def fire(i):
+        try:
+            barrier.wait(10)
+            results[i] = run_periodic_job.apply(args=[contended_job.name]).get()
+        finally:
+            answered.release()
+            connection.close()
+
+    threads = [threading.Thread(target=fire, args=[i]) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        for _ in range(n - 1):
+            assert answered.acquire(timeout=20)  # the skipped firings answer while the run still holds the job
+        others_answered.set()
+        for t in threads:
+            t.join(20)
+        assert sorted(results, key=str) == ["done", *[SKIPPED] * (n - 1)]
+        assert len(runs) == 1
+    finally:
+        others_answered.set()
+        _JOBS.pop(contended_job.name, None)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_job_whose_worker_died_mid_run_runs_again_at_the_next_firing():
+    """The guard is the run's session: when its connection dies (a killed worker), the job is free at once."""
+    started, runs = threading.Event(), []
+
+    @shared_task(name="tests.docket.killed_job")
+    def killed_job():
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            runs.append(cur.fetchone()[0])
+        started.set()
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_sleep(20)")  # ended by the kill below
+        return "done"
+
+    periodic(seconds=60)(killed_job)
+    outcome = {}
+
+    def fire():
+        try:
+            outcome["result"] = run_periodic_job.apply(args=[killed_job.name]).get()
+        except Exception as e:  # the killed run's connection error
+            outcome["error"] = e
+        finally:
+            connection.close()
+
+    try:
+        dying = threading.Thread(target=fire)
+        dying.start()
+        assert started.wait(10)
+        assert job_run(killed_job.name) == SKIPPED  # while it runs
+        with second_connection(autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [runs[0]])
+        dying.join(20)
+        assert "error" in outcome
+        started.clear()
+        fire_again = threading.Thread(target=fire)
+        fire_again.start()
+        assert started.wait(10)  # the next firing runs it
+        assert len(runs) == 2
+        with second_connection(autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [runs[1]])
+        fire_again.join(20)
+    finally:
+        _JOBS.pop(killed_job.name, None)
 
 
 def test_beat_fires_every_job_through_the_once_at_a_time_wrapper():
