@@ -16,6 +16,7 @@ from casework.selectors import case_signals_shown
 from docket import roles
 from docket.audit import access_log_appeal_read
 from docket.errors import DocketError
+from docket.visibility import clearances_remember
 from policies.models import Action
 from reviews.services import active_version_for
 from reviews.views.timeline import events_told
@@ -36,7 +37,10 @@ appeals_staff_required = roles.role_required(roles.APPEALS)
 
 
 def _reviewer(request):
-    return getattr(request.user, "reviewer", None)
+    """The user's reviewer profile (None without one); its clearances answer the request's visibility checks."""
+    reviewer = getattr(request.user, "reviewer", None)
+    clearances_remember(request.user, reviewer.clearances if reviewer is not None else ())
+    return reviewer
 
 
 def _refused(request, error):
@@ -103,11 +107,11 @@ def appeal_claim_view(request):
 @require_GET
 @appeals_staff_required
 def appeal_detail(request, appeal_id):
+    reviewer = _reviewer(request)  # first: its clearances serve the visibility check below
     appeal = selectors.appeal_for(request.user, appeal_id)
     if appeal is None:
         raise Http404("No such appeal.")
     access_log_appeal_read(user=request.user, appeal=appeal, via="ui")
-    reviewer = _reviewer(request)
     decision = appeal.decision
     case = decision.case
     signals, signals_more = case_signals_shown(case)

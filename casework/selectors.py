@@ -185,8 +185,8 @@ def recommended_actions(cases, *, user, now=None, versions=None) -> dict[int, st
     return out
 
 
-def recommended_action(case, *, user, now=None) -> str | None:
-    return recommended_actions([case], user=user, now=now).get(case.id)
+def recommended_action(case, *, user, now=None, versions=None) -> str | None:
+    return recommended_actions([case], user=user, now=now, versions=versions).get(case.id)
 
 
 SIGNALS_SHOWN = 50

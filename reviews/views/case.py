@@ -61,11 +61,11 @@ def _case_page(request, case_id, *, forms=None, status=200):
     reason beside its field, never a redirect to a fresh form.
     """
     user = request.user
+    reviewer = reviewer_for(user)  # first: its clearances serve the visibility checks below
     case = visible_case(user, case_id, "subject__owner", "threat_class", "queue", "campaign")
     if request.method == "GET":
         # A refused form shown again repeats the page the reviewer opened (and that read was logged).
         access_log_case_read(user=user, case=case, via="ui")
-    reviewer = reviewer_for(user)
     now = timezone.now()
 
     assignments = list(case.assignments.select_related("reviewer__user").order_by("-claimed_at")[:10])
@@ -108,7 +108,7 @@ def _case_page(request, case_id, *, forms=None, status=200):
         version = active_version_for(case.threat_class)
     except DocketError:
         version = None
-    recommended = recommended_action(case, user=user)
+    recommended = recommended_action(case, user=user, versions={case.threat_class_id: version})
     hourly = case_signals_by_hour(case, since=now - timedelta(hours=24))
 
     ladder = []
@@ -209,6 +209,7 @@ def _factor(key):
 @require_POST
 @staff_required
 def case_decide(request, case_id):
+    reviewer_for(request.user)  # the profile the decision and the next claim read, and the clearances
     case = visible_case(request.user, case_id, "queue")
     form = DecisionForm(request.POST)
     if not form.is_valid():

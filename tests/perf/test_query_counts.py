@@ -228,16 +228,16 @@ BOUNDS = {
     "API subject search by reporter": 4,
     "API subject": 11,  # appeals, campaigns, content, attributes and the chart in one statement
     "API access log": 4,
-    "UI home": 13,
+    "UI home": 12,  # the reviewer profile read once: its clearances serve the visibility checks
     "UI dashboard": 32,  # sources and incidents read live (held and rates per class); the TDB outbox counts
     "UI escalations": 7,  # + the queues the user may claim from ("Claim next" only there), the queues' names
     "UI queue page": 11,  # + the class filter's choices, the total from the queue tallies
     "UI queue page filtered": 13,  # + the class and campaign asked for, looked up; a bounded count for the total
     "UI campaign page": 9,
     "UI source page": 8,  # + the reader's clearances and the classes hidden from them
-    "UI case page": 21,  # prior decisions, strikes, reporters' records, the campaign and subject as the reader sees
-    "UI appeals queue": 9,
-    "UI appeal page": 13,  # + the access-log row
+    "UI case page": 17,  # prior decisions, strikes, reporters' records, the campaign and subject as the reader sees
+    "UI appeals queue": 8,
+    "UI appeal page": 11,  # + the access-log row
     "UI search": 5,
     "UI subject page": 12,
 }
@@ -255,3 +255,22 @@ def test_every_list_and_page_keeps_its_query_count_as_rows_grow(make_user):
     assert grew == {}, f"query count grows with the rows (N+1): {grew}"
     over = {label: (large[label], BOUNDS[label]) for label in large if large[label] > BOUNDS[label]}
     assert over == {}, f"over the bound: {over}"
+
+
+# The UI's decision (the case page's form): the decision, its publication, and the next claim (decide and next).
+DECIDE_BOUND = 21
+
+
+def test_a_decision_from_the_case_page_and_the_next_claim_keep_their_query_count(make_user):
+    moderator = make_user("perf-decide", "moderator", queues=["spam"], max_active=10)
+    held = CaseFactory(kind="spam", priority=1e6)
+    following = CaseFactory(kind="spam", priority=1e5)
+    assert queue_claim(reviewer=moderator, queue_slug="spam").case_id == held.pk
+    client = Client()
+    client.force_login(moderator)
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(f"/cases/{held.pk}/decision/", {"action": "remove", "rule": "SP-1", "rationale": ""})
+    assert response.status_code == 302 and response["Location"] == f"/cases/{following.pk}/"
+    assert Decision.objects.filter(case=held).exists()
+    assert len(queries) <= DECIDE_BOUND, [q["sql"][:120] for q in queries.captured_queries]
