@@ -162,7 +162,8 @@ vel AS (  -- signals on the subject (any source) in the last hour and the hour b
     WHERE s.threat_class_id = t.threat_class_id OR NOT stc.restricted
     GROUP BY t.id
 ),
-inputs AS (
+-- Materialized: the reach subqueries run once per case, not once per later use of the column.
+inputs AS MATERIALIZED (
     SELECT c.id,
            c.severity::float8 AS severity,
            LEAST(c.harm_weight, %(harm_cap)s) AS harm,
@@ -249,9 +250,10 @@ based AS MATERIALIZED (
 ),
 -- Every rank computed (the sort needs all of them), the rows are locked, skipping those others hold
 -- and those that changed since they were read (a fold, a claim, a mark: their new rank is someone
--- else's to compute, or the next run's): rows are held for the writes only.
+-- else's to compute, or the next run's): rows are held for the writes only. The locked rows carry
+-- their new values, so the write joins each case once (not every computed row with every locked one).
 locked AS (
-    SELECT c.id FROM based b
+    SELECT b.* FROM based b
       JOIN target t ON t.id = b.id
       JOIN casework_case c ON c.id = b.id
      WHERE c.status IN ({_ACTIVE})
@@ -295,7 +297,7 @@ UPDATE casework_case c SET
         'restricted_offset', r.restricted_offset
     ),
     updated_at = %(now)s
-FROM based r JOIN locked l ON l.id = r.id
+FROM locked r
 WHERE c.id = r.id
 RETURNING c.id
 """
