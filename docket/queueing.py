@@ -49,6 +49,6 @@ def _publish(task, args, what):
 def enqueue_on_commit(task, *args, what: str) -> None:
     """After the current transaction commits, ``task.delay(*args)``; a broker outage only logs (see module doc).
 
-    ``task`` is a Celery task or its registered name (``"reviews.tasks.deliver_enforcement"``).
+    ``task`` is a Celery task or its registered name (``"reviews.tasks.deliver_enforcements"``).
     """
     transaction.on_commit(functools.partial(_publish, task, args, what))

@@ -295,10 +295,18 @@ def _bounded_node(node):
     node.render_annotated = render_annotated
 
 
-def _render(source, context):
+@functools.lru_cache(maxsize=512)
+def _compiled(source):
+    """The template of a text, compiled and its nodes bounded once (a wave renders one text thousands of times;
+    an edited template is another text). A template that does not compile raises each time, uncached."""
     template = _ENGINE.from_string(source)
     for node in template.nodelist.get_nodes_by_type(Node):
         _bounded_node(node)
+    return template
+
+
+def _render(source, context):
+    template = _compiled(source)
     token = _BUDGET.set(_Budget())
     try:
         return template.render(Context(context, autoescape=False))

@@ -12,9 +12,10 @@ from .webhooks import enforcement_deliver, enforcements_deliver_due
 
 
 @shared_task(ignore_result=True)
-def deliver_enforcement(enforcement_id):
-    """Deliver one outbox row now (enqueued after the decision commits); retries come from the sweep."""
-    return enforcement_deliver(enforcement_id=enforcement_id)
+def deliver_enforcements(enforcement_ids):
+    """Deliver these outbox rows now, one after another (enqueued after the decisions commit); retries come
+    from the sweep. Their outcomes, in order."""
+    return [enforcement_deliver(enforcement_id=enforcement_id) for enforcement_id in enforcement_ids]
 
 
 @periodic(seconds=30)

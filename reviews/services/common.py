@@ -3,7 +3,7 @@
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.backends.postgresql.base import ServerBindingCursor
 
 from docket import roles
@@ -97,11 +97,25 @@ def loaded(model, values):
     Each value goes through its field's and the backend's converters (jsonb arrives as text for
     ``JSONField`` to parse), then ``Model.from_db``, as a queryset does.
     """
+    [instance] = loaded_rows(model, [values])
+    return instance
+
+
+def loaded_rows(model, rows) -> list:
+    """``loaded`` for many rows of one model: the converters are looked up once, not once per row."""
+    db = connections[connection.alias]  # the connection itself, not its per-access proxy
     fields = model._meta.concrete_fields
-    converted = []
-    for f, value in zip(fields, values, strict=True):
+    plan = []
+    for f in fields:
         col = f.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(col) + f.get_db_converters(connection):
-            value = convert(value, col, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+        plan.append((col, db.ops.get_db_converters(col) + f.get_db_converters(db)))
+    attnames = [f.attname for f in fields]
+    instances = []
+    for values in rows:
+        converted = []
+        for (col, converters), value in zip(plan, values, strict=True):
+            for convert in converters:
+                value = convert(value, col, db)
+            converted.append(value)
+        instances.append(model.from_db(db.alias, attnames, converted))
+    return instances

@@ -38,6 +38,7 @@ from .common import (
     assignment_end,
     case_worker_require,
     loaded,
+    loaded_rows,
     prepared,
     returning,
     reviewer_of,
@@ -45,7 +46,10 @@ from .common import (
 )
 
 ACTION_LABELS = dict(Action.choices)
-DELIVER_TASK = "reviews.tasks.deliver_enforcement"
+DELIVER_TASK = "reviews.tasks.deliver_enforcements"
+# Outbox rows per delivery message: a wave of automated decisions publishes a message per this many
+# enforcements, not one each (a publish is a broker round trip on the request path).
+DELIVERY_CHUNK = 100
 
 
 def active_version_for(threat_class) -> PolicyVersion:
@@ -370,10 +374,9 @@ def decisions_write(drafts, *, actor, now) -> list[Decision]:
         },
     ) as cur:
         rows = cur.fetchall()
-    decisions, publications, enforcements = [], [], []
-    for draft, row in zip(drafts, rows, strict=True):
-        decision = loaded(Decision, row[:-1])
-        decisions.append(decision)
+    decisions = loaded_rows(Decision, [row[:-1] for row in rows])
+    publications, enforcements = [], []
+    for draft, decision, row in zip(drafts, decisions, rows, strict=True):
         publications.append(draft.publication(decision))
         for e in row[-1] or []:
             enforcements.append(
@@ -389,9 +392,12 @@ def decisions_write(drafts, *, actor, now) -> list[Decision]:
 
 
 def deliveries_enqueue(enforcement_ids):
-    """After commit, ask a worker to deliver each; a broker outage only delays (the sweep catches up)."""
-    for enforcement_id in sorted(enforcement_ids):
-        enqueue_on_commit(DELIVER_TASK, enforcement_id, what=f"delivery of enforcement {enforcement_id}")
+    """After commit, ask workers to deliver them (``DELIVERY_CHUNK`` rows a message); a broker outage only
+    delays (the sweep catches up)."""
+    ids = sorted(enforcement_ids)
+    for start in range(0, len(ids), DELIVERY_CHUNK):
+        chunk = ids[start : start + DELIVERY_CHUNK]
+        enqueue_on_commit(DELIVER_TASK, chunk, what=f"delivery of enforcement(s) {chunk[0]}..{chunk[-1]}")
 
 
 def reporters_adjust(case_id, *, upheld):

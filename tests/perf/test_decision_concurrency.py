@@ -27,7 +27,7 @@ def no_broker(monkeypatch, settings):
 
     settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
     calls = []
-    monkeypatch.setattr(tasks.deliver_enforcement, "delay", lambda enforcement_id: calls.append(enforcement_id))
+    monkeypatch.setattr(tasks.deliver_enforcements, "delay", lambda enforcement_ids: calls.extend(enforcement_ids))
     return calls
 
 

@@ -129,3 +129,16 @@ def test_enforcement_notices_use_the_bounded_renderer(caplog):
     [notice] = [n["notice"] for n in enforcement_notices([Row()])]
 
     assert notice["body"].startswith("We reviewed your account")
+
+
+def test_a_template_rendered_again_has_its_limits_anew_and_an_edit_shows_at_once(caplog):
+    # Compiled templates are kept by their text: each render still gets its own output and time budget,
+    # and an edited template is another text.
+    context = {**SAMPLE_CONTEXT, "appeal": {**SAMPLE_CONTEXT["appeal"], "rationale": "y" * (MAX_OUTPUT * 3 // 4)}}
+    with caplog.at_level(logging.ERROR, logger="policies.notices"):
+        first = render_with("{{ appeal.rationale }}", context=context)
+        again = render_with("{{ appeal.rationale }}", context=context)
+        edited = render_with("Seen: {{ appeal.id }}", context=context)
+    assert first["body"] == again["body"] == "y" * (MAX_OUTPUT * 3 // 4)
+    assert edited["body"] == "Seen: 1"
+    assert caplog.text == ""

@@ -52,7 +52,7 @@ from docket.celery import app as celery_app
 from docket.periodic import jobs
 from reviews.accounts import user_upsert
 from reviews.models import Enforcement
-from reviews.tasks import deliver_due_enforcements, deliver_enforcement
+from reviews.tasks import deliver_due_enforcements, deliver_enforcements
 from tests.factories import threat_class
 from tests.support import second_connection
 
@@ -257,7 +257,7 @@ def test_a_worker_killed_mid_delivery_redelivers_and_the_effect_happens_once(cas
     queue = f"reliability-{uuid.uuid4().hex[:8]}"
 
     with celery_worker(queue, receiver.url) as worker:
-        deliver_enforcement.apply_async(args=[enforcement.pk], queue=queue)
+        deliver_enforcements.apply_async(args=[[enforcement.pk]], queue=queue)
         wait_for(receiver.first_arrived.is_set, 90, "the worker's first delivery attempt")
         child = children_of(worker.pid)
         assert len(child) == 1, child
@@ -384,7 +384,7 @@ def test_a_connection_dropped_mid_intake_is_a_clean_503_and_nothing_half_written
 
 
 def test_every_periodic_task_and_deferred_task_acks_late_and_requeues_on_worker_loss():
-    tasks = [job.task for job in jobs()] + [deliver_enforcement, celery_app.tasks["casework.tasks.reprioritise_cases"]]
+    tasks = [job.task for job in jobs()] + [deliver_enforcements, celery_app.tasks["casework.tasks.reprioritise_cases"]]
     assert len(tasks) >= 8
     assert [t.name for t in tasks if not t.acks_late] == []
     assert celery_app.conf.task_reject_on_worker_lost is True

@@ -51,5 +51,5 @@ def enqueued(monkeypatch):
     """Delivery tasks are recorded, not published to the shared broker; the list of enforcement ids."""
 
     calls = []
-    monkeypatch.setattr(tasks.deliver_enforcement, "delay", lambda enforcement_id: calls.append(enforcement_id))
+    monkeypatch.setattr(tasks.deliver_enforcements, "delay", lambda enforcement_ids: calls.extend(enforcement_ids))
     return calls

@@ -10,6 +10,7 @@ from django.utils import timezone
 from casework.models import Case, Reporter, ReporterClassRecord
 from casework.selectors import recommended_action
 from docket.errors import DocketError
+from reviews import tasks
 from reviews.models import Assignment, Decision, Enforcement, QualityReview, Strike
 from reviews.services import (
     case_escalate,
@@ -17,9 +18,11 @@ from reviews.services import (
     decision_make,
     decision_overturn,
     decision_replace,
+    decisions_automated,
     quality_review_complete,
     queue_claim,
 )
+from reviews.services.decisions import DELIVERY_CHUNK
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version
 from tests.support import refused
 
@@ -78,6 +81,20 @@ def test_delivery_is_enqueued_only_after_commit(moderator, django_capture_on_com
     for callback in callbacks:
         callback()
     assert enqueued == [decision.enforcements.get().pk]
+
+
+def test_a_wave_of_decisions_asks_for_its_deliveries_in_messages_of_a_chunk_each(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    messages = []
+    monkeypatch.setattr(tasks.deliver_enforcements, "delay", lambda enforcement_ids: messages.append(enforcement_ids))
+    cases = CaseFactory.create_batch(DELIVERY_CHUNK + 2, kind="spam")
+    with django_capture_on_commit_callbacks(execute=True):
+        decisions, refused = decisions_automated(actions={c.pk: "remove" for c in cases})
+        assert messages == []  # only once the wave commits
+    assert (len(decisions), refused) == (DELIVERY_CHUNK + 2, {})
+    every = sorted(Enforcement.objects.values_list("id", flat=True))
+    assert messages == [every[:DELIVERY_CHUNK], every[DELIVERY_CHUNK:]]
 
 
 def test_only_the_holder_decides(moderator, make_user, senior, unchanged):

@@ -202,7 +202,7 @@ def test_nothing_is_attempted_without_a_configured_url(receiver, settings):
 def test_the_task_and_the_sweep_deliver(receiver):
     first = decide().enforcements.get()
     legal = decide(kind="csam", rule="CS-1").enforcements.order_by("id")
-    assert tasks.deliver_enforcement.run(first.pk) == "delivered"
+    assert tasks.deliver_enforcements.run([first.pk]) == ["delivered"]
     assert tasks.deliver_due_enforcements.run() == {"delivered": 2}
     assert sorted(b["action"] for b in receiver.bodies()) == ["legal_report", "remove", "remove"]
     assert set(legal.values_list("status", flat=True)) == {"delivered"}
