@@ -404,12 +404,15 @@ def case_reprioritise(*, case_ids, now=None) -> int:
     if not case_ids:
         return 0
     now = now or timezone.now()
-    ids = _id_array(case_ids)
-    with transaction.atomic():
-        updated = _refresh("AND c.id = ANY(%(ids)s::bigint[]) ORDER BY c.id", {**_params(now), "ids": ids})
-        with connection.cursor() as cursor:
-            cursor.execute(_SIBLINGS_DUE_SQL, {"ids": ids, "now": now})
-    return len(updated)
+    refresh = _REFRESH_SQL.format(extra="AND c.id = ANY(%(ids)s::bigint[]) ORDER BY c.id")
+    # One round trip, three statements (each with its own snapshot): JIT off (see ``jit_off``), the
+    # refresh, the siblings marked due. No savepoint inside intake's transaction: an error ends it whole.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            f"SET LOCAL jit = off;\n{refresh};\n{_SIBLINGS_DUE_SQL}", {**_params(now), "ids": _id_array(case_ids)}
+        )
+        cursor.nextset()
+        return len(cursor.fetchall())
 
 
 def reporters_cases_mark_due(*, now=None, batch: int = BATCH, reporters: int = 100) -> int:

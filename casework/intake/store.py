@@ -516,7 +516,7 @@ def _automation_decide(items, *, now):
     actions = {i.case_id: i.threat_class.auto_action for i in items if i.disposition == AUTO_ACTIONED}
     if not actions:
         return
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside intake's transaction: no savepoint round trips
         _, refused = automated_decisions(actions=actions, at=now)
     for case_id, e in sorted(refused.items()):
         # Misconfigured automation (e.g. the action left the ladder) must not lose the

@@ -555,7 +555,7 @@ def decision_automated(*, case, action, at=None) -> Decision:
     return decision
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # intake calls it inside its own transaction
 def decisions_automated(*, actions, at=None):
     """Automation decides many cases at once (a wave of auto-actioned signals): one lock, one write.
 
