@@ -320,6 +320,8 @@ def _breakdown(client, label, batches):
         print("   PostgreSQL CPU by the function that sent the statements (µs per signal, statements):")
         for stage, (count, cpu) in sorted(by_stage.items(), key=lambda kv: -kv[1][1])[:12]:
             print(f"     {cpu * 1000 / n:8,.0f}  {count:3}  {stage}")
+        rest = server_ms - sum(cpu for _count, cpu in by_stage.values())
+        print(f"     {rest * 1000 / n:8,.0f}       the rest: prepared statements (the decisions), the commit")
     print("   Python CPU by function, cumulative (µs per signal; cProfile's shares of the unprofiled total):")
     for stage, us in _python_stages(profile, python_s / profiled_s * 1e6 / n):
         print(f"     {us:8,.0f}  {stage}")
