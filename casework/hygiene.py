@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
 
-from docket.batches import batches
+from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
 from docket.errors import DocketError
 from policies.models import SignalSource, ThreatClass
@@ -696,7 +696,9 @@ class _Held:
     case_id: int | None = None
 
 
-RELEASE_CHUNK = 1000
+# Held signals folded per transaction: each may open or join a case, so a chunk holds as many case rows as the
+# periodic jobs' batches do (docket.batches), never a thousand while a claim or a decision waits on one.
+RELEASE_CHUNK = BATCH_SIZE
 
 
 def _held_release(*, source_id, actor, at, limit) -> int:

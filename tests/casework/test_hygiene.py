@@ -5,7 +5,8 @@ from datetime import timedelta
 from itertools import count
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from casework.hygiene import (
@@ -513,6 +514,21 @@ def test_confirm_releases_held_signals_into_cases_with_right_counts(classifier, 
     # new signals queue again, and a second confirm has nothing left to release
     assert ingest("spam-model", 1, start=100)[0]["disposition"] == "queued"
     assert source_confirm(source_slug="spam-model", actor=policy_admin)["released"] == 0
+
+
+def test_a_large_release_holds_at_most_a_batch_of_cases_per_transaction(classifier, policy_admin):
+    """250 held signals on 250 subjects: three transactions (100, 100, 50), each folding and locking its own cases."""
+    suspect_source(classifier)
+    ingest("spam-model", 250)
+    with CaptureQueriesContext(connection) as captured:
+        assert source_confirm(source_slug="spam-model", actor=policy_admin, now=NOW)["released"] == 250
+    picks = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith('SELECT "casework_signal"."id"') and "FOR NO KEY UPDATE" in q["sql"]
+    ]
+    assert len(picks) == 3 and all("LIMIT 100" in sql for sql in picks), picks
+    assert Case.objects.filter(subject__external_id__startswith="t-").count() == 250
 
 
 def test_after_confirm_the_same_spike_opens_an_incident(classifier, policy_admin):
