@@ -145,7 +145,7 @@ def _strike_account_id(case) -> int | None:
     return subject.id if subject.kind == "account" else subject.owner_id
 
 
-def recommended_actions(cases, *, user, now=None, versions=None) -> dict[int, str | None]:
+def recommended_actions(cases, *, user, now=None, versions=None, last_actions=None) -> dict[int, str | None]:
     """Per case id, the ladder step suggested to ``user`` by the account's active strikes.
 
     The account is the subject, or the owner of a content subject. Active strikes
@@ -156,7 +156,9 @@ def recommended_actions(cases, *, user, now=None, versions=None) -> dict[int, st
     strike (the top step when it is already there), or the mildest violation when
     the account has none. ``legal_report`` is never suggested: it is filed
     alongside a violation where the class demands it. Two queries for any number
-    of cases (one when ``versions``, the classes' active versions, are given).
+    of cases (one when ``versions``, the classes' active versions, are given; none
+    more when ``last_actions``, per account the action of its most recent active
+    strike the user may see, was read by the caller already).
     """
     cases = list(cases)
     if not cases:
@@ -165,7 +167,7 @@ def recommended_actions(cases, *, user, now=None, versions=None) -> dict[int, st
     accounts = {a for a in (_strike_account_id(c) for c in cases) if a is not None}
     last_action: dict[int, str] = {}
     if accounts:
-        last_action = strike_actions(accounts, now=now, user=user)
+        last_action = strike_actions(accounts, now=now, user=user) if last_actions is None else last_actions
     if versions is None:
         versions = active_versions_by_class(c.threat_class_id for c in cases)
     ladders = {class_id: version.ladder for class_id, version in versions.items() if version is not None}
@@ -185,8 +187,8 @@ def recommended_actions(cases, *, user, now=None, versions=None) -> dict[int, st
     return out
 
 
-def recommended_action(case, *, user, now=None, versions=None) -> str | None:
-    return recommended_actions([case], user=user, now=now, versions=versions).get(case.id)
+def recommended_action(case, *, user, now=None, versions=None, last_actions=None) -> str | None:
+    return recommended_actions([case], user=user, now=now, versions=versions, last_actions=last_actions).get(case.id)
 
 
 SIGNALS_SHOWN = 50

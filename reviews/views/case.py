@@ -108,7 +108,13 @@ def _case_page(request, case_id, *, forms=None, status=200):
         version = active_version_for(case.threat_class)
     except DocketError:
         version = None
-    recommended = recommended_action(case, user=user, versions={case.threat_class_id: version})
+    # The account's active strikes the user may see, newest first: the latest one's action is what the
+    # recommendation steps up from (the same strikes ``strike_actions`` would read again).
+    record = account_record(user=user, case=case, now=now)
+    latest = {record["account"].pk: record["strikes"][0].decision.action} if record["strikes"] else {}
+    recommended = recommended_action(
+        case, user=user, now=now, versions={case.threat_class_id: version}, last_actions=latest
+    )
     hourly = case_signals_by_hour(case, since=now - timedelta(hours=24))
 
     ladder = []
@@ -133,7 +139,7 @@ def _case_page(request, case_id, *, forms=None, status=200):
             "events": events,
             "linked": linked,
             "campaign": campaign,
-            "record": account_record(user=user, case=case, now=now),
+            "record": record,
             "version": version,
             "ladder": ladder,
             "decisions": decisions,

@@ -235,7 +235,9 @@ BOUNDS = {
     "UI queue page filtered": 13,  # + the class and campaign asked for, looked up; a bounded count for the total
     "UI campaign page": 9,
     "UI source page": 8,  # + the reader's clearances and the classes hidden from them
-    "UI case page": 17,  # prior decisions, strikes, reporters' records, the campaign and subject as the reader sees
+    # prior decisions, strikes (the recommendation steps up from the latest), reporters' records, the campaign and
+    # subject as the reader sees
+    "UI case page": 16,
     "UI appeals queue": 8,
     "UI appeal page": 11,  # + the access-log row
     "UI search": 5,

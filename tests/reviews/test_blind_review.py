@@ -28,6 +28,7 @@ def sees(api, ui, case, decision):
         "page_events": sorted({e.kind for e in page.context["events"]} & DECISION_EVENTS),
         "page_strikes": [st.decision_id for st in page.context["record"]["strikes"]],
         "recommended": detail["recommended_action"],
+        "page_recommended": page.context["recommended"],
     }
 
 
@@ -41,6 +42,7 @@ def shown(decision):
         "page_events": ["decided"],
         "page_strikes": [decision.pk],
         "recommended": "restrict",  # the step above the account's strike (remove) on the spam ladder
+        "page_recommended": "restrict",  # the page steps up from the strikes it lists
     }
 
 
@@ -53,6 +55,7 @@ HIDDEN = {
     "page_events": [],
     "page_strikes": [],
     "recommended": "label",  # the mildest violation: as for an account without strikes
+    "page_recommended": "label",
 }
 
 
