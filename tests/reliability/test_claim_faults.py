@@ -1,14 +1,17 @@
-"""Claims while PostgreSQL connections are terminated: a 503 means nothing was claimed.
+"""Claims while PostgreSQL connections are terminated: a 503 says truly whether anything was claimed.
 
 A second thread, on its own connection, terminates the backend serving the requests
 (``pg_terminate_backend``) at random moments while a reviewer claims queue cases and an
 appeals reviewer claims appeals through the API. Afterwards, with the killer stopped, the
-database must hold exactly the claims that were answered ``201``: a claim that committed
-but was answered ``503 … nothing was changed`` would leave the case (or the appeal) held by
-nobody who knows it, out of the queue until its lease runs out.
+database must hold exactly the claims that were answered ``201``, plus those whose ``503``
+names them as made (the claim committed, then the database stayed unreachable while its
+answer was read, ``docket.api.answer_after_commit``; more likely the slower the machine).
+A claim that committed but was answered ``503 … nothing was changed`` would leave the case
+(or the appeal) held by nobody who knows it, out of the queue until its lease runs out.
 """
 
 import random
+import re
 import threading
 
 import pytest
@@ -25,6 +28,20 @@ from .conftest import api_client, decide
 
 QUEUE_CLAIMS = 120
 APPEAL_CLAIMS = 50
+NOTHING_CHANGED = {"code": "unavailable", "detail": "The database is unavailable; nothing was changed."}
+
+
+def _made_despite_503(bodies, pattern):
+    """The ids the ``503`` answers name as committed; every other ``503`` must say nothing was changed."""
+    made = []
+    for body in bodies:
+        found = re.fullmatch(pattern + r" was made, but the database is unavailable to show it\.", body["detail"])
+        if found:
+            assert body["code"] == "unavailable"
+            made.append(int(found.group(1)))
+        else:
+            assert body == NOTHING_CHANGED
+    return made
 
 
 class BackendKiller(threading.Thread):
@@ -75,11 +92,11 @@ def test_claims_while_connections_are_terminated_commit_exactly_the_claims_answe
     answers = _claim_under_fire(api_client(moderator), "/api/v1/queues/spam/claim/", QUEUE_CLAIMS)
 
     assert answers[201] and answers[503]  # both happened: the run exercised the fault
-    for body in answers[503]:
-        assert body == {"code": "unavailable", "detail": "The database is unavailable; nothing was changed."}
+    made = _made_despite_503(answers[503], r"The claim \(assignment (\d+)\)")
     held = {a.pk: a for a in Assignment.objects.filter(reviewer__user=moderator)}
     answered = {body["assignment"]: body for body in answers[201]}
-    assert set(held) == set(answered)  # no committed claim answered 503, no 201 rolled back
+    # No committed claim answered "nothing was changed", no 201 rolled back.
+    assert set(held) == set(answered) | set(made)
     for pk, body in answered.items():
         assert held[pk].state == Assignment.State.ACTIVE
         assert body["case"]["id"] == held[pk].case_id
@@ -99,12 +116,11 @@ def test_appeal_claims_while_connections_are_terminated_commit_exactly_the_claim
     answers = _claim_under_fire(api_client(reviewer), "/api/v1/appeals/claim/", APPEAL_CLAIMS)
 
     assert answers[201] and answers[503]
-    for body in answers[503]:
-        assert body == {"code": "unavailable", "detail": "The database is unavailable; nothing was changed."}
+    made = _made_despite_503(answers[503], r"The claim of appeal (\d+)")
     held = set(
         Appeal.objects.filter(assigned_to__user=reviewer, status=Appeal.Status.IN_REVIEW).values_list("pk", flat=True)
     )
     answered = [body["appeal"] for body in answers[201]]
-    assert len(answered) == len(set(answered))
-    assert held == set(answered)
+    assert len(answered + made) == len(set(answered + made))
+    assert held == set(answered) | set(made)
     assert held <= {a.pk for a in appeals}
