@@ -165,6 +165,10 @@ STORAGES = {
     },
 }
 
+# Sessions are read from the cache (Redis) and written to both: every page reads its session, and a
+# database read per request for it is one query of a dozen; the database copy outlives a cache flush.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
 LOGIN_URL = "identity:login"
 LOGIN_REDIRECT_URL = "reviews:home"
 LOGOUT_REDIRECT_URL = "identity:login"

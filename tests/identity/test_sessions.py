@@ -4,9 +4,11 @@ the audit log is append-only; the role map."""
 import time
 
 import pytest
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from docket.identity.oidc import grants_for, role_map
 from docket.identity.services import audit_list
@@ -44,6 +46,18 @@ def test_an_active_session_is_not_rewritten_on_every_request(make_user, settings
     session.save()
     client.get("/")
     assert client.session["docket_seen"] > time.time() - 5  # refreshed, and still signed in
+    assert client.get("/").status_code == 200
+
+
+def test_a_signed_in_page_reads_its_session_from_the_cache_not_the_database(make_user):
+    make_user("mo", "moderator", password="mo-password-1")
+    client = Client()
+    client_sign_in(client, "mo", "mo-password-1")
+    assert client.get("/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/").status_code == 200
+    assert [q["sql"] for q in queries.captured_queries if "django_session" in q["sql"]] == []
+    cache.clear()  # a flushed cache: the database copy still signs the user in
     assert client.get("/").status_code == 200
 
 
