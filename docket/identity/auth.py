@@ -9,6 +9,8 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
+from docket import roles
+
 from .models import ApiToken
 from .services import token_expiry_record
 
@@ -30,7 +32,8 @@ class ExpiringTokenAuthentication(TokenAuthentication):
 
     def authenticate_credentials(self, key):
         try:
-            token = ApiToken.objects.select_related("user").get(key=key)
+            # The user's roles come with the token (the permission check reads them next).
+            token = roles.with_names(ApiToken.objects.select_related("user"), "user").get(key=key)
         except ApiToken.DoesNotExist:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
         if not token.user.is_active:
@@ -43,7 +46,7 @@ class ExpiringTokenAuthentication(TokenAuthentication):
         if token.last_used_at is None or now - token.last_used_at >= LAST_USE_RESOLUTION:
             # Conditional: concurrent requests of the same minute write once between them.
             ApiToken.objects.filter(pk=token.pk, last_used_at=token.last_used_at).update(last_used_at=now)
-        return token.user, token
+        return roles.remember(token.user, token.docket_role_names), token
 
 
 def session_seen_at_login(sender, request, user, **kwargs):
