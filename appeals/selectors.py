@@ -224,7 +224,10 @@ def _appeals_behind(enforcements):
             outcome=Appeal.Outcome.MODIFIED,
             new_decision__isnull=True,
         )
-    appeals = list(Appeal.objects.filter(wanted).select_related(*_APPEAL_RELATED).order_by("pk"))
+    # Ids first: most outbox rows (every first decision) have no appeal behind them, and this
+    # narrow query costs a fraction of the wide one, which only runs when there is something to read.
+    ids = list(Appeal.objects.filter(wanted).values_list("pk", flat=True))
+    appeals = list(Appeal.objects.filter(pk__in=ids).select_related(*_APPEAL_RELATED).order_by("pk")) if ids else []
     behind = []
     for e in enforcements:
         decision = e.decision

@@ -105,9 +105,12 @@ class CaseDecisionView(APIView):
 
     @extend_schema(request=DecisionInputSerializer, responses={201: DecisionSerializer})
     def post(self, request, pk):
-        _visible_case_or_404(request.user, pk)
         data = DecisionInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        if not data.is_valid():
+            _visible_case_or_404(request.user, pk)  # a hidden or missing case is a 404 before any 400
+            data.is_valid(raise_exception=True)
+        # decision_make answers 404 for a missing or hidden case itself, from the row it locks
+        # (the decision's hot path reads the case once).
         decision = services.decision_make(case_id=pk, reviewer=request.user, **data.validated_data)
         return Response(DecisionSerializer(decision).data, status=status.HTTP_201_CREATED)
 

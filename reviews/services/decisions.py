@@ -513,6 +513,7 @@ def decision_make(
         group=bool(on_behalf_of_senior),
     )
     [decision] = decisions_write([draft], actor=reviewer, now=timezone.now())
+    decision.reviewer = reviewer  # its decider, as the answer shows them (no second read)
     return decision
 
 
