@@ -8,7 +8,9 @@ runs, for ``--seconds`` each:
 
 - ``sql``: a bare ``SELECT ... FOR UPDATE SKIP LOCKED`` + ``UPDATE`` claim
   transaction and an ``UPDATE`` decide transaction per cycle (psycopg, no
-  Django): the floor the database itself sets;
+  Django): the floor the database itself sets. It picks in the claim's own
+  order (``rank_tier``, ``rank``, id over the open-queue index), so the twin
+  walks the index the service walks;
 - ``sqlrows``: bare SQL writing the rows Docket writes (assignment, the two case
   moves and their events, decision, strike, enforcement), a plain statement each;
 - ``service``: ``queue_claim`` then ``decision_make`` (every check, event,
@@ -71,7 +73,7 @@ def _sql_worker(conninfo, queue_id):
         t0 = time.perf_counter()
         cur.execute(
             "SELECT id FROM casework_case WHERE queue_id = %s AND status = 'open' "
-            "ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            "ORDER BY rank_tier DESC, rank DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
             [queue_id],
         )
         row = cur.fetchone()
@@ -101,7 +103,7 @@ def _sqlrows_worker(conninfo, queue_id, reviewer_id, user_id, version_id):
         t0 = time.perf_counter()
         cur.execute(
             "SELECT id FROM casework_case WHERE queue_id = %s AND status = 'open' "
-            "ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            "ORDER BY rank_tier DESC, rank DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
             [queue_id],
         )
         row = cur.fetchone()
@@ -359,7 +361,7 @@ def _explain_claim(queue_id, username):
     common.explain(
         "claim: bare SKIP LOCKED pick",
         "SELECT id FROM casework_case WHERE queue_id = %s AND status = 'open' "
-        "ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        "ORDER BY rank_tier DESC, rank DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED",
         [queue_id],
     )
 
