@@ -145,6 +145,7 @@ def _summary(steps, best, requested):
         docket = step["cpu"]["web"] + step["cpu"]["jobs"] + step["cpu"]["pg"]
         print(
             f"{step['moderators']} moderators: {1000 * docket / served:.1f} ms of Docket + PostgreSQL CPU per request"
+            " (the worker's and beat's periodic jobs included: at a few requests a second they weigh most)"
         )
 
 
