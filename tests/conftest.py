@@ -9,6 +9,22 @@ from reviews.accounts import user_upsert
 from tests.support import signed_in
 
 
+@pytest.fixture(autouse=True)
+def no_qa_sampling(settings):
+    """No decision is sampled for blind QA unless the test asks for it (``always_qa``).
+
+    A sampled decision is hidden from everyone who may do its review, so at the installation's rate
+    (``DOCKET_QA_SAMPLE_RATE``) a test that decides and reads the decision back would fail now and then.
+    """
+    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
+
+
+@pytest.fixture
+def always_qa(settings):
+    """Every human first decision is sampled for blind QA: for the tests of QA and of what it hides."""
+    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 1.0}
+
+
 @pytest.fixture
 def make_user(db):
     """``make_user("alice", "moderator", clearances=["csam"])`` -> a user with those roles."""

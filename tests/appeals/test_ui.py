@@ -102,9 +102,7 @@ def test_the_appeal_page_shows_the_evidence_as_the_case_page_does(decider, appea
     assert '<h2 id="signals-h">Evidence</h2>' in appeal_page and '<h2 id="signals-h">Signals</h2>' in case_page
 
 
-def test_the_appeal_page_tells_the_case_timeline_in_the_case_pages_words(decider, appeals_staff, senior, settings):
-    # A decision sampled for blind QA is hidden from the senior who may do that review: no sampling here.
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
+def test_the_appeal_page_tells_the_case_timeline_in_the_case_pages_words(decider, appeals_staff, senior):
     decision = decide_for_real(decider, reporters=1)
     appeal = appeal_on(decision, holder=appeals_staff.reviewer, statement="Mine.")
     label = dict(Action.choices)[decision.action]

@@ -15,8 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 SMALL = {"width": 1280, "height": 720}
 
 
-def test_every_demo_login_lands_on_a_page_with_navigation(browser, live_server, sign_in, screenshot, settings):
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
+def test_every_demo_login_lands_on_a_page_with_navigation(browser, live_server, sign_in, screenshot):
     call_command("docket_demo", "--password", "demo-pass-123")
     # The superuser ``make run`` creates (a policy admin too).
     root = get_user_model().objects.create_superuser("admin", password="demo-pass-123")

@@ -35,8 +35,7 @@ def ingest(platform, *, subject, threat_class="spam", reporter="u-rep-1", source
 @pytest.fixture
 def inv(db, platform, make_user, settings):
     """Accounts linked through a device and a payment, an over-shared IP, content with its owner."""
-    # No blind QA sampling: a sampled decision is hidden from the staff who may review it.
-    settings.DOCKET = {**settings.DOCKET, "CAMPAIGN_MAX_VALUE_SHARE": 3, "QA_SAMPLE_RATE": 0.0}
+    settings.DOCKET = {**settings.DOCKET, "CAMPAIGN_MAX_VALUE_SHARE": 3}
     w = SimpleNamespace(platform=platform)
     w.moderator = make_user("inv-mod", "moderator", queues=["spam", "harassment"])
     w.senior = make_user("inv-senior", "senior,moderator", clearances=["csam", "cib"])

@@ -17,8 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def demo(settings):
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
+def demo():
     call_command("docket_demo", "--password", "demo-pass-123")
     return get_user_model().objects
 

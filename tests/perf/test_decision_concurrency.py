@@ -22,10 +22,9 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture(autouse=True)
-def no_broker(monkeypatch, settings):
-    """Deliveries recorded, not published; no QA sample (the counts below stay exact)."""
+def no_broker(monkeypatch):
+    """Deliveries recorded, not published."""
 
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
     calls = []
     monkeypatch.setattr(tasks.deliver_enforcements, "delay", lambda enforcement_ids: calls.extend(enforcement_ids))
     return calls

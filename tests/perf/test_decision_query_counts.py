@@ -16,15 +16,11 @@ from reviews.models import Decision, Enforcement, Notice, StatementSubmission
 from reviews.services import campaign_decide, decisions_automated, decisions_bulk
 from tests.factories import CaseFactory, SourceFactory, classified_and_reported, threat_class
 
-pytestmark = pytest.mark.django_db
+# Every decision sampled for blind QA: the sample's writes are counted too.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("always_qa")]
 
 # A first batch warms what is read once per process (the installation's puid prefix, the roles).
 SIZES = (1, 4, 40)
-
-
-@pytest.fixture(autouse=True)
-def every_decision_sampled(settings):
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 1.0}
 
 
 def reported_cases(n, *, campaign=None):

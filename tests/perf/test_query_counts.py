@@ -33,18 +33,14 @@ from tests.factories import (
     threat_class,
 )
 
-pytestmark = pytest.mark.django_db
+# Every human decision sampled for blind QA: its QA review is among the rows the paths read.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("always_qa")]
 
 
 @pytest.fixture(autouse=True)
 def private_cache(settings):
     """A per-test cache, cleared before every request: the metrics snapshot is computed, not served."""
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "perf"}}
-
-
-@pytest.fixture(autouse=True)
-def every_decision_sampled(settings):
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 1.0}
 
 
 class World:

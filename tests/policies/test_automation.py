@@ -130,7 +130,7 @@ def test_holdout_fraction_over_10000_auto_actionable_signals(sources, set_thresh
 
 def test_automated_precision_from_holdout_decisions(sources, set_threshold, platform, make_user, settings):
     """Every auto-actionable signal held out; humans agree on 2 of 3: precision 2/3 with its Wilson interval."""
-    settings.DOCKET = {**settings.DOCKET, "HOLDOUT_RATE": 1.0, "QA_SAMPLE_RATE": 0.0}
+    settings.DOCKET = {**settings.DOCKET, "HOLDOUT_RATE": 1.0}
     set_threshold("spam-clf", "spam", auto_action_at=0.9, review_at=0.5)
     results = ingest([detection(i, source="spam-clf", kind="spam", score=0.99) for i in range(3)], platform)
     assert [r["disposition"] for r in results] == ["queued"] * 3

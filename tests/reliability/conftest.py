@@ -156,11 +156,10 @@ def build_world(cast):
     w.camp_spam = _campaign("spam", [w.spam_open], now)
     w.camp_cib = _campaign("cib", [w.cib_open], now)
 
-    # A decision may already have been sampled for QA (at random): one review per decision either way.
-    w.qa_spam, _ = QualityReview.objects.get_or_create(decision=w.d_spam, defaults={"created_at": now})
-    w.qa_csam, _ = QualityReview.objects.get_or_create(decision=w.d_csam, defaults={"created_at": now})
-    # d_cib is under no blind review (a pending one hides it from every reviewer who may do it): read as it is.
-    QualityReview.objects.filter(decision=w.d_cib).delete()
+    # Blind QA reviews of two decisions; d_cib is under none (a pending one hides it from every reviewer
+    # who may do it): read as it is.
+    w.qa_spam = QualityReview.objects.create(decision=w.d_spam, created_at=now)
+    w.qa_csam = QualityReview.objects.create(decision=w.d_csam, created_at=now)
     w.relabel_spam = RelabelItem.objects.create(
         policy_version=active_version("spam"), decision=w.d_spam, created_at=now
     )

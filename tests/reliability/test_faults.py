@@ -188,7 +188,6 @@ class Platform:
 def receiver(settings):
     platform = Platform()
     settings.PLATFORM_WEBHOOK_URL = platform.url
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
     yield platform
     platform.close()
 

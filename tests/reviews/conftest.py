@@ -36,16 +36,6 @@ def unchanged():
     return check
 
 
-@pytest.fixture
-def no_qa(settings):
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
-
-
-@pytest.fixture
-def always_qa(settings):
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 1.0}
-
-
 @pytest.fixture(autouse=True)
 def enqueued(monkeypatch):
     """Delivery tasks are recorded, not published to the shared broker; the list of enforcement ids."""

@@ -12,7 +12,7 @@ from reviews.services import decision_make, queue_claim
 from reviews.sor import sor_validate
 from tests.factories import CaseFactory, queue
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_qa")]
+pytestmark = pytest.mark.django_db
 
 QUEUE_FIELDS = {
     "slug",

@@ -26,7 +26,7 @@ from reviews.services.decisions import DELIVERY_CHUNK
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version
 from tests.support import refused
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_qa")]
+pytestmark = pytest.mark.django_db
 
 
 def claimed(user, kind="spam", **case_fields):

@@ -32,7 +32,7 @@ def receiver(settings):
     r = Receiver()
     settings.PLATFORM_WEBHOOK_URL = r.url
     settings.PLATFORM_WEBHOOK_SECRET = SECRET
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0, "WEBHOOK_BACKOFF_SECONDS": 30}
+    settings.DOCKET = {**settings.DOCKET, "WEBHOOK_BACKOFF_SECONDS": 30}
     yield r
     r.close()
 

@@ -30,7 +30,7 @@ from reviews.sla import cases_escalate_sla_breaches
 from tests.factories import CaseFactory, threat_class
 from tests.support import refused_code
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_qa")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

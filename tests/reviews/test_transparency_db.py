@@ -26,7 +26,7 @@ def tdb(settings):
         settings.DSA_TDB_URL = service.url + "/"
         settings.DSA_TDB_TOKEN = TOKEN
         settings.DSA_TDB_MAX_REQUESTS_PER_SECOND = 100
-        settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0, "WEBHOOK_BACKOFF_SECONDS": 30}
+        settings.DOCKET = {**settings.DOCKET, "WEBHOOK_BACKOFF_SECONDS": 30}
         yield service
 
 

@@ -69,7 +69,6 @@ def receiver(settings):
     settings.PLATFORM_WEBHOOK_SECRET = SECRET
     settings.DOCKET = {
         **settings.DOCKET,
-        "QA_SAMPLE_RATE": 0.0,
         "WEBHOOK_BACKOFF_SECONDS": 30,
         "WEBHOOK_MAX_ATTEMPTS": 4,
         "WEBHOOK_TIMEOUT_SECONDS": 0.5,

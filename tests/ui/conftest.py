@@ -15,11 +15,6 @@ def private_cache(settings):
     cache.clear()
 
 
-@pytest.fixture(autouse=True)
-def no_qa(settings):
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
-
-
 def db_state():
     """What a UI action may change, to assert that a refusal changed nothing."""
     return {

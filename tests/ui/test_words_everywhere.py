@@ -56,8 +56,7 @@ def slugs_shown(response, slugs):
 
 
 @pytest.fixture
-def demo(settings):
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
+def demo():
     call_command("docket_demo", "--password", "demo-pass-123")
     # The dashboard's incident table and the source page's incident: one corroborated spike.
     source = SignalSource.objects.get(slug="ato-rules")
