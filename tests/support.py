@@ -1,11 +1,13 @@
 """Helpers shared by the test modules (one copy, imported; not redefined per module)."""
 
 import threading
+from contextlib import contextmanager
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from docket.errors import DocketError
 
@@ -21,6 +23,37 @@ def second_connection(*, autocommit=False):
         dbname=db["NAME"],
         autocommit=autocommit,
     )
+
+
+@contextmanager
+def second_connection_running(work):
+    """A second connection in the middle of ``work()``: it has sent the statements ``work`` sends, in a transaction
+    held open for the block (their row locks held, their writes not yet visible), committed when the block ends.
+
+    ``work`` first runs on Django's connection, in a transaction rolled back, to learn its statements (with their
+    parameters bound); the block receives what it returned then. So a Docket function (a case lock, a periodic
+    batch) holds its own locks on another backend while the test runs other Docket code on Django's.
+    """
+    with CaptureQueriesContext(connection) as sent, transaction.atomic():
+        result = work()
+        transaction.set_rollback(True)
+    statements = [q["sql"] for q in sent.captured_queries if q["sql"] not in ("BEGIN", "COMMIT", "ROLLBACK")]
+    with second_connection() as other:
+        for sql in statements:
+            other.execute(sql)
+        yield result
+
+
+@contextmanager
+def lock_timeout(duration="1s"):
+    """Within the block, a lock wait on Django's connection fails after ``duration`` instead of hanging."""
+    with connection.cursor() as cur:
+        cur.execute(f"SET lock_timeout = '{duration}'")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("RESET lock_timeout")
 
 
 def signed_in(user, **kwargs):

@@ -9,10 +9,8 @@ not re-key with FOR NO KEY UPDATE, which still excludes every other locker.
 Real concurrent PostgreSQL connections.
 """
 
-import threading
-
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from casework import events
@@ -22,6 +20,7 @@ from casework.services import case_events_add_bulk, lock_case
 from docket import queueing
 from reviews.services import queue_claim
 from tests.factories import CaseFactory
+from tests.support import lock_timeout, second_connection, second_connection_running
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -31,56 +30,19 @@ def no_broker(monkeypatch):
     monkeypatch.setattr(queueing, "_publish", lambda task, args, what: None)
 
 
-def _held(lock):
-    """Run ``lock()`` in a transaction on another connection and keep it open until released."""
-    locked, release, out = threading.Event(), threading.Event(), {}
-
-    def hold():
-        try:
-            with transaction.atomic():
-                lock()
-                locked.set()
-                release.wait(20)
-        except Exception as e:  # surfaced by the caller
-            out["error"] = e
-        finally:
-            locked.set()
-            connection.close()
-
-    runner = threading.Thread(target=hold)
-    runner.start()
-    assert locked.wait(20)
-    assert "error" not in out
-    return runner, release, out
-
-
-def _lock_timeout():
-    with connection.cursor() as cur:  # a wait fails fast instead of passing slowly
-        cur.execute("SET lock_timeout = '1s'")
-
-
 def test_an_event_on_a_case_another_transaction_holds_commits_at_once():
     case = CaseFactory(kind="spam")
-    runner, release, out = _held(lambda: lock_case(case.pk))  # as a decision or a batch holds it
-    try:
-        _lock_timeout()
+    # Another backend holds the case as a decision or a batch holds it.
+    with second_connection_running(lambda: lock_case(case.pk)), lock_timeout():
         with transaction.atomic():
             case_events_add_bulk([(case.pk, events.note(text="while held"), None, timezone.now())])
         # and the holder still excludes every other locker
         with pytest.raises(Exception, match="lock timeout"), transaction.atomic():
             lock_case(case.pk)
-    finally:
-        release.set()
-        runner.join(20)
-        with connection.cursor() as cur:
-            cur.execute("RESET lock_timeout")
-    assert "error" not in out
 
 
 def test_intake_commits_while_its_source_is_locked_by_an_admin_action(platform):
-    runner, release, out = _held(lambda: _lock_source("user-reports"))
-    try:
-        _lock_timeout()
+    with second_connection_running(lambda: _lock_source("user-reports")), lock_timeout():
         results = signals_ingest(
             items=[
                 {
@@ -93,32 +55,14 @@ def test_intake_commits_while_its_source_is_locked_by_an_admin_action(platform):
             ],
             actor=platform,
         )
-    finally:
-        release.set()
-        runner.join(20)
-        with connection.cursor() as cur:
-            cur.execute("RESET lock_timeout")
     assert results.results[0]["disposition"] == "queued"
-    assert "error" not in out
 
 
 def test_a_claim_commits_while_its_reviewer_row_is_held_elsewhere_without_a_key_change(moderator):
     """The claim's assignment references the reviewer; a no-key lock on the reviewer is no obstacle at COMMIT."""
     CaseFactory(kind="spam", priority=5.0)
     reviewer = moderator.reviewer
-
-    def read_only_lock():
-        with connection.cursor() as cur:
-            cur.execute("SELECT 1 FROM reviews_reviewer WHERE id = %s FOR KEY SHARE", [reviewer.pk])
-
-    runner, release, out = _held(read_only_lock)
-    try:
-        _lock_timeout()
+    with second_connection() as other, lock_timeout():
+        other.execute("SELECT 1 FROM reviews_reviewer WHERE id = %s FOR KEY SHARE", [reviewer.pk])
         assignment = queue_claim(reviewer=moderator, queue_slug="spam")
-    finally:
-        release.set()
-        runner.join(20)
-        with connection.cursor() as cur:
-            cur.execute("RESET lock_timeout")
     assert assignment is not None
-    assert "error" not in out
