@@ -312,9 +312,14 @@ class Reporter(models.Model):
     PRIOR_UPHELD = 2
     PRIOR_DECIDED = 4
 
+    @classmethod
+    def accuracy_of(cls, upheld, decided):
+        """The accuracy of a record of ``upheld`` reports out of ``decided``, with the prior."""
+        return (upheld + cls.PRIOR_UPHELD) / (decided + cls.PRIOR_DECIDED)
+
     @property
     def accuracy(self):
-        return (self.reports_upheld + self.PRIOR_UPHELD) / (self.reports_decided + self.PRIOR_DECIDED)
+        return self.accuracy_of(self.reports_upheld, self.reports_decided)
 
 
 class ReporterClassRecord(models.Model):

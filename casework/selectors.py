@@ -29,6 +29,7 @@ from policies.selectors import active_versions_by_class
 
 from .models import (  # noqa: F401  (case_display_prefetches: reviews registers its provider through this module)
     Case,
+    Reporter,
     Signal,
     Subject,
     SubjectAttribute,
@@ -199,6 +200,26 @@ def case_signals_shown(case, *, limit: int = SIGNALS_SHOWN) -> tuple[list, int]:
     ones are not shown (the case page and the appeal page show the same evidence)."""
     signals = list(case.signals.select_related("source", "reporter").order_by("-occurred_at", "-id")[:limit])
     return signals, max(case.signal_count - len(signals), 0)
+
+
+def reporter_records(*, user, reporter_ids) -> dict[int, dict]:
+    """Per reporter id, their track record as ``user`` may know it: ``{decided, upheld, accuracy}``.
+
+    The record the decision pipeline keeps (``ReporterClassRecord``, what ranking reads), summed over
+    the classes the user may see (``Reporter.objects.with_visible_record``, as the admin shows it): a
+    decision of a restricted class tells no one without its clearance anything about the reporter.
+    Accuracy has the reporters' prior (``Reporter.accuracy_of``). One query.
+    """
+    ids = sorted({r for r in reporter_ids if r is not None})
+    if not ids:
+        return {}
+    rows = (
+        Reporter.objects.filter(pk__in=ids).with_visible_record(user).values_list("pk", "seen_decided", "seen_upheld")
+    )
+    return {
+        pk: {"decided": decided, "upheld": upheld, "accuracy": Reporter.accuracy_of(upheld, decided)}
+        for pk, decided, upheld in rows
+    }
 
 
 def case_events(*, case, user=None):

@@ -9,13 +9,13 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from casework.models import Case, CaseEvent, Queue, QueueTally, Reporter, Signal, Subject
+from casework.models import Case, CaseEvent, Queue, QueueTally, Subject
 from casework.priority import BY_RANK, BY_RANK_ALL
 from casework.services import ESCALATION_QUEUES
 from docket import roles
 from docket.api import count_bounded
 from docket.visibility import clearances_of, restrict
-from policies.models import VIOLATIONS, ThreatClass, visible_classes_q
+from policies.models import ThreatClass, visible_classes_q
 
 from .models import Assignment, Decision, QualityReview, RelabelItem, Strike
 
@@ -485,43 +485,6 @@ def account_record(*, user, case, limit: int = 5, now=None) -> dict:
     )
     strikes = list(strikes.select_related("decision").order_by("-created_at", "-id"))
     return {"account": account, "decisions": decisions, "strikes": strikes}
-
-
-def reporter_records(*, user, reporter_ids) -> dict[int, dict]:
-    """Per reporter id, their track record as ``user`` may know it: ``{decided, upheld, accuracy}``.
-
-    Over the decided cases of classes the user may see that the reporter reported: a case
-    counts as decided once it has a decision, and as upheld when its latest decision is a
-    violation that stands, or a finding of no violation that was overturned (the rule the
-    decision pipeline keeps the reporter's counters by). A decision of a restricted class tells
-    no one without its clearance anything about the reporter. Accuracy has the reporters' prior
-    (``Reporter.accuracy``). One query.
-    """
-    ids = sorted({r for r in reporter_ids if r is not None})
-    latest = Decision.objects.filter(case_id=OuterRef("case_id")).order_by("-created_at", "-id")
-    stands = Q(latest_action__in=sorted(VIOLATIONS), latest_overturned=False)
-    overturned_no_violation = Q(latest_overturned=True) & ~Q(latest_action__in=sorted(VIOLATIONS))
-    rows = (
-        Signal.objects.filter(reporter_id__in=ids, case__in=Case.objects.visible_to(user))
-        .filter(Exists(Decision.objects.filter(case_id=OuterRef("case_id"))))
-        .annotate(
-            latest_action=Subquery(latest.values("action")[:1]),
-            latest_overturned=Subquery(latest.values("overturned")[:1]),
-        )
-        .values("reporter_id")
-        .annotate(
-            decided=Count("case_id", distinct=True),
-            upheld=Count("case_id", distinct=True, filter=stands | overturned_no_violation),
-        )
-        .values_list("reporter_id", "decided", "upheld")
-    )
-    found = {reporter: (decided, upheld) for reporter, decided, upheld in rows} if ids else {}
-    out = {}
-    for reporter in ids:
-        decided, upheld = found.get(reporter, (0, 0))
-        accuracy = (upheld + Reporter.PRIOR_UPHELD) / (decided + Reporter.PRIOR_DECIDED)
-        out[reporter] = {"decided": decided, "upheld": upheld, "accuracy": accuracy}
-    return out
 
 
 # --- what reviews adds to casework's reads (registered in ReviewsConfig.ready) ---------------------------

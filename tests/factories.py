@@ -8,6 +8,7 @@ from django.utils import timezone
 from casework.models import Case, Queue, Reporter, Signal, Subject, SubjectFacet
 from casework.priority import BREACH_OFFSET, RESTRICTED_OFFSET, TIER_BREACHED, TIER_RESTRICTED
 from policies.models import PolicyVersion, SignalSource, ThreatClass
+from reviews.services import decision_automated, decision_overturn
 
 
 def threat_class(slug):
@@ -122,3 +123,31 @@ def classified_and_reported(case, classifier):
             disposition="queued",
         )
     return case
+
+
+def reported_by(case, *reporters):
+    """A queued report on ``case`` from each reporter."""
+    for reporter in reporters:
+        SignalFactory(
+            subject=case.subject, threat_class=case.threat_class, reporter=reporter, case=case, disposition="queued"
+        )
+    return case
+
+
+def reporters_with_records(*, overturned_by):
+    """Two reporters, ``(alice, bob)``, whose reports were decided through the pipeline on three classes, two of
+    those decisions then overturned by ``overturned_by``: alice's record is 2 of 2 upheld on spam and 1 of 1 on
+    csam, bob's 1 of 1 on spam and 0 of 1 on harassment."""
+    alice, bob = ReporterFactory(), ReporterFactory()
+    decided = {}
+    for kind, action, reporters in (
+        ("spam", "remove", (alice, bob)),
+        ("spam", "no_violation", (alice,)),
+        ("csam", "remove", (alice,)),
+        ("harassment", "remove", (bob,)),
+    ):
+        case = reported_by(CaseFactory(kind=kind), *reporters)
+        decided[(kind, action)] = decision_automated(case=case, action=action)
+    decision_overturn(decision=decided[("harassment", "remove")], actor=overturned_by, reason="appeal upheld")
+    decision_overturn(decision=decided[("spam", "no_violation")], actor=overturned_by, reason="it was spam")
+    return alice, bob

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from casework.models import Campaign
 from casework.priority import FACTORS, priority_explain, priority_shown
-from casework.selectors import case_signals_shown, recommended_action, subject_facts
+from casework.selectors import case_signals_shown, recommended_action, reporter_records, subject_facts
 from casework.services import ESCALATION_QUEUES, case_note_add
 from docket import roles
 from docket.audit import access_log_case_read
@@ -23,7 +23,6 @@ from reviews.selectors import (
     case_signals_by_hour,
     cases_linked,
     decisions_blind_to,
-    reporter_records,
     reviewer_load,
 )
 from reviews.services import active_version_for, case_assign, case_escalate, decision_make

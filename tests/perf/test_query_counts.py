@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from appeals.models import Appeal
-from casework.models import Campaign, SubjectAttribute
+from casework.models import Campaign, ReporterClassRecord, SubjectAttribute
 from casework.services import case_note_add
 from docket.accounts import token_for
 from docket.models import ApiToken
@@ -82,14 +82,22 @@ class World:
                     subject=subject, threat_class=case.threat_class, disposition="queued", case=case, reporter=reporter
                 )
                 SignalFactory(subject=subject, threat_class=case.threat_class, reporter=self.shared_reporter)
+                # The record the decision pipeline keeps on each class (the case page tells the visible ones').
+                ReporterClassRecord.objects.create(
+                    reporter=reporter, threat_class=case.threat_class, reports_decided=2, reports_upheld=1
+                )
                 # Linked to the focus subject (one hop) and, through a second value, to others (two hops).
                 SubjectAttribute.objects.create(subject=subject, kind="device", value="perf-device", seen_at=now)
                 SubjectAttribute.objects.create(subject=subject, kind="payment", value=f"perf-pay-{k}", seen_at=now)
                 SubjectAttribute.objects.create(
                     subject=SubjectFactory(), kind="payment", value=f"perf-pay-{k}", seen_at=now
                 )
-            SignalFactory(
-                subject=self.focus.subject, threat_class=self.focus.threat_class, disposition="queued", case=self.focus
+            SignalFactory(  # reported by someone with a record: the case page tells it
+                subject=self.focus.subject,
+                threat_class=self.focus.threat_class,
+                disposition="queued",
+                case=self.focus,
+                reporter=reporter,
             )
             SignalFactory(source=source, score=0.5)
             SourceFactory()
@@ -233,7 +241,7 @@ BOUNDS = {
     "UI source page": 8,  # + the reader's clearances and the classes hidden from them
     # prior decisions, strikes (the recommendation steps up from the latest), reporters' records, the campaign and
     # subject as the reader sees
-    "UI case page": 16,
+    "UI case page": 17,  # (its reports have reporters: their records are read, one query)
     "UI appeals queue": 8,
     "UI appeal page": 11,  # + the access-log row
     "UI search": 5,

@@ -23,7 +23,14 @@ from reviews.services import (
     queue_claim,
 )
 from reviews.services.decisions import DELIVERY_CHUNK
-from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version
+from tests.factories import (
+    CaseFactory,
+    ReporterFactory,
+    SignalFactory,
+    SubjectFactory,
+    active_version,
+    reporters_with_records,
+)
 from tests.support import refused
 
 pytestmark = pytest.mark.django_db
@@ -232,22 +239,7 @@ def _class_records():
 def test_a_reporters_record_is_kept_per_class_and_the_stored_decisions_rebuild_it(moderator, senior):
     """Beside the record over every class, one per class (what a case of another class ranks by); the migration
     that introduced them rebuilds them from the stored decisions by the same rule."""
-    alice, bob = ReporterFactory(), ReporterFactory()
-    cases = {}
-    for kind, action, reporters in (
-        ("spam", "remove", (alice, bob)),
-        ("spam", "no_violation", (alice,)),
-        ("csam", "remove", (alice,)),
-        ("harassment", "remove", (bob,)),
-    ):
-        case = CaseFactory(kind=kind)
-        for reporter in reporters:
-            SignalFactory(
-                subject=case.subject, threat_class=case.threat_class, reporter=reporter, case=case, disposition="queued"
-            )
-        cases[(kind, action)] = decision_automated(case=case, action=action)
-    decision_overturn(decision=cases[("harassment", "remove")], actor=senior, reason="appeal upheld")
-    decision_overturn(decision=cases[("spam", "no_violation")], actor=senior, reason="it was spam")
+    alice, bob = reporters_with_records(overturned_by=senior)
     kept = _class_records()
     assert kept == sorted(
         [(alice.pk, "spam", 2, 2), (alice.pk, "csam", 1, 1), (bob.pk, "spam", 1, 1), (bob.pk, "harassment", 1, 0)]

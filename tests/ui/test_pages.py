@@ -8,11 +8,21 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from casework.models import Campaign, CaseEvent
+from casework.models import Campaign, CaseEvent, Reporter, ReporterClassRecord
+from docket.visibility import clearances_of
+from policies.models import visible_classes_q
 from reviews.accounts import user_upsert
 from reviews.models import Assignment, Decision
 from reviews.services import case_assign, case_escalate, leases_expire, queue_claim
-from tests.factories import CaseFactory, ReporterFactory, SignalFactory, SubjectFactory, active_version, threat_class
+from tests.factories import (
+    CaseFactory,
+    ReporterFactory,
+    SignalFactory,
+    SubjectFactory,
+    reported_by,
+    reporters_with_records,
+    threat_class,
+)
 from tests.ui.conftest import messages_of
 
 pytestmark = pytest.mark.django_db
@@ -182,27 +192,12 @@ def test_unknown_queue_is_404(login, moderator):
 # --- the case page -------------------------------------------------------------------------
 
 
-def _decided_reports(reporter, *, upheld, decided):
-    """``decided`` earlier spam cases the reporter reported, ``upheld`` of them decided as a violation."""
-    now = timezone.now()
-    for i in range(decided):
-        case = CaseFactory(kind="spam", status="decided", decided_at=now)
-        SignalFactory(
-            subject=case.subject, threat_class=case.threat_class, case=case, disposition="queued", reporter=reporter
-        )
-        Decision.objects.create(
-            case=case,
-            action="remove" if i < upheld else "no_violation",
-            rule="SP-1" if i < upheld else "",
-            policy_version=active_version("spam"),
-            automated=True,
-            created_at=now,
-        )
-
-
 def _signals(case, n):
     reporter = ReporterFactory(reports_decided=8, reports_upheld=6)
-    _decided_reports(reporter, upheld=6, decided=8)
+    # Their record on the class, as the decision pipeline keeps it: 6 of 8 decided reports upheld.
+    ReporterClassRecord.objects.create(
+        reporter=reporter, threat_class=case.threat_class, reports_decided=8, reports_upheld=6
+    )
     for i in range(n):
         SignalFactory(
             subject=case.subject,
@@ -260,6 +255,34 @@ def test_case_page_query_count_is_constant(login, moderator, django_assert_max_n
     c = login(moderator)
     with django_assert_max_num_queries(20):  # + the reporters' records, the subject's facets
         assert c.get(f"/cases/{case.pk}/").status_code == 200
+
+
+def _reporter_line(reporter, decided, upheld):
+    accuracy = round(100 * Reporter.accuracy_of(upheld, decided))
+    return f"{reporter.external_id}</span> · accuracy {accuracy}% ({upheld}/{decided} upheld)"
+
+
+def test_the_case_page_tells_each_reporters_record_as_the_pipeline_keeps_it(login, moderator, senior):
+    """The record on the page is the one ranking reads (``ReporterClassRecord``), summed over the classes the
+    reader may see: decisions and overturns through the pipeline, a restricted class's told only to the cleared."""
+    alice, bob = reporters_with_records(overturned_by=senior)
+    case = reported_by(CaseFactory(kind="spam"), alice, bob)
+
+    def table(reporter, user):
+        records = ReporterClassRecord.objects.filter(
+            visible_classes_q(clearances_of(user), prefix="threat_class__"), reporter=reporter
+        )
+        return (
+            sum(records.values_list("reports_decided", flat=True)),
+            sum(records.values_list("reports_upheld", flat=True)),
+        )
+
+    assert (table(alice, moderator), table(alice, senior)) == ((2, 2), (3, 3))  # the csam report, for the cleared
+    assert (table(bob, moderator), table(bob, senior)) == ((2, 1), (2, 1))
+    for user in (moderator, senior):
+        page = login(user).get(f"/cases/{case.pk}/").content.decode()
+        for reporter in (alice, bob):
+            assert _reporter_line(reporter, *table(reporter, user)) in page
 
 
 def test_graphic_class_is_marked(login, senior):
