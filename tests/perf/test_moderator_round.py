@@ -21,11 +21,6 @@ CLAIM_QUERIES = 12
 DECISION_QUERIES = 13
 
 
-@pytest.fixture(autouse=True)
-def no_qa_sampling(settings):
-    settings.DOCKET = {**settings.DOCKET, "QA_SAMPLE_RATE": 0.0}
-
-
 def _counted(client, user, path, body=None):
     # A token's last use is written at most once a minute: count the requests in between.
     ApiToken.objects.filter(user=user).update(last_used_at=timezone.now())
