@@ -1,6 +1,7 @@
 """The system under its own beat: reviewers, intake and every periodic job at once, on the 1M-case seed.
 
     python -m bench.live [--cases 1000000] [--seconds 90] [--reviewers 16] [--intake-rate 1000] [--idle 60]
+                         [--web-workers 2] [--web-threads 8]
 
 On the shared seed (``bench.common.scale_setup``), starts gunicorn (gthread),
 a Celery worker with beat (every periodic job on its schedule) and, halfway
@@ -223,6 +224,8 @@ def _intake(base, token, rate, subjects, stop, out, seq):
 def main(argv=None):
     p = common.parser(__doc__, cases=1_000_000, seconds=90, reviewers=16, intake_rate=1000, idle=60)
     p.add_argument("--intake-threads", type=int, default=4)
+    p.add_argument("--web-workers", type=int, default=2, help="gunicorn gthread processes (default 2)")
+    p.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn process (default 8)")
     p.add_argument("--redis-db", type=int, default=common.BENCH_REDIS_DB)
     args = p.parse_args(argv)
     cases = common.scaled(args.cases, args.scale, minimum=1000)
@@ -247,7 +250,7 @@ def main(argv=None):
     held_before = Signal.objects.filter(disposition=Signal.Disposition.HELD).count()
 
     log_file = os.path.join(tempfile.mkdtemp(prefix="docket-bench-worker-"), "worker.log")
-    server, base = _start_gunicorn(4, 4, args.redis_db)
+    server, base = _start_gunicorn(args.web_workers, args.web_threads, args.redis_db)
     worker = _start_worker(args.redis_db, log_file)
     stop, samples, reviewed, intaken = threading.Event(), {}, [], []
     seq = itertools.count(int(time.time() * 1000) * 1000)
