@@ -100,3 +100,34 @@ def run_threads(n, work):
         t.join()
     assert errors == []
     return results
+
+
+def cases_copied_without_statistics(cur, copies, *, subject_offset=0, forget=("casework_case",)):
+    """A large ``casework_case`` the planner knows nothing about, inside the caller's rolled-back transaction.
+
+    ``copies`` maps a case id to how many copies of it to insert (under made-up negative subject ids, from
+    ``-subject_offset - 1`` down per case); then the statistics of the ``forget`` tables are dropped, as in a
+    test database or a new installation before its first ANALYZE, and sequential scans are priced out, so
+    what a test sees is the index walk a plan chose. The caller rolls back: the copies go, and their foreign
+    keys are never checked (they are deferred to a commit that never comes).
+    """
+    cur.execute(
+        "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns"
+        " WHERE table_name = 'casework_case' AND column_name NOT IN ('id', 'subject_id')"
+    )
+    columns = cur.fetchone()[0]
+    for case_id, count in copies.items():
+        cur.execute(
+            f"INSERT INTO casework_case (subject_id, {columns}) SELECT -g - %s, {columns}"
+            " FROM casework_case, generate_series(1, %s) g WHERE id = %s",
+            [subject_offset, count, case_id],
+        )
+        subject_offset += count
+    cur.execute("DELETE FROM pg_statistic WHERE starelid = ANY(%s::regclass[])", [list(forget)])
+    cur.execute("SET LOCAL enable_seqscan = off")
+
+
+def case_rows_fetched(cur) -> int:
+    """Rows of ``casework_case`` this transaction has fetched so far (index fetches and sequential reads)."""
+    cur.execute("SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'casework_case'")
+    return cur.fetchone()[0]

@@ -22,7 +22,7 @@ from casework.retention import (
 from casework.services import case_event_add
 from reviews.models import Decision
 from tests.factories import CaseFactory, ReporterFactory, SignalFactory, active_version
-from tests.support import second_connection
+from tests.support import case_rows_fetched, cases_copied_without_statistics, second_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -169,24 +169,10 @@ def test_a_purge_reads_what_is_left_to_purge_not_the_purged_history():
     Case.objects.filter(pk=purged.pk).update(personal_data_purged_at=OLD)
     due = [closed_case() for _ in range(3)]
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(
-            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns"
-            " WHERE table_name = 'casework_case' AND column_name NOT IN ('id', 'subject_id')"
-        )
-        columns = cur.fetchone()[0]
-        cur.execute(
-            f"INSERT INTO casework_case (subject_id, {columns}) SELECT -g, {columns}"
-            " FROM casework_case, generate_series(1, 20000) g WHERE id = %s",
-            [purged.pk],
-        )
-        cur.execute("DELETE FROM pg_statistic WHERE starelid = 'casework_case'::regclass")
-        cur.execute("SET LOCAL enable_seqscan = off")  # a walk of an index is what is counted, not a table scan
-        fetched = "SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'casework_case'"
-        cur.execute(fetched)
-        (before,) = cur.fetchone()
+        cases_copied_without_statistics(cur, {purged.pk: 20_000})
+        before = case_rows_fetched(cur)
         assert cases_purge_personal_data(batch=2) == 3
-        cur.execute(fetched)
-        (after,) = cur.fetchone()
+        after = case_rows_fetched(cur)
         transaction.set_rollback(True)  # the copies go; their foreign keys are never checked
     assert len(due) == 3
     assert after - before <= 3 * 4 + 2 * 2, after - before

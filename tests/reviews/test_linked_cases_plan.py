@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from reviews.selectors import cases_linked
 from tests.factories import CaseFactory, SubjectFactory
+from tests.support import cases_copied_without_statistics
 
 pytestmark = pytest.mark.django_db
 
@@ -33,20 +34,7 @@ def test_linked_cases_are_read_through_the_subject_index_and_stay_the_same(moder
         # A table of many cases the planner has no statistics for (as before the first ANALYZE, or in a test
         # database): there, a plan that walks every case by creation time, hoping to meet ten linked ones
         # early, looks cheap. Rolled back; the foreign keys are checked only at a commit that never comes.
-        cur.execute(
-            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns"
-            " WHERE table_name = 'casework_case' AND column_name NOT IN ('id', 'subject_id')"
-        )
-        columns = cur.fetchone()[0]
-        cur.execute(
-            f"INSERT INTO casework_case (subject_id, {columns}) SELECT -g, {columns}"
-            " FROM casework_case, generate_series(1, 50000) g WHERE id = %s",
-            [case.pk],
-        )
-        cur.execute(
-            "DELETE FROM pg_statistic WHERE starelid IN ('casework_case'::regclass, 'casework_subject'::regclass)"
-        )
-        cur.execute("SET LOCAL enable_seqscan = off")
+        cases_copied_without_statistics(cur, {case.pk: 50_000}, forget=("casework_case", "casework_subject"))
         cur.execute("EXPLAIN " + captured.captured_queries[-1]["sql"])
         plan = "\n".join(row[0] for row in cur.fetchall())
         transaction.set_rollback(True)

@@ -11,7 +11,7 @@ from casework.models import Case, CaseEvent
 from reviews.services import queue_claim
 from reviews.sla import cases_escalate_sla_breaches
 from tests.factories import CaseFactory
-from tests.support import second_connection
+from tests.support import case_rows_fetched, cases_copied_without_statistics, second_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -79,25 +79,10 @@ def test_a_batch_reads_the_cases_it_moves_not_the_backlog():
     csam = CaseFactory(kind="csam", first_signal_at=LONG_AGO)
     CaseFactory(kind="ato", first_signal_at=LONG_AGO)
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(
-            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns"
-            " WHERE table_name = 'casework_case' AND column_name NOT IN ('id', 'subject_id')"
-        )
-        columns = cur.fetchone()[0]
-        for case, copies in ((spam, 20_000), (csam, 999)):
-            cur.execute(
-                f"INSERT INTO casework_case (subject_id, {columns}) SELECT -g - %s, {columns}"
-                " FROM casework_case, generate_series(1, %s) g WHERE id = %s",
-                [case.pk * 100_000, copies, case.pk],
-            )
-        cur.execute("DELETE FROM pg_statistic WHERE starelid = 'casework_case'::regclass")
-        cur.execute("SET LOCAL enable_seqscan = off")  # a walk of an index is what is counted, not a table scan
-        fetched = "SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'casework_case'"
-        cur.execute(fetched)
-        (before,) = cur.fetchone()
+        cases_copied_without_statistics(cur, {spam.pk: 20_000, csam.pk: 999})
+        before = case_rows_fetched(cur)
         assert cases_escalate_sla_breaches(batch=100) == 1001
-        cur.execute(fetched)
-        (after,) = cur.fetchone()
+        after = case_rows_fetched(cur)
         left = Case.objects.filter(status="open").count()
         transaction.set_rollback(True)  # the copies go; their foreign keys are never checked
     assert left == 20_001  # the spam stays in its queue
