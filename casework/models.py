@@ -230,10 +230,31 @@ class SubjectAttribute(models.Model):
         blank=True,
         help_text='{"<threat class id>": <epoch seconds>}: when a signal of each class last brought it (to the hour).',
     )
+    # What "may this reader be told that this subject holds this value?" reads, kept on the row by database
+    # triggers (``casework.subject_classes``) so a search decides it from the value index alone; never
+    # written by hand.
+    subject_case_class_ids = ArrayField(
+        models.BigIntegerField(), null=True, editable=False, help_text="The subject's ``case_class_ids``."
+    )
+    subject_class_ids = ArrayField(
+        models.BigIntegerField(), null=True, editable=False, help_text="The subject's ``class_ids``."
+    )
+    seen_class_ids = ArrayField(
+        models.BigIntegerField(),
+        null=True,
+        editable=False,
+        help_text="Classes whose facet of the subject carries the value, sorted; empty: none does; "
+        "null: the subject has no facet at all.",
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["subject", "kind", "value"], name="subjectattribute_unique"),
+            # Filled by the triggers on every insert (and on the first write of a row older than them).
+            models.CheckConstraint(
+                name="subjectattribute_holder_classes_kept",
+                condition=Q(subject_case_class_ids__isnull=False, subject_class_ids__isnull=False),
+            ),
         ]
         indexes = [
             models.Index(fields=["kind", "value"], name="subjectattr_kind_value_idx"),

@@ -21,6 +21,26 @@ cases or signals adds the classes its subjects did not have yet (a subject that 
 not rewritten); one that deletes them, or moves one to another subject or class, recounts those
 subjects from the tables. A bulk load that bypasses triggers (``TRUNCATE`` and a set-based
 reload) calls ``subject_classes_rebuild``.
+
+The holders of a value. A search for a value (an address a whole CDN shares) counts the holders the
+reader may be told of exactly up to 10,000, and each holder needs two answers: does the subject exist
+for the reader, and may they know it holds this value (``SubjectFacet``: a class they may see carried
+it, or the subject has no facet at all)? Each attribute row keeps what both read, so a search walks
+the value index alone:
+
+* ``subject_case_class_ids`` and ``subject_class_ids``: the subject's two arrays above;
+* ``seen_class_ids``: the classes whose facet of the subject carries the value, sorted (empty: none
+  does); null when the subject has no facet.
+
+A holder is counted for a reader seeing ``V`` when ``(seen_class_ids IS NULL OR seen_class_ids && V)
+AND (subject_case_class_ids && V OR subject_class_ids <@ V)``.
+
+Triggers keep them in the writer's transaction: a new attribute row (or one moved to another subject
+or value) reads them from its subject and facets, having locked the subject row as every writer of
+the subject does; a subject whose class ids change passes them to its rows; a facet written, changed or
+deleted recomputes ``seen_class_ids`` on its subject's rows, having locked the subject. Whichever of
+two concurrent writers locks the subject first, the second reads what the first committed. An
+ordinary write of an attribute row (intake's ``seen_at``) leaves them as they are.
 """
 
 from __future__ import annotations
@@ -152,6 +172,129 @@ UPDATE casework_subject s
 """
 
 
+# --- the same, on the attribute rows ---------------------------------------------------------------
+
+# The classes whose facet of the subject carries ``kind: value``, sorted; null when the subject has no
+# facet (the rule of ``investigations.selectors``: a value is shown through the facets of visible classes,
+# and a subject with no facet shows its own). One probe of the subject's facets.
+SEEN_FUNCTION_SQL = """
+CREATE OR REPLACE FUNCTION casework_value_seen_class_ids(p_subject bigint, p_kind text, p_value text)
+RETURNS bigint[] LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN count(*) > 0 THEN
+               COALESCE(array_agg(f.threat_class_id ORDER BY f.threat_class_id)
+                        FILTER (WHERE COALESCE(f.attributes -> p_kind ? p_value, false)), '{}')
+           END
+      FROM casework_subjectfacet f WHERE f.subject_id = p_subject
+$$;
+"""
+
+HOLDER_TRIGGER_SQL = """
+CREATE OR REPLACE FUNCTION casework_subjectattribute_holder() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR OLD.subject_class_ids IS NULL
+       OR (NEW.subject_id, NEW.kind, NEW.value) IS DISTINCT FROM (OLD.subject_id, OLD.kind, OLD.value) THEN
+        -- Locked as every writer of the subject locks it: a change of its classes or facets committed
+        -- meanwhile is read below (a fresh snapshot per statement), and one still to come waits for this
+        -- transaction and then rewrites this row.
+        SELECT s.case_class_ids, s.class_ids INTO NEW.subject_case_class_ids, NEW.subject_class_ids
+          FROM casework_subject s WHERE s.id = NEW.subject_id FOR NO KEY UPDATE;
+        -- (no such subject: the foreign key refuses the row when it is checked)
+        NEW.subject_case_class_ids := COALESCE(NEW.subject_case_class_ids, '{}');
+        NEW.subject_class_ids := COALESCE(NEW.subject_class_ids, '{}');
+        NEW.seen_class_ids := casework_value_seen_class_ids(NEW.subject_id, NEW.kind, NEW.value);
+    ELSIF pg_trigger_depth() < 2 AND coalesce(current_setting('docket.subject_classes', true), '') <> 'recount' THEN
+        -- An ordinary write (an ORM save of a row read earlier): the triggers' figures stay.
+        NEW.subject_case_class_ids := OLD.subject_case_class_ids;
+        NEW.subject_class_ids := OLD.subject_class_ids;
+        NEW.seen_class_ids := OLD.seen_class_ids;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER casework_subjectattribute_holder_insert BEFORE INSERT ON casework_subjectattribute
+    FOR EACH ROW EXECUTE FUNCTION casework_subjectattribute_holder();
+CREATE TRIGGER casework_subjectattribute_holder_update BEFORE UPDATE ON casework_subjectattribute FOR EACH ROW
+    WHEN (OLD.subject_class_ids IS NULL OR NEW.subject_id <> OLD.subject_id OR NEW.kind <> OLD.kind
+          OR NEW.value <> OLD.value
+          OR (NEW.subject_case_class_ids, NEW.subject_class_ids, NEW.seen_class_ids)
+             IS DISTINCT FROM (OLD.subject_case_class_ids, OLD.subject_class_ids, OLD.seen_class_ids))
+    EXECUTE FUNCTION casework_subjectattribute_holder();
+
+-- A subject's class ids changed (it holds its row lock): its attribute rows take them.
+CREATE OR REPLACE FUNCTION casework_subject_holder_classes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE casework_subjectattribute a
+       SET subject_case_class_ids = NEW.case_class_ids, subject_class_ids = NEW.class_ids
+     WHERE a.subject_id = NEW.id
+       AND (a.subject_case_class_ids, a.subject_class_ids) IS DISTINCT FROM (NEW.case_class_ids, NEW.class_ids);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER casework_subject_holder_classes AFTER UPDATE ON casework_subject FOR EACH ROW
+    WHEN (OLD.case_class_ids IS DISTINCT FROM NEW.case_class_ids OR OLD.class_ids IS DISTINCT FROM NEW.class_ids)
+    EXECUTE FUNCTION casework_subject_holder_classes();
+
+-- Facets written, changed or deleted: their subjects' rows recompute which classes carried each value.
+CREATE OR REPLACE FUNCTION casework_subjectfacet_holder_classes() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        ids := ARRAY(SELECT DISTINCT subject_id FROM added);
+    ELSIF TG_OP = 'DELETE' THEN
+        ids := ARRAY(SELECT DISTINCT subject_id FROM gone);
+    ELSE  -- only facets whose subject, class or values changed (intake rewrites a facet's reach too)
+        ids := ARRAY(SELECT x.subject_id
+                       FROM added n JOIN gone o ON o.id = n.id
+                      CROSS JOIN LATERAL (VALUES (n.subject_id), (o.subject_id)) x(subject_id)
+                      WHERE (n.subject_id, n.threat_class_id, n.attributes)
+                            IS DISTINCT FROM (o.subject_id, o.threat_class_id, o.attributes)
+                      GROUP BY x.subject_id);
+    END IF;
+    IF cardinality(ids) = 0 THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM casework_subject WHERE id = ANY(ids) ORDER BY id FOR NO KEY UPDATE;
+    UPDATE casework_subjectattribute a SET seen_class_ids = x.seen
+      FROM (SELECT b.id, casework_value_seen_class_ids(b.subject_id, b.kind, b.value) AS seen
+              FROM casework_subjectattribute b WHERE b.subject_id = ANY(ids)) x
+     WHERE a.id = x.id AND a.seen_class_ids IS DISTINCT FROM x.seen;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER casework_subjectfacet_holder_classes_insert AFTER INSERT ON casework_subjectfacet
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION casework_subjectfacet_holder_classes();
+CREATE TRIGGER casework_subjectfacet_holder_classes_update AFTER UPDATE ON casework_subjectfacet
+    REFERENCING OLD TABLE AS gone NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION casework_subjectfacet_holder_classes();
+CREATE TRIGGER casework_subjectfacet_holder_classes_delete AFTER DELETE ON casework_subjectfacet
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION casework_subjectfacet_holder_classes();
+"""
+
+HOLDER_TRIGGER_DROP_SQL = """
+DROP TRIGGER IF EXISTS casework_subjectattribute_holder_insert ON casework_subjectattribute;
+DROP TRIGGER IF EXISTS casework_subjectattribute_holder_update ON casework_subjectattribute;
+DROP TRIGGER IF EXISTS casework_subject_holder_classes ON casework_subject;
+DROP TRIGGER IF EXISTS casework_subjectfacet_holder_classes_insert ON casework_subjectfacet;
+DROP TRIGGER IF EXISTS casework_subjectfacet_holder_classes_update ON casework_subjectfacet;
+DROP TRIGGER IF EXISTS casework_subjectfacet_holder_classes_delete ON casework_subjectfacet;
+DROP FUNCTION IF EXISTS casework_subjectattribute_holder();
+DROP FUNCTION IF EXISTS casework_subject_holder_classes();
+DROP FUNCTION IF EXISTS casework_subjectfacet_holder_classes();
+DROP FUNCTION IF EXISTS casework_value_seen_class_ids(bigint, text, text);
+"""
+
+# Every attribute row, recomputed set-based (after a load that bypassed the triggers), under the
+# ``recount`` setting: the rows whose figures differ from their subject's and facets'.
+HOLDER_REBUILD_SQL = """
+UPDATE casework_subjectattribute a
+   SET subject_case_class_ids = x.case_class_ids, subject_class_ids = x.class_ids, seen_class_ids = x.seen
+  FROM (SELECT b.id, s.case_class_ids, s.class_ids,
+               casework_value_seen_class_ids(b.subject_id, b.kind, b.value) AS seen
+          FROM casework_subjectattribute b JOIN casework_subject s ON s.id = b.subject_id) x
+ WHERE a.id = x.id
+   AND (a.subject_case_class_ids, a.subject_class_ids, a.seen_class_ids)
+       IS DISTINCT FROM (x.case_class_ids, x.class_ids, x.seen)
+"""
+
+
 def subject_visible_with(subject, visible) -> bool:
     """The rule on one subject row already read: a case of a class in ``visible`` (class ids), or
     nothing of a class outside it."""
@@ -160,10 +303,13 @@ def subject_visible_with(subject, visible) -> bool:
 
 
 def subject_classes_rebuild() -> int:
-    """Recount every subject's classes from its cases and signals; returns how many rows changed."""
+    """Recount every subject's classes from its cases and signals, and the figures its attribute rows
+    keep; returns how many subject and attribute rows changed."""
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SET LOCAL docket.subject_classes = 'recount'")
         cur.execute(REBUILD_SQL)
         changed = cur.rowcount
+        cur.execute(HOLDER_REBUILD_SQL)
+        changed += cur.rowcount
         cur.execute("SET LOCAL docket.subject_classes = ''")
         return changed

@@ -9,9 +9,10 @@ signals) are of such classes does not exist for them.
 A search is one statement whatever the tables' size. Each source of candidates
 walks an index in the order results are listed (external ids in the C-collation
 index; the holders of a value and a reporter's subjects by subject id), tests
-visibility on the subject's row (the class ids it keeps, ``casework.subject_classes``)
-and stops after the cap of visible subjects; the figures are read for the page
-alone. A value held by a whole CDN costs what the cap allows, never what its
+visibility on the subject's row (the class ids it keeps, ``casework.subject_classes``;
+for the holders of a value, on the attribute rows, which keep them too, so the walk
+reads the value index alone) and stops after the cap of visible subjects; the
+figures are read for the page alone. A value held by a whole CDN costs what the cap allows, never what its
 popularity would.
 """
 
@@ -74,13 +75,13 @@ def _subject_visible(s: str, visible: str = "%(visible)s::bigint[]") -> str:
 
 # An attribute row (alias ``{a}``) the reader may be told of: a class they may see carried the value
 # (``SubjectFacet``), or the subject has no facet at all (only ever named as an owner, or older than facets).
-# ``{visible}`` is an array of the visible class ids. One probe of the subject's facets (by subject id
-# alone: a subject has a facet per class it was reported for, a handful), read whatever their classes.
-_VALUE_SEEN_SQL = """
-    COALESCE((SELECT bool_or(COALESCE(seen_f.threat_class_id = ANY({visible})
-                                      AND seen_f.attributes -> {a}.kind ? {a}.value, false))
-                FROM casework_subjectfacet seen_f WHERE seen_f.subject_id = {a}.subject_id), true)
-"""
+# ``{visible}`` is a bigint[] of the visible class ids. Read from the classes the row keeps
+# (``casework.subject_classes``): no probe of the facets.
+_VALUE_SEEN_SQL = "({a}.seen_class_ids IS NULL OR {a}.seen_class_ids && {visible})"
+
+# The holder of an attribute row (alias ``{a}``) exists for the reader: ``_SUBJECT_VISIBLE_SQL`` on the
+# subject's class ids the row keeps, so the holders of a value are tested from the value index alone.
+_HOLDER_VISIBLE_SQL = "({a}.subject_case_class_ids && {visible} OR {a}.subject_class_ids <@ {visible})"
 
 # A subject's reach as the reader may know it: the largest its visible classes' signals reported (``{id}`` the
 # subject id, ``{own}`` its own reach, for a subject with no facet at all).
@@ -92,8 +93,12 @@ _REACH_SEEN_SQL = """
 """
 
 
-def _value_seen(a: str, visible: str = "%(visible)s") -> str:
+def _value_seen(a: str, visible: str = "%(visible)s::bigint[]") -> str:
     return _VALUE_SEEN_SQL.format(a=a, visible=visible)
+
+
+def _holder_visible(a: str, visible: str = "%(visible)s::bigint[]") -> str:
+    return _HOLDER_VISIBLE_SQL.format(a=a, visible=visible)
 
 
 def _ranked(group: int, candidates: str) -> str:
@@ -203,6 +208,15 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
         # as a merge that reads the subject table from the first id to the last candidate's).
         return f"(SELECT {admitted('vs')} FROM casework_subject vs WHERE vs.id = {subject_id})"
 
+    def value_holder_admitted(a: str) -> str:
+        # A holder of a value, from its attribute row (its subject's class ids kept there): the walk of the
+        # value index decides alone, and probes the subject's row only for the filters.
+        visible = f"((SELECT everything FROM vis) OR {_holder_visible(a, VISIBLE_IDS)})"
+        if not filters:
+            return visible
+        passes = f"(SELECT true {filters.format(s='vs')} FROM casework_subject vs WHERE vs.id = {a}.subject_id)"
+        return f"{visible} AND {passes}"
+
     # (group, rank within the group, subject id): each source ranks its candidates in the order it walks
     # them and stops at the cap, after the visibility test.
     sources = []
@@ -219,7 +233,7 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
             _ranked(
                 2,
                 f"""SELECT DISTINCT a.subject_id FROM casework_subjectattribute a
-                    WHERE a.value = %(q)s AND {_value_seen("a", VISIBLE_IDS)} AND {holder_admitted("a.subject_id")}
+                    WHERE a.value = %(q)s AND {_value_seen("a", VISIBLE_IDS)} AND {value_holder_admitted("a")}
                     ORDER BY a.subject_id LIMIT %(cap)s""",
             )
         )
@@ -245,7 +259,7 @@ def subject_search(*, user, query: SearchQuery, offset: int = 0, limit: int = 50
                 2,
                 f"""SELECT a.subject_id FROM casework_subjectattribute a
                     WHERE a.value = %(avalue)s AND a.kind = %(akind)s AND {_value_seen("a", VISIBLE_IDS)}
-                      AND {holder_admitted("a.subject_id")}
+                      AND {value_holder_admitted("a")}
                     ORDER BY a.subject_id LIMIT %(cap)s""",
             )
         )

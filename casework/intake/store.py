@@ -188,6 +188,7 @@ def _store(items, *, ref, actor, now):
     cases = signals_fold(folded, ref=ref, now=now)
     _automation_scope(folded, cases)
     inserted = _signals_insert(new, now)
+    _attributes_upsert(new)
 
     created = 0
     lost = []  # keys stored meanwhile by a writer that did not claim them (none through intake)
@@ -237,18 +238,11 @@ def _subjects_upsert(items, now):
         if owner is not None:
             row["owner"] = owner
 
-    # (subject kind, subject external id, attribute kind, value) -> {class id: latest occurred_at}
-    seen_by: dict[tuple[str, str, str, str], dict[int, datetime]] = {}
     for item in items:
         bucket = accounts if item.kind == "account" else contents
         merge(bucket, item.subject_external_id, item.reach, item.attributes, item.owner)
         if item.owner is not None:
             merge(accounts, item.owner, 0, {})
-        for kind, values in item.attributes.items():
-            for value in values:
-                by = seen_by.setdefault((item.kind, item.subject_external_id, kind, value), {})
-                at = by.get(item.threat_class.id)
-                by[item.threat_class.id] = item.occurred_at if at is None else max(at, item.occurred_at)
 
     ids = _subject_rows_upsert("account", accounts, {}, now)
     owner_ids = {ext: sid for (kind, ext), sid in ids.items()}
@@ -257,15 +251,30 @@ def _subjects_upsert(items, now):
     for item in items:
         item.subject_id = ids[(item.kind, item.subject_external_id)]
 
+
+def _attributes_upsert(items):
+    """The batch's attribute values as rows (``SubjectAttribute``), with the classes that brought each.
+
+    Written last, once the batch's facets, cases and signals are: a new row then reads its subject's
+    class ids and facets as they will stay (``casework.subject_classes``), and is written once.
+    """
+    # (subject id, attribute kind, value) -> {class id: latest occurred_at}
+    seen_by: dict[tuple[int, str, str], dict[int, datetime]] = {}
+    for item in items:
+        for kind, values in item.attributes.items():
+            for value in values:
+                by = seen_by.setdefault((item.subject_id, kind, value), {})
+                at = by.get(item.threat_class.id)
+                by[item.threat_class.id] = item.occurred_at if at is None else max(at, item.occurred_at)
     attr_rows = sorted(
         [
-            ids[(subject_kind, external_id)],
+            subject_id,
             kind,
             value,
             max(by.values()),
             {str(class_id): int(at.timestamp()) for class_id, at in sorted(by.items())},
         ]
-        for (subject_kind, external_id, kind, value), by in seen_by.items()
+        for (subject_id, kind, value), by in seen_by.items()
     )
     if attr_rows:
         fetch(
