@@ -201,7 +201,14 @@ BEGIN
         -- (no such subject: the foreign key refuses the row when it is checked)
         NEW.subject_case_class_ids := COALESCE(NEW.subject_case_class_ids, '{}');
         NEW.subject_class_ids := COALESCE(NEW.subject_class_ids, '{}');
-        NEW.seen_class_ids := casework_value_seen_class_ids(NEW.subject_id, NEW.kind, NEW.value);
+        -- casework_value_seen_class_ids, written out: a statement of this function keeps its plan for the
+        -- session, where a call of the SQL function would plan it again for every row.
+        SELECT CASE WHEN count(*) > 0 THEN
+                   COALESCE(array_agg(f.threat_class_id ORDER BY f.threat_class_id)
+                            FILTER (WHERE COALESCE(f.attributes -> NEW.kind ? NEW.value, false)), '{}')
+               END
+          INTO NEW.seen_class_ids
+          FROM casework_subjectfacet f WHERE f.subject_id = NEW.subject_id;
     ELSIF pg_trigger_depth() < 2 AND coalesce(current_setting('docket.subject_classes', true), '') <> 'recount' THEN
         -- An ordinary write (an ORM save of a row read earlier): the triggers' figures stay.
         NEW.subject_case_class_ids := OLD.subject_case_class_ids;
