@@ -1,6 +1,6 @@
 """Locust against the whole system on the 1M-case seed: how many concurrent moderators one machine serves.
 
-    python -m bench.load [--cases 1000000] [--steps 10,20,40,80] [--seconds 60] [--workers 4] [--threads 4]
+    python -m bench.load [--cases 1000000] [--steps 10,20,40,80] [--seconds 60] [--workers 2] [--threads 8]
 
 On the shared seed (``bench.common.scale_setup``), makes the users the
 locustfile signs in as (moderators ``bench-r<i>`` working the spam queue,
@@ -150,7 +150,7 @@ def _summary(steps, best, requested):
 
 
 def main(argv=None):
-    p = common.parser(__doc__, cases=1_000_000, seconds=60, workers=4, threads=4)
+    p = common.parser(__doc__, cases=1_000_000, seconds=60, workers=2, threads=8)
     p.add_argument("--steps", default="10,20,40,80", help="moderator counts, comma-separated")
     args = p.parse_args(argv)
     steps = [int(n) for n in args.steps.split(",")]
