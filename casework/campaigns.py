@@ -32,7 +32,7 @@ from itertools import groupby
 from django.db import connection, transaction
 from django.utils import timezone
 
-from docket.batches import BATCH_SIZE, sweep_settings
+from docket.batches import BATCH_SIZE, chunks, sweep_settings
 from docket.conf import setting
 from policies.models import ThreatClass
 
@@ -419,11 +419,6 @@ def _batches(items, size, *, key):
         yield batch
 
 
-def _chunks(items, size):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _campaigns_lock(ids) -> dict:
     """Of these campaigns, the ones this transaction now holds: ``{id: (status, links, size, threat class)}``."""
     if not ids:
@@ -698,7 +693,7 @@ class _Run:
         """After the cases joined: each campaign this run created or grew has its size counted again and its class
         (of unrestricted links: the most common among its cases of unrestricted classes) and links stored where
         they changed; the campaigns that gave members up, their size counted again. Campaign rows only."""
-        for chunk in _chunks(sorted(set(self.touched) | self.left), self.batch):
+        for chunk in chunks(sorted(set(self.touched) | self.left), self.batch):
             _in_transaction(partial(self._settle_batch, chunk))
 
     def _settle_batch(self, ids):

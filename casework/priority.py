@@ -47,7 +47,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from docket.batches import jit_off, sweep_settings
+from docket.batches import chunks, jit_off, sweep_settings
 
 from .models import Case, Reporter
 
@@ -438,9 +438,9 @@ def reporters_cases_mark_due(*, now=None, batch: int = BATCH, reporters: int = 1
         cursor.execute(_REPORTERS_CASES_SQL, {"ids": ids})
         case_ids = [row[0] for row in cursor.fetchall()]
     total = 0
-    for start in range(0, len(case_ids), batch):
+    for chunk in chunks(case_ids, batch):
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_CASES_MARK_DUE_SQL, {"ids": _id_array(case_ids[start : start + batch]), "now": now})
+            cursor.execute(_CASES_MARK_DUE_SQL, {"ids": _id_array(chunk), "now": now})
             total += cursor.rowcount
     with connection.cursor() as cursor:
         cursor.execute(_REPORTERS_DONE_SQL, {"ids": ids, "ats": [at for _, at in pending]})

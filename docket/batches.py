@@ -21,6 +21,12 @@ BATCH_SIZE = 100
 BUDGET_SECONDS = 20.0
 
 
+def chunks(items, size: int):
+    """``items`` (a sequence) in consecutive slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def jit_off():
     """Turn PostgreSQL's JIT compilation off for the rest of the current transaction.
 

@@ -25,6 +25,7 @@ from casework import events
 from casework.models import Case, Queue, Subject
 from casework.services import ESCALATION_QUEUES, actor_fields, case_transition, lock_case, transition_check
 from docket import roles
+from docket.batches import chunks
 from docket.conf import setting
 from docket.errors import DocketError, forbidden, not_found
 from docket.queueing import enqueue_on_commit
@@ -394,9 +395,7 @@ def decisions_write(drafts, *, actor, now) -> list[Decision]:
 def deliveries_enqueue(enforcement_ids):
     """After commit, ask workers to deliver them (``DELIVERY_CHUNK`` rows a message); a broker outage only
     delays (the sweep catches up)."""
-    ids = sorted(enforcement_ids)
-    for start in range(0, len(ids), DELIVERY_CHUNK):
-        chunk = ids[start : start + DELIVERY_CHUNK]
+    for chunk in chunks(sorted(enforcement_ids), DELIVERY_CHUNK):
         enqueue_on_commit(DELIVER_TASK, chunk, what=f"delivery of enforcement(s) {chunk[0]}..{chunk[-1]}")
 
 
