@@ -16,7 +16,6 @@ from casework.selectors import case_signals_shown
 from docket import roles
 from docket.audit import access_log_appeal_read
 from docket.errors import DocketError
-from docket.visibility import clearances_remember
 from policies.models import Action
 from reviews.services import active_version_for
 from reviews.views.timeline import events_told
@@ -37,10 +36,9 @@ appeals_staff_required = roles.role_required(roles.APPEALS)
 
 
 def _reviewer(request):
-    """The user's reviewer profile (None without one); its clearances answer the request's visibility checks."""
-    reviewer = getattr(request.user, "reviewer", None)
-    clearances_remember(request.user, reviewer.clearances if reviewer is not None else ())
-    return reviewer
+    """The user's reviewer profile (None without one), kept on the user: its clearances answer the request's
+    visibility checks (``reviews.identity``)."""
+    return getattr(request.user, "reviewer", None)
 
 
 def _refused(request, error):

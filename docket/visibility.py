@@ -33,13 +33,6 @@ def clearances_of(user) -> frozenset[str]:
     return cached
 
 
-def clearances_remember(user, clearances) -> None:
-    """Keep ``clearances`` (just read with the user's reviewer profile) as the request's answer of
-    ``clearances_of``, so a page that reads the profile anyway does not read them a second time."""
-    if user is not None and getattr(user, "_docket_clearances", None) is None:
-        user._docket_clearances = frozenset(clearances)
-
-
 def restrict(queryset, user):
     """``queryset`` narrowed to what ``user`` may see (its model's ``visible_to``)."""
     return queryset.visible_to(user)

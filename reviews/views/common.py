@@ -11,7 +11,7 @@ from casework.models import Case, Queue
 from casework.priority import priority_shown
 from docket import roles
 from docket.errors import DocketError
-from docket.visibility import clearances_remember, restrict, visible_or_404
+from docket.visibility import restrict, visible_or_404
 from policies.models import Action
 from reviews.services import queue_claim
 
@@ -22,10 +22,9 @@ staff_required = roles.role_required(*roles.STAFF)
 
 
 def reviewer_for(user):
-    """The user's reviewer profile (None without one); its clearances answer the request's visibility checks."""
-    reviewer = getattr(user, "reviewer", None)  # kept on the user: the services this request calls read it there
-    clearances_remember(user, reviewer.clearances if reviewer is not None else ())
-    return reviewer
+    """The user's reviewer profile (None without one), kept on the user: the services this request calls
+    read it there, and its clearances answer the request's visibility checks (``reviews.identity``)."""
+    return getattr(user, "reviewer", None)
 
 
 def cases_for(user):
