@@ -256,7 +256,10 @@ def _attributes_upsert(items):
     """The batch's attribute values as rows (``SubjectAttribute``), with the classes that brought each.
 
     Written last, once the batch's facets, cases and signals are: a new row then reads its subject's
-    class ids and facets as they will stay (``casework.subject_classes``), and is written once.
+    class ids and facets as they will stay (``casework.subject_classes``), and is written once. A value
+    its subject holds, seen by each of the batch's classes within the hour, is left out of the INSERT:
+    the row trigger fires for every row an INSERT proposes, before the conflict is found, and would
+    read the subject and its facets for a row that stays as it is.
     """
     # (subject id, attribute kind, value) -> {class id: latest occurred_at}
     seen_by: dict[tuple[int, str, str], dict[int, datetime]] = {}
@@ -282,16 +285,24 @@ def _attributes_upsert(items):
             INSERT INTO casework_subjectattribute AS a (subject_id, kind, value, seen_at, seen_by)
             SELECT (r->>0)::bigint, r->>1, r->>2, (r->>3)::timestamptz, (r->4)::jsonb
               FROM json_array_elements(%s::json) r
+             WHERE NOT EXISTS (SELECT 1 FROM casework_subjectattribute h
+                                WHERE (h.subject_id, h.kind, h.value) = ((r->>0)::bigint, r->>1, r->>2)
+                                  AND NOT {_seen_later("(r->4)::jsonb", "h")})
             ORDER BY 1, 2, 3
             ON CONFLICT (subject_id, kind, value) DO UPDATE SET
                 seen_at = GREATEST(a.seen_at, EXCLUDED.seen_at),
                 seen_by = {_MERGE_SEEN_BY}
                 -- to the hour is enough for campaign windows, and spares a rewrite per signal
-                WHERE EXISTS (SELECT 1 FROM jsonb_each_text(EXCLUDED.seen_by) e
-                               WHERE COALESCE((a.seen_by ->> e.key)::bigint, 0) < e.value::bigint - 3600)
+                WHERE {_seen_later("EXCLUDED.seen_by", "a")}
             """,
             [json_rows(attr_rows)],
         )
+
+
+def _seen_later(seen_by: str, held: str) -> str:
+    """SQL: ``seen_by`` (new times per class) brings a class later than an hour after the row ``held`` last had it."""
+    return f"""EXISTS (SELECT 1 FROM jsonb_each_text({seen_by}) e
+                      WHERE COALESCE(({held}.seen_by ->> e.key)::bigint, 0) < e.value::bigint - 3600)"""
 
 
 # Per class, the later of the stored and the new time.

@@ -409,6 +409,46 @@ def test_the_migration_fills_the_rows_older_than_the_triggers(platform, moderato
     assert_in_step(moderator, senior)
 
 
+def _holder_trigger_calls():
+    """Calls of the attribute-row trigger's function in this transaction (``track_functions`` on)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT COALESCE(sum(calls), 0)::int FROM pg_stat_xact_user_functions"
+            " WHERE funcname = 'casework_subjectattribute_holder'"
+        )
+        return cur.fetchone()[0]
+
+
+def test_intake_of_a_value_its_subject_holds_spares_the_row_trigger_and_keeps_the_row_in_step(
+    platform, moderator, senior
+):
+    """A value brought again within the hour by a class that brought it is not proposed to the table, so the
+    row trigger (a lock of the subject, a read of its facets) does not run for it; a new value beside it,
+    and a held value a new class brings, are written as before."""
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL track_functions = 'pl'")
+    ingest(platform, subject="account:hc-held", attributes={"ip": ["203.0.113.4"], "device": ["hc-dev-a"]})
+    ip = SubjectAttribute.objects.get(kind="ip", value="203.0.113.4")
+    first = _holder_trigger_calls()
+    assert first == 2
+
+    ingest(platform, subject="account:hc-held", attributes={"ip": ["203.0.113.4"], "device": ["hc-dev-a"]})
+    assert _holder_trigger_calls() == first
+    ingest(platform, subject="account:hc-held", attributes={"ip": ["203.0.113.4"], "device": ["hc-dev-b"]})
+    assert _holder_trigger_calls() == first + 1
+    assert kept(ip) == (ids("spam"), ids("spam"), ids("spam"))
+
+    # A held csam signal brings the address again: the row learns the class (seen_by), and keeps its figures.
+    ingest(
+        platform, subject="account:hc-held", threat_class="csam", source="sc-held", attributes={"ip": ["203.0.113.4"]}
+    )
+    ip.refresh_from_db()
+    assert sorted(ip.seen_by) == sorted(str(i) for i in ids("spam", "csam"))
+    assert kept(ip) == (ids("spam"), ids("spam", "csam"), ids("spam", "csam"))
+    assert SubjectAttribute.objects.filter(subject__external_id="hc-held").count() == 3
+    assert_in_step(moderator, senior)
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_intake_of_values_and_classes_for_one_subject_keeps_every_row_in_step(platform, moderator, senior):
     """Eight requests at once on one account, each with a class (cases and held signals) and values of its own
