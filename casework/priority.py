@@ -95,73 +95,12 @@ WITH target AS (  -- read without a lock: the rows are locked only once their ne
     FROM casework_case c
     WHERE c.status IN ({_ACTIVE}) {{extra}}
 ),
-sig AS (
-    SELECT s.case_id,
-           count(*) AS signals,
-           count(DISTINCT s.reporter_id) AS reporters,
-           min(s.occurred_at) AS first_at,
-           max(s.occurred_at) AS last_at,
-           max(COALESCE(s.score, CASE WHEN src.kind = 'user_report' THEN 0 ELSE 1 END) * src.trust) AS strength,
-           bool_or(s.holdout) AS holdout
-    FROM casework_signal s
-    JOIN target t ON t.id = s.case_id
-    JOIN policies_signalsource src ON src.id = s.source_id
-    GROUP BY s.case_id
+restricted AS MATERIALIZED (  -- the restricted classes, read once (not joined again for each signal and record)
+    SELECT COALESCE(array_agg(id), ARRAY[]::bigint[]) AS restricted FROM policies_threatclass WHERE restricted
 ),
-first_reports AS (  -- each distinct reporter once per case: their first report on it
-    SELECT DISTINCT ON (s.case_id, s.reporter_id)
-           s.case_id,
-           s.reporter_id,
-           t.threat_class_id,
-           s.occurred_at,
-           s.occurred_at < r.first_seen_at + interval '1 day' AS fresh,
-           s.occurred_at < r.first_seen_at + interval '{SUSPICIOUS_AGE}' AS young
-    FROM casework_signal s
-    JOIN target t ON t.id = s.case_id
-    JOIN casework_reporter r ON r.id = s.reporter_id
-    ORDER BY s.case_id, s.reporter_id, s.occurred_at
-),
-scored AS (  -- each one's accuracy: their record on the case's class and on unrestricted classes (what everyone
-             -- who may read the case may know of: a decision of a restricted class moves no other class's case)
-    SELECT f.*,
-           (COALESCE(k.upheld, 0) + %(prior_upheld)s)::float8 / (COALESCE(k.decided, 0) + %(prior_decided)s)
-               AS accuracy
-    FROM first_reports f
-    LEFT JOIN LATERAL (
-        SELECT sum(rec.reports_upheld) AS upheld, sum(rec.reports_decided) AS decided
-        FROM casework_reporterclassrecord rec
-        JOIN policies_threatclass rtc ON rtc.id = rec.threat_class_id
-        WHERE rec.reporter_id = f.reporter_id
-          AND (rec.threat_class_id = f.threat_class_id OR NOT rtc.restricted)
-    ) k ON true
-),
-rep AS (
-    SELECT case_id,
-           count(*) AS reporters,
-           count(*) FILTER (WHERE young OR accuracy < %(low_accuracy)s) AS suspicious,
-           sum(accuracy * CASE WHEN fresh THEN %(new_factor)s ELSE 1 END) AS weight,
-           COALESCE(sum(accuracy * CASE WHEN fresh THEN %(new_factor)s ELSE 1 END)
-                    FILTER (WHERE young OR accuracy < %(low_accuracy)s), 0) AS weight_suspicious,
-           extract(epoch FROM max(occurred_at) - min(occurred_at)) / 3600.0 AS span_hours
-    FROM scored
-    GROUP BY case_id
-),
-vel AS (  -- signals on the subject (any source) in the last hour and the hour before, of the case's class or an
-          -- unrestricted one (what everyone who may read the case may know of: a restricted class's activity on
-          -- the subject moves no other class's case), and the next moment one of them enters or leaves a window
-    SELECT t.id AS case_id,
-           count(*) FILTER (WHERE s.occurred_at > %(now)s - interval '1 hour'
-                              AND s.occurred_at <= %(now)s) AS last_hour,
-           count(*) FILTER (WHERE s.occurred_at <= %(now)s - interval '1 hour') AS prev_hour,
-           min(CASE WHEN s.occurred_at > %(now)s THEN s.occurred_at
-                    WHEN s.occurred_at > %(now)s - interval '1 hour' THEN s.occurred_at + interval '1 hour'
-                    ELSE s.occurred_at + interval '2 hours' END) AS next_change_at
-    FROM target t
-    JOIN casework_signal s ON s.subject_id = t.subject_id AND s.occurred_at > %(now)s - interval '2 hours'
-    JOIN policies_threatclass stc ON stc.id = s.threat_class_id
-    WHERE s.threat_class_id = t.threat_class_id OR NOT stc.restricted
-    GROUP BY t.id
-),
+-- Each input is read per target case, through the case's (or subject's) own index: LATERAL keeps the work
+-- proportional to the cases and signals touched, whatever the planner estimates for the target (a set-based
+-- join of the batch with its reporters becomes cases x reporters when it guesses one target row).
 -- Materialized: the reach subqueries run once per case, not once per later use of the column.
 inputs AS MATERIALIZED (
     SELECT c.id,
@@ -172,9 +111,9 @@ inputs AS MATERIALIZED (
            -- everyone who may read the case may know; the subject's own figure when it has no facet at all
            CASE WHEN EXISTS (SELECT 1 FROM casework_subjectfacet f WHERE f.subject_id = c.subject_id)
                 THEN COALESCE((SELECT max(f.reach) FROM casework_subjectfacet f
-                                 JOIN policies_threatclass ftc ON ftc.id = f.threat_class_id
                                 WHERE f.subject_id = c.subject_id
-                                  AND (f.threat_class_id = c.threat_class_id OR NOT ftc.restricted)), 0)
+                                  AND (f.threat_class_id = c.threat_class_id
+                                       OR f.threat_class_id <> ALL (x.restricted))), 0)
                 ELSE subj.reach END AS reach,
            COALESCE(sig.signals, c.signal_count) AS signals,
            COALESCE(sig.reporters, c.reporter_count) AS reporters,
@@ -183,7 +122,7 @@ inputs AS MATERIALIZED (
            LEAST(GREATEST(COALESCE(sig.strength, c.signal_strength), 0), 1) AS strength,
            c.holdout OR COALESCE(sig.holdout, false) AS holdout,
            c.sla_due_at,
-           CASE WHEN sig.case_id IS NULL THEN c.reporter_weight ELSE COALESCE(rep.weight, 0) END AS weight_raw,
+           CASE WHEN sig.signals IS NULL THEN c.reporter_weight ELSE COALESCE(rep.weight, 0) END AS weight_raw,
            COALESCE(rep.weight_suspicious, 0) AS weight_suspicious,
            COALESCE(
                rep.reporters >= %(brigade_min)s
@@ -195,12 +134,74 @@ inputs AS MATERIALIZED (
            COALESCE(vel.prev_hour, 0) AS velocity_prev,
            vel.next_change_at AS velocity_change_at
     FROM target t
+    CROSS JOIN restricted x
     JOIN casework_case c ON c.id = t.id
     JOIN policies_threatclass tc ON tc.id = c.threat_class_id
     JOIN casework_subject subj ON subj.id = c.subject_id
-    LEFT JOIN sig ON sig.case_id = c.id
-    LEFT JOIN rep ON rep.case_id = c.id
-    LEFT JOIN vel ON vel.case_id = c.id
+    -- the case's signals (none: the stored counts stay)
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS signals,
+               count(DISTINCT s.reporter_id) AS reporters,
+               min(s.occurred_at) AS first_at,
+               max(s.occurred_at) AS last_at,
+               max(COALESCE(s.score, CASE WHEN src.kind = 'user_report' THEN 0 ELSE 1 END) * src.trust) AS strength,
+               bool_or(s.holdout) AS holdout
+        FROM casework_signal s
+        JOIN policies_signalsource src ON src.id = s.source_id
+        WHERE s.case_id = t.id
+        HAVING count(*) > 0
+    ) sig ON true
+    -- its reporters: each distinct one once, by their first report on it, with their accuracy (their record on
+    -- the case's class and on unrestricted classes: what everyone who may read the case may know of; a decision
+    -- of a restricted class moves no other class's case)
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS reporters,
+               count(*) FILTER (WHERE f.young OR f.accuracy < %(low_accuracy)s) AS suspicious,
+               sum(f.accuracy * CASE WHEN f.fresh THEN %(new_factor)s ELSE 1 END) AS weight,
+               COALESCE(sum(f.accuracy * CASE WHEN f.fresh THEN %(new_factor)s ELSE 1 END)
+                        FILTER (WHERE f.young OR f.accuracy < %(low_accuracy)s), 0) AS weight_suspicious,
+               extract(epoch FROM max(f.occurred_at) - min(f.occurred_at)) / 3600.0 AS span_hours
+        FROM (
+            SELECT first.occurred_at, first.fresh, first.young,
+                   (COALESCE(k.upheld, 0) + %(prior_upheld)s)::float8 / (COALESCE(k.decided, 0) + %(prior_decided)s)
+                       AS accuracy
+            FROM (
+                SELECT DISTINCT ON (s.reporter_id)
+                       s.reporter_id,
+                       s.occurred_at,
+                       s.occurred_at < r.first_seen_at + interval '1 day' AS fresh,
+                       s.occurred_at < r.first_seen_at + interval '{SUSPICIOUS_AGE}' AS young
+                FROM casework_signal s
+                -- each reporter by its key (OFFSET 0: never a scan of every reporter hashed for each case)
+                CROSS JOIN LATERAL (SELECT r.first_seen_at FROM casework_reporter r
+                                     WHERE r.id = s.reporter_id OFFSET 0) r
+                WHERE s.case_id = t.id AND s.reporter_id IS NOT NULL
+                ORDER BY s.reporter_id, s.occurred_at
+            ) first
+            LEFT JOIN LATERAL (
+                SELECT sum(rec.reports_upheld) AS upheld, sum(rec.reports_decided) AS decided
+                FROM casework_reporterclassrecord rec
+                WHERE rec.reporter_id = first.reporter_id
+                  AND (rec.threat_class_id = t.threat_class_id OR rec.threat_class_id <> ALL (x.restricted))
+            ) k ON true
+        ) f
+        HAVING count(*) > 0
+    ) rep ON true
+    -- signals on the subject (any source) in the last hour and the hour before, of the case's class or an
+    -- unrestricted one (what everyone who may read the case may know of: a restricted class's activity on the
+    -- subject moves no other class's case), and the next moment one of them enters or leaves a window
+    LEFT JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE s.occurred_at > %(now)s - interval '1 hour'
+                                  AND s.occurred_at <= %(now)s) AS last_hour,
+               count(*) FILTER (WHERE s.occurred_at <= %(now)s - interval '1 hour') AS prev_hour,
+               min(CASE WHEN s.occurred_at > %(now)s THEN s.occurred_at
+                        WHEN s.occurred_at > %(now)s - interval '1 hour' THEN s.occurred_at + interval '1 hour'
+                        ELSE s.occurred_at + interval '2 hours' END) AS next_change_at
+        FROM casework_signal s
+        WHERE s.subject_id = t.subject_id AND s.occurred_at > %(now)s - interval '2 hours'
+          AND (s.threat_class_id = t.threat_class_id OR s.threat_class_id <> ALL (x.restricted))
+        HAVING count(*) > 0
+    ) vel ON true
 ),
 shaped AS (
     SELECT i.*,
