@@ -1,6 +1,7 @@
 """Claim-and-decide throughput over a large open queue: service layer, HTTP API and bare SQL.
 
     python -m bench.claim [--cases 1000000] [--reviewers 1,16,64] [--seconds 10] [--no-api] [--scale S]
+    python -m bench.claim --only costs [--rounds 100] [--profile-top 25]
 
 On the shared seed (``bench.common.scale_setup``: ``--cases`` open cases over
 the six classes, 60% of them in the ``spam`` queue), for each reviewer count
@@ -23,10 +24,23 @@ each thread with its own connection. Printed: cycles/s, claim latency p50/p99
 (ms), double assignments (cases claimed twice: must be 0) and the ratio of
 service to bare SQL at each reviewer count. Delivery tasks go to a separate
 Redis database (``--redis-db``) whose queue is emptied afterwards.
+
+``--only costs`` prices one moderator's API round instead (``--rounds`` of
+them, one request at a time, after a few warm ones): the claim and the
+decision each go through Django's WSGI handler in this process, as gunicorn
+calls it (middleware, token auth, the view, the serializer, the JSON body),
+without a socket or a test client. Per request, the median of the rounds: the
+queries, the CPU the PostgreSQL backend used (``bench.pages``' meter) and the
+CPU this process used; then profiled rounds split the Python CPU by the code
+that spent it, and ``--profile-top`` lists the functions that spent most of it.
 """
 
+import cProfile
+import io
+import json
 import multiprocessing
 import os
+import pstats
 import socket
 import subprocess
 import sys
@@ -34,18 +48,20 @@ import threading
 import time
 from datetime import timedelta
 
-from bench import common
+from bench import common, pages
 
 import psycopg
 import redis
 import requests
 from django.contrib.auth import get_user_model
+from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection, connections
 from django.utils import timezone
 
 from casework.models import Queue
 from docket.accounts import token_for
 from policies.models import PolicyVersion
+from reviews.accounts import user_upsert
 from reviews.services import claims, decision_make, queue_claim
 
 QUEUE = "spam"
@@ -366,6 +382,136 @@ def _explain_claim(queue_id, username):
     )
 
 
+# --- what one moderator's API round costs ----------------------------------------------------
+
+ROUND = ("API claim", "API decision")
+
+
+class _Wsgi:
+    """Requests handed to Django's WSGI handler as gunicorn hands them (no socket, no test client)."""
+
+    def __init__(self, token):
+        self.handler = WSGIHandler()
+        self.token = token
+
+    def post(self, path, body=None):
+        raw = json.dumps(body).encode() if body is not None else b""
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "HTTP_AUTHORIZATION": f"Token {self.token}",
+            "HTTP_ACCEPT": "*/*",
+            "CONTENT_LENGTH": str(len(raw)),
+            "wsgi.input": io.BytesIO(raw),
+            "wsgi.errors": sys.stderr,
+            "wsgi.url_scheme": "http",
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        if body is not None:
+            environ["CONTENT_TYPE"] = "application/json"
+        started = []
+        chunks = self.handler(environ, lambda status, headers, exc_info=None: started.append(status))
+        try:
+            content = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()  # request_finished, as the server sends it
+        return _Answer(int(started[0].split()[0]), content)
+
+
+class _Answer:
+    def __init__(self, status_code, content):
+        self.status_code, self.content = status_code, content
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def round_costs(rounds, *, top=0):
+    """Each request of the moderator's API round: queries and CPU (median of ``rounds``); printed and returned."""
+
+    moderator = user_upsert(username="bench-round-mod", role_names=["moderator"], queues=[QUEUE], max_active=3)
+    client = _Wsgi(token_for(moderator))
+    meter = pages._Meter()
+    everything = cProfile.Profile(time.process_time)
+
+    def one_round():
+        claimed = meter("API claim", lambda: client.post(f"/api/v1/queues/{QUEUE}/claim/"))
+        if claimed.status_code != 201:
+            raise SystemExit(f"the claim answered {claimed.status_code}: {claimed.content[:300]!r}")
+        case_id = claimed.json()["case"]["id"]
+        meter(
+            "API decision",
+            lambda: client.post(f"/api/v1/cases/{case_id}/decision/", {"action": "remove", "rule": "SP-1"}),
+        )
+
+    for _ in range(5):  # warm: connection, caches, plans, imports
+        one_round()
+    meter.samples.clear()
+    for _ in range(rounds):
+        one_round()
+    meter.profiling = True
+    for _ in range(10):
+        one_round()
+    if top:
+        meter.profiling = False
+        meter.samples.clear()
+        everything.enable()
+        for _ in range(10):
+            one_round()
+        everything.disable()
+
+    load = os.getloadavg()
+    print(
+        f"\nAPI round costs, median of {rounds} rounds (load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f};"
+        " CPU figures hold under load, wall ms does not)"
+    )
+    head = f"{'request':<14} {'queries':>7} {'SQL ms':>7} {'PG CPU ms':>9} {'Python CPU ms':>13} {'wall ms':>8}"
+    print(head)
+    print("-" * len(head))
+    figures, total = {}, 0.0
+    for page in ROUND:
+        keys = ("queries", "db_ms", "pg_cpu_ms", "py_cpu_ms", "wall_ms")
+        q, sql, pg, py, wall = (meter.figure(page, k) for k in keys)
+        pg_shown = f"{pg:>9.1f}" if pg is not None else f"{'-':>9}"
+        print(f"{page:<14} {q:>7.0f} {sql:>7.1f} {pg_shown} {py:>13.1f} {wall:>8.1f}")
+        figures[f"{page}: queries"] = int(q)
+        figures[f"{page}: PG CPU / Python CPU ms"] = f"{pg or 0:.1f} / {py:.1f}"
+        total += py + (pg or 0)
+    print(f"one round: {total:.1f} ms of CPU (Python + PostgreSQL)")
+    buckets = [name for name, _ in pages._BUCKETS] + ["Docket code", "Python other"]
+    print("\nWhere the Python CPU goes (share of each request's CPU by the code that spent it, profiled rounds)")
+    print(f"{'request':<14} " + " ".join(f"{b[:12]:>12}" for b in buckets))
+    for page in ROUND:
+        spent = meter.profiles[page]
+        whole = sum(spent.values()) or 1
+        print(f"{page:<14} " + " ".join(f"{100 * spent.get(b, 0) / whole:>11.0f}%" for b in buckets))
+    if top:
+        print(f"\nThe {top} functions that spent most of 10 rounds' Python CPU (cumulative, then own)")
+        stats = pstats.Stats(everything, stream=sys.stdout).strip_dirs()
+        stats.sort_stats("cumulative").print_stats(top)
+        stats.sort_stats("tottime").print_stats(top)
+    common.compare(
+        "API round (claim + decision) CPU, one reviewer",
+        docket=round(total, 1),
+        bare=None,
+        unit="ms",
+        higher_is_better=False,
+    )
+    figures["API round CPU ms (Python + PostgreSQL)"] = round(total, 1)
+    figures["load average (1 min) during the round costs"] = round(load[0], 1)
+    return figures
+
+
 def main(argv=None):
     parser = common.parser(__doc__, cases=1_000_000)
     parser.add_argument("--reviewers", default="1,16,64", help="comma-separated reviewer counts")
@@ -376,7 +522,14 @@ def main(argv=None):
     parser.add_argument("--gunicorn-workers", type=int, default=4)
     parser.add_argument("--redis-db", type=int, default=common.BENCH_REDIS_DB)
     parser.add_argument("--no-api", action="store_true")
+    parser.add_argument("--only", choices=("costs",), help="what one moderator's API round costs, nothing else")
+    parser.add_argument("--rounds", type=int, default=100, help="measured API rounds (--only costs)")
+    parser.add_argument("--profile-top", type=int, default=0, help="list the N costliest functions (--only costs)")
     args = parser.parse_args(argv)
+    if args.only == "costs":
+        common.scale_setup(common.scaled(args.cases, args.scale, minimum=1000))
+        common.report("claim", round_costs(args.rounds, top=args.profile_top))
+        return
     counts = [int(c) for c in args.reviewers.split(",")]
     seconds = args.seconds or (10.0 if args.scale >= 0.5 else 5.0)
 
