@@ -18,6 +18,12 @@ from .events import Kind
 case_display_prefetches = Contributions("casework.case_display_prefetches")
 
 
+def case_display_prefetch_list(user=None) -> list:
+    """What the apps prefetch for a case's display to ``user`` (``for_display``; ``prefetch_related_objects`` for
+    a case read otherwise, whose attributes already set are not read again)."""
+    return [prefetch for provide in case_display_prefetches for prefetch in provide(user=user)]
+
+
 class CaseQuerySet(models.QuerySet):
     def visible_to(self, user):
         """Cases the user may know exist: unrestricted classes, plus restricted ones they are cleared for."""
@@ -32,8 +38,9 @@ class CaseQuerySet(models.QuerySet):
         With ``user``, what is shown is what that reader may see (decisions under a blind second
         review that is theirs to do are left out).
         """
-        prefetches = [prefetch for provide in case_display_prefetches for prefetch in provide(user=user)]
-        return self.select_related("subject", "subject__owner", "threat_class", "queue").prefetch_related(*prefetches)
+        return self.select_related("subject", "subject__owner", "threat_class", "queue").prefetch_related(
+            *case_display_prefetch_list(user)
+        )
 
 
 def _subject_visible_q(user):

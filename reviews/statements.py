@@ -126,6 +126,7 @@ INSERT INTO reviews_statementsubmission (decision_id, puid, status, attempts, ne
 SELECT v.decision_id, v.statement ->> 'puid', v.status, 0, %(now)s, v.errors, '', '', %(now)s, NULL
   FROM v ORDER BY v.decision_id
 ON CONFLICT DO NOTHING
+RETURNING id, decision_id
 """
 
 
@@ -171,11 +172,37 @@ def statements_store(publications, *, now=None, refused=None) -> list:
             }
         )
     if rows:
+        now = now or timezone.now()
         with connection.cursor() as cur:
-            cur.execute(_STATEMENTS_SQL, {"rows": json.dumps(rows), "now": now or timezone.now()})
+            cur.execute(_STATEMENTS_SQL, {"rows": json.dumps(rows), "now": now})
+            stored = {decision_id: pk for pk, decision_id in cur.fetchall()}
         if any(row["status"] == "pending" for row in rows):
             _enqueue_submission()
+        decisions = {p.decision.pk: p.decision for p in publications}
+        for row in rows:
+            if row["decision_id"] in stored:
+                _submission_remember(decisions[row["decision_id"]], row, pk=stored[row["decision_id"]], now=now)
     return [p.decision.statement for p in publications]
+
+
+def _submission_remember(decision, row, *, pk, now):
+    """Cache on ``decision`` the submission row ``_STATEMENTS_SQL`` just stored for it (what
+    ``transparency_status`` reads), so the decision's answer does not read it again."""
+    values = {
+        "id": pk,
+        "decision_id": decision.pk,
+        "puid": row["statement"]["puid"],
+        "status": row["status"],
+        "attempts": 0,
+        "next_attempt_at": now,
+        "errors": row["errors"],
+        "last_error": "",
+        "tdb_uuid": "",
+        "created_at": now,
+        "submitted_at": None,
+    }
+    names = [f.attname for f in StatementSubmission._meta.concrete_fields]
+    decision.submission = StatementSubmission.from_db(connection.alias, names, [values[n] for n in names])
 
 
 def decisions_publish(publications, *, enforcements=(), now=None) -> None:

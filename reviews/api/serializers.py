@@ -1,9 +1,11 @@
 """Shapes of the reviews API: inputs validated here, rules left to the services."""
 
+from django.db.models import prefetch_related_objects
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from casework.api.serializers import CaseDetailSerializer
+from casework.models import case_display_prefetch_list
 from casework.selectors import case_visible
 from casework.services import ESCALATION_QUEUES
 from docket.audit import access_log_case_read
@@ -31,9 +33,18 @@ class QueueSerializer(serializers.Serializer):
     drain_state = serializers.ChoiceField(choices=["idle", "draining", "growing"])
 
 
-def assignment_representation(assignment, request):
-    """A claim's answer: the assignment and the case in the full detail of ``casework.api`` (by id, one read)."""
-    case = case_visible(user=request.user, case_id=assignment.case_id)
+def assignment_representation(assignment, request, *, case=None):
+    """A claim's answer: the assignment and the case in the full detail of ``casework.api``.
+
+    ``case``: the case as the claim left it (with its subject, class and queue; the claim only picks cases
+    the claimer may see), so only what the display adds to it is read (its decisions; the assignment is
+    this one). Without it the case is read by id, visibility checked.
+    """
+    if case is None:
+        case = case_visible(user=request.user, case_id=assignment.case_id)
+    else:
+        case.active_assignments = [assignment]
+        prefetch_related_objects([case], *case_display_prefetch_list(request.user))
     access_log_case_read(user=request.user, case=case, via="api")
     return {
         "assignment": assignment.pk,

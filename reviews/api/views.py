@@ -62,7 +62,8 @@ class QueueClaimView(APIView):
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         body = answer_after_commit(
-            lambda: assignment_representation(assignment, request), committed=f"The claim (assignment {assignment.pk})"
+            lambda: assignment_representation(assignment, request, case=assignment.case),
+            committed=f"The claim (assignment {assignment.pk})",
         )
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from casework import events
+from casework.models import Case, Subject
 from casework.services import (
     actor_fields,
     case_transition,
@@ -34,6 +35,7 @@ from .common import (
     day_start,
     lease_until,
     loaded,
+    loaded_side_by_side,
     prepared,
     returning,
     reviewer_of,
@@ -44,7 +46,8 @@ from .eligibility import Clearance, ReviewerLoad, eligibility_check
 # One statement, one snapshot taken after the reviewer row is locked: the counts the
 # eligibility rule needs, the pick (escalated cases first, then open ones by rank,
 # over the partial claim index, SKIP LOCKED; a status only when the transition table lets
-# it become in_review), the assignment, the move to in_review and the "claimed" event.
+# it become in_review), the assignment, the move to in_review and the "claimed" event; it returns
+# the case as the move left it, with its subject and class (what the claim's answer shows).
 # The open pick only runs when the escalated one finds nothing (Append + LIMIT). The two picks are
 # deliberate planner twins: one literal status each, so each walks its own partial index. A refusal
 # found from the counts rolls the writes back (they are rare; the claim is one round trip).
@@ -81,7 +84,7 @@ ins AS (
 ),
 moved AS (
     UPDATE casework_case c SET status = 'in_review', updated_at = %(now)s FROM ins
-     WHERE c.id = ins.case_id RETURNING c.id
+     WHERE c.id = ins.case_id RETURNING {returning(Case, "c")}
 ),
 event AS (
     INSERT INTO casework_caseevent (case_id, at, actor_id, actor_label, kind, detail)
@@ -95,18 +98,22 @@ SELECT counts.active,
        CASE WHEN pick.graphic THEN
            (SELECT count(*) FROM reviews_assignment
              WHERE reviewer_id = %(reviewer)s AND graphic AND claimed_at >= %(day)s) END,
-       (SELECT count(*) FROM moved) + (SELECT count(*) FROM event),
-       {returning(Assignment, "ins")}
-  FROM counts LEFT JOIN pick ON true LEFT JOIN ins ON true
+       (SELECT count(*) FROM event),
+       {returning(Assignment, "ins")}, {returning(Case, "moved")}, {returning(Subject, "s")},
+       {returning(ThreatClass, "tc")}
+  FROM counts LEFT JOIN pick ON true LEFT JOIN ins ON true LEFT JOIN moved ON true
+  LEFT JOIN casework_subject s ON s.id = moved.subject_id
+  LEFT JOIN policies_threatclass tc ON tc.id = moved.threat_class_id
 """
 
-# What a claim reads and locks first: the reviewer row (serialising one reviewer's own
-# concurrent claims, two tabs, so max_active holds even then) and the queue.
-_CLAIMER_SQL = """
-SELECT r.on_shift, r.max_active, r.graphic_budget, r.clearances, q.id, q.required_clearance,
+# What a claim reads and locks first: the user's reviewer row (serialising one reviewer's own
+# concurrent claims, two tabs, so max_active holds even then; read here, not before by the ORM)
+# and the queue.
+_CLAIMER_SQL = f"""
+SELECT {returning(Reviewer, "r")}, {returning(Queue, "q")},
        EXISTS (SELECT 1 FROM reviews_reviewer_queues rq WHERE rq.reviewer_id = r.id AND rq.queue_id = q.id)
   FROM reviews_reviewer r LEFT JOIN casework_queue q ON q.slug = %s
- WHERE r.id = %s FOR NO KEY UPDATE OF r
+ WHERE r.user_id = %s FOR NO KEY UPDATE OF r
 """
 
 
@@ -124,30 +131,33 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
     wait for each other. The claim is the hot path of every queue, so its
     reads and writes are few round trips.
     """
-    reviewer = reviewer_of(reviewer)
-    user = reviewer.user
-    if not roles.has_any(user, (roles.MODERATOR, roles.SENIOR)):
-        # Appeals staff have a reviewer profile too, but first-line review is not theirs (API and UI alike).
-        raise forbidden("Only moderators and seniors claim cases.")
-    username = user.get_username()
-    now = timezone.now()
+    user = user_of(reviewer)
     with connection.cursor() as cur:
-        cur.execute(_CLAIMER_SQL, [queue_slug, reviewer.pk])
+        cur.execute(_CLAIMER_SQL, [queue_slug, user.pk])
         row = cur.fetchone()
     if row is None:
         raise forbidden("Only reviewers can do this.")
-    on_shift, max_active, graphic_budget, clearances, queue_id, required_clearance, works_queue = row
-    if queue_id is None:
+    [reviewer] = loaded_side_by_side(row, Reviewer)
+    user.reviewer = reviewer  # the profile just read and locked, for whoever asks the user next (clearances)
+    if not roles.has_any(user, (roles.MODERATOR, roles.SENIOR)):
+        # Appeals staff have a reviewer profile too, but first-line review is not theirs (API and UI alike).
+        raise forbidden("Only moderators and seniors claim cases.")
+    *queue_row, works_queue = row[len(Reviewer._meta.concrete_fields) :]
+    if queue_row[0] is None:
         raise not_found("No such queue.")
+    queue = loaded(Queue, queue_row)
+    username = user.get_username()
+    now = timezone.now()
+    queue_id = queue.pk
     load = ReviewerLoad(
         username=username,
-        on_shift=on_shift,
-        max_active=max_active,
-        clearances=frozenset(clearances),
-        graphic_budget=graphic_budget,
+        on_shift=reviewer.on_shift,
+        max_active=reviewer.max_active,
+        clearances=frozenset(reviewer.clearances),
+        graphic_budget=reviewer.graphic_budget,
     )
     eligibility_check(
-        load, needs=[Clearance(required_clearance, "this queue")], works_queue=works_queue, queue_slug=queue_slug
+        load, needs=[Clearance(queue.required_clearance, "this queue")], works_queue=works_queue, queue_slug=queue_slug
     )
     hidden = list(ThreatClass.objects.exclude(visible_classes_q(load.clearances)).values_list("id", flat=True))
     claim_event = events.claimed(from_status=None, assignment=None, reviewer=username)
@@ -169,13 +179,18 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
             "detail": json.dumps(claim_event.detail),
         },
     ) as cur:
-        active, graphic_today, _, *assignment_row = cur.fetchone()
-    picked = assignment_row[0] is not None
+        active, graphic_today, _, *claimed = cur.fetchone()
+    picked = claimed[0] is not None
     # Raising here rolls back what the statement wrote.
     eligibility_check(load.counted(active=active, graphic_today=graphic_today), graphic=graphic_today is not None)
     if not picked:
         return None
-    return loaded(Assignment, assignment_row)
+    # The assignment with its case as the claim left it (its subject, class and queue, the reviewer and user):
+    # the answer to a claim reads none of them again.
+    assignment, case, subject, threat_class = loaded_side_by_side(claimed, Assignment, Case, Subject, ThreatClass)
+    case.subject, case.threat_class, case.queue = subject, threat_class, queue
+    assignment.case, assignment.reviewer = case, reviewer
+    return assignment
 
 
 def _lock_own_assignment(assignment_id, reviewer):

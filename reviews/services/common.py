@@ -101,6 +101,16 @@ def loaded(model, values):
     return instance
 
 
+def loaded_side_by_side(row, *models) -> list:
+    """Instances of ``models`` from one row of their ``returning`` columns, side by side (a join's row)."""
+    out, start = [], 0
+    for model in models:
+        end = start + len(model._meta.concrete_fields)
+        out.append(loaded(model, row[start:end]))
+        start = end
+    return out
+
+
 def loaded_rows(model, rows) -> list:
     """``loaded`` for many rows of one model: the converters are looked up once, not once per row."""
     db = connections[connection.alias]  # the connection itself, not its per-access proxy

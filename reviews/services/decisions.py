@@ -31,7 +31,7 @@ from docket.errors import DocketError, forbidden, not_found
 from docket.queueing import enqueue_on_commit
 from policies.models import VIOLATIONS, Action, Policy, PolicyVersion, ThreatClass, class_visible
 
-from ..models import Assignment, Decision, Enforcement
+from ..models import Assignment, Decision, Enforcement, Reviewer
 from ..sor import public_explanation_clean, statement_terms
 from ..statements import Publication, decisions_publish
 from .common import (
@@ -40,6 +40,7 @@ from .common import (
     case_worker_require,
     loaded,
     loaded_rows,
+    loaded_side_by_side,
     prepared,
     returning,
     reviewer_of,
@@ -415,11 +416,12 @@ def reporters_adjust(case_id, *, upheld):
 
 # --- human decisions ----------------------------------------------------------------------------
 
-# One round trip, three statements: lock the case (read with its class and subject: what the checks
-# and the statement of reasons need), then, each with a snapshot taken after the lock, the holder of
-# its active assignment (who may decide) and the class's active policy version. The decision
-# statement follows.
+# One round trip, four statements: the user's reviewer profile (whose clearances the checks read), lock the
+# case (read with its class and subject: what the checks and the statement of reasons need), then, each with
+# a snapshot taken after the lock, the holder of its active assignment (who may decide) and the class's
+# active policy version. The decision statement follows.
 _DECISION_LOCK_SQL = f"""
+SELECT {returning(Reviewer)} FROM reviews_reviewer WHERE user_id = %(user)s;
 SELECT {returning(Case, "c")}, {returning(ThreatClass, "tc")}, {returning(Subject, "s")}
   FROM casework_case c
   JOIN policies_threatclass tc ON tc.id = c.threat_class_id
@@ -432,16 +434,6 @@ SELECT {returning(PolicyVersion, "pv")}, {returning(Policy, "p")}
  WHERE pv.status = 'active' AND p.threat_class_id = (SELECT threat_class_id FROM casework_case WHERE id = %(case)s)
  ORDER BY pv.policy_id LIMIT 1
 """
-
-
-def _split(row, *models):
-    """Instances of ``models`` from one row of their ``returning`` columns, side by side."""
-    out, start = [], 0
-    for model in models:
-        end = start + len(model._meta.concrete_fields)
-        out.append(loaded(model, row[start:end]))
-        start = end
-    return out
 
 
 @transaction.atomic
@@ -474,18 +466,24 @@ def decision_make(
     ``decisions_write``. Two round trips: decisions are the other half of
     every queue cycle. Only moderators and seniors decide (``forbidden``).
     """
-    reviewer = reviewer_of(reviewer)
-    case_worker_require(reviewer.user)
+    user = user_of(reviewer)
+    case_worker_require(user)
     with connection.cursor() as cur:
-        cur.execute(_DECISION_LOCK_SQL, {"case": case_id})
+        cur.execute(_DECISION_LOCK_SQL, {"case": case_id, "user": user.pk})
+        reviewer_row = cur.fetchone()
+        cur.nextset()
         row = cur.fetchone()
         cur.nextset()
         holder = cur.fetchone()
         cur.nextset()
         version_row = cur.fetchone()
+    if reviewer_row is None:
+        raise forbidden("Only reviewers can do this.")
+    reviewer = loaded(Reviewer, reviewer_row)
+    user.reviewer = reviewer  # the profile just read, for whoever asks the user next
     if row is None:
         raise not_found("No such case.")
-    case, case.threat_class, case.subject = _split(row, Case, ThreatClass, Subject)
+    case, case.threat_class, case.subject = loaded_side_by_side(row, Case, ThreatClass, Subject)
     tc = case.threat_class
     if not class_visible(restricted=tc.restricted, slug=tc.slug, clearances=reviewer.clearances):
         raise not_found("No such case.")
@@ -495,7 +493,7 @@ def decision_make(
     transition_check(case.status, "decided", verb="be decided again")
     if version_row is None:
         raise DocketError("no_active_policy", f"The {tc.slug} class has no active policy version.", status=409)
-    version, version.policy = _split(version_row, PolicyVersion, Policy)
+    version, version.policy = loaded_side_by_side(version_row, PolicyVersion, Policy)
     draft = draft_for(
         case,
         version=version,

@@ -1,8 +1,10 @@
 """The moderator's API round (claim next, then decide) in a bounded number of queries.
 
 The round is the queue's hot path: every query on it is paid by every reviewer on every case.
-The token's user comes with its roles; the decider shown in the answer is the one who decided
-(no second read); the case a decision names is read once, by the decision's own lock.
+The token's user comes with its roles; the claim reads the reviewer profile with its lock, and answers
+with the case it wrote and the assignment it made (not read again); the decision reads the profile
+with its lock, and its answer shows the decider and the statement's submission row it wrote (no
+second read); the case a decision names is read once, by the decision's own lock.
 """
 
 import pytest
@@ -10,15 +12,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from docket.models import ApiToken
-from tests.factories import CaseFactory
+from docket.models import AccessLog, ApiToken
+from tests.factories import CaseFactory, SubjectFactory
 
 pytestmark = pytest.mark.django_db
 
 # Upper bounds: today's counts (in the test's transaction: a savepoint and its release each), after a first
 # round read what is read once per process. A new query here is a decision, not an accident.
-CLAIM_QUERIES = 12
-DECISION_QUERIES = 13
+CLAIM_QUERIES = 9
+DECISION_QUERIES = 11
 
 
 def _counted(client, user, path, body=None):
@@ -55,3 +57,59 @@ def test_a_decision_on_a_hidden_or_missing_case_is_a_404_whatever_the_body(api_f
         for body in ({"action": "remove", "rule": "CS-1"}, {"action": "x" * 100}, {}):
             response = client.post(f"/api/v1/cases/{case_id}/decision/", body, format="json")
             assert (response.status_code, response.json()["code"]) == (404, "not_found"), (case_id, body)
+
+
+def test_the_claim_answers_with_its_case_as_the_case_detail_shows_it(api_for, make_user):
+    # The answer is built from the row the claim wrote (subject and class with it) and the claim's own
+    # assignment, not read again: it must be the detail a reader gets right after.
+    moderator = make_user("round-mod", "moderator", queues=["spam"])
+    owner = SubjectFactory()
+    earlier = CaseFactory(kind="spam", subject=SubjectFactory(kind="content", owner=owner), priority=2.0)
+    client = api_for(moderator)
+    assert client.post("/api/v1/queues/spam/claim/").json()["case"]["id"] == earlier.pk
+    decided = client.post(f"/api/v1/cases/{earlier.pk}/decision/", {"action": "label", "rule": "SP-1"}, format="json")
+    assert decided.status_code == 201, decided.content  # a strike on the owner's account
+    case = CaseFactory(kind="spam", subject=SubjectFactory(kind="content", owner=owner))
+
+    claimed = client.post("/api/v1/queues/spam/claim/")
+
+    assert claimed.status_code == 201, claimed.content
+    body = claimed.json()
+    assert body["case"] == client.get(f"/api/v1/cases/{case.pk}/").json()
+    assert body["case"]["status"] == "in_review" and body["case"]["recommended_action"] == "reduce"
+    assert body["case"]["assignment"] == {
+        "id": body["assignment"],
+        "reviewer": "round-mod",
+        "lease_expires_at": body["lease_expires_at"],
+    }
+
+
+def test_a_claimed_restricted_case_is_answered_and_its_read_logged(api_for, make_user):
+    moderator = make_user("round-csam", "moderator", queues=["csam"], clearances=["csam"])
+    case = CaseFactory(kind="csam")
+    client = api_for(moderator)
+
+    claimed = client.post("/api/v1/queues/csam/claim/")
+
+    assert claimed.status_code == 201, claimed.content
+    logged = list(AccessLog.objects.filter(object_type="case", object_id=case.pk).values_list("username", "action"))
+    assert logged == [("round-csam", "view")]
+    assert claimed.json()["case"] == client.get(f"/api/v1/cases/{case.pk}/").json()
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_the_decision_answers_as_its_detail_shows_it(api_for, make_user, settings, configured):
+    # The answer's transparency_db comes from the submission row the decision stored, not read again.
+    settings.DSA_TDB_URL, settings.DSA_TDB_TOKEN = ("http://tdb.invalid/", "t") if configured else ("", "")
+    moderator = make_user("round-mod", "moderator", queues=["spam"])
+    case = CaseFactory(kind="spam")
+    client = api_for(moderator)
+    client.post("/api/v1/queues/spam/claim/")
+
+    decided = client.post(f"/api/v1/cases/{case.pk}/decision/", {"action": "remove", "rule": "SP-1"}, format="json")
+
+    assert decided.status_code == 201, decided.content
+    body = decided.json()
+    assert body == client.get(f"/api/v1/decisions/{body['id']}/").json()
+    assert body["transparency_db"]["status"] == ("pending" if configured else "not_configured")
+    assert body["transparency_db"]["puid"] and body["reviewer"] == "round-mod"

@@ -84,7 +84,7 @@ def test_a_claimed_case_is_not_locked_while_the_claim_answer_is_built(monkeypatc
     seen = {}
     build = views.assignment_representation
 
-    def answer_watched(assignment, request):
+    def answer_watched(assignment, request, **given):
         # Between the claim and its answer: another connection tries the row locks a decision takes.
         with second_connection(autocommit=True) as other:
             try:
@@ -101,7 +101,7 @@ def test_a_claimed_case_is_not_locked_while_the_claim_answer_is_built(monkeypatc
             seen["status"] = other.execute(
                 "SELECT status FROM casework_case WHERE id = %s", [assignment.case_id]
             ).fetchone()[0]
-        return build(assignment, request)
+        return build(assignment, request, **given)
 
     monkeypatch.setattr(views, "assignment_representation", answer_watched)
 
