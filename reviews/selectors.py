@@ -454,6 +454,12 @@ def escalated_cases(user, *, limit):
     )
 
 
+# What ``account_record`` reads of each row: a prior decision's link, class, action, rule, date and overturn; a
+# strike's expiry and its decision's action.
+RECORD_DECISION_FIELDS = ("case_id", "action", "rule", "created_at", "overturned", "case__threat_class__name")
+RECORD_STRIKE_FIELDS = ("account_id", "decision_id", "created_at", "expires_at", "decision__action")
+
+
 def account_record(*, user, case, limit: int = 5, now=None) -> dict:
     """The account behind ``case`` at a glance: its earlier decisions and its active strikes.
 
@@ -478,12 +484,14 @@ def account_record(*, user, case, limit: int = 5, now=None) -> dict:
     if blind is not None:
         decisions = decisions.exclude(pk__in=blind.values("pk"))
         strikes = strikes.exclude(decision__in=blind.values("pk"))
+    # Only the columns the account's record shows: a decision's case, subject and reviewer rows (their
+    # JSON and text included) are read and decoded for nothing otherwise, on every case page.
     decisions = list(
-        decisions.select_related("case__threat_class", "case__subject", "reviewer__user").order_by(
-            "-created_at", "-id"
-        )[:limit]
+        decisions.select_related("case__threat_class")
+        .only(*RECORD_DECISION_FIELDS)
+        .order_by("-created_at", "-id")[:limit]
     )
-    strikes = list(strikes.select_related("decision").order_by("-created_at", "-id"))
+    strikes = list(strikes.select_related("decision").only(*RECORD_STRIKE_FIELDS).order_by("-created_at", "-id"))
     return {"account": account, "decisions": decisions, "strikes": strikes}
 
 

@@ -61,7 +61,8 @@ def _case_page(request, case_id, *, forms=None, status=200):
     """
     user = request.user
     reviewer = reviewer_for(user)  # first: its clearances serve the visibility checks below
-    case = visible_case(user, case_id, "subject__owner", "threat_class", "queue", "campaign")
+    # (The campaign is read below as the user may know it, not through the case.)
+    case = visible_case(user, case_id, "subject__owner", "threat_class", "queue")
     if request.method == "GET":
         # A refused form shown again repeats the page the reviewer opened (and that read was logged).
         access_log_case_read(user=user, case=case, via="ui")
@@ -91,7 +92,7 @@ def _case_page(request, case_id, *, forms=None, status=200):
     decisions = list(decisions)
     hidden = [d.pk for d in decisions if getattr(d, "blind", False)]
     decisions = [d for d in decisions if d.pk not in hidden]
-    events = case.events.select_related("actor").order_by("-at", "-id")
+    events = case.events.order_by("-at", "-id")  # the timeline tells the actor by its stored label
     if hidden:
         events = events.exclude(detail__decision__in=hidden)
     events = list(events[:EVENTS_SHOWN])

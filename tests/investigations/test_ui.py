@@ -1,9 +1,16 @@
 """The search box, the results page, the subject page, the case page's account history, media reveals."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from appeals.services import appeal_file
+from casework.models import Case
+from docket import roles
 from docket.models import AccessLog
+from docket.visibility import clearances_of
+from reviews.models import Strike
+from reviews.selectors import account_record
 from tests.reliability.conftest import decide
 from tests.support import signed_in
 
@@ -55,6 +62,38 @@ def test_case_page_links_the_subject_page_with_prior_decisions_and_strikes(inv):
     record = html[html.index('id="account-record"') : html.index('aria-labelledby="signals-h"')]
     assert f"Case {inv.alice.pk}" in record and decision.rule in record
     assert 'class="badge warn">1</span>' in record
+
+
+def test_the_account_history_reads_only_what_it_shows(inv):
+    """Its prior decisions and strikes come without their cases' subjects and rows, the deciders' accounts and
+    the decisions' texts (the case page reads them on every open), and showing them reads nothing more."""
+    decision = decide(inv.alice, inv.decider, inv.senior)
+    user = inv.moderator
+    roles.names(user), clearances_of(user)  # read once per request before the history, by the page's other reads
+    post = Case.objects.select_related("subject__owner").get(pk=inv.post.pk)
+    with CaptureQueriesContext(connection) as queries:
+        record = account_record(user=user, case=post)
+        shown = [
+            (d.case_id, d.case.threat_class.name, d.get_action_display(), d.rule, d.created_at, d.overturned)
+            for d in record["decisions"]
+        ]
+        strikes = [(s.decision.get_action_display(), s.expires_at) for s in record["strikes"]]
+    assert shown == [
+        (
+            inv.alice.pk,
+            inv.alice.threat_class.name,
+            decision.get_action_display(),
+            decision.rule,
+            decision.created_at,
+            False,
+        )
+    ]
+    assert strikes == [(decision.get_action_display(), Strike.objects.get(decision=decision).expires_at)]
+    assert len(queries) == 2
+    for sql in (q["sql"] for q in queries):
+        for unread in ('"casework_subject"."attributes"', '"casework_case"."priority_breakdown"', '"auth_user"."'):
+            assert unread not in sql
+        assert '"reviews_decision"."rationale"' not in sql and '"reviews_decision"."statement"' not in sql
 
 
 def test_restricted_case_page_and_reveal_are_logged(inv):
