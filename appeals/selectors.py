@@ -6,13 +6,14 @@ The outcome statement and the notices are plain data built from the models;
 
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
 from casework.models import Case
 from docket import roles
 from docket.conf import setting
 from policies.models import Action
-from policies.notices import notice_render, notice_templates, redress
+from policies.notices import notice_render, notice_templates, notices_render, redress
 from reviews.models import Decision
 
 from .models import Appeal
@@ -146,19 +147,30 @@ def _subject_language(decision):
 
 def decision_notice(decision, *, language=None, templates=None):
     """``{"language", "subject", "body"}`` telling the user about a decision (and how to appeal it)."""
+    [notice] = decision_notices([decision], language=language, templates=templates)
+    return notice
+
+
+def decision_notices(decisions, *, language=None, templates=None) -> list[dict]:
+    """``decision_notice`` for each of many decisions, rendered together (``policies.notices.notices_render``)."""
     window = setting("APPEAL_WINDOW_DAYS")
-    appeal_until = (decision.created_at + timedelta(days=window)).date().isoformat()
-    return notice_render(
-        kind="decision_notice",
-        language=language or _subject_language(decision),
-        action=decision.action,
-        context={
-            "decision": _decision_context(decision),
-            "statement": {"appeal_until": appeal_until, "appeal_window_days": window},
-            "redress": redress(),
-        },
-        templates=templates,
-    )
+    ways = redress()
+    requests = [
+        (
+            language or _subject_language(decision),
+            decision.action,
+            {
+                "decision": _decision_context(decision),
+                "statement": {
+                    "appeal_until": (decision.created_at + timedelta(days=window)).date().isoformat(),
+                    "appeal_window_days": window,
+                },
+                "redress": ways,
+            },
+        )
+        for decision in decisions
+    ]
+    return notices_render(kind="decision_notice", requests=requests, templates=templates)
 
 
 def appeal_outcome_notice(appeal, *, templates=None):
@@ -197,6 +209,17 @@ _APPEAL_RELATED = (
 _REVERSING = (Appeal.Outcome.OVERTURNED, Appeal.Outcome.MODIFIED)
 
 
+# ``_appeals_behind``'s probe: the appeals that reversed a decision, that name a decision as their
+# replacement, or that modified a decision of a case to an action not yet linked to its replacement.
+_APPEALS_BEHIND_SQL = """
+SELECT a.id FROM appeals_appeal a
+ WHERE (a.status = %(resolved)s AND a.decision_id = ANY(%(reversed)s) AND a.outcome = ANY(%(reversing)s))
+    OR a.new_decision_id = ANY(%(new)s)
+    OR (a.status = %(resolved)s AND a.outcome = %(modified)s AND a.new_decision_id IS NULL
+        AND a.decision_id IN (SELECT d.id FROM reviews_decision d WHERE d.case_id = ANY(%(cases)s)))
+"""
+
+
 def _latest(appeals):
     return max(appeals, key=lambda a: a.resolved_at, default=None)
 
@@ -213,20 +236,22 @@ def _appeals_behind(enforcements):
     enforced = [e.decision for e in enforcements if e.kind != "reverse"]
     if not reversed_ids and not enforced:
         return []
-    resolved = Q(status=Appeal.Status.RESOLVED)
-    wanted = Q(pk__in=[])
-    if reversed_ids:
-        wanted |= resolved & Q(decision_id__in=reversed_ids, outcome__in=_REVERSING)
-    if enforced:
-        wanted |= Q(new_decision_id__in={d.pk for d in enforced})
-        wanted |= resolved & Q(
-            decision__case_id__in={d.case_id for d in enforced},
-            outcome=Appeal.Outcome.MODIFIED,
-            new_decision__isnull=True,
-        )
     # Ids first: most outbox rows (every first decision) have no appeal behind them, and this
     # narrow query costs a fraction of the wide one, which only runs when there is something to read.
-    ids = list(Appeal.objects.filter(wanted).values_list("pk", flat=True))
+    # Its lists go as arrays: a wave's thousands of ids as three parameters, not one each.
+    with connection.cursor() as cur:
+        cur.execute(
+            _APPEALS_BEHIND_SQL,
+            {
+                "resolved": Appeal.Status.RESOLVED,
+                "modified": Appeal.Outcome.MODIFIED,
+                "reversing": list(_REVERSING),
+                "reversed": sorted(reversed_ids),
+                "new": sorted({d.pk for d in enforced}),
+                "cases": sorted({d.case_id for d in enforced}),
+            },
+        )
+        ids = [row[0] for row in cur.fetchall()]
     appeals = list(Appeal.objects.filter(pk__in=ids).select_related(*_APPEAL_RELATED).order_by("pk")) if ids else []
     behind = []
     for e in enforcements:
@@ -266,8 +291,11 @@ def enforcement_notices(enforcements, *, templates=None) -> list[dict]:
     """
     if templates is None:
         templates = notice_templates(["decision_notice", "appeal_outcome"])
+    behind = _appeals_behind(enforcements)
+    plain = [e.decision for e, appeal in zip(enforcements, behind, strict=True) if appeal is None]
+    notices = iter(decision_notices(plain, templates=templates))
     out = []
-    for enforcement, appeal in zip(enforcements, _appeals_behind(enforcements), strict=True):
+    for appeal in behind:
         if appeal is not None:
             out.append(
                 {
@@ -276,7 +304,7 @@ def enforcement_notices(enforcements, *, templates=None) -> list[dict]:
                 }
             )
         else:
-            out.append({"notice": decision_notice(enforcement.decision, templates=templates)})
+            out.append({"notice": next(notices)})
     return out
 
 

@@ -17,6 +17,7 @@ refuses a template that breaks the limits on sample data, with a clear error.
 Nothing here imports the other apps: callers build the context.
 """
 
+import copy
 import functools
 import logging
 import re
@@ -24,6 +25,7 @@ import time
 from contextvars import ContextVar
 
 from django.template import Context, Engine, Library, Node, TemplateSyntaxError, defaultfilters, defaulttags
+from django.template.base import Lexer, TokenType
 
 from docket.conf import setting
 
@@ -344,8 +346,133 @@ def notice_render(*, kind, language, action="", context, templates=None):
 
 
 def _rendered(source, context):
-    subject = " ".join(_render(source["subject"], context).split())[:200]
-    return {"language": source["language"], "subject": subject, "body": _tidy(_render(source["body"], context))}
+    return _finished(source, _render(source["subject"], context), _render(source["body"], context))
+
+
+def _finished(source, subject, body):
+    return {"language": source["language"], "subject": " ".join(subject.split())[:200], "body": _tidy(body)}
+
+
+def notices_render(*, kind, requests, templates=None) -> list[dict]:
+    """``notice_render`` for many notices of one kind (``requests``: ``(language, action, context)``), in order.
+
+    The same texts as one ``notice_render`` each. A wave of decisions tells thousands of users much the
+    same thing: where a template's notices differ only in plain text values it prints as they are
+    (``{{ decision.subject.external_id }}``, never filtered, tested or looped over), the template is
+    rendered once and each notice's values put in its place; any other template is rendered per notice.
+    """
+    if templates is None:
+        templates = notice_templates([kind])
+    out: list[dict | None] = [None] * len(requests)
+    groups: dict[tuple, list[int]] = {}
+    picked = {}
+    for index, (language, action, _context) in enumerate(requests):
+        if (language, action) not in picked:
+            picked[(language, action)] = _pick(kind, language, action, templates)
+        template = picked[(language, action)]
+        if template is not None:
+            key = (template.language, template.subject, template.body)
+        else:
+            key = (
+                DEFAULT_LANGUAGE,
+                DEFAULTS[(kind, DEFAULT_LANGUAGE)]["subject"],
+                DEFAULTS[(kind, DEFAULT_LANGUAGE)]["body"],
+            )
+        groups.setdefault(key, []).append(index)
+    for (language, subject, body), indexes in groups.items():
+        source = {"language": language, "subject": subject, "body": body}
+        for index, rendered in zip(indexes, _rendered_once(source, [requests[i][2] for i in indexes]), strict=True):
+            out[index] = rendered
+    for index, (language, action, context) in enumerate(requests):
+        if out[index] is None:
+            out[index] = notice_render(
+                kind=kind, language=language, action=action, context=context, templates=templates
+            )
+    return out
+
+
+# Tags whose output is their nodes' output as rendered (no filter over a block, no cycling state):
+# a value printed inside them is printed as it is.
+_PLAIN_TAGS = frozenset(
+    {"if", "elif", "else", "endif", "for", "empty", "endfor", "with", "endwith", "comment", "endcomment"}
+)
+_NAME = re.compile(r"[A-Za-z_]\w*(?:\.\w+)*")
+_SLOT = re.compile("\x00([0-9]+)\x00")
+
+
+def _leaves(context, prefix=()):
+    """``{path: value}`` of a plain context's values that are not dicts (an empty dict is a value)."""
+    found = {}
+    for key, value in context.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and value:
+            found.update(_leaves(value, path))
+        else:
+            found[path] = value
+    return found
+
+
+def _printed_as_is(source, varying) -> set | None:
+    """Which of the ``varying`` paths the template prints as they are (bare ``{{ a.b }}``); None if it uses
+    any of them (or what holds them) otherwise, or has a tag outside ``_PLAIN_TAGS``."""
+    printed = set()
+    for token in Lexer(source).tokenize():
+        if token.token_type in (TokenType.TEXT, TokenType.COMMENT):
+            continue
+        contents = token.contents.strip()
+        if token.token_type == TokenType.BLOCK and contents.split(" ", 1)[0] not in _PLAIN_TAGS:
+            return None
+        if token.token_type == TokenType.VAR and tuple(contents.split(".")) in varying and _NAME.fullmatch(contents):
+            printed.add(tuple(contents.split(".")))
+            continue
+        for name in _NAME.findall(contents):
+            path = tuple(name.split("."))
+            if any(path[: len(v)] == v[: len(path)] for v in varying):
+                return None
+    return printed
+
+
+def _rendered_once(source, contexts) -> list:
+    """Each context's rendering of ``source`` from a single render, or None for those that need their own."""
+    if len(contexts) < 2 or "\x00" in source["subject"] + source["body"]:
+        return [None] * len(contexts)
+    leaves = [_leaves(c) for c in contexts]
+    first = leaves[0]
+    if any(other.keys() != first.keys() for other in leaves[1:]):
+        return [None] * len(contexts)
+    varying = {
+        path
+        for path, value in first.items()
+        if any(type(other[path]) is not type(value) or other[path] != value for other in leaves[1:])
+    }
+    printed = set()
+    for text in (source["subject"], source["body"]):
+        found = _printed_as_is(text, varying)
+        if found is None:
+            return [None] * len(contexts)
+        printed |= found
+    slots = sorted(printed)
+    if any(type(row[path]) is not str or "\x00" in row[path] for row in leaves for path in slots):
+        return [None] * len(contexts)
+    # One render with a marker in place of each printed value, then each context's values put back.
+    marked = copy.deepcopy(contexts[0])
+    for n, path in enumerate(slots):
+        holder = marked
+        for key in path[:-1]:
+            holder = holder[key]
+        holder[path[-1]] = f"\x00{n}\x00"
+    try:
+        subject, body = _render(source["subject"], marked), _render(source["body"], marked)
+    except Exception:
+        return [None] * len(contexts)  # each notice rendered on its own, failing (and logged) as it does
+    pieces = [_SLOT.split(text) for text in (subject, body)]  # text, slot number, text, ...
+    out = []
+    for row in leaves:
+        values = [row[path] for path in slots]
+        texts = ["".join(values[int(p)] if i % 2 else p for i, p in enumerate(parts)) for parts in pieces]
+        # The render's output budget, as a render of this context would count it.
+        out.append(None if any(len(t) > MAX_OUTPUT for t in texts) else _finished(source, *texts))
+    return out
 
 
 # Plausible data of the largest size the callers pass, for checking a template in the admin.

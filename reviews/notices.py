@@ -23,7 +23,7 @@ from django.utils import timezone
 from docket.conf import setting
 from docket.queueing import enqueue_on_commit
 from policies.models import Action
-from policies.notices import notice_render, notice_templates, redress
+from policies.notices import notice_render, notice_templates, notices_render, redress
 
 from .models import Notice
 from .webhooks import attempt_send
@@ -50,7 +50,7 @@ def _text(rendered):
 # each with its own id inside its body.
 _REPORT_OUTCOMES_SQL = """
 WITH d AS (
-    SELECT * FROM json_to_recordset(%(rows)s::json) AS d(case_id bigint, decision_id bigint, base jsonb)
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS d(case_id bigint, decision_id bigint, base jsonb)
 ),
 reporters AS (
     SELECT DISTINCT d.case_id, d.decision_id, r.external_id
@@ -74,16 +74,15 @@ RETURNING id
 """
 
 
-def _report_outcome_base(decision, *, templates):
-    """The body every reporter of the decision's case is sent, but for its id and recipient."""
+def _report_outcome_request(decision, *, ways):
+    """What ``notices_render`` renders for the decision's reporters: ``(language, action, context)``."""
     case = decision.case
     version = decision.policy_version
     rule = next((r for r in version.rules if r.get("code") == decision.rule), {})
-    rendered = notice_render(
-        kind="report_outcome",
-        language=_language(),
-        action=decision.action,
-        context={
+    return (
+        _language(),
+        decision.action,
+        {
             "report": {"case": case.pk, "threat_class": case.threat_class.name},
             "decision": {
                 "action": decision.action,
@@ -99,14 +98,17 @@ def _report_outcome_base(decision, *, templates):
                 "duration_days": decision.duration_days,
             },
             "statement": {"appeal_until": _appeal_until(decision.created_at)},
-            "redress": redress(),
+            "redress": ways,
         },
-        templates=templates,
     )
+
+
+def _report_outcome_base(decision, rendered):
+    """The body every reporter of the decision's case is sent, but for its id and recipient."""
     return {
         "type": "notice",
         "kind": "report_outcome",
-        "case": case.pk,
+        "case": decision.case_id,
         "decision": decision.pk,
         "appeal": None,
         "outcome": decision.action,
@@ -129,9 +131,15 @@ def report_outcomes_queue(decisions, *, now=None, templates=None) -> int:
         return 0
     if templates is None:
         templates = notice_templates(["report_outcome"])
+    ways = redress()
+    rendered = notices_render(
+        kind="report_outcome",
+        requests=[_report_outcome_request(d, ways=ways) for d in decisions],
+        templates=templates,
+    )
     rows = [
-        {"case_id": d.case_id, "decision_id": d.pk, "base": _report_outcome_base(d, templates=templates)}
-        for d in decisions
+        {"case_id": d.case_id, "decision_id": d.pk, "base": _report_outcome_base(d, r)}
+        for d, r in zip(decisions, rendered, strict=True)
     ]
     with connection.cursor() as cur:
         cur.execute(_REPORT_OUTCOMES_SQL, {"rows": json.dumps(rows), "now": now})
