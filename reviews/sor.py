@@ -7,6 +7,7 @@ conditional fields, enums, lengths, dates, the puid pattern), so what Docket
 emits is known to pass before it is sent.
 """
 
+import json
 import re
 import uuid
 from datetime import date, timedelta
@@ -505,9 +506,7 @@ def sor_validate(statement) -> list[str]:
         errors.append("automated_decision: required")
     _check_enum(errors, s, "automated_decision", AUTOMATED_DECISIONS)
 
-    _check_string(errors, s, "puid", 500, required=True)
-    if isinstance(s.get("puid"), str) and s["puid"] and not PUID_RE.match(s["puid"]):
-        errors.append("puid: only letters, digits, '-' and '_'")
+    errors.extend(_puid_problems(s))
 
     content_id = s.get("content_id")
     if content_id is not None:
@@ -521,3 +520,28 @@ def sor_validate(statement) -> list[str]:
     if ean is not None and not (isinstance(ean, str) and EAN_RE.match(ean)):
         errors.append("content_id_ean: must be 13 digits")
     return errors
+
+
+def _puid_problems(statement) -> list[str]:
+    errors = []
+    _check_string(errors, statement, "puid", 500, required=True)
+    puid = statement.get("puid")
+    if isinstance(puid, str) and puid and not PUID_RE.match(puid):
+        errors.append("puid: only letters, digits, '-' and '_'")
+    return errors
+
+
+def sor_validate_many(statements) -> list[list[str]]:
+    """``sor_validate`` of each statement, in order. A wave's statements differ only in their puid:
+    statements alike but for it (and whose puids pass or fail alike) are checked once."""
+    out, checked = [], {}
+    for statement in statements:
+        if not isinstance(statement, dict):
+            out.append(sor_validate(statement))
+            continue
+        rest = {k: v for k, v in statement.items() if k != "puid"}
+        key = (json.dumps(rest, sort_keys=True, default=repr), tuple(_puid_problems(statement)))
+        if key not in checked:
+            checked[key] = sor_validate(statement)
+        out.append(list(checked[key]))
+    return out

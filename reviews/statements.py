@@ -41,7 +41,7 @@ from policies.notices import notice_templates
 
 from .models import Decision, StatementSubmission
 from .notices import report_outcomes_queue
-from .sor import ACTION_RESTRICTIONS, sor_validate, statement_of_reasons, statement_terms
+from .sor import ACTION_RESTRICTIONS, sor_validate_many, statement_of_reasons, statement_terms
 from .webhooks import enforcement_payloads_store
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ def _statement(publication, sources):
 # The statements and their submission outbox rows, for a batch of decisions in one statement.
 _STATEMENTS_SQL = """
 WITH v AS (
-    SELECT * FROM json_to_recordset(%(rows)s::json) AS v(decision_id bigint, statement jsonb, status text, errors jsonb)
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+             AS v(decision_id bigint, statement jsonb, status text, errors jsonb)
 ),
 d AS (
     UPDATE reviews_decision d SET statement = v.statement FROM v WHERE d.id = v.decision_id RETURNING d.id
@@ -146,7 +147,7 @@ def statements_store(publications, *, now=None, refused=None) -> list:
     publications = list(publications)
     restricting = [p for p in publications if p.decision.action in ACTION_RESTRICTIONS]
     sources = _sources({p.decision.case_id for p in restricting}) if restricting else {}
-    rows = []
+    made = []
     for publication in publications:
         decision = publication.decision
         try:
@@ -157,10 +158,12 @@ def statements_store(publications, *, now=None, refused=None) -> list:
             decision.statement = None
             refused[decision.pk] = e
             continue
-        if decision.statement is None:
-            continue
+        if decision.statement is not None:
+            made.append(decision)
+    rows = []
+    for decision, problems in zip(made, sor_validate_many([d.statement for d in made]), strict=True):
         errors = {}
-        for problem in sor_validate(decision.statement):
+        for problem in problems:
             field, _, message = problem.partition(": ")
             errors.setdefault(field, []).append(message)
         rows.append(

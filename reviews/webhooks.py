@@ -92,7 +92,7 @@ def enforcement_payloads_store(enforcements, *, templates=None) -> int:
     with connection.cursor() as cur:
         cur.execute(
             "UPDATE reviews_enforcement e SET payload = v.payload"
-            " FROM json_to_recordset(%s::json) AS v(id bigint, payload jsonb) WHERE e.id = v.id",
+            " FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, payload jsonb) WHERE e.id = v.id",
             [json.dumps([{"id": e.pk, "payload": e.payload} for e in enforcements])],
         )
     return len(enforcements)

@@ -66,6 +66,26 @@ def active_version_for(threat_class) -> PolicyVersion:
     return version
 
 
+def _active_versions(class_ids):
+    """``({class id: its active version}, {class id: class})`` in one query (``active_version_for``'s choice);
+    a class without an active version is read on its own."""
+    versions, classes = {}, {}
+    found = (
+        PolicyVersion.objects.filter(policy__threat_class_id__in=class_ids, status="active")
+        .select_related("policy__threat_class")
+        .order_by("policy_id")
+    )
+    for version in found:
+        class_id = version.policy.threat_class_id
+        if class_id not in versions:
+            versions[class_id] = version
+            classes[class_id] = version.policy.threat_class
+    missing = set(class_ids) - set(classes)
+    if missing:
+        classes.update((tc.pk, tc) for tc in ThreatClass.objects.filter(pk__in=missing))
+    return versions, classes
+
+
 def decision_validate(*, version, action, rule, duration_days, automated=False):
     """Ladder, rule and duration checks; returns the normalised ``(rule, duration_days)``."""
     if action not in version.ladder:
@@ -337,11 +357,15 @@ enforcements AS (
       FROM dr CROSS JOIN LATERAL json_to_recordset(dr.enforce) AS e(action text, duration_days int)
     RETURNING {returning(Enforcement)}
 )
-SELECT {returning(Decision, "d")},
-       (SELECT json_agg(json_build_object('id', id, 'public_id', public_id, 'decision_id', decision_id,
-                                          'action', action, 'duration_days', duration_days) ORDER BY id)
-          FROM enforcements WHERE decision_id = d.id)
-  FROM d ORDER BY d.case_id
+-- Each decision's enforcement rows, grouped once (a subquery per decision would scan them all for each).
+SELECT {returning(Decision, "d")}, e.rows
+  FROM d LEFT JOIN (
+      SELECT decision_id,
+             json_agg(json_build_object('id', id, 'public_id', public_id, 'decision_id', decision_id,
+                                        'action', action, 'duration_days', duration_days) ORDER BY id) AS rows
+        FROM enforcements GROUP BY decision_id
+  ) e ON e.decision_id = d.id
+ ORDER BY d.case_id
 """
 
 
@@ -567,19 +591,19 @@ def decisions_automated(*, actions, at=None):
     now = at or timezone.now()
     cases = list(
         Case.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("threat_class", "subject")
+        .select_related("subject")
         .filter(pk__in=list(actions))
         .order_by("pk")
     )
-    versions, drafts, refused = {}, [], {}
+    # The wave's few classes, each read once with its active version (not once per case).
+    versions, classes = _active_versions({case.threat_class_id for case in cases})
+    drafts, refused = [], {}
     for case in cases:
+        case.threat_class = classes[case.threat_class_id]
         try:
             transition_check(case.status, "decided", verb="be decided again")
-            if case.threat_class_id not in versions:
-                versions[case.threat_class_id] = active_version_for(case.threat_class)
-            drafts.append(
-                draft_for(case, action=actions[case.pk], automated=True, version=versions[case.threat_class_id])
-            )
+            version = versions.get(case.threat_class_id) or active_version_for(case.threat_class)
+            drafts.append(draft_for(case, action=actions[case.pk], automated=True, version=version))
         except DocketError as e:
             refused[case.pk] = e
     for case_id in set(actions) - {c.pk for c in cases}:

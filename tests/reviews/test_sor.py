@@ -10,7 +10,7 @@ from django.utils import timezone
 from policies.defaults import THREAT_CLASSES
 from policies.models import LADDER, SignalSource
 from reviews.models import Decision
-from reviews.sor import sor_validate, statement_of_reasons
+from reviews.sor import sor_validate, sor_validate_many, statement_of_reasons
 from tests.factories import CaseFactory, SignalFactory, SubjectFactory, active_version
 
 CLASSES = [tc["slug"] for tc in THREAT_CLASSES]
@@ -307,3 +307,23 @@ def test_the_validator_accepts_what_the_schema_accepts(changes):
 
 def test_the_validator_refuses_non_objects():
     assert sor_validate(["not", "a", "statement"]) == ["statement: must be an object"]
+
+
+def test_validating_many_statements_says_what_validating_each_says():
+    statements = [
+        with_(puid="docket-1"),
+        with_(puid="docket-2"),
+        with_(puid="bad puid"),
+        with_(puid="bad puid 2"),
+        with_(puid="x" * 501),
+        with_(puid=""),
+        with_(puid=7),
+        with_(puid="docket-3", decision_facts=""),
+        with_(puid="docket-4", decision_facts=""),
+        with_(puid="docket-5", category="NOT_A_CATEGORY"),
+        with_(puid="docket-6", territorial_scope=["DE", "US"]),
+        with_(puid="docket-7", application_date="2026-02-30", content_date=None),
+        "not an object",
+        {},
+    ]
+    assert sor_validate_many(statements) == [sor_validate(s) for s in statements]
