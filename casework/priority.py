@@ -35,6 +35,17 @@ velocity factor changes). ``cases_reprioritise_due`` re-ranks exactly those
 cases, in short batches that skip rows others hold. The priority and breakdown
 shown to a reviewer are computed at the time they are shown
 (``priority_shown``) from the stored rank, so they stay true between rankings.
+
+Velocity moments. With L signals in the last hour and P in the hour before,
+the velocity score is ``ln(1 + L) + ln(max((L + 1) / (P + 1), 1))``. A signal
+entering the last hour or leaving it changes L: always a moment. One leaving
+the hour before (two hours after it occurred) takes P to P - 1, which changes
+the growth term only when P <= L (below that the hour before still had at
+least as many signals, and the growth stays 1). So of the hour-before signals,
+in time order, the first max(P - L, 0) leave without a moment (a lone signal
+two hours old never makes one: re-ranking then would rewrite the case and
+change nothing), and the next one's exit is the moment. The breakdown shows
+the growth as the score uses it (at least 1), so it too stays true between moments.
 """
 
 from __future__ import annotations
@@ -189,18 +200,25 @@ inputs AS MATERIALIZED (
     ) rep ON true
     -- signals on the subject (any source) in the last hour and the hour before, of the case's class or an
     -- unrestricted one (what everyone who may read the case may know of: a restricted class's activity on the
-    -- subject moves no other class's case), and the next moment one of them enters or leaves a window
+    -- subject moves no other class's case), and the next moment the velocity term changes (module doc)
     LEFT JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE s.occurred_at > %(now)s - interval '1 hour'
-                                  AND s.occurred_at <= %(now)s) AS last_hour,
-               count(*) FILTER (WHERE s.occurred_at <= %(now)s - interval '1 hour') AS prev_hour,
-               min(CASE WHEN s.occurred_at > %(now)s THEN s.occurred_at
-                        WHEN s.occurred_at > %(now)s - interval '1 hour' THEN s.occurred_at + interval '1 hour'
-                        ELSE s.occurred_at + interval '2 hours' END) AS next_change_at
-        FROM casework_signal s
-        WHERE s.subject_id = t.subject_id AND s.occurred_at > %(now)s - interval '2 hours'
-          AND (s.threat_class_id = t.threat_class_id OR s.threat_class_id <> ALL (x.restricted))
-        HAVING count(*) > 0
+        SELECT w.last_hour, w.prev_hour,
+               LEAST(w.next_entry_or_exit,
+                     w.prev_exits[GREATEST(w.prev_hour - w.last_hour, 0) + 1] + interval '2 hours') AS next_change_at
+        FROM (
+            SELECT count(*) FILTER (WHERE s.occurred_at > %(now)s - interval '1 hour'
+                                      AND s.occurred_at <= %(now)s) AS last_hour,
+                   count(*) FILTER (WHERE s.occurred_at <= %(now)s - interval '1 hour') AS prev_hour,
+                   min(CASE WHEN s.occurred_at > %(now)s THEN s.occurred_at
+                            WHEN s.occurred_at > %(now)s - interval '1 hour'
+                            THEN s.occurred_at + interval '1 hour' END) AS next_entry_or_exit,
+                   array_agg(s.occurred_at ORDER BY s.occurred_at)
+                       FILTER (WHERE s.occurred_at <= %(now)s - interval '1 hour') AS prev_exits
+            FROM casework_signal s
+            WHERE s.subject_id = t.subject_id AND s.occurred_at > %(now)s - interval '2 hours'
+              AND (s.threat_class_id = t.threat_class_id OR s.threat_class_id <> ALL (x.restricted))
+            HAVING count(*) > 0
+        ) w
     ) vel ON true
 ),
 shaped AS (
@@ -288,7 +306,7 @@ UPDATE casework_case c SET
         'brigading', r.brigading,
         'evidence', round(r.evidence::numeric, 4),
         'velocity', r.velocity,
-        'velocity_growth', round(((r.velocity + 1)::float8 / (r.velocity_prev + 1))::numeric, 4),
+        'velocity_growth', round(GREATEST((r.velocity + 1)::float8 / (r.velocity_prev + 1), 1)::numeric, 4),
         'velocity_factor', round(r.velocity_factor::numeric, 4),
         'merit', round(r.merit::numeric, 4),
         'aging_factor', round(exp(GREATEST(LEAST({_LN2!r} * r.sla_periods, 700), -700))::numeric, 4),
@@ -557,7 +575,7 @@ FACTORS = {
     "brigading": ("Brigade suspected", "many new or inaccurate reporters at once: they count for little"),
     "evidence": ("Evidence", "half the reach, plus signal strength, plus the reporter term"),
     "velocity": ("Velocity", "signals on the subject in the last hour (this class and unrestricted ones)"),
-    "velocity_growth": ("Velocity growth", "this hour's signals against the hour before"),
+    "velocity_growth": ("Velocity growth", "this hour's signals against the hour before (1 when not rising)"),
     "velocity_factor": ("Velocity multiplier", "1 to 1.5"),
     "merit": ("Merit", "severity x harm x (1 + evidence) x velocity: what does not change with time"),
     "aging_factor": ("Aging multiplier", "1 at the SLA, doubling every 24 hours nearer it (and past it)"),
