@@ -1,24 +1,35 @@
 """The system under its own beat: reviewers, intake and every periodic job at once, on the 1M-case seed.
 
     python -m bench.live [--cases 1000000] [--seconds 90] [--reviewers 16] [--intake-rate 1000] [--idle 60]
-                         [--web-workers 2] [--web-threads 8]
+                         [--think 0 | --think 4 | --think 2-6] [--web-workers 2] [--web-threads 8]
 
 On the shared seed (``bench.common.scale_setup``), starts gunicorn (gthread),
 a Celery worker with beat (every periodic job on its schedule) and, halfway
 through, ``manage.py docket_tick`` (every periodic job once more, the rarely
 scheduled ones included). Meanwhile ``--reviewers`` moderators claim and
-decide through the API in the spam queue and the platform posts
+decide through the API in the spam queue (``--think``: each reviewer reads
+the case for a random pause between the claim's answer and the decision, as
+moderators do; 0, the default, is a closed loop with no pause, the most load
+the reviewers can make) and the platform posts
 ``--intake-rate`` signals per second (batches of 100) through the intake API,
 and a sampler reads ``pg_locks`` every 100 ms for the longest wait on a lock.
 Printed: claim p50/p99, decision p99, intake batch p99 and the rate achieved,
 the longest lock wait seen (and what waited), claims answered 204 while
-claimable cases existed (must be 0). Then, with traffic stopped and the worker
+claimable cases existed (must be 0: each 204 is checked at once, on a
+connection of its own, for an open case of the queue), each reviewer's rate
+and the CPU the bench's processes used (per round of claim and decision).
+Then, with traffic stopped and the worker
 and beat still running, WAL bytes per minute for ``--idle`` seconds
 (``pg_current_wal_lsn``; the server is shared with other work, so this is an
 upper bound of what the periodic jobs write).
 
 Targets (issue 14): 0 claims answered 204 while work waits; claim p99 < 50 ms
 with 16 reviewers; no case-row lock wait over 200 ms.
+
+With no think time, 16 closed-loop reviewers on two cores queue for the CPU:
+by Little's law each claim then takes about 16 rounds' CPU divided by the
+cores, whatever the locks do, so that run shows the throughput (rounds per
+core-second) and a paced run (``--think 2-6``) the latency a reviewer sees.
 """
 
 import itertools
@@ -165,28 +176,91 @@ def _sampler(stop, out):
     out["backend_cpu_seconds"] = sum(last - first for first, last in backends.values())
 
 
-def _reviewer(base, token, stop, out):
+def think_range(text):
+    """``--think``: "0" (no pause), "4" (uniformly 2 to 6 s: half to one and a half times it) or "2-6" (seconds)."""
+    lo, sep, hi = str(text).partition("-")
+    try:
+        lo = float(lo)
+        hi = float(hi) if sep else lo
+    except ValueError:
+        raise ValueError(f"think time {text!r}: SECONDS or LOW-HIGH") from None
+    if not sep:
+        lo, hi = lo / 2, lo * 3 / 2
+    if lo < 0 or hi < lo:
+        raise ValueError(f"think time {text!r}: 0 <= LOW <= HIGH")
+    return lo, hi
+
+
+def pace_shown(think):
+    lo, hi = think
+    if hi == 0:
+        return "closed loop: no think time (each reviewer claims again as soon as its decision is answered)"
+    return f"think time {lo:g}-{hi:g} s (uniform) between a claim's answer and its decision"
+
+
+# Claimable work when a claim answered 204: an open case of the queue (the spam queue has no
+# restricted class and the bench's reviewers skip nothing, so every open case is theirs to claim).
+_CLAIMABLE_SQL = """
+SELECT count(*) FROM (SELECT 1 FROM casework_case c JOIN casework_queue q ON q.id = c.queue_id
+                       WHERE q.slug = %s AND c.status = 'open' LIMIT 100) w
+"""
+
+
+def _work_waiting(conninfo, probe):
+    """Open cases of the queue (up to 100) right after an empty claim, on the reviewer's probe connection."""
+    if probe.get("conn") is None:
+        probe["conn"] = psycopg.connect(conninfo, autocommit=True)
+    return probe["conn"].execute(_CLAIMABLE_SQL, [QUEUE]).fetchone()[0]
+
+
+def _reviewer(base, token, stop, out, think=(0.0, 0.0), conninfo=None):
+    """Claim and decide until ``stop``; with think time, pause a random ``think`` seconds before each decision.
+
+    Every 204 is checked at once for claimable work (``_work_waiting``): with think time a run makes
+    few claims, and the queue's state at the end says nothing of the moment the 204 was answered.
+    A case claimed when ``stop`` comes is still decided (a case left in review would come back to its
+    queue by the lease sweep during the idle WAL measurement), but not timed.
+    """
     session = requests.Session()
     session.headers["Authorization"] = f"Token {token}"
-    claims, decisions, empty, errors = [], [], 0, []
+    claims, decisions, empty, empty_with_work, errors, probe = [], [], 0, 0, [], {}
+    lo, hi = think
     while not stop.is_set():
         t0 = time.perf_counter()
         r = session.post(f"{base}/api/v1/queues/{QUEUE}/claim/")
         claims.append((time.perf_counter() - t0) * 1000)
         if r.status_code == 204:
             empty += 1
+            if conninfo and _work_waiting(conninfo, probe):
+                empty_with_work += 1
+            if hi:
+                stop.wait(random.uniform(lo, hi))  # a reviewer finding nothing looks again later
             continue
         if r.status_code != 201:
             errors.append(f"claim {r.status_code}: {r.text[:120]}")
-            time.sleep(0.5)
+            stop.wait(0.5)
             continue
         case_id = r.json()["case"]["id"]
+        if hi:
+            stop.wait(random.uniform(lo, hi))  # reading the case
+        timed = not stop.is_set()
         t0 = time.perf_counter()
         d = session.post(f"{base}/api/v1/cases/{case_id}/decision/", json={"action": "remove", "rule": "SP-1"})
-        decisions.append((time.perf_counter() - t0) * 1000)
+        if timed:
+            decisions.append((time.perf_counter() - t0) * 1000)
         if d.status_code != 201:
             errors.append(f"decision {d.status_code}: {d.text[:120]}")
-    out.append({"claims": claims, "decisions": decisions, "empty": empty, "errors": errors})
+    if probe.get("conn") is not None:
+        probe["conn"].close()
+    out.append(
+        {
+            "claims": claims,
+            "decisions": decisions,
+            "empty": empty,
+            "empty_with_work": empty_with_work,
+            "errors": errors,
+        }
+    )
 
 
 def _intake(base, token, rate, subjects, stop, out, seq):
@@ -224,6 +298,14 @@ def _intake(base, token, rate, subjects, stop, out, seq):
 def main(argv=None):
     p = common.parser(__doc__, cases=1_000_000, seconds=90, reviewers=16, intake_rate=1000, idle=60)
     p.add_argument("--intake-threads", type=int, default=4)
+    p.add_argument(
+        "--think",
+        type=think_range,
+        default=(0.0, 0.0),
+        metavar="SECONDS|LOW-HIGH",
+        help="each reviewer's pause between a claim's answer and its decision: 0 (default, a closed loop), "
+        "4 (uniform 2-6 s) or 2-6",
+    )
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn gthread processes (default 2)")
     p.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn process (default 8)")
     p.add_argument("--redis-db", type=int, default=common.BENCH_REDIS_DB)
@@ -240,6 +322,7 @@ def main(argv=None):
         cur.execute("SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')")
         (active,) = cur.fetchone()
     print(f"{active:,} active cases; {args.reviewers} reviewers, intake {args.intake_rate}/s, {args.seconds} s")
+    print(f"reviewer pace: {pace_shown(args.think)}")
 
     # The bench's flood is expected: an admin confirms the source, as one would before a known wave,
     # so the health check opens an incident rather than holding the bench's own signals (held signals
@@ -255,7 +338,10 @@ def main(argv=None):
     stop, samples, reviewed, intaken = threading.Event(), {}, [], []
     seq = itertools.count(int(time.time() * 1000) * 1000)
     threads = [threading.Thread(target=_sampler, args=(stop, samples))]
-    threads += [threading.Thread(target=_reviewer, args=(base, t, stop, reviewed)) for t in tokens]
+    threads += [
+        threading.Thread(target=_reviewer, args=(base, t, stop, reviewed, args.think, common.conninfo()))
+        for t in tokens
+    ]
     threads += [
         threading.Thread(
             target=_intake,
@@ -266,7 +352,8 @@ def main(argv=None):
     try:
         time.sleep(5)  # the worker and beat up
         load_before, started = os.getloadavg(), time.perf_counter()
-        busy_before, cpu_before = _machine_busy_seconds(), _tree_cpu_seconds(server.pid) + _tree_cpu_seconds(worker.pid)
+        busy_before = _machine_busy_seconds()
+        web_before, worker_before = _tree_cpu_seconds(server.pid), _tree_cpu_seconds(worker.pid)
         for t in threads:
             t.start()
         time.sleep(args.seconds / 2)
@@ -281,7 +368,9 @@ def main(argv=None):
         stop.set()
         elapsed = time.perf_counter() - started
         busy = _machine_busy_seconds() - busy_before
-        own = _tree_cpu_seconds(server.pid) + _tree_cpu_seconds(worker.pid) - cpu_before
+        web_cpu = _tree_cpu_seconds(server.pid) - web_before
+        worker_cpu = _tree_cpu_seconds(worker.pid) - worker_before
+        own = web_cpu + worker_cpu
         load_after = os.getloadavg()
         for t in threads:
             t.join(30)
@@ -305,6 +394,8 @@ def main(argv=None):
     claims = [x for r in reviewed for x in r["claims"]]
     decisions = [x for r in reviewed for x in r["decisions"]]
     empty = sum(r["empty"] for r in reviewed)
+    empty_with_work = sum(r["empty_with_work"] for r in reviewed)
+    rates = sorted(len(r["decisions"]) / elapsed for r in reviewed)
     batches = [x for r in intaken for x in r["batches"]]
     sent = sum(r["sent"] for r in intaken)
     errors = [e for r in reviewed + intaken for e in r["errors"]]
@@ -313,13 +404,19 @@ def main(argv=None):
     backend_cpu = samples.get("backend_cpu_seconds", 0.0)
     spam = SignalSource.objects.get(slug="spam-classifier")
     held = Signal.objects.filter(disposition=Signal.Disposition.HELD).count() - held_before
+    bench_cpu = own + backend_cpu
     figures = {
         "active cases": active,
+        "reviewer pace": pace_shown(args.think),
         "claims": len(claims),
         "claim p50 ms": round(common.pct(claims, 50), 1),
         "claim p99 ms": round(common.pct(claims, 99), 1),
         "decisions": len(decisions),
         "decision p99 ms": round(common.pct(decisions, 99), 1),
+        "rounds (claim + decision) per reviewer per second, mean (min-max)": (
+            f"{sum(rates) / max(len(rates), 1):.2f} ({rates[0]:.2f}-{rates[-1]:.2f})" if rates else "-"
+        ),
+        "rounds per second, all reviewers": round(len(decisions) / elapsed, 1),
         "traffic seconds (the synchronous docket_tick included)": round(elapsed, 1),
         "intake signals/s achieved": round(sent / elapsed, 1),
         "intake batch (100) p50 ms": round(common.pct(batches, 50), 1),
@@ -328,7 +425,8 @@ def main(argv=None):
         "longest lock wait on": f"{longest[1]} {longest[2] or ''}: {longest[3]}".strip(),
         "longest lock wait held by": longest[4],
         "lock waits over 200 ms": sum(1 for w in waits if w[0] > 0.2),
-        "claims answered 204 while claimable work existed": empty if claimable else f"{empty} (queue empty)",
+        "claims answered 204 while claimable work existed (checked at each 204)": empty_with_work,
+        "claims answered 204 in all": empty if claimable else f"{empty} (queue empty at the end)",
         "open cases left in the queue": claimable,
         "WAL MB/min, periodic jobs only, no traffic (shared server)": round(idle_wal / args.idle * 60 / 1e6, 2),
         "errors": len(errors),
@@ -336,13 +434,18 @@ def main(argv=None):
         "bench signals held (folded into no case)": held,
         "load average (1 min) before / after": f"{load_before[0]:.1f} / {load_after[0]:.1f}",
         "machine busy core-seconds during the run": round(busy, 1),
+        "machine cores busy (of 2), all processes": round(busy / elapsed, 2),
         "bench web + worker core-seconds": round(own, 1),
         "bench PostgreSQL backends core-seconds (about)": round(backend_cpu, 1),
-        "claims + decisions per bench core-second": round(
-            (len(claims) + len(decisions)) / max(own + backend_cpu, 0.001), 1
+        "bench cores used: web / worker + beat / PostgreSQL": (
+            f"{web_cpu / elapsed:.2f} / {worker_cpu / elapsed:.2f} / {backend_cpu / elapsed:.2f}"
         ),
-        "signals per bench core-second": round(sent / max(own + backend_cpu, 0.001), 1),
-        "share of the machine's busy time that was the bench": f"{(own + backend_cpu) / max(busy, 0.001):.0%}",
+        "bench core-ms per round (intake and periodic jobs included)": round(
+            bench_cpu * 1000 / max(len(decisions), 1), 1
+        ),
+        "claims + decisions per bench core-second": round((len(claims) + len(decisions)) / max(bench_cpu, 0.001), 1),
+        "signals per bench core-second": round(sent / max(bench_cpu, 0.001), 1),
+        "share of the machine's busy time that was the bench": f"{bench_cpu / max(busy, 0.001):.0%}",
     }
     for seconds, locktype, relation, query, blockers in waits[:5]:
         print(f"  lock wait {seconds * 1000:,.0f} ms on {locktype} {relation or ''}: {query}")
@@ -351,14 +454,24 @@ def main(argv=None):
         print(f"  periodic job {job}: {ms:,} ms -> {result}")
     for e in errors[:5]:
         print("  error:", e)
+    pace = "no think time" if not args.think[1] else f"think {args.think[0]:g}-{args.think[1]:g} s"
     common.compare(
-        f"claim p99 @{args.reviewers} with intake and every periodic job",
+        f"claim p99 @{args.reviewers} ({pace}) with intake and every periodic job",
         docket=figures["claim p99 ms"],
         bare=None,
         unit="ms",
         higher_is_better=False,
         target="< 50 ms",
         met=figures["claim p99 ms"] < 50,
+    )
+    common.compare(
+        f"claims answered 204 while work existed @{args.reviewers} ({pace})",
+        docket=empty_with_work,
+        bare=None,
+        unit="claims",
+        higher_is_better=False,
+        target="0",
+        met=empty_with_work == 0,
     )
     common.report("live", figures)
     return 0
