@@ -453,8 +453,11 @@ class Case(models.Model):
 
     ACTIVE_STATUSES = ACTIVE_STATUSES
 
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="cases")
-    threat_class = models.ForeignKey("policies.ThreatClass", on_delete=models.PROTECT, related_name="cases")
+    # No index of their own: case_subject_class_idx and case_class_status_idx lead with them (below).
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="cases", db_index=False)
+    threat_class = models.ForeignKey(
+        "policies.ThreatClass", on_delete=models.PROTECT, related_name="cases", db_index=False
+    )
     queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="cases")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     severity = models.PositiveSmallIntegerField()
@@ -583,7 +586,11 @@ class Case(models.Model):
             models.Index("severity", "sla_due_at", "id", name="case_open_severity_sla_idx", condition=Q(status="open")),
             # The case list ordered by SLA (``ordering=sla_due_at``) across statuses: a walk, not a sort of all.
             models.Index("sla_due_at", "id", name="case_sla_idx"),
+            # A class's cases (metrics, the foreign key's check when a class is deleted).
             models.Index(fields=["threat_class", "status"], name="case_class_status_idx"),
+            # A subject's cases with their classes, read from the index alone (the visibility of subjects in
+            # search, the class ids a subject keeps, the foreign key's check when a subject is deleted).
+            models.Index(fields=["subject"], include=["threat_class"], name="case_subject_class_idx"),
             models.Index(fields=["created_at"], name="case_created_at_idx"),
             # The retention purge (casework.retention): closed cases not purged yet, oldest closure first.
             # Purged ones leave it, so a run reads what is left to purge, never the purged history.
