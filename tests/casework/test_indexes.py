@@ -7,7 +7,7 @@ from django.db import connection
 
 pytestmark = pytest.mark.django_db
 
-TABLES = ["casework_case"]
+TABLES = ["casework_case", "casework_signal"]
 
 # Per index: its key columns (None for an expression), whether unique, whether partial, its condition.
 _INDEXES_SQL = """
