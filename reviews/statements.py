@@ -42,7 +42,7 @@ from policies.notices import notice_templates
 from .models import Decision, StatementSubmission
 from .notices import report_outcomes_queue
 from .sor import ACTION_RESTRICTIONS, sor_validate_many, statement_of_reasons, statement_terms
-from .webhooks import enforcement_payloads_store
+from .webhooks import enforcements_insert
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +213,9 @@ def decisions_publish(publications, *, enforcements=(), now=None) -> None:
 
     Each statement of reasons is built, checked and stored with its submission
     outbox row (``statements_store``); the enforcement webhook bodies (with
-    what the user is told) of ``enforcements``, the decisions' new outbox rows,
-    are built and stored; each reporter of each case is sent a
+    what the user is told) of ``enforcements``, the decisions' new outbox rows
+    (not yet written), are built and the rows written with them
+    (``webhooks.enforcements_insert``); each reporter of each case is sent a
     ``report_outcome`` notice (unless the publication's ``notify_reporters`` is
     off). Message templates are read once for the batch. ``400 invalid`` as
     ``statements_store``: the caller's transaction, and so the decisions, roll back.
@@ -223,7 +224,7 @@ def decisions_publish(publications, *, enforcements=(), now=None) -> None:
     now = now or timezone.now()
     statements_store(publications, now=now)
     templates = notice_templates(["decision_notice", "appeal_outcome", "report_outcome"])
-    enforcement_payloads_store(enforcements, templates=templates)
+    enforcements_insert(enforcements, templates=templates)
     report_outcomes_queue([p.decision for p in publications if p.notify_reporters], now=now, templates=templates)
 
 

@@ -98,6 +98,59 @@ def enforcement_payloads_store(enforcements, *, templates=None) -> int:
     return len(enforcements)
 
 
+_ENFORCEMENTS_INSERT_SQL = """
+INSERT INTO reviews_enforcement (public_id, decision_id, kind, action, duration_days, payload, status, attempts,
+                                 next_attempt_at, last_error, created_at, delivered_at)
+SELECT v.public_id, v.decision_id, v.kind, v.action, v.duration_days, v.payload, v.status, v.attempts,
+       v.next_attempt_at, v.last_error, v.created_at, NULL
+  FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (
+      public_id uuid, decision_id bigint, kind text, action text, duration_days int, payload jsonb, status text,
+      attempts int, next_attempt_at timestamptz, last_error text, created_at timestamptz)
+  ) WITH ORDINALITY AS v(public_id, decision_id, kind, action, duration_days, payload, status, attempts,
+                         next_attempt_at, last_error, created_at, n)
+ ORDER BY v.n
+RETURNING id, public_id
+"""
+
+
+def enforcements_insert(enforcements, *, templates=None) -> int:
+    """Write new outbox rows (unsaved ``Enforcement`` instances) with their bodies built, in one statement.
+
+    The rows are written once, body included (not inserted empty, then rewritten); each instance gets
+    its ``pk``. In the decision's transaction, like ``enforcement_payloads_store``. How many.
+    """
+    enforcements = list(enforcements)
+    if not enforcements:
+        return 0
+    bodies = enforcement_payloads(enforcements, templates=templates)
+    rows = []
+    for enforcement, body in zip(enforcements, bodies, strict=True):
+        enforcement.payload = body
+        rows.append(
+            {
+                "public_id": str(enforcement.public_id),
+                "decision_id": enforcement.decision_id,
+                "kind": enforcement.kind,
+                "action": enforcement.action,
+                "duration_days": enforcement.duration_days,
+                "payload": body,
+                "status": enforcement.status,
+                "attempts": enforcement.attempts,
+                "next_attempt_at": enforcement.next_attempt_at.isoformat(),
+                "last_error": enforcement.last_error,
+                "created_at": enforcement.created_at.isoformat(),
+            }
+        )
+    with connection.cursor() as cur:
+        cur.execute(_ENFORCEMENTS_INSERT_SQL, [json.dumps(rows)])
+        ids = {str(public_id): pk for pk, public_id in cur.fetchall()}
+    for enforcement in enforcements:
+        enforcement.pk = ids[str(enforcement.public_id)]
+        enforcement._state.adding = False
+        enforcement._state.db = connection.alias
+    return len(enforcements)
+
+
 def enforcement_payloads_fix(*, decision_id, rebuild=False) -> int:
     """Build and store the bodies of a decision's outbox rows that have none, in the decision's transaction.
 

@@ -7,9 +7,9 @@ outcome) are checked by their own entry point (who may decide, the ladder)
 and then written by ``decisions_write``: one set-based statement for a list
 of cases (the decisions, the cases' move to decided with the assignment
 completed and the ``decided`` event, the QA sample, the strike, the reporters'
-record, the enforcement rows), whose decisions come back loaded by the ORM,
-then ``statements.decisions_publish`` for the whole list (statements of
-reasons, enforcement bodies, reporters' notices): the queries of deciding N
+record), whose decisions come back loaded by the ORM, then
+``statements.decisions_publish`` for the whole list (statements of reasons,
+the enforcement rows written once with their bodies, reporters' notices): the queries of deciding N
 cases do not grow with N. Deliveries are enqueued after commit.
 """
 
@@ -257,7 +257,6 @@ class DecisionDraft:
             "strike_weight": self.version.strike_weight,
             "decided": decided,
             "upheld": upheld,
-            "enforce": self.enforcements(),
             "kind": event.kind,
             "detail": event.detail,
         }
@@ -304,7 +303,7 @@ WITH r AS (
         case_id bigint, moves boolean, reviewer_id bigint, action text, rule text, version_id bigint,
         rationale text, public_explanation text, duration_days int, automated boolean, holdout boolean,
         qa boolean, campaign_id bigint, strike_account bigint, strike_weight int, decided int, upheld int,
-        enforce json, kind text, detail jsonb)
+        kind text, detail jsonb)
 ),
 d AS (
     INSERT INTO reviews_decision (case_id, reviewer_id, action, rule, policy_version_id, rationale,
@@ -348,24 +347,8 @@ adjust AS (
      WHERE r.decided <> 0 OR r.upheld <> 0
      GROUP BY s.reporter_id, c.threat_class_id
 ),
-{_REPORTERS_UPDATE_SQL},
-enforcements AS (
-    INSERT INTO reviews_enforcement (public_id, decision_id, kind, action, duration_days, payload, status, attempts,
-                                     next_attempt_at, last_error, created_at)
-    SELECT gen_random_uuid(), dr.decision_id, 'enforce', e.action, e.duration_days, '{{}}'::jsonb, 'pending', 0,
-           %(now)s, '', %(now)s
-      FROM dr CROSS JOIN LATERAL json_to_recordset(dr.enforce) AS e(action text, duration_days int)
-    RETURNING {returning(Enforcement)}
-)
--- Each decision's enforcement rows, grouped once (a subquery per decision would scan them all for each).
-SELECT {returning(Decision, "d")}, e.rows
-  FROM d LEFT JOIN (
-      SELECT decision_id,
-             json_agg(json_build_object('id', id, 'public_id', public_id, 'decision_id', decision_id,
-                                        'action', action, 'duration_days', duration_days) ORDER BY id) AS rows
-        FROM enforcements GROUP BY decision_id
-  ) e ON e.decision_id = d.id
- ORDER BY d.case_id
+{_REPORTERS_UPDATE_SQL}
+SELECT {returning(Decision, "d")} FROM d ORDER BY d.case_id
 """
 
 
@@ -399,16 +382,25 @@ def decisions_write(drafts, *, actor, now) -> list[Decision]:
             "username": username,
         },
     ) as cur:
-        rows = cur.fetchall()
-    decisions = loaded_rows(Decision, [row[:-1] for row in rows])
+        decisions = loaded_rows(Decision, cur.fetchall())
     publications, enforcements = [], []
-    for draft, decision, row in zip(drafts, decisions, rows, strict=True):
+    for draft, decision in zip(drafts, decisions, strict=True):
         publications.append(draft.publication(decision))
-        for e in row[-1] or []:
-            enforcements.append(
-                Enforcement(kind=Enforcement.Kind.ENFORCE, decision=decision, payload={}, **e),
+        enforcements.extend(
+            Enforcement(
+                decision=decision,
+                kind=Enforcement.Kind.ENFORCE,
+                action=e["action"],
+                duration_days=e["duration_days"],
+                status=Enforcement.Status.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                last_error="",
+                created_at=now,
             )
-    # The statements of reasons, the enforcement bodies and the reporters' notices, fixed now.
+            for e in draft.enforcements()
+        )
+    # The statements of reasons, the enforcement rows with their bodies and the reporters' notices, fixed now.
     decisions_publish(publications, enforcements=enforcements, now=now)
     for decision in decisions:
         # The case read before the write was published from; whoever reads it next reads it as decided.

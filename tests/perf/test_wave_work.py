@@ -68,3 +68,18 @@ def test_a_wave_over_two_classes_reads_no_more_than_a_wave_over_one():
         assert {d.case.threat_class.slug for d in decisions} == set(kinds)
         counts[kinds] = len(queries)
     assert len(set(counts.values())) == 1, counts
+
+
+def test_a_decision_writes_its_enforcement_rows_once_with_their_bodies():
+    cases = wave(5)
+    with CaptureQueriesContext(connection) as queries:
+        decisions, _ = decisions_automated(actions={c.pk: "remove" for c in cases})
+    writes = [q["sql"] for q in queries if "reviews_enforcement" in q["sql"]]
+    assert len(writes) == 1 and writes[0].lstrip().startswith("INSERT"), writes
+    rows = Enforcement.objects.filter(decision__in=decisions).order_by("pk")
+    assert [(e.decision_id, e.action, e.status, e.attempts) for e in rows] == [
+        (d.pk, "remove", "pending", 0) for d in decisions
+    ]
+    for e in rows:
+        assert e.payload["id"] == str(e.public_id) and e.payload["decision"] == e.decision_id
+        assert e.payload["statement_of_reasons"] == e.decision.statement
