@@ -18,6 +18,7 @@ from docket.audit import access_log_appeal_read
 from docket.errors import DocketError
 from policies.models import Action
 from reviews.services import active_version_for
+from reviews.views.common import link_maker
 from reviews.views.timeline import events_told
 
 from . import selectors, services
@@ -73,6 +74,9 @@ def appeals_queue(request):
         overdue=Count("id", filter=Q(status__in=services.OPEN_STATUSES, deadline__lt=timezone.now())),
     )
     mine = list(visible.filter(status="in_review", assigned_to=reviewer)) if reviewer else []
+    appeal_url = link_maker("appeals:appeal", "appeal_id")
+    for appeal in (*page, *mine):  # the row links, one reverse for all
+        appeal.url = appeal_url(appeal.pk)
     return render(
         request,
         "appeals/queue.html",

@@ -17,7 +17,7 @@ from reviews.forms import BulkDecisionForm, QueueFilterForm, form_errors
 from reviews.selectors import campaign_members, claimable_queue_slugs, queue_filter_classes, queue_listing
 from reviews.services import active_version_for, campaign_decide, campaign_dismiss, decisions_bulk
 
-from .common import ACTION_LABELS, cases_for, decision_fields, staff_required, with_shown_priority
+from .common import ACTION_LABELS, as_listed, cases_for, decision_fields, staff_required
 
 QUEUE_LIST_SHOWN = 100
 
@@ -61,7 +61,7 @@ def campaign_context(user, campaign):
     The decision form offers only the campaign's class's ladder (its active policy
     version's actions), the one the campaign service checks every member against.
     """
-    members = with_shown_priority(campaign_members(user, campaign))
+    members = as_listed(campaign_members(user, campaign))
     group = _rule_group(campaign.threat_class)
     return {
         "campaign": campaign,
@@ -104,7 +104,7 @@ def queue_page(request, queue, *, kept=None, status=200):
     if listing is None and status == 200:
         status = 400
     query = form.link_query() if listing else ""
-    cases = with_shown_priority(listing.cases) if listing else []
+    cases = as_listed(listing.cases) if listing else []
     bulk_url = reverse("reviews:queue-bulk", kwargs={"slug": queue.slug})
     if listing:
         bulk_url += "?" + "&".join(filter(None, (query, f"page={listing.number}")))

@@ -33,6 +33,7 @@ from .common import (
     claim_next,
     decision_fields,
     duration,
+    link_maker,
     refused,
     reviewer_for,
     staff_required,
@@ -98,6 +99,9 @@ def _case_page(request, case_id, *, forms=None, status=200):
     events = list(events[:EVENTS_SHOWN])
     events_told(events)
     linked = cases_linked(user, case, limit=LINKED_SHOWN)
+    case_url = link_maker("reviews:case", "case_id")
+    for other in linked:
+        other.url = case_url(other.pk)
     # The case's campaign as the user may know it (a campaign of a class hidden from them is not named).
     campaign = (
         Campaign.objects.visible_to(user).with_visible_figures(user).filter(pk=case.campaign_id).first()
@@ -111,6 +115,8 @@ def _case_page(request, case_id, *, forms=None, status=200):
     # The account's active strikes the user may see, newest first: the latest one's action is what the
     # recommendation steps up from (the same strikes ``strike_actions`` would read again).
     record = account_record(user=user, case=case, now=now)
+    for prior in record["decisions"]:
+        prior.case_url = case_url(prior.case_id)
     latest = {record["account"].pk: record["strikes"][0].decision.action} if record["strikes"] else {}
     recommended = recommended_action(
         case, user=user, now=now, versions={case.threat_class_id: version}, last_actions=latest

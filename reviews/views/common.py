@@ -5,6 +5,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 
 from casework.models import Case, Queue
@@ -89,11 +90,27 @@ def drain_forecast(queue_row):
     return f"drains in {hours:.1f} h"
 
 
-def with_shown_priority(cases):
-    """Each case's priority as of now on ``shown_priority`` (the list tables show it)."""
+# An id no row has, reversed once in place of each row's: the rest of the path is the same for every row.
+_ROW_ID = 9_876_543_210
+
+
+def link_maker(viewname, kwarg):
+    """``reverse(viewname, kwargs={kwarg: id})`` for any id at the cost of one reverse.
+
+    A list page's row links: a ``{% url %}`` per row was a fifth of the appeals queue's template time.
+    """
+    head, tail = reverse(viewname, kwargs={kwarg: _ROW_ID}).split(str(_ROW_ID))
+    return lambda pk: f"{head}{int(pk)}{tail}"
+
+
+def as_listed(cases):
+    """Each case as the list tables show it: its priority as of now (``shown_priority``) and the link to its page
+    (``url``)."""
     now = timezone.now()
+    case_url = link_maker("reviews:case", "case_id")
     for case in cases:
         case.shown_priority = priority_shown(case, now)[0]
+        case.url = case_url(case.pk)
     return cases
 
 

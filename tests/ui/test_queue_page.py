@@ -5,6 +5,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.test.utils import override_script_prefix
+from django.urls import reverse
 from django.utils import timezone
 
 from casework.models import Campaign
@@ -12,6 +14,7 @@ from docket import api
 from reviews.models import Decision
 from reviews.selectors import QUEUE_MAX_PAGE, QUEUE_PAGE_SIZE
 from reviews.services import queue_claim
+from reviews.views.common import link_maker
 from tests.factories import CaseFactory, queue, threat_class
 from tests.ui.conftest import messages_of
 
@@ -54,6 +57,23 @@ def test_first_page_shows_the_total_from_the_tallies_and_the_rank_order(login, s
     second = login(senior).get("/queues/spam/?page=2")
     assert ids(second) == by_rank[QUEUE_PAGE_SIZE:]
     assert total_line(second) == f"{QUEUE_PAGE_SIZE + 7} cases in this queue · showing {QUEUE_PAGE_SIZE + 1}–57"
+
+
+def test_each_row_links_its_case_page_under_any_script_prefix(login, senior):
+    cases = [CaseFactory(kind="spam", priority=float(p)) for p in range(3)]
+    client = login(senior)
+    for prefix in ("", "/docket"):
+        with override_script_prefix(prefix + "/"):  # as the WSGI handler sets it from SCRIPT_NAME
+            html = client.get("/queues/spam/").content.decode()
+        rows = re.findall(r'<td><a href="([^"]*)">Case (\d+)</a></td>', html)
+        assert sorted(rows) == sorted((f"{prefix}/cases/{c.pk}/", str(c.pk)) for c in cases)
+
+
+def test_the_row_link_maker_answers_what_reverse_answers():
+    case_url = link_maker("reviews:case", "case_id")
+    for pk in (1, 7, 1234567890123):
+        assert case_url(pk) == reverse("reviews:case", kwargs={"case_id": pk})
+    assert link_maker("appeals:appeal", "appeal_id")(42) == "/appeals/42/"
 
 
 def test_page_links_keep_the_filters_and_the_sort(login, senior):
