@@ -285,8 +285,11 @@ def _attributes_upsert(items):
             INSERT INTO casework_subjectattribute AS a (subject_id, kind, value, seen_at, seen_by)
             SELECT (r->>0)::bigint, r->>1, r->>2, (r->>3)::timestamptz, (r->4)::jsonb
               FROM json_array_elements(%s::json) r
+             -- Probed by subject alone (a subject holds few values): compared with "=", kind and value would let
+             -- the planner walk every holder of a value a wave shares through the (kind, value) index.
              WHERE NOT EXISTS (SELECT 1 FROM casework_subjectattribute h
-                                WHERE (h.subject_id, h.kind, h.value) = ((r->>0)::bigint, r->>1, r->>2)
+                                WHERE h.subject_id = (r->>0)::bigint
+                                  AND (h.kind, h.value) IS NOT DISTINCT FROM (r->>1, r->>2)
                                   AND NOT {_seen_later("(r->4)::jsonb", "h")})
             ORDER BY 1, 2, 3
             ON CONFLICT (subject_id, kind, value) DO UPDATE SET
