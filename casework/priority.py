@@ -100,32 +100,41 @@ _DOUBLING_SECONDS = AGING_DOUBLING.total_seconds()
 _LN2 = math.log(2)
 _LN_KNEE = math.log(BASE_KNEE)
 
-_REFRESH_SQL = f"""
-WITH target AS (  -- read without a lock: the rows are locked only once their new rank is computed
+# The cases to rank, read without a lock (the rows are locked only once their new rank is computed): the
+# active ones that ``extra`` selects (the periodic paths), or (``_TARGET_BY_IDS``) those of a list of ids.
+_TARGET = f"""
     SELECT c.id, c.subject_id, c.threat_class_id, c.updated_at AS seen_updated, c.rank_due_at AS seen_due
     FROM casework_case c
     WHERE c.status IN ({_ACTIVE}) {{extra}}
-),
+"""
+# Each id by its key (OFFSET 0 keeps the status test out of the lookup: without statistics, the planner
+# would otherwise intersect the ids with a scan of every active case's status entry).
+_TARGET_BY_IDS = f"""
+    SELECT c.id, c.subject_id, c.threat_class_id, c.updated_at AS seen_updated, c.rank_due_at AS seen_due
+    FROM unnest(%(ids)s::bigint[]) AS x(id)
+    CROSS JOIN LATERAL (SELECT * FROM casework_case c WHERE c.id = x.id OFFSET 0) c
+    WHERE c.status IN ({_ACTIVE})
+    ORDER BY c.id
+"""
+
+_RANK_SQL = f"""
 restricted AS MATERIALIZED (  -- the restricted classes, read once (not joined again for each signal and record)
     SELECT COALESCE(array_agg(id), ARRAY[]::bigint[]) AS restricted FROM policies_threatclass WHERE restricted
 ),
 -- Each input is read per target case, through the case's (or subject's) own index: LATERAL keeps the work
 -- proportional to the cases and signals touched, whatever the planner estimates for the target (a set-based
 -- join of the batch with its reporters becomes cases x reporters when it guesses one target row).
--- Materialized: the reach subqueries run once per case, not once per later use of the column.
+-- Materialized: the inputs are read once per case, not once per later use of a column.
 inputs AS MATERIALIZED (
     SELECT c.id,
+           t.seen_updated,
+           t.seen_due,
            c.severity::float8 AS severity,
            LEAST(c.harm_weight, %(harm_cap)s) AS harm,
            tc.restricted OR tc.legal_escalation AS restricted,
            -- the reach the signals of the case's class or of unrestricted classes reported (SubjectFacet): what
            -- everyone who may read the case may know; the subject's own figure when it has no facet at all
-           CASE WHEN EXISTS (SELECT 1 FROM casework_subjectfacet f WHERE f.subject_id = c.subject_id)
-                THEN COALESCE((SELECT max(f.reach) FROM casework_subjectfacet f
-                                WHERE f.subject_id = c.subject_id
-                                  AND (f.threat_class_id = c.threat_class_id
-                                       OR f.threat_class_id <> ALL (x.restricted))), 0)
-                ELSE subj.reach END AS reach,
+           CASE WHEN facet.present THEN COALESCE(facet.reach, 0) ELSE subj.reach END AS reach,
            COALESCE(sig.signals, c.signal_count) AS signals,
            COALESCE(sig.reporters, c.reporter_count) AS reporters,
            COALESCE(sig.first_at, c.first_signal_at) AS first_at,
@@ -149,6 +158,15 @@ inputs AS MATERIALIZED (
     JOIN casework_case c ON c.id = t.id
     JOIN policies_threatclass tc ON tc.id = c.threat_class_id
     JOIN casework_subject subj ON subj.id = c.subject_id
+    -- the subject's facets (none: its own figure stays)
+    LEFT JOIN LATERAL (
+        SELECT true AS present,
+               max(f.reach) FILTER (WHERE f.threat_class_id = t.threat_class_id
+                                       OR f.threat_class_id <> ALL (x.restricted)) AS reach
+        FROM casework_subjectfacet f
+        WHERE f.subject_id = t.subject_id
+        HAVING count(*) > 0
+    ) facet ON true
     -- the case's signals (none: the stored counts stay)
     LEFT JOIN LATERAL (
         SELECT count(*) AS signals,
@@ -271,13 +289,14 @@ based AS MATERIALIZED (
 -- and those that changed since they were read (a fold, a claim, a mark: their new rank is someone
 -- else's to compute, or the next run's): rows are held for the writes only. The locked rows carry
 -- their new values, so the write joins each case once (not every computed row with every locked one).
+-- Each computed row carries what was read of its case, so it meets its row by key alone (a join of the
+-- computed rows with the target, estimated at one row, rescans one for each of the other: cases x cases).
 locked AS (
     SELECT b.* FROM based b
-      JOIN target t ON t.id = b.id
       JOIN casework_case c ON c.id = b.id
      WHERE c.status IN ({_ACTIVE})
-       AND c.updated_at = t.seen_updated
-       AND c.rank_due_at IS NOT DISTINCT FROM t.seen_due
+       AND c.updated_at = b.seen_updated
+       AND c.rank_due_at IS NOT DISTINCT FROM b.seen_due
      ORDER BY c.id
        FOR NO KEY UPDATE OF c SKIP LOCKED
 )
@@ -320,6 +339,9 @@ FROM locked r
 WHERE c.id = r.id
 RETURNING c.id
 """
+_REFRESH_SQL = f"WITH target AS MATERIALIZED ({_TARGET}),{_RANK_SQL}"
+# ``case_reprioritise``'s: the same ranking of the cases it was given.
+_REFRESH_BY_IDS_SQL = f"WITH target AS MATERIALIZED ({_TARGET_BY_IDS}),{_RANK_SQL}"
 
 # Other active cases of the subjects just refreshed: a new signal on a subject moves its velocity,
 # which every one of its cases ranks by. They are marked due (the periodic job re-ranks them soon);
@@ -423,12 +445,12 @@ def case_reprioritise(*, case_ids, now=None) -> int:
     if not case_ids:
         return 0
     now = now or timezone.now()
-    refresh = _REFRESH_SQL.format(extra="AND c.id = ANY(%(ids)s::bigint[]) ORDER BY c.id")
     # One round trip, three statements (each with its own snapshot): JIT off (see ``jit_off``), the
     # refresh, the siblings marked due. No savepoint inside intake's transaction: an error ends it whole.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
-            f"SET LOCAL jit = off;\n{refresh};\n{_SIBLINGS_DUE_SQL}", {**_params(now), "ids": _id_array(case_ids)}
+            f"SET LOCAL jit = off;\n{_REFRESH_BY_IDS_SQL};\n{_SIBLINGS_DUE_SQL}",
+            {**_params(now), "ids": _id_array(case_ids)},
         )
         cursor.nextset()
         return len(cursor.fetchall())

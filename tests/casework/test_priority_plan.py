@@ -6,8 +6,9 @@ from django.utils import timezone
 
 from casework.intake import signals_ingest
 from casework.models import Case, ReporterClassRecord
-from casework.priority import case_reprioritise
+from casework.priority import _REFRESH_BY_IDS_SQL, _id_array, _params, case_reprioritise
 from tests.factories import ReporterFactory, threat_class
+from tests.support import cases_copied_without_statistics
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +72,54 @@ def test_a_refresh_reads_each_reporter_once_per_case_not_once_per_case_and_repor
     assert delta("casework_reporterclassrecord", 2) == 0, after
     assert delta("casework_reporter", 1) <= pairs, after
     assert delta("casework_reporter", 2) == 0, after
+
+
+def _rows_handled(plan) -> int:
+    """Rows every node of an EXPLAIN (ANALYZE, FORMAT JSON) plan produced or filtered out, over all its loops."""
+    loops = plan.get("Actual Loops", 1)
+    own = (plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)) * loops
+    own += plan.get("Rows Removed by Join Filter", 0) * loops
+    return own + sum(_rows_handled(child) for child in plan.get("Plans", []))
+
+
+@pytest.mark.parametrize("statistics", ["analyzed", "none"])
+def test_the_refresh_handles_rows_in_proportion_to_its_cases_and_signals(platform, statistics):
+    """The refresh as intake sends it, for 60 cases of 2 signals each among 20,000: every plan node's rows, summed.
+
+    With statistics, the planner guesses that one computed row meets its locked case (each read-time
+    check is selective when every case changed at its own moment), and a join of the computed rows with
+    the target on that guess rescans every computed row for each case: cases x cases. Without statistics,
+    it guesses one or two target rows and rescans the reporters' aggregate for each case. Either grows
+    with the square of the batch, and a hashed lookup (the subject's facets, the active cases) with the
+    table; the bound is linear: a few dozen rows per case and signal.
+    """
+    items = [
+        {
+            "source": "user-reports",
+            "external_id": f"s-{n}",
+            "threat_class": "harassment",
+            "subject": {"kind": "account", "external_id": f"u-{n // 2}", "reach": 10},
+            "reporter": f"r-{n}",
+        }
+        for n in range(120)
+    ]
+    signals_ingest(items=items, actor=platform)
+    ids = list(Case.objects.values_list("pk", flat=True))
+    assert len(ids) == 60
+    with transaction.atomic(), connection.cursor() as cur:
+        cases_copied_without_statistics(cur, {ids[0]: 20_000})  # seq scans priced out; rolled back
+        # every case changed at its own moment, as in a live table
+        cur.execute("UPDATE casework_case SET updated_at = updated_at - id * interval '1 millisecond'")
+        if statistics == "analyzed":
+            cur.execute("ANALYZE casework_case, casework_signal, casework_reporter, casework_reporterclassrecord")
+        else:
+            _forget_statistics(cur)
+        cur.execute("SET LOCAL jit = off")
+        cur.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + _REFRESH_BY_IDS_SQL,
+            {**_params(timezone.now()), "ids": _id_array(ids)},
+        )
+        [[plan]] = cur.fetchone()
+        transaction.set_rollback(True)
+    handled = _rows_handled(plan["Plan"])
+    assert handled <= 40 * (len(ids) + len(items)), handled
