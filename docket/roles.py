@@ -4,9 +4,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group, Permission
-from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef
 
 MODERATOR = "moderator"
 SENIOR = "senior"
@@ -31,19 +29,19 @@ def names(user):
     return cached
 
 
-def with_names(queryset, user_path):
-    """``queryset`` annotated with ``docket_role_names``, the role names of the user at ``user_path``
-    (e.g. ``"user"`` for a row pointing at one): a request that reads its user this way reads the roles in
-    the same query (``remember`` them on the user), not in one more."""
-    return queryset.annotate(
-        docket_role_names=ArraySubquery(
-            Group.objects.filter(user=OuterRef(f"{user_path}_id" if user_path else "pk")).values("name")
-        )
+def names_sql(user_id_column: str) -> str:
+    """An SQL array of the role names of the user whose id is ``user_id_column`` (a column of the statement,
+    e.g. ``"u.id"``): a request that reads its user with it reads the roles in the same query (``remember``
+    them on the user), not in one more."""
+    groups, links = Group._meta.db_table, Group.user_set.through._meta.db_table
+    return (
+        f"ARRAY(SELECT g.name FROM {groups} g JOIN {links} ug ON ug.group_id = g.id"
+        f" WHERE ug.user_id = {user_id_column})"
     )
 
 
 def remember(user, role_names):
-    """Cache ``role_names`` (read with ``with_names``) as ``names(user)`` for the request."""
+    """Cache ``role_names`` (read with ``names_sql``) as ``names(user)`` for the request."""
     user._docket_roles = frozenset(role_names or ())
     return user
 

@@ -158,8 +158,21 @@ def decisions_blind_to(user):
     relabel item to every reviewer (moderators, seniors, appeals staff) but the decider:
     until it is done, the first decision stays hidden from each of them (the case's
     decisions and timeline, the decision and its statement, over the API and in the UI).
-    ``None`` when the user can do no blind review, so callers add no filter at all.
+    ``None`` when the user can do no blind review, so callers add no filter at all. Built once per
+    user object (a request's reads share it, as they share ``roles.names``).
     """
+    known = getattr(user, "_docket_blind_decisions", _UNKNOWN)
+    if known is _UNKNOWN:
+        known = _decisions_blind_to(user)
+        if getattr(user, "pk", None) is not None:
+            user._docket_blind_decisions = known
+    return known
+
+
+_UNKNOWN = object()
+
+
+def _decisions_blind_to(user):
     names = roles.names(user)
     blind = None
     if names & {roles.MODERATOR, roles.SENIOR}:

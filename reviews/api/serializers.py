@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from casework.api.serializers import CaseDetailSerializer
 from casework.models import case_display_prefetch_list
-from casework.selectors import case_visible
+from casework.selectors import case_visible, recommended_actions
 from casework.services import ESCALATION_QUEUES
 from docket.audit import access_log_case_read
 from policies.models import LADDER, Action
@@ -37,19 +37,31 @@ def assignment_representation(assignment, request, *, case=None):
     """A claim's answer: the assignment and the case in the full detail of ``casework.api``.
 
     ``case``: the case as the claim left it (with its subject, class and queue; the claim only picks cases
-    the claimer may see), so only what the display adds to it is read (its decisions; the assignment is
-    this one). Without it the case is read by id, visibility checked.
+    the claimer may see, read the class's active version and probed whether it has decisions and its
+    account strikes), so only what the display adds to it is read, and only where the probes found
+    something (the assignment is this one).
+    Without it the case is read by id, visibility checked.
     """
+    context = {"request": request}
     if case is None:
         case = case_visible(user=request.user, case_id=assignment.case_id)
     else:
         case.active_assignments = [assignment]
-        prefetch_related_objects([case], *case_display_prefetch_list(request.user))
+        if case.has_decisions:
+            prefetch_related_objects([case], *case_display_prefetch_list(request.user))
+        else:
+            case.decision_list = []
+        # The class's active version, as the claim read it (the one a decision checks against).
+        versions = context["active_versions"] = {case.threat_class_id: case.policy_version}
+        if not case.has_strikes:  # the next step is the mildest violation: no strike to read
+            context["recommended_actions"] = recommended_actions(
+                [case], user=request.user, versions=versions, last_actions={}
+            )
     access_log_case_read(user=request.user, case=case, via="api")
     return {
         "assignment": assignment.pk,
         "lease_expires_at": serializers.DateTimeField().to_representation(assignment.lease_expires_at),
-        "case": CaseDetailSerializer(case, context={"request": request}).data,
+        "case": CaseDetailSerializer(case, context=context).data,
     }
 
 

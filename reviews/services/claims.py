@@ -26,18 +26,17 @@ from docket import roles
 from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
 from docket.errors import DocketError, conflict, forbidden, not_found
-from policies.models import ThreatClass, class_visible, visible_classes_q
+from docket.rows import loaded, loaded_side_by_side, returning
+from policies.models import PolicyVersion, ThreatClass, class_visible, visible_classes_q
 
 from ..models import Assignment, Queue, Reviewer
 from .common import (
+    active_version_sql,
     assignment_active_lock,
     assignment_end,
     day_start,
     lease_until,
-    loaded,
-    loaded_side_by_side,
     prepared,
-    returning,
     reviewer_of,
     user_of,
 )
@@ -47,7 +46,9 @@ from .eligibility import Clearance, ReviewerLoad, eligibility_check
 # eligibility rule needs, the pick (escalated cases first, then open ones by rank,
 # over the partial claim index, SKIP LOCKED; a status only when the transition table lets
 # it become in_review), the assignment, the move to in_review and the "claimed" event; it returns
-# the case as the move left it, with its subject and class (what the claim's answer shows).
+# the case as the move left it, with its subject, class and the class's active policy version (what
+# the claim's answer shows), and whether the answer has decisions or strikes to read at all (most
+# claimed cases have neither).
 # The open pick only runs when the escalated one finds nothing (Append + LIMIT). The two picks are
 # deliberate planner twins: one literal status each, so each walks its own partial index. A refusal
 # found from the counts rolls the writes back (they are rare; the claim is one round trip).
@@ -99,11 +100,16 @@ SELECT counts.active,
            (SELECT count(*) FROM reviews_assignment
              WHERE reviewer_id = %(reviewer)s AND graphic AND claimed_at >= %(day)s) END,
        (SELECT count(*) FROM event),
+       -- probes for the answer: whether the case has decisions, its account (or owner) active strikes
+       EXISTS (SELECT 1 FROM reviews_decision d WHERE d.case_id = moved.id),
+       EXISTS (SELECT 1 FROM reviews_strike st WHERE st.account_id IN (s.id, s.owner_id)
+                  AND st.expires_at > %(now)s AND st.removed_at IS NULL),
        {returning(Assignment, "ins")}, {returning(Case, "moved")}, {returning(Subject, "s")},
-       {returning(ThreatClass, "tc")}
+       {returning(ThreatClass, "tc")}, {returning(PolicyVersion, "v")}
   FROM counts LEFT JOIN pick ON true LEFT JOIN ins ON true LEFT JOIN moved ON true
   LEFT JOIN casework_subject s ON s.id = moved.subject_id
   LEFT JOIN policies_threatclass tc ON tc.id = moved.threat_class_id
+  LEFT JOIN LATERAL ({active_version_sql("moved.threat_class_id", returning(PolicyVersion, "pv"))}) v ON true
 """
 
 # What a claim reads and locks first: the user's reviewer row (serialising one reviewer's own
@@ -179,7 +185,7 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
             "detail": json.dumps(claim_event.detail),
         },
     ) as cur:
-        active, graphic_today, _, *claimed = cur.fetchone()
+        active, graphic_today, _, has_decisions, has_strikes, *claimed = cur.fetchone()
     picked = claimed[0] is not None
     # Raising here rolls back what the statement wrote.
     eligibility_check(load.counted(active=active, graphic_today=graphic_today), graphic=graphic_today is not None)
@@ -189,6 +195,10 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
     # the answer to a claim reads none of them again.
     assignment, case, subject, threat_class = loaded_side_by_side(claimed, Assignment, Case, Subject, ThreatClass)
     case.subject, case.threat_class, case.queue = subject, threat_class, queue
+    # ``False``: the case has no decision; its account (and a content subject's owner) no active strike.
+    case.has_decisions, case.has_strikes = has_decisions, has_strikes
+    version = claimed[-len(PolicyVersion._meta.concrete_fields) :]
+    case.policy_version = loaded(PolicyVersion, version) if version[0] is not None else None
     assignment.case, assignment.reviewer = case, reviewer
     return assignment
 

@@ -3,7 +3,7 @@
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import connection, connections
+from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 
 from docket import roles
@@ -85,47 +85,10 @@ def prepared(sql, params):
         cursor.close()
 
 
-def returning(model, alias="") -> str:
-    """The column list of ``model``'s table, for ``RETURNING``/``SELECT`` whose rows ``loaded`` turns into instances."""
-    prefix = f"{alias}." if alias else ""
-    return ", ".join(f"{prefix}{f.column}" for f in model._meta.concrete_fields)
-
-
-def loaded(model, values):
-    """An instance of ``model`` from a row of ``returning(model)`` columns, loaded the way the ORM loads query rows.
-
-    Each value goes through its field's and the backend's converters (jsonb arrives as text for
-    ``JSONField`` to parse), then ``Model.from_db``, as a queryset does.
-    """
-    [instance] = loaded_rows(model, [values])
-    return instance
-
-
-def loaded_side_by_side(row, *models) -> list:
-    """Instances of ``models`` from one row of their ``returning`` columns, side by side (a join's row)."""
-    out, start = [], 0
-    for model in models:
-        end = start + len(model._meta.concrete_fields)
-        out.append(loaded(model, row[start:end]))
-        start = end
-    return out
-
-
-def loaded_rows(model, rows) -> list:
-    """``loaded`` for many rows of one model: the converters are looked up once, not once per row."""
-    db = connections[connection.alias]  # the connection itself, not its per-access proxy
-    fields = model._meta.concrete_fields
-    plan = []
-    for f in fields:
-        col = f.get_col(model._meta.db_table)
-        plan.append((col, db.ops.get_db_converters(col) + f.get_db_converters(db)))
-    attnames = [f.attname for f in fields]
-    instances = []
-    for values in rows:
-        converted = []
-        for (col, converters), value in zip(plan, values, strict=True):
-            for convert in converters:
-                value = convert(value, col, db)
-            converted.append(value)
-        instances.append(model.from_db(db.alias, attnames, converted))
-    return instances
+def active_version_sql(class_id: str, columns: str) -> str:
+    """A statement's read of a class's active policy version (``columns`` of ``pv``, its ``policies_policy``
+    ``p``): the first policy's, as the decision checks against. ``class_id`` is the SQL naming the class."""
+    return (
+        f"SELECT {columns} FROM policies_policyversion pv JOIN policies_policy p ON p.id = pv.policy_id"
+        f" WHERE pv.status = 'active' AND p.threat_class_id = {class_id} ORDER BY pv.policy_id LIMIT 1"
+    )

@@ -29,20 +29,18 @@ from docket.batches import chunks
 from docket.conf import setting
 from docket.errors import DocketError, forbidden, not_found
 from docket.queueing import enqueue_on_commit
+from docket.rows import loaded, loaded_rows, loaded_side_by_side, returning
 from policies.models import VIOLATIONS, Action, Policy, PolicyVersion, ThreatClass, class_visible
 
 from ..models import Assignment, Decision, Enforcement, Reviewer
 from ..sor import public_explanation_clean, statement_terms
 from ..statements import Publication, decisions_publish
 from .common import (
+    active_version_sql,
     assignment_active_lock,
     assignment_end,
     case_worker_require,
-    loaded,
-    loaded_rows,
-    loaded_side_by_side,
     prepared,
-    returning,
     reviewer_of,
     user_of,
 )
@@ -436,6 +434,10 @@ def reporters_adjust(case_id, *, upheld):
 # case (read with its class and subject: what the checks and the statement of reasons need), then, each with
 # a snapshot taken after the lock, the holder of its active assignment (who may decide) and the class's
 # active policy version. The decision statement follows.
+_ACTIVE_VERSION_OF_CASE = active_version_sql(
+    "(SELECT threat_class_id FROM casework_case WHERE id = %(case)s)",
+    returning(PolicyVersion, "pv") + ", " + returning(Policy, "p"),
+)
 _DECISION_LOCK_SQL = f"""
 SELECT {returning(Reviewer)} FROM reviews_reviewer WHERE user_id = %(user)s;
 SELECT {returning(Case, "c")}, {returning(ThreatClass, "tc")}, {returning(Subject, "s")}
@@ -445,10 +447,7 @@ SELECT {returning(Case, "c")}, {returning(ThreatClass, "tc")}, {returning(Subjec
  WHERE c.id = %(case)s
    FOR NO KEY UPDATE OF c;
 SELECT reviewer_id FROM reviews_assignment WHERE case_id = %(case)s AND state = 'active';
-SELECT {returning(PolicyVersion, "pv")}, {returning(Policy, "p")}
-  FROM policies_policyversion pv JOIN policies_policy p ON p.id = pv.policy_id
- WHERE pv.status = 'active' AND p.threat_class_id = (SELECT threat_class_id FROM casework_case WHERE id = %(case)s)
- ORDER BY pv.policy_id LIMIT 1
+{_ACTIVE_VERSION_OF_CASE}
 """
 
 

@@ -6,8 +6,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
+from docket import roles
+from docket.identity.auth import ExpiringTokenAuthentication
 from docket.identity.services import audit_list, tokens_expired_record
 from docket.models import ApiToken
 
@@ -144,3 +147,21 @@ def test_the_admin_shows_token_expiry_and_last_use(make_user, policy_admin, caps
     row = next(r for r in page.context["cl"].result_list if r.username == "svc")
     assert row.api_token.last_used_at is not None
     assert key not in html  # the key itself is never shown
+
+
+def test_a_token_is_checked_with_its_user_and_roles_in_one_query(make_user, capsys, django_assert_num_queries):
+    user = make_user("svc-roles", "moderator,senior")
+    key = token_command("svc-roles", capsys=capsys)
+    ApiToken.objects.filter(key=key).update(last_used_at=timezone.now())  # no last-use write in this minute
+    check = ExpiringTokenAuthentication()
+
+    with django_assert_num_queries(1):
+        found, token = check.authenticate_credentials(key)
+        assert roles.names(found) == {"moderator", "senior"}
+    assert (found.pk, found.username, token.key, token.user is found) == (user.pk, "svc-roles", key, True)
+
+    with pytest.raises(AuthenticationFailed, match="Invalid token"):
+        check.authenticate_credentials(key[:-1] + ("0" if key[-1] != "0" else "1"))
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        check.authenticate_credentials(key)

@@ -2,7 +2,8 @@
 
 The round is the queue's hot path: every query on it is paid by every reviewer on every case.
 The token's user comes with its roles; the claim reads the reviewer profile with its lock, and answers
-with the case it wrote and the assignment it made (not read again); the decision reads the profile
+with the case it wrote, the class's active version and the assignment it made (not read again), reading
+the case's decisions and its account's strikes only when the claim's probes found some; the decision reads the profile
 with its lock, and its answer shows the decider and the statement's submission row it wrote (no
 second read); the case a decision names is read once, by the decision's own lock.
 """
@@ -12,14 +13,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from casework.models import Case
 from docket.models import AccessLog, ApiToken
+from reviews.selectors import decisions_blind_to
 from tests.factories import CaseFactory, SubjectFactory
 
 pytestmark = pytest.mark.django_db
 
 # Upper bounds: today's counts (in the test's transaction: a savepoint and its release each), after a first
 # round read what is read once per process. A new query here is a decision, not an accident.
-CLAIM_QUERIES = 9
+CLAIM_QUERIES = 6
 DECISION_QUERIES = 11
 
 
@@ -113,3 +116,28 @@ def test_the_decision_answers_as_its_detail_shows_it(api_for, make_user, setting
     assert body == client.get(f"/api/v1/decisions/{body['id']}/").json()
     assert body["transparency_db"]["status"] == ("pending" if configured else "not_configured")
     assert body["transparency_db"]["puid"] and body["reviewer"] == "round-mod"
+
+
+def test_the_decisions_blind_to_a_user_are_built_once_per_request_user(make_user):
+    # The claim's answer asks twice (the case's decisions, the strike that recommends the next step).
+    moderator = make_user("round-mod", "moderator", queues=["spam"])
+    blind = decisions_blind_to(moderator)
+    assert blind is not None and decisions_blind_to(moderator) is blind
+
+
+def test_a_claimed_case_with_decisions_answers_them_as_its_detail_does(api_for, make_user):
+    # No transition leads a decided case back to the queue today; a case that came back with its decisions
+    # (set here by hand) must still be answered with them and with the strike they left.
+    moderator = make_user("round-mod", "moderator", queues=["spam"])
+    case = CaseFactory(kind="spam")
+    client = api_for(moderator)
+    client.post("/api/v1/queues/spam/claim/")
+    decision = client.post(f"/api/v1/cases/{case.pk}/decision/", {"action": "remove", "rule": "SP-1"}, format="json")
+    Case.objects.filter(pk=case.pk).update(status="open")
+
+    claimed = client.post("/api/v1/queues/spam/claim/")
+
+    assert claimed.status_code == 201, claimed.content
+    answered = claimed.json()["case"]
+    assert answered["decisions"] == [decision.json()["id"]] and answered["recommended_action"] == "restrict"
+    assert answered == client.get(f"/api/v1/cases/{case.pk}/").json()
