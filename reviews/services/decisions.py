@@ -568,6 +568,28 @@ def decision_automated(*, case, action, at=None) -> Decision:
     return decision
 
 
+_WAVE_UNREAD = (
+    "priority",
+    "priority_breakdown",
+    "rank_tier",
+    "rank",
+    "rank_due_at",
+    "signal_strength",
+    "reporter_weight",
+    "velocity",
+    "legal_hold_released_at",
+    "personal_data_purged_at",
+    "last_signal_at",
+    "sla_due_at",
+    "created_at",
+    "updated_at",
+    "subject__case_class_ids",
+    "subject__class_ids",
+    "subject__created_at",
+    "subject__updated_at",
+)
+
+
 @transaction.atomic(savepoint=False)  # intake calls it inside its own transaction
 def decisions_automated(*, actions, at=None):
     """Automation decides many cases at once (a wave of auto-actioned signals): one lock, one write.
@@ -583,6 +605,8 @@ def decisions_automated(*, actions, at=None):
     cases = list(
         Case.objects.select_for_update(no_key=True, of=("self",))
         .select_related("subject")
+        # Not the ranking, timing and classes columns no decision reads: a wave loads thousands of cases.
+        .defer(*_WAVE_UNREAD)
         .filter(pk__in=list(actions))
         .order_by("pk")
     )

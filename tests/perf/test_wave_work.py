@@ -83,3 +83,14 @@ def test_a_decision_writes_its_enforcement_rows_once_with_their_bodies():
     for e in rows:
         assert e.payload["id"] == str(e.public_id) and e.payload["decision"] == e.decision_id
         assert e.payload["statement_of_reasons"] == e.decision.statement
+
+
+def test_a_wave_reads_its_cases_without_the_columns_no_decision_reads():
+    cases = wave(3)
+    with CaptureQueriesContext(connection) as queries:
+        decisions, refused = decisions_automated(actions={c.pk: "remove" for c in cases})
+    assert refused == {} and len(decisions) == 3
+    [read] = [q["sql"] for q in queries if q["sql"].startswith('SELECT "casework_case"."id"')]
+    for column in ('"casework_case"."priority_breakdown"', '"casework_case"."rank"', '"casework_subject"."class_ids"'):
+        assert column not in read
+    assert '"casework_case"."first_signal_at"' in read and '"casework_subject"."attributes"' in read
