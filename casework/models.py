@@ -187,7 +187,6 @@ class Subject(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["updated_at"], name="subject_updated_at_idx"),
             # The case list's ``subject`` filter names the external id alone (the unique index leads with kind).
             models.Index(fields=["external_id"], name="subject_external_id_idx"),
         ]

@@ -5,6 +5,8 @@ still leads one (the check when a referenced row is deleted reads it)."""
 import pytest
 from django.db import connection
 
+from tests.investigations.conftest import ingest
+
 pytestmark = pytest.mark.django_db
 
 TABLES = ["casework_case", "casework_signal"]
@@ -63,3 +65,20 @@ def test_every_foreign_key_leads_an_index(table):
         if not i["partial"] or i["condition"] == f"({i['columns'][0]} IS NOT NULL)"
     }
     assert keys and keys - led == set()
+
+
+def _subject_updates():
+    """(updates, HOT updates) of subject rows in this transaction."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'casework_subject'")
+        return cur.fetchone()
+
+
+def test_a_subject_that_learns_a_value_is_rewritten_in_place(platform):
+    """Intake's rewrite of a subject (its values, reach and update time) changes no indexed column: a HOT update."""
+    ingest(platform, subject="account:hot-1", attributes={"ip": ["203.0.113.20"]})
+    updates, hot = _subject_updates()
+    ingest(platform, subject="account:hot-1", reach=500, attributes={"ip": ["203.0.113.21"]})
+    more, more_hot = _subject_updates()
+    assert more - updates >= 1
+    assert more_hot - hot == more - updates
