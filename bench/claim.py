@@ -60,6 +60,7 @@ from django.utils import timezone
 
 from casework.models import Queue
 from docket.accounts import token_for
+from docket.run import web_serving_args
 from policies.models import PolicyVersion
 from reviews.accounts import user_upsert
 from reviews.services import claims, decision_make, queue_claim
@@ -320,12 +321,7 @@ def _start_gunicorn(workers, threads, redis_db):
             "docket.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
+            *web_serving_args(workers, threads),  # as `make run` serves
             "--log-level",
             "warning",
         ],

@@ -156,16 +156,24 @@ def _die_with_parent():
     return lambda: prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def web_serving_args(workers, threads) -> list[str]:
+    """How gunicorn serves Docket (``make run``, and the benchmarks that measure what it serves).
+
+    Threads, not sync workers: a sync worker serves one request at a time and closes the connection after
+    each; on two cores, 2 processes x 8 threads served 16 claiming reviewers 1.4-1.8x faster than 4 x 4
+    and 2x faster than 2 sync workers (issue 14's measurements, docs/operations.md). Keep-alive outlasts
+    a reviewer's pause between pages: with gunicorn's 2 s default, a form posted after reading a case for
+    a few seconds could go out on a connection the server was just closing and fail.
+    """
+    return [f"--workers={workers}", "--worker-class=gthread", f"--threads={threads}", "--keep-alive=30"]
+
+
 def child_commands(port: int, data_dir: Path) -> dict[str, list[str]]:
     import gunicorn.config
 
     workers = os.environ.get("WEB_CONCURRENCY", "2")
     threads = os.environ.get("WEB_THREADS", "8")
-    web = ["gunicorn", "docket.wsgi:application", f"--bind=127.0.0.1:{port}", f"--workers={workers}"]
-    # Threads, not sync workers: a sync worker serves one request at a time and closes the connection after
-    # each; on two cores, 2 processes x 8 threads served 16 claiming reviewers 1.4-1.8x faster than 4 x 4
-    # and 2x faster than 2 sync workers (issue 14's measurements, docs/operations.md).
-    web += ["--worker-class=gthread", f"--threads={threads}", "--keep-alive=30"]
+    web = ["gunicorn", "docket.wsgi:application", f"--bind=127.0.0.1:{port}", *web_serving_args(workers, threads)]
     web += ["--graceful-timeout=10", "--access-logfile=-"]
     if hasattr(gunicorn.config, "ControlSocketDisable"):  # gunicorn >= 25.1
         web.append("--no-control-socket")  # nothing here uses gunicornc

@@ -1,0 +1,73 @@
+"""How ``make run`` serves (``docket.run.web_serving_args``), tried on a real gunicorn."""
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+
+from docket.run import web_serving_args
+from tests.reliability.test_faults import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+PAUSE_SECONDS = 3  # a reviewer reading a case before posting its form: longer than gunicorn's 2 s default
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_form_posted_after_a_pause_goes_out_on_the_open_connection():
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "docket.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "DOCKET_CACHE_PREFIX": f"serving-{uuid.uuid4().hex[:8]}",
+        "CELERY_TASK_ALWAYS_EAGER": "1",
+    }
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "docket.wsgi", f"--bind=127.0.0.1:{port}"]
+    command += [*web_serving_args(1, 2), "--log-level", "warning"]
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log)
+    try:
+
+        def up():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/login/", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, 90, "gunicorn to answer")
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        client.request("GET", "/login/")
+        first = client.getresponse()
+        first.read()
+        assert first.status == 200
+        opened = client.sock
+
+        time.sleep(PAUSE_SECONDS)
+        # No retry here: a connection the server closed during the pause fails this request.
+        client.request("POST", "/login/", body="username=x&password=y", headers={"Content-Type": "text/plain"})
+        second = client.getresponse()
+        second.read()
+
+        assert client.sock is opened, "the same connection carried both requests"
+        assert second.status == 403  # refused for its missing CSRF token, by the application: it arrived
+        client.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
