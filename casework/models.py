@@ -533,6 +533,9 @@ class Case(models.Model):
             # claim (one queue, ordered by the plain columns) cannot pick it: PostgreSQL would walk it past
             # every other queue's restricted and breached cases before the first of the queue's own.
             models.Index(F("rank_tier") * -1, F("rank") * -1, "id", name="case_rank_idx"),
+            # The case list by class, in the same order: a page of the class's cases, where a walk of the
+            # global order filtered by class, or every case of the class sorted, cost its backlog.
+            models.Index("threat_class", F("rank_tier") * -1, F("rank") * -1, "id", name="case_class_rank_idx"),
             # A queue's page and the case list by queue: its waiting and held cases by rank, without
             # walking the higher-ranked cases of every other queue (bench/pages.py shows the plan).
             models.Index(
