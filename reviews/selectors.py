@@ -18,6 +18,7 @@ from docket.visibility import clearances_of, restrict
 from policies.models import ThreatClass, visible_classes_q
 
 from .models import Assignment, Decision, QualityReview, RelabelItem, Strike
+from .services.common import day_start
 
 # Arrival and decision rates are measured over this many recent hours.
 FORECAST_WINDOW_HOURS = 6
@@ -216,10 +217,10 @@ def _pct(part, whole):
 def reviewer_load(reviewer, now=None) -> dict:
     """Active assignments and graphic cases claimed today (one query), with what the gauges show."""
     now = now or timezone.now()
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     load = Assignment.objects.filter(reviewer=reviewer).aggregate(
         active=Count("id", filter=Q(state="active")),
-        graphic_today=Count("id", filter=Q(graphic=True, claimed_at__gte=day_start)),
+        # "today" as the claim's graphic budget counts it (reviews.services.claims)
+        graphic_today=Count("id", filter=Q(graphic=True, claimed_at__gte=day_start(now))),
     )
     load["max_active"] = reviewer.max_active
     load["graphic_budget"] = reviewer.graphic_budget
