@@ -1,10 +1,14 @@
 """Helpers shared by the test modules (one copy, imported; not redefined per module)."""
 
+import os
+import signal
+import subprocess
 import threading
 from contextlib import contextmanager
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -131,3 +135,26 @@ def case_rows_fetched(cur) -> int:
     """Rows of ``casework_case`` this transaction has fetched so far (index fetches and sequential reads)."""
     cur.execute("SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'casework_case'")
     return cur.fetchone()[0]
+
+
+def process_env(**extra) -> dict:
+    """The environment of a Docket process (gunicorn, a Celery worker) on the test database and Redis."""
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "docket.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        **extra,
+    }
+
+
+def process_stop(process, *, grace=20):
+    """SIGTERM, and SIGKILL if it has not exited within ``grace`` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)

@@ -1,7 +1,5 @@
 """Pooled database connections survive the database dropping them (a restart, a failover)."""
 
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -11,31 +9,25 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 from django.db import connection
 
 from docket.accounts import token_for
 from tests.reliability.test_faults import free_port, wait_for
+from tests.support import process_env, process_stop
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_APP_NAME = "docket-pooled-connection-test"
 
 
 def _server(port):
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "docket.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "DB_CONN_MAX_AGE": "600",  # one pooled connection, reused by every request of the worker
-        "DOCKET_CACHE_PREFIX": f"conn-{uuid.uuid4().hex[:8]}",
-        "CELERY_TASK_ALWAYS_EAGER": "1",
+    env = process_env(
+        DB_CONN_MAX_AGE="600",  # one pooled connection, reused by every request of the worker
+        DOCKET_CACHE_PREFIX=f"conn-{uuid.uuid4().hex[:8]}",
+        CELERY_TASK_ALWAYS_EAGER="1",
         # libpq names the server's connections, so the test drops only those (never the test
         # process's own, such as a live server thread's, which later tests still use).
-        "PGAPPNAME": SERVER_APP_NAME,
-    }
+        PGAPPNAME=SERVER_APP_NAME,
+    )
     command = [sys.executable, "-m", "gunicorn", "docket.wsgi", "-w", "1", "-b", f"127.0.0.1:{port}"]
     log = tempfile.TemporaryFile()
     return subprocess.Popen(command + ["--log-level", "warning"], cwd=ROOT, env=env, stderr=log), log
@@ -77,11 +69,7 @@ def test_every_request_after_the_database_drops_pooled_connections_is_answered(m
         assert statuses == [200] * 5
         assert not set(_server_backends()) & set(backends)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        process_stop(server)
         log.close()
 
 

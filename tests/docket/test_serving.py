@@ -1,8 +1,6 @@
 """How ``make run`` serves (``docket.run.web_serving_args``), tried on a real gunicorn."""
 
 import http.client
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -12,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
-from django.db import connection
 
 from docket.run import web_serving_args
 from tests.reliability.test_faults import free_port, wait_for
+from tests.support import process_env, process_stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PAUSE_SECONDS = 3  # a reviewer reading a case before posting its form: longer than gunicorn's 2 s default
@@ -24,16 +21,7 @@ PAUSE_SECONDS = 3  # a reviewer reading a case before posting its form: longer t
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_form_posted_after_a_pause_goes_out_on_the_open_connection():
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "docket.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "DOCKET_CACHE_PREFIX": f"serving-{uuid.uuid4().hex[:8]}",
-        "CELERY_TASK_ALWAYS_EAGER": "1",
-    }
+    env = process_env(DOCKET_CACHE_PREFIX=f"serving-{uuid.uuid4().hex[:8]}", CELERY_TASK_ALWAYS_EAGER="1")
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "docket.wsgi", f"--bind=127.0.0.1:{port}"]
     command += [*web_serving_args(1, 2), "--log-level", "warning"]
@@ -65,9 +53,5 @@ def test_a_form_posted_after_a_pause_goes_out_on_the_open_connection():
         assert second.status == 403  # refused for its missing CSRF token, by the application: it arrived
         client.close()
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        process_stop(server)
         log.close()

@@ -54,7 +54,7 @@ from reviews.accounts import user_upsert
 from reviews.models import Enforcement
 from reviews.tasks import deliver_due_enforcements, deliver_enforcements
 from tests.factories import threat_class
-from tests.support import second_connection
+from tests.support import process_env, process_stop, second_connection
 
 from .conftest import api_client, db_state, decide
 
@@ -217,18 +217,9 @@ def wait_for(predicate, timeout, what):
 @contextmanager
 def celery_worker(queue, webhook_url):
     """A real worker process on the test database, consuming only ``queue`` (its own), one child."""
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "docket.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "PLATFORM_WEBHOOK_URL": webhook_url,
-        "DOCKET_WEBHOOK_TIMEOUT_SECONDS": "60",
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-    }
-    if db.get("PASSWORD"):
-        env["DATABASE_URL"] = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = process_env(
+        PLATFORM_WEBHOOK_URL=webhook_url, DOCKET_WEBHOOK_TIMEOUT_SECONDS="60", CELERY_TASK_ALWAYS_EAGER="0"
+    )
     command = [sys.executable, "-m", "celery", "-A", "docket", "worker", "-Q", queue, "-c", "1", "-P", "prefork"]
     command += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
     command += ["-n", f"{queue}@%h"]
@@ -236,12 +227,7 @@ def celery_worker(queue, webhook_url):
     try:
         yield worker
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        process_stop(worker)
 
         redis.Redis.from_url(settings.REDIS_URL).delete(queue)
 

@@ -23,7 +23,6 @@ The audit afterwards, from the database alone:
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 from django.db import connection
 from django.db.models import Count
 
@@ -45,6 +43,7 @@ from docket.accounts import token_for
 from reviews.accounts import user_upsert
 from reviews.models import Assignment, Decision
 from reviews.services import leases_expire
+from tests.support import process_env, process_stop
 
 from .conftest import rule_of, violation_of
 from .test_faults import free_port, wait_for
@@ -62,22 +61,16 @@ ENDS = {"released", "skipped", "lease_expired", "unassigned", "escalated"}
 
 
 def _server_env(port):
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "docket.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "DOCKET_LEASE_SECONDS": str(LEASE_SECONDS),
-        "DOCKET_SKIP_COOLDOWN_SECONDS": "5",
-        "DOCKET_INTAKE_RATE": "1000000/min",
+    return process_env(
+        DOCKET_LEASE_SECONDS=str(LEASE_SECONDS),
+        DOCKET_SKIP_COOLDOWN_SECONDS="5",
+        DOCKET_INTAKE_RATE="1000000/min",
         # Deferred work runs in the request: no task is left in the shared broker for somebody's worker.
-        "CELERY_TASK_ALWAYS_EAGER": "1",
-        "DOCKET_CACHE_PREFIX": f"soak-{uuid.uuid4().hex[:8]}",
-        "PLATFORM_WEBHOOK_URL": "",
-        "DOCKET_LOG_LEVEL": "ERROR",
-    }
+        CELERY_TASK_ALWAYS_EAGER="1",
+        DOCKET_CACHE_PREFIX=f"soak-{uuid.uuid4().hex[:8]}",
+        PLATFORM_WEBHOOK_URL="",
+        DOCKET_LOG_LEVEL="ERROR",
+    )
 
 
 class Server:
@@ -106,12 +99,7 @@ class Server:
             return False
 
     def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        process_stop(self.process, grace=30)
         self.log.close()
 
 
