@@ -484,13 +484,7 @@ def round_costs(rounds, *, top=0):
         figures[f"{page}: PG CPU / Python CPU ms"] = f"{pg or 0:.1f} / {py:.1f}"
         total += py + (pg or 0)
     print(f"one round: {total:.1f} ms of CPU (Python + PostgreSQL)")
-    buckets = [name for name, _ in pages._BUCKETS] + ["Docket code", "Python other"]
-    print("\nWhere the Python CPU goes (share of each request's CPU by the code that spent it, profiled rounds)")
-    print(f"{'request':<14} " + " ".join(f"{b[:12]:>12}" for b in buckets))
-    for page in ROUND:
-        spent = meter.profiles[page]
-        whole = sum(spent.values()) or 1
-        print(f"{page:<14} " + " ".join(f"{100 * spent.get(b, 0) / whole:>11.0f}%" for b in buckets))
+    pages.cpu_shares_print(meter, ROUND, what="request", width=14)
     if top:
         print(f"\nThe {top} functions that spent most of 10 rounds' Python CPU (cumulative, then own)")
         stats = pstats.Stats(everything, stream=sys.stdout).strip_dirs()

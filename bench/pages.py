@@ -337,13 +337,7 @@ def journey_costs(rounds):
         figures[f"{page}: SQL / PG CPU / Python CPU ms"] = (
             f"{sql:.1f} / {pg:.1f} / {py:.1f}" if pg is not None else f"{sql:.1f} / - / {py:.1f}"
         )
-    buckets = [name for name, _ in _BUCKETS] + ["Docket code", "Python other"]
-    print("\nWhere the Python CPU goes (share of each page's CPU by the code that spent it, profiled rounds)")
-    print(f"{'page':<21} " + " ".join(f"{b[:12]:>12}" for b in buckets))
-    for page in JOURNEY:
-        spent = meter.profiles[page]
-        total = sum(spent.values()) or 1
-        print(f"{page:<21} " + " ".join(f"{100 * spent.get(b, 0) / total:>11.0f}%" for b in buckets))
+    cpu_shares_print(meter, JOURNEY, what="page")
     worst = max(JOURNEY, key=lambda p: (meter.figure(p, "py_cpu_ms") or 0) + (meter.figure(p, "pg_cpu_ms") or 0))
     cpu = (meter.figure(worst, "py_cpu_ms") or 0) + (meter.figure(worst, "pg_cpu_ms") or 0)
     common.compare(
@@ -355,6 +349,17 @@ def journey_costs(rounds):
     )
     figures["load average (1 min) during the journey"] = round(load[0], 1)
     return figures
+
+
+def cpu_shares_print(meter, names, *, what, width=21):
+    """Where each request's Python CPU went: its share by the code that spent it (``_BUCKETS``), profiled rounds."""
+    buckets = [name for name, _ in _BUCKETS] + ["Docket code", "Python other"]
+    print(f"\nWhere the Python CPU goes (share of each {what}'s CPU by the code that spent it, profiled rounds)")
+    print(f"{what:<{width}} " + " ".join(f"{b[:12]:>12}" for b in buckets))
+    for name in names:
+        spent = meter.profiles[name]
+        whole = sum(spent.values()) or 1
+        print(f"{name:<{width}} " + " ".join(f"{100 * spent.get(b, 0) / whole:>11.0f}%" for b in buckets))
 
 
 def main(argv=None):
