@@ -2,6 +2,7 @@
 
     python -m bench.live [--cases 1000000] [--seconds 90] [--reviewers 16] [--intake-rate 1000] [--idle 60]
                          [--think 0 | --think 4 | --think 2-6] [--web-workers 2] [--web-threads 8]
+                         [--intake-server shared | own]
 
 On the shared seed (``bench.common.scale_setup``), starts gunicorn (gthread),
 a Celery worker with beat (every periodic job on its schedule) and, halfway
@@ -30,6 +31,11 @@ With no think time, 16 closed-loop reviewers on two cores queue for the CPU:
 by Little's law each claim then takes about 16 rounds' CPU divided by the
 cores, whatever the locks do, so that run shows the throughput (rounds per
 core-second) and a paced run (``--think 2-6``) the latency a reviewer sees.
+
+``--intake-server own`` posts the platform's signals to a gunicorn of their own
+(one process, niced), as a deployment that serves the intake API apart from
+the moderators would: a flood's Python then waits for the CPU behind the
+reviewers' requests and never holds the GIL of a process serving them.
 """
 
 import itertools
@@ -308,6 +314,14 @@ def main(argv=None):
     )
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn gthread processes (default 2)")
     p.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn process (default 8)")
+    p.add_argument(
+        "--intake-server",
+        choices=("shared", "own"),
+        default="shared",
+        help="shared (default): the platform posts to the reviewers' gunicorn; own: to a gunicorn of its own "
+        "(1 process, --intake-threads threads, nice 10), so a flood's Python queues behind the reviewers' "
+        "requests for the CPU and never holds their process's GIL",
+    )
     p.add_argument("--redis-db", type=int, default=common.BENCH_REDIS_DB)
     args = p.parse_args(argv)
     cases = common.scaled(args.cases, args.scale, minimum=1000)
@@ -334,6 +348,12 @@ def main(argv=None):
 
     log_file = os.path.join(tempfile.mkdtemp(prefix="docket-bench-worker-"), "worker.log")
     server, base = _start_gunicorn(args.web_workers, args.web_threads, args.redis_db)
+    servers = [server]
+    intake_base = base
+    if args.intake_server == "own":
+        intake_server, intake_base = _start_gunicorn(1, args.intake_threads, args.redis_db, nice=10)
+        servers.append(intake_server)
+    print(f"intake server: {args.intake_server}")
     worker = _start_worker(args.redis_db, log_file)
     stop, samples, reviewed, intaken = threading.Event(), {}, [], []
     seq = itertools.count(int(time.time() * 1000) * 1000)
@@ -345,7 +365,7 @@ def main(argv=None):
     threads += [
         threading.Thread(
             target=_intake,
-            args=(base, platform_token, args.intake_rate / args.intake_threads, cases, stop, intaken, seq),
+            args=(intake_base, platform_token, args.intake_rate / args.intake_threads, cases, stop, intaken, seq),
         )
         for _ in range(args.intake_threads)
     ]
@@ -353,7 +373,8 @@ def main(argv=None):
         time.sleep(5)  # the worker and beat up
         load_before, started = os.getloadavg(), time.perf_counter()
         busy_before = _machine_busy_seconds()
-        web_before, worker_before = _tree_cpu_seconds(server.pid), _tree_cpu_seconds(worker.pid)
+        web_before = sum(_tree_cpu_seconds(s.pid) for s in servers)
+        worker_before = _tree_cpu_seconds(worker.pid)
         for t in threads:
             t.start()
         time.sleep(args.seconds / 2)
@@ -368,7 +389,7 @@ def main(argv=None):
         stop.set()
         elapsed = time.perf_counter() - started
         busy = _machine_busy_seconds() - busy_before
-        web_cpu = _tree_cpu_seconds(server.pid) - web_before
+        web_cpu = sum(_tree_cpu_seconds(s.pid) for s in servers) - web_before
         worker_cpu = _tree_cpu_seconds(worker.pid) - worker_before
         own = web_cpu + worker_cpu
         load_after = os.getloadavg()
@@ -387,9 +408,11 @@ def main(argv=None):
             idle_wal = float(common.wal_since(cur, start_lsn))
     finally:
         worker.terminate()
-        server.terminate()
+        for s in servers:
+            s.terminate()
         worker.wait(30)
-        server.wait(30)
+        for s in servers:
+            s.wait(30)
 
     claims = [x for r in reviewed for x in r["claims"]]
     decisions = [x for r in reviewed for x in r["decisions"]]
@@ -408,6 +431,7 @@ def main(argv=None):
     figures = {
         "active cases": active,
         "reviewer pace": pace_shown(args.think),
+        "intake server": args.intake_server,
         "claims": len(claims),
         "claim p50 ms": round(common.pct(claims, 50), 1),
         "claim p99 ms": round(common.pct(claims, 99), 1),
