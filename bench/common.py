@@ -41,7 +41,6 @@ from django.core.management import call_command
 from django.db import connection, connections, transaction
 
 from appeals.services import appeal_file
-from casework.services import ESCALATION_QUEUES
 from policies.models import SignalSource
 from reviews.accounts import user_upsert
 from reviews.services import decision_make, queue_claim
@@ -213,11 +212,6 @@ DELETE FROM casework_signal WHERE case_id > (SELECT cases FROM bench_seed)
 DELETE FROM casework_case WHERE id > (SELECT cases FROM bench_seed);  -- cases a benchmark's intake opened
 UPDATE casework_case SET status = 'open', decided_at = NULL, first_action_at = NULL, closed_at = NULL
  WHERE status <> 'open';
--- Cases escalated (by reviewers or the SLA job) back to their class's queue, where the seed put them: otherwise
--- every run after the first finds the escalation job's work already done and the queues thinner.
-UPDATE casework_case c SET queue_id = (SELECT min(qt.queue_id) FROM casework_queue_threat_classes qt
-                                        WHERE qt.threatclass_id = c.threat_class_id)
- WHERE c.queue_id IN (SELECT id FROM casework_queue WHERE slug = ANY(%(escalation_queues)s));
 UPDATE casework_reporter SET reports_decided = id %% 23, reports_upheld = (id %% 23) * (id %% 7) / 7
  WHERE reports_decided <> id %% 23 OR reports_upheld <> (id %% 23) * (id %% 7) / 7;
 TRUNCATE casework_reporterclassrecord;
@@ -257,7 +251,7 @@ def scale_setup(cases: int, *, reseed: bool = False, reset: bool = True, databas
             )
         elif reset:
             started = time.perf_counter()
-            cur.execute(_RESET_SQL, {"escalation_queues": list(ESCALATION_QUEUES)})
+            cur.execute(_RESET_SQL, {})
             cur.execute("VACUUM ANALYZE casework_case")
             print(f"seed: reusing {cases:,} cases (reset in {time.perf_counter() - started:.1f} s)")
 
