@@ -529,6 +529,16 @@ class Case(models.Model):
                 name="case_open_queue_rank_idx",
                 condition=Q(status="open"),
             ),
+            # Its twin for the claim's first pick, a queue's escalated cases: without it PostgreSQL read
+            # the escalated cases of every queue, or the queue's whole active backlog, to find none.
+            models.Index(
+                "queue",
+                F("rank_tier").desc(),
+                F("rank").desc(),
+                "id",
+                name="case_escalated_queue_rank_idx",
+                condition=Q(status="escalated"),
+            ),
             # Lists across queues, highest first (casework.priority.BY_RANK_ALL). On negated columns, so a
             # claim (one queue, ordered by the plain columns) cannot pick it: PostgreSQL would walk it past
             # every other queue's restricted and breached cases before the first of the queue's own.
