@@ -592,7 +592,6 @@ class Case(models.Model):
                 name="case_rank_due_idx",
                 condition=Q(status__in=list(ACTIVE_STATUSES), rank_due_at__isnull=False),
             ),
-            models.Index(fields=["status", "sla_due_at"], name="case_status_sla_idx"),
             # SLA escalation (reviews.sla): one severity's open cases, oldest SLA first. Walked per severity
             # from the escalation's minimum up, so the low-severity breaches left in their queues are never read.
             models.Index("severity", "sla_due_at", "id", name="case_open_severity_sla_idx", condition=Q(status="open")),
