@@ -7,8 +7,12 @@ window's decisions serves the threat class, policy version and reviewer
 views), never a Python loop over rows. Restricted threat classes appear only
 for users cleared for them, so a snapshot depends on the user only through
 their clearance set: it is cached per clearance set for
-``DOCKET["METRICS_CACHE_SECONDS"]``, warmed by the ``refresh_metrics`` beat
-task, and computed directly when the cache (Redis) is down. On an empty system
+``DOCKET["METRICS_CACHE_SECONDS"]`` or until what it reads changes, but never
+recomputed so often that computing it takes more than ``BUSY_SHARE`` of the
+time (at a million cases a snapshot reads for seconds: under a flood it is
+served with its ``generated_at`` for minutes), warmed by the
+``refresh_metrics`` beat task, and computed directly when the cache (Redis) is
+down. On an empty system
 rates and percentiles are ``null`` and counts ``0``; nothing divides by zero.
 
 Definitions. Backlog figures are now; flow figures cover the last
@@ -33,6 +37,7 @@ within days, not diluted by a month):
 
 import logging
 import math
+import time
 from datetime import timedelta
 
 from django.core.cache import cache
@@ -84,10 +89,29 @@ def _data_version():
         return "-".join(str(v or 0) for v in cursor.fetchone())
 
 
+# At most this share of the time goes to computing one clearance set's snapshot. A snapshot reads
+# the backlog (every active case, the window's decisions): milliseconds on a small system, seconds at
+# a million cases. Recomputed on every change, a flood (a new signal every millisecond) would have
+# one core doing nothing else; with the share, a snapshot that took T seconds is served, with its
+# ``generated_at``, for at least T * (1 / share - 1) seconds before the next is computed.
+BUSY_SHARE = 0.05
+
+
 def _cache_key(clearances):
-    # The snapshot is reused while nothing it reads has changed, and never for
-    # longer than METRICS_CACHE_SECONDS (time-based figures such as SLA breaches).
-    return f"metrics:v2:{connection.settings_dict['NAME']}:{','.join(sorted(clearances)) or '-'}:{_data_version()}"
+    return f"metrics:v3:{connection.settings_dict['NAME']}:{','.join(sorted(clearances)) or '-'}"
+
+
+def _fresh(entry, version, now) -> bool:
+    """Whether a stored snapshot may be served: unchanged and recent, or too recent to recompute.
+
+    It is reused while nothing it reads has changed, and never for longer than
+    METRICS_CACHE_SECONDS (time-based figures such as SLA breaches) unless computing
+    it again now would exceed ``BUSY_SHARE``.
+    """
+    age = now - entry["at"]
+    if age < entry["cost"] * (1 / BUSY_SHARE - 1):
+        return True
+    return entry["version"] == version and age < setting("METRICS_CACHE_SECONDS")
 
 
 def _writing_transaction():
@@ -104,37 +128,59 @@ def _writing_transaction():
 
 
 def metrics_snapshot(user) -> dict:
-    """The guard metrics ``user`` may see, cached briefly per clearance set."""
+    """The guard metrics ``user`` may see, cached per clearance set (``_fresh``)."""
     clearances = clearances_of(user)
     if _writing_transaction():
         return compute_snapshot(clearances=clearances)
+    return _cached(clearances)
+
+
+def _cached(clearances, *, now=None) -> dict:
+    """The stored snapshot when ``_fresh``, else a new one, computed here and stored.
+
+    One process computes a clearance set's snapshot at a time: while it does, others are
+    served the stored one (a burst of dashboard views under a flood costs one computation).
+    """
     key = _cache_key(clearances)
+    version, now = _data_version(), now or time.time()
     try:
-        cached = cache.get(key)
+        entry = cache.get(key)
     except Exception:  # a cache outage (Redis down) must not take the dashboard with it
         log.warning("metrics cache unavailable; computing", exc_info=True)
-        cached = None
-    if cached is not None:
-        return cached
-    return _compute_and_store(clearances, key)
-
-
-def _compute_and_store(clearances, key):
-    snapshot = compute_snapshot(clearances=clearances)
+        return compute_snapshot(clearances=clearances)
+    if entry is not None and _fresh(entry, version, now):
+        return entry["snapshot"]
+    computing = f"{key}:computing"
     try:
-        cache.set(key, snapshot, setting("METRICS_CACHE_SECONDS"))
+        mine = cache.add(computing, 1, timeout=max(60, int(entry["cost"] * 2) if entry else 60))
+    except Exception:
+        mine = True
+    if not mine and entry is not None:
+        return entry["snapshot"]
+    started = time.monotonic()
+    snapshot = compute_snapshot(clearances=clearances)
+    stored = {"snapshot": snapshot, "version": version, "at": now, "cost": time.monotonic() - started}
+    try:
+        cache.set(key, stored, STORED_SECONDS)
+        if mine:
+            cache.delete(computing)
     except Exception:
         log.warning("metrics cache unavailable; not stored", exc_info=True)
     return snapshot
 
 
+# How long a snapshot is kept at all: the dashboard shows an old one (with its time) rather than
+# making a viewer wait for a computation another process has under way.
+STORED_SECONDS = 24 * 3600
+
+
 def metrics_refresh() -> int:
-    """Recompute and cache the snapshot of every clearance set in use (and none); returns how many."""
+    """Warm the snapshot of every clearance set in use (and none) that is due; returns how many sets."""
     sets = {frozenset()}
     for clearances in Reviewer.objects.values_list("clearances", flat=True).distinct():
         sets.add(frozenset(clearances or ()))
     for clearances in sets:
-        _compute_and_store(clearances, _cache_key(clearances))
+        _cached(clearances)
     return len(sets)
 
 

@@ -1,5 +1,6 @@
 """Guard metrics: hand-computed values, an empty system, restricted classes, the cache."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -280,6 +281,7 @@ def test_a_writer_sees_its_own_changes_and_they_are_never_cached(moderator, monk
 
 def test_snapshot_is_cached_per_clearance_set(moderator, senior, monkeypatch):
     monkeypatch.setattr(metrics, "_writing_transaction", lambda: False)  # as a read-only request would be
+    monkeypatch.setattr(metrics, "BUSY_SHARE", 1.0)  # no floor from the computation's cost: change alone decides
     keys = [metrics._cache_key(frozenset()), metrics._cache_key(frozenset({"csam", "cib"}))]
     cache.delete_many(keys)
     try:
@@ -298,6 +300,48 @@ def test_snapshot_is_cached_per_clearance_set(moderator, senior, monkeypatch):
         cache.delete_many(keys)
 
 
+def _stored_entry(clearances, **fields):
+    """A stored snapshot for ``clearances`` as ``metrics._cached`` writes it, with ``fields`` overridden."""
+    entry = {"snapshot": {"generated_at": "stored"}, "version": "old", "at": time.time(), "cost": 0.01, **fields}
+    cache.set(metrics._cache_key(clearances), entry, 60)
+    return entry
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    monkeypatch.setattr(metrics, "_writing_transaction", lambda: False)
+    keys = [metrics._cache_key(frozenset())]
+    cache.delete_many(keys + [f"{k}:computing" for k in keys])
+    yield
+    cache.delete_many(keys + [f"{k}:computing" for k in keys])
+
+
+def test_a_costly_snapshot_is_served_until_recomputing_it_fits_the_busy_share(moderator, read_only):
+    # A snapshot that took 30 s (a large backlog), 60 s old, while the data changed meanwhile (a flood):
+    # computing again now would spend a third of the time on metrics, so the stored one is served.
+    _stored_entry(frozenset(), at=time.time() - 60, cost=30.0)
+    assert metrics_snapshot(moderator) == {"generated_at": "stored"}
+    # Old enough for its cost (30 s is 5% of 600 s): recomputed, and stored with what it cost.
+    _stored_entry(frozenset(), at=time.time() - 600, cost=30.0)
+    fresh = metrics_snapshot(moderator)
+    assert fresh["generated_at"] != "stored"
+    entry = cache.get(metrics._cache_key(frozenset()))
+    assert entry["snapshot"] == fresh and 0 < entry["cost"] < 30 and entry["version"] == metrics._data_version()
+
+
+def test_a_cheap_snapshot_follows_the_data(moderator, read_only):
+    _stored_entry(frozenset(), at=time.time() - 5, cost=0.01)  # changed since, and 5 s is far over 19 x 10 ms
+    assert metrics_snapshot(moderator)["generated_at"] != "stored"
+    _stored_entry(frozenset(), version=metrics._data_version(), at=time.time() - 5, cost=0.01)
+    assert metrics_snapshot(moderator) == {"generated_at": "stored"}  # unchanged and recent
+
+
+def test_while_one_process_computes_others_are_served_the_stored_snapshot(moderator, read_only):
+    _stored_entry(frozenset(), at=time.time() - 3600, cost=1.0)  # due
+    cache.add(f"{metrics._cache_key(frozenset())}:computing", 1, 60)  # another process is computing it
+    assert metrics_snapshot(moderator) == {"generated_at": "stored"}
+
+
 def test_cache_outage_falls_back_to_computing(moderator, monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("redis is down")
@@ -311,9 +355,16 @@ def test_cache_outage_falls_back_to_computing(moderator, monkeypatch):
 
 def test_refresh_warms_every_clearance_set(senior, moderator, monkeypatch):
     stored = {}
+    monkeypatch.setattr(metrics.cache, "get", lambda key: None)
     monkeypatch.setattr(metrics.cache, "set", lambda key, value, timeout: stored.__setitem__(key, value))
     assert metrics.metrics_refresh() == 2  # none (the moderator, and users without a profile) and csam+cib
     assert {key.split(":")[3] for key in stored} == {"-", "cib,csam"}
+
+
+def test_refresh_leaves_a_snapshot_alone_until_it_is_due(moderator, read_only):
+    _stored_entry(frozenset(), at=time.time() - 60, cost=30.0)
+    metrics.metrics_refresh()
+    assert cache.get(metrics._cache_key(frozenset()))["snapshot"] == {"generated_at": "stored"}
 
 
 def test_wilson_interval():
