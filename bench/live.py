@@ -374,6 +374,7 @@ def main(argv=None):
         load_before, started = os.getloadavg(), time.perf_counter()
         busy_before = _machine_busy_seconds()
         web_before = sum(_tree_cpu_seconds(s.pid) for s in servers)
+        client_before = time.process_time()
         worker_before = _tree_cpu_seconds(worker.pid)
         for t in threads:
             t.start()
@@ -390,6 +391,7 @@ def main(argv=None):
         elapsed = time.perf_counter() - started
         busy = _machine_busy_seconds() - busy_before
         web_cpu = sum(_tree_cpu_seconds(s.pid) for s in servers) - web_before
+        client_cpu = time.process_time() - client_before
         worker_cpu = _tree_cpu_seconds(worker.pid) - worker_before
         own = web_cpu + worker_cpu
         load_after = os.getloadavg()
@@ -470,6 +472,8 @@ def main(argv=None):
         "claims + decisions per bench core-second": round((len(claims) + len(decisions)) / max(bench_cpu, 0.001), 1),
         "signals per bench core-second": round(sent / max(bench_cpu, 0.001), 1),
         "share of the machine's busy time that was the bench": f"{bench_cpu / max(busy, 0.001):.0%}",
+        # The reviewers' and the platform's HTTP clients, on the same two cores as the server they time.
+        "load generator (this process) cores": round(client_cpu / elapsed, 2),
     }
     for seconds, locktype, relation, query, blockers in waits[:5]:
         print(f"  lock wait {seconds * 1000:,.0f} ms on {locktype} {relation or ''}: {query}")

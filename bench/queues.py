@@ -4,9 +4,9 @@
 
 Each size has a seeded database of its own (``docket_bench_scale`` at
 1,000,000, ``docket_bench_scale_<n>`` otherwise; seeded once, kept). Before
-timing, each size's re-ranking job catches up with the SLA breaches that came
-due while the seed sat, as beat keeps it caught up in production (the queue
-figures add the breaches it has not flagged yet, a few seconds' worth).
+timing, each size's periodic jobs catch up with what came due while the seed
+sat (``bench.common.scale_setup``), as beat keeps them caught up in production
+(the queue figures add the breaches not flagged yet, a few seconds' worth).
 
 The figures come from the queue tallies (``casework.tallies``), an index probe
 per (queue, class) for the oldest wait and an index range for the last
@@ -34,7 +34,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from casework.models import Queue
-from casework.priority import BATCH, cases_reprioritise_due
 from oversight.metrics import _queues
 from policies.models import ThreatClass
 from reviews.accounts import user_upsert
@@ -47,17 +46,6 @@ PATHS = [
     ("metrics' queue section", None),  # oversight.metrics._queues, computed afresh (the page caches it)
 ]
 CLEARANCES = ("csam", "cib")
-
-
-def _catch_up():
-    """Run the re-ranking job until nothing is due (what beat does every 15 s); returns the cases re-ranked."""
-
-    total = 0
-    while True:
-        done = cases_reprioritise_due(budget_seconds=60)
-        total += done
-        if done < BATCH:
-            return total
 
 
 def _explain(size):
@@ -104,13 +92,11 @@ def main(argv=None):
         )
         clients[size] = Client()
         clients[size].force_login(user)
-        started = time.perf_counter()
-        due = _catch_up()
         with connection.cursor() as cur:
             cur.execute("ANALYZE casework_case")
             cur.execute("SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')")
             (active[size],) = cur.fetchone()
-        print(f"{active[size]:,} active: {due:,} due cases re-ranked first in {time.perf_counter() - started:.0f} s")
+        print(f"{active[size]:,} active")
 
     _use(_database(max(sizes)))
     _explain(max(sizes))
