@@ -671,6 +671,13 @@ class Signal(models.Model):
         ]
         indexes = [
             models.Index(fields=["source", "occurred_at"], name="signal_source_occurred_idx"),
+            # A source's score sample (casework.hygiene): its latest scored signals, never a walk past the
+            # unscored ones (a user-report source sends no scores).
+            models.Index(
+                fields=["source", "occurred_at"],
+                name="signal_scored_source_idx",
+                condition=Q(score__isnull=False),
+            ),
             models.Index(fields=["subject", "occurred_at"], name="signal_subject_occurred_idx"),
             models.Index(fields=["threat_class", "occurred_at"], name="signal_class_occurred_idx"),
             models.Index(fields=["case"], name="signal_case_idx"),

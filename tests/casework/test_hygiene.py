@@ -610,3 +610,25 @@ def test_two_admins_confirming_at_once_release_each_signal_once(make_user):
     assert sorted(released) == [0, 20]
     assert list(Case.objects.order_by("pk").values_list("signal_count", flat=True)) == [4] * 5
     assert CaseEvent.objects.filter(kind="signals_released").count() == 5
+
+
+def test_the_score_sample_reads_scored_signals_only_however_many_unscored_ones_the_window_holds(classifier):
+    # A user-report source sends no scores: the score baseline (the four weeks before the last hour) once
+    # walked every one of its reports backwards, looking for a scored one, on each health check (272,000
+    # rows, 5-20 s at a million cases). Placed outside the rate windows, only that walk could read them.
+    reports = SourceFactory(slug="reports-x", kind="user_report", trust=0.5)
+    add_signals(reports, [NOW - timedelta(days=2, minutes=k % 1400) for k in range(3000)])
+    add_signals(classifier, [NOW - timedelta(days=3)], scores=[0.5])
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = %s", ["casework_signal"]
+        )
+        (before,) = cur.fetchone()
+        health = {h.source_id: h for h in sources_health(now=NOW)}
+        cur.execute(
+            "SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = %s", ["casework_signal"]
+        )
+        (after,) = cur.fetchone()
+    assert health[classifier.pk].baseline_scores["n"] == 1
+    assert health[reports.pk].baseline_scores["n"] == 0
+    assert after - before <= 100, after - before
