@@ -212,8 +212,11 @@ TRUNCATE casework_caseevent, reviews_qualityreview, reviews_strike, reviews_enfo
 DELETE FROM casework_signal WHERE case_id > (SELECT cases FROM bench_seed)
     OR (case_id IS NULL AND id > (SELECT max(id) FROM casework_signal WHERE external_id LIKE 'bench-s-%%'));
 DELETE FROM casework_case WHERE id > (SELECT cases FROM bench_seed);  -- cases a benchmark's intake opened
-UPDATE casework_case SET status = 'open', decided_at = NULL, first_action_at = NULL, closed_at = NULL
- WHERE status <> 'open';
+-- Back to waiting: escalated in the escalations queue (where the SLA escalation left them), open elsewhere.
+UPDATE casework_case c SET status = w.status, decided_at = NULL, first_action_at = NULL, closed_at = NULL
+  FROM (SELECT id, CASE WHEN slug = 'escalations' THEN 'escalated' ELSE 'open' END AS status
+          FROM casework_queue) w
+ WHERE w.id = c.queue_id AND c.status <> w.status;
 UPDATE casework_reporter SET reports_decided = id %% 23, reports_upheld = (id %% 23) * (id %% 7) / 7
  WHERE reports_decided <> id %% 23 OR reports_upheld <> (id %% 23) * (id %% 7) / 7;
 TRUNCATE casework_reporterclassrecord;
