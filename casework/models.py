@@ -439,6 +439,18 @@ class Queue(models.Model):
         return self.slug
 
 
+def _queue_rank_index(status):
+    """A queue's cases of one status in claim order: ``case_<status>_queue_rank_idx``."""
+    return models.Index(
+        "queue",
+        F("rank_tier").desc(),
+        F("rank").desc(),
+        "id",
+        name=f"case_{status}_queue_rank_idx",
+        condition=Q(status=status),
+    )
+
+
 class Case(models.Model):
     """The unit of review: one open case per (subject, threat class)."""
 
@@ -520,25 +532,10 @@ class Case(models.Model):
             models.CheckConstraint(name="case_severity_1_to_5", condition=Q(severity__gte=1, severity__lte=5)),
         ]
         indexes = [
-            # The claim query: highest-ranked open case of a queue.
-            models.Index(
-                "queue",
-                F("rank_tier").desc(),
-                F("rank").desc(),
-                "id",
-                name="case_open_queue_rank_idx",
-                condition=Q(status="open"),
-            ),
-            # Its twin for the claim's first pick, a queue's escalated cases: without it PostgreSQL read
-            # the escalated cases of every queue, or the queue's whole active backlog, to find none.
-            models.Index(
-                "queue",
-                F("rank_tier").desc(),
-                F("rank").desc(),
-                "id",
-                name="case_escalated_queue_rank_idx",
-                condition=Q(status="escalated"),
-            ),
+            # The claim's two picks (reviews.services.claims), each over its own status: a queue's escalated
+            # cases, then its open ones, highest-ranked first. Without the escalated one PostgreSQL read the
+            # escalated cases of every queue, or the queue's whole active backlog, to find none.
+            *(_queue_rank_index(status) for status in ("open", "escalated")),
             # Lists across queues, highest first (casework.priority.BY_RANK_ALL). On negated columns, so a
             # claim (one queue, ordered by the plain columns) cannot pick it: PostgreSQL would walk it past
             # every other queue's restricted and breached cases before the first of the queue's own.
