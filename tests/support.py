@@ -131,10 +131,15 @@ def cases_copied_without_statistics(cur, copies, *, subject_offset=0, forget=("c
     cur.execute("SET LOCAL enable_seqscan = off")
 
 
-def case_rows_fetched(cur) -> int:
-    """Rows of ``casework_case`` this transaction has fetched so far (index fetches and sequential reads)."""
-    cur.execute("SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'casework_case'")
+def rows_fetched(cur, table) -> int:
+    """Rows of ``table`` this transaction has fetched so far (index fetches and sequential reads)."""
+    cur.execute("SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = %s", [table])
     return cur.fetchone()[0]
+
+
+def case_rows_fetched(cur) -> int:
+    """Rows of ``casework_case`` this transaction has fetched so far."""
+    return rows_fetched(cur, "casework_case")
 
 
 def process_env(**extra) -> dict:

@@ -21,6 +21,7 @@ from casework.intake import signals_ingest
 from casework.models import Case, CaseEvent, Signal, SourceIncident, Subject, SubjectAttribute
 from policies.models import SignalSource
 from tests.factories import CaseFactory, SourceFactory, threat_class
+from tests.support import rows_fetched
 
 pytestmark = pytest.mark.django_db
 
@@ -620,15 +621,9 @@ def test_the_score_sample_reads_scored_signals_only_however_many_unscored_ones_t
     add_signals(reports, [NOW - timedelta(days=2, minutes=k % 1400) for k in range(3000)])
     add_signals(classifier, [NOW - timedelta(days=3)], scores=[0.5])
     with connection.cursor() as cur:
-        cur.execute(
-            "SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = %s", ["casework_signal"]
-        )
-        (before,) = cur.fetchone()
+        before = rows_fetched(cur, "casework_signal")
         health = {h.source_id: h for h in sources_health(now=NOW)}
-        cur.execute(
-            "SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = %s", ["casework_signal"]
-        )
-        (after,) = cur.fetchone()
+        after = rows_fetched(cur, "casework_signal")
     assert health[classifier.pk].baseline_scores["n"] == 1
     assert health[reports.pk].baseline_scores["n"] == 0
     assert after - before <= 100, after - before
