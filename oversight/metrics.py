@@ -96,13 +96,17 @@ def _data_version():
 # ``generated_at``, for at least T * (1 / share - 1) seconds before the next is computed.
 BUSY_SHARE = 0.05
 
+# How long a snapshot is kept at all: the dashboard shows an old one (with its time) rather than
+# making a viewer wait for a computation another process has under way.
+STORED_SECONDS = 24 * 3600
+
 
 def _cache_key(clearances):
     return f"metrics:v3:{connection.settings_dict['NAME']}:{','.join(sorted(clearances)) or '-'}"
 
 
-def _fresh(entry, version, now) -> bool:
-    """Whether a stored snapshot may be served: unchanged and recent, or too recent to recompute.
+def _fresh(entry, now) -> bool:
+    """Whether a stored snapshot may be served: too recent to recompute, or unchanged and recent.
 
     It is reused while nothing it reads has changed, and never for longer than
     METRICS_CACHE_SECONDS (time-based figures such as SLA breaches) unless computing
@@ -111,7 +115,7 @@ def _fresh(entry, version, now) -> bool:
     age = now - entry["at"]
     if age < entry["cost"] * (1 / BUSY_SHARE - 1):
         return True
-    return entry["version"] == version and age < setting("METRICS_CACHE_SECONDS")
+    return age < setting("METRICS_CACHE_SECONDS") and entry["version"] == _data_version()
 
 
 def _writing_transaction():
@@ -135,29 +139,28 @@ def metrics_snapshot(user) -> dict:
     return _cached(clearances)
 
 
-def _cached(clearances, *, now=None) -> dict:
+def _cached(clearances) -> dict:
     """The stored snapshot when ``_fresh``, else a new one, computed here and stored.
 
     One process computes a clearance set's snapshot at a time: while it does, others are
     served the stored one (a burst of dashboard views under a flood costs one computation).
     """
-    key = _cache_key(clearances)
-    version, now = _data_version(), now or time.time()
+    key, now = _cache_key(clearances), time.time()
     try:
         entry = cache.get(key)
     except Exception:  # a cache outage (Redis down) must not take the dashboard with it
         log.warning("metrics cache unavailable; computing", exc_info=True)
         return compute_snapshot(clearances=clearances)
-    if entry is not None and _fresh(entry, version, now):
+    if entry is not None and _fresh(entry, now):
         return entry["snapshot"]
     computing = f"{key}:computing"
     try:
-        mine = cache.add(computing, 1, timeout=max(60, int(entry["cost"] * 2) if entry else 60))
+        mine = cache.add(computing, 1, timeout=max(60, int(2 * entry["cost"])) if entry else 60)
     except Exception:
         mine = True
     if not mine and entry is not None:
         return entry["snapshot"]
-    started = time.monotonic()
+    version, started = _data_version(), time.monotonic()  # the version first: a change meanwhile is not in it
     snapshot = compute_snapshot(clearances=clearances)
     stored = {"snapshot": snapshot, "version": version, "at": now, "cost": time.monotonic() - started}
     try:
@@ -167,11 +170,6 @@ def _cached(clearances, *, now=None) -> dict:
     except Exception:
         log.warning("metrics cache unavailable; not stored", exc_info=True)
     return snapshot
-
-
-# How long a snapshot is kept at all: the dashboard shows an old one (with its time) rather than
-# making a viewer wait for a computation another process has under way.
-STORED_SECONDS = 24 * 3600
 
 
 def metrics_refresh() -> int:
