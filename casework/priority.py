@@ -359,20 +359,21 @@ UPDATE casework_case c SET rank_due_at = %(now)s
 
 
 # Reporters whose record changed (a decision upheld or rejected their report): their other active
-# cases rank on a stale accuracy. A few reporters at a time; their cases marked due in bounded
+# cases rank on a stale accuracy. A few reporters at a time; their cases re-ranked in bounded
 # batches that skip rows others hold; then each reporter's mark cleared unless it moved meanwhile.
 _REPORTERS_PENDING_SQL = """
 SELECT id, rerank_pending_at FROM casework_reporter
  WHERE rerank_pending_at IS NOT NULL ORDER BY rerank_pending_at, id LIMIT %(reporters)s
 """
 
-# Their cases, read once per run through the signals' reporter index (no lock), then marked by id.
+# Their cases, read once per run through the signals' reporter index (no lock), then re-ranked by id.
 _REPORTERS_CASES_SQL = """
 SELECT DISTINCT s.case_id FROM casework_signal s
  WHERE s.reporter_id = ANY(%(ids)s::bigint[]) AND s.case_id IS NOT NULL
  ORDER BY s.case_id
 """
 
+# Past the run's budget, the rest of their cases are marked due instead, for the next runs to re-rank.
 _CASES_MARK_DUE_SQL = f"""
 UPDATE casework_case c SET rank_due_at = %(now)s
  WHERE c.id IN (
@@ -417,15 +418,17 @@ def _params(now):
 def _refresh(extra, params, *, sweep=False) -> list[int]:
     """One short transaction: refresh and rank the target cases, locking (skipping held rows) only to write.
 
+    ``extra`` selects the active cases (``_TARGET``); with ``params["ids"]``, those cases (``_TARGET_BY_IDS``).
     ``sweep``: a periodic batch, committed asynchronously (``sweep_settings``); otherwise only JIT is off.
     """
+    sql = _REFRESH_BY_IDS_SQL if "ids" in params else _REFRESH_SQL.format(extra=extra)
     with transaction.atomic(), connection.cursor() as cursor:
         # The statement's estimated cost invites a JIT compile that costs more than the statement.
         if sweep:
             sweep_settings()
         else:
             jit_off()
-        cursor.execute(_REFRESH_SQL.format(extra=extra), params)
+        cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -456,19 +459,23 @@ def case_reprioritise(*, case_ids, now=None) -> int:
         return len(cursor.fetchall())
 
 
-def reporters_cases_mark_due(*, now=None, batch: int = BATCH, reporters: int = 100) -> int:
-    """Mark due the active cases of reporters whose record changed; returns the number of cases marked.
+def reporters_cases_rerank(
+    *, now=None, batch: int = BATCH, reporters: int = 100, budget_seconds: float = BUDGET_SECONDS
+) -> int:
+    """Re-rank the active cases of reporters whose record changed; returns the number of cases re-ranked.
 
     A reporter's accuracy weighs every case they reported (the reporter term of
     the evidence), so when a decision upholds or rejects their report
     (``rerank_pending_at`` set in the same statement), their other active cases'
-    rank is stale. Work proportional to that change: only those cases, marked
-    due in short transactions of at most ``batch`` rows that skip rows others
-    hold (their holder is changing them), for ``cases_reprioritise_due`` to
-    re-rank. The reporter rows are never locked here, so decisions never wait
-    on this; a record that changes again meanwhile stays pending for the next run.
+    rank is stale. Work proportional to that change: only those cases, re-ranked
+    by id in short transactions of at most ``batch`` cases that skip rows others
+    hold (their holder is changing them), each case written once (not marked due
+    first and ranked later: a reporter with many active cases would write each twice).
+    Past ``budget_seconds`` the rest are marked due instead (one write each, re-ranked by
+    the next runs), so a reporter with very many cases never makes one run long.
+    The reporter rows are never locked here, so decisions never wait on this; a
+    record that changes again meanwhile stays pending for the next run.
     """
-    now = now or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(_REPORTERS_PENDING_SQL, {"reporters": reporters})
         pending = cursor.fetchall()
@@ -478,11 +485,15 @@ def reporters_cases_mark_due(*, now=None, batch: int = BATCH, reporters: int = 1
     with connection.cursor() as cursor:
         cursor.execute(_REPORTERS_CASES_SQL, {"ids": ids})
         case_ids = [row[0] for row in cursor.fetchall()]
-    total = 0
+    started, total = time.monotonic(), 0
     for chunk in chunks(case_ids, batch):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_CASES_MARK_DUE_SQL, {"ids": _id_array(chunk), "now": now})
-            total += cursor.rowcount
+        at = now or timezone.now()
+        if time.monotonic() - started <= budget_seconds:
+            total += len(_refresh(None, {**_params(at), "ids": _id_array(chunk)}, sweep=True))
+        else:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(_CASES_MARK_DUE_SQL, {"ids": _id_array(chunk), "now": at})
+    # A synchronous commit: once the marks are cleared, the batches' asynchronous commits before it are durable.
     with connection.cursor() as cursor:
         cursor.execute(_REPORTERS_DONE_SQL, {"ids": ids, "ats": [at for _, at in pending]})
     return total
@@ -492,14 +503,13 @@ def cases_reprioritise_due(*, now=None, batch: int = BATCH, budget_seconds: floa
     """Re-rank the active cases whose ``rank_due_at`` has come (the periodic job). Returns the count.
 
     Due are: cases never ranked, cases whose SLA has just passed, cases whose
-    subject's velocity window moved, cases an input change marked, and (marked first) the
-    active cases of reporters whose record changed (``reporters_cases_mark_due``). Each
+    subject's velocity window moved, cases an input change marked, and (first) the
+    active cases of reporters whose record changed (``reporters_cases_rerank``). Each
     batch of ``batch`` cases is its own short transaction and skips rows others
     hold (they stay due for the next run); the run stops after ``budget_seconds``.
     """
     started = time.monotonic()
-    reporters_cases_mark_due(now=now, batch=batch)
-    total = 0
+    total = reporters_cases_rerank(now=now, batch=batch, budget_seconds=budget_seconds)
     while True:
         at = now or timezone.now()
         done = _refresh(

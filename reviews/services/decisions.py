@@ -267,7 +267,7 @@ class DecisionDraft:
 # the update (SQL semantics), as one adjustment must; a new class record starts from nothing, an
 # existing one takes the raw adjustment.
 # The reporter's other active cases now rank on a stale accuracy: ``rerank_pending_at`` has the
-# periodic re-rank mark them due (``casework.priority.reporters_cases_mark_due``).
+# periodic job re-rank them (``casework.priority.reporters_cases_rerank``).
 # The raw adjustment of a class record already there (``excluded`` holds the clamped one a new record starts with).
 _RAW = "(SELECT a.{0} FROM adjust a WHERE a.reporter_id = k.reporter_id AND a.threat_class_id = k.threat_class_id)"
 _DECIDED, _UPHELD = _RAW.format("decided"), _RAW.format("upheld")

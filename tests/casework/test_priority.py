@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from casework.intake import signals_ingest
@@ -13,7 +14,7 @@ from casework.priority import (
     case_reprioritise,
     cases_reprioritise_all,
     cases_reprioritise_due,
-    reporters_cases_mark_due,
+    reporters_cases_rerank,
 )
 from casework.tasks import reprioritise_cases, reprioritise_open_cases
 from reviews.services.decisions import decision_automated
@@ -150,7 +151,55 @@ def test_a_decision_on_a_report_re_ranks_the_reporters_other_active_cases(platfo
         assert other.reporter_weight < weight and other.priority < priority
     assert unrelated.rank_due_at == unrelated_before  # dave's record did not change: not touched
     assert Reporter.objects.get(external_id="carol").rerank_pending_at is None
-    assert reporters_cases_mark_due() == 0  # done: nothing pending
+    assert reporters_cases_rerank() == 0  # done: nothing pending
+
+
+def _cases_rows_updated():
+    """Row versions this transaction has written to the case table so far (PostgreSQL's own count)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_get_xact_tuples_updated('casework_case'::regclass)")
+        return cur.fetchone()[0]
+
+
+def _carols_cases(platform, n):
+    """carol's report on a case about to be decided and on ``n`` others; everything ranked, nothing due."""
+    accurate("carol", upheld=5, decided=10)
+    signals_ingest(
+        items=[signal(0, subject="decided-now", reporter="carol")]
+        + [signal(i, subject=f"carols-{i}", reporter="carol") for i in range(1, n + 1)],
+        actor=platform,
+    )
+    cases_reprioritise_due()
+    return case_of("decided-now"), [case_of(f"carols-{i}") for i in range(1, n + 1)]
+
+
+def test_a_reporters_other_cases_are_written_once_when_their_record_changes(platform):
+    """Re-ranked directly, not marked due and ranked later: one row version per case, not two."""
+    decided, others = _carols_cases(platform, 3)
+    decision_automated(case=decided, action="remove")
+    before = _cases_rows_updated()
+
+    assert cases_reprioritise_due() == 3
+    assert _cases_rows_updated() - before == 3
+    for case in others:
+        weight = case.reporter_weight
+        case.refresh_from_db()
+        assert case.reporter_weight > weight
+
+
+def test_a_reporters_cases_past_the_budget_are_marked_due_for_the_next_run(platform):
+    decided, others = _carols_cases(platform, 3)
+    decision_automated(case=decided, action="remove")
+
+    assert reporters_cases_rerank(batch=1, budget_seconds=0) == 0  # over budget at once: every case marked
+    assert Reporter.objects.get(external_id="carol").rerank_pending_at is None
+    assert Case.objects.filter(pk__in=[c.pk for c in others], rank_due_at__lte=timezone.now()).count() == 3
+    assert cases_reprioritise_due() == 3  # the next run re-ranks them
+    for case in others:
+        weight = case.reporter_weight
+        case.refresh_from_db()
+        assert case.reporter_weight > weight
+        assert case.rank_due_at is None or case.rank_due_at > timezone.now()
 
 
 def _standing(case):
@@ -178,7 +227,7 @@ def test_a_case_ranks_by_its_reporters_record_on_its_own_class_and_unrestricted_
     assert csam_weight == harassment_other.reporter_weight == pytest.approx(7 / 14)
 
     decision_automated(case=case_of("csam-decided", "csam"), action="remove")
-    assert reporters_cases_mark_due() == 3  # erin's active cases are due: the formula says which it moves
+    assert reporters_cases_rerank() == 3  # erin's active cases re-ranked: the formula says which it moves
     cases_reprioritise_due()
     csam_other.refresh_from_db()
     harassment_other.refresh_from_db()
