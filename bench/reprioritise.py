@@ -13,6 +13,12 @@ classes with their subjects, reporters and signals):
   re-ranked per minute (SLA breaches and velocity windows only) and WAL bytes
   per minute with and without the job (``pg_current_wal_lsn``; the server is
   shared, so the span without the job is the noise floor).
+- ``reporters``: a decision changes its reporters' records, and each one's
+  other active cases must re-rank on the new accuracy. ``--reporters`` reporters
+  with active cases are marked as a decision marks them, then one run of the
+  job: printed are its time, the cases re-ranked, the case row versions
+  written (PostgreSQL's count in the run's transaction, rolled back after, so
+  the seed stays as it was) and its WAL.
 - ``--full``: also ``cases_reprioritise_all`` (every active case, in batches),
   the work a change of formula costs, with its WAL.
 
@@ -27,7 +33,7 @@ import time
 
 from bench import common
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from casework import priority
@@ -54,9 +60,78 @@ def _timed_batches(fn):
         priority._refresh = original
 
 
+_ROWS_WRITTEN_SQL = "SELECT pg_stat_get_xact_tuples_updated('casework_case'::regclass)"
+
+
+def _reporters_fan_out(reporters):
+    """One run of the job after ``reporters`` reporters' records changed, in a transaction rolled back after."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "UPDATE casework_reporter SET rerank_pending_at = now() WHERE id IN ("
+            " SELECT DISTINCT s.reporter_id FROM casework_signal s JOIN casework_case c ON c.id = s.case_id"
+            " WHERE c.status = 'open' AND s.reporter_id IS NOT NULL ORDER BY s.reporter_id LIMIT %s)",
+            [reporters],
+        )
+        marked = cur.rowcount
+        cur.execute(_ROWS_WRITTEN_SQL)
+        (rows_before,) = cur.fetchone()
+        start = common.wal_lsn(cur)
+        started = time.perf_counter()
+        done, times = 0, []
+        while True:  # a run takes a hundred reporters: as many runs as they need
+            ranked, batch_ms = _timed_batches(lambda: priority.cases_reprioritise_due(budget_seconds=600))
+            done, times = done + ranked, times + batch_ms
+            cur.execute("SELECT EXISTS (SELECT 1 FROM casework_reporter WHERE rerank_pending_at IS NOT NULL)")
+            if not cur.fetchone()[0]:
+                break
+        took = time.perf_counter() - started
+        cur.execute(_ROWS_WRITTEN_SQL)
+        (rows_after,) = cur.fetchone()
+        wal = common.wal_since(cur, start)
+        transaction.set_rollback(True)
+    print(f"  reporters: {marked} records changed, {done:,} cases re-ranked in {took:.1f} s", flush=True)
+    return {
+        "reporters whose record changed": marked,
+        "reporters: cases re-ranked": done,
+        "reporters: run s": round(took, 2),
+        "reporters: ms per case re-ranked": round(took * 1000 / max(done, 1), 2),
+        "reporters: case row versions written": rows_after - rows_before,
+        "reporters: WAL MB": round(wal / 1e6, 1),
+        "reporters: longest batch ms": round(max(times, default=0), 1),
+    }
+
+
+def _steady(span):
+    """The job every JOB_PERIOD_SECONDS for ``span`` seconds with no new signals, beside the same span without it."""
+    with connection.cursor() as cur:
+        start = common.wal_lsn(cur)
+    time.sleep(span)
+    with connection.cursor() as cur:
+        idle_wal = common.wal_since(cur, start)
+        start = common.wal_lsn(cur)
+    steady_started = time.perf_counter()
+    reranked, steady_ms = 0, []
+    while time.perf_counter() - steady_started < span:
+        fired = time.perf_counter()
+        done, times = _timed_batches(priority.cases_reprioritise_due)
+        reranked += done
+        steady_ms += times
+        time.sleep(max(0.0, JOB_PERIOD_SECONDS - (time.perf_counter() - fired)))
+    with connection.cursor() as cur:
+        job_wal = common.wal_since(cur, start)
+    minutes = span / 60
+    return {
+        "steady cases re-ranked per minute": round(reranked / minutes, 1),
+        "steady longest batch ms": round(max(steady_ms, default=0), 1),
+        "steady WAL MB/min with the job (shared server)": round(job_wal / minutes / 1e6, 2),
+        "steady WAL MB/min without it (noise floor)": round(idle_wal / minutes / 1e6, 2),
+    }
+
+
 def main(argv=None):
     p = common.parser(__doc__, cases=1_000_000, minutes=2.0)
     p.add_argument("--full", action="store_true", help="also time cases_reprioritise_all and its WAL")
+    p.add_argument("--reporters", type=int, default=200, help="reporters whose record changed (0: skip)")
     args = p.parse_args(argv)
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     common.scale_setup(cases)
@@ -71,6 +146,9 @@ def main(argv=None):
         (due,) = cur.fetchone()
     print(f"{active:,} active cases, {due:,} due for ranking", flush=True)
     figures = {"active cases": active}
+
+    if args.reporters:
+        figures.update(_reporters_fan_out(args.reporters))
 
     # Backfill: every due case, batch after batch, until none is due.
     with connection.cursor() as cur:
@@ -100,31 +178,8 @@ def main(argv=None):
 
     # Steady state, no new signals: the same span without the job (noise floor), then with it.
     span = args.minutes * 60
-    with connection.cursor() as cur:
-        start = common.wal_lsn(cur)
-    time.sleep(span)
-    with connection.cursor() as cur:
-        idle_wal = common.wal_since(cur, start)
-        start = common.wal_lsn(cur)
-    steady_started = time.perf_counter()
-    reranked, steady_ms = 0, []
-    while time.perf_counter() - steady_started < span:
-        fired = time.perf_counter()
-        done, times = _timed_batches(priority.cases_reprioritise_due)
-        reranked += done
-        steady_ms += times
-        time.sleep(max(0.0, JOB_PERIOD_SECONDS - (time.perf_counter() - fired)))
-    with connection.cursor() as cur:
-        job_wal = common.wal_since(cur, start)
-    minutes = span / 60
-    figures.update(
-        {
-            "steady cases re-ranked per minute": round(reranked / minutes, 1),
-            "steady longest batch ms": round(max(steady_ms, default=0), 1),
-            "steady WAL MB/min with the job (shared server)": round(job_wal / minutes / 1e6, 2),
-            "steady WAL MB/min without it (noise floor)": round(idle_wal / minutes / 1e6, 2),
-        }
-    )
+    if span:
+        figures.update(_steady(span))
 
     if args.full:
         with connection.cursor() as cur:
