@@ -589,9 +589,17 @@ class Case(models.Model):
                 name="case_rank_due_idx",
                 condition=Q(status__in=list(ACTIVE_STATUSES), rank_due_at__isnull=False),
             ),
-            # SLA escalation (reviews.sla): one severity's open cases, oldest SLA first. Walked per severity
-            # from the escalation's minimum up, so the low-severity breaches left in their queues are never read.
-            models.Index("severity", "sla_due_at", "id", name="case_open_severity_sla_idx", condition=Q(status="open")),
+            # SLA escalation (reviews.sla): one queue's open cases of one severity, oldest SLA first. Read for each
+            # queue but the escalation queues and each severity from the escalation's minimum up, so neither the
+            # low-severity breaches left in their queues nor the breaches in the escalation queues are read.
+            models.Index(
+                "queue",
+                "severity",
+                "sla_due_at",
+                "id",
+                name="case_open_queue_sla_idx",
+                condition=Q(status="open"),
+            ),
             # The case list ordered by SLA (``ordering=sla_due_at``) across statuses: a walk, not a sort of all.
             models.Index("sla_due_at", "id", name="case_sla_idx"),
             # A class's cases (metrics, the foreign key's check when a class is deleted).

@@ -23,27 +23,26 @@ from docket.conf import setting
 MAX_SEVERITY = 5
 
 # One statement a batch. ``pick``: the next ``batch`` due cases in SLA order, from where the previous
-# batch stopped. Each severity from the minimum up is its own range of ``case_open_severity_sla_idx``
-# (oldest SLA first, at most ``batch`` rows read), so no batch reads the low-severity breaches left in
-# their queues, nor the cases earlier batches moved or skipped: what it reads is bounded by its size,
-# not by the backlog. ``due``: those rows locked one by one (a probe of the primary key each), each
-# rechecked as it is now; a row another transaction holds is skipped (caught on the next run), not
-# waited for, and not met again by this run's later batches. Then the move and its events.
-# The SLA bounds are written over the index's own columns (severity, SLA, id) so that no other index can
-# take them: the planner would otherwise walk (status, SLA) past every low-severity breach, which it
-# prices cheaply because nearly every case is open.
+# batch stopped: one ordered range of ``case_open_queue_sla_idx`` for each queue that is not an
+# escalation queue and each severity from the minimum up ({branches}: ``_PICK_BRANCH`` each), merged
+# by the SLA (a Merge Append reads each range in order and stops once the batch is full). So no batch
+# reads the low-severity breaches left in their queues, the breaches already in the escalation queues
+# (escalations, legal), nor the cases earlier batches moved or skipped: what it reads is bounded by its
+# size and the number of ranges, not by any backlog. ``due``: those rows locked one by one (a probe of
+# the primary key each), each rechecked as it is now; a row another transaction holds is skipped (caught
+# on the next run), not waited for, and not met again by this run's later batches. Then the move and its
+# events. The bounds are written over the index's own columns (queue, severity, SLA, id) so that no
+# other index can take them.
+_PICK_BRANCH = """
+    (SELECT id, sla_due_at FROM casework_case
+      WHERE status = 'open' AND queue_id = {queue} AND severity = {severity}
+        AND (queue_id, severity, sla_due_at, id) > ({queue}, {severity}, %(after_at)s, %(after_id)s)
+        AND (queue_id, severity, sla_due_at) < ({queue}, {severity}, %(cutoff)s)
+      ORDER BY sla_due_at, id)"""
+
 _ESCALATE_SQL = """
 WITH pick AS (
-    SELECT w.id, w.sla_due_at
-      FROM unnest(%(severities)s::smallint[]) AS l(severity)
-     CROSS JOIN LATERAL (
-           SELECT id, sla_due_at FROM casework_case
-            WHERE status = 'open' AND severity = l.severity
-              AND (severity, sla_due_at, id) > (l.severity, %(after_at)s, %(after_id)s)
-              AND (severity, sla_due_at) < (l.severity, %(cutoff)s)
-              AND queue_id <> ALL(%(excluded)s::bigint[])
-            ORDER BY sla_due_at, id
-            LIMIT %(batch)s) w
+    SELECT w.id, w.sla_due_at FROM ({branches}) w
      ORDER BY w.sla_due_at, w.id
      LIMIT %(batch)s
 ),
@@ -77,21 +76,30 @@ def cases_escalate_sla_breaches(*, now=None, batch: int = BATCH_SIZE) -> int:
 
     Set-based, in short batches (one statement each: the cases locked, moved,
     and their ``sla_escalated`` events written), oldest SLA first over the
-    open cases' (severity, SLA) index, so a batch reads the rows it moves and
-    never the low-severity breaches left in their queues; rows another
-    transaction holds are skipped and caught on the next run. Not a first
-    action: the SLA clock of the case is unchanged. Returns how many cases moved.
+    open cases' (queue, severity, SLA) index, so a batch reads the rows it moves,
+    never the low-severity breaches left in their queues nor those already in an
+    escalation queue; rows another transaction holds are skipped and caught on
+    the next run. Not a first action: the SLA clock of the case is unchanged.
+    Returns how many cases moved.
     """
     now = now or timezone.now()
     min_severity = setting("SLA_ESCALATION_MIN_SEVERITY")
     if not transition_allowed("open", "escalated") or min_severity > MAX_SEVERITY:
         return 0
     target = Queue.objects.get(slug="escalations")
-    excluded = list(Queue.objects.filter(slug__in=ESCALATION_QUEUES).values_list("id", flat=True))
+    queues = list(Queue.objects.order_by("id").values_list("id", "slug"))
+    excluded = [q for q, slug in queues if slug in ESCALATION_QUEUES]
+    watched = [q for q, slug in queues if slug not in ESCALATION_QUEUES]
+    if not watched:
+        return 0
+    severities = range(max(min_severity, 1), MAX_SEVERITY + 1)
+    sql = _ESCALATE_SQL.replace(
+        "{branches}",
+        " UNION ALL".join(_PICK_BRANCH.format(queue=int(q), severity=int(v)) for q in watched for v in severities),
+    )
     event = events.sla_escalated(from_status="open", from_queue=None, to_queue=target.slug)
     params = {
         "min_severity": min_severity,
-        "severities": list(range(max(min_severity, 1), MAX_SEVERITY + 1)),
         "cutoff": now - timedelta(seconds=setting("SLA_ESCALATION_GRACE_SECONDS")),
         "excluded": excluded,
         "target": target.pk,
@@ -107,7 +115,7 @@ def cases_escalate_sla_breaches(*, now=None, batch: int = BATCH_SIZE) -> int:
     def escalate(size):
         nonlocal moved_total
         with connection.cursor() as cur:
-            cur.execute(_ESCALATE_SQL, {**params, **after, "batch": size})
+            cur.execute(sql, {**params, **after, "batch": size})
             picked, moved, last_at, last_id = cur.fetchone()
         moved_total += moved
         if picked:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from casework.models import Case, CaseEvent
 from reviews.services import queue_claim
 from reviews.sla import cases_escalate_sla_breaches
-from tests.factories import CaseFactory
+from tests.factories import CaseFactory, queue
 from tests.support import case_rows_fetched, cases_copied_without_statistics, second_connection
 
 pytestmark = pytest.mark.django_db
@@ -88,6 +88,27 @@ def test_a_batch_reads_the_cases_it_moves_not_the_backlog():
     assert left == 20_001  # the spam stays in its queue
     batches, levels = 11, 2  # 1,001 cases in batches of 100; severities 5 and 4
     assert after - before <= 3 * 1001 + batches * levels, after - before
+
+
+def test_a_run_never_reads_the_breaches_already_in_an_escalation_queue():
+    """2,000 breached open cases waiting in the legal queue (an escalation queue: never moved) cost no reads.
+
+    Each run's batches read a range of the open cases for each queue they watch; the escalation queues'
+    cases are in none. A walk of every open breach that passes over those of the excluded queues reads them
+    all on every batch of every run.
+    """
+    waiting_in_legal = CaseFactory(kind="csam", queue=queue("legal"), first_signal_at=LONG_AGO)
+    due = CaseFactory(kind="ato", first_signal_at=LONG_AGO)
+    with transaction.atomic(), connection.cursor() as cur:
+        cases_copied_without_statistics(cur, {waiting_in_legal.pk: 1999})
+        before = case_rows_fetched(cur)
+        assert cases_escalate_sla_breaches(batch=100) == 1
+        fetched = case_rows_fetched(cur) - before
+        left = Case.objects.filter(status="open", queue__slug="legal").count()
+        transaction.set_rollback(True)
+    assert left == 2000
+    assert Case.objects.get(pk=due.pk).status == "open"  # rolled back with the rest
+    assert fetched <= 10, fetched
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
