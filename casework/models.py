@@ -589,15 +589,16 @@ class Case(models.Model):
                 name="case_rank_due_idx",
                 condition=Q(status__in=list(ACTIVE_STATUSES), rank_due_at__isnull=False),
             ),
-            # SLA escalation (reviews.sla): one queue's open cases of one severity, oldest SLA first. Read for each
-            # queue but the escalation queues and each severity from the escalation's minimum up, so neither the
+            # SLA escalation (reviews.sla): one severity's open cases in one queue, oldest SLA first. Read for each
+            # severity from the escalation's minimum up and each queue but the escalation queues, so neither the
             # low-severity breaches left in their queues nor the breaches in the escalation queues are read.
+            # Severity first: no other index leads with it, so none can take the escalation's bounds.
             models.Index(
-                "queue",
                 "severity",
+                "queue",
                 "sla_due_at",
                 "id",
-                name="case_open_queue_sla_idx",
+                name="case_open_sev_queue_sla_idx",
                 condition=Q(status="open"),
             ),
             # The case list ordered by SLA (``ordering=sla_due_at``) across statuses: a walk, not a sort of all.

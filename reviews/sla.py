@@ -23,26 +23,28 @@ from docket.conf import setting
 MAX_SEVERITY = 5
 
 # One statement a batch. ``pick``: the next ``batch`` due cases in SLA order, from where the previous
-# batch stopped: one ordered range of ``case_open_queue_sla_idx`` for each queue that is not an
-# escalation queue and each severity from the minimum up ({branches}: ``_PICK_BRANCH`` each), merged
-# by the SLA (a Merge Append reads each range in order and stops once the batch is full). So no batch
-# reads the low-severity breaches left in their queues, the breaches already in the escalation queues
-# (escalations, legal), nor the cases earlier batches moved or skipped: what it reads is bounded by its
-# size and the number of ranges, not by any backlog. ``due``: those rows locked one by one (a probe of
-# the primary key each), each rechecked as it is now; a row another transaction holds is skipped (caught
-# on the next run), not waited for, and not met again by this run's later batches. Then the move and its
-# events. The bounds are written over the index's own columns (queue, severity, SLA, id) so that no
-# other index can take them.
-_PICK_BRANCH = """
-    (SELECT id, sla_due_at FROM casework_case
-      WHERE status = 'open' AND queue_id = {queue} AND severity = {severity}
-        AND (queue_id, severity, sla_due_at, id) > ({queue}, {severity}, %(after_at)s, %(after_id)s)
-        AND (queue_id, severity, sla_due_at) < ({queue}, {severity}, %(cutoff)s)
-      ORDER BY sla_due_at, id)"""
-
+# batch stopped. Each (severity, queue) pair, for each severity from the minimum up and each queue
+# that is not an escalation queue, is its own range of ``case_open_sev_queue_sla_idx`` (oldest SLA
+# first, at most ``batch`` rows read), so no batch reads the low-severity breaches left in their
+# queues, the breaches waiting in the escalation queues (escalations, legal), nor the cases earlier
+# batches moved or skipped: what it reads is bounded by its size times the ranges holding due cases,
+# not by any backlog. ``due``: those rows locked one by one (a probe of the primary key each), each
+# rechecked as it is now; a row another transaction holds is skipped (caught on the next run), not
+# waited for, and not met again by this run's later batches. Then the move and its events.
+# The SLA bounds are written over the index's own columns (severity, queue, SLA, id), severity first:
+# no other index leads with it. (Led by the queue, the index lost to the other indexes led by the
+# queue when the table had no statistics: the planner sorted a queue's every open case per batch.)
 _ESCALATE_SQL = """
 WITH pick AS (
-    SELECT w.id, w.sla_due_at FROM ({branches}) w
+    SELECT w.id, w.sla_due_at
+      FROM unnest(%(severities)s::smallint[], %(queues)s::bigint[]) AS l(severity, queue_id)
+     CROSS JOIN LATERAL (
+           SELECT id, sla_due_at FROM casework_case
+            WHERE status = 'open' AND severity = l.severity AND queue_id = l.queue_id
+              AND (severity, queue_id, sla_due_at, id) > (l.severity, l.queue_id, %(after_at)s, %(after_id)s)
+              AND (severity, queue_id, sla_due_at) < (l.severity, l.queue_id, %(cutoff)s)
+            ORDER BY sla_due_at, id
+            LIMIT %(batch)s) w
      ORDER BY w.sla_due_at, w.id
      LIMIT %(batch)s
 ),
@@ -76,7 +78,7 @@ def cases_escalate_sla_breaches(*, now=None, batch: int = BATCH_SIZE) -> int:
 
     Set-based, in short batches (one statement each: the cases locked, moved,
     and their ``sla_escalated`` events written), oldest SLA first over the
-    open cases' (queue, severity, SLA) index, so a batch reads the rows it moves,
+    open cases' (severity, queue, SLA) index, so a batch reads the rows it moves,
     never the low-severity breaches left in their queues nor those already in an
     escalation queue; rows another transaction holds are skipped and caught on
     the next run. Not a first action: the SLA clock of the case is unchanged.
@@ -92,14 +94,12 @@ def cases_escalate_sla_breaches(*, now=None, batch: int = BATCH_SIZE) -> int:
     watched = [q for q, slug in queues if slug not in ESCALATION_QUEUES]
     if not watched:
         return 0
-    severities = range(max(min_severity, 1), MAX_SEVERITY + 1)
-    sql = _ESCALATE_SQL.replace(
-        "{branches}",
-        " UNION ALL".join(_PICK_BRANCH.format(queue=int(q), severity=int(v)) for q in watched for v in severities),
-    )
+    ranges = [(v, q) for v in range(max(min_severity, 1), MAX_SEVERITY + 1) for q in watched]
     event = events.sla_escalated(from_status="open", from_queue=None, to_queue=target.slug)
     params = {
         "min_severity": min_severity,
+        "severities": [v for v, _ in ranges],
+        "queues": [q for _, q in ranges],
         "cutoff": now - timedelta(seconds=setting("SLA_ESCALATION_GRACE_SECONDS")),
         "excluded": excluded,
         "target": target.pk,
@@ -115,7 +115,7 @@ def cases_escalate_sla_breaches(*, now=None, batch: int = BATCH_SIZE) -> int:
     def escalate(size):
         nonlocal moved_total
         with connection.cursor() as cur:
-            cur.execute(sql, {**params, **after, "batch": size})
+            cur.execute(_ESCALATE_SQL, {**params, **after, "batch": size})
             picked, moved, last_at, last_id = cur.fetchone()
         moved_total += moved
         if picked:
