@@ -501,6 +501,36 @@ def round_costs(rounds, *, top=0):
     )
     figures["API round CPU ms (Python + PostgreSQL)"] = round(total, 1)
     figures["load average (1 min) during the round costs"] = round(load[0], 1)
+    figures.update(_new_connection_claims(client, min(rounds, 40)))
+    return figures
+
+
+def _new_connection_claims(client, rounds):
+    """A claim on the thread's reused connection beside one on a connection opened for it (median wall ms).
+
+    A web thread opens a new connection when its last one is older than ``DB_CONN_MAX_AGE``: the server
+    starts a backend, which then reads the catalogs and plans every statement afresh for its first requests.
+    """
+
+    def claim_ms(new_connection):
+        if new_connection:
+            connection.close()
+        started = time.perf_counter()
+        claimed = client.post(f"/api/v1/queues/{QUEUE}/claim/")
+        took = (time.perf_counter() - started) * 1000
+        client.post(f"/api/v1/cases/{claimed.json()['case']['id']}/decision/", {"action": "remove", "rule": "SP-1"})
+        return took
+
+    reused = [claim_ms(False) for _ in range(rounds)]
+    new = [claim_ms(True) for _ in range(rounds)]
+    figures = {
+        "API claim wall ms, reused connection (median)": round(common.pct(reused, 50), 1),
+        "API claim wall ms, new connection (median)": round(common.pct(new, 50), 1),
+    }
+    print(
+        f"API claim, median of {rounds}: {figures['API claim wall ms, reused connection (median)']} ms on a reused"
+        f" connection, {figures['API claim wall ms, new connection (median)']} ms on a new one"
+    )
     return figures
 
 

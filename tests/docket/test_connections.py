@@ -79,3 +79,19 @@ def test_docket_connections_run_without_jit():
     with connection.cursor() as cur:
         cur.execute("SELECT current_setting('jit')")
         assert cur.fetchone()[0] == "off"
+
+
+def test_a_connection_is_kept_ten_minutes_unless_configured():
+    """A thread's connection outlives many requests (a new one costs a request a backend start and cold caches)."""
+    script = (
+        "import django; from django.conf import settings; django.setup();"
+        " print(settings.DATABASES['default']['CONN_MAX_AGE'])"
+    )
+    env = {k: v for k, v in process_env().items() if k != "DB_CONN_MAX_AGE"}
+    ages = [
+        subprocess.run(
+            [sys.executable, "-c", script], cwd=ROOT, env=extra, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for extra in (env, {**env, "DB_CONN_MAX_AGE": "0"})
+    ]
+    assert ages == ["600", "0"]
