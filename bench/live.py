@@ -388,7 +388,7 @@ def main(argv=None):
             target=_intake,
             args=(intake_base, platform_token, args.intake_rate / args.intake_threads, cases, stop, intaken, seq),
         )
-        for _ in range(args.intake_threads)
+        for _ in range(args.intake_threads if args.intake_rate else 0)  # --intake-rate 0: reviewers and jobs only
     ]
     try:
         for t in reviewers:
