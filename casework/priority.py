@@ -58,7 +58,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from docket.batches import chunks, jit_off, sweep_settings
+from docket.batches import chunks, sweep_settings
 
 from .models import Case, Reporter
 
@@ -415,19 +415,12 @@ def _params(now):
     }
 
 
-def _refresh(extra, params, *, sweep=False) -> list[int]:
-    """One short transaction: refresh and rank the target cases, locking (skipping held rows) only to write.
-
-    ``extra`` selects the active cases (``_TARGET``); with ``params["ids"]``, those cases (``_TARGET_BY_IDS``).
-    ``sweep``: a periodic batch, committed asynchronously (``sweep_settings``); otherwise only JIT is off.
-    """
-    sql = _REFRESH_BY_IDS_SQL if "ids" in params else _REFRESH_SQL.format(extra=extra)
+def _refresh(sql, params) -> list[int]:
+    """One periodic batch: ``sql`` (``_REFRESH_SQL`` with its selection, or ``_REFRESH_BY_IDS_SQL``) in a short
+    transaction, committed asynchronously (``sweep_settings``), locking (skipping held rows) only to write."""
     with transaction.atomic(), connection.cursor() as cursor:
         # The statement's estimated cost invites a JIT compile that costs more than the statement.
-        if sweep:
-            sweep_settings()
-        else:
-            jit_off()
+        sweep_settings()
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
 
@@ -448,7 +441,7 @@ def case_reprioritise(*, case_ids, now=None) -> int:
     if not case_ids:
         return 0
     now = now or timezone.now()
-    # One round trip, three statements (each with its own snapshot): JIT off (see ``jit_off``), the
+    # One round trip, three statements (each with its own snapshot): JIT off (see ``docket.batches.jit_off``), the
     # refresh, the siblings marked due. No savepoint inside intake's transaction: an error ends it whole.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
@@ -489,7 +482,7 @@ def reporters_cases_rerank(
     for chunk in chunks(case_ids, batch):
         at = now or timezone.now()
         if time.monotonic() - started <= budget_seconds:
-            total += len(_refresh(None, {**_params(at), "ids": _id_array(chunk)}, sweep=True))
+            total += len(_refresh(_REFRESH_BY_IDS_SQL, {**_params(at), "ids": _id_array(chunk)}))
         else:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(_CASES_MARK_DUE_SQL, {"ids": _id_array(chunk), "now": at})
@@ -513,9 +506,8 @@ def cases_reprioritise_due(*, now=None, batch: int = BATCH, budget_seconds: floa
     while True:
         at = now or timezone.now()
         done = _refresh(
-            "AND c.rank_due_at <= %(now)s ORDER BY c.rank_due_at LIMIT %(batch)s",
+            _REFRESH_SQL.format(extra="AND c.rank_due_at <= %(now)s ORDER BY c.rank_due_at LIMIT %(batch)s"),
             {**_params(at), "batch": batch},
-            sweep=True,
         )
         total += len(done)
         if len(done) < batch or time.monotonic() - started > budget_seconds:
@@ -532,9 +524,8 @@ def cases_reprioritise_all(*, now=None, batch: int = BATCH) -> int:
     total, after = 0, 0
     while True:
         done = _refresh(
-            "AND c.id > %(after)s ORDER BY c.id LIMIT %(batch)s",
+            _REFRESH_SQL.format(extra="AND c.id > %(after)s ORDER BY c.id LIMIT %(batch)s"),
             {**_params(now or timezone.now()), "after": after, "batch": batch},
-            sweep=True,
         )
         total += len(done)
         if len(done) < batch:
