@@ -137,6 +137,12 @@ def rows_fetched(cur, table) -> int:
     return cur.fetchone()[0]
 
 
+def rows_updated(cur, table) -> int:
+    """Row versions of ``table`` this transaction has written by UPDATE so far."""
+    cur.execute("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = %s", [table])
+    return cur.fetchone()[0]
+
+
 def case_rows_fetched(cur) -> int:
     """Rows of ``casework_case`` this transaction has fetched so far."""
     return rows_fetched(cur, "casework_case")

@@ -19,6 +19,7 @@ from casework.priority import (
 from casework.tasks import reprioritise_cases, reprioritise_open_cases
 from reviews.services.decisions import decision_automated
 from tests.factories import CaseFactory, ReporterFactory, SourceFactory, SubjectFactory, queue, threat_class
+from tests.support import rows_updated
 
 pytestmark = pytest.mark.django_db
 
@@ -154,13 +155,6 @@ def test_a_decision_on_a_report_re_ranks_the_reporters_other_active_cases(platfo
     assert reporters_cases_rerank() == 0  # done: nothing pending
 
 
-def _cases_rows_updated():
-    """Row versions this transaction has written to the case table so far (PostgreSQL's own count)."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_stat_get_xact_tuples_updated('casework_case'::regclass)")
-        return cur.fetchone()[0]
-
-
 def _carols_cases(platform, n):
     """carol's report on a case about to be decided and on ``n`` others; everything ranked, nothing due."""
     accurate("carol", upheld=5, decided=10)
@@ -177,10 +171,10 @@ def test_a_reporters_other_cases_are_written_once_when_their_record_changes(plat
     """Re-ranked directly, not marked due and ranked later: one row version per case, not two."""
     decided, others = _carols_cases(platform, 3)
     decision_automated(case=decided, action="remove")
-    before = _cases_rows_updated()
-
-    assert cases_reprioritise_due() == 3
-    assert _cases_rows_updated() - before == 3
+    with connection.cursor() as cur:
+        before = rows_updated(cur, "casework_case")
+        assert cases_reprioritise_due() == 3
+        assert rows_updated(cur, "casework_case") - before == 3
     for case in others:
         weight = case.reporter_weight
         case.refresh_from_db()
