@@ -27,9 +27,8 @@ from docket.errors import DocketError
 from policies.models import SignalSource, ThreatClass
 
 from . import events
-from .intake.fold import signals_fold
+from .intake.fold import cases_settle, signals_fold
 from .models import Signal, SourceIncident
-from .priority import case_reprioritise
 from .services import actor_fields, case_events_add_bulk
 
 BASELINE_WEEKS = 4
@@ -731,21 +730,21 @@ def _held_release(*, source_id, actor, at, limit) -> int:
         )
         for s in rows
     ]
-    cases = signals_fold(items, now=at)
+    fold = signals_fold(items)
     with connection.cursor() as cur:
         cur.execute(
             "UPDATE casework_signal s SET disposition = %s, case_id = m.case_id, released_at = %s"
             " FROM unnest(%s::bigint[], %s::bigint[]) AS m(id, case_id) WHERE s.id = m.id",
             [Signal.Disposition.QUEUED, at, [i.signal_id for i in items], [i.case_id for i in items]],
         )
+    cases_settle(fold, items, now=at)
     touched = sorted({i.case_id for i in items})
-    case_reprioritise(case_ids=touched, now=at)
     per_case = defaultdict(int)
     for item in items:
         per_case[item.case_id] += 1
     event_rows = []
     for case_id in touched:
-        if cases[case_id][2]:
+        if fold.cases[case_id][2]:
             event_rows.append((case_id, events.opened(), actor, at))
         released = events.signals_released(signals=per_case[case_id], source=source.slug)
         event_rows.append((case_id, released, actor, at))

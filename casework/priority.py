@@ -117,7 +117,10 @@ _TARGET_BY_IDS = f"""
     ORDER BY c.id
 """
 
-_RANK_SQL = f"""
+# Every input and the new rank of each ``target`` case, up to ``based`` (one row per case with all that a
+# ranking writes, ``_RANKED``). The cases are read from ``{{cases}}``: ``casework_case`` when re-ranking, the
+# rows about to be inserted when a fold opens cases (``_OPEN_SQL``), so a case ranks the same either way.
+_RANK_CTES = f"""
 restricted AS MATERIALIZED (  -- the restricted classes, read once (not joined again for each signal and record)
     SELECT COALESCE(array_agg(id), ARRAY[]::bigint[]) AS restricted FROM policies_threatclass WHERE restricted
 ),
@@ -155,7 +158,7 @@ inputs AS MATERIALIZED (
            vel.next_change_at AS velocity_change_at
     FROM target t
     CROSS JOIN restricted x
-    JOIN casework_case c ON c.id = t.id
+    JOIN {{cases}} c ON c.id = t.id
     JOIN policies_threatclass tc ON tc.id = c.threat_class_id
     JOIN casework_subject subj ON subj.id = c.subject_id
     -- the subject's facets (none: its own figure stays)
@@ -284,7 +287,50 @@ based AS MATERIALIZED (
            CASE WHEN r.ln_z <= {_LN_KNEE!r} THEN exp(GREATEST(r.ln_z, -700))
                 ELSE %(knee)s * (1 + r.ln_z - {_LN_KNEE!r}) END AS base
     FROM ranked r
-),
+)
+"""
+
+# What a ranking writes, from a ``based`` row ``r``: the re-rank's UPDATE and a new case's INSERT alike.
+_RANKED = {
+    "reach": "r.reach",
+    "signal_count": "r.signals",
+    "reporter_count": "r.reporters",
+    "first_signal_at": "r.first_at",
+    "last_signal_at": "r.last_at",
+    "signal_strength": "r.strength",
+    "reporter_weight": "r.weight_raw",
+    "velocity": "r.velocity",
+    "brigading": "r.brigading",
+    "holdout": "r.holdout",
+    "rank": "r.rank",
+    "rank_tier": "r.rank_tier",
+    "rank_due_at": "LEAST(CASE WHEN NOT r.breached THEN r.sla_due_at END, r.velocity_change_at)",
+    "priority": "r.base + r.breach_offset + r.restricted_offset",
+    "priority_breakdown": f"""jsonb_build_object(
+            'severity', r.severity,
+            'harm_weight', r.harm,
+            'reach', round(r.reach_term::numeric, 4),
+            'signal_strength', round(r.strength::numeric, 4),
+            'reporter_weight', round(r.weight::numeric, 4),
+            'reporter_term', round(r.reporter_term::numeric, 4),
+            'brigading', r.brigading,
+            'evidence', round(r.evidence::numeric, 4),
+            'velocity', r.velocity,
+            'velocity_growth', round(GREATEST((r.velocity + 1)::float8 / (r.velocity_prev + 1), 1)::numeric, 4),
+            'velocity_factor', round(r.velocity_factor::numeric, 4),
+            'merit', round(r.merit::numeric, 4),
+            'aging_factor', round(exp(GREATEST(LEAST({_LN2!r} * r.sla_periods, 700), -700))::numeric, 4),
+            'sla_breached', r.breached,
+            'base', round(r.base::numeric, 4),
+            'breach_offset', r.breach_offset,
+            'restricted_offset', r.restricted_offset
+        )""",
+    "updated_at": "%(now)s",
+}
+
+_RANK_SQL = (
+    _RANK_CTES.replace("{cases}", "casework_case")
+    + f""",
 -- Every rank computed (the sort needs all of them), the rows are locked, skipping those others hold
 -- and those that changed since they were read (a fold, a claim, a mark: their new rank is someone
 -- else's to compute, or the next run's): rows are held for the writes only. The locked rows carry
@@ -301,58 +347,59 @@ locked AS (
        FOR NO KEY UPDATE OF c SKIP LOCKED
 )
 UPDATE casework_case c SET
-    reach = r.reach,
-    signal_count = r.signals,
-    reporter_count = r.reporters,
-    first_signal_at = r.first_at,
-    last_signal_at = r.last_at,
-    signal_strength = r.strength,
-    reporter_weight = r.weight_raw,
-    velocity = r.velocity,
-    brigading = r.brigading,
-    holdout = r.holdout,
-    rank = r.rank,
-    rank_tier = r.rank_tier,
-    rank_due_at = LEAST(CASE WHEN NOT r.breached THEN r.sla_due_at END, r.velocity_change_at),
-    priority = r.base + r.breach_offset + r.restricted_offset,
-    priority_breakdown = jsonb_build_object(
-        'severity', r.severity,
-        'harm_weight', r.harm,
-        'reach', round(r.reach_term::numeric, 4),
-        'signal_strength', round(r.strength::numeric, 4),
-        'reporter_weight', round(r.weight::numeric, 4),
-        'reporter_term', round(r.reporter_term::numeric, 4),
-        'brigading', r.brigading,
-        'evidence', round(r.evidence::numeric, 4),
-        'velocity', r.velocity,
-        'velocity_growth', round(GREATEST((r.velocity + 1)::float8 / (r.velocity_prev + 1), 1)::numeric, 4),
-        'velocity_factor', round(r.velocity_factor::numeric, 4),
-        'merit', round(r.merit::numeric, 4),
-        'aging_factor', round(exp(GREATEST(LEAST({_LN2!r} * r.sla_periods, 700), -700))::numeric, 4),
-        'sla_breached', r.breached,
-        'base', round(r.base::numeric, 4),
-        'breach_offset', r.breach_offset,
-        'restricted_offset', r.restricted_offset
-    ),
-    updated_at = %(now)s
+"""
+    + ",\n".join(f"    {column} = {value}" for column, value in _RANKED.items())
+    + """
 FROM locked r
 WHERE c.id = r.id
 RETURNING c.id
 """
+)
 _REFRESH_SQL = f"WITH target AS MATERIALIZED ({_TARGET}),{_RANK_SQL}"
 # ``case_reprioritise``'s: the same ranking of the cases it was given.
 _REFRESH_BY_IDS_SQL = f"WITH target AS MATERIALIZED ({_TARGET_BY_IDS}),{_RANK_SQL}"
 
-# Other active cases of the subjects just refreshed: a new signal on a subject moves its velocity,
+# New cases, ranked as they are inserted: one write of the row and of each of its index entries, where an
+# insert followed by a re-rank wrote both twice. A fold reserved each case's id and stored its signals first
+# (the signal's foreign key to its case is checked at commit), so the ranking reads them as a re-rank does.
+# Each proposed row: [id, subject, class, queue, severity, harm weight, first signal, last signal, SLA seconds].
+# A (subject, class) another transaction opened meanwhile conflicts and is left out (not returned).
+_OPEN_SQL = f"""
+WITH proposed AS MATERIALIZED (
+    SELECT (r->>0)::bigint AS id, (r->>1)::bigint AS subject_id, (r->>2)::bigint AS threat_class_id,
+           (r->>3)::bigint AS queue_id, (r->>4)::int AS severity, (r->>5)::float8 AS harm_weight,
+           (r->>6)::timestamptz AS first_signal_at, (r->>7)::timestamptz AS last_signal_at,
+           (r->>6)::timestamptz + make_interval(secs => (r->>8)::float8) AS sla_due_at,
+           0 AS signal_count, 0 AS reporter_count, 0::float8 AS signal_strength, 0::float8 AS reporter_weight,
+           false AS holdout
+      FROM json_array_elements(%(rows)s::json) r
+),
+target AS MATERIALIZED (
+    SELECT p.id, p.subject_id, p.threat_class_id, NULL::timestamptz AS seen_updated, NULL::timestamptz AS seen_due
+      FROM proposed p
+),{_RANK_CTES.replace("{cases}", "proposed")}
+INSERT INTO casework_case (
+    id, subject_id, threat_class_id, queue_id, status, severity, harm_weight, legal_hold, sla_due_at, created_at,
+    {", ".join(_RANKED)}
+)
+SELECT p.id, p.subject_id, p.threat_class_id, p.queue_id, 'open', p.severity, p.harm_weight, false, p.sla_due_at,
+       %(now)s, {", ".join(_RANKED.values())}
+  FROM based r JOIN proposed p ON p.id = r.id
+ ORDER BY p.subject_id, p.threat_class_id
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+# Other active cases of the subjects just refreshed or opened: a new signal on a subject moves its velocity,
 # which every one of its cases ranks by. They are marked due (the periodic job re-ranks them soon);
 # rows another transaction holds are skipped, that transaction is changing them.
 _SIBLINGS_DUE_SQL = f"""
 UPDATE casework_case c SET rank_due_at = %(now)s
  WHERE c.id IN (
     SELECT o.id FROM casework_case o
-     WHERE o.subject_id IN (SELECT subject_id FROM casework_case WHERE id = ANY(%(ids)s::bigint[]))
+     WHERE o.subject_id IN (SELECT subject_id FROM casework_case WHERE id = ANY(%(touched)s::bigint[]))
        AND o.status IN ({_ACTIVE})
-       AND NOT (o.id = ANY(%(ids)s::bigint[]))
+       AND NOT (o.id = ANY(%(touched)s::bigint[]))
        AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
      FOR NO KEY UPDATE SKIP LOCKED)
 """
@@ -430,24 +477,45 @@ def _id_array(ids) -> str:
     return "{" + ",".join(map(str, ids)) + "}"
 
 
-def case_reprioritise(*, case_ids, now=None) -> int:
+def cases_open_ranked(*, rows, now) -> set[int]:
+    """Insert new open cases ranked from their stored signals (``_OPEN_SQL``); returns the ids inserted.
+
+    ``rows`` are the fold's proposed cases as one JSON array text (``_OPEN_SQL`` gives their shape), each
+    with the id it reserved; one whose (subject, class)
+    another transaction opened meanwhile is not inserted (the caller joins that case instead).
+    """
+    if not rows:
+        return set()
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL jit = off;\n{_OPEN_SQL}", {**_params(now), "rows": rows})
+        cursor.nextset()
+        return {row[0] for row in cursor.fetchall()}
+
+
+def case_reprioritise(*, case_ids, now=None, opened=()) -> int:
     """Refresh the inputs and the rank of these cases (active ones only) from their signals.
 
     Rows another transaction holds are skipped: that transaction is changing them
     and re-ranks them itself or marks them due. The subjects' other active cases
-    are marked due (their velocity moved). Returns the number of cases updated.
+    are marked due (their velocity moved), and so are those of ``opened``, cases
+    just inserted ranked (``cases_open_ranked``), which are not ranked again.
+    Returns the number of cases updated.
     """
     case_ids = sorted({int(i) for i in case_ids})
-    if not case_ids:
+    touched = sorted(set(case_ids) | {int(i) for i in opened})
+    if not touched:
         return 0
     now = now or timezone.now()
     # One round trip, three statements (each with its own snapshot): JIT off (see ``docket.batches.jit_off``), the
     # refresh, the siblings marked due. No savepoint inside intake's transaction: an error ends it whole.
+    refresh = f"{_REFRESH_BY_IDS_SQL};\n" if case_ids else ""
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
-            f"SET LOCAL jit = off;\n{_REFRESH_BY_IDS_SQL};\n{_SIBLINGS_DUE_SQL}",
-            {**_params(now), "ids": _id_array(case_ids)},
+            f"SET LOCAL jit = off;\n{refresh}{_SIBLINGS_DUE_SQL}",
+            {**_params(now), "ids": _id_array(case_ids), "touched": _id_array(touched)},
         )
+        if not case_ids:
+            return 0
         cursor.nextset()
         return len(cursor.fetchall())
 

@@ -16,7 +16,11 @@ from .tallies import queue_tallies_compact
 
 @shared_task(ignore_result=True)
 def reprioritise_cases(case_ids):
-    """Refresh these cases' inputs and priority (enqueued by intake after commit)."""
+    """Refresh these cases' inputs and priority now.
+
+    Intake ranks the cases it touches inside its own transaction and enqueues nothing; this
+    task still runs messages an earlier release queued (idempotent: a re-rank of current inputs).
+    """
     return case_reprioritise(case_ids=case_ids)
 
 

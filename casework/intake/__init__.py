@@ -12,15 +12,16 @@ then stored in a few set-based statements (not a statement per signal):
    already stored (repeats answer the stored result);
 2. upsert subjects (content owners as accounts), their attribute rows and the reporters;
 3. decide each signal's disposition (the threshold rule, ``policies.thresholds.disposition_for``);
-4. fold queued signals into cases: join the active case of (subject, class) or open one;
+4. fold queued signals into cases: lock the active case of (subject, class), or reserve an id for
+   a new one;
 5. insert the signals ``ON CONFLICT DO NOTHING`` (a backstop: a key stored meanwhile answers the
-   stored result, so a duplicate never counts twice);
-6. refresh the touched cases from their signals (counts, strength, priority: ``casework.priority``),
-   write their events, let automation decide auto-actioned cases;
-7. after commit, enqueue the per-case reprioritisation (a broker outage only logs).
+   stored result, so a duplicate never counts twice), then insert the new cases ranked from them;
+6. refresh the joined cases from their signals (counts, strength, priority: ``casework.priority``),
+   write their events, let automation decide auto-actioned cases. Every case the batch touched
+   is ranked when it commits: no re-rank is left to a worker.
 """
 
-from .fold import cases_open_or_join, routes_resolve, signals_fold
+from .fold import cases_settle, routes_resolve, signals_fold
 from .store import (
     AUTO_ACTIONED,
     BELOW_THRESHOLD,
@@ -42,7 +43,7 @@ __all__ = [
     "IntakeReference",
     "IntakeResult",
     "automated_decisions",
-    "cases_open_or_join",
+    "cases_settle",
     "routes_resolve",
     "signals_fold",
     "signals_ingest",

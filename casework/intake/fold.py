@@ -1,14 +1,20 @@
 """Folding signals into cases: the public fold API of intake and of held signals released by hygiene.
 
-``signals_fold`` is the API: ``routes_resolve`` finds each class's queue (and
-the thresholds of the batch's (source, class) pairs), ``cases_open_or_join``
-joins the active case of each item's (subject, class) or opens one, safe
-against concurrent intake. Intake (``casework.intake.store``) and the release
-of held signals (``casework.hygiene.source_confirm``) both fold through it.
+``signals_fold`` and ``cases_settle`` are the API, in two steps around the
+write of the signals: ``routes_resolve`` finds each class's queue (and the
+thresholds of the batch's (source, class) pairs), ``cases_join_or_reserve``
+locks the active case of each item's (subject, class) or reserves an id for a
+new one; once the signals are stored with those ids, ``cases_settle`` inserts
+the new cases ranked from them (one write of each new case, not an insert and
+then a re-rank), re-ranks the joined ones, and is safe against concurrent
+intake: ``case_one_active_per_subject_class`` decides who opens, the others
+join. Intake (``casework.intake.store``) and the release of held signals
+(``casework.hygiene.source_confirm``) both fold through it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import OperationalError
@@ -17,6 +23,7 @@ from docket.errors import DocketError
 from policies.models import Threshold
 
 from ..models import Case, Queue
+from ..priority import case_reprioritise, cases_open_ranked
 from .rows import fetch, json_rows
 from .validate import IntakeReference
 
@@ -54,96 +61,125 @@ def routes_resolve(ref, items):
 
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
 
+# The active case of each (subject, class) key, locked (no case is decided while this batch folds into it).
+_ACTIVE_CASES_SQL = f"""
+SELECT c.id, c.subject_id, c.threat_class_id, c.status, c.holdout
+FROM (
+    SELECT (r->>0)::bigint AS subject_id, (r->>1)::bigint AS tc FROM json_array_elements(%s::json) r
+) k
+JOIN casework_case c ON c.subject_id = k.subject_id AND c.threat_class_id = k.tc
+WHERE c.status IN ({_ACTIVE_SQL})
+ORDER BY c.subject_id, c.threat_class_id
+FOR NO KEY UPDATE OF c
+"""
 
-def cases_open_or_join(items, *, ref, now):
-    """The active case of each item's (subject, class), opened when there is none; locked.
 
-    Sets ``item.case_id``; returns ``{case_id: (status, holdout, opened_here)}``.
-    Safe against concurrent intake: ``case_one_active_per_subject_class`` decides
-    who opens, the others join (and a case decided meanwhile makes way for a new one).
+@dataclass
+class Fold:
+    """A batch's cases while it folds: ``cases`` is ``{case_id: (status, holdout, opened_here)}``.
+
+    A case to open has only an id reserved (``proposed`` holds its row for ``_OPEN_SQL``) until
+    ``cases_settle`` inserts it, ranked, once its signals are stored.
+    """
+
+    cases: dict[int, tuple[str, bool, bool]] = field(default_factory=dict)
+    proposed: dict[int, list] = field(default_factory=dict)
+
+
+def _active_cases(keys) -> dict[tuple[int, int], tuple[int, str, bool]]:
+    rows = fetch(_ACTIVE_CASES_SQL, [json_rows(sorted(keys))]) if keys else []
+    return {(subject_id, tc): (case_id, status, holdout) for case_id, subject_id, tc, status, holdout in rows}
+
+
+def cases_join_or_reserve(items, *, ref) -> Fold:
+    """The active case of each item's (subject, class), locked, or a reserved id for a case to open.
+
+    Sets ``item.case_id``. The caller stores the signals with it, then ``cases_settle`` opens
+    the reserved cases ranked from those signals (one write each).
     """
     spans: dict[tuple[int, int], list[datetime]] = {}
+    classes = {}
     for item in items:
         k = (item.subject_id, item.threat_class.id)
+        classes[item.threat_class.id] = item.threat_class
         span = spans.setdefault(k, [item.occurred_at, item.occurred_at])
         span[0] = min(span[0], item.occurred_at)
         span[1] = max(span[1], item.occurred_at)
-    classes = {item.threat_class.id: item.threat_class for item in items}
-    found: dict[tuple[int, int], tuple[int, str, bool, bool]] = {}
-    pending = sorted(spans)
+    fold = Fold()
+    found = {}
+    for key, (case_id, status, holdout) in _active_cases(spans).items():
+        found[key] = case_id
+        fold.cases[case_id] = (status, holdout, False)
+    missing = [k for k in sorted(spans) if k not in found]
+    if missing:
+        reserved = fetch(
+            "SELECT nextval(pg_get_serial_sequence('casework_case', 'id')) FROM generate_series(1, %s)",
+            [len(missing)],
+        )
+        for (subject_id, tc_id), (case_id,) in zip(missing, reserved, strict=True):
+            tc = classes[tc_id]
+            found[(subject_id, tc_id)] = case_id
+            fold.cases[case_id] = ("open", False, True)
+            fold.proposed[case_id] = [
+                case_id, subject_id, tc_id, ref.queues[tc_id], tc.severity, tc.harm_weight,
+                *spans[(subject_id, tc_id)], tc.sla_seconds,
+            ]  # fmt: skip
+    for item in items:
+        item.case_id = found[(item.subject_id, item.threat_class.id)]
+    return fold
+
+
+def cases_settle(fold: Fold, items, *, now) -> list:
+    """Open the reserved cases of ``items`` (those whose signals were stored) ranked, re-rank the joined ones.
+
+    A (subject, class) another request opened after this one looked joins that case instead:
+    the signals stored for the reserved id move to it, and so do the items (returned, so the
+    caller can settle what depended on the case, such as automation). A reserved case no item
+    kept is never inserted. The subjects' other active cases are marked due. Locked, as the fold.
+    """
+    kept = {i.case_id for i in items}
+    fold.cases = {cid: v for cid, v in fold.cases.items() if cid in kept}
+    pending = {cid: fold.proposed[cid] for cid in sorted(kept & fold.proposed.keys())}
+    opened: set[int] = set()
+    moved = []
     for _ in range(5):
         if not pending:
             break
-        tcs = [classes[tc] for _, tc in pending]
-        rows = fetch(
-            """
-            INSERT INTO casework_case (
-                subject_id, threat_class_id, queue_id, status, severity, harm_weight, reach,
-                signal_count, reporter_count, signal_strength, reporter_weight, velocity,
-                brigading, holdout, legal_hold, first_signal_at, last_signal_at, sla_due_at,
-                priority, priority_breakdown, created_at, updated_at
+        opened |= cases_open_ranked(rows=json_rows(list(pending.values())), now=now)
+        lost = {(row[1], row[2]): cid for cid, row in pending.items() if cid not in opened}
+        winners = _active_cases(lost)
+        if winners:
+            fetch(
+                "UPDATE casework_signal s SET case_id = m.winner"
+                " FROM unnest(%s::bigint[], %s::bigint[]) AS m(reserved, winner) WHERE s.case_id = m.reserved",
+                [[lost[k] for k in winners], [w[0] for w in winners.values()]],
             )
-            SELECT k.subject_id, k.tc, k.queue, 'open', k.severity, k.harm, subj.reach,
-                   0, 0, 0, 0, 0, false, false, false, k.first_at, k.last_at,
-                   k.first_at + make_interval(secs => k.sla), 0, '{}'::jsonb, %(now)s, %(now)s
-            FROM (
-                SELECT (r->>0)::bigint AS subject_id, (r->>1)::bigint AS tc, (r->>2)::bigint AS queue,
-                       (r->>3)::int AS severity, (r->>4)::float8 AS harm, (r->>5)::timestamptz AS first_at,
-                       (r->>6)::timestamptz AS last_at, (r->>7)::float8 AS sla
-                FROM json_array_elements(%(rows)s::json) r
-            ) k
-            JOIN casework_subject subj ON subj.id = k.subject_id
-            ORDER BY k.subject_id, k.tc
-            ON CONFLICT DO NOTHING
-            RETURNING id, subject_id, threat_class_id
-            """,
-            {
-                "rows": json_rows(
-                    [
-                        [s, tc.id, ref.queues[tc.id], tc.severity, tc.harm_weight, *spans[(s, tc.id)], tc.sla_seconds]
-                        for (s, _), tc in zip(pending, tcs, strict=True)
-                    ]
-                ),
-                "now": now,
-            },
-        )
-        for case_id, subject_id, tc in rows:
-            found[(subject_id, tc)] = (case_id, "open", False, True)
-        rest = [k for k in pending if k not in found]
-        if rest:
-            rows = fetch(
-                f"""
-                SELECT c.id, c.subject_id, c.threat_class_id, c.status, c.holdout
-                FROM (
-                    SELECT (r->>0)::bigint AS subject_id, (r->>1)::bigint AS tc FROM json_array_elements(%s::json) r
-                ) k
-                JOIN casework_case c ON c.subject_id = k.subject_id AND c.threat_class_id = k.tc
-                WHERE c.status IN ({_ACTIVE_SQL})
-                ORDER BY c.subject_id, c.threat_class_id
-                FOR NO KEY UPDATE OF c
-                """,
-                [json_rows(rest)],
-            )
-            for case_id, subject_id, tc, status, holdout in rows:
-                found[(subject_id, tc)] = (case_id, status, holdout, False)
-        # A case decided between the two statements leaves its key pending: open a new one.
-        pending = [k for k in pending if k not in found]
+            to = {lost[k]: w for k, w in winners.items()}
+            for item in items:
+                if item.case_id in to:
+                    item.case_id = to[item.case_id][0]
+                    moved.append(item)
+            for reserved, (case_id, status, holdout) in to.items():
+                del fold.cases[reserved]
+                fold.cases[case_id] = (status, holdout, False)
+        # A case decided between the insert and the lookup leaves its key pending: try to open it again.
+        pending = {cid: row for cid, row in pending.items() if cid not in opened and cid in fold.cases}
     if pending:
         raise OperationalError("intake could not settle the cases of this batch")
-    for item in items:
-        item.case_id = found[(item.subject_id, item.threat_class.id)][0]
-    return {case_id: (status, holdout, opened) for case_id, status, holdout, opened in found.values()}
+    joined = [cid for cid in fold.cases if cid not in opened]
+    case_reprioritise(case_ids=joined, opened=opened, now=now)
+    return moved
 
 
-def signals_fold(items, *, now, ref=None) -> dict[int, tuple[str, bool, bool]]:
-    """Fold items into cases: route each class to its queue, then join or open the active case; locked.
+def signals_fold(items, *, ref=None) -> Fold:
+    """Fold items into cases: route each class to its queue, then join the active case or reserve one; locked.
 
     ``items`` carry ``subject_id``, ``threat_class``, ``occurred_at`` and ``source``;
-    each gets ``case_id``. Returns ``{case_id: (status, holdout, opened_here)}``.
+    each gets ``case_id``. Store their signals with it, then call ``cases_settle``.
     Intake passes the reference it resolved while validating; held signals
     released by hygiene fold with a fresh one.
     """
     if ref is None:
         ref = IntakeReference(sources={}, classes={})
         routes_resolve(ref, items)
-    return cases_open_or_join(items, ref=ref, now=now)
+    return cases_join_or_reserve(items, ref=ref)

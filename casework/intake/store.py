@@ -16,15 +16,13 @@ from django.utils import timezone
 from docket.conf import setting
 from docket.errors import DocketError
 from docket.hooks import Hook
-from docket.queueing import enqueue_on_commit
 from policies.models import SignalSource
 from policies.thresholds import signal_disposition
 
 from .. import events
 from ..models import Signal
-from ..priority import case_reprioritise
 from ..services import actor_fields
-from .fold import routes_resolve, signals_fold
+from .fold import cases_settle, routes_resolve, signals_fold
 from .rows import fetch, json_rows
 from .validate import IntakeItem, intake_reference, signals_validate
 
@@ -37,7 +35,6 @@ AUTO_ACTIONED = Signal.Disposition.AUTO_ACTIONED.value
 HELD = Signal.Disposition.HELD.value
 BELOW_THRESHOLD = Signal.Disposition.BELOW_THRESHOLD.value
 FOLDED = (QUEUED, AUTO_ACTIONED)
-REPRIORITISE_TASK = "casework.tasks.reprioritise_cases"
 
 
 @dataclass(frozen=True)
@@ -92,13 +89,9 @@ def signals_ingest(*, items, actor) -> IntakeResult:
     attempts = 1 if connection.in_atomic_block else DEADLOCK_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
+            # The batch's cases are ranked inside the transaction: exact at commit, nothing left to a worker.
             with transaction.atomic():
-                results, created, touched = _store(parsed, ref=ref, actor=actor, now=now)
-                if touched:
-                    # A broker outage only logs: the beat sweep recomputes every active case.
-                    enqueue_on_commit(
-                        REPRIORITISE_TASK, sorted(touched), what=f"reprioritisation of {len(touched)} case(s)"
-                    )
+                results, created = _store(parsed, ref=ref, actor=actor, now=now)
             break
         except OperationalError as e:
             # Overlapping concurrent batches can deadlock on shared subjects or cases;
@@ -146,7 +139,7 @@ def _keys_lock(keys):
 
 
 def _store(items, *, ref, actor, now):
-    """Write a validated batch; returns ``(results by input index, created count, touched case ids)``."""
+    """Write a validated batch; returns ``(results by input index, created count)``."""
     by_key: dict[tuple, IntakeItem] = {}
     for item in items:
         item.key = (item.source.id, item.external_id)
@@ -167,7 +160,7 @@ def _store(items, *, ref, actor, now):
     answer_stored(stored)
     new = [item for key, item in sorted(by_key.items()) if key not in stored]
     if not new:
-        return results, 0, set()
+        return results, 0
 
     _subjects_upsert(new, now)
     _facets_upsert(new)
@@ -185,10 +178,9 @@ def _store(items, *, ref, actor, now):
         )
 
     folded = [i for i in new if i.disposition in FOLDED]
-    cases = signals_fold(folded, ref=ref, now=now)
-    _automation_scope(folded, cases)
+    fold = signals_fold(folded, ref=ref)
+    _automation_scope(folded, fold.cases)
     inserted = _signals_insert(new, now)
-    _attributes_upsert(new)
 
     created = 0
     lost = []  # keys stored meanwhile by a writer that did not claim them (none through intake)
@@ -202,15 +194,13 @@ def _store(items, *, ref, actor, now):
         answer_stored(_stored(lost))
 
     kept = [i for i in folded if i.signal_id is not None]
-    touched = {i.case_id for i in kept}
-    opened = {cid for cid, (_status, _holdout, is_new) in cases.items() if is_new}
-    empty = opened - touched
-    if empty:
-        # Opened for signals a concurrent request stored first: nothing to review, no event yet.
-        fetch("DELETE FROM casework_case WHERE id = ANY(%s)", [sorted(empty)])
-    if touched:
-        case_reprioritise(case_ids=touched, now=now)
-        _events_write(kept, opened & touched, actor=actor, now=now)
+    if cases_settle(fold, kept, now=now):
+        _automation_rescope(kept, fold.cases)
+    # After the cases exist: an attribute row takes its subject's case classes, which their insert wrote.
+    _attributes_upsert(new)
+    if kept:
+        opened = {cid for cid, (_status, _holdout, is_new) in fold.cases.items() if is_new}
+        _events_write(kept, opened, actor=actor, now=now)
         _automation_decide(kept, now=now)
     mine = {item.key: item for item in new if item.signal_id is not None}
     for item in items:
@@ -218,7 +208,7 @@ def _store(items, *, ref, actor, now):
         if stored_here is not None:
             case_id = stored_here.case_id if stored_here.disposition in FOLDED else None
             results[item.index] = _result(stored_here.signal_id, item.external_id, case_id, stored_here.disposition)
-    return results, created, touched
+    return results, created
 
 
 def _subjects_upsert(items, now):
@@ -453,6 +443,16 @@ def _automation_scope(items, cases):
         status, holdout, _ = cases[item.case_id]
         if status != "open" or holdout or item.case_id in holdout_cases:
             item.disposition = QUEUED
+
+
+def _automation_rescope(items, cases):
+    """Items that joined a case another request opened meanwhile take automation's scope from that case;
+    a signal stored as auto-actioned that no longer is becomes queued."""
+    before = [i.disposition for i in items]
+    _automation_scope(items, cases)
+    changed = [i.signal_id for i, was in zip(items, before, strict=True) if i.disposition != was]
+    if changed:
+        Signal.objects.filter(pk__in=changed).update(disposition=QUEUED)
 
 
 def _signals_insert(items, now):

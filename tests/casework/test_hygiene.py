@@ -9,6 +9,7 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from casework import hygiene
 from casework.hygiene import (
     incidents_open,
     source_confirm,
@@ -21,7 +22,7 @@ from casework.intake import signals_ingest
 from casework.models import Case, CaseEvent, Signal, SourceIncident, Subject, SubjectAttribute
 from policies.models import SignalSource
 from tests.factories import CaseFactory, SourceFactory, threat_class
-from tests.support import rows_fetched
+from tests.support import rows_fetched, run_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -627,3 +628,32 @@ def test_the_score_sample_reads_scored_signals_only_however_many_unscored_ones_t
     assert health[classifier.pk].baseline_scores["n"] == 1
     assert health[reports.pk].baseline_scores["n"] == 0
     assert after - before <= 100, after - before
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_case_intake_opens_while_a_release_folds_is_joined(policy_admin, monkeypatch):
+    """Between the release's fold and the insert of its new case, intake opens the subject's spam case on
+    another connection: the released signals move to that case, and no second case is opened."""
+    classifier = SourceFactory(slug="spam-model", kind="classifier", trust=0.9)
+    SignalSource.objects.filter(pk=classifier.pk).update(status="suspect", status_changed_at=NOW)
+    ingest("spam-model", 2, per_subject=2)
+    settle, opened = hygiene.cases_settle, []
+
+    def intake_meanwhile(fold, items, *, now):
+        item = {"source": "user-reports", "external_id": "r-1", "threat_class": "spam", "reporter": "rep-1"}
+        item["subject"] = {"kind": "account", "external_id": "t-0"}
+        opened.extend(run_threads(1, lambda _: signals_ingest(items=item, actor="platform").body["case"]))
+        return settle(fold, items, now=now)
+
+    monkeypatch.setattr(hygiene, "cases_settle", intake_meanwhile)
+    assert source_confirm(source_slug="spam-model", actor=policy_admin, now=NOW)["released"] == 2
+
+    case = Case.objects.get()
+    assert case.pk == opened[0]
+    assert (case.signal_count, case.status) == (3, "open")
+    assert set(Signal.objects.values_list("case_id", flat=True)) == {case.pk}
+    assert list(case.events.order_by("pk").values_list("kind", flat=True)) == [
+        "opened",
+        "signals_added",
+        "signals_released",
+    ]

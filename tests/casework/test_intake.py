@@ -4,16 +4,19 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from casework.intake import signals_ingest
 from casework.models import Case, CaseEvent, Queue, Reporter, Signal, Subject, SubjectAttribute
+from casework.priority import case_reprioritise
 from docket import queueing
 from docket.errors import DocketError
 from policies.models import SignalSource, Threshold
 from policies.thresholds import AUTO_ACTIONED, BELOW_THRESHOLD, HELD, HOLDING_STATUSES, QUEUED, disposition_for
 from reviews.models import Decision
 from tests.factories import SourceFactory, queue, threat_class
+from tests.support import rows_updated
 
 pytestmark = pytest.mark.django_db
 
@@ -119,6 +122,41 @@ def test_signals_on_one_subject_and_class_fold_into_one_case(platform):
     assert spam.sla_due_at == t0 + timedelta(hours=72)
     assert list(spam.events.values_list("kind", flat=True)) == ["opened", "signals_added", "signals_added"]
     assert Case.objects.get(threat_class__slug="harassment").queue.slug == "harassment"
+
+
+def test_a_case_intake_opens_is_written_once_and_ranks_as_a_re_rank_ranks_it(platform):
+    """A new case is inserted ranked from its signals: one row version and one entry per index, where an
+    insert followed by a re-rank wrote both twice. Re-ranking it at the same moment changes nothing."""
+    items = [report(n, subject=f"u-{n % 5}", threat=("spam", "harassment")[n % 2]) for n in range(20)]
+
+    with connection.cursor() as cur:
+        before = rows_updated(cur, "casework_case")
+        signals_ingest(items=items, actor=platform)
+        assert rows_updated(cur, "casework_case") == before
+
+    def ranked():
+        return [
+            (c.signal_count, c.reporter_count, c.reach, c.first_signal_at, c.last_signal_at, c.velocity)
+            + (c.rank_tier, c.rank, c.rank_due_at, c.priority, c.priority_breakdown)
+            for c in Case.objects.order_by("pk")
+        ]
+
+    opened = ranked()
+    cases = list(Case.objects.order_by("pk"))
+    assert len(cases) == 10 and {c[0] for c in opened} == {2}
+    assert all(c.priority > 0 and c.priority_breakdown["velocity"] == 4 for c in cases)
+    assert case_reprioritise(case_ids=[c.pk for c in cases], now=cases[0].updated_at) == 10
+    assert ranked() == opened
+
+
+def test_a_case_intake_opens_marks_its_subjects_other_cases_due(platform):
+    signals_ingest(items=report(1, threat="harassment"), actor=platform)
+    Case.objects.update(rank_due_at=None)
+
+    signals_ingest(items=report(2), actor=platform)
+
+    spam = Case.objects.get(threat_class__slug="spam")
+    assert Case.objects.get(threat_class__slug="harassment").rank_due_at == spam.updated_at
 
 
 def test_repeats_by_one_reporter_count_once(platform):
@@ -419,17 +457,25 @@ def test_harassment_is_never_automated(platform, settings):
 # --- after commit -------------------------------------------------------------------------------
 
 
-def test_reprioritisation_is_enqueued_after_commit(platform, django_capture_on_commit_callbacks):
-    with mock.patch("casework.tasks.reprioritise_cases.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            signals_ingest(items=[report(1), report(2, subject="u-2")], actor=platform)
-    delay.assert_called_once_with(sorted(Case.objects.values_list("id", flat=True)))
+def test_the_cases_are_ranked_at_commit_and_nothing_is_left_to_a_worker(platform, django_capture_on_commit_callbacks):
+    signals_ingest(items=report(1), actor=platform)
+    with django_capture_on_commit_callbacks() as callbacks:
+        signals_ingest(items=[report(2), report(3, subject="u-2")], actor=platform)
+
+    assert callbacks == []
+    assert [(c.signal_count, c.priority > 0) for c in Case.objects.order_by("pk")] == [(2, True), (1, True)]
 
 
-def test_a_broker_outage_does_not_fail_intake(platform, django_capture_on_commit_callbacks, monkeypatch):
+def test_a_broker_outage_does_not_fail_intake(platform, settings, django_capture_on_commit_callbacks, monkeypatch):
+    """The automated decision's enforcement delivery cannot be queued: intake still stores and decides."""
+    settings.DOCKET = {**settings.DOCKET, "HOLDOUT_RATE": 0.0}
+    source = SourceFactory(slug="spam-classifier", kind="classifier")
+    Threshold.objects.create(source=source, threat_class=threat_class("spam"), review_at=0.5, auto_action_at=0.9)
     monkeypatch.setattr(queueing, "_down_until", 0.0)
-    with mock.patch("casework.tasks.reprioritise_cases.delay", side_effect=ConnectionError("redis down")):
+    with mock.patch("reviews.tasks.deliver_enforcements.delay", side_effect=ConnectionError("redis down")) as delay:
         with django_capture_on_commit_callbacks(execute=True):
-            result = signals_ingest(items=report(1), actor=platform)
+            result = signals_ingest(items=detection(1, source="spam-classifier", score=0.95), actor=platform)
+    delay.assert_called_once()
+    assert Decision.objects.get().automated is True
     assert result.status == 201
     assert Signal.objects.count() == 1

@@ -5,9 +5,12 @@ import threading
 import pytest
 from django.db import connection
 
-from casework.intake import signals_ingest
+from casework.intake import signals_ingest, store
 from casework.models import Case, CaseEvent, Reporter, Signal, Subject, SubjectAttribute
 from docket import queueing
+from policies.models import Threshold
+from reviews.models import Decision
+from tests.factories import CaseFactory, SourceFactory, threat_class
 from tests.support import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -109,3 +112,34 @@ def test_concurrent_duplicates_leave_nothing_of_the_discarded_payloads(platform)
     winner = signal.subject.external_id.removeprefix("u-")
     assert list(SubjectAttribute.objects.values_list("kind", "value")) == [("ip", f"10.0.0.{winner}")]
     assert list(Reporter.objects.values_list("external_id", flat=True)) == [f"rep-{winner}"]
+
+
+def test_a_case_opened_while_a_batch_folds_is_joined_and_automation_leaves_it_to_its_reviewer(
+    platform, settings, monkeypatch
+):
+    """Between the fold's look-up and the insert of its new case, another connection opens the subject's spam
+    case and a reviewer holds it: the batch's signal moves to that case, queued, and nothing else is opened."""
+    settings.DOCKET = {**settings.DOCKET, "HOLDOUT_RATE": 0.0}
+    source = SourceFactory(slug="spam-classifier", kind="classifier")
+    Threshold.objects.create(source=source, threat_class=threat_class("spam"), review_at=0.5, auto_action_at=0.9)
+    signals_ingest(items=report(1, "u-1") | {"threat_class": "spam"}, actor=platform)
+    earlier = Case.objects.get()
+    Case.objects.update(status="decided", decided_at=earlier.created_at)
+    settle, winner = store.cases_settle, []
+
+    def open_meanwhile(fold, items, *, now):
+        winner.extend(run_threads(1, lambda _: CaseFactory(subject=earlier.subject, status="in_review").pk))
+        return settle(fold, items, now=now)
+
+    monkeypatch.setattr(store, "cases_settle", open_meanwhile)
+    item = report(2, "u-1") | {"source": "spam-classifier", "threat_class": "spam", "score": 0.99}
+    del item["reporter"]
+    result = signals_ingest(items=item, actor=platform)
+
+    signal = Signal.objects.get(external_id="r-2")
+    assert result.body == {"id": signal.id, "external_id": "r-2", "case": winner[0], "disposition": "queued"}
+    assert (signal.case_id, signal.disposition) == (winner[0], "queued")
+    case = Case.objects.get(pk=winner[0])
+    assert (case.status, case.signal_count) == ("in_review", 1)
+    assert Case.objects.count() == 2 and Decision.objects.count() == 0
+    assert list(case.events.values_list("kind", flat=True)) == ["signals_added"]
