@@ -58,7 +58,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from docket.batches import chunks, sweep_settings
+from docket.batches import chunks, jit_off, sweep_settings
+from docket.rows import prepared
 
 from .models import Case, Reporter
 
@@ -481,15 +482,13 @@ def cases_open_ranked(*, rows, now) -> set[int]:
     """Insert new open cases ranked from their stored signals (``_OPEN_SQL``); returns the ids inserted.
 
     ``rows`` are the fold's proposed cases as one JSON array text (``_OPEN_SQL`` gives their shape), each
-    with the id it reserved; one whose (subject, class)
-    another transaction opened meanwhile is not inserted (the caller joins that case instead).
+    with the id it reserved; one whose (subject, class) another transaction opened meanwhile is not
+    inserted (the caller joins that case instead). Prepared: planning it costs more than running it.
     """
-    if not rows:
-        return set()
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL jit = off;\n{_OPEN_SQL}", {**_params(now), "rows": rows})
-        cursor.nextset()
-        return {row[0] for row in cursor.fetchall()}
+    with transaction.atomic(savepoint=False):
+        jit_off()
+        with prepared(_OPEN_SQL, {**_params(now), "rows": rows}) as cursor:
+            return {row[0] for row in cursor.fetchall()}
 
 
 def case_reprioritise(*, case_ids, now=None, opened=()) -> int:
@@ -506,18 +505,18 @@ def case_reprioritise(*, case_ids, now=None, opened=()) -> int:
     if not touched:
         return 0
     now = now or timezone.now()
-    # One round trip, three statements (each with its own snapshot): JIT off (see ``docket.batches.jit_off``), the
-    # refresh, the siblings marked due. No savepoint inside intake's transaction: an error ends it whole.
-    refresh = f"{_REFRESH_BY_IDS_SQL};\n" if case_ids else ""
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            f"SET LOCAL jit = off;\n{refresh}{_SIBLINGS_DUE_SQL}",
-            {**_params(now), "ids": _id_array(case_ids), "touched": _id_array(touched)},
-        )
-        if not case_ids:
-            return 0
-        cursor.nextset()
-        return len(cursor.fetchall())
+    params = {**_params(now), "ids": _id_array(case_ids), "touched": _id_array(touched)}
+    # Each statement prepared (planned once per connection). No savepoint inside intake's transaction: an
+    # error ends it whole.
+    with transaction.atomic(savepoint=False):
+        jit_off()
+        updated = 0
+        if case_ids:
+            with prepared(_REFRESH_BY_IDS_SQL, params) as cursor:
+                updated = len(cursor.fetchall())
+        with prepared(_SIBLINGS_DUE_SQL, params):
+            pass
+        return updated
 
 
 def reporters_cases_rerank(

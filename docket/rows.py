@@ -4,12 +4,15 @@ Hot paths (the claim, the decision, the token check) read and write with one
 statement each instead of several ORM queries: compiling a queryset costs more
 Python than the statement costs the database. ``returning(Model, alias)`` is the
 column list to select or return; ``loaded``/``loaded_rows``/``loaded_side_by_side``
-turn those columns back into instances.
+turn those columns back into instances; ``prepared`` runs such a statement planned
+once per connection.
 """
 
 import weakref
+from contextlib import contextmanager
 
 from django.db import connection, connections
+from django.db.backends.postgresql.base import ServerBindingCursor
 
 # Per connection, per model: each column's converters and the attribute names (looked up once).
 _plans = weakref.WeakKeyDictionary()
@@ -66,3 +69,27 @@ def loaded_rows(model, rows) -> list:
             converted.append(value)
         instances.append(model.from_db(db.alias, attnames, converted))
     return instances
+
+
+@contextmanager
+def prepared(sql, params):
+    """Run a hot statement as a server-side prepared statement; yields the cursor holding its rows.
+
+    The claim, decision and ranking statements are large CTEs that PostgreSQL takes
+    longer to plan than to run. Django's cursors bind parameters client-side and never
+    prepare, so these go through a server-binding cursor with ``prepare=True``:
+    planned once per connection, with Django's error wrapping and query logging kept.
+    """
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    cursor = ServerBindingCursor(connection.connection)
+    try:
+        with connection.wrap_database_errors:
+            if connection.queries_logged:
+                with connection.make_debug_cursor(cursor).debug_sql(sql, params):
+                    cursor.execute(sql, params, prepare=True)
+            else:
+                cursor.execute(sql, params, prepare=True)
+        yield cursor
+    finally:
+        cursor.close()

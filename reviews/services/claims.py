@@ -26,7 +26,7 @@ from docket import roles
 from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
 from docket.errors import DocketError, conflict, forbidden, not_found
-from docket.rows import loaded, loaded_side_by_side, returning
+from docket.rows import loaded, loaded_side_by_side, prepared, returning
 from policies.models import PolicyVersion, ThreatClass, class_visible, visible_classes_q
 
 from ..models import Assignment, Queue, Reviewer
@@ -36,7 +36,6 @@ from .common import (
     assignment_end,
     day_start,
     lease_until,
-    prepared,
     reviewer_of,
     user_of,
 )

@@ -1,10 +1,6 @@
-"""Small pieces every reviews service shares: who the reviewer is, the lease, prepared statements."""
+"""Small pieces every reviews service shares: who the reviewer is, the lease, the active policy version."""
 
-from contextlib import contextmanager
 from datetime import timedelta
-
-from django.db import connection
-from django.db.backends.postgresql.base import ServerBindingCursor
 
 from docket import roles
 from docket.conf import setting
@@ -59,30 +55,6 @@ def assignment_end(assignment, *, state, now):
     assignment.state = state
     assignment.ended_at = now
     assignment.save(update_fields=["state", "ended_at"])
-
-
-@contextmanager
-def prepared(sql, params):
-    """Run a hot statement as a server-side prepared statement; yields the cursor holding its rows.
-
-    The claim and decision statements are large CTEs that PostgreSQL takes longer
-    to plan than to run. Django's cursors bind parameters client-side and never
-    prepare, so these go through a server-binding cursor with ``prepare=True``:
-    planned once per connection, with Django's error wrapping and query logging kept.
-    """
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    cursor = ServerBindingCursor(connection.connection)
-    try:
-        with connection.wrap_database_errors:
-            if connection.queries_logged:
-                with connection.make_debug_cursor(cursor).debug_sql(sql, params):
-                    cursor.execute(sql, params, prepare=True)
-            else:
-                cursor.execute(sql, params, prepare=True)
-        yield cursor
-    finally:
-        cursor.close()
 
 
 def active_version_sql(class_id: str, columns: str) -> str:

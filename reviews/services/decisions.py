@@ -29,7 +29,7 @@ from docket.batches import chunks
 from docket.conf import setting
 from docket.errors import DocketError, forbidden, not_found
 from docket.queueing import enqueue_on_commit
-from docket.rows import loaded, loaded_rows, loaded_side_by_side, returning
+from docket.rows import loaded, loaded_rows, loaded_side_by_side, prepared, returning
 from policies.models import VIOLATIONS, Action, Policy, PolicyVersion, ThreatClass, class_visible
 
 from ..models import Assignment, Decision, Enforcement, Reviewer
@@ -40,7 +40,6 @@ from .common import (
     assignment_active_lock,
     assignment_end,
     case_worker_require,
-    prepared,
     reviewer_of,
     user_of,
 )
