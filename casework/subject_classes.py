@@ -15,12 +15,13 @@ each candidate as it walks an index, with no probe of the case and signal tables
 Class ids, not the ``restricted`` flag: a class restricted or released later (an access change)
 changes ``V``, not the stored ids, so nothing goes stale.
 
-Triggers on ``casework_case`` and ``casework_signal`` (installed by migration casework 0017) keep
-the ids in step in the same transaction as every write, whoever makes it: a statement that inserts
-cases or signals adds the classes its subjects did not have yet (a subject that gains nothing is
-not rewritten); one that deletes them, or moves one to another subject or class, recounts those
-subjects from the tables. A bulk load that bypasses triggers (``TRUNCATE`` and a set-based
-reload) calls ``subject_classes_rebuild``.
+Triggers on ``casework_case`` and ``casework_signal`` (installed by migration casework 0017, their
+functions replaced by 0035) keep the ids in step in the same transaction as every write, whoever
+makes it: a statement that inserts cases or signals adds the classes its subjects did not have yet
+(a subject that gains nothing is not rewritten; a folded signal's class counts as a case class, see
+``_added``); one that deletes them, or moves one to another subject or class, recounts those
+subjects from the tables. A bulk load that bypasses triggers (``TRUNCATE`` and a set-based reload)
+calls ``subject_classes_rebuild``.
 
 The holders of a value. A search for a value (an address a whole CDN shares) counts the holders the
 reader may be told of exactly up to 10,000, and each holder needs two answers: does the subject exist
@@ -67,18 +68,23 @@ UPDATE casework_subject s
 
 
 def _added(table: str, *, cases: bool) -> str:
-    """The statement that adds the classes of the rows in transition table ``table`` to their subjects."""
-    merged = "ARRAY(SELECT DISTINCT u FROM unnest(s.{col} || n.ids) AS u ORDER BY u)"
-    sets = [f"class_ids = {merged.format(col='class_ids')}"]
-    missing = "NOT s.class_ids @> n.ids"
-    if cases:
-        sets.insert(0, f"case_class_ids = {merged.format(col='case_class_ids')}")
-        missing = f"({missing} OR NOT s.case_class_ids @> n.ids)"
+    """The statement that adds the classes of the rows in transition table ``table`` to their subjects.
+
+    A folded signal (``case_id`` set) names a case of its own subject and class (a fold keys cases by
+    both), so its class is a case class too. Intake stores a new case's signals before it inserts the
+    case (ranked from them): counting them here, the case's insert finds nothing left to add, and the
+    subject row and its attribute rows are written once, not once per statement.
+    """
+    merged = "ARRAY(SELECT DISTINCT u FROM unnest(s.{col} || n.{ids}) AS u ORDER BY u)"
+    case_ids = "array_agg(DISTINCT threat_class_id)"
+    if not cases:
+        case_ids = f"COALESCE({case_ids} FILTER (WHERE case_id IS NOT NULL), '{{}}')"
     return f"""
-        UPDATE casework_subject s SET {", ".join(sets)}
-          FROM (SELECT subject_id, array_agg(DISTINCT threat_class_id) AS ids FROM {table}
-                 GROUP BY subject_id) n
-         WHERE s.id = n.subject_id AND {missing};"""
+        UPDATE casework_subject s SET {"case_class_ids = " + merged.format(col="case_class_ids", ids="case_ids")},
+               {"class_ids = " + merged.format(col="class_ids", ids="ids")}
+          FROM (SELECT subject_id, array_agg(DISTINCT threat_class_id) AS ids, {case_ids} AS case_ids
+                  FROM {table} GROUP BY subject_id) n
+         WHERE s.id = n.subject_id AND (NOT s.class_ids @> n.ids OR NOT s.case_class_ids @> n.case_ids);"""
 
 
 def _trigger_function(name: str, table: str, *, cases: bool) -> str:

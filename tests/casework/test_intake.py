@@ -149,6 +149,26 @@ def test_a_case_intake_opens_is_written_once_and_ranks_as_a_re_rank_ranks_it(pla
     assert ranked() == opened
 
 
+def test_a_new_subjects_classes_are_written_once_and_its_attribute_rows_take_them_as_inserted(platform):
+    """The subject gains its class as a signal class and a case class in one write (the signals are stored
+    before their new case, and a folded signal's class is a case class), not once per statement."""
+    items = [report(n, subject=f"u-{n}", attributes={"ip": [f"10.0.0.{n}"]}) for n in range(5)]
+    for item in items:
+        item["subject"]["attributes"] = item.pop("attributes")
+
+    with connection.cursor() as cur:
+        subjects, attributes = rows_updated(cur, "casework_subject"), rows_updated(cur, "casework_subjectattribute")
+        signals_ingest(items=items, actor=platform)
+        assert rows_updated(cur, "casework_subject") - subjects == 5
+        assert rows_updated(cur, "casework_subjectattribute") == attributes
+
+    spam = threat_class("spam").pk
+    assert {tuple(s.case_class_ids + s.class_ids) for s in Subject.objects.all()} == {(spam, spam)}
+    assert {(*a.subject_case_class_ids, *a.subject_class_ids) for a in SubjectAttribute.objects.all()} == {
+        (spam, spam)
+    }
+
+
 def test_a_case_intake_opens_marks_its_subjects_other_cases_due(platform):
     signals_ingest(items=report(1, threat="harassment"), actor=platform)
     Case.objects.update(rank_due_at=None)
