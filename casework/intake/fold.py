@@ -62,13 +62,19 @@ def routes_resolve(ref, items):
 _ACTIVE_SQL = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
 
 # The active case of each (subject, class) key, locked (no case is decided while this batch folds into it).
+# Each key is looked up by its subject (a LATERAL kept apart by OFFSET 0; ``+ 0`` keeps the class's index
+# out). Without statistics PostgreSQL read every active case of the class for each key (0.7 s for a batch
+# of 1,000 signals in bench.intake), or hashed every active case.
 _ACTIVE_CASES_SQL = f"""
 SELECT c.id, c.subject_id, c.threat_class_id, c.status, c.holdout
 FROM (
     SELECT (r->>0)::bigint AS subject_id, (r->>1)::bigint AS tc FROM json_array_elements(%s::json) r
 ) k
-JOIN casework_case c ON c.subject_id = k.subject_id AND c.threat_class_id = k.tc
-WHERE c.status IN ({_ACTIVE_SQL})
+CROSS JOIN LATERAL (
+    SELECT * FROM casework_case c
+     WHERE c.subject_id = k.subject_id AND c.threat_class_id + 0 = k.tc AND c.status IN ({_ACTIVE_SQL})
+    OFFSET 0
+) c
 ORDER BY c.subject_id, c.threat_class_id
 FOR NO KEY UPDATE OF c
 """

@@ -4,7 +4,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from casework.intake import signals_ingest
@@ -16,7 +16,7 @@ from policies.models import SignalSource, Threshold
 from policies.thresholds import AUTO_ACTIONED, BELOW_THRESHOLD, HELD, HOLDING_STATUSES, QUEUED, disposition_for
 from reviews.models import Decision
 from tests.factories import SourceFactory, queue, threat_class
-from tests.support import rows_updated
+from tests.support import case_rows_fetched, cases_copied_without_statistics, rows_updated
 
 pytestmark = pytest.mark.django_db
 
@@ -164,9 +164,24 @@ def test_a_new_subjects_classes_are_written_once_and_its_attribute_rows_take_the
 
     spam = threat_class("spam").pk
     assert {tuple(s.case_class_ids + s.class_ids) for s in Subject.objects.all()} == {(spam, spam)}
-    assert {(*a.subject_case_class_ids, *a.subject_class_ids) for a in SubjectAttribute.objects.all()} == {
-        (spam, spam)
-    }
+    assert {(*a.subject_case_class_ids, *a.subject_class_ids) for a in SubjectAttribute.objects.all()} == {(spam, spam)}
+
+
+def test_joining_a_case_reads_the_subjects_cases_not_the_class_backlog(platform):
+    """Intake finds each (subject, class)'s active case by its subject. Without statistics, PostgreSQL
+    took the class's index and read every active case of the class for each key of the batch."""
+    signals_ingest(items=report(1), actor=platform)
+    case = Case.objects.get()
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cases_copied_without_statistics(cur, {case.pk: 2_000})
+        before = case_rows_fetched(cur)
+        result = signals_ingest(items=[report(2), report(3, subject="u-2")], actor=platform)
+        fetched = case_rows_fetched(cur) - before
+        transaction.set_rollback(True)
+
+    assert result.body[0]["case"] == case.pk
+    assert fetched <= 20, fetched
 
 
 def test_a_case_intake_opens_marks_its_subjects_other_cases_due(platform):
