@@ -103,7 +103,7 @@ def _celery_broker(url):
 
 
 @pytest.mark.django_db
-def test_redis_down_intake_still_stores_and_answers_201_and_the_sweep_catches_up(
+def test_redis_down_intake_still_stores_ranks_and_answers_201_and_the_periodic_jobs_catch_up(
     cast, django_capture_on_commit_callbacks, monkeypatch, caplog
 ):
     monkeypatch.setattr(queueing, "_down_until", 0.0)
@@ -117,9 +117,10 @@ def test_redis_down_intake_still_stores_and_answers_201_and_the_sweep_catches_up
     assert (one.status_code, batch.status_code, claim.status_code) == (201, 201, 201)
     assert Signal.objects.count() == 3
     assert Case.objects.filter(status__in=["open", "in_review"]).count() == 3
-    # The per-case reprioritisation could not be enqueued: intake logged it and backs off.
-    assert queueing.broker_down()
-    assert "could not enqueue reprioritisation" in caplog.text
+    # The cases were ranked in intake's transaction: nothing had to reach the broker for them.
+    assert all(c.priority > 0 and "merit" in c.priority_breakdown for c in Case.objects.all())
+    assert not queueing.broker_down()
+    assert "could not enqueue" not in caplog.text
 
     # Redis is back; two hours pass before the beat sweep runs (docket_tick runs every periodic job).
     cases = list(Case.objects.order_by("pk"))
@@ -345,13 +346,13 @@ def test_a_connection_dropped_mid_intake_is_a_clean_503_and_nothing_half_written
     platform = api_client(cast["platform"])
     batch = [report(n) for n in range(1, 6)] + [report(6, subject="u-fault-1")]
     before = db_state()
-    real = intake_store.case_reprioritise
+    real = intake_store._attributes_upsert
 
-    def dropped_after_the_inserts(**kwargs):
-        _kill_my_backend()  # signals, subjects and cases are written, not yet committed
-        return real(**kwargs)
+    def dropped_after_the_inserts(*args, **kwargs):
+        _kill_my_backend()  # signals, subjects and the ranked cases are written, not yet committed
+        return real(*args, **kwargs)
 
-    with mock.patch.object(intake_store, "case_reprioritise", side_effect=dropped_after_the_inserts):
+    with mock.patch.object(intake_store, "_attributes_upsert", side_effect=dropped_after_the_inserts):
         response = platform.post("/api/v1/signals/", batch, format="json")
     assert response.status_code == 503
     assert response.json() == {"code": "unavailable", "detail": "The database is unavailable; nothing was changed."}
