@@ -6,10 +6,12 @@ last signal time, the signal strength (max of score x source trust), the
 reporter weight (distinct reporters weighted by their accuracy on the case's class and
 unrestricted ones, new reporters down-weighted), brigading, the subject's velocity (signals of the case's class and of
 unrestricted classes: a restricted class's activity moves no other class's case), and then the case's rank,
-priority and breakdown. ``case_reprioritise`` (intake and the per-case task),
-``cases_reprioritise_due`` (the periodic job) and ``cases_reprioritise_all``
-(after a change of formula) run the very same statement, so a case ranks the
-same whichever path computed it.
+priority and breakdown. ``case_reprioritise`` (the cases intake joins, the
+per-case task), ``cases_reprioritise_due`` (the periodic job) and
+``cases_reprioritise_all`` (after a change of formula) run the very same
+statement, and ``cases_open_ranked`` inserts a new case with the same inputs
+and rank (``_RANK_CTES``, ``_RANKED``), so a case ranks the same whichever path
+computed it.
 
 The priority at time ``now`` is ``base + breach offset + restricted offset`` where
 

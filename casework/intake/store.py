@@ -196,7 +196,7 @@ def _store(items, *, ref, actor, now):
     kept = [i for i in folded if i.signal_id is not None]
     if cases_settle(fold, kept, now=now):
         _automation_rescope(kept, fold.cases)
-    # After the cases exist: an attribute row takes its subject's case classes, which their insert wrote.
+    # After the signals and cases exist: an attribute row takes the class ids their inserts gave its subject.
     _attributes_upsert(new)
     if kept:
         opened = {cid for cid, (_status, _holdout, is_new) in fold.cases.items() if is_new}
