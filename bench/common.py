@@ -209,8 +209,15 @@ INSERT INTO bench_seed VALUES (%(n)s, now());
 _RESET_SQL = """
 TRUNCATE casework_caseevent, reviews_qualityreview, reviews_strike, reviews_enforcement, reviews_decision,
          reviews_assignment, appeals_appeal CASCADE;
-DELETE FROM casework_signal WHERE case_id > (SELECT cases FROM bench_seed)
-    OR (case_id IS NULL AND id > (SELECT max(id) FROM casework_signal WHERE external_id LIKE 'bench-s-%%'));
+-- Every signal a benchmark's intake stored, the ones it folded into seeded cases too: those cases come due
+-- for a re-rank from their seeded signals (the catch-up below does it), so a run starts from the seed and
+-- not from the velocity windows of the last hours' runs coming due while it measures.
+WITH gone AS (
+    DELETE FROM casework_signal WHERE id > (SELECT max(id) FROM casework_signal WHERE external_id LIKE 'bench-s-%%')
+    RETURNING case_id
+)
+UPDATE casework_case SET rank_due_at = now()
+ WHERE id IN (SELECT DISTINCT case_id FROM gone) AND id <= (SELECT cases FROM bench_seed);
 DELETE FROM casework_case WHERE id > (SELECT cases FROM bench_seed);  -- cases a benchmark's intake opened
 -- Back to waiting: escalated in the escalations queue (where the SLA escalation left them), open elsewhere.
 UPDATE casework_case c SET status = w.status, decided_at = NULL, first_action_at = NULL, closed_at = NULL
