@@ -306,8 +306,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _start_gunicorn(workers, threads, redis_db, *, nice=0):
-    """gunicorn serving Docket as ``make run`` does; ``nice``: the processes' CPU niceness (Linux)."""
+def _start_gunicorn(workers, threads, redis_db, *, nice=0, stats_dir=None):
+    """gunicorn serving Docket as ``make run`` does; ``nice``: the processes' CPU niceness (Linux);
+    ``stats_dir``: where each worker writes what it did when it exits (``bench.gunicorn_hooks``)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -315,6 +316,12 @@ def _start_gunicorn(workers, threads, redis_db, *, nice=0):
         "REDIS_URL": common.redis_url(redis_db) or "",
         "DJANGO_SETTINGS_MODULE": "docket.settings",
     }
+    hooks = []
+    if stats_dir is not None:
+        env["DOCKET_BENCH_WORKER_STATS"] = str(stats_dir)
+        project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [project, env.get("PYTHONPATH")]))
+        hooks = ["--config", "python:bench.gunicorn_hooks"]
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     proc = subprocess.Popen(
         [
@@ -323,6 +330,7 @@ def _start_gunicorn(workers, threads, redis_db, *, nice=0):
             "--bind",
             f"127.0.0.1:{port}",
             *web_serving_args(workers, threads),  # as `make run` serves
+            *hooks,
             "--log-level",
             "warning",
         ],

@@ -57,6 +57,7 @@ import time
 
 from bench import common
 from bench.claim import _start_gunicorn
+from bench.gunicorn_hooks import worker_stats
 
 import psycopg
 import requests
@@ -367,7 +368,8 @@ def main(argv=None):
     held_before = Signal.objects.filter(disposition=Signal.Disposition.HELD).count()
 
     log_file = os.path.join(tempfile.mkdtemp(prefix="docket-bench-worker-"), "worker.log")
-    server, base = _start_gunicorn(args.web_workers, args.web_threads, args.redis_db)
+    web_stats = tempfile.mkdtemp(prefix="docket-bench-web-")
+    server, base = _start_gunicorn(args.web_workers, args.web_threads, args.redis_db, stats_dir=web_stats)
     servers = [server]
     intake_base = base
     if args.intake_server == "own":
@@ -463,6 +465,7 @@ def main(argv=None):
     longest = waits[0] if waits else (0.0, "", "", "", "")
     backend_cpu = samples.get("backend_cpu_seconds", 0.0)
     spam = SignalSource.objects.get(slug="spam-classifier")
+    web_workers = worker_stats(web_stats)
     held = Signal.objects.filter(disposition=Signal.Disposition.HELD).count() - held_before
     bench_cpu = own + backend_cpu
     figures = {
@@ -498,6 +501,12 @@ def main(argv=None):
         "claims answered 204 in all": empty if claimable else f"{empty} (queue empty at the end)",
         "open cases left in the queue": claimable,
         "WAL MB/min, periodic jobs only, no traffic (shared server)": round(idle_wal / args.idle * 60 / 1e6, 2),
+        "web workers: requests served by each": " / ".join(str(w["requests"]) for w in web_workers),
+        "web workers: garbage collections (full ones), their CPU s, longest ms": ", ".join(
+            f"{sum(n for n, _, _ in w['gc'].values())} ({w['gc']['2'][0]}),"
+            f" {sum(c for _, c, _ in w['gc'].values()):.2f} s, {max(m for _, _, m in w['gc'].values()) * 1000:.1f} ms"
+            for w in web_workers
+        ),
         "errors": len(errors),
         "spam-classifier status at the end": spam.status,
         "bench signals held (folded into no case)": held,

@@ -164,8 +164,20 @@ def web_serving_args(workers, threads) -> list[str]:
     and 2x faster than 2 sync workers (issue 14's measurements, docs/operations.md). Keep-alive outlasts
     a reviewer's pause between pages: with gunicorn's 2 s default, a form posted after reading a case for
     a few seconds could go out on a connection the server was just closing and fail.
+
+    Preloaded: the application is loaded once, before the workers fork, so every worker is ready the
+    moment the server answers. Loaded in each worker, the first one up took every connection opened
+    while the others were still importing (a team signing in after a restart), and kept them while they
+    stayed alive: in one ``bench.live`` run, one of two workers served every request and the other none.
+    ``docket.wsgi`` freezes what loading made before the fork (the garbage collector's pauses).
     """
-    return [f"--workers={workers}", "--worker-class=gthread", f"--threads={threads}", "--keep-alive=30"]
+    return [
+        f"--workers={workers}",
+        "--worker-class=gthread",
+        f"--threads={threads}",
+        "--keep-alive=30",
+        "--preload",
+    ]
 
 
 def child_commands(port: int, data_dir: Path) -> dict[str, list[str]]:

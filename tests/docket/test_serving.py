@@ -55,3 +55,23 @@ def test_a_form_posted_after_a_pause_goes_out_on_the_open_connection():
     finally:
         process_stop(server)
         log.close()
+
+
+def test_every_worker_is_forked_from_the_loaded_application():
+    """Loaded before the fork, every worker can serve the moment the server answers: a team's connections
+    opened at once after a restart no longer all land on the first worker that finished importing."""
+    assert "--preload" in web_serving_args(2, 8)
+
+
+@pytest.mark.django_db
+def test_a_web_process_freezes_what_loading_made_and_hands_the_gil_over_after_a_millisecond():
+    """A full collection then walks only what requests made, not the application (some 100,000 objects),
+    and a thread back from the database waits at most 1 ms for another thread's Python to let it run."""
+    probe = "import gc, sys, docket.wsgi; print(gc.get_freeze_count(), sys.getswitchinterval())"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    frozen, interval = out.stdout.split()
+    assert int(frozen) > 50_000
+    assert float(interval) == 0.001
