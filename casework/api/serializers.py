@@ -10,6 +10,7 @@ from rest_framework import serializers
 from casework.models import Case, CaseEvent, Signal, Subject
 from casework.priority import priority_shown
 from casework.selectors import recommended_actions
+from docket.api import FieldsBuiltOnce
 from policies.models import Action
 from policies.selectors import active_versions_by_class
 
@@ -54,7 +55,7 @@ class SignalResultSerializer(serializers.Serializer):
     disposition = serializers.ChoiceField(choices=Signal.Disposition.choices)
 
 
-class CaseSubjectSerializer(serializers.ModelSerializer):
+class CaseSubjectSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = Subject
         fields = ["kind", "external_id", "reach"]
@@ -96,7 +97,7 @@ class _CaseListSerializer(serializers.ListSerializer):
         return super().to_representation(cases)
 
 
-class CaseDetailSerializer(serializers.ModelSerializer):
+class CaseDetailSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     """A case as API.md lists it. Read with ``Case.objects.visible_to(user).for_display()``."""
 
     subject = CaseSubjectSerializer(read_only=True)
@@ -176,7 +177,7 @@ class CaseDetailSerializer(serializers.ModelSerializer):
         return CasePolicySerializer(version).data if version is not None else None
 
 
-class CaseEventSerializer(serializers.ModelSerializer):
+class CaseEventSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     actor = serializers.CharField(source="actor_label", read_only=True)
 
     class Meta:

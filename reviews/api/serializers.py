@@ -8,6 +8,7 @@ from casework.api.serializers import CaseDetailSerializer
 from casework.models import case_display_prefetch_list
 from casework.selectors import case_visible, recommended_actions
 from casework.services import ESCALATION_QUEUES
+from docket.api import FieldsBuiltOnce
 from docket.audit import access_log_case_read
 from policies.models import LADDER, Action
 from reviews.models import Decision, QualityReview, RelabelItem
@@ -94,7 +95,7 @@ class EscalateInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-class DecisionSerializer(serializers.ModelSerializer):
+class DecisionSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     case = serializers.IntegerField(source="case_id")
     policy_version = serializers.IntegerField(source="policy_version_id")
     reviewer = serializers.SerializerMethodField()
