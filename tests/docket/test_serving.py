@@ -64,14 +64,11 @@ def test_every_worker_is_forked_from_the_loaded_application():
 
 
 @pytest.mark.django_db
-def test_a_web_process_freezes_what_loading_made_and_hands_the_gil_over_after_a_millisecond():
-    """A full collection then walks only what requests made, not the application (some 100,000 objects),
-    and a thread back from the database waits at most 1 ms for another thread's Python to let it run."""
-    probe = "import gc, sys, docket.wsgi; print(gc.get_freeze_count(), sys.getswitchinterval())"
+def test_a_web_process_freezes_what_loading_made():
+    """A full collection then walks only what requests made, not the application (some 100,000 objects)."""
+    probe = "import gc, docket.wsgi; print(gc.get_freeze_count())"
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    frozen, interval = out.stdout.split()
-    assert int(frozen) > 50_000
-    assert float(interval) == 0.001
+    assert int(out.stdout) > 50_000
