@@ -25,9 +25,12 @@ decision p99, intake batch p99 and the rate achieved,
 the longest lock wait seen (and what waited), claims answered 204 while
 claimable cases existed (must be 0: each 204 is checked at once, on a
 connection of its own, for an open case of the queue), each reviewer's rate
-and the CPU the bench's processes used (per round of claim and decision).
-Then, with traffic stopped and the worker
-and beat still running, WAL bytes per minute for ``--idle`` seconds
+and the CPU the bench's processes used (per round of claim and decision),
+and each web worker's requests and garbage collections (``bench.gunicorn_hooks``).
+Then, with traffic stopped and the worker and beat still running: how long
+the periodic jobs took to finish what the traffic left them (the reporters
+whose record a decision changed, the cases whose rank came due) and the WAL
+of that catch-up; after it, WAL bytes per minute for ``--idle`` seconds
 (``pg_current_wal_lsn``; the server is shared with other work, so this is an
 upper bound of what the periodic jobs write).
 
@@ -64,7 +67,7 @@ import requests
 from django.db import connection
 
 from casework.hygiene import source_confirm
-from casework.models import Signal
+from casework.models import Case, Signal
 from docket.accounts import token_for
 from policies.models import SignalSource
 from reviews.accounts import user_upsert
@@ -218,6 +221,29 @@ _CLAIMABLE_SQL = """
 SELECT count(*) FROM (SELECT 1 FROM casework_case c JOIN casework_queue q ON q.id = c.queue_id
                        WHERE q.slug = %s AND c.status = 'open' LIMIT 100) w
 """
+
+
+_ACTIVE_SQL = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
+# What the traffic left for the periodic jobs: reporters whose record changed (their other cases re-rank on
+# it) and cases whose rank came due (a signal on their subject, a velocity window, a breach) and waited
+# past one firing of the re-rank job.
+_LEFT_BY_TRAFFIC_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM casework_reporter WHERE rerank_pending_at IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM casework_case
+                WHERE rank_due_at < now() - interval '20 seconds' AND status IN ({_ACTIVE_SQL}))
+"""
+
+
+def _caught_up(cur, limit=120.0):
+    """Seconds until the periodic jobs have done what the traffic left them (None: not within ``limit``),
+    so that the idle WAL that follows is the jobs' own and not the tail of the traffic's effects."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        cur.execute(_LEFT_BY_TRAFFIC_SQL)
+        if not cur.fetchone()[0]:
+            return time.perf_counter() - started
+        time.sleep(1)
+    return None
 
 
 def _work_waiting(conninfo, probe):
@@ -432,6 +458,9 @@ def main(argv=None):
                 [QUEUE],
             )
             (claimable,) = cur.fetchone()
+            stopped_lsn = common.wal_lsn(cur)
+            catch_up = _caught_up(cur)
+            catch_up_wal = float(common.wal_since(cur, stopped_lsn))
             start_lsn = common.wal_lsn(cur)
         time.sleep(args.idle)
         with connection.cursor() as cur:
@@ -500,6 +529,9 @@ def main(argv=None):
         "claims answered 204 while claimable work existed (checked at each 204)": empty_with_work,
         "claims answered 204 in all": empty if claimable else f"{empty} (queue empty at the end)",
         "open cases left in the queue": claimable,
+        "after the traffic, the periodic jobs' catch-up: s, WAL MB": (
+            f"{catch_up:.1f}, {catch_up_wal / 1e6:.1f}" if catch_up is not None else "not within 120 s"
+        ),
         "WAL MB/min, periodic jobs only, no traffic (shared server)": round(idle_wal / args.idle * 60 / 1e6, 2),
         "web workers: requests served by each": " / ".join(str(w["requests"]) for w in web_workers),
         "web workers: garbage collections (full ones), their CPU s, longest ms": ", ".join(
