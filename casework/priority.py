@@ -396,15 +396,28 @@ RETURNING id
 # Other active cases of the subjects just refreshed or opened: a new signal on a subject moves its velocity,
 # which every one of its cases ranks by. They are marked due (the periodic job re-ranks them soon);
 # rows another transaction holds are skipped, that transaction is changing them.
+# Each step by its key (LATERAL kept apart by OFFSET 0): without statistics (a new installation, a restore
+# before its first ANALYZE), the planner scanned every active case and joined the touched ones to it. Only
+# subjects with cases of more than one class are looked up: two active cases of a subject are of two
+# classes, and ``case_class_ids`` (kept by triggers, already written for this batch) lists every class of
+# its cases, so a subject with cases of one class has no other to mark.
 _SIBLINGS_DUE_SQL = f"""
 UPDATE casework_case c SET rank_due_at = %(now)s
  WHERE c.id IN (
-    SELECT o.id FROM casework_case o
-     WHERE o.subject_id IN (SELECT subject_id FROM casework_case WHERE id = ANY(%(touched)s::bigint[]))
-       AND o.status IN ({_ACTIVE})
-       AND NOT (o.id = ANY(%(touched)s::bigint[]))
-       AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
-     FOR NO KEY UPDATE SKIP LOCKED)
+    SELECT o.id
+      FROM (SELECT DISTINCT t.subject_id
+              FROM unnest(%(touched)s::bigint[]) AS x(id)
+              CROSS JOIN LATERAL (SELECT t.subject_id FROM casework_case t WHERE t.id = x.id OFFSET 0) t
+              CROSS JOIN LATERAL (SELECT s.case_class_ids FROM casework_subject s
+                                   WHERE s.id = t.subject_id OFFSET 0) s
+             WHERE cardinality(s.case_class_ids) > 1) subj
+      CROSS JOIN LATERAL (
+          SELECT o.id FROM casework_case o
+           WHERE o.subject_id = subj.subject_id
+             AND o.status IN ({_ACTIVE})
+             AND NOT (o.id = ANY(%(touched)s::bigint[]))
+             AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
+           FOR NO KEY UPDATE SKIP LOCKED) o)
 """
 
 

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from casework import priority
 from casework.intake import signals_ingest
 from casework.models import Case, CaseEvent, Queue, Reporter, Signal, Subject, SubjectAttribute
 from casework.priority import case_reprioritise
@@ -192,6 +193,30 @@ def test_a_case_intake_opens_marks_its_subjects_other_cases_due(platform):
 
     spam = Case.objects.get(threat_class__slug="spam")
     assert Case.objects.get(threat_class__slug="harassment").rank_due_at == spam.updated_at
+
+
+def test_the_other_cases_of_subjects_with_cases_of_one_class_are_not_looked_up(platform):
+    """Two active cases of a subject are of two classes: a subject whose cases are all of one class has
+    none to mark due, and the look-up reads only the touched cases, not the subjects' case index entries."""
+    signals_ingest(items=[report(n, subject=f"u-{n}") for n in range(5)], actor=platform)
+    signals_ingest(items=report(9, subject="u-0", threat="harassment"), actor=platform)
+    Case.objects.update(rank_due_at=None)
+    lone = list(Case.objects.exclude(subject__external_id="u-0").values_list("pk", flat=True))
+    spam_of_u0 = Case.objects.get(subject__external_id="u-0", threat_class__slug="spam").pk
+    params = {"now": timezone.now()}
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")
+        before = case_rows_fetched(cur)
+        cur.execute(priority._SIBLINGS_DUE_SQL, params | {"touched": priority._id_array(lone)})
+        fetched = case_rows_fetched(cur) - before
+        cur.execute(priority._SIBLINGS_DUE_SQL, params | {"touched": priority._id_array([spam_of_u0])})
+        due = Case.objects.filter(rank_due_at__isnull=False)
+        due = dict(due.values_list("threat_class__slug", "subject__external_id"))
+        transaction.set_rollback(True)
+
+    assert fetched == len(lone) == 4  # each touched case by its key; before, every active case (10)
+    assert due == {"harassment": "u-0"}  # the subject with cases of two classes: its other case is due
 
 
 def test_repeats_by_one_reporter_count_once(platform):
