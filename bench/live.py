@@ -32,7 +32,11 @@ the periodic jobs took to finish what the traffic left them (the reporters
 whose record a decision changed, the cases whose rank came due) and the WAL
 of that catch-up; after it, WAL bytes per minute for ``--idle`` seconds
 (``pg_current_wal_lsn``; the server is shared with other work, so this is an
-upper bound of what the periodic jobs write).
+upper bound of what the periodic jobs write). That minute still re-ranks the
+seed's own moments as they come due: its signals were spread over the hours
+before it was built, so for two hours after a build their velocity windows
+close in bursts, and every run's intake makes more an hour and two later.
+``bench.idle`` measures the periodic work with nothing due but the clock.
 
 Targets (issue 14): 0 claims answered 204 while work waits; claim p99 < 50 ms
 with 16 reviewers; no case-row lock wait over 200 ms.
