@@ -169,6 +169,8 @@ def web_serving_args(workers, threads) -> list[str]:
     moment the server answers. Loaded in each worker, the first one up took every connection opened
     while the others were still importing (a team signing in after a restart), and kept them while they
     stayed alive: in one ``bench.live`` run, one of two workers served every request and the other none.
+    (Which worker accepts a connection is still a race: preloaded, the split of a run's requests ranged
+    from even to 1:4, never all to one.)
     ``docket.wsgi`` freezes what loading made before the fork (the garbage collector's pauses).
     """
     return [
