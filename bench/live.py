@@ -71,7 +71,7 @@ import requests
 from django.db import connection
 
 from casework.hygiene import source_confirm
-from casework.models import Case, Signal
+from casework.models import ACTIVE_STATUSES_SQL, Signal
 from docket.accounts import token_for
 from policies.models import SignalSource
 from reviews.accounts import user_upsert
@@ -227,14 +227,13 @@ SELECT count(*) FROM (SELECT 1 FROM casework_case c JOIN casework_queue q ON q.i
 """
 
 
-_ACTIVE_SQL = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
 # What the traffic left for the periodic jobs: reporters whose record changed (their other cases re-rank on
 # it) and cases whose rank came due (a signal on their subject, a velocity window, a breach) and waited
 # past one firing of the re-rank job.
 _LEFT_BY_TRAFFIC_SQL = f"""
 SELECT EXISTS (SELECT 1 FROM casework_reporter WHERE rerank_pending_at IS NOT NULL)
     OR EXISTS (SELECT 1 FROM casework_case
-                WHERE rank_due_at < now() - interval '20 seconds' AND status IN ({_ACTIVE_SQL}))
+                WHERE rank_due_at < now() - interval '20 seconds' AND status IN ({ACTIVE_STATUSES_SQL}))
 """
 
 

@@ -140,6 +140,8 @@ class CaseEventQuerySet(models.QuerySet):
 
 # Statuses in which a case still collects signals and awaits a decision (``Case.ACTIVE_STATUSES``).
 ACTIVE_STATUSES = ("open", "in_review", "escalated")
+# The same, as the list of an SQL ``status IN (...)`` for hand-written statements.
+ACTIVE_STATUSES_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
 
 
 class Subject(models.Model):

@@ -63,7 +63,7 @@ from django.utils import timezone
 from docket.batches import chunks, jit_off, sweep_settings
 from docket.rows import prepared
 
-from .models import Case, Reporter
+from .models import ACTIVE_STATUSES_SQL, Reporter
 
 # Inputs and their shaping. Changing one changes every case's rank: run cases_reprioritise_all.
 HARM_CAP = 100.0  # harm weight is admin-editable; capped so the tiers stay apart
@@ -98,7 +98,6 @@ BY_RANK = ("-rank_tier", "-rank", "id")
 BY_RANK_ALL = ((F("rank_tier") * -1).asc(), (F("rank") * -1).asc(), F("id").asc())
 BY_RANK_ALL_REVERSED = ((F("rank_tier") * -1).desc(), (F("rank") * -1).desc(), F("id").desc())
 
-_ACTIVE = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
 _DOUBLING_SECONDS = AGING_DOUBLING.total_seconds()
 _LN2 = math.log(2)
 _LN_KNEE = math.log(BASE_KNEE)
@@ -108,7 +107,7 @@ _LN_KNEE = math.log(BASE_KNEE)
 _TARGET = f"""
     SELECT c.id, c.subject_id, c.threat_class_id, c.updated_at AS seen_updated, c.rank_due_at AS seen_due
     FROM casework_case c
-    WHERE c.status IN ({_ACTIVE}) {{extra}}
+    WHERE c.status IN ({ACTIVE_STATUSES_SQL}) {{extra}}
 """
 # Each id by its key (OFFSET 0 keeps the status test out of the lookup: without statistics, the planner
 # would otherwise intersect the ids with a scan of every active case's status entry).
@@ -116,7 +115,7 @@ _TARGET_BY_IDS = f"""
     SELECT c.id, c.subject_id, c.threat_class_id, c.updated_at AS seen_updated, c.rank_due_at AS seen_due
     FROM unnest(%(ids)s::bigint[]) AS x(id)
     CROSS JOIN LATERAL (SELECT * FROM casework_case c WHERE c.id = x.id OFFSET 0) c
-    WHERE c.status IN ({_ACTIVE})
+    WHERE c.status IN ({ACTIVE_STATUSES_SQL})
     ORDER BY c.id
 """
 
@@ -343,7 +342,7 @@ _RANK_SQL = (
 locked AS (
     SELECT b.* FROM based b
       JOIN casework_case c ON c.id = b.id
-     WHERE c.status IN ({_ACTIVE})
+     WHERE c.status IN ({ACTIVE_STATUSES_SQL})
        AND c.updated_at = b.seen_updated
        AND c.rank_due_at IS NOT DISTINCT FROM b.seen_due
      ORDER BY c.id
@@ -414,7 +413,7 @@ UPDATE casework_case c SET rank_due_at = %(now)s
       CROSS JOIN LATERAL (
           SELECT o.id FROM casework_case o
            WHERE o.subject_id = subj.subject_id
-             AND o.status IN ({_ACTIVE})
+             AND o.status IN ({ACTIVE_STATUSES_SQL})
              AND NOT (o.id = ANY(%(touched)s::bigint[]))
              AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
            FOR NO KEY UPDATE SKIP LOCKED) o)
@@ -442,7 +441,7 @@ UPDATE casework_case c SET rank_due_at = %(now)s
  WHERE c.id IN (
     SELECT o.id FROM casework_case o
      WHERE o.id = ANY(%(ids)s::bigint[])
-       AND o.status IN ({_ACTIVE})
+       AND o.status IN ({ACTIVE_STATUSES_SQL})
        AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
      FOR NO KEY UPDATE SKIP LOCKED)
 """
@@ -655,7 +654,8 @@ def priority_sql(now=None) -> tuple[str, list]:
     now = now or timezone.now()
     periods = (now - RANK_EPOCH).total_seconds() / _DOUBLING_SECONDS
     ln_z = f"({_LN2!r} * (casework_case.rank + %s))"
-    sql = f"""CASE WHEN casework_case.status IN ({_ACTIVE}) AND casework_case.priority_breakdown ? 'merit' THEN
+    sql = f"""CASE WHEN casework_case.status IN ({ACTIVE_STATUSES_SQL})
+                   AND casework_case.priority_breakdown ? 'merit' THEN
         CASE WHEN {ln_z} <= {_LN_KNEE!r} THEN exp(GREATEST({ln_z}, -700))
              ELSE {BASE_KNEE!r} * (1 + {ln_z} - {_LN_KNEE!r}) END
         + CASE WHEN casework_case.sla_due_at <= %s THEN {BREACH_OFFSET!r} ELSE 0 END

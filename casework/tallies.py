@@ -19,12 +19,11 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import Case
+from .models import ACTIVE_STATUSES_SQL
 
 # Creation hours kept apart (for arrival rates over the last hours); older ones fold into one row.
 ARRIVAL_HOURS_KEPT = 8
 
-_ACTIVE = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
 _WAITING = "'open', 'escalated'"
 
 
@@ -33,7 +32,7 @@ def _deltas(table: str, sign: str) -> str:
         SELECT queue_id, threat_class_id, date_trunc('hour', created_at) AS hour,
                {sign}(status IN ({_WAITING}))::int AS waiting,
                {sign}(status = 'in_review')::int AS in_review,
-               {sign}(status IN ({_ACTIVE}) AND rank_tier IN (1, 3))::int AS breached,
+               {sign}(status IN ({ACTIVE_STATUSES_SQL}) AND rank_tier IN (1, 3))::int AS breached,
                {sign}1 AS arrived
           FROM {table}"""
 

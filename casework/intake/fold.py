@@ -22,7 +22,7 @@ from django.db import OperationalError
 from docket.errors import DocketError
 from policies.models import Threshold
 
-from ..models import Case, Queue
+from ..models import ACTIVE_STATUSES_SQL, Queue
 from ..priority import case_reprioritise, cases_open_ranked
 from .rows import fetch, json_rows
 from .validate import IntakeReference
@@ -59,8 +59,6 @@ def routes_resolve(ref, items):
         ref.queues.setdefault(class_id, queue_id)
 
 
-_ACTIVE_SQL = ", ".join(f"'{s}'" for s in Case.ACTIVE_STATUSES)
-
 # The active case of each (subject, class) key, locked (no case is decided while this batch folds into it).
 # Each key is looked up by its subject (a LATERAL kept apart by OFFSET 0; ``+ 0`` keeps the class's index
 # out). Without statistics PostgreSQL read every active case of the class for each key (0.7 s for a batch
@@ -72,7 +70,7 @@ FROM (
 ) k
 CROSS JOIN LATERAL (
     SELECT * FROM casework_case c
-     WHERE c.subject_id = k.subject_id AND c.threat_class_id + 0 = k.tc AND c.status IN ({_ACTIVE_SQL})
+     WHERE c.subject_id = k.subject_id AND c.threat_class_id + 0 = k.tc AND c.status IN ({ACTIVE_STATUSES_SQL})
     OFFSET 0
 ) c
 ORDER BY c.subject_id, c.threat_class_id
