@@ -49,6 +49,7 @@ import time
 from datetime import timedelta
 
 from bench import common, pages
+from bench.gunicorn_hooks import STATS_DIR_ENV
 
 import psycopg
 import redis
@@ -318,7 +319,7 @@ def _start_gunicorn(workers, threads, redis_db, *, nice=0, stats_dir=None):
     }
     hooks = []
     if stats_dir is not None:
-        env["DOCKET_BENCH_WORKER_STATS"] = str(stats_dir)
+        env[STATS_DIR_ENV] = str(stats_dir)
         project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [project, env.get("PYTHONPATH")]))
         hooks = ["--config", "python:bench.gunicorn_hooks"]

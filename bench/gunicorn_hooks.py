@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-_STATS_DIR = "DOCKET_BENCH_WORKER_STATS"
+STATS_DIR_ENV = "DOCKET_BENCH_WORKER_STATS"  # set by the benchmark that starts gunicorn
 _counts = {"requests": 0, "gc": {str(g): [0, 0.0, 0.0] for g in range(3)}}
 _started = [0.0]
 
@@ -37,7 +37,7 @@ def pre_request(worker, req):
 
 
 def worker_exit(server, worker):
-    folder = os.environ.get(_STATS_DIR)
+    folder = os.environ.get(STATS_DIR_ENV)
     if folder:
         Path(folder, f"{os.getpid()}.json").write_text(json.dumps(_counts))
 
