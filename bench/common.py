@@ -207,8 +207,8 @@ INSERT INTO bench_seed VALUES (%(n)s, now());
 
 # Back to the seeded state after a benchmark ran: no reviews rows, every case open again.
 _RESET_SQL = """
-TRUNCATE casework_caseevent, reviews_qualityreview, reviews_strike, reviews_enforcement, reviews_decision,
-         reviews_assignment, appeals_appeal CASCADE;
+TRUNCATE casework_caseevent, casework_rankmark, reviews_qualityreview, reviews_strike, reviews_enforcement,
+         reviews_decision, reviews_assignment, appeals_appeal CASCADE;
 -- Every signal a benchmark's intake stored, the ones it folded into seeded cases too: those cases come due
 -- for a re-rank from their seeded signals (the catch-up below does it), so a run starts from the seed and
 -- not from the velocity windows of the last hours' runs coming due while it measures.

@@ -228,10 +228,11 @@ SELECT count(*) FROM (SELECT 1 FROM casework_case c JOIN casework_queue q ON q.i
 
 
 # What the traffic left for the periodic jobs: reporters whose record changed (their other cases re-rank on
-# it) and cases whose rank came due (a signal on their subject, a velocity window, a breach) and waited
-# past one firing of the re-rank job.
+# it), and cases marked (a signal on their subject) or whose rank came due (a velocity window, a breach),
+# that waited past one firing of the re-rank job.
 _LEFT_BY_TRAFFIC_SQL = f"""
 SELECT EXISTS (SELECT 1 FROM casework_reporter WHERE rerank_pending_at IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM casework_rankmark WHERE marked_at < now() - interval '20 seconds')
     OR EXISTS (SELECT 1 FROM casework_case
                 WHERE rank_due_at < now() - interval '20 seconds' AND status IN ({ACTIVE_STATUSES_SQL}))
 """

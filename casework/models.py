@@ -744,3 +744,21 @@ class QueueTally(models.Model):
 
     def __str__(self):
         return f"tally queue {self.queue_id} class {self.threat_class_id} hour {self.hour}"
+
+
+class RankMark(models.Model):
+    """A case to re-rank because an input of another case moved (``casework.priority``): a row, not a case write.
+
+    A new signal on a subject moves the velocity of its other active cases, and a decision moves its
+    reporters' accuracy on theirs. Writing the mark into the case row (``rank_due_at``) rewrote the row
+    and every one of its index entries, holding it meanwhile; a mark here is a narrow insert, and the
+    periodic job (``cases_reprioritise_due``) re-ranks the marked cases in short batches and removes
+    their marks. A case id, not a foreign key: a mark on a case that is gone or no longer active is
+    simply removed by the next run.
+    """
+
+    case_id = models.BigIntegerField(primary_key=True)
+    marked_at = models.DateTimeField(help_text="When the case was first marked since it was last re-ranked.")
+
+    def __str__(self):
+        return f"case {self.case_id} marked at {self.marked_at}"

@@ -33,8 +33,11 @@ not move with time: ``log2(merit x aging factor) = rank + (now - RANK_EPOCH) /
 AGING_DOUBLING``. Nothing is rewritten as the clock runs. What does change a
 case's order by itself is a moment stored in ``rank_due_at``: its SLA breach
 (the tier changes) or a signal of its subject leaving a velocity window (the
-velocity factor changes). ``cases_reprioritise_due`` re-ranks exactly those
-cases, in short batches that skip rows others hold. The priority and breakdown
+velocity factor changes). An input that moves in another case's transaction (a
+signal on the case's subject, a decision on its reporters' record) marks the case
+instead (``RankMark``, a narrow row: the case row is not written twice).
+``cases_reprioritise_due`` re-ranks exactly those cases, in short batches that
+skip rows others hold. The priority and breakdown
 shown to a reviewer are computed at the time they are shown
 (``priority_shown``) from the stored rank, so they stay true between rankings.
 
@@ -392,17 +395,31 @@ ON CONFLICT DO NOTHING
 RETURNING id
 """
 
+
+# Marking cases due when an input of theirs moved in another case's transaction: a narrow row each
+# (``RankMark``), never a write of the case row and its index entries, and no lock on the case. A mark
+# already there is locked (the no-op update), not left as it is: the periodic job removes a mark before
+# it re-ranks the case, so a mark made meanwhile must wait for that batch and be written after it, or
+# the re-rank (which could not see this transaction's signals) would take it away. In case id order, as
+# the job takes them: two markers or a marker and the job never wait on each other in a cycle.
+def _marks_sql(ids: str) -> str:
+    """SQL marking the cases selected by ``ids`` (a query of one ``id`` column, distinct) due at ``%(now)s``."""
+    return f"""
+INSERT INTO casework_rankmark AS m (case_id, marked_at)
+SELECT due.id, %(now)s FROM ({ids}) due ORDER BY 1
+ON CONFLICT (case_id) DO UPDATE SET marked_at = m.marked_at
+"""
+
+
 # Other active cases of the subjects just refreshed or opened: a new signal on a subject moves its velocity,
-# which every one of its cases ranks by. They are marked due (the periodic job re-ranks them soon);
-# rows another transaction holds are skipped, that transaction is changing them.
+# which every one of its cases ranks by. They are marked due (the periodic job re-ranks them soon).
 # Each step by its key (LATERAL kept apart by OFFSET 0): without statistics (a new installation, a restore
 # before its first ANALYZE), the planner scanned every active case and joined the touched ones to it. Only
 # subjects with cases of more than one class are looked up: two active cases of a subject are of two
 # classes, and ``case_class_ids`` (kept by triggers, already written for this batch) lists every class of
 # its cases, so a subject with cases of one class has no other to mark.
-_SIBLINGS_DUE_SQL = f"""
-UPDATE casework_case c SET rank_due_at = %(now)s
- WHERE c.id IN (
+_SIBLINGS_DUE_SQL = _marks_sql(
+    f"""
     SELECT o.id
       FROM (SELECT DISTINCT t.subject_id
               FROM unnest(%(touched)s::bigint[]) AS x(id)
@@ -414,10 +431,8 @@ UPDATE casework_case c SET rank_due_at = %(now)s
           SELECT o.id FROM casework_case o
            WHERE o.subject_id = subj.subject_id
              AND o.status IN ({ACTIVE_STATUSES_SQL})
-             AND NOT (o.id = ANY(%(touched)s::bigint[]))
-             AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
-           FOR NO KEY UPDATE SKIP LOCKED) o)
-"""
+             AND NOT (o.id = ANY(%(touched)s::bigint[]))) o"""
+)
 
 
 # Reporters whose record changed (a decision upheld or rejected their report): their other active
@@ -436,14 +451,29 @@ SELECT DISTINCT s.case_id FROM casework_signal s
 """
 
 # Past the run's budget, the rest of their cases are marked due instead, for the next runs to re-rank.
-_CASES_MARK_DUE_SQL = f"""
-UPDATE casework_case c SET rank_due_at = %(now)s
- WHERE c.id IN (
-    SELECT o.id FROM casework_case o
-     WHERE o.id = ANY(%(ids)s::bigint[])
-       AND o.status IN ({ACTIVE_STATUSES_SQL})
-       AND (o.rank_due_at IS NULL OR o.rank_due_at > %(now)s)
-     FOR NO KEY UPDATE SKIP LOCKED)
+_CASES_MARK_DUE_SQL = _marks_sql(
+    f"SELECT o.id FROM casework_case o WHERE o.id = ANY(%(ids)s::bigint[]) AND o.status IN ({ACTIVE_STATUSES_SQL})"
+)
+
+# The periodic job's batch of marks, in case id order from ``after``: taken (deleted, locked until the
+# batch commits) before the cases are re-ranked, so the re-rank, a later statement, sees every signal
+# committed by then. A mark another transaction holds (a marker not committed yet) is skipped: its
+# transaction is still adding the input, and the mark stays for the next run.
+_MARKS_TAKE_SQL = """
+DELETE FROM casework_rankmark m
+ WHERE m.case_id IN (SELECT case_id FROM casework_rankmark WHERE case_id > %(after)s
+                      ORDER BY case_id LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+RETURNING m.case_id, m.marked_at
+"""
+
+# Taken cases the re-rank left (another transaction held the row, or changed it since it was read) are
+# marked again, as they were; those no longer active need no rank.
+_MARKS_KEEP_SQL = f"""
+INSERT INTO casework_rankmark (case_id, marked_at)
+SELECT k.id, k.at FROM unnest(%(ids)s::bigint[], %(ats)s::timestamptz[]) AS k(id, at)
+  JOIN casework_case c ON c.id = k.id AND c.status IN ({ACTIVE_STATUSES_SQL})
+ ORDER BY 1
+ON CONFLICT (case_id) DO NOTHING
 """
 
 _REPORTERS_DONE_SQL = """
@@ -574,13 +604,13 @@ def reporters_cases_rerank(
 
 
 def cases_reprioritise_due(*, now=None, batch: int = BATCH, budget_seconds: float = BUDGET_SECONDS) -> int:
-    """Re-rank the active cases whose ``rank_due_at`` has come (the periodic job). Returns the count.
+    """Re-rank the active cases whose order may have changed (the periodic job). Returns the count.
 
-    Due are: cases never ranked, cases whose SLA has just passed, cases whose
-    subject's velocity window moved, cases an input change marked, and (first) the
-    active cases of reporters whose record changed (``reporters_cases_rerank``). Each
-    batch of ``batch`` cases is its own short transaction and skips rows others
-    hold (they stay due for the next run); the run stops after ``budget_seconds``.
+    First the active cases of reporters whose record changed (``reporters_cases_rerank``),
+    then the cases whose ``rank_due_at`` has come (never ranked, SLA just passed, a velocity
+    window moved), then the marked ones (``RankMark``: an input moved in another case's
+    transaction). Each batch of ``batch`` cases is its own short transaction and skips rows
+    others hold (they stay due, or marked, for the next run); the run stops after ``budget_seconds``.
     """
     started = time.monotonic()
     total = reporters_cases_rerank(now=now, batch=batch, budget_seconds=budget_seconds)
@@ -591,8 +621,32 @@ def cases_reprioritise_due(*, now=None, batch: int = BATCH, budget_seconds: floa
             {**_params(at), "batch": batch},
         )
         total += len(done)
-        if len(done) < batch or time.monotonic() - started > budget_seconds:
+        if time.monotonic() - started > budget_seconds:
             return total
+        if len(done) < batch:
+            break
+    after = 0  # one pass over the marks in case id order: a mark left for a held case waits for the next run
+    while after is not None and time.monotonic() - started <= budget_seconds:
+        ranked, after = _marked_refresh(after=after, batch=batch, now=now or timezone.now())
+        total += ranked
+    return total
+
+
+def _marked_refresh(*, after, batch, now) -> tuple[int, int | None]:
+    """One batch of marks after case id ``after``: take them, re-rank their cases, keep the marks of those
+    the re-rank left. Returns ``(cases re-ranked, the last case id taken)``; ``None`` once none is left."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        sweep_settings()
+        cursor.execute(_MARKS_TAKE_SQL, {"after": after, "batch": batch})
+        taken = sorted(cursor.fetchall())
+        if not taken:
+            return 0, None
+        cursor.execute(_REFRESH_BY_IDS_SQL, {**_params(now), "ids": _id_array(i for i, _ in taken)})
+        done = {row[0] for row in cursor.fetchall()}
+        left = [(i, at) for i, at in taken if i not in done]
+        if left:
+            cursor.execute(_MARKS_KEEP_SQL, {"ids": [i for i, _ in left], "ats": [at for _, at in left]})
+    return len(done), taken[-1][0]
 
 
 def cases_reprioritise_all(*, now=None, batch: int = BATCH) -> int:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from casework import priority
 from casework.intake import signals_ingest
-from casework.models import Case, CaseEvent, Queue, Reporter, Signal, Subject, SubjectAttribute
+from casework.models import Case, CaseEvent, Queue, RankMark, Reporter, Signal, Subject, SubjectAttribute
 from casework.priority import case_reprioritise
 from docket import queueing
 from docket.errors import DocketError
@@ -185,14 +185,25 @@ def test_joining_a_case_reads_the_subjects_cases_not_the_class_backlog(platform)
     assert fetched <= 20, fetched
 
 
-def test_a_case_intake_opens_marks_its_subjects_other_cases_due(platform):
+def _row_version(case_id):
+    with connection.cursor() as cur:
+        cur.execute("SELECT xmin::text FROM casework_case WHERE id = %s", [case_id])
+        return cur.fetchone()[0]
+
+
+def test_a_case_intake_opens_marks_its_subjects_other_cases_due_without_writing_them(platform):
     signals_ingest(items=report(1, threat="harassment"), actor=platform)
-    Case.objects.update(rank_due_at=None)
+    harassment = Case.objects.get(threat_class__slug="harassment")
+    RankMark.objects.all().delete()
+    version = _row_version(harassment.pk)
 
     signals_ingest(items=report(2), actor=platform)
+    signals_ingest(items=report(3), actor=platform)  # marked already: the mark stays as it was
 
     spam = Case.objects.get(threat_class__slug="spam")
-    assert Case.objects.get(threat_class__slug="harassment").rank_due_at == spam.updated_at
+    [mark] = RankMark.objects.all()
+    assert (mark.case_id, mark.marked_at) == (harassment.pk, spam.created_at)
+    assert _row_version(harassment.pk) == version  # the case row itself is not written (nor locked)
 
 
 def test_the_other_cases_of_subjects_with_cases_of_one_class_are_not_looked_up(platform):
@@ -200,7 +211,7 @@ def test_the_other_cases_of_subjects_with_cases_of_one_class_are_not_looked_up(p
     none to mark due, and the look-up reads only the touched cases, not the subjects' case index entries."""
     signals_ingest(items=[report(n, subject=f"u-{n}") for n in range(5)], actor=platform)
     signals_ingest(items=report(9, subject="u-0", threat="harassment"), actor=platform)
-    Case.objects.update(rank_due_at=None)
+    RankMark.objects.all().delete()
     lone = list(Case.objects.exclude(subject__external_id="u-0").values_list("pk", flat=True))
     spam_of_u0 = Case.objects.get(subject__external_id="u-0", threat_class__slug="spam").pk
     params = {"now": timezone.now()}
@@ -211,7 +222,7 @@ def test_the_other_cases_of_subjects_with_cases_of_one_class_are_not_looked_up(p
         cur.execute(priority._SIBLINGS_DUE_SQL, params | {"touched": priority._id_array(lone)})
         fetched = case_rows_fetched(cur) - before
         cur.execute(priority._SIBLINGS_DUE_SQL, params | {"touched": priority._id_array([spam_of_u0])})
-        due = Case.objects.filter(rank_due_at__isnull=False)
+        due = Case.objects.filter(pk__in=RankMark.objects.values("case_id"))
         due = dict(due.values_list("threat_class__slug", "subject__external_id"))
         transaction.set_rollback(True)
 

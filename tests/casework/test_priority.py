@@ -7,7 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from casework.intake import signals_ingest
-from casework.models import Case, Reporter, ReporterClassRecord
+from casework.models import Case, RankMark, Reporter, ReporterClassRecord
 from casework.priority import (
     BREACH_OFFSET,
     RESTRICTED_OFFSET,
@@ -187,8 +187,9 @@ def test_a_reporters_cases_past_the_budget_are_marked_due_for_the_next_run(platf
 
     assert reporters_cases_rerank(batch=1, budget_seconds=0) == 0  # over budget at once: every case marked
     assert Reporter.objects.get(external_id="carol").rerank_pending_at is None
-    assert Case.objects.filter(pk__in=[c.pk for c in others], rank_due_at__lte=timezone.now()).count() == 3
+    assert set(RankMark.objects.values_list("case_id", flat=True)) == {c.pk for c in others}
     assert cases_reprioritise_due() == 3  # the next run re-ranks them
+    assert not RankMark.objects.exists()
     for case in others:
         weight = case.reporter_weight
         case.refresh_from_db()
