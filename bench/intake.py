@@ -44,6 +44,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +54,7 @@ import psycopg
 from django.db import connection
 from django.test import Client
 
+import docket.rows
 from casework.models import Case, Signal
 from docket.accounts import token_for
 from policies.models import SignalSource, ThreatClass, Threshold
@@ -255,6 +257,40 @@ def _stage(frame):
     return "django (auth, session, savepoints)"
 
 
+@contextmanager
+def _prepared_and_commit_measured(pid, statements):
+    """Within the block, the prepared statements (``docket.rows.prepared``: the ranking and decision statements,
+    sent past Django's execute wrappers) and the commit (the deferred foreign key checks run there) are measured
+    too: ``(stage, backend CPU ms)`` appended to ``statements``, a prepared one by the function that sent it."""
+    real = docket.rows.prepared
+
+    @contextmanager
+    def measured(sql, params):
+        stage, before = _stage(sys._getframe(2)), _backend_cpu_ms(pid)
+        with real(sql, params) as cursor:
+            statements.append((stage, _cpu_delta(before, _backend_cpu_ms(pid))))
+            yield cursor
+
+    def commit():
+        before = _backend_cpu_ms(pid)
+        try:
+            return real_commit()
+        finally:
+            statements.append(("the commit", _cpu_delta(before, _backend_cpu_ms(pid))))
+
+    users = [m for m in list(sys.modules.values()) if getattr(m, "prepared", None) is real]
+    real_commit = connection._commit
+    for module in users:
+        module.prepared = measured
+    connection._commit = commit
+    try:
+        yield
+    finally:
+        for module in users:
+            module.prepared = real
+        del connection._commit  # the class's own again
+
+
 def _python_stages(profile, scale, top=12):
     """The project's functions by cumulative Python CPU, each ``scale`` × its profiled time (nested ones overlap)."""
     stats = pstats.Stats(profile).stats
@@ -293,7 +329,7 @@ def _breakdown(client, label, batches):
             statements.append((_stage(sys._getframe(1)), _cpu_delta(before, _backend_cpu_ms(pid))))
 
     server0, client0 = _backend_cpu_ms(pid), time.process_time()
-    with connection.execute_wrapper(record):
+    with connection.execute_wrapper(record), _prepared_and_commit_measured(pid, statements):
         response = _post_one(client, measured)
     python_s = time.process_time() - client0
     server_ms = _cpu_delta(server0, _backend_cpu_ms(pid))  # the commit too
@@ -321,7 +357,7 @@ def _breakdown(client, label, batches):
         for stage, (count, cpu) in sorted(by_stage.items(), key=lambda kv: -kv[1][1])[:12]:
             print(f"     {cpu * 1000 / n:8,.0f}  {count:3}  {stage}")
         rest = server_ms - sum(cpu for _count, cpu in by_stage.values())
-        print(f"     {rest * 1000 / n:8,.0f}       the rest: prepared statements (the decisions), the commit")
+        print(f"     {rest * 1000 / n:8,.0f}       the rest (between statements)")
     print("   Python CPU by function, cumulative (µs per signal; cProfile's shares of the unprofiled total):")
     for stage, us in _python_stages(profile, python_s / profiled_s * 1e6 / n):
         print(f"     {us:8,.0f}  {stage}")
