@@ -48,6 +48,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from casework import priority
+from casework.models import ACTIVE_STATUSES_SQL
 from casework.priority import cases_reprioritise_due
 from docket.periodic import job_run, jobs
 from reviews.sla import cases_escalate_sla_breaches
@@ -154,7 +155,7 @@ def _sweep_wal_per_case():
                 rows += int(top.get("Actual Rows", 0))
                 cur.execute(
                     "SELECT max(id) FROM (SELECT id FROM casework_case WHERE id > %s AND status IN "
-                    "('open', 'in_review', 'escalated') ORDER BY id LIMIT %s) b",
+                    f"({ACTIVE_STATUSES_SQL}) ORDER BY id LIMIT %s) b",
                     [after, priority.BATCH],
                 )
                 after = cur.fetchone()[0] or after
@@ -169,7 +170,7 @@ def main(argv=None):
     cases = common.scaled(args.cases, args.scale, minimum=1000)
     common.scale_setup(cases)
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')")
+        cur.execute(f"SELECT count(*) FROM casework_case WHERE status IN ({ACTIVE_STATUSES_SQL})")
         (active,) = cur.fetchone()
     caught_up, started = 0, time.perf_counter()
     while True:  # the moments that came due while the seed sat (beat keeps this caught up in production)

@@ -384,7 +384,7 @@ def main(argv=None):
     platform = user_upsert(username="bench-live-platform", role_names=["platform"])
     platform_token = token_for(platform)
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM casework_case WHERE status IN ('open', 'in_review', 'escalated')")
+        cur.execute(f"SELECT count(*) FROM casework_case WHERE status IN ({ACTIVE_STATUSES_SQL})")
         (active,) = cur.fetchone()
     print(f"{active:,} active cases; {args.reviewers} reviewers, intake {args.intake_rate}/s, {args.seconds} s")
     print(f"reviewer pace: {pace_shown(args.think)}")

@@ -583,7 +583,7 @@ class Case(models.Model):
                 "queue",
                 "sla_due_at",
                 name="case_unflagged_sla_idx",
-                condition=Q(status__in=["open", "in_review", "escalated"], rank_tier__in=[0, 2]),
+                condition=Q(status__in=list(ACTIVE_STATUSES), rank_tier__in=[0, 2]),
             ),
             # The re-ranking job: active cases whose next order-changing moment has come.
             models.Index(

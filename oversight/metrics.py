@@ -47,7 +47,7 @@ from django.utils import timezone
 
 from casework.api.hygiene import SourceSerializer
 from casework.hygiene import sources_overview
-from casework.models import SourceIncident
+from casework.models import ACTIVE_STATUSES_SQL, SourceIncident
 from docket.conf import setting
 from docket.visibility import clearances_of
 from policies.models import VIOLATIONS, PolicyVersion, ThreatClass
@@ -225,14 +225,14 @@ def _rows(sql, params):
 
 
 # Cases: the backlog (active, any age) per class, and the window's flow per class and per day, in one scan.
-_CASES_SQL = """
+_CASES_SQL = f"""
 SELECT GROUPING(c.threat_class_id) AS by_day, c.threat_class_id AS class_id,
        CASE WHEN c.created_at >= %(series_start)s THEN (c.created_at AT TIME ZONE 'UTC')::date END AS day,
        count(*) AS total,
-       count(*) FILTER (WHERE c.status IN ('open', 'in_review', 'escalated')) AS open,
+       count(*) FILTER (WHERE c.status IN ({ACTIVE_STATUSES_SQL})) AS open,
        count(*) FILTER (WHERE c.status = 'in_review') AS in_review,
        count(*) FILTER (WHERE c.status = 'escalated') AS escalated,
-       count(*) FILTER (WHERE c.status IN ('open', 'in_review', 'escalated') AND c.sla_due_at < %(now)s) AS breaching,
+       count(*) FILTER (WHERE c.status IN ({ACTIVE_STATUSES_SQL}) AND c.sla_due_at < %(now)s) AS breaching,
        count(*) FILTER (WHERE c.created_at >= %(since)s) AS created,
        count(*) FILTER (WHERE c.created_at >= %(since)s AND c.first_action_at IS NOT NULL) AS acted,
        count(*) FILTER (WHERE c.created_at >= %(since)s AND c.first_action_at <= c.sla_due_at) AS met,
@@ -246,7 +246,7 @@ SELECT GROUPING(c.threat_class_id) AS by_day, c.threat_class_id AS class_id,
        count(*) FILTER (WHERE c.first_action_at <= c.sla_due_at) AS day_met
   FROM casework_case c
  WHERE c.threat_class_id = ANY(%(classes)s)
-   AND (c.status IN ('open', 'in_review', 'escalated') OR c.created_at >= LEAST(%(since)s, %(series_start)s))
+   AND (c.status IN ({ACTIVE_STATUSES_SQL}) OR c.created_at >= LEAST(%(since)s, %(series_start)s))
  GROUP BY GROUPING SETS ((c.threat_class_id),
                         (CASE WHEN c.created_at >= %(series_start)s THEN (c.created_at AT TIME ZONE 'UTC')::date END))
 """

@@ -9,7 +9,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from casework.models import Case, CaseEvent, Queue, QueueTally, Subject
+from casework.models import ACTIVE_STATUSES_SQL, Case, CaseEvent, Queue, QueueTally, Subject
 from casework.priority import BY_RANK, BY_RANK_ALL
 from casework.services import ESCALATION_QUEUES
 from docket import roles
@@ -85,7 +85,7 @@ def queues_overview(user, *, now=None) -> list[dict]:
 # active cases the re-ranking job has not moved to the breached tier yet (an index range of a few, the
 # last seconds' breaches); the oldest wait is one index probe per (queue, class); arrivals from the
 # tallies' recent hours.
-_TALLY_SQL = """
+_TALLY_SQL = f"""
 WITH tally AS (
     SELECT queue_id, threat_class_id,
            sum(waiting) AS waiting, sum(in_review) AS in_review, sum(breached) AS breached,
@@ -98,7 +98,7 @@ unflagged AS (
     SELECT c.queue_id, count(*) AS past_sla
       FROM casework_case c
      WHERE c.queue_id = ANY(%(queues)s) AND NOT (c.threat_class_id = ANY(%(hidden)s))
-       AND c.status IN ('open', 'in_review', 'escalated') AND c.rank_tier IN (0, 2)
+       AND c.status IN ({ACTIVE_STATUSES_SQL}) AND c.rank_tier IN (0, 2)
        AND c.sla_due_at < %(now)s
      GROUP BY c.queue_id
 ),
