@@ -204,7 +204,7 @@ OIDC_TIMEOUT = env_float("OIDC_TIMEOUT_SECONDS", 10)
 # "tns-moderators=moderator,tns-csam=clearance:csam" (a group may appear more than once).
 DOCKET_OIDC_ROLE_MAP = os.environ.get("DOCKET_OIDC_ROLE_MAP", "")
 # The OpenID Connect backend answers only the provider's callback, and only when configured.
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "docket.identity.oidc.OIDCBackend"]
+AUTHENTICATION_BACKENDS = ["docket.identity.auth.PasswordBackend", "docket.identity.oidc.OIDCBackend"]
 
 # --- Security (production hardens cookies and transport) --------------------
 SESSION_COOKIE_SECURE = PRODUCTION

@@ -10,6 +10,7 @@ class ReviewsConfig(AppConfig):
         from casework import retention
         from casework import selectors as casework_selectors
         from casework.intake import automated_decisions
+        from docket.identity import auth as identity_auth
         from docket.identity import services as identity_services
         from policies import services as policies_services
 
@@ -20,6 +21,8 @@ class ReviewsConfig(AppConfig):
         # Clearances live on reviewer profiles: the core (identity, visibility) reads them through this.
         identity_services.user_clearances.register(identity.clearances_of)
         identity_services.grants_apply.register(identity.grants_apply)
+        # Every staff page reads the reviewer profile: it comes with the session's user, in one statement.
+        identity_auth.session_profile.register(identity.session_profile)
         # Intake (casework, a layer below) asks the reviews decision pipeline to decide auto-actioned cases.
         automated_decisions.register(decisions_automated)
         # A case's display (casework) shows its assignment and decisions; its recommended action reads strikes.

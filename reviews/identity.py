@@ -12,6 +12,11 @@ from .accounts import user_upsert
 from .models import Reviewer
 
 
+def session_profile():
+    """The profile read with the session's user (``docket.identity.auth.session_profile``)."""
+    return Reviewer
+
+
 def clearances_of(user):
     # The profile this request already read (a claim or a decision reads it first) answers without a query.
     profile = Reviewer.user.field.remote_field  # user.reviewer

@@ -23,6 +23,7 @@ from docket import roles
 from docket.errors import DocketError
 
 from . import services
+from .auth import SessionUserMixin
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def _groups(claims):
     return [str(g) for g in value if isinstance(g, str | int)]
 
 
-class OIDCBackend(OIDCAuthenticationBackend):
+class OIDCBackend(SessionUserMixin, OIDCAuthenticationBackend):
     """Authenticates the provider's answer; the user's roles and clearances follow its groups."""
 
     get_settings = staticmethod(setting)

@@ -1,18 +1,23 @@
 """Sessions: idle staff sessions end; a change of roles or clearances signs the user out everywhere;
 the audit log is append-only; the role map."""
 
+import re
 import time
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from docket import roles
+from docket.identity.auth import session_user
 from docket.identity.oidc import grants_for, role_map
 from docket.identity.services import audit_list
 from docket.models import UserSession
+from docket.visibility import clearances_of
 from reviews.accounts import user_upsert
 from tests.twofactor import client_sign_in
 
@@ -59,6 +64,48 @@ def test_a_signed_in_page_reads_its_session_from_the_cache_not_the_database(make
     assert [q["sql"] for q in queries.captured_queries if "django_session" in q["sql"]] == []
     cache.clear()  # a flushed cache: the database copy still signs the user in
     assert client.get("/").status_code == 200
+
+
+def test_a_signed_in_page_reads_its_user_roles_and_reviewer_profile_in_one_statement(make_user):
+    make_user("mo", "moderator", password="mo-password-1", clearances=["csam"])
+    client = Client()
+    client_sign_in(client, "mo", "mo-password-1")
+    assert client.get("/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/")
+    assert response.status_code == 200
+    reads = re.compile(r'FROM "?(auth_user|auth_group|reviews_reviewer)"?\s')  # the user, its roles, its profile
+    identity = [q["sql"] for q in queries.captured_queries if reads.search(q["sql"])]
+    assert len(identity) == 1 and all(t in identity[0] for t in ("auth_user", "auth_group", "reviews_reviewer"))
+    # What the page knows of the user came with it: the role's page, the cleared queue.
+    assert "csam" in response.content.decode().lower()
+
+
+def test_the_session_user_comes_with_its_roles_and_profile_or_none(make_user, django_assert_num_queries):
+    mo = make_user("mo", "moderator,senior", clearances=["csam"])
+    admin = make_user("pa", "policy_admin")
+    with django_assert_num_queries(1):
+        user = session_user(mo.pk)
+    with django_assert_num_queries(0):
+        assert roles.names(user) == {"moderator", "senior"}
+        assert user.reviewer.clearances == ["csam"] and user.reviewer.user is user
+        assert clearances_of(user) == frozenset({"csam"})
+    with django_assert_num_queries(1):
+        user = session_user(admin.pk)
+    with django_assert_num_queries(0):
+        assert roles.names(user) == {"policy_admin"} and getattr(user, "reviewer", None) is None
+    assert session_user(admin.pk + mo.pk + 1000) is None
+
+
+@pytest.mark.parametrize("backend", settings.AUTHENTICATION_BACKENDS)
+def test_a_deactivated_user_is_signed_out_whichever_backend_signed_them_in(make_user, backend):
+    user = make_user("mo", "moderator")
+    client = Client()
+    client.force_login(user, backend=backend)
+    assert client.get("/").status_code == 200
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
 def test_a_change_of_roles_signs_the_user_out_everywhere(make_user):
