@@ -60,6 +60,7 @@ def _token_with_user(key):
 session_profile = Hook("docket.identity.session_profile")
 
 
+@cache
 def _session_sql(profile):
     user = get_user_model()
     if profile is None:
