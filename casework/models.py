@@ -142,6 +142,9 @@ class CaseEventQuerySet(models.QuerySet):
 ACTIVE_STATUSES = ("open", "in_review", "escalated")
 # The same, as the list of an SQL ``status IN (...)`` for hand-written statements.
 ACTIVE_STATUSES_SQL = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
+# Active cases waiting for a reviewer (not held by one): the queues' "waiting" figure and oldest wait.
+WAITING_STATUSES = ("open", "escalated")
+WAITING_STATUSES_SQL = ", ".join(f"'{s}'" for s in WAITING_STATUSES)
 
 
 class Subject(models.Model):
@@ -576,7 +579,7 @@ class Case(models.Model):
                 "threat_class",
                 "created_at",
                 name="case_waiting_oldest_idx",
-                condition=Q(status__in=["open", "escalated"]),
+                condition=Q(status__in=list(WAITING_STATUSES)),
             ),
             # Active cases past their SLA the re-ranking job has not moved to the breached tier yet (a few).
             models.Index(

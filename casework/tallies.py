@@ -19,18 +19,15 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import ACTIVE_STATUSES_SQL
+from .models import ACTIVE_STATUSES_SQL, WAITING_STATUSES_SQL
 
 # Creation hours kept apart (for arrival rates over the last hours); older ones fold into one row.
 ARRIVAL_HOURS_KEPT = 8
 
-_WAITING = "'open', 'escalated'"
-
-
 def _deltas(table: str, sign: str) -> str:
     return f"""
         SELECT queue_id, threat_class_id, date_trunc('hour', created_at) AS hour,
-               {sign}(status IN ({_WAITING}))::int AS waiting,
+               {sign}(status IN ({WAITING_STATUSES_SQL}))::int AS waiting,
                {sign}(status = 'in_review')::int AS in_review,
                {sign}(status IN ({ACTIVE_STATUSES_SQL}) AND rank_tier IN (1, 3))::int AS breached,
                {sign}1 AS arrived

@@ -9,7 +9,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from casework.models import ACTIVE_STATUSES_SQL, Case, CaseEvent, Queue, QueueTally, Subject
+from casework.models import ACTIVE_STATUSES_SQL, WAITING_STATUSES_SQL, Case, CaseEvent, Queue, QueueTally, Subject
 from casework.priority import BY_RANK, BY_RANK_ALL
 from casework.services import ESCALATION_QUEUES
 from docket import roles
@@ -108,7 +108,7 @@ oldest AS (
       CROSS JOIN LATERAL (
           SELECT c.created_at FROM casework_case c
            WHERE c.queue_id = t.queue_id AND c.threat_class_id = t.threat_class_id
-             AND c.status IN ('open', 'escalated')
+             AND c.status IN ({WAITING_STATUSES_SQL})
            ORDER BY c.created_at LIMIT 1) o
      WHERE t.waiting > 0
      GROUP BY t.queue_id
