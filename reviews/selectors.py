@@ -474,38 +474,59 @@ RECORD_DECISION_FIELDS = ("case_id", "action", "rule", "created_at", "overturned
 RECORD_STRIKE_FIELDS = ("account_id", "decision_id", "created_at", "expires_at", "decision__action")
 
 
+# Whether the account has any decision on its or its content's other cases, and any active strike, whoever may
+# see them: one light statement, so that an account with no record (most accounts a case is about) costs no more.
+_RECORD_PROBE_SQL = """
+SELECT EXISTS (SELECT 1 FROM casework_case c JOIN reviews_decision d ON d.case_id = c.id
+                WHERE c.subject_id = ANY(ARRAY(SELECT s.id FROM casework_subject s
+                                                WHERE s.id = %(account)s OR s.owner_id = %(account)s))
+                  AND c.id <> %(case)s),
+       EXISTS (SELECT 1 FROM reviews_strike st
+                WHERE st.account_id = %(account)s AND st.removed_at IS NULL AND st.expires_at > %(now)s)
+"""
+
+
 def account_record(*, user, case, limit: int = 5, now=None) -> dict:
     """The account behind ``case`` at a glance: its earlier decisions and its active strikes.
 
     The account is the subject, or the owner of a content subject. ``decisions``: the latest
     ``limit`` decisions on the account's or its content's other cases the user may see;
-    ``strikes``: the account's active strikes from decisions the user may see. Two queries.
+    ``strikes``: the account's active strikes from decisions the user may see. A probe of whether
+    either exists, then a query for each that does (the ORM compiles the rules of what the user may see
+    into them, which costs more than the reads).
     """
     now = now or timezone.now()
     subject = case.subject
     account = subject if subject.kind == "account" else subject.owner
     if account is None:
         return {"account": None, "decisions": [], "strikes": []}
-    visible_cases = Case.objects.visible_to(user).filter(Q(subject_id=account.pk) | Q(subject__owner_id=account.pk))
-    decisions = Decision.objects.filter(case__in=visible_cases.exclude(pk=case.pk))
-    strikes = Strike.objects.filter(
-        account_id=account.pk,
-        removed_at__isnull=True,
-        expires_at__gt=now,
-        decision__case__in=Case.objects.visible_to(user),
-    )
+    with connection.cursor() as cur:
+        cur.execute(_RECORD_PROBE_SQL, {"account": account.pk, "case": case.pk, "now": now})
+        any_decision, any_strike = cur.fetchone()
     blind = decisions_blind_to(user)  # a decision under a blind review the user may do tells nothing
-    if blind is not None:
-        decisions = decisions.exclude(pk__in=blind.values("pk"))
-        strikes = strikes.exclude(decision__in=blind.values("pk"))
     # Only the columns the account's record shows: a decision's case, subject and reviewer rows (their
     # JSON and text included) are read and decoded for nothing otherwise, on every case page.
-    decisions = list(
-        decisions.select_related("case__threat_class")
-        .only(*RECORD_DECISION_FIELDS)
-        .order_by("-created_at", "-id")[:limit]
-    )
-    strikes = list(strikes.select_related("decision").only(*RECORD_STRIKE_FIELDS).order_by("-created_at", "-id"))
+    decisions, strikes = [], []
+    if any_decision:
+        visible_cases = Case.objects.visible_to(user).filter(Q(subject_id=account.pk) | Q(subject__owner_id=account.pk))
+        found = Decision.objects.filter(case__in=visible_cases.exclude(pk=case.pk))
+        if blind is not None:
+            found = found.exclude(pk__in=blind.values("pk"))
+        decisions = list(
+            found.select_related("case__threat_class")
+            .only(*RECORD_DECISION_FIELDS)
+            .order_by("-created_at", "-id")[:limit]
+        )
+    if any_strike:
+        found = Strike.objects.filter(
+            account_id=account.pk,
+            removed_at__isnull=True,
+            expires_at__gt=now,
+            decision__case__in=Case.objects.visible_to(user),
+        )
+        if blind is not None:
+            found = found.exclude(decision__in=blind.values("pk"))
+        strikes = list(found.select_related("decision").only(*RECORD_STRIKE_FIELDS).order_by("-created_at", "-id"))
     return {"account": account, "decisions": decisions, "strikes": strikes}
 
 

@@ -64,6 +64,25 @@ def test_case_page_links_the_subject_page_with_prior_decisions_and_strikes(inv):
     assert 'class="badge warn">1</span>' in record
 
 
+def test_an_account_with_no_record_costs_one_light_statement(inv):
+    user = inv.moderator
+    roles.names(user), clearances_of(user)
+    post = Case.objects.select_related("subject__owner").get(pk=inv.post.pk)
+    with CaptureQueriesContext(connection) as queries:
+        record = account_record(user=user, case=post)
+    assert record == {"account": post.subject.owner, "decisions": [], "strikes": []}
+    assert len(queries) == 1
+    decision = decide(inv.alice, inv.decider, inv.senior)  # a decision on another case of the account, a strike
+    record = account_record(user=user, case=post)
+    assert [d.pk for d in record["decisions"]] == [decision.pk]
+    assert [s.decision_id for s in record["strikes"]] == [decision.pk]
+    Strike.objects.filter(decision=decision).update(removed_at=decision.created_at)  # the strike lifted
+    with CaptureQueriesContext(connection) as queries:
+        record = account_record(user=user, case=post)
+    assert [d.pk for d in record["decisions"]] == [decision.pk] and record["strikes"] == []
+    assert len(queries) == 2
+
+
 def test_the_account_history_reads_only_what_it_shows(inv):
     """Its prior decisions and strikes come without their cases' subjects and rows, the deciders' accounts and
     the decisions' texts (the case page reads them on every open), and showing them reads nothing more."""
@@ -89,7 +108,7 @@ def test_the_account_history_reads_only_what_it_shows(inv):
         )
     ]
     assert strikes == [(decision.get_action_display(), Strike.objects.get(decision=decision).expires_at)]
-    assert len(queries) == 2
+    assert len(queries) == 3  # whether a decision or a strike exists, then each
     for sql in (q["sql"] for q in queries):
         for unread in ('"casework_subject"."attributes"', '"casework_case"."priority_breakdown"', '"auth_user"."'):
             assert unread not in sql
