@@ -239,10 +239,30 @@ def assignments_held(reviewer):
     )
 
 
+# The subjects of an account: the account and the content it owns (an index probe each).
+_ACCOUNT_SUBJECTS_SQL = "SELECT s.id FROM casework_subject s WHERE s.id = %(account)s OR s.owner_id = %(account)s"
+# Whether any other case is on the subject or, with an account, on the account's subjects (whoever may see it).
+_LINKED_PROBE_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM casework_case c
+                WHERE c.subject_id = ANY(ARRAY(SELECT %(subject)s UNION ALL {_ACCOUNT_SUBJECTS_SQL}))
+                  AND c.id <> %(case)s)
+"""
+
+
+def _probe(sql, params) -> tuple:
+    """A hand-written probe of whether rows exist, before a read the ORM would compile with every rule in
+    it: most cases are on an account with no other case, no record, and no decision of their own yet."""
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()
+
+
 def cases_linked(user, case, *, limit):
     """Other cases the user may see on the same subject, its owner account, or the owner's other content."""
     subject = case.subject
     account_id = subject.owner_id if subject.kind == "content" else subject.pk
+    if not _probe(_LINKED_PROBE_SQL, {"subject": subject.pk, "account": account_id, "case": case.pk})[0]:
+        return []
     # The linked subjects first (a probe of the subject's key and of the owner index), then their cases by the
     # case's subject index. The ids come as one array (``= ANY(ARRAY(...))``) and the order is on an expression no
     # index covers, so no plan can walk every case by creation time hoping to meet ten linked ones early: the
@@ -476,11 +496,9 @@ RECORD_STRIKE_FIELDS = ("account_id", "decision_id", "created_at", "expires_at",
 
 # Whether the account has any decision on its or its content's other cases, and any active strike, whoever may
 # see them: one light statement, so that an account with no record (most accounts a case is about) costs no more.
-_RECORD_PROBE_SQL = """
+_RECORD_PROBE_SQL = f"""
 SELECT EXISTS (SELECT 1 FROM casework_case c JOIN reviews_decision d ON d.case_id = c.id
-                WHERE c.subject_id = ANY(ARRAY(SELECT s.id FROM casework_subject s
-                                                WHERE s.id = %(account)s OR s.owner_id = %(account)s))
-                  AND c.id <> %(case)s),
+                WHERE c.subject_id = ANY(ARRAY({_ACCOUNT_SUBJECTS_SQL})) AND c.id <> %(case)s),
        EXISTS (SELECT 1 FROM reviews_strike st
                 WHERE st.account_id = %(account)s AND st.removed_at IS NULL AND st.expires_at > %(now)s)
 """
@@ -500,9 +518,7 @@ def account_record(*, user, case, limit: int = 5, now=None) -> dict:
     account = subject if subject.kind == "account" else subject.owner
     if account is None:
         return {"account": None, "decisions": [], "strikes": []}
-    with connection.cursor() as cur:
-        cur.execute(_RECORD_PROBE_SQL, {"account": account.pk, "case": case.pk, "now": now})
-        any_decision, any_strike = cur.fetchone()
+    any_decision, any_strike = _probe(_RECORD_PROBE_SQL, {"account": account.pk, "case": case.pk, "now": now})
     blind = decisions_blind_to(user)  # a decision under a blind review the user may do tells nothing
     # Only the columns the account's record shows: a decision's case, subject and reviewer rows (their
     # JSON and text included) are read and decoded for nothing otherwise, on every case page.
@@ -528,6 +544,21 @@ def account_record(*, user, case, limit: int = 5, now=None) -> dict:
             found = found.exclude(decision__in=blind.values("pk"))
         strikes = list(found.select_related("decision").only(*RECORD_STRIKE_FIELDS).order_by("-created_at", "-id"))
     return {"account": account, "decisions": decisions, "strikes": strikes}
+
+
+def case_decisions_shown(user, case) -> tuple[list, list]:
+    """``(decisions, hidden)``: the case's decisions the user may see, with their reviewer and policy, and the
+    ids of those under a blind second review that is theirs to do (whose events are left out too, found in the
+    same query). A case with no decision yet costs a probe."""
+    if not _probe("SELECT EXISTS (SELECT 1 FROM reviews_decision WHERE case_id = %(case)s)", {"case": case.pk})[0]:
+        return [], []
+    decisions = case.decisions.select_related("reviewer__user", "policy_version__policy")
+    blind = decisions_blind_to(user)
+    if blind is not None:
+        decisions = decisions.annotate(blind=Exists(blind.filter(pk=OuterRef("pk"))))
+    decisions = list(decisions)
+    hidden = [d.pk for d in decisions if getattr(d, "blind", False)]
+    return [d for d in decisions if d.pk not in hidden], hidden
 
 
 # --- what reviews adds to casework's reads (registered in ReviewsConfig.ready) ---------------------------

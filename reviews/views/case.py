@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 from django.contrib import messages
-from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,9 +19,9 @@ from docket.errors import DocketError
 from reviews.forms import AssignForm, DecisionForm, EscalateForm, NoteForm, form_errors
 from reviews.selectors import (
     account_record,
+    case_decisions_shown,
     case_signals_by_hour,
     cases_linked,
-    decisions_blind_to,
     reviewer_load,
 )
 from reviews.services import active_version_for, case_assign, case_escalate, decision_make
@@ -84,15 +83,8 @@ def _case_page(request, case_id, *, forms=None, status=200):
     records = reporter_records(user=user, reporter_ids=[s.reporter_id for s in signals])
     for signal in signals:
         signal.reporter_record = records.get(signal.reporter_id)
-    # A decision under a blind second review the user may do is left out, with its events
-    # (found with the decisions, in the same query).
-    decisions = case.decisions.select_related("reviewer__user", "policy_version__policy")
-    blind = decisions_blind_to(user)
-    if blind is not None:
-        decisions = decisions.annotate(blind=Exists(blind.filter(pk=OuterRef("pk"))))
-    decisions = list(decisions)
-    hidden = [d.pk for d in decisions if getattr(d, "blind", False)]
-    decisions = [d for d in decisions if d.pk not in hidden]
+    # A decision under a blind second review the user may do is left out, with its events.
+    decisions, hidden = case_decisions_shown(user, case)
     events = case.events.order_by("-at", "-id")  # the timeline tells the actor by its stored label
     if hidden:
         events = events.exclude(detail__decision__in=hidden)
