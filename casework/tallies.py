@@ -24,6 +24,7 @@ from .models import ACTIVE_STATUSES_SQL, WAITING_STATUSES_SQL
 # Creation hours kept apart (for arrival rates over the last hours); older ones fold into one row.
 ARRIVAL_HOURS_KEPT = 8
 
+
 def _deltas(table: str, sign: str) -> str:
     return f"""
         SELECT queue_id, threat_class_id, date_trunc('hour', created_at) AS hour,
