@@ -519,6 +519,8 @@ def account_record(*, user, case, limit: int = 5, now=None) -> dict:
     if account is None:
         return {"account": None, "decisions": [], "strikes": []}
     any_decision, any_strike = _probe(_RECORD_PROBE_SQL, {"account": account.pk, "case": case.pk, "now": now})
+    if not (any_decision or any_strike):
+        return {"account": account, "decisions": [], "strikes": []}
     blind = decisions_blind_to(user)  # a decision under a blind review the user may do tells nothing
     # Only the columns the account's record shows: a decision's case, subject and reviewer rows (their
     # JSON and text included) are read and decoded for nothing otherwise, on every case page.

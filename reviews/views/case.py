@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from casework.models import Campaign
 from casework.priority import FACTORS, priority_explain, priority_shown
-from casework.selectors import case_signals_shown, recommended_action, reporter_records, subject_facts
+from casework.selectors import case_in_context, case_signals_shown, recommended_action, reporter_records, subject_facts
 from casework.services import ESCALATION_QUEUES, case_note_add
 from docket import roles
 from docket.audit import access_log_case_read
@@ -62,7 +62,9 @@ def _case_page(request, case_id, *, forms=None, status=200):
     user = request.user
     reviewer = reviewer_for(user)  # first: its clearances serve the visibility checks below
     # (The campaign is read below as the user may know it, not through the case.)
-    case = visible_case(user, case_id, "subject__owner", "threat_class", "queue")
+    case = case_in_context(user=user, case_id=case_id)
+    if case is None:  # a hidden case answers exactly like a missing one
+        raise Http404("No such case.")
     if request.method == "GET":
         # A refused form shown again repeats the page the reviewer opened (and that read was logged).
         access_log_case_read(user=user, case=case, via="ui")

@@ -1,11 +1,14 @@
-"""The case page's reads that are usually empty (linked cases, the case's own decisions) probe first: a case on
-an account with no other case and no decision yet costs one light statement for each, not an ORM read with
-the visibility and blind-review rules compiled in; when rows exist, the same rows as ever are read."""
+"""What the case page reads on every open, cheaply: the case with its subject, owner, class and queue in one
+hand-written statement; and the reads that are usually empty (linked cases, the case's own decisions) probe
+first: a case on an account with no other case and no decision yet costs one light statement for each, not an
+ORM read with the visibility and blind-review rules compiled in; when rows exist, the same rows as ever are read."""
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from casework.models import Case
+from casework.selectors import case_in_context
 from docket import roles
 from docket.visibility import clearances_of
 from reviews.selectors import case_decisions_shown, cases_linked, decisions_blind_to
@@ -52,3 +55,24 @@ def test_a_case_with_no_decision_probes_and_one_with_decisions_reads_them(modera
 
     second = make_user("second", "moderator")  # may do the pending blind QA review: the decision is hidden
     assert case_decisions_shown(second, case) == ([], [decision.pk])
+
+
+def test_the_case_page_reads_its_case_subject_owner_class_and_queue_in_one_statement(moderator, make_user):
+    clearances_of(moderator)
+    owner = SubjectFactory()
+    case = CaseFactory(kind="spam", subject=SubjectFactory(kind="content", owner=owner))
+    found, queries = _reads(lambda: case_in_context(user=moderator, case_id=case.pk))
+    assert queries == 1
+    with CaptureQueriesContext(connection) as more:
+        shown = (found.pk, found.subject.pk, found.subject.owner.pk, found.threat_class.slug, found.queue.slug)
+    assert shown == (case.pk, case.subject_id, owner.pk, "spam", case.queue.slug) and len(more) == 0
+    assert found.priority_breakdown == Case.objects.get(pk=case.pk).priority_breakdown  # JSON decoded as the ORM does
+
+    lone = CaseFactory(kind="spam", subject=SubjectFactory(kind="content", owner=None))
+    assert case_in_context(user=moderator, case_id=lone.pk).subject.owner is None
+    assert case_in_context(user=moderator, case_id=case.pk + lone.pk + 1000) is None
+
+    hidden = CaseFactory(kind="csam")  # a restricted class: hidden from a moderator without the clearance
+    assert case_in_context(user=moderator, case_id=hidden.pk) is None
+    cleared = make_user("cleared", "moderator", clearances=["csam"])
+    assert case_in_context(user=cleared, case_id=hidden.pk).threat_class.slug == "csam"
