@@ -66,13 +66,19 @@ def appeals_queue(request):
     params.setdefault("status", Appeal.Status.RECEIVED)
     filtered = AppealFilter(params, queryset=visible)
     rows = filtered.qs if filtered.is_valid() else visible.none()
-    page = Paginator(rows, 50).get_page(request.GET.get("page"))
     counts = selectors.appeals_visible_to(request.user).aggregate(
+        total=Count("id"),
         received=Count("id", filter=Q(status="received")),
         in_review=Count("id", filter=Q(status="in_review")),
         resolved=Count("id", filter=Q(status="resolved")),
         overdue=Count("id", filter=Q(status__in=services.OPEN_STATUSES, deadline__lt=timezone.now())),
     )
+    paginator = Paginator(rows, 50)
+    if filtered.is_valid() and not filtered.form.cleaned_data.get("outcome"):
+        # The list is the visible appeals of one status, or all of them: the figures just counted it.
+        status = filtered.form.cleaned_data.get("status")
+        paginator.count = counts[status] if status else counts["total"]
+    page = paginator.get_page(request.GET.get("page"))
     mine = list(visible.filter(status="in_review", assigned_to=reviewer)) if reviewer else []
     appeal_url = link_maker("appeals:appeal", "appeal_id")
     for appeal in (*page, *mine):  # the row links, one reverse for all

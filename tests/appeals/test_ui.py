@@ -2,7 +2,9 @@
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from appeals.models import Appeal
 from casework.models import CaseEvent
@@ -43,6 +45,28 @@ def test_the_queue_keeps_a_constant_query_count(decider, appeals_staff, django_a
         response = client.get("/appeals/?status=")
 
     assert response.status_code == 200
+
+
+def test_the_queue_pages_by_the_figures_it_counts_and_counts_again_only_for_an_outcome(decider, appeals_staff):
+    client = signed_in(appeals_staff)
+    for _ in range(51):
+        appeal_on(decided(reviewer=decider.reviewer))
+    appeal_on(decided(reviewer=decider.reviewer), holder=appeals_staff.reviewer)  # in review
+    pages = {
+        "/appeals/": "Page 1 of 2",  # 51 waiting
+        "/appeals/?status=": "Page 1 of 2",  # all 52
+        "/appeals/?status=in_review": None,  # one page: no page links
+        "/appeals/?status=&outcome=upheld": None,
+        "/appeals/?status=received&page=2": "Page 2 of 2",
+    }
+    for url, shown in pages.items():
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(url).content.decode()
+        assert (shown in html) if shown else ("Page 1 of" not in html), url
+        counted_again = [q for q in queries.captured_queries if '"__count"' in q["sql"]]
+        assert len(counted_again) == (1 if "outcome" in url else 0), url
+    html = client.get("/appeals/?status=received&page=2").content.decode()
+    assert html.count('href="/appeals/') - html.count('href="/appeals/claim') >= 1  # the 51st row
 
 
 def test_only_appeals_staff_see_the_appeals_ui(decider, moderator):
