@@ -79,6 +79,9 @@ def prepared(sql, params):
     longer to plan than to run. Django's cursors bind parameters client-side and never
     prepare, so these go through a server-binding cursor with ``prepare=True``:
     planned once per connection, with Django's error wrapping and query logging kept.
+    Only while the connection allows preparing (settings: ``DB_PREPARE``, on unless
+    turned off for a pooler); otherwise the statement is bound on the server and
+    planned on every run.
     """
     connection.ensure_connection()
     connection.validate_thread_sharing()

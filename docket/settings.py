@@ -134,6 +134,15 @@ if not env_bool("DB_JIT", False):
     _db_options = DATABASES["default"]["OPTIONS"]
     _db_options["options"] = f"{_db_options.get('options', '')} -c jit=off".strip()
 
+# Docket's hot statements (``docket.rows.prepared``: the claim, the decision, intake's ranking, the appeal
+# page's read) are prepared on the server, planned once per connection: each takes PostgreSQL longer to plan
+# than to run. Django turns psycopg's preparation off unless asked (``prepare_threshold`` None, for poolers);
+# this threshold asks only for those: the ORM's cursors bind client-side and are never prepared, and no
+# statement is prepared for having run often. ``DB_PREPARE=0`` turns it off behind a pooler that cannot keep
+# prepared statements (PgBouncer in transaction mode before 1.21, or without ``max_prepared_statements``).
+if env_bool("DB_PREPARE", True):
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

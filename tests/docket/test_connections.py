@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.contrib.auth import get_user_model
 from django.db import connection
 
 from docket.accounts import token_for
+from docket.rows import prepared
 from tests.reliability.test_faults import free_port, wait_for
 from tests.support import process_env, process_stop
 
@@ -95,3 +97,41 @@ def test_a_connection_is_kept_ten_minutes_unless_configured():
         for extra in (env, {**env, "DB_CONN_MAX_AGE": "0"})
     ]
     assert ages == ["600", "0"]
+
+
+def _prepared_statements():
+    with connection.cursor() as cur:
+        cur.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        return dict(cur.fetchall())
+
+
+@pytest.mark.django_db
+def test_hot_statements_are_prepared_once_per_connection_and_orm_queries_never():
+    """``docket.rows.prepared`` prepares on the server (Django leaves psycopg's preparation off unless asked):
+    the statement is planned once per connection and its later runs reuse it; the ORM's are not prepared."""
+    sql = "SELECT count(*) FROM policies_threatclass WHERE slug <> %(slug)s"
+    for i in range(7):
+        with prepared(sql, {"slug": f"none-{i}"}) as cur:
+            assert cur.fetchone()[0] >= 0
+    list(get_user_model().objects.filter(username="nobody"))
+    list(get_user_model().objects.filter(username="nobody"))
+
+    runs = {
+        text: n for text, n in _prepared_statements().items() if "policies_threatclass" in text or "auth_user" in text
+    }
+    assert runs == {"SELECT count(*) FROM policies_threatclass WHERE slug <> $1": 7}
+
+
+def test_db_prepare_0_turns_preparation_off_for_poolers():
+    script = (
+        "import django; from django.conf import settings; django.setup();"
+        " print(settings.DATABASES['default']['OPTIONS'].get('prepare_threshold'))"
+    )
+    env = {k: v for k, v in process_env().items() if k != "DB_PREPARE"}
+    thresholds = [
+        subprocess.run(
+            [sys.executable, "-c", script], cwd=ROOT, env=extra, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for extra in (env, {**env, "DB_PREPARE": "0"})
+    ]
+    assert thresholds == [str(2**31 - 1), "None"]
