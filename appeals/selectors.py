@@ -5,16 +5,20 @@ The outcome statement and the notices are plain data built from the models;
 """
 
 from datetime import timedelta
+from functools import cache
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
-from casework.models import Case
+from casework.models import Case, Queue, Subject
 from docket import roles
 from docket.conf import setting
-from policies.models import Action
+from docket.rows import loaded, prepared, returning
+from docket.visibility import clearances_of
+from policies.models import Action, Policy, PolicyVersion, ThreatClass, class_visible
 from policies.notices import notice_render, notice_templates, notices_render, redress
-from reviews.models import Decision
+from reviews.models import Decision, Reviewer
 
 from .models import Appeal
 
@@ -56,23 +60,63 @@ def appeals_list(user, *, status=None):
     return qs.order_by("deadline", "id")
 
 
-def appeal_for(user, appeal_id):
-    """One appeal the user may see, with everything its page and its detail need; None when hidden."""
+# The appeal page's row: the appeal, its decision with the case (subject, class, queue), the policy version
+# and the reviewer who decided, the decision that replaced it, and who holds and who resolved the appeal.
+# ``(alias, model, (the alias it hangs on, the field), join)``; the people and the new decision may be absent.
+@cache
+def _appeal_row():
+    user = get_user_model()
     return (
-        appeals_visible_to(user)
-        .select_related(
-            "decision__case__threat_class",
-            "decision__case__subject",
-            "decision__case__queue",
-            "decision__policy_version__policy",
-            "decision__reviewer__user",
-            "new_decision",
-            "assigned_to__user",
-            "resolved_by__user",
-        )
-        .filter(pk=appeal_id)
-        .first()
+        ("a", Appeal, None, "appeals_appeal a"),
+        ("d", Decision, ("a", "decision"), "JOIN reviews_decision d ON d.id = a.decision_id"),
+        ("c", Case, ("d", "case"), "JOIN casework_case c ON c.id = d.case_id"),
+        ("s", Subject, ("c", "subject"), "JOIN casework_subject s ON s.id = c.subject_id"),
+        ("tc", ThreatClass, ("c", "threat_class"), "JOIN policies_threatclass tc ON tc.id = c.threat_class_id"),
+        ("q", Queue, ("c", "queue"), "JOIN casework_queue q ON q.id = c.queue_id"),
+        ("pv", PolicyVersion, ("d", "policy_version"), "JOIN policies_policyversion pv ON pv.id = d.policy_version_id"),
+        ("p", Policy, ("pv", "policy"), "JOIN policies_policy p ON p.id = pv.policy_id"),
+        ("dr", Reviewer, ("d", "reviewer"), "LEFT JOIN reviews_reviewer dr ON dr.id = d.reviewer_id"),
+        ("du", user, ("dr", "user"), f"LEFT JOIN {user._meta.db_table} du ON du.id = dr.user_id"),
+        ("nd", Decision, ("a", "new_decision"), "LEFT JOIN reviews_decision nd ON nd.id = a.new_decision_id"),
+        ("ar", Reviewer, ("a", "assigned_to"), "LEFT JOIN reviews_reviewer ar ON ar.id = a.assigned_to_id"),
+        ("au", user, ("ar", "user"), f"LEFT JOIN {user._meta.db_table} au ON au.id = ar.user_id"),
+        ("rr", Reviewer, ("a", "resolved_by"), "LEFT JOIN reviews_reviewer rr ON rr.id = a.resolved_by_id"),
+        ("ru", user, ("rr", "user"), f"LEFT JOIN {user._meta.db_table} ru ON ru.id = rr.user_id"),
     )
+
+
+@cache
+def _appeal_sql():
+    columns = ", ".join(returning(model, alias) for alias, model, _, _ in _appeal_row())
+    joins = " ".join(join for _, _, _, join in _appeal_row())
+    return f"SELECT {columns} FROM {joins} WHERE a.id = %(id)s"
+
+
+def appeal_for(user, appeal_id):
+    """One appeal the user may see, with everything its page and its detail need; None when hidden.
+
+    One hand-written statement, prepared (planned once per connection): the ORM's fifteen-table join, with
+    the visibility rule as a subquery and an ordering, took PostgreSQL 16-25 ms to plan on every appeal
+    page. The rule is ``class_visible`` (the one rule) on the class read with it.
+    """
+    with prepared(_appeal_sql(), {"id": int(appeal_id)}) as cursor:
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    by_alias, start = {}, 0
+    for alias, model, hung_on, _ in _appeal_row():  # an instance's owner comes before it
+        end = start + len(model._meta.concrete_fields)
+        owner = by_alias[hung_on[0]] if hung_on else None
+        field = owner._meta.get_field(hung_on[1]) if owner is not None else None
+        present = hung_on is None or (owner is not None and getattr(owner, field.attname) is not None)
+        by_alias[alias] = loaded(model, row[start:end]) if present else None
+        if field is not None:
+            field.set_cached_value(owner, by_alias[alias])
+        start = end
+    threat_class = by_alias["tc"]
+    if not class_visible(restricted=threat_class.restricted, slug=threat_class.slug, clearances=clearances_of(user)):
+        return None
+    return by_alias["a"]
 
 
 def _rule_title(version, code):

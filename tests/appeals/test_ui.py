@@ -7,6 +7,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from appeals.models import Appeal
+from appeals.selectors import appeal_for
 from casework.models import CaseEvent
 from policies.models import Action
 from reviews.models import Decision, Enforcement
@@ -151,6 +152,55 @@ def test_a_restricted_appeal_is_404_without_clearance(make_user, appeals_staff):
         == 404
     )
     assert Appeal.objects.get(pk=appeal.pk).status == "in_review"
+
+
+def test_the_appeal_page_reads_its_appeal_with_everything_shown_in_one_prepared_statement(
+    decider, appeals_staff, django_assert_num_queries
+):
+    decision = decide_for_real(decider)
+    appeal = appeal_on(decision, holder=appeals_staff.reviewer)
+    signed_in(appeals_staff).post(
+        f"/appeals/{appeal.pk}/resolve/",
+        {"outcome": "modified", "action": "suspend", "rule": "SP-2", "duration_days": "7", "rationale": "Repeat."},
+    )
+    waiting = appeal_on(decided(reviewer=None))  # an automated decision: no decider, no holder, no outcome
+
+    with django_assert_num_queries(1):
+        resolved = appeal_for(appeals_staff, appeal.pk)
+        case = resolved.decision.case
+        shown = (
+            resolved.decision.reviewer.user.username,
+            resolved.assigned_to.user.username,
+            resolved.resolved_by.user.username,
+            (resolved.new_decision.action, resolved.new_decision.duration_days),
+            (case.subject.external_id, case.threat_class.slug, case.queue.slug),
+            resolved.decision.policy_version.policy.name,
+        )
+    fresh = Appeal.objects.get(pk=appeal.pk)
+    assert shown == (
+        decider.username,
+        appeals_staff.username,
+        appeals_staff.username,
+        ("suspend", 7),
+        (fresh.decision.case.subject.external_id, "spam", fresh.decision.case.queue.slug),
+        fresh.decision.policy_version.policy.name,
+    )
+    with django_assert_num_queries(1):
+        bare = appeal_for(appeals_staff, waiting.pk)
+        assert (bare.decision.reviewer, bare.assigned_to, bare.resolved_by, bare.new_decision) == (None,) * 4
+    assert appeal_for(appeals_staff, 10**9) is None
+
+    client = signed_in(appeals_staff)
+    for _ in range(7):  # past PostgreSQL's five custom plans: the statement is planned once, then reused
+        assert client.get(f"/appeals/{appeal.pk}/").status_code == 200
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%FROM appeals_appeal a JOIN reviews_decision d%"],
+        )
+        plans = cur.fetchall()
+    # (one statement per type psycopg gives the id: an int2-sized id and 10**9 differ)
+    assert any(generic >= 2 and generic + custom >= 7 for generic, custom in plans), plans
 
 
 def test_overturn_through_the_form(decider, appeals_staff):
