@@ -83,19 +83,21 @@ def test_docket_connections_run_without_jit():
         assert cur.fetchone()[0] == "off"
 
 
-def test_a_connection_is_kept_ten_minutes_unless_configured():
-    """A thread's connection outlives many requests (a new one costs a request a backend start and cold caches)."""
-    script = (
-        "import django; from django.conf import settings; django.setup();"
-        " print(settings.DATABASES['default']['CONN_MAX_AGE'])"
-    )
-    env = {k: v for k, v in process_env().items() if k != "DB_CONN_MAX_AGE"}
-    ages = [
+def _database_setting(variable, value, expression) -> list[str]:
+    """``expression`` (of ``settings.DATABASES['default']``) in a new process, without ``variable`` and with it."""
+    script = f"import django; from django.conf import settings; django.setup(); print({expression})"
+    env = {k: v for k, v in process_env().items() if k != variable}
+    return [
         subprocess.run(
             [sys.executable, "-c", script], cwd=ROOT, env=extra, capture_output=True, text=True, check=True
         ).stdout.strip()
-        for extra in (env, {**env, "DB_CONN_MAX_AGE": "0"})
+        for extra in (env, {**env, variable: value})
     ]
+
+
+def test_a_connection_is_kept_ten_minutes_unless_configured():
+    """A thread's connection outlives many requests (a new one costs a request a backend start and cold caches)."""
+    ages = _database_setting("DB_CONN_MAX_AGE", "0", "settings.DATABASES['default']['CONN_MAX_AGE']")
     assert ages == ["600", "0"]
 
 
@@ -123,15 +125,7 @@ def test_hot_statements_are_prepared_once_per_connection_and_orm_queries_never()
 
 
 def test_db_prepare_0_turns_preparation_off_for_poolers():
-    script = (
-        "import django; from django.conf import settings; django.setup();"
-        " print(settings.DATABASES['default']['OPTIONS'].get('prepare_threshold'))"
+    thresholds = _database_setting(
+        "DB_PREPARE", "0", "settings.DATABASES['default']['OPTIONS'].get('prepare_threshold')"
     )
-    env = {k: v for k, v in process_env().items() if k != "DB_PREPARE"}
-    thresholds = [
-        subprocess.run(
-            [sys.executable, "-c", script], cwd=ROOT, env=extra, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        for extra in (env, {**env, "DB_PREPARE": "0"})
-    ]
     assert thresholds == [str(2**31 - 1), "None"]
