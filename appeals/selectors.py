@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Q
 from casework.models import Case, Queue, Subject
 from docket import roles
 from docket.conf import setting
-from docket.rows import loaded, prepared, returning
+from docket.rows import loaded_side_by_side, prepared, returning
 from docket.visibility import clearances_of
 from policies.models import Action, Policy, PolicyVersion, ThreatClass, class_visible
 from policies.notices import notice_render, notice_templates, notices_render, redress
@@ -103,16 +103,13 @@ def appeal_for(user, appeal_id):
         row = cursor.fetchone()
     if row is None:
         return None
-    by_alias, start = {}, 0
-    for alias, model, hung_on, _ in _appeal_row():  # an instance's owner comes before it
-        end = start + len(model._meta.concrete_fields)
-        owner = by_alias[hung_on[0]] if hung_on else None
-        field = owner._meta.get_field(hung_on[1]) if owner is not None else None
-        present = hung_on is None or (owner is not None and getattr(owner, field.attname) is not None)
-        by_alias[alias] = loaded(model, row[start:end]) if present else None
-        if field is not None:
-            field.set_cached_value(owner, by_alias[alias])
-        start = end
+    parts = _appeal_row()
+    instances = loaded_side_by_side(row, *(model for _, model, _, _ in parts))
+    by_alias = dict(zip((alias for alias, _, _, _ in parts), instances, strict=True))
+    for alias, _, hung_on, _ in parts[1:]:  # each on its owner (an absent reviewer's user is absent too)
+        owner = by_alias[hung_on[0]]
+        if owner is not None:
+            owner._meta.get_field(hung_on[1]).set_cached_value(owner, by_alias[alias])
     threat_class = by_alias["tc"]
     if not class_visible(restricted=threat_class.restricted, slug=threat_class.slug, clearances=clearances_of(user)):
         return None

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from docket.errors import not_found
 from docket.hooks import Hook
-from docket.rows import loaded, loaded_side_by_side, returning
+from docket.rows import loaded_side_by_side, returning
 from docket.visibility import clearances_of
 from policies.models import ThreatClass, class_visible, ladder_rank, visible_classes_q
 from policies.selectors import active_versions_by_class
@@ -165,11 +165,9 @@ def case_in_context(*, user, case_id: int):
         row = cur.fetchone()
     if row is None:
         return None
-    width = sum(len(m._meta.concrete_fields) for m in (Case, Subject, ThreatClass, Queue))
-    case, subject, threat_class, queue = loaded_side_by_side(row[:width], Case, Subject, ThreatClass, Queue)
+    case, subject, threat_class, queue, owner = loaded_side_by_side(row, Case, Subject, ThreatClass, Queue, Subject)
     if not class_visible(restricted=threat_class.restricted, slug=threat_class.slug, clearances=clearances_of(user)):
         return None
-    owner = loaded(Subject, row[width:]) if subject.owner_id is not None else None
     Subject.owner.field.set_cached_value(subject, owner)
     Case.subject.field.set_cached_value(case, subject)
     Case.threat_class.field.set_cached_value(case, threat_class)

@@ -35,12 +35,16 @@ def loaded(model, values):
 
 
 def loaded_side_by_side(row, *models) -> list:
-    """Instances of ``models`` from one row of their ``returning`` columns, side by side (a join's row)."""
+    """Instances of ``models`` from one row of their ``returning`` columns, side by side (a join's row).
+
+    ``None`` for a model whose primary key is NULL in the row: an outer join that found no row.
+    """
     out, start = [], 0
     for model in models:
-        end = start + len(model._meta.concrete_fields)
-        out.append(loaded(model, row[start:end]))
-        start = end
+        fields = model._meta.concrete_fields
+        values = row[start : start + len(fields)]
+        out.append(None if values[fields.index(model._meta.pk)] is None else loaded(model, values))
+        start += len(fields)
     return out
 
 
