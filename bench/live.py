@@ -21,7 +21,8 @@ then waits a random part of it before its first claim, so the reviewers'
 rounds are spread as a working team's are, not fired at one instant.
 Printed: claim p50/p99 (also apart for the claims that overlapped the
 synchronous ``docket_tick``, and the slowest five with their moment),
-decision p99, intake batch p99 and the rate achieved,
+decision p99, both also as the server timed them (its wall time and its
+thread's CPU, ``bench.gunicorn_hooks``), intake batch p99 and the rate achieved,
 the longest lock wait seen (and what waited), claims answered 204 while
 claimable cases existed (must be 0: each 204 is checked at once, on a
 connection of its own, for an open case of the queue), each reviewer's rate
@@ -250,6 +251,16 @@ def _caught_up(cur, limit=120.0):
     return None
 
 
+def _server_side(web_workers, kind) -> str:
+    """The server's own timing of one kind of request (``bench.gunicorn_hooks``), all workers together."""
+    timed = [x for w in web_workers for x in w.get("timed", {}).get(kind, [])]
+    if not timed:
+        return "-"
+    walls, cpus = [w for w, _ in timed], [c for _, c in timed]
+    wall, cpu = (f"{common.pct(xs, 50):.1f} / {common.pct(xs, 99):.1f}" for xs in (walls, cpus))
+    return f"{wall}; {cpu}"
+
+
 def _work_waiting(conninfo, probe):
     """Open cases of the queue (up to 100) right after an empty claim, on the reviewer's probe connection."""
     if probe.get("conn") is None:
@@ -273,10 +284,13 @@ def _reviewer(base, token, stop, out, think=(0.0, 0.0), conninfo=None, ready=Non
     session.headers["Authorization"] = f"Token {token}"
     claims, decisions, empty, empty_with_work, errors, probe = [], [], 0, 0, [], {}
     lo, hi = think
-    warm = session.post(f"{base}/api/v1/queues/{QUEUE}/claim/")
+    untimed = {"X-Bench-Warm": "1"}  # not timed by the server's hooks either
+    warm = session.post(f"{base}/api/v1/queues/{QUEUE}/claim/", headers=untimed)
     if warm.status_code == 201:
         session.post(
-            f"{base}/api/v1/cases/{warm.json()['case']['id']}/decision/", json={"action": "remove", "rule": "SP-1"}
+            f"{base}/api/v1/cases/{warm.json()['case']['id']}/decision/",
+            json={"action": "remove", "rule": "SP-1"},
+            headers=untimed,
         )
     if ready is not None:
         ready.wait()
@@ -516,8 +530,14 @@ def main(argv=None):
             f"{len(off_tick)}; {common.pct(off_tick, 50):.1f} / {common.pct(off_tick, 99):.1f}"
         ),
         "slowest claims (when sent, from the start)": slowest,
+        "claims timed in the server: wall p50 / p99 ms; the thread's CPU p50 / p99 ms": _server_side(
+            web_workers, "claim"
+        ),
         "decisions": len(decisions),
         "decision p99 ms": round(common.pct(decisions, 99), 1),
+        "decisions timed in the server: wall p50 / p99 ms; the thread's CPU p50 / p99 ms": _server_side(
+            web_workers, "decision"
+        ),
         "rounds (claim + decision) per reviewer per second, mean (min-max)": (
             f"{sum(rates) / max(len(rates), 1):.2f} ({rates[0]:.2f}-{rates[-1]:.2f})" if rates else "-"
         ),
