@@ -197,10 +197,16 @@ def main(argv=None):
                 "full re-rank WAL MB": round(wal / 1e6, 1),
             }
         )
+    now = timezone.now()
+    due_params = {"now": now, "batch": priority.BATCH}
+    common.explain("the periodic job's batch: its due cases", priority._DUE_SQL, due_params)
+    with connection.cursor() as cur:
+        cur.execute(priority._DUE_SQL, due_params)
+        due = [row[0] for row in cur.fetchall()]
     common.explain(
-        "the periodic job's batch (due cases)",
-        priority._REFRESH_SQL.format(extra="AND c.rank_due_at <= %(now)s ORDER BY c.rank_due_at LIMIT %(batch)s"),
-        {**priority._params(timezone.now()), "batch": priority.BATCH},
+        "the periodic job's batch: their re-rank",
+        priority._REFRESH_BY_IDS_SQL,
+        {**priority._params(now), "ids": priority._id_array(due)},
     )
     common.report("reprioritise", figures)
     return 0

@@ -466,6 +466,24 @@ DELETE FROM casework_rankmark m
 RETURNING m.case_id, m.marked_at
 """
 
+# The marks of cases a batch re-ranks for another reason (their moment came, their reporters' record moved),
+# taken the same way before the re-rank: the re-rank covers what they asked for, so the case is not ranked
+# again by the marks' pass of the same run.
+_MARKS_OF_SQL = """
+DELETE FROM casework_rankmark m
+ WHERE m.case_id IN (SELECT case_id FROM casework_rankmark WHERE case_id = ANY(%(ids)s::bigint[])
+                      ORDER BY case_id FOR UPDATE SKIP LOCKED)
+RETURNING m.case_id, m.marked_at
+"""
+
+# The next batch of cases whose moment has come (never ranked, SLA just passed, a velocity window moved),
+# read without a lock through the partial index of due active cases.
+_DUE_SQL = f"""
+SELECT c.id FROM casework_case c
+ WHERE c.status IN ({ACTIVE_STATUSES_SQL}) AND c.rank_due_at <= %(now)s
+ ORDER BY c.rank_due_at LIMIT %(batch)s
+"""
+
 # Taken cases the re-rank left (another transaction held the row, or changed it since it was read) are
 # marked again, as they were; those no longer active need no rank.
 _MARKS_KEEP_SQL = f"""
@@ -508,13 +526,40 @@ def _params(now):
 
 
 def _refresh(sql, params) -> list[int]:
-    """One periodic batch: ``sql`` (``_REFRESH_SQL`` with its selection, or ``_REFRESH_BY_IDS_SQL``) in a short
-    transaction, committed asynchronously (``sweep_settings``), locking (skipping held rows) only to write."""
+    """One batch of ``cases_reprioritise_all``: ``_REFRESH_SQL`` with its selection in a short transaction,
+    committed asynchronously (``sweep_settings``), locking (skipping held rows) only to write."""
     with transaction.atomic(), connection.cursor() as cursor:
         # The statement's estimated cost invites a JIT compile that costs more than the statement.
         sweep_settings()
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
+
+
+def _batch_rerank(*, now, ids=(), marks_after=None, batch=BATCH) -> tuple[list[int], set[int]]:
+    """One periodic batch in its own short transaction (``sweep_settings``): take the marks of its cases, re-rank
+    the cases, mark again the taken ones the re-rank left. Returns ``(the cases, those re-ranked)``.
+
+    The cases are ``ids`` (their marks taken too), or with ``marks_after`` the next ``batch`` marks after that
+    case id. Marks are taken (deleted, locked until the batch commits) in a statement before the re-rank, so
+    the re-rank sees every input their markers committed; a mark another transaction holds (its marker has not
+    committed) is skipped and stays. Rows others hold are skipped by the re-rank: they stay due, or marked.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        sweep_settings()
+        if marks_after is None:
+            cursor.execute(_MARKS_OF_SQL, {"ids": _id_array(ids)})
+        else:
+            cursor.execute(_MARKS_TAKE_SQL, {"after": marks_after, "batch": batch})
+        taken = sorted(cursor.fetchall())
+        cases = sorted({*ids, *(i for i, _ in taken)})
+        if not cases:
+            return [], set()
+        cursor.execute(_REFRESH_BY_IDS_SQL, {**_params(now), "ids": _id_array(cases)})
+        done = {row[0] for row in cursor.fetchall()}
+        left = [(i, at) for i, at in taken if i not in done]
+        if left:
+            cursor.execute(_MARKS_KEEP_SQL, {"ids": [i for i, _ in left], "ats": [at for _, at in left]})
+    return cases, done
 
 
 def _id_array(ids) -> str:
@@ -593,7 +638,7 @@ def reporters_cases_rerank(
     for chunk in chunks(case_ids, batch):
         at = now or timezone.now()
         if time.monotonic() - started <= budget_seconds:
-            total += len(_refresh(_REFRESH_BY_IDS_SQL, {**_params(at), "ids": _id_array(chunk)}))
+            total += len(_batch_rerank(now=at, ids=chunk)[1])
         else:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(_CASES_MARK_DUE_SQL, {"ids": _id_array(chunk), "now": at})
@@ -616,37 +661,23 @@ def cases_reprioritise_due(*, now=None, batch: int = BATCH, budget_seconds: floa
     total = reporters_cases_rerank(now=now, batch=batch, budget_seconds=budget_seconds)
     while True:
         at = now or timezone.now()
-        done = _refresh(
-            _REFRESH_SQL.format(extra="AND c.rank_due_at <= %(now)s ORDER BY c.rank_due_at LIMIT %(batch)s"),
-            {**_params(at), "batch": batch},
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(_DUE_SQL, {"now": at, "batch": batch})
+            due = [row[0] for row in cursor.fetchall()]
+        done = _batch_rerank(now=at, ids=due)[1] if due else set()
         total += len(done)
         if time.monotonic() - started > budget_seconds:
             return total
         if len(done) < batch:
             break
     after = 0  # one pass over the marks in case id order: a mark left for a held case waits for the next run
-    while after is not None and time.monotonic() - started <= budget_seconds:
-        ranked, after = _marked_refresh(after=after, batch=batch, now=now or timezone.now())
-        total += ranked
-    return total
-
-
-def _marked_refresh(*, after, batch, now) -> tuple[int, int | None]:
-    """One batch of marks after case id ``after``: take them, re-rank their cases, keep the marks of those
-    the re-rank left. Returns ``(cases re-ranked, the last case id taken)``; ``None`` once none is left."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        sweep_settings()
-        cursor.execute(_MARKS_TAKE_SQL, {"after": after, "batch": batch})
-        taken = sorted(cursor.fetchall())
+    while time.monotonic() - started <= budget_seconds:
+        taken, done = _batch_rerank(now=now or timezone.now(), marks_after=after, batch=batch)
         if not taken:
-            return 0, None
-        cursor.execute(_REFRESH_BY_IDS_SQL, {**_params(now), "ids": _id_array(i for i, _ in taken)})
-        done = {row[0] for row in cursor.fetchall()}
-        left = [(i, at) for i, at in taken if i not in done]
-        if left:
-            cursor.execute(_MARKS_KEEP_SQL, {"ids": [i for i, _ in left], "ats": [at for _, at in left]})
-    return len(done), taken[-1][0]
+            break
+        total += len(done)
+        after = taken[-1]
+    return total
 
 
 def cases_reprioritise_all(*, now=None, batch: int = BATCH) -> int:

@@ -125,6 +125,22 @@ def test_marked_cases_are_re_ranked_and_unmarked_and_a_held_one_stays_marked(pla
     assert not RankMark.objects.exists()
 
 
+def test_a_case_both_due_and_marked_is_re_ranked_once_in_a_run(platform):
+    """Its moment's batch takes its mark too (the re-rank covers both), so the marks' pass does not rank it
+    again; a case only marked is still ranked by that pass."""
+    now = timezone.now()
+    both = CaseFactory(kind="spam", priority=1.0, rank_due_at=now - timedelta(minutes=1))
+    marked = CaseFactory(kind="spam", priority=1.0, rank_due_at=now + timedelta(days=1))
+    RankMark.objects.bulk_create(RankMark(case_id=c.pk, marked_at=now) for c in [both, marked])
+
+    assert cases_reprioritise_due() == 2  # each case once: the due one in its batch, the marked one in the marks'
+
+    assert not RankMark.objects.exists()
+    for case in (both, marked):
+        case.refresh_from_db()
+        assert case.priority_breakdown["merit"] > 0 and case.rank_due_at > timezone.now()
+
+
 def test_a_mark_made_while_a_batch_has_taken_it_is_kept_after_the_batch(platform):
     """Intake marks a case the job's batch has just taken (its re-rank cannot see intake's signal): intake waits
     for that batch, then marks the case again, so the next run ranks it with the signal."""
