@@ -329,6 +329,11 @@ def _facets_upsert(items):
         f"""
         INSERT INTO casework_subjectfacet AS s (subject_id, threat_class_id, reach, attributes)
         SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::bigint, (r->3)::jsonb FROM json_array_elements(%s::json) r
+        -- A facet that would learn nothing is left out of the INSERT: proposed, it would conflict, and a conflict
+        -- locks the stored row (a write of the row's lock and its WAL) even when the update is skipped.
+         WHERE NOT EXISTS (SELECT 1 FROM casework_subjectfacet h
+                            WHERE h.subject_id = (r->>0)::bigint AND h.threat_class_id = (r->>1)::bigint
+                              AND h.reach >= (r->>2)::bigint AND h.attributes @> (r->3)::jsonb)
         ORDER BY 1, 2
         ON CONFLICT (subject_id, threat_class_id) DO UPDATE SET
             reach = GREATEST(s.reach, EXCLUDED.reach),
@@ -376,6 +381,13 @@ def _subject_rows_upsert(kind, rows, owner_ids, now):
         INSERT INTO casework_subject AS s (kind, external_id, owner_id, reach, attributes, created_at, updated_at)
         SELECT %(kind)s, r->>0, (r->>1)::bigint, (r->>2)::bigint, (r->3)::jsonb, %(now)s, %(now)s
         FROM json_array_elements(%(rows)s::json) r
+        -- One that would learn nothing is left out (read below instead): a conflict locks the stored row even
+        -- when the update is skipped, and a batch would wait for every other transaction holding its subjects.
+        WHERE NOT EXISTS (SELECT 1 FROM casework_subject h
+                           WHERE h.kind = %(kind)s AND h.external_id = r->>0
+                             AND h.reach >= (r->>2)::bigint
+                             AND ((r->>1) IS NULL OR h.owner_id = (r->>1)::bigint)
+                             AND h.attributes @> (r->3)::jsonb)
         ORDER BY r->>0
         ON CONFLICT (kind, external_id) DO UPDATE SET
             reach = GREATEST(s.reach, EXCLUDED.reach),

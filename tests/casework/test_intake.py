@@ -9,7 +9,17 @@ from django.utils import timezone
 
 from casework import priority
 from casework.intake import signals_ingest
-from casework.models import Case, CaseEvent, Queue, RankMark, Reporter, Signal, Subject, SubjectAttribute
+from casework.models import (
+    Case,
+    CaseEvent,
+    Queue,
+    RankMark,
+    Reporter,
+    Signal,
+    Subject,
+    SubjectAttribute,
+    SubjectFacet,
+)
 from casework.priority import case_reprioritise
 from docket import queueing
 from docket.errors import DocketError
@@ -270,6 +280,34 @@ def test_subjects_keep_the_largest_reach_and_merge_attributes(platform):
         ("ip", "1.2.3.4"),
     ]
     assert Case.objects.get().reach == 500
+
+
+def _row_versions(table, ids):
+    """Each row's ``(xmin, xmax)``: a write or a lock of the row changes them."""
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT id, xmin::text, xmax::text FROM {table} WHERE id = ANY(%s) ORDER BY id", [list(ids)])
+        return cur.fetchall()
+
+
+def test_a_subject_and_facet_that_learn_nothing_are_neither_written_nor_locked(platform):
+    """A signal repeating what its subject's rows hold leaves them as they are, unlocked: an upsert whose
+    update is skipped still locks the row it conflicts with (a write of the lock), and a batch would wait
+    for every other transaction holding one of its subjects. One that learns something still writes."""
+    post = {"kind": "content", "external_id": "p-7", "owner": "u-7", "reach": 50, "attributes": {"ip": ["1.2.3.4"]}}
+    signals_ingest(items=report(1) | {"subject": post}, actor=platform)
+    subjects = list(Subject.objects.order_by("id").values_list("id", flat=True))
+    facets = list(SubjectFacet.objects.values_list("id", flat=True))
+    before = _row_versions("casework_subject", subjects), _row_versions("casework_subjectfacet", facets)
+
+    same = post | {"reach": 10, "attributes": {}}  # a smaller reach, no new value, the same owner
+    with transaction.atomic():  # a transaction of its own: its id would be the lock's
+        signals_ingest(items=report(2) | {"subject": same}, actor=platform)
+    assert (_row_versions("casework_subject", subjects), _row_versions("casework_subjectfacet", facets)) == before
+
+    signals_ingest(items=report(3) | {"subject": post | {"reach": 80}}, actor=platform)
+    content = Subject.objects.get(kind="content")
+    assert content.reach == 80 and content.owner.external_id == "u-7"
+    assert SubjectFacet.objects.get(subject=content).reach == 80
 
 
 def test_content_owner_is_upserted_as_an_account(platform):
