@@ -56,6 +56,13 @@ def class_visible(*, restricted, slug, clearances) -> bool:
     return not restricted or slug in clearances
 
 
+def class_visible_sql(alias: str, clearances: str) -> str:
+    """``visible_classes_q`` as an SQL condition on the class row ``alias``, for a hand-written statement
+    that reads the clearances itself: ``clearances`` is an SQL expression of a text array (a reviewer's
+    ``r.clearances`` column)."""
+    return f"(NOT {alias}.restricted OR {alias}.slug = ANY({clearances}))"
+
+
 class ThreatClassQuerySet(models.QuerySet):
     def visible_to(self, user):
         """Classes the user may know exist."""

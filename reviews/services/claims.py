@@ -27,7 +27,7 @@ from docket.batches import BATCH_SIZE, batches
 from docket.conf import setting
 from docket.errors import DocketError, conflict, forbidden, not_found
 from docket.rows import loaded, loaded_side_by_side, prepared, returning
-from policies.models import PolicyVersion, ThreatClass, class_visible, visible_classes_q
+from policies.models import PolicyVersion, ThreatClass, class_visible, class_visible_sql
 
 from ..models import Assignment, Queue, Reviewer
 from .common import (
@@ -112,11 +112,13 @@ SELECT counts.active,
 """
 
 # What a claim reads and locks first: the user's reviewer row (serialising one reviewer's own
-# concurrent claims, two tabs, so max_active holds even then; read here, not before by the ORM)
-# and the queue.
+# concurrent claims, two tabs, so max_active holds even then; read here, not before by the ORM),
+# the queue, and the classes the reviewer's clearances do not cover (the claim passes their cases over).
 _CLAIMER_SQL = f"""
 SELECT {returning(Reviewer, "r")}, {returning(Queue, "q")},
-       EXISTS (SELECT 1 FROM reviews_reviewer_queues rq WHERE rq.reviewer_id = r.id AND rq.queue_id = q.id)
+       EXISTS (SELECT 1 FROM reviews_reviewer_queues rq WHERE rq.reviewer_id = r.id AND rq.queue_id = q.id),
+       ARRAY(SELECT tc.id FROM policies_threatclass tc
+              WHERE NOT {class_visible_sql("tc", "r.clearances")} ORDER BY tc.id)
   FROM reviews_reviewer r LEFT JOIN casework_queue q ON q.slug = %s
  WHERE r.user_id = %s FOR NO KEY UPDATE OF r
 """
@@ -147,7 +149,7 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
     if not roles.has_any(user, (roles.MODERATOR, roles.SENIOR)):
         # Appeals staff have a reviewer profile too, but first-line review is not theirs (API and UI alike).
         raise forbidden("Only moderators and seniors claim cases.")
-    *queue_row, works_queue = row[len(Reviewer._meta.concrete_fields) :]
+    *queue_row, works_queue, hidden = row[len(Reviewer._meta.concrete_fields) :]
     if queue_row[0] is None:
         raise not_found("No such queue.")
     queue = loaded(Queue, queue_row)
@@ -164,7 +166,6 @@ def queue_claim(*, reviewer, queue_slug) -> Assignment | None:
     eligibility_check(
         load, needs=[Clearance(queue.required_clearance, "this queue")], works_queue=works_queue, queue_slug=queue_slug
     )
-    hidden = list(ThreatClass.objects.exclude(visible_classes_q(load.clearances)).values_list("id", flat=True))
     claim_event = events.claimed(from_status=None, assignment=None, reviewer=username)
     with prepared(
         _CLAIM_SQL,

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from casework.models import Case, CaseEvent
@@ -60,6 +62,20 @@ def test_claim_passes_over_restricted_classes_the_reviewer_is_not_cleared_for(ma
     assert queue_claim(reviewer=uncleared, queue_slug="escalations") is None
     cleared = make_user("s3", "senior,moderator", clearances=["csam"])
     assert queue_claim(reviewer=cleared, queue_slug="escalations").case_id == csam.pk
+
+
+def test_a_claim_is_two_statements_whatever_the_clearances(make_user):
+    """The claimer's row, queue and hidden classes in one statement, the pick and its writes in another: the
+    classes a reviewer is not cleared for are read with the reviewer row, not by a query of their own."""
+    escalations = queue("escalations")
+    CaseFactory(kind="csam", queue=escalations, status="escalated", priority=100.0)
+    spam = CaseFactory(kind="spam", queue=escalations, status="escalated", priority=1.0)
+    uncleared = make_user("s4", "senior,moderator")
+    with CaptureQueriesContext(connection) as ctx:
+        assignment = queue_claim(reviewer=uncleared, queue_slug="escalations")
+    assert assignment.case_id == spam.pk
+    statements = [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 2, statements
 
 
 def test_escalated_cases_come_before_open_ones_in_a_queue(senior):

@@ -4,6 +4,7 @@ one visibility mechanism, one campaign decision, one broker breaker."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from appeals.services import appeal_claim
@@ -11,7 +12,8 @@ from casework import events
 from casework import services as casework_services
 from casework.models import Campaign, Case, CaseEvent, Queue
 from docket import queueing
-from policies.models import ThreatClass
+from docket.visibility import access_change_allowed
+from policies.models import ThreatClass, class_visible, class_visible_sql, visible_classes_q
 from reviews.models import Assignment, Decision
 from reviews.services import (
     Clearance,
@@ -232,6 +234,27 @@ def test_visible_to_per_model_follows_the_clearance(make_user):
     campaign = Campaign.objects.create(threat_class=csam, size=0, detected_at=timezone.now())
     assert not Campaign.objects.visible_to(plain).filter(pk=campaign.pk).exists()
     assert Campaign.objects.visible_to(cleared).filter(pk=campaign.pk).exists()
+
+
+@pytest.mark.parametrize("clearances", [[], ["csam"], ["csam", "cib"], ["no-such-class"]])
+def test_the_visibility_rule_reads_the_same_as_a_queryset_a_row_check_and_sql(clearances):
+    """``visible_classes_q`` (querysets), ``class_visible`` (a row already read) and ``class_visible_sql``
+    (a hand-written statement: the claim) are one rule: the same classes for any clearances."""
+    with transaction.atomic(), access_change_allowed():  # a second restricted class beside csam
+        ThreatClass.objects.filter(slug="cib").update(restricted=True)
+    by_queryset = set(ThreatClass.objects.filter(visible_classes_q(clearances)).values_list("id", flat=True))
+    by_row = {
+        c.pk
+        for c in ThreatClass.objects.all()
+        if class_visible(restricted=c.restricted, slug=c.slug, clearances=clearances)
+    }
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT tc.id FROM policies_threatclass tc WHERE {class_visible_sql('tc', '%s::text[]')}", [clearances]
+        )
+        by_sql = {row[0] for row in cur.fetchall()}
+    assert by_queryset == by_row == by_sql
+    assert ThreatClass.objects.filter(restricted=True).exclude(pk__in=by_sql).exists() == ("cib" not in clearances)
 
 
 # --- one campaign decision -------------------------------------------------------------------------
