@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import common
+from bench.schedstat import cpu_ns
 
 import psycopg
 from django.db import connection
@@ -192,11 +193,8 @@ def _bare_rows(items):
 
 def _backend_cpu_ms(pid):
     """CPU milliseconds a PostgreSQL backend has run (its scheduler time); None when the server is elsewhere."""
-    try:
-        with open(f"/proc/{pid}/schedstat") as f:
-            return int(f.read().split()[0]) / 1e6
-    except (OSError, ValueError, IndexError):
-        return None
+    ns = cpu_ns(pid)
+    return None if ns is None else ns / 1e6
 
 
 def _cpu_delta(before, after):

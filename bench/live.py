@@ -21,8 +21,9 @@ then waits a random part of it before its first claim, so the reviewers'
 rounds are spread as a working team's are, not fired at one instant.
 Printed: claim p50/p99 (also apart for the claims that overlapped the
 synchronous ``docket_tick``, and the slowest five with their moment),
-decision p99, both also as the server timed them (its wall time and its
-thread's CPU, ``bench.gunicorn_hooks``), intake batch p99 and the rate achieved,
+decision p99, both also as the server timed them (its wall time, and for the
+slowest 1% where it went: the thread's and its PostgreSQL backend's CPU and
+waits for a core, ``bench.gunicorn_hooks``), intake batch p99 and the rate achieved,
 the longest lock wait seen (and what waited), claims answered 204 while
 claimable cases existed (must be 0: each 204 is checked at once, on a
 connection of its own, for an open case of the queue), each reviewer's rate
@@ -251,14 +252,28 @@ def _caught_up(cur, limit=120.0):
     return None
 
 
-def _server_side(web_workers, kind) -> str:
-    """The server's own timing of one kind of request (``bench.gunicorn_hooks``), all workers together."""
+def _server_side(web_workers, kind) -> dict:
+    """The server's own timing of one kind of request (``bench.gunicorn_hooks``), all workers together: wall
+    p50 / p99, and where the time of the slowest 1% went (means over the requests at or above the p99)."""
     timed = [x for w in web_workers for x in w.get("timed", {}).get(kind, [])]
     if not timed:
-        return "-"
-    walls, cpus = [w for w, _ in timed], [c for _, c in timed]
-    wall, cpu = (f"{common.pct(xs, 50):.1f} / {common.pct(xs, 99):.1f}" for xs in (walls, cpus))
-    return f"{wall}; {cpu}"
+        return {}
+    walls = [t[0] for t in timed]
+    p99 = common.pct(walls, 99)
+    tail = [t for t in timed if t[0] >= p99 and None not in t]
+
+    def mean(i):
+        return sum(t[i] for t in tail) / len(tail) if tail else float("nan")
+
+    parts = [mean(i) for i in range(5)]
+    labels = ("thread CPU", "thread waiting for a core", "PostgreSQL CPU", "PostgreSQL waiting for a core")
+    spent = ", ".join(f"{label} {value:.1f}" for label, value in zip(labels, parts[1:], strict=True))
+    return {
+        f"{kind}s timed in the server: wall p50 / p99 ms": f"{common.pct(walls, 50):.1f} / {p99:.1f}",
+        f"{kind}s timed in the server: the slowest 1%, mean ms": (
+            f"{parts[0]:.1f} = {spent}, other waits (GIL, locks, round trips) {parts[0] - sum(parts[1:]):.1f}"
+        ),
+    }
 
 
 def _work_waiting(conninfo, probe):
@@ -530,14 +545,10 @@ def main(argv=None):
             f"{len(off_tick)}; {common.pct(off_tick, 50):.1f} / {common.pct(off_tick, 99):.1f}"
         ),
         "slowest claims (when sent, from the start)": slowest,
-        "claims timed in the server: wall p50 / p99 ms; the thread's CPU p50 / p99 ms": _server_side(
-            web_workers, "claim"
-        ),
+        **_server_side(web_workers, "claim"),
         "decisions": len(decisions),
         "decision p99 ms": round(common.pct(decisions, 99), 1),
-        "decisions timed in the server: wall p50 / p99 ms; the thread's CPU p50 / p99 ms": _server_side(
-            web_workers, "decision"
-        ),
+        **_server_side(web_workers, "decision"),
         "rounds (claim + decision) per reviewer per second, mean (min-max)": (
             f"{sum(rates) / max(len(rates), 1):.2f} ({rates[0]:.2f}-{rates[-1]:.2f})" if rates else "-"
         ),

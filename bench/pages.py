@@ -38,6 +38,7 @@ import time
 from collections import defaultdict
 
 from bench import common
+from bench.schedstat import cpu_ns
 
 import psycopg
 from django.db import connection
@@ -165,15 +166,6 @@ def _bucket(filename):
     return "Python other"  # stdlib, other packages
 
 
-def _backend_cpu_ns(pid):
-    """CPU time the PostgreSQL backend ``pid`` has used, in ns (``/proc/<pid>/schedstat``); None when unreadable."""
-    try:
-        with open(f"/proc/{pid}/schedstat") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class _Meter:
     """Requests measured one at a time: queries, their time, the backend's CPU and this process's CPU."""
 
@@ -205,7 +197,7 @@ class _Meter:
                 statements.append(time.perf_counter() - started)
 
         with connection.execute_wrapper(timed):
-            pg0, cpu0, wall0, gc0 = _backend_cpu_ns(pid), time.process_time(), time.perf_counter(), self._gc[0]
+            pg0, cpu0, wall0, gc0 = cpu_ns(pid), time.process_time(), time.perf_counter(), self._gc[0]
             if profile:  # a collection would land on whatever line allocated: its time is the GC column's
                 gc.disable()
                 profile.enable()
@@ -214,7 +206,7 @@ class _Meter:
                 profile.disable()
                 gc.enable()
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-            pg1 = _backend_cpu_ns(pid)
+            pg1 = cpu_ns(pid)
         if response.status_code >= 400:
             raise SystemExit(f"{page} answered {response.status_code}: {response.content[:300]!r}")
         if profile:
