@@ -41,23 +41,33 @@ from casework import priority
 JOB_PERIOD_SECONDS = 15
 
 
+# Each batch of the job is one call of these (its own transaction): the due, reporters' and marks' batches,
+# and the full re-rank's.
+_BATCHES = ("_batch_rerank", "_refresh")
+
+
 def _timed_batches(fn):
-    """Run ``fn`` with ``casework.priority._refresh`` timed per batch; returns (result, batch milliseconds)."""
-    original = priority._refresh
+    """Run ``fn`` with each batch of ``casework.priority`` (``_BATCHES``) timed; returns (result, batch ms)."""
+    originals = {name: getattr(priority, name) for name in _BATCHES}
     times = []
 
-    def timed(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            times.append((time.perf_counter() - started) * 1000)
+    def timing(original):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                times.append((time.perf_counter() - started) * 1000)
 
-    priority._refresh = timed
+        return timed
+
+    for name, original in originals.items():
+        setattr(priority, name, timing(original))
     try:
         return fn(), times
     finally:
-        priority._refresh = original
+        for name, original in originals.items():
+            setattr(priority, name, original)
 
 
 _ROWS_WRITTEN_SQL = "SELECT pg_stat_get_xact_tuples_updated('casework_case'::regclass)"
