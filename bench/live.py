@@ -20,7 +20,8 @@ state); the clock starts once all have, and with think time each reviewer
 then waits a random part of it before its first claim, so the reviewers'
 rounds are spread as a working team's are, not fired at one instant.
 Printed: claim p50/p99 (also apart for the claims that overlapped the
-synchronous ``docket_tick``, and the slowest five with their moment),
+synchronous ``docket_tick``, and for those that overlapped a run of the
+re-ranking job on the beat, and the slowest five with their moment),
 decision p99, both also as the server timed them (its wall time, and for the
 slowest 1% where it went: the thread's and its PostgreSQL backend's CPU and
 waits for a core, ``bench.gunicorn_hooks``), intake batch p99 and the rate achieved,
@@ -98,21 +99,29 @@ def _start_worker(redis_db, log_file):
     )
 
 
-_JOB_LINE = re.compile(r"periodic job (\S+) done in (\d+) ms: (.*)$")
+_JOB_LINE = re.compile(r"^\[([\d-]+ [\d:]+),(\d+):.*periodic job (\S+) done in (\d+) ms: (.*)$")
 
 
 def _job_runs(log_file):
-    """(job, ms, result) of every periodic job the worker ran, from its log (``docket.periodic``)."""
+    """(job, ms, result, (start, end) in epoch seconds) of every periodic job the worker ran, from its log
+    (``docket.periodic``: the line is written when the run ends, stamped in this machine's local time)."""
     runs = []
     try:
         with open(log_file) as f:
             for line in f:
                 m = _JOB_LINE.search(line.strip())
                 if m:
-                    runs.append((m.group(1).rsplit(".", 1)[-1], int(m.group(2)), m.group(3)[:80]))
+                    ended = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
+                    ms = int(m.group(4))
+                    runs.append((m.group(3).rsplit(".", 1)[-1], ms, m.group(5)[:80], (ended - ms / 1000, ended)))
     except OSError:
         pass
     return runs
+
+
+def _overlapping(timed, windows):
+    """The times (ms) of the requests ``(sent at, ms)`` that overlapped any ``(start, end)`` window."""
+    return [ms for at, ms in timed if any(at < end and at + ms / 1000 > start for start, end in windows)]
 
 
 # Every lock wait in the bench database, with what waits and what holds it: the holder's current
@@ -456,7 +465,7 @@ def main(argv=None):
             t.start()
         time.sleep(5)  # the worker and beat up
         ready.wait(120)  # every reviewer through its untimed first round: the clock starts
-        load_before, started = os.getloadavg(), time.perf_counter()
+        load_before, started, started_epoch = os.getloadavg(), time.perf_counter(), time.time()
         busy_before = _machine_busy_seconds()
         web_before = sum(_tree_cpu_seconds(s.pid) for s in servers)
         client_before = time.process_time()
@@ -510,9 +519,16 @@ def main(argv=None):
     claims = [ms for _, ms in timed_claims]
     # A claim overlapping the synchronous docket_tick (every periodic job at once, a moment the beat
     # never makes) apart from the rest: where the slow claims fall says where their time goes.
-    during_tick, off_tick = [], []
-    for at, ms in timed_claims:
-        (during_tick if at < tick_window[1] and at + ms / 1000 > tick_window[0] else off_tick).append(ms)
+    during_tick = _overlapping(timed_claims, [tick_window])
+    off_tick = [ms for at, ms in timed_claims if not _overlapping([(at, ms)], [tick_window])]
+    # The same for the re-ranking job's runs on the beat (the worker's clock, mapped onto this one's).
+    job_runs = _job_runs(log_file)
+    reranks = [
+        (start - started_epoch + started, end - started_epoch + started)
+        for job, _, _, (start, end) in job_runs
+        if job == "reprioritise_open_cases"
+    ]
+    during_rerank = _overlapping(timed_claims, reranks)
     slowest = ", ".join(
         f"{ms:,.0f} ms at {at - started:.1f} s" for at, ms in sorted(timed_claims, key=lambda c: -c[1])[:5]
     )
@@ -543,6 +559,10 @@ def main(argv=None):
         "claims overlapping docket_tick; their p99 ms": f"{len(during_tick)}; {common.pct(during_tick, 99):.1f}",
         "claims outside it; their p50 / p99 ms": (
             f"{len(off_tick)}; {common.pct(off_tick, 50):.1f} / {common.pct(off_tick, 99):.1f}"
+        ),
+        "claims overlapping a run of the re-ranking job (beat); their p99 ms": (
+            f"{len(during_rerank)} of {len(claims)} ({len(reranks)} runs, "
+            f"{sum(e - s for s, e in reranks):.1f} s); {common.pct(during_rerank, 99):.1f}"
         ),
         "slowest claims (when sent, from the start)": slowest,
         **_server_side(web_workers, "claim"),
@@ -597,7 +617,7 @@ def main(argv=None):
     for seconds, locktype, relation, query, blockers in waits[:5]:
         print(f"  lock wait {seconds * 1000:,.0f} ms on {locktype} {relation or ''}: {query}")
         print(f"      held by: {blockers or '(gone)'}")
-    for job, ms, result in sorted(_job_runs(log_file), key=lambda r: -r[1])[:12]:
+    for job, ms, result, _ in sorted(job_runs, key=lambda r: -r[1])[:12]:
         print(f"  periodic job {job}: {ms:,} ms -> {result}")
     for e in errors[:5]:
         print("  error:", e)
