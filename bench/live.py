@@ -25,7 +25,9 @@ re-ranking job on the beat, and the slowest five with their moment),
 decision p99, both also as the server timed them (its wall time, and for the
 slowest 1% where it went: the thread's and its PostgreSQL backend's CPU and
 waits for a core, ``bench.gunicorn_hooks``), intake batch p99 and the rate achieved,
-the longest lock wait seen (and what waited), claims answered 204 while
+the longest lock wait seen (and what waited; intake batches queued for a slot
+of the intake gate, ``DOCKET_INTAKE_CONCURRENCY``, are counted apart: they wait
+by design, on no row), claims answered 204 while
 claimable cases existed (must be 0: each 204 is checked at once, on a
 connection of its own, for an open case of the queue), each reviewer's rate
 and the CPU the bench's processes used (per round of claim and decision),
@@ -74,6 +76,7 @@ import requests
 from django.db import connection
 
 from casework.hygiene import source_confirm
+from casework.intake.store import GATE_LOCK
 from casework.models import ACTIVE_STATUSES_SQL, Signal
 from docket.accounts import token_for
 from policies.models import SignalSource
@@ -128,14 +131,18 @@ def _overlapping(timed, windows):
 # statement, its state and how long its transaction has been open (a holder idle in transaction, or
 # one blocked at COMMIT on a foreign-key check, shows here as itself, not only through its waiter).
 _WAITS_SQL = """
-SELECT l.pid, extract(epoch FROM clock_timestamp() - l.waitstart), l.locktype, l.relation::regclass::text,
+SELECT l.pid, extract(epoch FROM clock_timestamp() - l.waitstart),
+       -- a batch queued for a slot of the intake gate (casework.intake.store) waits by design, on no row
+       CASE WHEN l.locktype = 'advisory' AND l.classid = %(gate)s AND l.objsubid = 2 THEN 'intake gate'
+            ELSE l.locktype END,
+       l.relation::regclass::text,
        left(a.query, 100),
-       (SELECT string_agg(format('pid %s %s %s s into its transaction: %s', b.pid, b.state,
+       (SELECT string_agg(format('pid %%s %%s %%s s into its transaction: %%s', b.pid, b.state,
                                  round(extract(epoch FROM clock_timestamp() - b.xact_start)::numeric, 1),
                                  left(b.query, 100)), ' | ')
           FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(l.pid))),
        -- the row waited for: a row-lock waiter holds the tuple lock of the row it queues for
-       (SELECT string_agg(format('%s (%s,%s)', t.relation::regclass, t.page, t.tuple), ', ')
+       (SELECT string_agg(format('%%s (%%s,%%s)', t.relation::regclass, t.page, t.tuple), ', ')
           FROM pg_locks t WHERE t.pid = l.pid AND t.locktype = 'tuple' AND t.granted)
   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
  WHERE NOT l.granted AND a.datname = current_database() AND l.waitstart IS NOT NULL
@@ -185,7 +192,9 @@ def _sampler(stop, out):
     backends = {}  # pid -> (CPU seconds when first seen, last seen)
     ticks = 0
     while not stop.is_set():
-        for pid, seconds, locktype, relation, query, blockers, row in conn.execute(_WAITS_SQL).fetchall():
+        for pid, seconds, locktype, relation, query, blockers, row in conn.execute(
+            _WAITS_SQL, {"gate": GATE_LOCK}
+        ).fetchall():
             key = (pid, locktype, relation, query)
             if seconds and seconds > waits.get(key, (0.0,))[0]:
                 waits[key] = (
@@ -539,7 +548,9 @@ def main(argv=None):
     batches = [x for r in intaken for x in r["batches"]]
     sent = sum(r["sent"] for r in intaken)
     errors = [e for r in reviewed + intaken for e in r["errors"]]
-    waits = samples.get("waits", [])
+    all_waits = samples.get("waits", [])
+    waits = [w for w in all_waits if w[1] != "intake gate"]
+    gate_waits = [w[0] * 1000 for w in all_waits if w[1] == "intake gate"]
     longest = waits[0] if waits else (0.0, "", "", "", "")
     backend_cpu = samples.get("backend_cpu_seconds", 0.0)
     spam = SignalSource.objects.get(slug="spam-classifier")
@@ -581,6 +592,10 @@ def main(argv=None):
         "longest lock wait on": f"{longest[1]} {longest[2] or ''}: {longest[3]}".strip(),
         "longest lock wait held by": longest[4],
         "lock waits over 200 ms": sum(1 for w in waits if w[0] > 0.2),
+        "intake batches queued at the gate (not a lock on data), longest ms": (
+            f"{len(gate_waits)}, {max(gate_waits, default=0):.1f} (DOCKET_INTAKE_CONCURRENCY"
+            f" {os.environ.get('DOCKET_INTAKE_CONCURRENCY', 'default')})"
+        ),
         "claims answered 204 while claimable work existed (checked at each 204)": empty_with_work,
         "claims answered 204 in all": empty if claimable else f"{empty} (queue empty at the end)",
         "open cases left in the queue": claimable,

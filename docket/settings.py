@@ -316,6 +316,8 @@ DOCKET = {
     "CAMPAIGN_MIN_SIZE": env_int("DOCKET_CAMPAIGN_MIN_SIZE", 5),
     "CAMPAIGN_MAX_VALUE_SHARE": env_int("DOCKET_CAMPAIGN_MAX_VALUE_SHARE", 200),
     "INTAKE_MAX_BATCH": 1000,
+    # Intake batches that write at once (``casework.intake.store``); the rest wait their turn. 0: no limit.
+    "INTAKE_CONCURRENCY": env_int("DOCKET_INTAKE_CONCURRENCY", 1),
     "METRICS_CACHE_SECONDS": env_int("DOCKET_METRICS_CACHE_SECONDS", 30),
     "RETENTION_DAYS": env_int("DOCKET_RETENTION_DAYS", 365),
     "APPEAL_CLAIM_HOURS": env_int("DOCKET_APPEAL_CLAIM_HOURS", 24),

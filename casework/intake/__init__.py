@@ -7,6 +7,8 @@ statements) and ``fold`` (signals into cases; the public fold API hygiene uses t
 ``docket_demo`` call it. A batch is validated whole before anything is written,
 then stored in a few set-based statements (not a statement per signal):
 
+0. take a slot of the intake gate (``INTAKE_CONCURRENCY`` batches write at once, the rest wait
+   their turn, so a flood never takes every core from the reviewers);
 1. claim the batch's ``(source, external_id)`` keys (transaction-scoped advisory locks, so a
    concurrent duplicate waits and then writes nothing of its payload) and look up which are
    already stored (repeats answer the stored result);

@@ -121,6 +121,34 @@ def _stored(keys):
     return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
 
 
+# The intake gate's advisory locks: the two-key form (this namespace, a slot), apart from the one-key
+# locks of the signal keys.
+GATE_LOCK = 0x646B7467
+
+
+def _gate_enter():
+    """Take one of ``INTAKE_CONCURRENCY`` slots for this transaction, waiting for one if every slot is taken.
+
+    A flood's batches then write at most that many at once: each batch is a
+    transaction that keeps a core busy (its Python, then its PostgreSQL
+    backend) for tens of milliseconds, and batches let in together would take
+    every core of a small machine from the reviewers' claims and decisions,
+    which wait for a core, not a lock. Batches beyond the limit queue here,
+    holding nothing (the slot is the transaction's first lock), and the
+    throughput stays what the slots can write. A free slot is taken at once;
+    with every slot taken the batch queues for one picked at random.
+    """
+    slots = setting("INTAKE_CONCURRENCY")
+    if slots <= 0:
+        return
+    if slots > 1 and fetch(
+        "SELECT s FROM generate_series(0, %s - 1) s WHERE pg_try_advisory_xact_lock(%s, s) LIMIT 1",
+        [slots, GATE_LOCK],
+    ):
+        return
+    fetch("SELECT pg_advisory_xact_lock(%s, %s)", [GATE_LOCK, random.randrange(slots)])
+
+
 def _key_lock_id(key) -> int:
     """A stable signed 64-bit advisory lock id for a ``(source_id, external_id)`` key."""
     source_id, external_id = key
@@ -152,6 +180,7 @@ def _store(items, *, ref, actor, now):
             if hit is not None:
                 results[item.index] = _result(hit[0], item.external_id, hit[1], hit[2])
 
+    _gate_enter()
     # Claim the keys before writing anything for them: a concurrent request carrying the same
     # signal waits here until this one commits, then finds it stored and writes nothing of its own
     # payload (no subject, attribute or reporter from a discarded duplicate).

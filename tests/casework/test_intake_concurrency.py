@@ -1,9 +1,11 @@
 """Intake under concurrent requests, on real concurrent PostgreSQL connections."""
 
 import threading
+import time
+from contextlib import contextmanager
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from casework.intake import signals_ingest, store
 from casework.models import Case, CaseEvent, Reporter, Signal, Subject, SubjectAttribute
@@ -11,7 +13,7 @@ from docket import queueing
 from policies.models import Threshold
 from reviews.models import Decision
 from tests.factories import CaseFactory, SourceFactory, threat_class
-from tests.support import run_threads
+from tests.support import lock_timeout, run_threads, second_connection
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -19,6 +21,13 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
     monkeypatch.setattr(queueing, "_publish", lambda task, args, what: None)
+
+
+@pytest.fixture(autouse=True)
+def gate_open(settings):
+    """The batches here overlap, as they do with the intake gate off or wider than the batches in flight
+    (the gate's own tests set it)."""
+    settings.DOCKET = {**settings.DOCKET, "INTAKE_CONCURRENCY": 0}
 
 
 def run_together(jobs):
@@ -143,3 +152,102 @@ def test_a_case_opened_while_a_batch_folds_is_joined_and_automation_leaves_it_to
     assert (case.status, case.signal_count) == ("in_review", 1)
     assert Case.objects.count() == 2 and Decision.objects.count() == 0
     assert list(case.events.values_list("kind", flat=True)) == ["signals_added"]
+
+
+# --- the intake gate: INTAKE_CONCURRENCY batches write at once ---------------------------------------
+
+
+@contextmanager
+def _batch_in_flight(platform, n):
+    """A batch of intake written on a connection of its own, its transaction held open for the block."""
+    written, release, errors = threading.Event(), threading.Event(), []
+
+    def ingest():
+        try:
+            with transaction.atomic():
+                signals_ingest(items=[report(n, f"u-{n}")], actor=platform)
+                written.set()
+                release.wait(20)
+        except Exception as e:  # surfaced below
+            errors.append(e)
+        finally:
+            written.set()
+            connection.close()
+
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    written.wait(20)
+    try:
+        assert errors == []
+        yield
+    finally:
+        release.set()
+        thread.join(20)
+    assert errors == []
+
+
+def _gate_waiters(pid):
+    with second_connection(autocommit=True) as other:
+        return other.execute(
+            "SELECT count(*) FROM pg_locks WHERE pid = %s AND locktype = 'advisory' AND NOT granted"
+            " AND classid = %s AND objsubid = 2",
+            [pid, store.GATE_LOCK],
+        ).fetchone()[0]
+
+
+def _ingest_waiting_at_the_gate(platform, n):
+    """Start a batch on a connection of its own; return its thread and result once it waits at the gate."""
+    out = {}
+
+    def ingest():
+        connection.ensure_connection()
+        out["pid"] = connection.connection.info.backend_pid
+        try:
+            out["result"] = signals_ingest(items=[report(n, f"u-{n}")], actor=platform)
+        except Exception as e:  # surfaced by the caller's assertion
+            out["result"] = e
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not ("pid" in out and _gate_waiters(out["pid"])):
+        time.sleep(0.05)
+    assert "pid" in out and _gate_waiters(out["pid"]) == 1, "the batch did not queue at the gate"
+    return thread, out
+
+
+def test_with_one_slot_a_batch_waits_at_the_gate_for_the_batch_in_flight_then_writes(platform, settings):
+    settings.DOCKET = {**settings.DOCKET, "INTAKE_CONCURRENCY": 1}
+    with _batch_in_flight(platform, 1):
+        thread, out = _ingest_waiting_at_the_gate(platform, 2)
+        time.sleep(0.3)
+        assert thread.is_alive() and "result" not in out  # still waiting while the other batch writes
+    thread.join(10)
+
+    assert out["result"].created == 1
+    assert set(Signal.objects.values_list("external_id", flat=True)) == {"r-1", "r-2"}
+    assert Case.objects.count() == 2
+
+
+def test_a_free_slot_is_taken_at_once_and_with_every_slot_taken_a_batch_queues(platform, settings):
+    settings.DOCKET = {**settings.DOCKET, "INTAKE_CONCURRENCY": 2}
+    with _batch_in_flight(platform, 1):
+        with lock_timeout("2s"):  # a wait at the gate would fail here, not hang
+            for n in range(2, 6):  # each takes the free slot (never queues for one picked at random)
+                assert signals_ingest(items=[report(n, f"u-{n}")], actor=platform).created == 1
+        with _batch_in_flight(platform, 6):
+            thread, out = _ingest_waiting_at_the_gate(platform, 7)
+    thread.join(10)
+
+    assert out["result"].created == 1
+    assert Signal.objects.count() == 7
+
+
+def test_concurrency_0_lets_every_batch_write_at_once(platform, settings):
+    settings.DOCKET = {**settings.DOCKET, "INTAKE_CONCURRENCY": 1}
+    with _batch_in_flight(platform, 1):
+        settings.DOCKET = {**settings.DOCKET, "INTAKE_CONCURRENCY": 0}
+        with lock_timeout("2s"):
+            assert signals_ingest(items=[report(2, "u-2")], actor=platform).created == 1
