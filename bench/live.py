@@ -79,6 +79,7 @@ from casework.hygiene import source_confirm
 from casework.intake.store import GATE_LOCK
 from casework.models import ACTIVE_STATUSES_SQL, Signal
 from docket.accounts import token_for
+from docket.conf import setting
 from policies.models import SignalSource
 from reviews.accounts import user_upsert
 
@@ -593,8 +594,7 @@ def main(argv=None):
         "longest lock wait held by": longest[4],
         "lock waits over 200 ms": sum(1 for w in waits if w[0] > 0.2),
         "intake batches queued at the gate (not a lock on data), longest ms": (
-            f"{len(gate_waits)}, {max(gate_waits, default=0):.1f} (DOCKET_INTAKE_CONCURRENCY"
-            f" {os.environ.get('DOCKET_INTAKE_CONCURRENCY', 'default')})"
+            f"{len(gate_waits)}, {max(gate_waits, default=0):.1f} (INTAKE_CONCURRENCY {setting('INTAKE_CONCURRENCY')})"
         ),
         "claims answered 204 while claimable work existed (checked at each 204)": empty_with_work,
         "claims answered 204 in all": empty if claimable else f"{empty} (queue empty at the end)",
